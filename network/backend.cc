@@ -1,0 +1,33 @@
+#include "network/backend.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace crib::network {
+namespace {
+
+// Stands in for a backend whose issue has not landed yet, and says so in Status, so that
+// kubelet never takes the node for network-ready.
+class MissingBackend final : public NetworkBackend {
+ public:
+  explicit MissingBackend(absl::string_view name) : name_(name) {}
+
+  absl::string_view Name() const override { return name_; }
+
+  Readiness Status() const override {
+    return Readiness{false, "NetworkBackendNotImplemented",
+                     absl::StrCat("the ", name_,
+                                  " network backend is not implemented in this build of crib, "
+                                  "so no pod network can be set up")};
+  }
+
+ private:
+  std::string name_;
+};
+
+}  // namespace
+
+std::unique_ptr<NetworkBackend> MakeNetworkBackend(const Config& config) {
+  return std::make_unique<MissingBackend>(NetworkBackendName(config.network.backend));
+}
+
+}  // namespace crib::network

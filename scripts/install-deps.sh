@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what crib needs to build, run and test on Debian 12, from Debian's own packages.
+set -euo pipefail
+
+packages=(
+  # build
+  build-essential cmake ninja-build pkg-config git
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
+  libspdlog-dev libfmt-dev libtomlplusplus-dev libsqlite3-dev nlohmann-json3-dev
+  libnl-3-dev libnl-route-3-dev libseccomp-dev libcap-dev libcurl4-openssl-dev libarchive-dev
+  libssl-dev libnftables-dev libzstd-dev zlib1g-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  # run
+  iproute2 nftables
+  # test: a real registry, test image content, real CNI plugins, the cri-compat check
+  docker-registry busybox-static containernetworking-plugins python3 sqlite3
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

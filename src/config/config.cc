@@ -1,0 +1,230 @@
+#include "config/config.h"
+
+#include <sys/un.h>
+
+#include <functional>
+#include <map>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "common/errors.h"
+#include "common/files.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "nlohmann/json.hpp"
+#include "toml++/toml.h"
+
+namespace crib {
+namespace {
+
+// Each key's parser takes the TOML node and sets the field, or says what is wrong with the
+// value; the caller adds the file, key and line.
+using KeySetter = std::function<absl::Status(const toml::node&, Config&)>;
+
+absl::string_view TypeName(const toml::node& node) {
+  switch (node.type()) {
+    case toml::node_type::table:
+      return "a table";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a float";
+    case toml::node_type::boolean:
+      return "a boolean";
+    default:
+      return "a date or time";
+  }
+}
+
+absl::StatusOr<std::string> AsString(const toml::node& node) {
+  if (const auto* s = node.as_string()) return s->get();
+  return absl::InvalidArgumentError(absl::StrCat("want a string, got ", TypeName(node)));
+}
+
+KeySetter StringKey(std::string Config::*field) {
+  return [field](const toml::node& node, Config& config) -> absl::Status {
+    ASSIGN_OR_RETURN(config.*field, AsString(node));
+    return absl::OkStatus();
+  };
+}
+
+absl::StatusOr<CgroupDriver> ParseCgroupDriver(absl::string_view name) {
+  if (name == "cgroupfs") return CgroupDriver::kCgroupfs;
+  if (name == "systemd") return CgroupDriver::kSystemd;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown cgroup driver \"", name, "\" (want cgroupfs or systemd)"));
+}
+
+absl::StatusOr<NetworkBackendKind> ParseNetworkBackend(absl::string_view name) {
+  if (name == "bridge") return NetworkBackendKind::kBridge;
+  if (name == "cni") return NetworkBackendKind::kCni;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown network backend \"", name, "\" (want bridge or cni)"));
+}
+
+const std::map<std::string, KeySetter, std::less<>>& TopLevelKeys() {
+  static const auto* keys = new std::map<std::string, KeySetter, std::less<>>{
+      {"socket", StringKey(&Config::socket)},
+      {"root_dir", StringKey(&Config::root_dir)},
+      {"state_dir", StringKey(&Config::state_dir)},
+      {"log_level", StringKey(&Config::log_level)},
+      {"helper_dir", StringKey(&Config::helper_dir)},
+      {"cgroup_driver",
+       [](const toml::node& node, Config& config) -> absl::Status {
+         ASSIGN_OR_RETURN(std::string name, AsString(node));
+         ASSIGN_OR_RETURN(config.cgroup_driver, ParseCgroupDriver(name));
+         return absl::OkStatus();
+       }},
+      {"shutdown_timeout",
+       [](const toml::node& node, Config& config) -> absl::Status {
+         ASSIGN_OR_RETURN(std::string text, AsString(node));
+         absl::Duration d;
+         if (!absl::ParseDuration(text, &d) || d < absl::ZeroDuration()) {
+           return absl::InvalidArgumentError(
+               absl::StrCat("bad duration \"", text, "\" (want e.g. \"10s\" or \"1m30s\")"));
+         }
+         config.shutdown_timeout = d;
+         return absl::OkStatus();
+       }},
+  };
+  return *keys;
+}
+
+const std::map<std::string, KeySetter, std::less<>>& NetworkKeys() {
+  static const auto* keys = new std::map<std::string, KeySetter, std::less<>>{
+      {"backend",
+       [](const toml::node& node, Config& config) -> absl::Status {
+         ASSIGN_OR_RETURN(std::string name, AsString(node));
+         ASSIGN_OR_RETURN(config.network.backend, ParseNetworkBackend(name));
+         return absl::OkStatus();
+       }},
+  };
+  return *keys;
+}
+
+absl::Status KeyError(absl::string_view source, absl::string_view key, const toml::node& node,
+                      absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat("config ", source, ": key ", key, " (line ",
+                                                 node.source().begin.line, "): ", what));
+}
+
+absl::Status ApplyKey(absl::string_view source, absl::string_view prefix, absl::string_view key,
+                      const toml::node& node,
+                      const std::map<std::string, KeySetter, std::less<>>& keys, Config& config) {
+  const std::string name = absl::StrCat(prefix, key);
+  auto it = keys.find(key);
+  if (it == keys.end()) return KeyError(source, name, node, "unknown key");
+  if (absl::Status s = it->second(node, config); !s.ok()) {
+    return KeyError(source, name, node, s.message());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckAbsolute(absl::string_view key, const std::string& path) {
+  if (path.empty() || path[0] != '/') {
+    return absl::InvalidArgumentError(
+        absl::StrCat("key ", key, ": \"", path, "\" is not an absolute path"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::string_view CgroupDriverName(CgroupDriver driver) {
+  return driver == CgroupDriver::kSystemd ? "systemd" : "cgroupfs";
+}
+
+absl::string_view NetworkBackendName(NetworkBackendKind kind) {
+  return kind == NetworkBackendKind::kCni ? "cni" : "bridge";
+}
+
+absl::StatusOr<Config> ParseConfig(absl::string_view text, absl::string_view source) {
+  toml::table root;
+  try {
+    root = toml::parse(std::string_view(text.data(), text.size()),
+                       std::string_view(source.data(), source.size()));
+  } catch (const toml::parse_error& e) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "config ", source, " (line ", e.source().begin.line, "): ", std::string(e.description())));
+  }
+  Config config;
+  for (const auto& [toml_key, node] : root) {
+    const absl::string_view key(toml_key.str().data(), toml_key.str().size());
+    if (key != "network") {
+      RETURN_IF_ERROR(ApplyKey(source, "", key, node, TopLevelKeys(), config));
+      continue;
+    }
+    const toml::table* network = node.as_table();
+    if (network == nullptr) {
+      return KeyError(source, "network", node, absl::StrCat("want a table, got ", TypeName(node)));
+    }
+    for (const auto& [network_key, network_node] : *network) {
+      RETURN_IF_ERROR(ApplyKey(
+          source, "network.", absl::string_view(network_key.str().data(), network_key.str().size()),
+          network_node, NetworkKeys(), config));
+    }
+  }
+  if (absl::Status s = ValidateConfig(config); !s.ok()) {
+    return Annotate(s, absl::StrCat("config ", source));
+  }
+  return config;
+}
+
+absl::StatusOr<Config> LoadConfig(const std::string& path, bool must_exist) {
+  absl::StatusOr<std::string> text = ReadFile(path);
+  if (!text.ok()) {
+    if (absl::IsNotFound(text.status()) && !must_exist) return Config{};
+    return text.status();
+  }
+  return ParseConfig(*text, path);
+}
+
+absl::Status ApplyOverrides(const ConfigOverrides& overrides, Config& config) {
+  if (overrides.socket) config.socket = *overrides.socket;
+  if (overrides.root_dir) config.root_dir = *overrides.root_dir;
+  if (overrides.state_dir) config.state_dir = *overrides.state_dir;
+  if (overrides.log_level) config.log_level = *overrides.log_level;
+  if (overrides.cgroup_driver) {
+    absl::StatusOr<CgroupDriver> driver = ParseCgroupDriver(*overrides.cgroup_driver);
+    if (!driver.ok()) return Annotate(driver.status(), "flag --cgroup-driver");
+    config.cgroup_driver = *driver;
+  }
+  return ValidateConfig(config);
+}
+
+absl::Status ValidateConfig(const Config& config) {
+  RETURN_IF_ERROR(CheckAbsolute("socket", config.socket));
+  // sun_path holds the path and its terminating NUL.
+  if (config.socket.size() >= sizeof(sockaddr_un{}.sun_path)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("key socket: \"", config.socket, "\" is longer than the ",
+                     sizeof(sockaddr_un{}.sun_path) - 1, " bytes a unix socket path may have"));
+  }
+  RETURN_IF_ERROR(CheckAbsolute("root_dir", config.root_dir));
+  RETURN_IF_ERROR(CheckAbsolute("state_dir", config.state_dir));
+  if (!config.helper_dir.empty()) RETURN_IF_ERROR(CheckAbsolute("helper_dir", config.helper_dir));
+  if (absl::Status s = ParseLogLevel(config.log_level).status(); !s.ok()) {
+    return Annotate(s, "key log_level");
+  }
+  return absl::OkStatus();
+}
+
+std::string ConfigToJson(const Config& config) {
+  nlohmann::json j = {
+      {"socket", config.socket},
+      {"root_dir", config.root_dir},
+      {"state_dir", config.state_dir},
+      {"log_level", config.log_level},
+      {"cgroup_driver", CgroupDriverName(config.cgroup_driver)},
+      {"shutdown_timeout", absl::FormatDuration(config.shutdown_timeout)},
+      {"helper_dir", config.helper_dir},
+      {"network", {{"backend", NetworkBackendName(config.network.backend)}}},
+  };
+  return j.dump();
+}
+
+}  // namespace crib

@@ -1,0 +1,153 @@
+// cribd: loads the configuration, takes the instance locks, opens the store, serves the CRI
+// on its unix socket and shuts down gracefully on SIGTERM or SIGINT. A shutdown never touches
+// pods or containers: they run on without the daemon.
+#include <grpcpp/grpcpp.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/errors.h"
+#include "common/files.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "common/version.h"
+#include "config/config.h"
+#include "cribd/flags.h"
+#include "cribd/instance_lock.h"
+#include "cribd/socket_path.h"
+#include "network/backend.h"
+#include "server/interceptor.h"
+#include "server/services.h"
+#include "store/store.h"
+
+namespace crib {
+namespace {
+
+// CRI lists (ListContainers on a busy node) and image configs exceed gRPC's 4 MiB default.
+constexpr int kMaxMessageBytes = 16 << 20;
+
+absl::StatusOr<Config> LoadEffectiveConfig(const Flags& flags) {
+  ASSIGN_OR_RETURN(Config config, LoadConfig(flags.config_path, flags.config_path_given));
+  RETURN_IF_ERROR(ApplyOverrides(flags.overrides, config));
+  return config;
+}
+
+// Blocks until SIGTERM or SIGINT arrives; returns its number.
+int WaitForStopSignal(const sigset_t& signals) {
+  for (;;) {
+    int signal = 0;
+    if (::sigwait(&signals, &signal) == 0) return signal;
+  }
+}
+
+absl::Status Serve(const Config& config, const sigset_t& stop_signals) {
+  const absl::Time start = absl::Now();
+  RETURN_IF_ERROR(MakeDirs(config.root_dir, 0711));
+  RETURN_IF_ERROR(MakeDirs(config.state_dir, 0711));
+  std::vector<InstanceLock> locks;
+  for (const std::string* dir : {&config.state_dir, &config.root_dir}) {
+    ASSIGN_OR_RETURN(InstanceLock lock, InstanceLock::Acquire(*dir));
+    locks.push_back(std::move(lock));
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<store::Store> store,
+                   store::Store::Open(absl::StrCat(config.root_dir, "/metadata.db")));
+  std::unique_ptr<network::NetworkBackend> network = network::MakeNetworkBackend(config);
+
+  server::Dependencies deps{config, *network, *store};
+  server::RuntimeService runtime_service(deps);
+  server::ImageService image_service(deps);
+
+  RETURN_IF_ERROR(PrepareSocketPath(config.socket));
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(absl::StrCat("unix:", config.socket), grpc::InsecureServerCredentials());
+  builder.RegisterService(&runtime_service);
+  builder.RegisterService(&image_service);
+  builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  builder.SetMaxSendMessageSize(kMaxMessageBytes);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(server::MakeRpcLogInterceptorFactory());
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
+
+  // The socket must never be reachable by others, not even between bind and chmod.
+  const mode_t old_umask = ::umask(0117);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ::umask(old_umask);
+  if (server == nullptr) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot serve on unix socket ", config.socket, " (see the gRPC error above)"));
+  }
+  if (::chmod(config.socket.c_str(), 0660) != 0) {
+    absl::Status status = ErrnoStatus(errno, absl::StrCat("chmod 0660 ", config.socket));
+    server->Shutdown();
+    ::unlink(config.socket.c_str());
+    return status;
+  }
+  spdlog::info("cribd {} serving CRI v1 on {} (root {}, state {}, cgroup driver {}) in {}",
+               kRuntimeVersion, config.socket, config.root_dir, config.state_dir,
+               CgroupDriverName(config.cgroup_driver), absl::FormatDuration(absl::Now() - start));
+
+  const int signal = WaitForStopSignal(stop_signals);
+  spdlog::info("received {}: no new calls; in-flight calls have {} to finish",
+               absl::StrCat("SIG", ::sigabbrev_np(signal)),
+               absl::FormatDuration(config.shutdown_timeout));
+  server->Shutdown(std::chrono::system_clock::now() +
+                   absl::ToChronoMilliseconds(config.shutdown_timeout));
+  server->Wait();
+  if (::unlink(config.socket.c_str()) != 0 && errno != ENOENT) {
+    spdlog::warn("{}", ErrnoStatus(errno, absl::StrCat("remove socket ", config.socket)).message());
+  }
+  spdlog::info("cribd stopped; pods and containers keep running");
+  return absl::OkStatus();
+}
+
+int Main(int argc, char** argv) {
+  absl::StatusOr<Flags> flags = ParseFlags(argc, argv);
+  if (!flags.ok()) {
+    std::fprintf(stderr, "cribd: %s\n%s", std::string(flags.status().message()).c_str(), kUsage);
+    return 2;
+  }
+  if (flags->help) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  if (flags->print_version) {
+    std::printf("crib %s\n", kRuntimeVersion);
+    return 0;
+  }
+  if (flags->print_default_config) {
+    std::fputs(kDefaultConfigText, stdout);
+    return 0;
+  }
+  absl::StatusOr<Config> config = LoadEffectiveConfig(*flags);
+  if (!config.ok()) {
+    std::fprintf(stderr, "cribd: %s\n", std::string(config.status().message()).c_str());
+    return 1;
+  }
+  SetupLogging(*ParseLogLevel(config->log_level));
+
+  // Stop signals are taken synchronously by the main thread; they are blocked before any
+  // other thread exists so that every thread inherits the mask.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  if (absl::Status status = Serve(*config, stop_signals); !status.ok()) {
+    spdlog::error("cribd: {}", status.message());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace crib
+
+int main(int argc, char** argv) { return crib::Main(argc, argv); }

@@ -1,0 +1,67 @@
+#include "runtime/readiness.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "cgroup/layout.h"
+#include "common/errors.h"
+#include "common/files.h"
+
+namespace crib::runtime {
+namespace {
+
+// The controllers a pod or container cgroup is limited with.
+constexpr const char* kRequiredControllers[] = {"cpu", "memory", "pids"};
+
+bool HasOverlayFs() {
+  absl::StatusOr<std::string> text = ReadFile("/proc/filesystems");
+  if (!text.ok()) return false;
+  for (absl::string_view line : absl::StrSplit(*text, '\n')) {
+    if (line == "nodev\toverlay") return true;
+  }
+  return false;
+}
+
+Readiness NotReady(std::string reason, std::string message) {
+  return Readiness{false, std::move(reason), std::move(message)};
+}
+
+}  // namespace
+
+Readiness CheckRuntimeReady(const Config& config) {
+  if (!HasOverlayFs()) {
+    return NotReady("OverlayFsUnavailable",
+                    "the kernel offers no overlay file system (/proc/filesystems); "
+                    "container root file systems need it (modprobe overlay)");
+  }
+  absl::StatusOr<cgroup::Layout> layout = cgroup::DetectLayout();
+  if (!layout.ok()) {
+    return NotReady("CgroupsUnavailable", std::string(layout.status().message()));
+  }
+  std::vector<std::string> missing;
+  for (const char* name : kRequiredControllers) {
+    if (!layout->controllers.contains(name)) missing.emplace_back(name);
+  }
+  if (!missing.empty()) {
+    return NotReady("CgroupControllersMissing",
+                    absl::StrCat("cgroup ", cgroup::ModeName(layout->mode), " at ", layout->root,
+                                 " lacks the controllers ", absl::StrJoin(missing, ", ")));
+  }
+  for (const std::string* dir : {&config.root_dir, &config.state_dir}) {
+    if (::access(dir->c_str(), W_OK | X_OK) != 0) {
+      return NotReady("DirectoryNotWritable",
+                      std::string(ErrnoStatus(errno, absl::StrCat("access ", *dir)).message()));
+    }
+  }
+  return Readiness{true, "RuntimeIsReady",
+                   absl::StrCat("overlayfs and cgroup ", cgroup::ModeName(layout->mode),
+                                " with cpu, memory and pids are available; ", config.root_dir,
+                                " and ", config.state_dir, " are writable")};
+}
+
+}  // namespace crib::runtime

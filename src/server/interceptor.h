@@ -1,0 +1,15 @@
+// The instrumented edge of every RPC, in one place rather than in each handler: a debug line
+// per call with its latency and the ids it touched, a warning with the cause for each failure,
+// and a message that names the RPC when it is not implemented yet.
+#pragma once
+
+#include <grpcpp/support/server_interceptor.h>
+
+#include <memory>
+
+namespace crib::server {
+
+std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
+MakeRpcLogInterceptorFactory();
+
+}  // namespace crib::server

@@ -1,0 +1,165 @@
+#include "cribd_process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/files.h"
+#include "common/unique_fd.h"
+
+namespace crib::testing {
+namespace {
+
+bool Accepts(const std::string& socket) {
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, socket.c_str(), sizeof addr.sun_path - 1);
+  return ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
+}
+
+// Waits for `pid` up to `timeout`; SIGKILLs it past that. Returns the wait status.
+int WaitFor(pid_t pid, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  int status = 0;
+  for (;;) {
+    const pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid) return status;
+    if (r < 0 && errno != EINTR) return -1;
+    if (absl::Now() > deadline) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      return status;
+    }
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+}
+
+pid_t Spawn(const CribdOptions& options, const std::string& log_path) {
+  // The log and config files sit beside the root dir, whose parent may not exist yet.
+  (void)MakeDirs(std::filesystem::path(options.root_dir).parent_path());
+  std::vector<std::string> args = {CRIBD_PATH,        "--root",   options.root_dir, "--state",
+                                   options.state_dir, "--socket", options.socket};
+  if (options.config_text) {
+    const std::string config = absl::StrCat(options.root_dir, ".config.toml");
+    std::ofstream(config) << *options.config_text;
+    args.push_back("--config");
+    args.push_back(config);
+  } else {
+    // Never pick up the machine's /etc/crib/config.toml.
+    args.push_back("--config");
+    args.push_back("/dev/null");
+  }
+  args.insert(args.end(), options.extra_args.begin(), options.extra_args.end());
+  // The test process has gRPC threads: the child only calls async-signal-safe functions.
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const pid_t pid = ::fork();
+  if (pid != 0) return pid;
+  const int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  ::dup2(log, STDERR_FILENO);
+  ::dup2(log, STDOUT_FILENO);
+  ::execv(argv[0], argv.data());
+  ::_exit(127);
+}
+
+}  // namespace
+
+TempDir::TempDir() {
+  std::string templ = "/tmp/crib-test-XXXXXX";
+  if (::mkdtemp(templ.data()) == nullptr) std::abort();
+  path_ = templ;
+}
+
+TempDir::~TempDir() {
+  std::error_code ignored;
+  std::filesystem::remove_all(path_, ignored);
+}
+
+CribdOptions CribdProcess::OptionsIn(const std::string& dir) {
+  CribdOptions options;
+  options.root_dir = absl::StrCat(dir, "/root");
+  options.state_dir = absl::StrCat(dir, "/state");
+  options.socket = absl::StrCat(dir, "/state/crib.sock");
+  return options;
+}
+
+absl::StatusOr<std::unique_ptr<CribdProcess>> CribdProcess::Start(const CribdOptions& options) {
+  const std::string log_path = absl::StrCat(options.root_dir, ".log");
+  const pid_t pid = Spawn(options, log_path);
+  if (pid < 0) return absl::InternalError("fork cribd failed");
+  std::unique_ptr<CribdProcess> process(new CribdProcess(options, pid, log_path));
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (!Accepts(options.socket)) {
+    int status = 0;
+    if (::waitpid(pid, &status, WNOHANG) == pid) {
+      process->pid_ = -1;
+      return absl::FailedPreconditionError(
+          absl::StrCat("cribd exited with status ", status, " before serving: ", process->Log()));
+    }
+    if (absl::Now() > deadline) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("cribd did not serve on ", options.socket, " in 20s: ", process->Log()));
+    }
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  process->channel_ = grpc::CreateChannel(absl::StrCat("unix:", options.socket),
+                                          grpc::InsecureChannelCredentials());
+  return process;
+}
+
+std::pair<int, std::string> CribdProcess::RunToExit(const CribdOptions& options,
+                                                    absl::Duration timeout) {
+  const std::string log_path = absl::StrCat(options.root_dir, ".run.log");
+  ::unlink(log_path.c_str());
+  const pid_t pid = Spawn(options, log_path);
+  const int status = WaitFor(pid, timeout);
+  std::string log = ReadFile(log_path).value_or("");
+  ::unlink(log_path.c_str());
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, log};
+}
+
+CribdProcess::~CribdProcess() {
+  if (pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    WaitFor(pid_, absl::Seconds(10));
+  }
+}
+
+std::unique_ptr<cri::RuntimeService::Stub> CribdProcess::Runtime() {
+  return cri::RuntimeService::NewStub(channel_);
+}
+
+std::unique_ptr<cri::ImageService::Stub> CribdProcess::Image() {
+  return cri::ImageService::NewStub(channel_);
+}
+
+int CribdProcess::SignalAndWait(int signal, absl::Duration timeout) {
+  ::kill(pid_, signal);
+  const int status = WaitFor(pid_, timeout);
+  pid_ = -1;
+  return status;
+}
+
+std::string CribdProcess::Log() const { return ReadFile(log_path_).value_or(""); }
+
+std::unique_ptr<grpc::ClientContext> ContextWithDeadline(absl::Duration d) {
+  auto context = std::make_unique<grpc::ClientContext>();
+  context->set_deadline(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(d));
+  return context;
+}
+
+}  // namespace crib::testing

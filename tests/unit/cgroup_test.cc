@@ -1,0 +1,47 @@
+#include "cgroup/layout.h"
+#include "common/files.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "support/cribd_process.h"
+#include "support/status_matchers.h"
+
+namespace crib::cgroup {
+namespace {
+
+using ::crib::testing::IsOk;
+using ::crib::testing::StatusIs;
+using ::testing::HasSubstr;
+
+// The machine's own layout, checked against what /proc/self/mountinfo says independently.
+TEST(CgroupLayout, DetectsThisMachine) {
+  absl::StatusOr<Layout> layout = DetectLayout();
+  ASSERT_THAT(layout, IsOk());
+  const std::string mounts = *ReadFile("/proc/self/mounts");
+  const bool v2_root = mounts.find(" /sys/fs/cgroup cgroup2 ") != std::string::npos;
+  const bool v2_unified = mounts.find(" /sys/fs/cgroup/unified cgroup2 ") != std::string::npos;
+  if (v2_root) {
+    EXPECT_EQ(layout->mode, Mode::kUnified);
+  } else if (v2_unified) {
+    EXPECT_EQ(layout->mode, Mode::kHybrid);
+    EXPECT_EQ(layout->unified_path, "/sys/fs/cgroup/unified");
+  } else {
+    EXPECT_EQ(layout->mode, Mode::kLegacy);
+  }
+  if (!v2_root) {
+    // v1: a controller counts when its hierarchy is mounted.
+    for (const char* name : {"cpu", "memory", "pids"}) {
+      const bool mounted =
+          mounts.find(std::string(" /sys/fs/cgroup/") + name + " cgroup ") != std::string::npos ||
+          mounts.find(std::string(" /sys/fs/cgroup/") + name + ",") != std::string::npos;
+      EXPECT_EQ(layout->controllers.contains(name), mounted) << name;
+    }
+  }
+}
+
+TEST(CgroupLayout, ADirectoryThatIsNoCgroupMountIsRefused) {
+  EXPECT_THAT(DetectLayout("/proc"),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("/proc is neither")));
+}
+
+}  // namespace
+}  // namespace crib::cgroup

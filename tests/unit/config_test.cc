@@ -1,0 +1,141 @@
+#include "config/config.h"
+
+#include <fstream>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "support/cribd_process.h"
+#include "support/status_matchers.h"
+
+namespace crib {
+namespace {
+
+using ::crib::testing::IsOk;
+using ::crib::testing::StatusIs;
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+
+TEST(Config, ShippedSampleParsesToTheBuiltInDefaults) {
+  absl::StatusOr<Config> config = ParseConfig(kDefaultConfigText, "sample");
+  ASSERT_THAT(config, IsOk());
+  EXPECT_EQ(*config, Config{});
+  EXPECT_EQ(config->socket, "/run/crib/crib.sock");
+  EXPECT_EQ(config->root_dir, "/var/lib/crib");
+  EXPECT_EQ(config->state_dir, "/run/crib");
+  EXPECT_EQ(config->cgroup_driver, CgroupDriver::kCgroupfs);
+}
+
+TEST(Config, EveryDefaultIsWrittenOutInTheSample) {
+  // Each key of the JSON form (which lists every field) appears as a key line in the sample.
+  const nlohmann::json j = nlohmann::json::parse(ConfigToJson(Config{}));
+  for (const auto& [key, value] : j.items()) {
+    if (value.is_object()) {
+      EXPECT_THAT(std::string(kDefaultConfigText), HasSubstr("[" + key + "]"));
+      for (const auto& [sub, unused] : value.items()) {
+        EXPECT_THAT(std::string(kDefaultConfigText), HasSubstr("\n" + sub + " = "));
+      }
+    } else {
+      EXPECT_THAT(std::string(kDefaultConfigText), HasSubstr("\n" + key + " = ")) << key;
+    }
+  }
+}
+
+TEST(Config, ValuesFromTheFile) {
+  absl::StatusOr<Config> config = ParseConfig(R"(
+socket = "/tmp/x.sock"
+root_dir = "/srv/crib"
+log_level = "debug"
+cgroup_driver = "systemd"
+shutdown_timeout = "1m30s"
+[network]
+backend = "cni"
+)",
+                                              "test.toml");
+  ASSERT_THAT(config, IsOk());
+  EXPECT_EQ(config->socket, "/tmp/x.sock");
+  EXPECT_EQ(config->root_dir, "/srv/crib");
+  EXPECT_EQ(config->state_dir, "/run/crib");
+  EXPECT_EQ(config->log_level, "debug");
+  EXPECT_EQ(config->cgroup_driver, CgroupDriver::kSystemd);
+  EXPECT_EQ(config->shutdown_timeout, absl::Seconds(90));
+  EXPECT_EQ(config->network.backend, NetworkBackendKind::kCni);
+}
+
+TEST(Config, UnknownKeysAreRejectedByName) {
+  EXPECT_THAT(ParseConfig("socket = \"/a\"\nsokcet = \"/b\"\n", "f.toml"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("f.toml"), HasSubstr("key sokcet"), HasSubstr("line 2"),
+                             HasSubstr("unknown key"))));
+  EXPECT_THAT(ParseConfig("[network]\nbakend = \"cni\"\n", "f.toml"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("key network.bakend")));
+  EXPECT_THAT(ParseConfig("[nework]\n", "f.toml"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("key nework")));
+}
+
+TEST(Config, BadValuesAreRejectedByName) {
+  EXPECT_THAT(ParseConfig("cgroup_driver = \"cgroupv3\"", "f"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("key cgroup_driver"), HasSubstr("cgroupv3"))));
+  EXPECT_THAT(ParseConfig("log_level = \"loud\"", "f"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("key log_level"), HasSubstr("loud"))));
+  EXPECT_THAT(ParseConfig("socket = 5", "f"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("key socket"), HasSubstr("want a string, got an integer"))));
+  EXPECT_THAT(ParseConfig("root_dir = \"relative/dir\"", "f"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("key root_dir"), HasSubstr("not an absolute path"))));
+  EXPECT_THAT(ParseConfig("shutdown_timeout = \"soon\"", "f"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("key shutdown_timeout")));
+  EXPECT_THAT(ParseConfig("network = 1", "f"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("key network")));
+  EXPECT_THAT(ParseConfig("socket = \"/" + std::string(120, 'x') + "\"", "f"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("107 bytes")));
+  EXPECT_THAT(ParseConfig("socket = \"/a\"\nsocket", "f"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("line 2")));
+}
+
+TEST(Config, FlagsOverrideTheFile) {
+  Config config = *ParseConfig("socket = \"/from/file.sock\"\nlog_level = \"warn\"", "f");
+  ConfigOverrides flags;
+  flags.socket = "/from/flag.sock";
+  flags.cgroup_driver = "systemd";
+  ASSERT_THAT(ApplyOverrides(flags, config), IsOk());
+  EXPECT_EQ(config.socket, "/from/flag.sock");
+  EXPECT_EQ(config.log_level, "warn");
+  EXPECT_EQ(config.cgroup_driver, CgroupDriver::kSystemd);
+
+  ConfigOverrides bad;
+  bad.cgroup_driver = "nope";
+  EXPECT_THAT(ApplyOverrides(bad, config),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--cgroup-driver")));
+  ConfigOverrides relative;
+  relative.state_dir = "run";
+  EXPECT_THAT(ApplyOverrides(relative, config),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("state_dir")));
+}
+
+TEST(Config, MissingFileIsDefaultsUnlessNamed) {
+  testing::TempDir dir;
+  const std::string path = dir.path() + "/absent.toml";
+  EXPECT_EQ(*LoadConfig(path, /*must_exist=*/false), Config{});
+  EXPECT_THAT(LoadConfig(path, /*must_exist=*/true),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr(path)));
+  std::ofstream(path) << "state_dir = \"/run/other\"\n";
+  EXPECT_EQ(LoadConfig(path, true)->state_dir, "/run/other");
+}
+
+TEST(Config, JsonFormIsTheEffectiveConfig) {
+  Config config;
+  config.socket = "/s.sock";
+  config.shutdown_timeout = absl::Seconds(3);
+  const nlohmann::json j = nlohmann::json::parse(ConfigToJson(config));
+  EXPECT_EQ(j["socket"], "/s.sock");
+  EXPECT_EQ(j["cgroup_driver"], "cgroupfs");
+  EXPECT_EQ(j["shutdown_timeout"], "3s");
+  EXPECT_EQ(j["network"]["backend"], "bridge");
+}
+
+}  // namespace
+}  // namespace crib
