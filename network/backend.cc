@@ -14,19 +14,27 @@ class MissingBackend final : public NetworkBackend {
   absl::string_view Name() const override { return name_; }
 
   Readiness Status() const override {
-    return Readiness{false, "NetworkBackendNotImplemented",
-                     absl::StrCat("the ", name_,
-                                  " network backend is not implemented in this build of crib, "
-                                  "so no pod network can be set up")};
+    return Readiness{false, "NetworkBackendNotImplemented", std::string(Unavailable().message())};
   }
 
+  absl::StatusOr<PodNetworkStatus> SetUp(const PodNetworkConfig&) override { return Unavailable(); }
+  absl::Status TearDown(const PodNetworkConfig&) override { return absl::OkStatus(); }
+  absl::Status SetPodCidr(absl::string_view) override { return absl::OkStatus(); }
+
  private:
+  absl::Status Unavailable() const {
+    return absl::UnimplementedError(absl::StrCat(
+        "the ", name_,
+        " network backend is not implemented in this build of crib, so no pod network can be "
+        "set up"));
+  }
+
   std::string name_;
 };
 
 }  // namespace
 
-std::unique_ptr<NetworkBackend> MakeNetworkBackend(const Config& config) {
+std::unique_ptr<NetworkBackend> MakeNetworkBackend(const Config& config, store::Store&) {
   return std::make_unique<MissingBackend>(NetworkBackendName(config.network.backend));
 }
 

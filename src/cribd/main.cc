@@ -22,8 +22,9 @@
 #include "cribd/instance_lock.h"
 #include "cribd/socket_path.h"
 #include "network/backend.h"
+#include "server/image_service.h"
 #include "server/interceptor.h"
-#include "server/services.h"
+#include "server/runtime_service.h"
 #include "store/store.h"
 
 namespace crib {
@@ -57,7 +58,7 @@ absl::Status Serve(const Config& config, const sigset_t& stop_signals) {
   }
   ASSIGN_OR_RETURN(std::unique_ptr<store::Store> store,
                    store::Store::Open(absl::StrCat(config.root_dir, "/metadata.db")));
-  std::unique_ptr<network::NetworkBackend> network = network::MakeNetworkBackend(config);
+  std::unique_ptr<network::NetworkBackend> network = network::MakeNetworkBackend(config, *store);
 
   server::Dependencies deps{config, *network, *store};
   server::RuntimeService runtime_service(deps);

@@ -2,7 +2,7 @@
 // ready, and the cgroup driver kubelet must agree with.
 #include "common/version.h"
 #include "runtime/readiness.h"
-#include "server/services.h"
+#include "server/runtime_service.h"
 
 namespace crib::server {
 namespace {

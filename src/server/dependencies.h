@@ -1,0 +1,20 @@
+// What the gRPC handlers call into: the daemon's services, owned by cribd and outliving the
+// gRPC server. Each room's issue adds its service here.
+#pragma once
+
+#include "api/cri/api.grpc.pb.h"
+#include "config/config.h"
+#include "network/backend.h"
+#include "store/store.h"
+
+namespace crib::server {
+
+namespace cri = ::runtime::v1;
+
+struct Dependencies {
+  const Config& config;
+  network::NetworkBackend& network;
+  store::Store& store;
+};
+
+}  // namespace crib::server
