@@ -79,6 +79,20 @@ const std::map<std::string, KeySetter, std::less<>>& TopLevelKeys() {
          ASSIGN_OR_RETURN(config.cgroup_driver, ParseCgroupDriver(name));
          return absl::OkStatus();
        }},
+      {"pod_shm_size",
+       [](const toml::node& node, Config& config) -> absl::Status {
+         const auto* value = node.as_integer();
+         if (value == nullptr) {
+           return absl::InvalidArgumentError(
+               absl::StrCat("want an integer (bytes), got ", TypeName(node)));
+         }
+         if (value->get() < 4096) {
+           return absl::InvalidArgumentError(
+               absl::StrCat("bad size ", value->get(), " (want at least 4096 bytes)"));
+         }
+         config.pod_shm_size = value->get();
+         return absl::OkStatus();
+       }},
       {"shutdown_timeout",
        [](const toml::node& node, Config& config) -> absl::Status {
          ASSIGN_OR_RETURN(std::string text, AsString(node));
@@ -222,6 +236,7 @@ std::string ConfigToJson(const Config& config) {
       {"cgroup_driver", CgroupDriverName(config.cgroup_driver)},
       {"shutdown_timeout", absl::FormatDuration(config.shutdown_timeout)},
       {"helper_dir", config.helper_dir},
+      {"pod_shm_size", config.pod_shm_size},
       {"network", {{"backend", NetworkBackendName(config.network.backend)}}},
   };
   return j.dump();

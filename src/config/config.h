@@ -3,6 +3,7 @@
 // that read it.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -36,6 +37,7 @@ struct Config {
   CgroupDriver cgroup_driver = CgroupDriver::kCgroupfs;
   absl::Duration shutdown_timeout = absl::Seconds(10);
   std::string helper_dir;  // empty: beside the cribd executable
+  int64_t pod_shm_size = 64 << 20;  // bytes of each pod's /dev/shm tmpfs
   NetworkConfig network;
 
   bool operator==(const Config&) const = default;

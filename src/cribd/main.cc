@@ -22,6 +22,7 @@
 #include "cribd/instance_lock.h"
 #include "cribd/socket_path.h"
 #include "network/backend.h"
+#include "pod/service.h"
 #include "server/image_service.h"
 #include "server/interceptor.h"
 #include "server/runtime_service.h"
@@ -60,7 +61,10 @@ absl::Status Serve(const Config& config, const sigset_t& stop_signals) {
                    store::Store::Open(absl::StrCat(config.root_dir, "/metadata.db")));
   std::unique_ptr<network::NetworkBackend> network = network::MakeNetworkBackend(config, *store);
 
-  server::Dependencies deps{config, *network, *store};
+  ASSIGN_OR_RETURN(std::unique_ptr<pod::PodService> pods,
+                   pod::PodService::Create(config, *network, *store));
+
+  server::Dependencies deps{config, *network, *store, *pods};
   server::RuntimeService runtime_service(deps);
   server::ImageService image_service(deps);
 

@@ -5,6 +5,7 @@
 #include "api/cri/api.grpc.pb.h"
 #include "config/config.h"
 #include "network/backend.h"
+#include "pod/service.h"
 #include "store/store.h"
 
 namespace crib::server {
@@ -15,6 +16,7 @@ struct Dependencies {
   const Config& config;
   network::NetworkBackend& network;
   store::Store& store;
+  pod::PodService& pods;
 };
 
 }  // namespace crib::server

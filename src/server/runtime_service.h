@@ -19,6 +19,22 @@ class RuntimeService final : public cri::RuntimeService::Service {
   grpc::Status RuntimeConfig(grpc::ServerContext* context, const cri::RuntimeConfigRequest* request,
                              cri::RuntimeConfigResponse* response) override;
 
+  // pod_sandbox.cc
+  grpc::Status RunPodSandbox(grpc::ServerContext* context, const cri::RunPodSandboxRequest* request,
+                             cri::RunPodSandboxResponse* response) override;
+  grpc::Status StopPodSandbox(grpc::ServerContext* context,
+                              const cri::StopPodSandboxRequest* request,
+                              cri::StopPodSandboxResponse* response) override;
+  grpc::Status RemovePodSandbox(grpc::ServerContext* context,
+                                const cri::RemovePodSandboxRequest* request,
+                                cri::RemovePodSandboxResponse* response) override;
+  grpc::Status PodSandboxStatus(grpc::ServerContext* context,
+                                const cri::PodSandboxStatusRequest* request,
+                                cri::PodSandboxStatusResponse* response) override;
+  grpc::Status ListPodSandbox(grpc::ServerContext* context,
+                              const cri::ListPodSandboxRequest* request,
+                              cri::ListPodSandboxResponse* response) override;
+
  private:
   Dependencies deps_;
 };

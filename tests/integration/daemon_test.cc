@@ -139,11 +139,11 @@ TEST_F(DaemonTest, RuntimeConfigReportsTheConfiguredCgroupDriver) {
 TEST_F(DaemonTest, UnimplementedRpcsNameThemselves) {
   auto cribd = StartCribd(options_);
   ASSERT_NE(cribd, nullptr);
-  cri::RunPodSandboxResponse run;
-  grpc::Status status = cribd->Runtime()->RunPodSandbox(ContextWithDeadline().get(),
-                                                        cri::RunPodSandboxRequest(), &run);
+  cri::CreateContainerResponse create;
+  grpc::Status status = cribd->Runtime()->CreateContainer(ContextWithDeadline().get(),
+                                                          cri::CreateContainerRequest(), &create);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_THAT(status.error_message(), HasSubstr("RunPodSandbox"));
+  EXPECT_THAT(status.error_message(), HasSubstr("CreateContainer"));
   cri::PullImageResponse pull;
   status = cribd->Image()->PullImage(ContextWithDeadline().get(), cri::PullImageRequest(), &pull);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);

@@ -1,0 +1,186 @@
+#include "pod/pause_process.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/errors.h"
+#include "common/files.h"
+#include "common/unique_fd.h"
+#include "pod/pause/protocol.h"
+
+extern char** environ;
+
+namespace crib::pod {
+namespace {
+
+constexpr int kReportTimeoutMs = 10000;
+
+std::string DescribeWait(int status) {
+  if (WIFEXITED(status)) return absl::StrCat("exited with status ", WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return absl::StrCat("was killed by signal ", WTERMSIG(status));
+  return "stopped";
+}
+
+UniqueFd PidFd(pid_t pid) { return UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0))); }
+
+// Waits until the process behind `pidfd` has exited, for at most `timeout`.
+bool WaitExit(const UniqueFd& pidfd, absl::Duration timeout) {
+  struct pollfd pfd = {pidfd.get(), POLLIN, 0};
+  const int ms = static_cast<int>(absl::ToInt64Milliseconds(timeout));
+  int r;
+  do {
+    r = ::poll(&pfd, 1, ms);
+  } while (r < 0 && errno == EINTR);
+  return r > 0;
+}
+
+}  // namespace
+
+absl::StatusOr<PauseProcess> StartPause(const std::string& executable,
+                                        const PauseOptions& options) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return ErrnoStatus(errno, "pipe for crib-pause's report");
+  UniqueFd read_end(fds[0]);
+  // Above the fds the child gets, so that dup2 onto the report fd always clears CLOEXEC.
+  UniqueFd write_end(::fcntl(fds[1], F_DUPFD_CLOEXEC, 10));
+  ::close(fds[1]);
+  if (!write_end) return ErrnoStatus(errno, "dup crib-pause's report pipe");
+
+  std::vector<std::string> args = {executable};
+  if (!options.netns_path.empty()) args.insert(args.end(), {"--netns", options.netns_path});
+  if (options.new_ipc) args.push_back("--ipc");
+  if (options.new_uts) args.push_back("--uts");
+  if (options.new_pid) args.push_back("--pid");
+  if (options.new_uts && !options.hostname.empty()) {
+    args.insert(args.end(), {"--hostname", options.hostname});
+  }
+  for (const std::string& s : options.sysctls) args.insert(args.end(), {"--sysctl", s});
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDWR, 0);
+  posix_spawn_file_actions_adddup2(&actions, 0, 1);
+  posix_spawn_file_actions_adddup2(&actions, 0, 2);
+  posix_spawn_file_actions_adddup2(&actions, write_end.get(), CRIB_PAUSE_REPORT_FD);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  // cribd blocks its stop signals and ignores SIGPIPE; the pause process must not inherit that.
+  sigset_t none, defaults;
+  sigemptyset(&none);
+  sigemptyset(&defaults);
+  for (int sig : {SIGTERM, SIGINT, SIGPIPE, SIGCHLD, SIGHUP}) sigaddset(&defaults, sig);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &defaults);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  pid_t pid = 0;
+  const int err = ::posix_spawn(&pid, executable.c_str(), &actions, &attr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  write_end.Reset();
+  if (err != 0) return ErrnoStatus(err, absl::StrCat("spawn ", executable));
+
+  crib_pause_report report;
+  std::memset(&report, 0, sizeof(report));
+  size_t got = 0;
+  absl::Status failure;
+  while (got < sizeof(report)) {
+    struct pollfd pfd = {read_end.get(), POLLIN, 0};
+    const int r = ::poll(&pfd, 1, kReportTimeoutMs);
+    if (r < 0 && errno == EINTR) continue;
+    if (r == 0) {
+      ::kill(pid, SIGKILL);
+      failure = absl::DeadlineExceededError("crib-pause did not report within 10s");
+      break;
+    }
+    const ssize_t n =
+        ::read(read_end.get(), reinterpret_cast<char*>(&report) + got, sizeof(report) - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!failure.ok()) return failure;
+  if (got < sizeof(report)) {
+    return absl::InternalError(
+        absl::StrCat("crib-pause ", DescribeWait(status), " before reporting"));
+  }
+  if (report.code != 0) {
+    report.message[sizeof(report.message) - 1] = '\0';
+    const std::string message = absl::StrCat("crib-pause: ", report.message);
+    if (report.code == EINVAL) return absl::InvalidArgumentError(message);
+    if (report.code == ENOENT) return absl::NotFoundError(message);
+    return absl::InternalError(message);
+  }
+  PauseProcess process;
+  process.pid = report.pid;
+  absl::StatusOr<uint64_t> start = ProcessStartTime(process.pid);
+  if (!start.ok()) {
+    return absl::InternalError(absl::StrCat("crib-pause reported ready as pid ", process.pid,
+                                            " but that process is gone"));
+  }
+  process.start_time = *start;
+  return process;
+}
+
+absl::StatusOr<uint64_t> ProcessStartTime(pid_t pid) {
+  absl::StatusOr<std::string> stat = ReadFile(absl::StrCat("/proc/", pid, "/stat"));
+  if (!stat.ok()) return absl::NotFoundError(absl::StrCat("no process ", pid));
+  // The command name (field 2) may hold spaces and parentheses: fields start after the last ')'.
+  const size_t close = stat->rfind(')');
+  if (close == std::string::npos) return absl::InternalError("bad /proc stat");
+  std::vector<absl::string_view> fields =
+      absl::StrSplit(absl::string_view(*stat).substr(close + 2), ' ');
+  // fields[0] is field 3 (state), so field 22 is fields[19].
+  uint64_t start = 0;
+  if (fields.size() < 20 || !absl::SimpleAtoi(fields[19], &start)) {
+    return absl::InternalError(absl::StrCat("bad /proc/", pid, "/stat"));
+  }
+  if (fields[0] == "Z" || fields[0] == "X") {
+    return absl::NotFoundError(absl::StrCat("process ", pid, " has exited"));
+  }
+  return start;
+}
+
+bool IsAlive(const PauseProcess& process) {
+  if (process.pid <= 0) return false;
+  absl::StatusOr<uint64_t> start = ProcessStartTime(process.pid);
+  return start.ok() && *start == process.start_time;
+}
+
+absl::Status StopPause(const PauseProcess& process, absl::Duration grace) {
+  if (process.pid <= 0) return absl::OkStatus();
+  UniqueFd pidfd = PidFd(process.pid);
+  if (!pidfd) {
+    if (errno == ESRCH) return absl::OkStatus();
+    return ErrnoStatus(errno, absl::StrCat("pidfd_open ", process.pid));
+  }
+  // Checked after pidfd_open, so the signals below cannot reach a process that reused the pid.
+  if (!IsAlive(process)) return absl::OkStatus();
+  for (int sig : {SIGTERM, SIGKILL}) {
+    if (::syscall(SYS_pidfd_send_signal, pidfd.get(), sig, nullptr, 0) != 0) {
+      if (errno == ESRCH) return absl::OkStatus();
+      return ErrnoStatus(errno, absl::StrCat("signal pause process ", process.pid));
+    }
+    if (WaitExit(pidfd, sig == SIGTERM ? grace : absl::Seconds(10))) return absl::OkStatus();
+  }
+  return absl::DeadlineExceededError(
+      absl::StrCat("pause process ", process.pid, " did not exit after SIGKILL"));
+}
+
+}  // namespace crib::pod

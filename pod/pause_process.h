@@ -1,0 +1,44 @@
+// Starting crib-pause from cribd (posix_spawn: cribd is multi-threaded) and knowing whether a
+// recorded pause process still lives, across cribd restarts and pid reuse.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace crib::pod {
+
+struct PauseOptions {
+  std::string netns_path;  // empty: stay in the host's network namespace
+  bool new_ipc = true;
+  bool new_uts = true;
+  bool new_pid = false;
+  std::string hostname;              // set when new_uts
+  std::vector<std::string> sysctls;  // key=value, applied inside the namespaces
+};
+
+struct PauseProcess {
+  pid_t pid = 0;
+  uint64_t start_time = 0;
+};
+
+// Starts `executable` and waits for its report: the pause process once it is ready, or the
+// error it reported ("crib-pause: sethostname x: invalid argument").
+absl::StatusOr<PauseProcess> StartPause(const std::string& executable, const PauseOptions& options);
+
+// Field 22 of /proc/<pid>/stat; NotFound if there is no such process.
+absl::StatusOr<uint64_t> ProcessStartTime(pid_t pid);
+
+// True while `process` runs (a zombie or a reused pid counts as gone).
+bool IsAlive(const PauseProcess& process);
+
+// SIGTERM, then SIGKILL after `grace`; OK if the process is already gone.
+absl::Status StopPause(const PauseProcess& process, absl::Duration grace);
+
+}  // namespace crib::pod

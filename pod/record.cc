@@ -1,0 +1,99 @@
+#include "pod/record.h"
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
+
+namespace crib::pod {
+
+std::string EncodePodData(const PodData& d) {
+  nlohmann::json ports = nlohmann::json::array();
+  for (const network::PortMapping& p : d.port_mappings) {
+    ports.push_back({{"protocol", static_cast<int>(p.protocol)},
+                     {"container_port", p.container_port},
+                     {"host_port", p.host_port},
+                     {"host_ip", p.host_ip}});
+  }
+  nlohmann::json j = {
+      {"hostname", d.hostname},
+      {"log_directory", d.log_directory},
+      {"runtime_handler", d.runtime_handler},
+      {"labels", d.labels},
+      {"annotations", d.annotations},
+      {"namespaces",
+       {{"network", static_cast<int>(d.namespaces.network)},
+        {"pid", static_cast<int>(d.namespaces.pid)},
+        {"ipc", static_cast<int>(d.namespaces.ipc)}}},
+      {"port_mappings", ports},
+      {"cgroup_path", d.cgroup_path},
+      {"netns_path", d.netns_path},
+      {"pod_dir", d.pod_dir},
+      {"pid", d.pid},
+      {"pid_start_time", d.pid_start_time},
+      {"ips", d.ips},
+      {"config", absl::Base64Escape(d.config_bytes)},
+  };
+  return j.dump();
+}
+
+absl::StatusOr<PodData> DecodePodData(const std::string& id, const std::string& blob) {
+  try {
+    const nlohmann::json j = nlohmann::json::parse(blob);
+    PodData d;
+    d.hostname = j.value("hostname", "");
+    d.log_directory = j.value("log_directory", "");
+    d.runtime_handler = j.value("runtime_handler", "");
+    d.labels = j.value("labels", std::map<std::string, std::string>());
+    d.annotations = j.value("annotations", std::map<std::string, std::string>());
+    if (j.contains("namespaces")) {
+      const nlohmann::json& ns = j["namespaces"];
+      d.namespaces.network = static_cast<NamespaceMode>(ns.value("network", 0));
+      d.namespaces.pid = static_cast<NamespaceMode>(ns.value("pid", 1));
+      d.namespaces.ipc = static_cast<NamespaceMode>(ns.value("ipc", 0));
+    }
+    for (const nlohmann::json& p : j.value("port_mappings", nlohmann::json::array())) {
+      network::PortMapping m;
+      m.protocol = static_cast<network::Protocol>(p.value("protocol", 0));
+      m.container_port = p.value("container_port", 0);
+      m.host_port = p.value("host_port", 0);
+      m.host_ip = p.value("host_ip", "");
+      d.port_mappings.push_back(m);
+    }
+    d.cgroup_path = j.value("cgroup_path", "");
+    d.netns_path = j.value("netns_path", "");
+    d.pod_dir = j.value("pod_dir", "");
+    d.pid = j.value("pid", 0);
+    d.pid_start_time = j.value("pid_start_time", uint64_t{0});
+    d.ips = j.value("ips", std::vector<std::string>());
+    if (!absl::Base64Unescape(j.value("config", ""), &d.config_bytes)) {
+      return absl::DataLossError(absl::StrCat("pod ", id, ": bad base64 in the stored config"));
+    }
+    return d;
+  } catch (const nlohmann::json::exception& e) {
+    return absl::DataLossError(absl::StrCat("pod ", id, ": bad stored data: ", e.what()));
+  }
+}
+
+PodSandbox ToPodSandbox(const store::PodRecord& r, const PodData& d) {
+  PodSandbox p;
+  p.id = r.id;
+  p.name = r.name;
+  p.namespace_ = r.namespace_;
+  p.uid = r.uid;
+  p.attempt = r.attempt;
+  p.state = r.state == static_cast<int>(PodState::kReady) ? PodState::kReady : PodState::kNotReady;
+  p.created_at_ns = r.created_at_ns;
+  p.labels = d.labels;
+  p.annotations = d.annotations;
+  p.runtime_handler = d.runtime_handler;
+  p.namespaces = d.namespaces;
+  p.ips = d.ips;
+  p.pid = d.pid;
+  p.netns_path = d.netns_path;
+  p.cgroup_path = d.cgroup_path;
+  p.pod_dir = d.pod_dir;
+  p.config_bytes = d.config_bytes;
+  return p;
+}
+
+}  // namespace crib::pod

@@ -1,0 +1,43 @@
+// The pod room's part of a store::PodRecord: its `data` blob (JSON) and the conversions
+// between records and PodSandbox values.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "network/backend.h"
+#include "pod/sandbox.h"
+#include "store/records.h"
+
+namespace crib::pod {
+
+struct PodData {
+  std::string hostname;
+  std::string log_directory;
+  std::string runtime_handler;
+  std::map<std::string, std::string> labels;
+  std::map<std::string, std::string> annotations;
+  NamespaceOptions namespaces;
+  std::vector<network::PortMapping> port_mappings;
+  std::string cgroup_path;
+  std::string netns_path;  // empty for host-network pods
+  std::string pod_dir;
+  pid_t pid = 0;
+  uint64_t pid_start_time = 0;  // /proc/<pid>/stat field 22, against pid reuse
+  std::vector<std::string> ips;
+  std::string config_bytes;
+};
+
+std::string EncodePodData(const PodData& data);
+absl::StatusOr<PodData> DecodePodData(const std::string& id, const std::string& blob);
+
+// The record's values with `data`; state is what the record says (not yet checked against
+// the live pause process).
+PodSandbox ToPodSandbox(const store::PodRecord& record, const PodData& data);
+
+}  // namespace crib::pod

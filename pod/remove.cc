@@ -1,0 +1,57 @@
+// RemovePodSandbox: stop if need be, then remove the netns pin, /dev/shm, the cgroup, the
+// pod's files and its record. Idempotent: every step accepts what is already gone.
+#include <sys/mount.h>
+
+#include <cerrno>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "cgroup/cgroupfs.h"
+#include "common/errors.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "pod/netns.h"
+#include "pod/record.h"
+#include "pod/service.h"
+
+namespace crib::pod {
+
+absl::Status PodService::Remove(const std::string& id_or_prefix) {
+  absl::StatusOr<std::string> resolved = ResolveId(id_or_prefix);
+  if (absl::IsNotFound(resolved.status())) return absl::OkStatus();
+  RETURN_IF_ERROR(resolved.status());
+  const std::string id = *resolved;
+  absl::MutexLock lock(&PodLock(id));
+  absl::StatusOr<store::PodRecord> record = store_.GetPod(id);
+  if (absl::IsNotFound(record.status())) return absl::OkStatus();
+  RETURN_IF_ERROR(record.status());
+  ASSIGN_OR_RETURN(PodData data, DecodePodData(id, record->data));
+  auto step_error = [&](absl::string_view step, const absl::Status& status) {
+    return Annotate(status, absl::StrCat("remove pod sandbox ", id, ": ", step));
+  };
+
+  RETURN_IF_ERROR(StopLocked(id));
+  if (!data.netns_path.empty()) {
+    if (absl::Status s = RemovePinnedNetns(data.netns_path); !s.ok()) {
+      return step_error("remove network namespace", s);
+    }
+  }
+  const std::string shm = absl::StrCat(data.pod_dir, "/shm");
+  if (::umount2(shm.c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT) {
+    return step_error("unmount shm", ErrnoStatus(errno, absl::StrCat("unmount ", shm)));
+  }
+  if (absl::Status s = cgroup::Cgroup(layout_, data.cgroup_path).Remove(); !s.ok()) {
+    return step_error("remove cgroup", s);
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(data.pod_dir, ec);
+  if (ec) {
+    return step_error("remove pod files", absl::InternalError(absl::StrCat("remove ", data.pod_dir,
+                                                                           ": ", ec.message())));
+  }
+  if (absl::Status s = store_.DeletePod(id); !s.ok()) return step_error("delete record", s);
+  spdlog::info("pod {} ({}) removed", id.substr(0, 12), record->name);
+  return absl::OkStatus();
+}
+
+}  // namespace crib::pod

@@ -1,0 +1,83 @@
+// Pod sandboxes as the pod room sees them: what RunPodSandbox asks for and what Status and
+// List report, in plain values. The server translates CRI messages to and from these; nothing
+// here knows protobuf or gRPC (the CRI config travels as opaque serialized bytes).
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cgroup/cgroupfs.h"
+#include "network/backend.h"
+
+namespace crib::pod {
+
+// CRI's NamespaceMode values.
+enum class NamespaceMode { kPod = 0, kContainer = 1, kNode = 2, kTarget = 3 };
+
+struct NamespaceOptions {
+  NamespaceMode network = NamespaceMode::kPod;
+  NamespaceMode pid = NamespaceMode::kContainer;
+  NamespaceMode ipc = NamespaceMode::kPod;
+};
+
+struct DnsConfig {
+  std::vector<std::string> servers;
+  std::vector<std::string> searches;
+  std::vector<std::string> options;
+  bool empty() const { return servers.empty() && searches.empty() && options.empty(); }
+};
+
+struct PodSandboxSpec {
+  std::string name;
+  std::string namespace_;
+  std::string uid;
+  uint32_t attempt = 0;
+  std::string hostname;  // empty: the host's
+  std::string log_directory;
+  std::string runtime_handler;
+  DnsConfig dns;
+  std::vector<network::PortMapping> port_mappings;
+  std::map<std::string, std::string> labels;
+  std::map<std::string, std::string> annotations;
+  std::string cgroup_parent;  // empty: crib's own parent
+  std::map<std::string, std::string> sysctls;
+  NamespaceOptions namespaces;
+  cgroup::Resources resources;  // pod resources plus overhead
+  std::string config_bytes;     // the CRI PodSandboxConfig, serialized, kept for Status
+};
+
+// CRI's PodSandboxState values.
+enum class PodState { kReady = 0, kNotReady = 1 };
+
+struct PodSandbox {
+  std::string id;
+  std::string name;
+  std::string namespace_;
+  std::string uid;
+  uint32_t attempt = 0;
+  PodState state = PodState::kNotReady;
+  int64_t created_at_ns = 0;
+  std::map<std::string, std::string> labels;
+  std::map<std::string, std::string> annotations;
+  std::string runtime_handler;
+  NamespaceOptions namespaces;
+  std::vector<std::string> ips;
+  pid_t pid = 0;  // the pause process, 0 when there is none
+  std::string netns_path;
+  std::string cgroup_path;
+  std::string pod_dir;  // hostname, hosts, resolv.conf and shm/ live here
+  std::string config_bytes;
+};
+
+struct PodFilter {
+  std::string id;  // exact, or a unique prefix
+  std::optional<PodState> state;
+  std::map<std::string, std::string> labels;  // every one must match
+};
+
+}  // namespace crib::pod

@@ -1,0 +1,157 @@
+// PodService's shared parts: creation, validation, id resolution and per-pod locks.
+#include "pod/service.h"
+
+#include <limits.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/errors.h"
+#include "common/status_macros.h"
+
+namespace crib::pod {
+namespace {
+
+bool SysctlKeyCharsOk(absl::string_view key) {
+  if (key.empty() || absl::StrContains(key, "..")) return false;
+  for (char c : key) {
+    if (!(absl::ascii_isalnum(c) || c == '.' || c == '_' || c == '-' || c == '/')) return false;
+  }
+  return key.front() != '/' && key.front() != '.';
+}
+
+bool IsNetSysctl(absl::string_view key) { return absl::StartsWith(key, "net."); }
+
+bool IsIpcSysctl(absl::string_view key) {
+  return absl::StartsWith(key, "kernel.shm") || absl::StartsWith(key, "kernel.msg") ||
+         key == "kernel.sem" || absl::StartsWith(key, "fs.mqueue.");
+}
+
+absl::StatusOr<std::string> DefaultPausePath(const Config& config) {
+  if (!config.helper_dir.empty()) return absl::StrCat(config.helper_dir, "/crib-pause");
+  char self[PATH_MAX];
+  const ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n < 0) return ErrnoStatus(errno, "readlink /proc/self/exe");
+  std::string path(self, n);
+  return absl::StrCat(path.substr(0, path.rfind('/')), "/crib-pause");
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<PodService>> PodService::Create(const Config& config,
+                                                               network::NetworkBackend& network,
+                                                               store::Store& store) {
+  ASSIGN_OR_RETURN(cgroup::Layout layout, cgroup::DetectLayout());
+  ASSIGN_OR_RETURN(std::string pause, DefaultPausePath(config));
+  return std::unique_ptr<PodService>(
+      new PodService(config, network, store, std::move(layout), std::move(pause)));
+}
+
+PodService::PodService(const Config& config, network::NetworkBackend& network, store::Store& store,
+                       cgroup::Layout layout, std::string pause_path)
+    : config_(config),
+      network_(network),
+      store_(store),
+      layout_(std::move(layout)),
+      pause_path_(std::move(pause_path)) {}
+
+absl::Status PodService::Validate(const PodSandboxSpec& spec) {
+  std::vector<std::string> missing;
+  if (spec.name.empty()) missing.push_back("name");
+  if (spec.namespace_.empty()) missing.push_back("namespace");
+  if (spec.uid.empty()) missing.push_back("uid");
+  if (!missing.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("pod sandbox metadata lacks ", absl::StrJoin(missing, ", ")));
+  }
+  if (!spec.runtime_handler.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("unknown runtime handler \"",
+                                                   spec.runtime_handler,
+                                                   "\": crib has only the default handler \"\""));
+  }
+  if (spec.hostname.size() > 64) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("hostname \"", spec.hostname, "\" is longer than 64 characters"));
+  }
+  const bool host_network = spec.namespaces.network == NamespaceMode::kNode;
+  if (spec.namespaces.network != NamespaceMode::kPod && !host_network) {
+    return absl::InvalidArgumentError("network namespace mode must be POD or NODE for a pod");
+  }
+  if (spec.namespaces.ipc != NamespaceMode::kPod && spec.namespaces.ipc != NamespaceMode::kNode) {
+    return absl::InvalidArgumentError("ipc namespace mode must be POD or NODE for a pod");
+  }
+  if (spec.namespaces.pid == NamespaceMode::kTarget) {
+    return absl::InvalidArgumentError("pid namespace mode TARGET is for containers, not pods");
+  }
+  for (const auto& [key, value] : spec.sysctls) {
+    if (!SysctlKeyCharsOk(key) || absl::StrContains(value, "\n")) {
+      return absl::InvalidArgumentError(absl::StrCat("bad sysctl \"", key, "=", value, "\""));
+    }
+    // Slash-separated keys are allowed by kubelet; judge them in their dotted form.
+    std::string dotted = key;
+    if (absl::StrContains(key, "/")) std::replace(dotted.begin(), dotted.end(), '/', '.');
+    if (IsNetSysctl(dotted)) {
+      if (host_network) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("sysctl ", key, " is not allowed with the host's network namespace"));
+      }
+    } else if (IsIpcSysctl(dotted)) {
+      if (spec.namespaces.ipc == NamespaceMode::kNode) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("sysctl ", key, " is not allowed with the host's ipc namespace"));
+      }
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("sysctl ", key,
+                       " is not namespaced (allowed: net.*, kernel.shm*, kernel.msg*, kernel.sem, "
+                       "fs.mqueue.*)"));
+    }
+  }
+  for (const network::PortMapping& port : spec.port_mappings) {
+    if (port.container_port == 0) {
+      return absl::InvalidArgumentError("port mapping with container port 0");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> PodService::ResolveId(const std::string& id_or_prefix) {
+  if (id_or_prefix.empty()) return absl::InvalidArgumentError("pod sandbox id is empty");
+  absl::StatusOr<store::PodRecord> exact = store_.GetPod(id_or_prefix);
+  if (exact.ok()) return exact->id;
+  if (!absl::IsNotFound(exact.status())) return exact.status();
+  ASSIGN_OR_RETURN(std::vector<store::PodRecord> pods, store_.ListPods());
+  std::vector<std::string> matches;
+  for (const store::PodRecord& pod : pods) {
+    if (absl::StartsWith(pod.id, id_or_prefix)) matches.push_back(pod.id);
+  }
+  if (matches.empty()) {
+    return absl::NotFoundError(absl::StrCat("pod sandbox ", id_or_prefix, " not found"));
+  }
+  if (matches.size() > 1) {
+    return absl::InvalidArgumentError(absl::StrCat("pod sandbox id prefix ", id_or_prefix,
+                                                   " is ambiguous (", matches.size(), " pods)"));
+  }
+  return matches[0];
+}
+
+absl::Mutex& PodService::PodLock(const std::string& id) {
+  absl::MutexLock lock(&locks_mutex_);
+  std::unique_ptr<absl::Mutex>& mutex = locks_[id];
+  if (mutex == nullptr) mutex = std::make_unique<absl::Mutex>();
+  return *mutex;
+}
+
+std::string PodService::PodDir(const std::string& id) const {
+  return absl::StrCat(config_.state_dir, "/pods/", id);
+}
+
+std::string PodService::NetnsPath(const std::string& id) const {
+  return absl::StrCat(config_.state_dir, "/netns/", id);
+}
+
+}  // namespace crib::pod

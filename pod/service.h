@@ -1,0 +1,69 @@
+// The pod room's service: the lifecycle of pod sandboxes (pinned network namespace, crib-pause
+// in the pod's ipc/uts/pid namespaces, pod cgroup, hostname/hosts/resolv.conf files, /dev/shm,
+// the network attachment), one file per RPC (run.cc, stop.cc, remove.cc, status.cc). State is
+// in the store only, so a restarted cribd finds every pod again. Must not know gRPC or CRI
+// types; attaches networks only through network::NetworkBackend.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "cgroup/layout.h"
+#include "config/config.h"
+#include "network/backend.h"
+#include "pod/sandbox.h"
+#include "store/store.h"
+
+namespace crib::pod {
+
+class PodService {
+ public:
+  // Detects the cgroup layout and finds crib-pause (config.helper_dir, else beside cribd).
+  static absl::StatusOr<std::unique_ptr<PodService>> Create(const Config& config,
+                                                            network::NetworkBackend& network,
+                                                            store::Store& store);
+
+  // Returns the new pod's id. All or nothing: a failure undoes every step done so far.
+  absl::StatusOr<std::string> Run(const PodSandboxSpec& spec);
+  // Idempotent; NotFound only for an unknown id.
+  absl::Status Stop(const std::string& id_or_prefix);
+  // Idempotent; an unknown id is OK.
+  absl::Status Remove(const std::string& id_or_prefix);
+  absl::StatusOr<PodSandbox> Get(const std::string& id_or_prefix);
+  absl::StatusOr<std::vector<PodSandbox>> List(const PodFilter& filter);
+
+  // Checks a spec without creating anything (InvalidArgument naming the field).
+  static absl::Status Validate(const PodSandboxSpec& spec);
+
+ private:
+  PodService(const Config& config, network::NetworkBackend& network, store::Store& store,
+             cgroup::Layout layout, std::string pause_path);
+
+  absl::StatusOr<std::string> ResolveId(const std::string& id_or_prefix);
+  absl::Mutex& PodLock(const std::string& id) ABSL_LOCKS_EXCLUDED(locks_mutex_);
+  absl::Status EnsureNetnsDir() ABSL_LOCKS_EXCLUDED(netns_dir_mutex_);
+  absl::Status StopLocked(const std::string& id);
+
+  std::string PodDir(const std::string& id) const;
+  std::string NetnsPath(const std::string& id) const;
+
+  const Config& config_;
+  network::NetworkBackend& network_;
+  store::Store& store_;
+  const cgroup::Layout layout_;
+  const std::string pause_path_;
+
+  absl::Mutex locks_mutex_;
+  absl::flat_hash_map<std::string, std::unique_ptr<absl::Mutex>> locks_
+      ABSL_GUARDED_BY(locks_mutex_);
+  absl::Mutex netns_dir_mutex_;
+  bool netns_dir_ready_ ABSL_GUARDED_BY(netns_dir_mutex_) = false;
+};
+
+}  // namespace crib::pod

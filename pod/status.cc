@@ -1,0 +1,61 @@
+// PodSandboxStatus and ListPodSandbox: the records, with READY only while the recorded pause
+// process really lives (checked against its start time, so a reused pid does not count).
+#include "absl/strings/match.h"
+#include "common/status_macros.h"
+#include "pod/pause_process.h"
+#include "pod/record.h"
+#include "pod/service.h"
+
+namespace crib::pod {
+namespace {
+
+absl::StatusOr<PodSandbox> Live(const store::PodRecord& record) {
+  ASSIGN_OR_RETURN(PodData data, DecodePodData(record.id, record.data));
+  PodSandbox pod = ToPodSandbox(record, data);
+  if (pod.state == PodState::kReady && !IsAlive(PauseProcess{data.pid, data.pid_start_time})) {
+    pod.state = PodState::kNotReady;
+  }
+  return pod;
+}
+
+}  // namespace
+
+absl::StatusOr<PodSandbox> PodService::Get(const std::string& id_or_prefix) {
+  ASSIGN_OR_RETURN(const std::string id, ResolveId(id_or_prefix));
+  ASSIGN_OR_RETURN(store::PodRecord record, store_.GetPod(id));
+  return Live(record);
+}
+
+absl::StatusOr<std::vector<PodSandbox>> PodService::List(const PodFilter& filter) {
+  ASSIGN_OR_RETURN(std::vector<store::PodRecord> records, store_.ListPods());
+  if (!filter.id.empty()) {
+    // An exact id, or a prefix that names exactly one pod (as crictl expects).
+    std::vector<store::PodRecord> matches;
+    for (store::PodRecord& r : records) {
+      if (r.id == filter.id) {
+        matches = {std::move(r)};
+        break;
+      }
+      if (absl::StartsWith(r.id, filter.id)) matches.push_back(std::move(r));
+    }
+    if (matches.size() > 1) matches.clear();
+    records = std::move(matches);
+  }
+  std::vector<PodSandbox> out;
+  for (const store::PodRecord& record : records) {
+    ASSIGN_OR_RETURN(PodSandbox pod, Live(record));
+    if (filter.state.has_value() && pod.state != *filter.state) continue;
+    bool labels_match = true;
+    for (const auto& [key, value] : filter.labels) {
+      auto it = pod.labels.find(key);
+      if (it == pod.labels.end() || it->second != value) {
+        labels_match = false;
+        break;
+      }
+    }
+    if (labels_match) out.push_back(std::move(pod));
+  }
+  return out;
+}
+
+}  // namespace crib::pod

@@ -1,0 +1,215 @@
+// The pod room's kernel-facing parts on their own, checked on the machine: a pinned network
+// namespace, crib-pause in it with its own ipc/uts/pid namespaces, hostname and sysctls seen
+// from inside, the cgroupfs driver's files. (pod_test drives the same parts through cribd.)
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "cgroup/cgroupfs.h"
+#include "common/files.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "pod/netns.h"
+#include "pod/pause_process.h"
+#include "support/cribd_process.h"
+#include "support/status_matchers.h"
+
+namespace crib::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string PausePath() {
+  const std::string cribd = CRIBD_PATH;
+  return absl::StrCat(cribd.substr(0, cribd.rfind('/')), "/crib-pause");
+}
+
+std::string Slurp(const std::string& path) {
+  absl::StatusOr<std::string> text = ReadFile(path);
+  return text.ok() ? std::string(absl::StripAsciiWhitespace(*text))
+                   : "<" + std::string(text.status().message()) + ">";
+}
+
+ino_t Inode(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
+}
+
+bool MountedAt(const std::string& path) {
+  return absl::StrContains(Slurp("/proc/mounts"), absl::StrCat(" ", path, " "));
+}
+
+// Reads `file` from inside the namespace `ns_path` (of type `nstype`), on a thread of its own.
+std::string ReadInside(const std::string& ns_path, int nstype, const std::string& file) {
+  std::string out;
+  std::thread reader([&] {
+    const int fd = ::open(ns_path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || ::setns(fd, nstype) != 0) {
+      out = absl::StrCat("<setns ", ns_path, ": ", std::strerror(errno), ">");
+      return;
+    }
+    ::close(fd);
+    out = Slurp(file);
+  });
+  reader.join();
+  return out;
+}
+
+class PodPartsTest : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    for (pid_t pid : pids_) ::kill(pid, SIGKILL);
+    if (!netns_.empty()) (void)pod::RemovePinnedNetns(netns_);
+    ::umount2(netns_dir_.c_str(), MNT_DETACH);
+  }
+
+  TempDir dir_;
+  std::string netns_dir_ = absl::StrCat(dir_.path(), "/netns");
+  std::string netns_;
+  std::vector<pid_t> pids_;
+};
+
+TEST_F(PodPartsTest, PinnedNetnsIsAMountedNetworkNamespaceAndGoesAwayWhole) {
+  ASSERT_THAT(pod::PrepareNetnsDir(netns_dir_), IsOk());
+  EXPECT_TRUE(MountedAt(netns_dir_));
+  netns_ = absl::StrCat(netns_dir_, "/pod1");
+  const ino_t host_net = Inode("/proc/self/ns/net");
+  ASSERT_THAT(pod::CreatePinnedNetns(netns_), IsOk());
+  EXPECT_TRUE(MountedAt(netns_));
+  struct statfs fs;
+  ASSERT_EQ(::statfs(netns_.c_str(), &fs), 0);
+  EXPECT_EQ(fs.f_type, static_cast<decltype(fs.f_type)>(NSFS_MAGIC));
+  EXPECT_NE(Inode(netns_), Inode("/proc/self/ns/net")) << "a new namespace, not the host's";
+  // The pinning thread moved only itself: this thread is still in the host's namespace.
+  EXPECT_EQ(Inode("/proc/self/ns/net"), host_net);
+  EXPECT_THAT(pod::CreatePinnedNetns(netns_),
+              StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr(netns_)));
+
+  ASSERT_THAT(pod::RemovePinnedNetns(netns_), IsOk());
+  EXPECT_FALSE(MountedAt(netns_));
+  EXPECT_FALSE(std::filesystem::exists(netns_));
+  EXPECT_THAT(pod::RemovePinnedNetns(netns_), IsOk()) << "idempotent";
+}
+
+TEST_F(PodPartsTest, PauseJoinsThePinnedNetnsWithItsOwnIpcUtsPidHostnameAndSysctls) {
+  ASSERT_THAT(pod::PrepareNetnsDir(netns_dir_), IsOk());
+  netns_ = absl::StrCat(netns_dir_, "/pod2");
+  ASSERT_THAT(pod::CreatePinnedNetns(netns_), IsOk());
+  pod::PauseOptions options;
+  options.netns_path = netns_;
+  options.new_pid = true;
+  options.hostname = "pod-two";
+  options.sysctls = {"net.ipv4.ip_forward=1", "kernel.shmmni=1234",
+                     "net.ipv4.ping_group_range=0 1000"};
+  absl::StatusOr<pod::PauseProcess> pause = pod::StartPause(PausePath(), options);
+  ASSERT_THAT(pause, IsOk());
+  pids_.push_back(pause->pid);
+  const std::string proc = absl::StrCat("/proc/", pause->pid);
+  EXPECT_TRUE(pod::IsAlive(*pause));
+  EXPECT_EQ(Inode(proc + "/ns/net"), Inode(netns_));
+  for (const char* ns : {"ipc", "uts", "pid"}) {
+    EXPECT_NE(Inode(absl::StrCat(proc, "/ns/", ns)), Inode(absl::StrCat("/proc/self/ns/", ns)))
+        << ns;
+  }
+  // pid 1 of its own pid namespace.
+  EXPECT_THAT(Slurp(proc + "/status"), HasSubstr(absl::StrCat("NSpid:\t", pause->pid, "\t1\n")));
+  EXPECT_EQ(ReadInside(proc + "/ns/uts", CLONE_NEWUTS, "/proc/sys/kernel/hostname"), "pod-two");
+  EXPECT_EQ(ReadInside(proc + "/ns/ipc", CLONE_NEWIPC, "/proc/sys/kernel/shmmni"), "1234");
+  EXPECT_EQ(ReadInside(netns_, CLONE_NEWNET, "/proc/sys/net/ipv4/ip_forward"), "1");
+  EXPECT_EQ(ReadInside(netns_, CLONE_NEWNET, "/proc/sys/net/ipv4/ping_group_range"), "0\t1000");
+  // ... and none of it leaked to the host.
+  EXPECT_NE(Slurp("/proc/sys/kernel/shmmni"), "1234");
+  EXPECT_NE(Slurp("/proc/sys/kernel/hostname"), "pod-two");
+
+  ASSERT_THAT(pod::StopPause(*pause, absl::Seconds(2)), IsOk());
+  EXPECT_FALSE(pod::IsAlive(*pause));
+  EXPECT_THAT(pod::StopPause(*pause, absl::Seconds(2)), IsOk()) << "idempotent";
+}
+
+TEST_F(PodPartsTest, PauseReportsItsFailureWithTheStep) {
+  pod::PauseOptions options;
+  options.netns_path = absl::StrCat(dir_.path(), "/no-such-netns");
+  EXPECT_THAT(pod::StartPause(PausePath(), options),
+              StatusIs(absl::StatusCode::kNotFound,
+                       HasSubstr(absl::StrCat("open network namespace ", options.netns_path,
+                                              ": no such file or directory"))));
+  options.netns_path.clear();
+  options.sysctls = {"net.no_such_key=1"};
+  EXPECT_THAT(pod::StartPause(PausePath(), options),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("/proc/sys/net/no_such_key")));
+}
+
+TEST_F(PodPartsTest, PauseLinksNothingOfCribd) {
+  const std::string out = absl::StrCat(dir_.path(), "/readelf.txt");
+  ASSERT_EQ(std::system(absl::StrCat("readelf -d ", PausePath(), " > ", out, " 2>&1").c_str()), 0);
+  const std::string dynamic = Slurp(out);
+  for (const char* lib : {"grpc", "protobuf", "spdlog", "absl", "stdc++", "sqlite"}) {
+    EXPECT_THAT(dynamic, ::testing::Not(HasSubstr(lib))) << dynamic;
+  }
+}
+
+TEST(CgroupfsTest, CreatesAppliesAddsAndRemovesOnV1) {
+  absl::StatusOr<cgroup::Layout> layout = cgroup::DetectLayout();
+  ASSERT_THAT(layout, IsOk());
+  const std::string parent = absl::StrCat("/crib-test-cg-", ::getpid());
+  cgroup::Cgroup cg(*layout, absl::StrCat(parent, "/pod"));
+  cgroup::Cgroup parent_cg(*layout, parent);
+  absl::Cleanup cleanup = [&] {
+    (void)cg.Remove();
+    (void)parent_cg.Remove();
+  };
+  ASSERT_THAT(cg.Create(), IsOk());
+  EXPECT_TRUE(cg.Exists());
+  cgroup::Resources r;
+  r.cpu_shares = 512;
+  r.cpu_quota = 50000;
+  r.cpu_period = 100000;
+  r.memory_limit = 64 << 20;
+  r.cpuset_cpus = "0";
+  ASSERT_THAT(cg.Apply(r), IsOk());
+  if (layout->mode != cgroup::Mode::kUnified) {
+    const std::string root = layout->root;
+    EXPECT_EQ(Slurp(absl::StrCat(root, "/cpu", parent, "/pod/cpu.shares")), "512");
+    EXPECT_EQ(Slurp(absl::StrCat(root, "/cpu", parent, "/pod/cpu.cfs_quota_us")), "50000");
+    EXPECT_EQ(Slurp(absl::StrCat(root, "/memory", parent, "/pod/memory.limit_in_bytes")),
+              absl::StrCat(64 << 20));
+    EXPECT_EQ(Slurp(absl::StrCat(root, "/cpuset", parent, "/pod/cpuset.cpus")), "0");
+  }
+  // A process moved in shows the cgroup in /proc/<pid>/cgroup.
+  const pid_t child = ::fork();
+  if (child == 0) {
+    ::pause();
+    ::_exit(0);
+  }
+  ASSERT_GT(child, 0);
+  ASSERT_THAT(cg.AddProcess(child), IsOk());
+  EXPECT_THAT(Slurp(absl::StrCat("/proc/", child, "/cgroup")),
+              HasSubstr(absl::StrCat(parent, "/pod")));
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
+  ASSERT_THAT(cg.Remove(), IsOk());
+  EXPECT_FALSE(cg.Exists());
+  EXPECT_THAT(cg.Remove(), IsOk()) << "idempotent";
+}
+
+TEST(CgroupfsTest, SharesToWeightMatchesRunc) {
+  EXPECT_EQ(cgroup::SharesToWeight(2), 1u);
+  EXPECT_EQ(cgroup::SharesToWeight(1024), 39u);
+  EXPECT_EQ(cgroup::SharesToWeight(262144), 10000u);
+}
+
+}  // namespace
+}  // namespace crib::testing

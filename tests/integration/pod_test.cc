@@ -1,0 +1,568 @@
+// Pod sandboxes through a real cribd on its socket, checked on the machine: the pause process
+// and its namespaces, the pod cgroup and its limits, the files, /dev/shm, stop and remove
+// leaving nothing, rollback after a failure at each step, concurrency and a cribd restart.
+#include <dirent.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <set>
+#include <thread>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "common/files.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "support/cribd_process.h"
+#include "support/status_matchers.h"
+
+namespace crib::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string Slurp(const std::string& path) {
+  absl::StatusOr<std::string> text = ReadFile(path);
+  return text.ok() ? std::string(absl::StripAsciiWhitespace(*text)) : "";
+}
+
+ino_t Inode(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
+}
+
+std::string PausePath() {
+  const std::string cribd = CRIBD_PATH;
+  return absl::StrCat(cribd.substr(0, cribd.rfind('/')), "/crib-pause");
+}
+
+// Live crib-pause processes of this build (zombies do not count).
+std::set<pid_t> PauseProcesses() {
+  std::set<pid_t> out;
+  const std::string pause = PausePath();
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    pid_t pid = 0;
+    if (!absl::SimpleAtoi(entry.path().filename().string(), &pid)) continue;
+    std::error_code ec;
+    const auto exe = std::filesystem::read_symlink(entry.path() / "exe", ec);
+    if (ec || exe.string() != pause) continue;
+    const std::string stat = Slurp(absl::StrCat("/proc/", pid, "/stat"));
+    const size_t close = stat.rfind(')');
+    if (close != std::string::npos && stat.size() > close + 2 && stat[close + 2] == 'Z') continue;
+    out.insert(pid);
+  }
+  return out;
+}
+
+// Whether `pid` has exited (a zombie counts: pid 1 of this machine may not reap).
+bool Exited(pid_t pid) {
+  const std::string stat = Slurp(absl::StrCat("/proc/", pid, "/stat"));
+  const size_t close = stat.rfind(')');
+  return close == std::string::npos || stat.size() < close + 3 || stat[close + 2] == 'Z' ||
+         stat[close + 2] == 'X';
+}
+
+void WaitExited(pid_t pid) {
+  for (int i = 0; i < 500 && !Exited(pid); ++i) absl::SleepFor(absl::Milliseconds(10));
+}
+
+std::vector<std::string> MountsUnder(const std::string& dir) {
+  std::vector<std::string> out;
+  for (absl::string_view line : absl::StrSplit(Slurp("/proc/mounts"), '\n')) {
+    std::vector<absl::string_view> cols = absl::StrSplit(line, ' ');
+    if (cols.size() > 2 && absl::StartsWith(cols[1], dir)) out.emplace_back(cols[1]);
+  }
+  return out;
+}
+
+// The v1 hierarchies this machine mounts (one directory each).
+std::vector<std::string> Hierarchies() {
+  std::vector<std::string> out;
+  for (const char* c :
+       {"cpu", "cpuacct", "cpuset", "memory", "pids", "blkio", "devices", "freezer"}) {
+    const std::string dir = absl::StrCat("/sys/fs/cgroup/", c);
+    if (std::filesystem::exists(absl::StrCat(dir, "/cgroup.procs"))) out.push_back(dir);
+  }
+  return out;
+}
+
+// Cgroup directories below `parent` in every hierarchy.
+int CgroupsUnder(const std::string& parent) {
+  int n = 0;
+  for (const std::string& h : Hierarchies()) {
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(h + parent, ec)) {
+      if (e.is_directory()) ++n;
+    }
+  }
+  return n;
+}
+
+int EntriesIn(const std::string& dir) {
+  std::error_code ec;
+  int n = 0;
+  for (auto it = std::filesystem::directory_iterator(dir, ec);
+       !ec && it != std::filesystem::directory_iterator(); ++it) {
+    ++n;
+  }
+  return n;
+}
+
+class PodTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(Start()); }
+
+  void TearDown() override {
+    ::unsetenv("CRIB_TEST_FAILPOINT");
+    // Whatever a failed test left: pods, pause processes, mounts, cgroups.
+    if (cribd_ != nullptr) {
+      for (const cri::PodSandbox& pod : List()) (void)Remove(pod.id());
+    }
+    cribd_.reset();
+    for (pid_t pid : PauseProcesses()) {
+      if (absl::StrContains(Slurp(absl::StrCat("/proc/", pid, "/cgroup")), cgroup_parent_)) {
+        ::kill(pid, SIGKILL);
+      }
+    }
+    std::vector<std::string> mounts = MountsUnder(dir_.path());
+    std::sort(mounts.rbegin(), mounts.rend());
+    for (const std::string& m : mounts) ::umount2(m.c_str(), MNT_DETACH);
+    for (const std::string& h : Hierarchies()) {
+      std::error_code ec;
+      for (const auto& e : std::filesystem::directory_iterator(h + cgroup_parent_, ec)) {
+        if (e.is_directory()) ::rmdir(e.path().c_str());
+      }
+      ::rmdir((h + cgroup_parent_).c_str());
+    }
+  }
+
+  bool Start() {
+    absl::StatusOr<std::unique_ptr<CribdProcess>> cribd = CribdProcess::Start(options_);
+    EXPECT_THAT(cribd, IsOk());
+    if (!cribd.ok()) return false;
+    cribd_ = std::move(*cribd);
+    runtime_ = cribd_->Runtime();
+    return true;
+  }
+
+  cri::RunPodSandboxRequest HostPod(const std::string& name) {
+    cri::RunPodSandboxRequest request;
+    cri::PodSandboxConfig* config = request.mutable_config();
+    config->mutable_metadata()->set_name(name);
+    config->mutable_metadata()->set_namespace_("default");
+    config->mutable_metadata()->set_uid(absl::StrCat("uid-", name));
+    config->mutable_linux()->set_cgroup_parent(cgroup_parent_);
+    config->mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_network(
+        cri::NODE);
+    (*config->mutable_labels())["app"] = name;
+    return request;
+  }
+
+  cri::RunPodSandboxRequest NetnsPod(const std::string& name) {
+    cri::RunPodSandboxRequest request = HostPod(name);
+    request.mutable_config()
+        ->mutable_linux()
+        ->mutable_security_context()
+        ->mutable_namespace_options()
+        ->set_network(cri::POD);
+    return request;
+  }
+
+  grpc::Status Run(const cri::RunPodSandboxRequest& request, std::string* id) {
+    cri::RunPodSandboxResponse response;
+    grpc::Status status =
+        runtime_->RunPodSandbox(ContextWithDeadline(absl::Seconds(30)).get(), request, &response);
+    if (id != nullptr) *id = response.pod_sandbox_id();
+    return status;
+  }
+
+  std::string RunOk(const cri::RunPodSandboxRequest& request) {
+    std::string id;
+    grpc::Status status = Run(request, &id);
+    EXPECT_TRUE(status.ok()) << status.error_message() << "\n" << cribd_->Log();
+    return id;
+  }
+
+  grpc::Status Status(const std::string& id, cri::PodSandboxStatusResponse* response,
+                      bool verbose = false) {
+    cri::PodSandboxStatusRequest request;
+    request.set_pod_sandbox_id(id);
+    request.set_verbose(verbose);
+    return runtime_->PodSandboxStatus(ContextWithDeadline().get(), request, response);
+  }
+
+  pid_t PausePid(const std::string& id) {
+    cri::PodSandboxStatusResponse response;
+    EXPECT_TRUE(Status(id, &response, true).ok());
+    const nlohmann::json info = nlohmann::json::parse(response.info().at("info"));
+    const pid_t pid = info["pid"].get<pid_t>();
+    return pid;
+  }
+
+  grpc::Status Stop(const std::string& id) {
+    cri::StopPodSandboxRequest request;
+    request.set_pod_sandbox_id(id);
+    cri::StopPodSandboxResponse response;
+    return runtime_->StopPodSandbox(ContextWithDeadline(absl::Seconds(30)).get(), request,
+                                    &response);
+  }
+
+  grpc::Status Remove(const std::string& id) {
+    cri::RemovePodSandboxRequest request;
+    request.set_pod_sandbox_id(id);
+    cri::RemovePodSandboxResponse response;
+    return runtime_->RemovePodSandbox(ContextWithDeadline(absl::Seconds(30)).get(), request,
+                                      &response);
+  }
+
+  std::vector<cri::PodSandbox> List(const cri::PodSandboxFilter* filter = nullptr) {
+    cri::ListPodSandboxRequest request;
+    if (filter != nullptr) *request.mutable_filter() = *filter;
+    cri::ListPodSandboxResponse response;
+    EXPECT_TRUE(runtime_->ListPodSandbox(ContextWithDeadline().get(), request, &response).ok());
+    return {response.items().begin(), response.items().end()};
+  }
+
+  // Everything a pod can leave behind, counted.
+  struct Leftovers {
+    size_t pauses, mounts;
+    int cgroups, pod_dirs, netns_pins, records;
+    bool operator==(const Leftovers&) const = default;
+  };
+  Leftovers Count() {
+    Leftovers l;
+    l.pauses = PauseProcesses().size();
+    // The netns directory's own shared bind mount is set up once and stays, as `ip netns` does.
+    l.mounts = 0;
+    for (const std::string& m : MountsUnder(dir_.path())) {
+      if (m != options_.state_dir + "/netns") ++l.mounts;
+    }
+    l.cgroups = CgroupsUnder(cgroup_parent_);
+    l.pod_dirs = EntriesIn(options_.state_dir + "/pods");
+    l.netns_pins = EntriesIn(options_.state_dir + "/netns");
+    l.records = static_cast<int>(List().size());
+    return l;
+  }
+  static std::string Describe(const Leftovers& l) {
+    return absl::StrCat("pauses ", l.pauses, ", mounts ", l.mounts, ", cgroups ", l.cgroups,
+                        ", pod dirs ", l.pod_dirs, ", netns pins ", l.netns_pins, ", records ",
+                        l.records);
+  }
+
+  TempDir dir_;
+  CribdOptions options_ = CribdProcess::OptionsIn(dir_.path());
+  std::string cgroup_parent_ = absl::StrCat("/crib-test-", ::getpid(), "-",
+                                            ::testing::UnitTest::GetInstance()->random_seed(), "-",
+                                            absl::ToUnixNanos(absl::Now()) % 1000000);
+  std::unique_ptr<CribdProcess> cribd_;
+  std::unique_ptr<cri::RuntimeService::Stub> runtime_;
+};
+
+TEST_F(PodTest, HostNetworkPodIsReadyWithItsPauseCgroupFilesAndShm) {
+  const Leftovers before = Count();
+  cri::RunPodSandboxRequest request = HostPod("web");
+  cri::PodSandboxConfig* config = request.mutable_config();
+  config->set_hostname("ignored-for-host-network");
+  config->mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_pid(
+      cri::POD);
+  (*config->mutable_linux()->mutable_sysctls())["kernel.shmmni"] = "2345";
+  (*config->mutable_annotations())["note"] = "kept";
+  cri::LinuxContainerResources* resources = config->mutable_linux()->mutable_resources();
+  resources->set_cpu_shares(256);
+  resources->set_cpu_quota(40000);
+  resources->set_cpu_period(100000);
+  resources->set_memory_limit_in_bytes(96 << 20);
+  resources->set_cpuset_cpus("0");
+  config->mutable_linux()->mutable_overhead()->set_memory_limit_in_bytes(32 << 20);
+  config->mutable_linux()->mutable_overhead()->set_cpu_shares(256);
+  const std::string id = RunOk(request);
+  ASSERT_EQ(id.size(), 64u);
+  EXPECT_EQ(id.find_first_not_of("0123456789abcdef"), std::string::npos);
+
+  cri::PodSandboxStatusResponse response;
+  ASSERT_TRUE(Status(id, &response, true).ok());
+  const cri::PodSandboxStatus& status = response.status();
+  EXPECT_EQ(status.id(), id);
+  EXPECT_EQ(status.state(), cri::SANDBOX_READY);
+  EXPECT_EQ(status.metadata().name(), "web");
+  EXPECT_EQ(status.network().ip(), "") << "host-network pods get no IP";
+  EXPECT_EQ(status.linux().namespaces().options().network(), cri::NODE);
+  EXPECT_EQ(status.linux().namespaces().options().pid(), cri::POD);
+  EXPECT_EQ(status.labels().at("app"), "web");
+  EXPECT_EQ(status.annotations().at("note"), "kept");
+  EXPECT_GT(status.created_at(), 0);
+  const nlohmann::json info = nlohmann::json::parse(response.info().at("info"));
+  EXPECT_EQ(info["config"]["metadata"]["name"], "web");
+  EXPECT_EQ(info["netNamespacePath"], "");
+
+  // The pause process: host netns, its own ipc, uts and pid namespaces, pid 1 in the latter.
+  const pid_t pid = PausePid(id);
+  const std::string proc = absl::StrCat("/proc/", pid);
+  EXPECT_EQ(Inode(proc + "/ns/net"), Inode("/proc/self/ns/net"));
+  // The host's uts namespace goes with the host's network, as containerd does it.
+  EXPECT_EQ(Inode(proc + "/ns/uts"), Inode("/proc/self/ns/uts"));
+  for (const char* ns : {"ipc", "pid"}) {
+    EXPECT_NE(Inode(absl::StrCat(proc, "/ns/", ns)), Inode(absl::StrCat("/proc/self/ns/", ns)))
+        << ns;
+  }
+  EXPECT_THAT(Slurp(proc + "/status"), HasSubstr(absl::StrCat("NSpid:\t", pid, "\t1")));
+  // The ipc sysctl is seen inside, not on the host.
+  const std::string shmmni = [&] {
+    std::string out;
+    std::thread([&] {
+      const int fd = ::open((proc + "/ns/ipc").c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd >= 0 && ::setns(fd, CLONE_NEWIPC) == 0) out = Slurp("/proc/sys/kernel/shmmni");
+      if (fd >= 0) ::close(fd);
+    }).join();
+    return out;
+  }();
+  EXPECT_EQ(shmmni, "2345");
+  EXPECT_NE(Slurp("/proc/sys/kernel/shmmni"), "2345");
+
+  // The pod cgroup, with resources plus overhead, holds the pause process.
+  const std::string cg = absl::StrCat(cgroup_parent_, "/", id);
+  EXPECT_EQ(Slurp(absl::StrCat("/sys/fs/cgroup/cpu", cg, "/cpu.shares")), "512");
+  EXPECT_EQ(Slurp(absl::StrCat("/sys/fs/cgroup/cpu", cg, "/cpu.cfs_quota_us")), "40000");
+  EXPECT_EQ(Slurp(absl::StrCat("/sys/fs/cgroup/cpu", cg, "/cpu.cfs_period_us")), "100000");
+  EXPECT_EQ(Slurp(absl::StrCat("/sys/fs/cgroup/memory", cg, "/memory.limit_in_bytes")),
+            absl::StrCat(128 << 20));
+  EXPECT_EQ(Slurp(absl::StrCat("/sys/fs/cgroup/cpuset", cg, "/cpuset.cpus")), "0");
+  EXPECT_THAT(Slurp(absl::StrCat("/sys/fs/cgroup/memory", cg, "/cgroup.procs")),
+              HasSubstr(absl::StrCat(pid)));
+  EXPECT_THAT(Slurp(proc + "/cgroup"), HasSubstr(absl::StrCat(":memory:", cg)));
+
+  // Files: the host's hostname, hosts and resolv.conf for a host-network pod.
+  const std::string pod_dir = absl::StrCat(options_.state_dir, "/pods/", id);
+  EXPECT_EQ(Slurp(pod_dir + "/hostname"), Slurp("/proc/sys/kernel/hostname"));
+  EXPECT_EQ(Slurp(pod_dir + "/resolv.conf"), Slurp("/etc/resolv.conf"));
+  EXPECT_EQ(Slurp(pod_dir + "/hosts"), Slurp("/etc/hosts"));
+  // /dev/shm: a 64 MiB tmpfs.
+  bool shm_found = false;
+  for (absl::string_view line : absl::StrSplit(Slurp("/proc/mounts"), '\n')) {
+    if (absl::StartsWith(line, absl::StrCat("shm ", pod_dir, "/shm tmpfs "))) {
+      shm_found = true;
+      EXPECT_THAT(std::string(line), HasSubstr("size=65536k"));
+      EXPECT_THAT(std::string(line), HasSubstr("nosuid,nodev,noexec"));
+    }
+  }
+  EXPECT_TRUE(shm_found) << Slurp("/proc/mounts");
+
+  // Stop: the pause is gone, the record stays NOTREADY; twice is fine.
+  ASSERT_TRUE(Stop(id).ok());
+  EXPECT_FALSE(PauseProcesses().contains(pid));
+  ASSERT_TRUE(Status(id, &response).ok());
+  EXPECT_EQ(response.status().state(), cri::SANDBOX_NOTREADY);
+  EXPECT_TRUE(Stop(id).ok());
+  ASSERT_EQ(List().size(), 1u);
+
+  // Remove: nothing left; twice, and of an unknown id, is fine.
+  ASSERT_TRUE(Remove(id).ok());
+  EXPECT_TRUE(Remove(id).ok());
+  EXPECT_TRUE(Remove(std::string(64, 'a')).ok());
+  EXPECT_EQ(Status(id, &response).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Stop(id).error_code(), grpc::StatusCode::NOT_FOUND);
+  const Leftovers after = Count();
+  EXPECT_EQ(after, before) << Describe(before) << " vs " << Describe(after);
+}
+
+TEST_F(PodTest, SecondPodWithTheSameMetadataIsAlreadyExistsNamingTheHolder) {
+  const std::string id = RunOk(HostPod("dup"));
+  std::string second;
+  const grpc::Status status = Run(HostPod("dup"), &second);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_THAT(status.error_message(), HasSubstr(id));
+  EXPECT_EQ(List().size(), 1u);
+  // Another attempt is another pod.
+  cri::RunPodSandboxRequest next = HostPod("dup");
+  next.mutable_config()->mutable_metadata()->set_attempt(1);
+  const std::string id2 = RunOk(next);
+  EXPECT_NE(id2, id);
+  EXPECT_TRUE(Remove(id).ok());
+  EXPECT_TRUE(Remove(id2).ok());
+}
+
+TEST_F(PodTest, InvalidRequestsAreInvalidArgumentAndLeaveNothing) {
+  const Leftovers before = Count();
+  struct Case {
+    std::string what;
+    std::function<void(cri::RunPodSandboxRequest&)> change;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {"no name", [](auto& r) { r.mutable_config()->mutable_metadata()->clear_name(); }, "name"},
+      {"no namespace", [](auto& r) { r.mutable_config()->mutable_metadata()->clear_namespace_(); },
+       "namespace"},
+      {"no uid", [](auto& r) { r.mutable_config()->mutable_metadata()->clear_uid(); }, "uid"},
+      {"handler", [](auto& r) { r.set_runtime_handler("runc"); }, "runtime handler \"runc\""},
+      {"global sysctl",
+       [](auto& r) {
+         (*r.mutable_config()->mutable_linux()->mutable_sysctls())["kernel.panic"] = "1";
+       },
+       "kernel.panic"},
+      {"net sysctl with host network",
+       [](auto& r) {
+         (*r.mutable_config()->mutable_linux()->mutable_sysctls())["net.ipv4.ip_forward"] = "1";
+       },
+       "net.ipv4.ip_forward"},
+      {"bad port",
+       [](auto& r) { r.mutable_config()->add_port_mappings()->set_container_port(70000); }, "port"},
+  };
+  for (const Case& c : cases) {
+    cri::RunPodSandboxRequest request = HostPod("bad");
+    c.change(request);
+    const grpc::Status status = Run(request, nullptr);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << c.what;
+    EXPECT_THAT(status.error_message(), HasSubstr(c.message)) << c.what;
+  }
+  EXPECT_EQ(Count(), before);
+}
+
+TEST_F(PodTest, KilledPauseMakesThePodNotReadyAndRemovable) {
+  const std::string id = RunOk(HostPod("killed"));
+  const pid_t pid = PausePid(id);
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  cri::PodSandboxStatusResponse response;
+  WaitExited(pid);
+  ASSERT_TRUE(Status(id, &response).ok());
+  EXPECT_EQ(response.status().state(), cri::SANDBOX_NOTREADY);
+  EXPECT_TRUE(Remove(id).ok());
+  EXPECT_EQ(CgroupsUnder(cgroup_parent_), 0);
+}
+
+TEST_F(PodTest, ListFiltersByIdPrefixStateAndLabels) {
+  const std::string a = RunOk(HostPod("alpha"));
+  const std::string b = RunOk(HostPod("beta"));
+  ASSERT_TRUE(Stop(b).ok());
+  EXPECT_EQ(List().size(), 2u);
+  cri::PodSandboxFilter filter;
+  filter.set_id(a.substr(0, 8));
+  std::vector<cri::PodSandbox> items = List(&filter);
+  ASSERT_EQ(items.size(), 1u);
+  EXPECT_EQ(items[0].id(), a);
+  EXPECT_EQ(items[0].metadata().name(), "alpha");
+  filter.Clear();
+  filter.mutable_state()->set_state(cri::SANDBOX_NOTREADY);
+  items = List(&filter);
+  ASSERT_EQ(items.size(), 1u);
+  EXPECT_EQ(items[0].id(), b);
+  filter.Clear();
+  (*filter.mutable_label_selector())["app"] = "alpha";
+  items = List(&filter);
+  ASSERT_EQ(items.size(), 1u);
+  EXPECT_EQ(items[0].id(), a);
+  (*filter.mutable_label_selector())["app"] = "gamma";
+  EXPECT_TRUE(List(&filter).empty());
+  // Status takes a unique prefix too.
+  cri::PodSandboxStatusResponse response;
+  ASSERT_TRUE(Status(a.substr(0, 10), &response).ok());
+  EXPECT_EQ(response.status().id(), a);
+  EXPECT_TRUE(Remove(a).ok());
+  EXPECT_TRUE(Remove(b).ok());
+}
+
+TEST_F(PodTest, FailureAfterEachStepLeavesNothingBehind) {
+  const Leftovers before = Count();
+  const std::vector<std::pair<std::string, std::string>> steps = {
+      {"reserve", "reserve name"},  {"netns", "create network namespace"},
+      {"files", "write pod files"}, {"shm", "mount shm"},
+      {"cgroup", "create cgroup"},  {"pause", "start crib-pause"},
+      {"network", "set up network"}};
+  for (const auto& [step, words] : steps) {
+    cribd_.reset();
+    ::setenv("CRIB_TEST_FAILPOINT", absl::StrCat("pod.run.after_", step).c_str(), 1);
+    ASSERT_TRUE(Start());
+    ::unsetenv("CRIB_TEST_FAILPOINT");
+    const grpc::Status status = Run(NetnsPod(absl::StrCat("fail-", step)), nullptr);
+    EXPECT_FALSE(status.ok()) << step;
+    EXPECT_THAT(status.error_message(), HasSubstr(words)) << step;
+    const Leftovers after = Count();
+    EXPECT_EQ(after, before) << step << ": " << Describe(before) << " vs " << Describe(after)
+                             << "\n"
+                             << cribd_->Log();
+  }
+}
+
+TEST_F(PodTest, TwentyPodsCreatedAndRemovedConcurrentlyLeaveNothing) {
+  const Leftovers before = Count();
+  constexpr int kPods = 20;
+  std::vector<std::string> ids(kPods);
+  std::vector<std::thread> threads;
+  std::atomic<int> failures = 0;
+  for (int i = 0; i < kPods; ++i) {
+    threads.emplace_back([&, i] {
+      std::string id;
+      auto stub = cribd_->Runtime();
+      cri::RunPodSandboxResponse response;
+      grpc::Status s = stub->RunPodSandbox(ContextWithDeadline(absl::Seconds(60)).get(),
+                                           HostPod(absl::StrCat("many-", i)), &response);
+      if (!s.ok()) ++failures;
+      ids[i] = response.pod_sandbox_id();
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  threads.clear();
+  ASSERT_EQ(failures, 0) << cribd_->Log();
+  EXPECT_EQ(PauseProcesses().size(), before.pauses + kPods);
+  for (const cri::PodSandbox& pod : List()) EXPECT_EQ(pod.state(), cri::SANDBOX_READY);
+  for (int i = 0; i < kPods; ++i) {
+    threads.emplace_back([&, i] {
+      auto stub = cribd_->Runtime();
+      cri::StopPodSandboxRequest stop;
+      stop.set_pod_sandbox_id(ids[i]);
+      cri::StopPodSandboxResponse stopped;
+      if (!stub->StopPodSandbox(ContextWithDeadline(absl::Seconds(60)).get(), stop, &stopped)
+               .ok()) {
+        ++failures;
+      }
+      cri::RemovePodSandboxRequest remove;
+      remove.set_pod_sandbox_id(ids[i]);
+      cri::RemovePodSandboxResponse removed;
+      if (!stub->RemovePodSandbox(ContextWithDeadline(absl::Seconds(60)).get(), remove, &removed)
+               .ok()) {
+        ++failures;
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(failures, 0) << cribd_->Log();
+  EXPECT_EQ(Count(), before);
+}
+
+TEST_F(PodTest, PodsSurviveACribdKillAndStayRemovable) {
+  const Leftovers before = Count();
+  const std::string a = RunOk(HostPod("survivor"));
+  const std::string b = RunOk(HostPod("victim"));
+  const pid_t pid_a = PausePid(a);
+  const pid_t pid_b = PausePid(b);
+  cribd_->SignalAndWait(SIGKILL);
+  cribd_.reset();
+  ASSERT_TRUE(PauseProcesses().contains(pid_a));
+  ::kill(pid_b, SIGKILL);  // dies while cribd is away
+  WaitExited(pid_b);
+  ASSERT_TRUE(Start());
+  cri::PodSandboxStatusResponse response;
+  ASSERT_TRUE(Status(a, &response).ok());
+  EXPECT_EQ(response.status().state(), cri::SANDBOX_READY);
+  EXPECT_EQ(PausePid(a), pid_a);
+  ASSERT_TRUE(Status(b, &response).ok());
+  EXPECT_EQ(response.status().state(), cri::SANDBOX_NOTREADY);
+  EXPECT_TRUE(Remove(a).ok());
+  EXPECT_TRUE(Remove(b).ok());
+  EXPECT_FALSE(PauseProcesses().contains(pid_a));
+  EXPECT_EQ(Count(), before);
+}
+
+}  // namespace
+}  // namespace crib::testing
