@@ -109,13 +109,15 @@ absl::Status Cgroup::Create() {
           if (!s.ok()) return Annotate(s, absl::StrCat("create cgroup ", path_));
         }
       }
-      if (::mkdir(dir.c_str(), 0755) != 0) {
-        if (errno == EEXIST) continue;
+      if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
         return Annotate(ErrnoStatus(errno, absl::StrCat("mkdir ", dir)),
                         absl::StrCat("create cgroup ", path_));
       }
+      // Checked for existing levels too: a concurrent Create may have made the level and not yet
+      // filled it.
       if (cpuset) {
         for (const char* file : {"cpuset.cpus", "cpuset.mems"}) {
+          if (!Trimmed(ReadFile(absl::StrCat(dir, "/", file))).empty()) continue;
           const std::string value = Trimmed(ReadFile(absl::StrCat(parent, "/", file)));
           absl::Status s = WriteValue(absl::StrCat(dir, "/", file), value.empty() ? "\n" : value);
           if (!s.ok()) return Annotate(s, absl::StrCat("create cgroup ", path_));
