@@ -1,12 +1,47 @@
 #include "pod/pod_files.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/errors.h"
 #include "common/files.h"
 #include "common/status_macros.h"
+#include "common/unique_fd.h"
 
 namespace crib::pod {
+namespace {
+
+// Temporary file and rename, so a container never sees a torn file; no fsync, because these
+// files live in the state dir (a tmpfs, gone on reboot) and cribd writes them again if needed.
+absl::Status ReplaceFile(const std::string& path, absl::string_view content) {
+  const std::string temp = absl::StrCat(path, ".tmp");
+  UniqueFd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!fd) return ErrnoStatus(errno, absl::StrCat("create ", temp));
+  size_t done = 0;
+  while (done < content.size()) {
+    const ssize_t n = ::write(fd.get(), content.data() + done, content.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      absl::Status status = ErrnoStatus(errno, absl::StrCat("write ", temp));
+      ::unlink(temp.c_str());
+      return status;
+    }
+    done += static_cast<size_t>(n);
+  }
+  fd.Reset();
+  if (::rename(temp.c_str(), path.c_str()) != 0) {
+    absl::Status status = ErrnoStatus(errno, absl::StrCat("rename ", temp, " to ", path));
+    ::unlink(temp.c_str());
+    return status;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
 
 std::string HostsContent(const std::vector<std::string>& ips, const std::string& hostname) {
   std::string out =
@@ -31,11 +66,11 @@ std::string ResolvConfContent(const DnsConfig& dns) {
 }
 
 absl::Status WriteHostname(const std::string& pod_dir, const std::string& hostname) {
-  return WriteFileAtomic(absl::StrCat(pod_dir, "/hostname"), absl::StrCat(hostname, "\n"));
+  return ReplaceFile(absl::StrCat(pod_dir, "/hostname"), absl::StrCat(hostname, "\n"));
 }
 
 absl::Status WriteHosts(const std::string& pod_dir, const std::string& content) {
-  return WriteFileAtomic(absl::StrCat(pod_dir, "/hosts"), content);
+  return ReplaceFile(absl::StrCat(pod_dir, "/hosts"), content);
 }
 
 absl::Status WriteResolvConf(const std::string& pod_dir, const DnsConfig& dns) {
@@ -47,7 +82,7 @@ absl::Status WriteResolvConf(const std::string& pod_dir, const DnsConfig& dns) {
   } else {
     content = ResolvConfContent(dns);
   }
-  return WriteFileAtomic(absl::StrCat(pod_dir, "/resolv.conf"), content);
+  return ReplaceFile(absl::StrCat(pod_dir, "/resolv.conf"), content);
 }
 
 absl::StatusOr<std::string> HostHosts() { return ReadFile("/etc/hosts"); }

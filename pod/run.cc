@@ -63,6 +63,15 @@ absl::Status PodService::EnsureNetnsDir() {
 absl::StatusOr<std::string> PodService::Run(const PodSandboxSpec& spec) {
   RETURN_IF_ERROR(Validate(spec));
   const absl::Time start = absl::Now();
+  // Per-step durations, logged at debug level: where RunPodSandbox's time goes.
+  std::string timings;
+  absl::Time last = start;
+  auto lap = [&timings, &last](absl::string_view step) {
+    const absl::Time now = absl::Now();
+    absl::StrAppend(&timings, timings.empty() ? "" : ", ", step, " ",
+                    absl::FormatDuration(absl::Trunc(now - last, absl::Microseconds(10))));
+    last = now;
+  };
   const std::string pod_name = absl::StrCat(spec.name, " (namespace ", spec.namespace_, ")");
   auto step_error = [&pod_name](absl::string_view step, const absl::Status& status) {
     return Annotate(status, absl::StrCat("run pod sandbox ", pod_name, ": ", step));
@@ -106,6 +115,7 @@ absl::StatusOr<std::string> PodService::Run(const PodSandboxSpec& spec) {
   CRIB_STEP("reserve name", store_.PutPod(record));
   absl::Cleanup undo_record = [&] { LogUndo(id, "record", store_.DeletePod(id)); };
   CRIB_STEP("reserve name", Failpoint("pod.run.after_reserve"));
+  lap("reserve");
 
   // 2. The pinned network namespace.
   absl::Cleanup undo_netns = [&] {
@@ -116,6 +126,7 @@ absl::StatusOr<std::string> PodService::Run(const PodSandboxSpec& spec) {
     CRIB_STEP("create network namespace", CreatePinnedNetns(data.netns_path));
   }
   CRIB_STEP("create network namespace", Failpoint("pod.run.after_netns"));
+  lap("netns");
 
   // 3. hostname, hosts and resolv.conf.
   absl::Cleanup undo_dir = [&] {
@@ -135,6 +146,7 @@ absl::StatusOr<std::string> PodService::Run(const PodSandboxSpec& spec) {
     CRIB_STEP("write pod files", WriteHosts(data.pod_dir, HostsContent({}, data.hostname)));
   }
   CRIB_STEP("write pod files", Failpoint("pod.run.after_files"));
+  lap("files");
 
   // 4. The pod's /dev/shm.
   const std::string shm = absl::StrCat(data.pod_dir, "/shm");
@@ -150,6 +162,7 @@ absl::StatusOr<std::string> PodService::Run(const PodSandboxSpec& spec) {
     }
   };
   CRIB_STEP("mount shm", Failpoint("pod.run.after_shm"));
+  lap("shm");
 
   // 5. The pod cgroup with the pod's resources and overhead.
   cgroup::Cgroup cgroup(layout_, data.cgroup_path);
@@ -157,6 +170,7 @@ absl::StatusOr<std::string> PodService::Run(const PodSandboxSpec& spec) {
   CRIB_STEP("create cgroup", cgroup.Create());
   CRIB_STEP("create cgroup", cgroup.Apply(spec.resources));
   CRIB_STEP("create cgroup", Failpoint("pod.run.after_cgroup"));
+  lap("cgroup");
 
   // 6. crib-pause in the pod's namespaces, moved into the pod cgroup.
   PauseOptions pause;
@@ -179,6 +193,7 @@ absl::StatusOr<std::string> PodService::Run(const PodSandboxSpec& spec) {
   data.pid_start_time = process->start_time;
   CRIB_STEP("start crib-pause", cgroup.AddProcess(process->pid));
   CRIB_STEP("start crib-pause", Failpoint("pod.run.after_pause"));
+  lap("pause");
 
   // 7. The network, through the backend.
   network::PodNetworkConfig net;
@@ -199,11 +214,13 @@ absl::StatusOr<std::string> PodService::Run(const PodSandboxSpec& spec) {
     CRIB_STEP("set up network", WriteHosts(data.pod_dir, HostsContent(data.ips, data.hostname)));
   }
   CRIB_STEP("set up network", Failpoint("pod.run.after_network"));
+  lap("network");
 
   // 8. Ready.
   record.state = static_cast<int>(PodState::kReady);
   record.data = EncodePodData(data);
   CRIB_STEP("record pod", store_.UpdatePod(record));
+  lap("record");
 #undef CRIB_STEP
 
   std::move(undo_network).Cancel();
@@ -213,6 +230,7 @@ absl::StatusOr<std::string> PodService::Run(const PodSandboxSpec& spec) {
   std::move(undo_dir).Cancel();
   std::move(undo_netns).Cancel();
   std::move(undo_record).Cancel();
+  spdlog::debug("pod {} steps: {}", id.substr(0, 12), timings);
   spdlog::info("pod {} ({}) ready in {}: pause pid {}{}{}", id.substr(0, 12), pod_name,
                absl::FormatDuration(absl::Now() - start), data.pid, data.ips.empty() ? "" : ", ip ",
                data.ips.empty() ? "" : data.ips[0]);

@@ -2,7 +2,7 @@
 // over 100 pods one after another and 8 at a time, and the pause process's RSS, through a
 // real cribd. Prints figures; asserts nothing.
 //
-//   pod_bench [--pods N] [--parallel P] [--host-network]
+//   pod_bench [--pods N] [--parallel P] [--host-network] [--steps]
 #include <sys/mount.h>
 #include <unistd.h>
 
@@ -29,6 +29,7 @@ struct Options {
   int pods = 100;
   int parallel = 8;
   bool host_network = false;
+  bool steps = false;  // print cribd's per-step timings of a few pods
 };
 
 double Percentile(std::vector<double> v, double p) {
@@ -153,14 +154,17 @@ int Main(int argc, char** argv) {
       options.parallel = std::atoi(argv[++i]);
     } else if (std::strcmp(argv[i], "--host-network") == 0) {
       options.host_network = true;
+    } else if (std::strcmp(argv[i], "--steps") == 0) {
+      options.steps = true;
     } else {
-      std::fprintf(stderr, "usage: pod_bench [--pods N] [--parallel P] [--host-network]\n");
+      std::fprintf(stderr,
+                   "usage: pod_bench [--pods N] [--parallel P] [--host-network] [--steps]\n");
       return 2;
     }
   }
   TempDir dir;
   CribdOptions cribd_options = CribdProcess::OptionsIn(dir.path());
-  cribd_options.extra_args = {"--log-level", "warn"};
+  cribd_options.extra_args = {"--log-level", options.steps ? "debug" : "warn"};
   absl::StatusOr<std::unique_ptr<CribdProcess>> cribd = CribdProcess::Start(cribd_options);
   if (!cribd.ok()) {
     std::fprintf(stderr, "start cribd: %s\n", std::string(cribd.status().message()).c_str());
@@ -178,6 +182,14 @@ int Main(int argc, char** argv) {
     Print("StopPodSandbox+RemovePodSandbox", parallel, remove);
   }
   std::printf("pause process RSS: %.0f KiB\n", rss);
+  if (options.steps) {
+    int shown = 0;
+    for (absl::string_view line : absl::StrSplit((*cribd)->Log(), '\n')) {
+      if (absl::StrContains(line, " steps: ") && shown++ < 8) {
+        std::printf("%s\n", std::string(line).c_str());
+      }
+    }
+  }
   cribd->reset();
   for (const auto& entry : std::filesystem::directory_iterator("/sys/fs/cgroup")) {
     ::rmdir((entry.path().string() + parent).c_str());
