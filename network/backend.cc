@@ -1,6 +1,7 @@
 #include "network/backend.h"
 
 #include "absl/strings/str_cat.h"
+#include "network/bridge.h"
 
 namespace crib::network {
 namespace {
@@ -34,7 +35,10 @@ class MissingBackend final : public NetworkBackend {
 
 }  // namespace
 
-std::unique_ptr<NetworkBackend> MakeNetworkBackend(const Config& config, store::Store&) {
+std::unique_ptr<NetworkBackend> MakeNetworkBackend(const Config& config, store::Store& store) {
+  if (config.network.backend == NetworkBackendKind::kBridge) {
+    return std::make_unique<BridgeBackend>(config.network, store);
+  }
   return std::make_unique<MissingBackend>(NetworkBackendName(config.network.backend));
 }
 

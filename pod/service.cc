@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "common/errors.h"
 #include "common/status_macros.h"
+#include "network/port_mapping.h"
 
 namespace crib::pod {
 namespace {
@@ -111,11 +112,8 @@ absl::Status PodService::Validate(const PodSandboxSpec& spec) {
                        "fs.mqueue.*)"));
     }
   }
-  for (const network::PortMapping& port : spec.port_mappings) {
-    if (port.container_port == 0) {
-      return absl::InvalidArgumentError("port mapping with container port 0");
-    }
-  }
+  // Host-network pods have no port mappings to make (their ports are the host's).
+  if (!host_network) RETURN_IF_ERROR(network::ValidatePortMappings(spec.port_mappings));
   return absl::OkStatus();
 }
 

@@ -1,11 +1,15 @@
 #include "config/config.h"
 
+#include <arpa/inet.h>
 #include <sys/un.h>
 
+#include <algorithm>
+#include <cctype>
 #include <functional>
 #include <map>
 #include <string>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/errors.h"
 #include "common/files.h"
@@ -108,8 +112,31 @@ const std::map<std::string, KeySetter, std::less<>>& TopLevelKeys() {
   return *keys;
 }
 
+KeySetter NetworkStringKey(std::string NetworkConfig::*field) {
+  return [field](const toml::node& node, Config& config) -> absl::Status {
+    ASSIGN_OR_RETURN(config.network.*field, AsString(node));
+    return absl::OkStatus();
+  };
+}
+
 const std::map<std::string, KeySetter, std::less<>>& NetworkKeys() {
   static const auto* keys = new std::map<std::string, KeySetter, std::less<>>{
+      {"bridge", NetworkStringKey(&NetworkConfig::bridge)},
+      {"pod_cidr", NetworkStringKey(&NetworkConfig::pod_cidr)},
+      {"nft_table", NetworkStringKey(&NetworkConfig::nft_table)},
+      {"mtu",
+       [](const toml::node& node, Config& config) -> absl::Status {
+         const auto* value = node.as_integer();
+         if (value == nullptr) {
+           return absl::InvalidArgumentError(absl::StrCat("want an integer, got ", TypeName(node)));
+         }
+         if (value->get() < 68 || value->get() > 65535) {
+           return absl::InvalidArgumentError(
+               absl::StrCat("mtu ", value->get(), " is outside 68..65535"));
+         }
+         config.network.mtu = static_cast<int>(value->get());
+         return absl::OkStatus();
+       }},
       {"backend",
        [](const toml::node& node, Config& config) -> absl::Status {
          ASSIGN_OR_RETURN(std::string name, AsString(node));
@@ -142,6 +169,37 @@ absl::Status CheckAbsolute(absl::string_view key, const std::string& path) {
   if (path.empty() || path[0] != '/') {
     return absl::InvalidArgumentError(
         absl::StrCat("key ", key, ": \"", path, "\" is not an absolute path"));
+  }
+  return absl::OkStatus();
+}
+
+// Names that end up in netlink and nftables: an interface name has at most 15 bytes, and
+// both are kept to characters that need no quoting.
+absl::Status CheckName(absl::string_view key, const std::string& name, size_t max_length) {
+  const bool ok = !name.empty() && name.size() <= max_length &&
+                  std::all_of(name.begin(), name.end(), [](char c) {
+                    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+                  });
+  if (!ok) {
+    return absl::InvalidArgumentError(absl::StrCat("key ", key, ": \"", name, "\" is not 1 to ",
+                                                   max_length, " letters, digits, _ or -"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateNetwork(const NetworkConfig& network) {
+  RETURN_IF_ERROR(CheckName("network.bridge", network.bridge, 15));
+  RETURN_IF_ERROR(CheckName("network.nft_table", network.nft_table, 64));
+  // The backend checks the CIDR's details; here only its form: a.b.c.d/len.
+  const size_t slash = network.pod_cidr.find('/');
+  in_addr addr{};
+  int prefix = -1;
+  if (slash == std::string::npos ||
+      ::inet_pton(AF_INET, network.pod_cidr.substr(0, slash).c_str(), &addr) != 1 ||
+      !absl::SimpleAtoi(network.pod_cidr.substr(slash + 1), &prefix) || prefix < 0 || prefix > 30) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("key network.pod_cidr: \"", network.pod_cidr,
+                     "\" is not an IPv4 CIDR with a prefix of at most 30 bits"));
   }
   return absl::OkStatus();
 }
@@ -224,6 +282,7 @@ absl::Status ValidateConfig(const Config& config) {
   if (absl::Status s = ParseLogLevel(config.log_level).status(); !s.ok()) {
     return Annotate(s, "key log_level");
   }
+  RETURN_IF_ERROR(ValidateNetwork(config.network));
   return absl::OkStatus();
 }
 
@@ -237,7 +296,12 @@ std::string ConfigToJson(const Config& config) {
       {"shutdown_timeout", absl::FormatDuration(config.shutdown_timeout)},
       {"helper_dir", config.helper_dir},
       {"pod_shm_size", config.pod_shm_size},
-      {"network", {{"backend", NetworkBackendName(config.network.backend)}}},
+      {"network",
+       {{"backend", NetworkBackendName(config.network.backend)},
+        {"bridge", config.network.bridge},
+        {"pod_cidr", config.network.pod_cidr},
+        {"mtu", config.network.mtu},
+        {"nft_table", config.network.nft_table}}},
   };
   return j.dump();
 }

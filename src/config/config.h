@@ -26,6 +26,13 @@ absl::string_view NetworkBackendName(NetworkBackendKind kind);
 
 struct NetworkConfig {
   NetworkBackendKind backend = NetworkBackendKind::kBridge;
+  // The built-in bridge backend: its bridge, the pod CIDR it hands addresses from (kubelet's
+  // UpdateRuntimeConfig replaces it for new pods), the MTU of the bridge and the pods' links,
+  // and the nftables table (family inet) crib owns whole.
+  std::string bridge = "crib0";
+  std::string pod_cidr = "10.88.0.0/16";
+  int mtu = 1500;
+  std::string nft_table = "crib";
   bool operator==(const NetworkConfig&) const = default;
 };
 

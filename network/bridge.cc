@@ -1,0 +1,279 @@
+#include "network/bridge.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "common/errors.h"
+#include "common/files.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "common/unique_fd.h"
+#include "network/netlink.h"
+#include "network/port_mapping.h"
+#include "network/testing/failpoint.h"
+
+namespace crib::network {
+namespace {
+
+std::atomic<testing::SetUpFailpoint> set_up_failpoint{nullptr};
+
+absl::Status Failpoint(absl::string_view step) {
+  testing::SetUpFailpoint failpoint = set_up_failpoint.load();
+  return failpoint == nullptr ? absl::OkStatus() : failpoint(step);
+}
+
+constexpr char kIpForward[] = "/proc/sys/net/ipv4/ip_forward";
+
+// Pod ids end up in interface names' hashes and nftables comments: keep them plain.
+absl::Status CheckPodId(absl::string_view id) {
+  const bool ok = !id.empty() && id.size() <= 100 && std::all_of(id.begin(), id.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+  });
+  if (!ok) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("pod id \"", id, "\" is not 1 to 100 letters, digits, '-', '_' or '.'"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status WriteSysctl(const std::string& path, absl::string_view value) {
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd) return ErrnoStatus(errno, absl::StrCat("open ", path));
+  if (::write(fd.get(), value.data(), value.size()) != static_cast<ssize_t>(value.size())) {
+    return ErrnoStatus(errno, absl::StrCat("write ", value, " to ", path));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> SysctlIsOne(const std::string& path) {
+  ASSIGN_OR_RETURN(std::string text, ReadFile(path));
+  return absl::StripAsciiWhitespace(text) == "1";
+}
+
+// CAP_NET_ADMIN in the effective set, from /proc/self/status.
+bool HasNetAdmin() {
+  absl::StatusOr<std::string> status = ReadFile("/proc/self/status");
+  if (!status.ok()) return false;
+  for (absl::string_view line : absl::StrSplit(*status, '\n')) {
+    if (!absl::ConsumePrefix(&line, "CapEff:")) continue;
+    uint64_t caps = 0;
+    if (!absl::SimpleHexAtoi(absl::StripAsciiWhitespace(line), &caps)) return false;
+    return (caps >> 12) & 1;  // CAP_NET_ADMIN
+  }
+  return false;
+}
+
+}  // namespace
+
+namespace testing {
+void SetSetUpFailpoint(SetUpFailpoint failpoint) { set_up_failpoint.store(failpoint); }
+}  // namespace testing
+
+BridgeBackend::BridgeBackend(const NetworkConfig& config, store::Store& store)
+    : config_(config),
+      ipam_(store),
+      nft_(config.nft_table, config.bridge),
+      cidr_(Ipv4Cidr::Parse(config.pod_cidr)) {}
+
+std::string BridgeBackend::HostInterfaceName(absl::string_view pod_id) {
+  uint64_t hash = 14695981039346656037ull;  // FNV-1a
+  for (char c : pod_id) {
+    hash ^= static_cast<unsigned char>(c);
+    hash *= 1099511628211ull;
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(hash));
+  return absl::StrCat("crib", absl::string_view(hex, 11));
+}
+
+Readiness BridgeBackend::Status() const {
+  absl::StatusOr<Ipv4Cidr> cidr;
+  {
+    absl::MutexLock lock(&mutex_);
+    cidr = cidr_;
+  }
+  if (!cidr.ok()) return Readiness{false, "InvalidPodCidr", std::string(cidr.status().message())};
+  if (absl::Status s = nft_.Probe(); !s.ok()) {
+    return Readiness{false, "NftablesUnavailable",
+                     absl::StrCat("crib's nftables table ", config_.nft_table,
+                                  " cannot be created: ", s.message())};
+  }
+  absl::StatusOr<NlSocket> sock = ConnectRoute();
+  if (!sock.ok())
+    return Readiness{false, "NetlinkUnavailable", std::string(sock.status().message())};
+  absl::StatusOr<std::string> kind = LinkKind(sock->get(), config_.bridge);
+  if (kind.ok() && *kind != "bridge") {
+    return Readiness{false, "BridgeUnavailable",
+                     absl::StrCat("link ", config_.bridge, " exists and is not a bridge")};
+  }
+  if (!kind.ok() && !absl::IsNotFound(kind.status())) {
+    return Readiness{false, "BridgeUnavailable", std::string(kind.status().message())};
+  }
+  if (!kind.ok() && !HasNetAdmin()) {
+    return Readiness{false, "BridgeUnavailable",
+                     absl::StrCat("bridge ", config_.bridge,
+                                  " is missing and cribd lacks CAP_NET_ADMIN to create it")};
+  }
+  absl::StatusOr<bool> forwarding = SysctlIsOne(kIpForward);
+  if (!forwarding.ok() || (!*forwarding && ::access(kIpForward, W_OK) != 0)) {
+    return Readiness{false, "IpForwardingUnavailable",
+                     absl::StrCat("IPv4 forwarding is off and ", kIpForward,
+                                  " cannot be written, so pods cannot reach other networks")};
+  }
+  return Readiness{true, "", ""};
+}
+
+absl::Status BridgeBackend::SetPodCidr(absl::string_view cidr) {
+  if (cidr.empty()) return absl::OkStatus();
+  ASSIGN_OR_RETURN(Ipv4Cidr parsed, Ipv4Cidr::Parse(cidr));
+  absl::MutexLock lock(&mutex_);
+  if (cidr_.ok() && *cidr_ == parsed) return absl::OkStatus();
+  cidr_ = parsed;
+  spdlog::info("network: pod cidr is now {} for new pods", parsed.ToString());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> BridgeBackend::PrepareHost(const Ipv4Cidr& cidr) {
+  absl::MutexLock lock(&host_mutex_);
+  ASSIGN_OR_RETURN(NlSocket sock, ConnectRoute());
+  ASSIGN_OR_RETURN(const int bridge, EnsureBridge(sock.get(), config_.bridge, config_.mtu,
+                                                  cidr.gateway(), cidr.prefix));
+  ASSIGN_OR_RETURN(const bool forwarding, SysctlIsOne(kIpForward));
+  if (!forwarding) {
+    RETURN_IF_ERROR(WriteSysctl(kIpForward, "1"));
+    spdlog::info("network: turned on IPv4 forwarding (net.ipv4.ip_forward=1) for pod traffic");
+  }
+  // Lets 127.0.0.1:<hostPort> be sent on to a pod through the bridge.
+  RETURN_IF_ERROR(WriteSysctl(
+      absl::StrCat("/proc/sys/net/ipv4/conf/", config_.bridge, "/route_localnet"), "1"));
+  return bridge;
+}
+
+absl::StatusOr<PodNetworkStatus> BridgeBackend::SetUp(const PodNetworkConfig& config) {
+  const absl::Time start = absl::Now();
+  absl::StatusOr<PodNetworkStatus> result = SetUpSteps(config);
+  if (!result.ok()) {
+    return Annotate(result.status(), absl::StrCat("set up the network of pod ", config.pod_id));
+  }
+  spdlog::info("network: pod {} attached to {} as {} in {}", config.pod_id, config_.bridge,
+               result->ips.front(), absl::FormatDuration(absl::Now() - start));
+  return result;
+}
+
+absl::StatusOr<PodNetworkStatus> BridgeBackend::SetUpSteps(const PodNetworkConfig& config) {
+  RETURN_IF_ERROR(CheckPodId(config.pod_id));
+  if (config.interface.empty() || config.interface.size() > 15) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("interface name \"", config.interface, "\" is not 1 to 15 bytes"));
+  }
+  RETURN_IF_ERROR(ValidatePortMappings(config.port_mappings));
+  absl::StatusOr<Ipv4Cidr> cidr_or;
+  {
+    absl::MutexLock lock(&mutex_);
+    cidr_or = cidr_;
+  }
+  ASSIGN_OR_RETURN(const Ipv4Cidr cidr, cidr_or);
+  UniqueFd netns(::open(config.netns_path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!netns) {
+    return ErrnoStatus(errno, absl::StrCat("open network namespace ", config.netns_path));
+  }
+  const std::string host_name = HostInterfaceName(config.pod_id);
+
+  absl::StatusOr<int> bridge = PrepareHost(cidr);
+  if (!bridge.ok()) return Annotate(bridge.status(), "prepare the bridge");
+  ASSIGN_OR_RETURN(NlSocket sock, ConnectRoute());
+  // A second SetUp of an attached pod must not undo the first one's work when it fails.
+  if (LinkIndex(sock.get(), host_name).ok()) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("the pod is already attached (link ", host_name, " exists)"));
+  }
+
+  absl::StatusOr<IpLease> lease = ipam_.Allocate(cidr, config.pod_id);
+  if (!lease.ok()) return Annotate(lease.status(), "allocate address");
+  absl::Cleanup release_address = [&] {
+    if (!lease->fresh) return;
+    if (absl::Status s = ipam_.Release(config.pod_id); !s.ok()) {
+      spdlog::warn("network: pod {}: undo address allocation: {}", config.pod_id, s.message());
+    }
+  };
+  RETURN_IF_ERROR(Annotate(Failpoint("allocate address"), "allocate address"));
+
+  if (absl::Status s =
+          CreateVethPair(sock.get(), host_name, *bridge, config.interface, netns, config_.mtu);
+      !s.ok()) {
+    return Annotate(s, "create veth pair");
+  }
+  absl::Cleanup delete_veth = [&] {
+    if (absl::Status s = DeleteLink(sock.get(), host_name); !s.ok()) {
+      spdlog::warn("network: pod {}: undo veth pair: {}", config.pod_id, s.message());
+    }
+  };
+  // Lets a pod reach its own hostPorts through the bridge (the CNI bridge's hairpinMode).
+  if (absl::Status s =
+          WriteSysctl(absl::StrCat("/sys/class/net/", host_name, "/brport/hairpin_mode"), "1");
+      !s.ok()) {
+    return Annotate(s, "create veth pair: set hairpin mode");
+  }
+  RETURN_IF_ERROR(Annotate(Failpoint("create veth pair"), "create veth pair"));
+
+  if (absl::Status s =
+          ConfigurePodInterface(netns, config.interface, lease->ip, cidr.prefix, cidr.gateway());
+      !s.ok()) {
+    return Annotate(s, absl::StrCat("configure ", config.interface, " in ", config.netns_path));
+  }
+  RETURN_IF_ERROR(Annotate(Failpoint("configure pod interface"), "configure pod interface"));
+
+  if (absl::Status s = nft_.AddPod(cidr, config.pod_id, lease->ip, config.port_mappings); !s.ok()) {
+    return Annotate(s, "add nftables rules");
+  }
+  absl::Cleanup remove_rules = [&] {
+    if (absl::Status s = nft_.RemovePod(config.pod_id); !s.ok()) {
+      spdlog::warn("network: pod {}: undo nftables rules: {}", config.pod_id, s.message());
+    }
+  };
+  RETURN_IF_ERROR(Annotate(Failpoint("add nftables rules"), "add nftables rules"));
+
+  std::move(remove_rules).Cancel();
+  std::move(delete_veth).Cancel();
+  std::move(release_address).Cancel();
+  return PodNetworkStatus{{Ipv4ToString(lease->ip)}};
+}
+
+absl::Status BridgeBackend::TearDown(const PodNetworkConfig& config) {
+  const std::string context = absl::StrCat("tear down the network of pod ", config.pod_id);
+  RETURN_IF_ERROR(Annotate(CheckPodId(config.pod_id), context));
+  // Every step runs even if an earlier one failed, so a retry has the least left to do.
+  absl::Status first_error;
+  auto note = [&](absl::Status s, absl::string_view step) {
+    if (!s.ok() && first_error.ok()) first_error = Annotate(s, absl::StrCat(context, ": ", step));
+  };
+  const std::string host_name = HostInterfaceName(config.pod_id);
+  absl::StatusOr<NlSocket> sock = ConnectRoute();
+  note(sock.status(), "delete veth pair");
+  // Deleting the host end deletes the pair; with the namespace gone it is gone already.
+  if (sock.ok()) note(DeleteLink(sock->get(), host_name), "delete veth pair");
+  note(nft_.RemovePod(config.pod_id), "remove nftables rules");
+  note(ipam_.Release(config.pod_id), "release address");
+  if (first_error.ok()) spdlog::info("network: pod {} detached", config.pod_id);
+  return first_error;
+}
+
+absl::Status BridgeBackend::RemoveAll() {
+  RETURN_IF_ERROR(nft_.RemoveTable());
+  ASSIGN_OR_RETURN(NlSocket sock, ConnectRoute());
+  if (absl::StatusOr<std::string> kind = LinkKind(sock.get(), config_.bridge);
+      kind.ok() && *kind == "bridge") {
+    RETURN_IF_ERROR(DeleteLink(sock.get(), config_.bridge));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace crib::network
