@@ -11,7 +11,7 @@ packages=(
   libssl-dev libnftables-dev libzstd-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # run
-  iproute2 nftables
+  iproute2 nftables iputils-ping
   # test: a real registry, test image content, real CNI plugins, the cri-compat check
   docker-registry busybox-static containernetworking-plugins python3 sqlite3
 )

@@ -2,9 +2,14 @@
 // and its namespaces, the pod cgroup and its limits, the files, /dev/shm, stop and remove
 // leaving nothing, rollback after a failure at each step, concurrency and a cribd restart.
 #include <dirent.h>
+#include <netinet/in.h>
+#include <sched.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -32,6 +37,7 @@ namespace crib::testing {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 std::string Slurp(const std::string& path) {
   absl::StatusOr<std::string> text = ReadFile(path);
@@ -120,9 +126,80 @@ int EntriesIn(const std::string& dir) {
   return n;
 }
 
+// Runs a shell command; returns its exit code and its output.
+std::pair<int, std::string> Sh(const std::string& command) {
+  std::string output;
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  if (pipe == nullptr) return {-1, "popen failed"};
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) output.append(buf, n);
+  const int status = ::pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
+// A background process, killed and reaped on destruction.
+class Background {
+ public:
+  explicit Background(std::vector<std::string> args) {
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    if (::posix_spawnp(&pid_, argv[0], nullptr, nullptr, argv.data(), environ) != 0) pid_ = -1;
+  }
+  ~Background() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  pid_t pid() const { return pid_; }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+uint16_t FreePort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr = {};
+  addr.sin_family = AF_INET;
+  socklen_t len = sizeof(addr);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+constexpr char kServer[] =
+    "import socket\n"
+    "s = socket.socket()\n"
+    "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+    "s.bind(('0.0.0.0', 8080))\n"
+    "s.listen(8)\n"
+    "while True:\n"
+    "    c, a = s.accept()\n"
+    "    c.sendall(b'pong from ' + a[0].encode())\n"
+    "    c.close()\n";
+
+constexpr char kClient[] =
+    "import socket, sys, time\n"
+    "for i in range(50):\n"
+    "    try:\n"
+    "        c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2)\n"
+    "        print(c.recv(64).decode())\n"
+    "        sys.exit(0)\n"
+    "    except OSError:\n"
+    "        time.sleep(0.1)\n"
+    "sys.exit(1)\n";
+
 class PodTest : public ::testing::Test {
  protected:
-  void SetUp() override { ASSERT_TRUE(Start()); }
+  void SetUp() override {
+    // A bridge, nftables table and pod CIDR of this test's own.
+    options_.config_text = absl::StrCat("[network]\nbridge = \"", bridge_, "\"\nnft_table = \"",
+                                        table_, "\"\npod_cidr = \"", subnet_, "0/24\"\n");
+    ASSERT_TRUE(Start());
+  }
 
   void TearDown() override {
     ::unsetenv("CRIB_TEST_FAILPOINT");
@@ -139,6 +216,8 @@ class PodTest : public ::testing::Test {
     std::vector<std::string> mounts = MountsUnder(dir_.path());
     std::sort(mounts.rbegin(), mounts.rend());
     for (const std::string& m : mounts) ::umount2(m.c_str(), MNT_DETACH);
+    Sh("ip link del " + bridge_);
+    Sh("nft delete table inet " + table_);
     for (const std::string& h : Hierarchies()) {
       std::error_code ec;
       for (const auto& e : std::filesystem::directory_iterator(h + cgroup_parent_, ec)) {
@@ -238,7 +317,7 @@ class PodTest : public ::testing::Test {
   // Everything a pod can leave behind, counted.
   struct Leftovers {
     size_t pauses, mounts;
-    int cgroups, pod_dirs, netns_pins, records;
+    int cgroups, pod_dirs, netns_pins, records, veths, allocations;
     bool operator==(const Leftovers&) const = default;
   };
   Leftovers Count() {
@@ -253,14 +332,44 @@ class PodTest : public ::testing::Test {
     l.pod_dirs = EntriesIn(options_.state_dir + "/pods");
     l.netns_pins = EntriesIn(options_.state_dir + "/netns");
     l.records = static_cast<int>(List().size());
+    l.veths = Veths();
+    l.allocations = Allocations();
     return l;
   }
   static std::string Describe(const Leftovers& l) {
     return absl::StrCat("pauses ", l.pauses, ", mounts ", l.mounts, ", cgroups ", l.cgroups,
                         ", pod dirs ", l.pod_dirs, ", netns pins ", l.netns_pins, ", records ",
-                        l.records);
+                        l.records, ", veths ", l.veths, ", ip allocations ", l.allocations);
   }
 
+  // Veths on this test's bridge, and its pod address allocations.
+  int Veths() {
+    const std::string out = Sh("ip -o link show master " + bridge_).second;
+    return out.empty() || absl::StrContains(out, "does not exist")
+               ? 0
+               : static_cast<int>(
+                     std::vector<std::string>(absl::StrSplit(out, '\n', absl::SkipEmpty())).size());
+  }
+  int Allocations() {
+    const auto [rc, out] = Sh(absl::StrCat("sqlite3 ", options_.root_dir,
+                                           "/metadata.db 'select count(*) from ip_allocations'"));
+    int n = -1;
+    return rc == 0 && absl::SimpleAtoi(absl::StripAsciiWhitespace(out), &n) ? n : -1;
+  }
+  int Rules(const std::string& id) {
+    const std::string listing = Sh("nft list table inet " + table_).second;
+    int count = 0;
+    for (size_t at = listing.find("pod:" + id); at != std::string::npos;
+         at = listing.find("pod:" + id, at + 1)) {
+      ++count;
+    }
+    return count;
+  }
+
+  const pid_t pid_ = ::getpid();
+  const std::string bridge_ = absl::StrCat("cp", pid_);
+  const std::string table_ = absl::StrCat("crib_p", pid_);
+  const std::string subnet_ = absl::StrCat("10.", 150 + pid_ % 50, ".", (pid_ / 50) % 256, ".");
   TempDir dir_;
   CribdOptions options_ = CribdProcess::OptionsIn(dir_.path());
   std::string cgroup_parent_ = absl::StrCat("/crib-test-", ::getpid(), "-",
@@ -562,6 +671,129 @@ TEST_F(PodTest, PodsSurviveACribdKillAndStayRemovable) {
   EXPECT_TRUE(Remove(b).ok());
   EXPECT_FALSE(PauseProcesses().contains(pid_a));
   EXPECT_EQ(Count(), before);
+}
+
+TEST_F(PodTest, NetnsPodHasItsAddressHostnameSysctlsAndFiles) {
+  cri::RunPodSandboxRequest request = NetnsPod("net");
+  cri::PodSandboxConfig* config = request.mutable_config();
+  config->set_hostname("pod-net");
+  (*config->mutable_linux()->mutable_sysctls())["net.ipv4.ping_group_range"] = "0 1000";
+  (*config->mutable_linux()->mutable_sysctls())["kernel.shmmni"] = "3456";
+  config->mutable_dns_config()->add_servers("10.96.0.10");
+  config->mutable_dns_config()->add_searches("default.svc.cluster.local");
+  config->mutable_dns_config()->add_options("ndots:5");
+  const std::string id = RunOk(request);
+  cri::PodSandboxStatusResponse response;
+  ASSERT_TRUE(Status(id, &response, true).ok());
+  const std::string ip = response.status().network().ip();
+  EXPECT_TRUE(absl::StartsWith(ip, subnet_)) << ip;
+  EXPECT_EQ(response.status().linux().namespaces().options().network(), cri::POD);
+  const std::string netns = absl::StrCat(options_.state_dir, "/netns/", id);
+  const nlohmann::json info = nlohmann::json::parse(response.info().at("info"));
+  EXPECT_EQ(info["netNamespacePath"], netns);
+
+  // The pin: a mount of a network namespace.
+  EXPECT_THAT(Sh("cat /proc/mounts").second, HasSubstr(absl::StrCat(" ", netns, " nsfs ")));
+  // Its eth0 has the reported address.
+  const auto [rc, addr] = Sh(absl::StrCat("nsenter --net=", netns, " ip -4 -o addr show eth0"));
+  EXPECT_EQ(rc, 0) << addr;
+  EXPECT_THAT(addr, HasSubstr(absl::StrCat("inet ", ip, "/")));
+  // The pause process is inside it, with its own uts, ipc and pid namespaces.
+  const pid_t pid = PausePid(id);
+  const std::string proc = absl::StrCat("/proc/", pid);
+  EXPECT_EQ(Inode(proc + "/ns/net"), Inode(netns));
+  for (const char* ns : {"uts", "ipc", "pid"}) {
+    EXPECT_NE(Inode(absl::StrCat(proc, "/ns/", ns)), Inode(absl::StrCat("/proc/self/ns/", ns)))
+        << ns;
+  }
+  // Hostname and sysctls, seen from inside.
+  EXPECT_EQ(Sh(absl::StrCat("nsenter --uts=", proc, "/ns/uts hostname")).second, "pod-net\n");
+  EXPECT_EQ(
+      Sh(absl::StrCat("nsenter --net=", netns, " cat /proc/sys/net/ipv4/ping_group_range")).second,
+      "0\t1000\n");
+  EXPECT_EQ(Sh(absl::StrCat("nsenter --ipc=", proc, "/ns/ipc cat /proc/sys/kernel/shmmni")).second,
+            "3456\n");
+  // The files.
+  const std::string pod_dir = absl::StrCat(options_.state_dir, "/pods/", id);
+  EXPECT_EQ(Slurp(pod_dir + "/hostname"), "pod-net");
+  EXPECT_THAT(Slurp(pod_dir + "/hosts"), HasSubstr("127.0.0.1\tlocalhost"));
+  EXPECT_THAT(Slurp(pod_dir + "/hosts"), HasSubstr(absl::StrCat(ip, "\tpod-net")));
+  EXPECT_EQ(Slurp(pod_dir + "/resolv.conf"),
+            "search default.svc.cluster.local\nnameserver 10.96.0.10\noptions ndots:5");
+  EXPECT_TRUE(Remove(id).ok());
+  EXPECT_THAT(Sh("cat /proc/mounts").second, Not(HasSubstr(netns)));
+  EXPECT_FALSE(std::filesystem::exists(netns));
+}
+
+TEST_F(PodTest, TwoPodsPingEachOtherAndTheBridge) {
+  const std::string a = RunOk(NetnsPod("ping-a"));
+  const std::string b = RunOk(NetnsPod("ping-b"));
+  cri::PodSandboxStatusResponse sa, sb;
+  ASSERT_TRUE(Status(a, &sa).ok());
+  ASSERT_TRUE(Status(b, &sb).ok());
+  const std::string netns_a = absl::StrCat(options_.state_dir, "/netns/", a);
+  const std::string netns_b = absl::StrCat(options_.state_dir, "/netns/", b);
+  auto ping = [](const std::string& netns, const std::string& ip) {
+    return Sh(absl::StrCat("nsenter --net=", netns, " ping -c 1 -W 3 ", ip));
+  };
+  auto [rc, out] = ping(netns_a, sb.status().network().ip());
+  EXPECT_EQ(rc, 0) << out;
+  std::tie(rc, out) = ping(netns_b, sa.status().network().ip());
+  EXPECT_EQ(rc, 0) << out;
+  std::tie(rc, out) = ping(netns_a, subnet_ + "1");
+  EXPECT_EQ(rc, 0) << "the bridge address: " << out;
+  EXPECT_TRUE(Remove(a).ok());
+  EXPECT_TRUE(Remove(b).ok());
+}
+
+TEST_F(PodTest, HostPortReachesThePodFromLoopbackAndFromAnotherNetns) {
+  const uint16_t host_port = FreePort();
+  cri::RunPodSandboxRequest request = NetnsPod("web-port");
+  cri::PortMapping* port = request.mutable_config()->add_port_mappings();
+  port->set_protocol(cri::TCP);
+  port->set_container_port(8080);
+  port->set_host_port(host_port);
+  const std::string server = RunOk(request);
+  const std::string client = RunOk(NetnsPod("client"));
+  EXPECT_GT(Rules(server), 0);
+  const std::string server_netns = absl::StrCat(options_.state_dir, "/netns/", server);
+  const std::string client_netns = absl::StrCat(options_.state_dir, "/netns/", client);
+  Background listener({"nsenter", absl::StrCat("--net=", server_netns), "python3", "-c", kServer});
+  ASSERT_GT(listener.pid(), 0);
+  auto [rc, out] = Sh(absl::StrCat("python3 -c \"", kClient, "\" 127.0.0.1 ", host_port));
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_THAT(out, HasSubstr("pong from"));
+  std::tie(rc, out) = Sh(absl::StrCat("nsenter --net=", client_netns, " python3 -c \"", kClient,
+                                      "\" ", subnet_, "1 ", host_port));
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_THAT(out, HasSubstr("pong from"));
+  EXPECT_TRUE(Remove(server).ok());
+  EXPECT_TRUE(Remove(client).ok());
+}
+
+TEST_F(PodTest, StopAndRemoveLeaveNoVethRuleAllocationOrNetns) {
+  const Leftovers before = Count();
+  const int veths = Veths();
+  const int allocations = Allocations();
+  cri::RunPodSandboxRequest request = NetnsPod("tidy");
+  cri::PortMapping* port = request.mutable_config()->add_port_mappings();
+  port->set_container_port(80);
+  port->set_host_port(FreePort());
+  const std::string id = RunOk(request);
+  EXPECT_EQ(Veths(), veths + 1);
+  EXPECT_EQ(Allocations(), allocations + 1);
+  EXPECT_GT(Rules(id), 0);
+  ASSERT_TRUE(Stop(id).ok());
+  EXPECT_EQ(Veths(), veths);
+  EXPECT_EQ(Allocations(), allocations);
+  EXPECT_EQ(Rules(id), 0);
+  cri::PodSandboxStatusResponse response;
+  ASSERT_TRUE(Status(id, &response).ok());
+  EXPECT_EQ(response.status().state(), cri::SANDBOX_NOTREADY);
+  EXPECT_EQ(response.status().network().ip(), "");
+  EXPECT_TRUE(Stop(id).ok());
+  ASSERT_TRUE(Remove(id).ok());
+  EXPECT_EQ(Count(), before) << Describe(Count());
 }
 
 }  // namespace
