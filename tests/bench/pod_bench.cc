@@ -165,6 +165,13 @@ int Main(int argc, char** argv) {
   TempDir dir;
   CribdOptions cribd_options = CribdProcess::OptionsIn(dir.path());
   cribd_options.extra_args = {"--log-level", options.steps ? "debug" : "warn"};
+  // A bridge, table and pod CIDR of its own, removed at the end.
+  const pid_t self = ::getpid();
+  const std::string bridge = absl::StrCat("cbench", self % 100000);
+  const std::string table = absl::StrCat("crib_bench", self);
+  cribd_options.config_text =
+      absl::StrCat("[network]\nbridge = \"", bridge, "\"\nnft_table = \"", table,
+                   "\"\npod_cidr = \"10.", 100 + self % 50, ".0.0/16\"\n");
   absl::StatusOr<std::unique_ptr<CribdProcess>> cribd = CribdProcess::Start(cribd_options);
   if (!cribd.ok()) {
     std::fprintf(stderr, "start cribd: %s\n", std::string(cribd.status().message()).c_str());
@@ -195,6 +202,8 @@ int Main(int argc, char** argv) {
     ::rmdir((entry.path().string() + parent).c_str());
   }
   ::umount2(absl::StrCat(cribd_options.state_dir, "/netns").c_str(), MNT_DETACH);
+  (void)std::system(absl::StrCat("ip link del ", bridge, " 2>/dev/null").c_str());
+  (void)std::system(absl::StrCat("nft delete table inet ", table, " 2>/dev/null").c_str());
   return ok ? 0 : 1;
 }
 
