@@ -82,8 +82,9 @@ absl::Status NftTable::AddPod(const Ipv4Cidr& cidr, absl::string_view pod_id, ui
       // pod reaching a hostPort must get the answer back through the node (hairpin).
       absl::StrCat("add rule ", t, " postrouting oifname ", b,
                    " ct status dnat ip saddr 127.0.0.0/8 masquerade"),
-      absl::StrCat("add rule ", t, " postrouting oifname ", b, " ct status dnat iifname ", b,
-                   " masquerade"),
+      // (The input interface is unknown in postrouting: match the pods by address.)
+      absl::StrCat("add rule ", t, " postrouting oifname ", b,
+                   " ct status dnat ip saddr @pod_cidrs masquerade"),
       absl::StrCat("add rule ", t,
                    " postrouting ip saddr @pod_cidrs ip daddr != @pod_cidrs ip daddr != "
                    "224.0.0.0/4 masquerade"),
