@@ -11,6 +11,7 @@
 #include <netlink/route/route.h>
 #include <sched.h>
 
+#include <system_error>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -226,14 +227,19 @@ absl::Status ConfigurePodInterface(const UniqueFd& netns, absl::string_view inte
   absl::Status status;
   // The thread joins the pod's namespace and ends with it, so no thread that others use
   // ever leaves the host's namespace.
-  std::thread worker([&] {
-    if (::setns(netns.get(), CLONE_NEWNET) != 0) {
-      status = ErrnoStatus(errno, "setns into the pod network namespace");
-      return;
-    }
-    status = ConfigureInCurrentNamespace(interface, address, prefix, gateway);
-  });
-  worker.join();
+  try {
+    std::thread worker([&] {
+      if (::setns(netns.get(), CLONE_NEWNET) != 0) {
+        status = ErrnoStatus(errno, "setns into the pod network namespace");
+        return;
+      }
+      status = ConfigureInCurrentNamespace(interface, address, prefix, gateway);
+    });
+    worker.join();
+  } catch (const std::system_error& e) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("start a thread for the pod network namespace: ", e.what()));
+  }
   return status;
 }
 

@@ -82,8 +82,9 @@ absl::Status NftTable::AddPod(const Ipv4Cidr& cidr, absl::string_view pod_id, ui
       // pod reaching a hostPort must get the answer back through the node (hairpin).
       absl::StrCat("add rule ", t, " postrouting oifname ", b,
                    " ct status dnat ip saddr 127.0.0.0/8 masquerade"),
-      absl::StrCat("add rule ", t, " postrouting oifname ", b, " ct status dnat iifname ", b,
-                   " masquerade"),
+      // (The input interface is unknown in postrouting: match the pods by address.)
+      absl::StrCat("add rule ", t, " postrouting oifname ", b,
+                   " ct status dnat ip saddr @pod_cidrs masquerade"),
       absl::StrCat("add rule ", t,
                    " postrouting ip saddr @pod_cidrs ip daddr != @pod_cidrs ip daddr != "
                    "224.0.0.0/4 masquerade"),
@@ -92,20 +93,31 @@ absl::Status NftTable::AddPod(const Ipv4Cidr& cidr, absl::string_view pod_id, ui
       absl::StrCat("add element ", t, " pod_cidrs { ", cidr.ToString(), " }"),
   };
   const std::string comment = PodComment(pod_id);
+  std::vector<std::string> pod_rules;
   for (const PortMapping& m : mappings) {
     if (m.host_port == 0) continue;
     const std::string daddr = m.host_ip.empty() || m.host_ip == "0.0.0.0"
                                   ? ""
                                   : absl::StrCat("ip daddr ", m.host_ip, " ");
-    c.push_back(absl::StrCat("add rule ", t, " hostports meta nfproto ipv4 ", daddr,
-                             "meta l4proto ", ProtocolName(m.protocol), " th dport ", m.host_port,
-                             " dnat ip to ", Ipv4ToString(pod_ip), ":", m.container_port,
-                             " comment \"", comment, "\""));
+    pod_rules.push_back(absl::StrCat("add rule ", t, " hostports meta nfproto ipv4 ", daddr,
+                                     "meta l4proto ", ProtocolName(m.protocol), " th dport ",
+                                     m.host_port, " dnat ip to ", Ipv4ToString(pod_ip), ":",
+                                     m.container_port, " comment \"", comment, "\""));
   }
   absl::MutexLock lock(&mutex_);
+  // Once the table is made for this CIDR, a pod only adds its own rules; should the table have
+  // vanished meanwhile, that fails and the whole table is made again.
+  if (prepared_.count(cidr.ToString()) != 0) {
+    if (pod_rules.empty() || Run(absl::StrJoin(pod_rules, "\n"), nullptr).ok()) {
+      return absl::OkStatus();
+    }
+    prepared_.clear();
+  }
+  c.insert(c.end(), pod_rules.begin(), pod_rules.end());
   if (absl::Status s = Run(absl::StrJoin(c, "\n"), nullptr); !s.ok()) {
     return absl::Status(s.code(), absl::StrCat("table ", table_, ": ", s.message()));
   }
+  prepared_.insert(cidr.ToString());
   return absl::OkStatus();
 }
 
@@ -145,6 +157,7 @@ absl::Status NftTable::RemovePod(absl::string_view pod_id) {
 
 absl::Status NftTable::RemoveTable() {
   absl::MutexLock lock(&mutex_);
+  prepared_.clear();
   if (!TableExists()) return absl::OkStatus();
   return Run(absl::StrCat("delete table inet ", table_), nullptr);
 }

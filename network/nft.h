@@ -6,6 +6,7 @@
 // they are found again (also after a restart) and removed by pod.
 #pragma once
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -33,7 +34,8 @@ class NftTable {
   absl::Status Probe() const;
 
   // In one nftables transaction: creates the table, its set and chains if missing, resets the
-  // shared rules, adds `cidr` to the pod networks, and adds the pod's DNAT rules (if any).
+  // shared rules, adds `cidr` to the pod networks (the first time for each CIDR), and adds the
+  // pod's DNAT rules (if any).
   absl::Status AddPod(const Ipv4Cidr& cidr, absl::string_view pod_id, uint32_t pod_ip,
                       const std::vector<PortMapping>& mappings);
 
@@ -53,6 +55,8 @@ class NftTable {
   const std::string bridge_;
   mutable absl::Mutex mutex_;
   nft_ctx* ctx_ ABSL_GUARDED_BY(mutex_);
+  // CIDRs for which this object made the table, its shared rules and the set element.
+  std::set<std::string> prepared_ ABSL_GUARDED_BY(mutex_);
 };
 
 }  // namespace crib::network

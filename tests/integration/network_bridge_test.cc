@@ -300,7 +300,12 @@ TEST_F(BridgeTest, HostPortReachesThePodFromLoopbackAndFromAnotherPod) {
   const auto [rc, out] = Sh(absl::StrCat("ip netns exec ", client_ns, " python3 -c \"", kClient,
                                          "\" ", gateway, " ", host_port));
   EXPECT_EQ(rc, 0) << out;
-  EXPECT_THAT(out, HasSubstr("pong from"));
+  EXPECT_THAT(out, HasSubstr("pong from " + gateway));
+  // The pod reaches its own hostPort (hairpin through the bridge).
+  const auto [hairpin_rc, hairpin_out] = Sh(absl::StrCat(
+      "ip netns exec ", server_ns, " python3 -c \"", kClient, "\" ", gateway, " ", host_port));
+  EXPECT_EQ(hairpin_rc, 0) << hairpin_out;
+  EXPECT_THAT(hairpin_out, HasSubstr("pong from " + gateway));
   // The pod itself is still reachable directly.
   EXPECT_THAT(ReadFromHost(server_status->ips[0], 8080), HasSubstr("pong"));
 

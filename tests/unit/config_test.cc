@@ -62,6 +62,26 @@ backend = "cni"
   EXPECT_EQ(config->network.backend, NetworkBackendKind::kCni);
 }
 
+TEST(Config, NetworkKeys) {
+  absl::StatusOr<Config> config = ParseConfig(
+      "[network]\nbridge = \"br-x\"\npod_cidr = \"10.1.0.0/24\"\nmtu = 9000\n"
+      "nft_table = \"crib_x\"\n",
+      "f");
+  ASSERT_THAT(config, IsOk());
+  EXPECT_EQ(config->network.bridge, "br-x");
+  EXPECT_EQ(config->network.pod_cidr, "10.1.0.0/24");
+  EXPECT_EQ(config->network.mtu, 9000);
+  EXPECT_EQ(config->network.nft_table, "crib_x");
+  EXPECT_THAT(ParseConfig("[network]\nbridge = \"a-bridge-name-too-long\"\n", "f"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("network.bridge")));
+  EXPECT_THAT(ParseConfig("[network]\npod_cidr = \"10.1.0.0/31\"\n", "f"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("network.pod_cidr")));
+  EXPECT_THAT(ParseConfig("[network]\nmtu = 10\n", "f"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("network.mtu")));
+  EXPECT_THAT(ParseConfig("[network]\nnft_table = \"a b\"\n", "f"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("network.nft_table")));
+}
+
 TEST(Config, UnknownKeysAreRejectedByName) {
   EXPECT_THAT(ParseConfig("socket = \"/a\"\nsokcet = \"/b\"\n", "f.toml"),
               StatusIs(absl::StatusCode::kInvalidArgument,
