@@ -8,6 +8,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/syscall.h>
@@ -262,6 +263,42 @@ void DoMount(int sync_fd, const MountStep& m) {
   }
 }
 
+// A pty from the container's own devpts instance: its slave becomes stdio and the
+// controlling terminal, its master goes to the monitor.
+void SetupTerminal(int sync_fd) {
+  int master = ::open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (master < 0) Fail(sync_fd, "open /dev/ptmx", nullptr, errno);
+  int unlock = 0;
+  if (::ioctl(master, TIOCSPTLCK, &unlock) != 0) Fail(sync_fd, "unlock the pty", nullptr, errno);
+  int slave = ::ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (slave < 0) Fail(sync_fd, "open the pty slave", nullptr, errno);
+  if (::dup2(slave, 0) < 0 || ::dup2(slave, 1) < 0 || ::dup2(slave, 2) < 0) {
+    Fail(sync_fd, "set up the terminal as stdio", nullptr, errno);
+  }
+  ::close(slave);
+  if (::ioctl(0, TIOCSCTTY, 0) != 0) Fail(sync_fd, "set the controlling terminal", nullptr, errno);
+  SyncMessage msg;
+  msg.type = kSyncTerminal;
+  struct iovec iov = {&msg, sizeof(msg)};
+  union {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } control;
+  std::memset(&control, 0, sizeof(control));
+  struct msghdr mh = {};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  mh.msg_control = control.buf;
+  mh.msg_controllen = sizeof(control.buf);
+  struct cmsghdr* c = CMSG_FIRSTHDR(&mh);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(c), &master, sizeof(int));
+  if (::sendmsg(sync_fd, &mh, 0) != sizeof(msg)) Fail(sync_fd, "send the pty", nullptr, errno);
+  ::close(master);
+}
+
 void EnterCgroup(int sync_fd, const Plan& plan) {
   for (const auto& procs : plan.cgroup_procs) {
     if (int err = WriteString(procs.c_str(), "0")) Fail(sync_fd, "join cgroup", procs.c_str(), err);
@@ -416,6 +453,32 @@ uint32_t SetupProcess(int sync_fd, const Plan& plan) {
 
 }  // namespace
 
+bool ReceiveSync(int sock, SyncMessage* message, UniqueFd* fd) {
+  struct iovec iov = {message, sizeof(*message)};
+  union {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } control;
+  struct msghdr mh = {};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  mh.msg_control = control.buf;
+  mh.msg_controllen = sizeof(control.buf);
+  ssize_t n;
+  do {
+    n = ::recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+  } while (n < 0 && errno == EINTR);
+  if (n != sizeof(*message)) return false;
+  for (struct cmsghdr* c = CMSG_FIRSTHDR(&mh); c != nullptr; c = CMSG_NXTHDR(&mh, c)) {
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && fd != nullptr) {
+      int received;
+      std::memcpy(&received, CMSG_DATA(c), sizeof(int));
+      fd->Reset(received);
+    }
+  }
+  return true;
+}
+
 std::string DescribeSync(const SyncMessage& message) {
   std::string what(message.what, strnlen(message.what, sizeof(message.what)));
   if (message.err == 0) return what;
@@ -440,12 +503,29 @@ bool BuildPlan(const Spec& spec, const std::string& bundle, bool for_exec, Plan*
     if (fd >= 0) ::close(fd);
   }
   const Capabilities& c = p.capabilities;
+  // Capabilities the launcher itself lacks (its bounding set) cannot be granted: they are
+  // left out rather than failing every privileged container on such a host.
+  uint64_t own_bounding = ~0ULL;
+  {
+    int fd = ::open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    char buf[4096];
+    ssize_t n = fd >= 0 ? ::read(fd, buf, sizeof(buf) - 1) : -1;
+    if (fd >= 0) ::close(fd);
+    if (n > 0) {
+      buf[n] = '\0';
+      if (const char* at = std::strstr(buf, "CapBnd:")) own_bounding = std::strtoull(at + 7, nullptr, 16);
+    }
+  }
   if (!CapabilityMask(c.bounding, plan->last_cap, &plan->cap_bounding, error) ||
       !CapabilityMask(c.effective, plan->last_cap, &plan->cap_effective, error) ||
       !CapabilityMask(c.permitted, plan->last_cap, &plan->cap_permitted, error) ||
       !CapabilityMask(c.inheritable, plan->last_cap, &plan->cap_inheritable, error) ||
       !CapabilityMask(c.ambient, plan->last_cap, &plan->cap_ambient, error)) {
     return false;
+  }
+  for (uint64_t* set : {&plan->cap_bounding, &plan->cap_effective, &plan->cap_permitted,
+                        &plan->cap_inheritable, &plan->cap_ambient}) {
+    *set &= own_bounding;
   }
   plan->no_new_privileges = p.no_new_privileges;
   for (const auto& r : p.rlimits) {
@@ -593,9 +673,6 @@ void RunInit(const Plan& plan, const InitStdio& stdio, int sync_fd, int start_fd
     Fail(sync_fd, "set up stdio", nullptr, errno);
   }
   if (::setsid() < 0) Fail(sync_fd, "setsid", nullptr, errno);
-  if (stdio.tty && ::ioctl(0, TIOCSCTTY, 0) != 0) {
-    Fail(sync_fd, "set the controlling terminal", nullptr, errno);
-  }
   // The monitor's death must not leave a parked init behind.
   ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
   for (const auto& [flag, fd] : plan.joins) {
@@ -607,6 +684,7 @@ void RunInit(const Plan& plan, const InitStdio& stdio, int sync_fd, int start_fd
     Fail(sync_fd, "unshare the cgroup namespace", nullptr, errno);
   }
   SetupRootfs(sync_fd, plan);
+  if (stdio.tty) SetupTerminal(sync_fd);
   if (!plan.hostname.empty() &&
       ::sethostname(plan.hostname.c_str(), plan.hostname.size()) != 0) {
     Fail(sync_fd, "sethostname", plan.hostname.c_str(), errno);

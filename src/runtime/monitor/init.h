@@ -21,6 +21,7 @@ namespace crib::runtime {
 enum SyncType : uint32_t {
   kSyncReady = 1,  // set-up finished, parked before exec
   kSyncError = 2,  // `what` failed with `err`
+  kSyncTerminal = 3,  // carries the pty master (SCM_RIGHTS) of a terminal container
 };
 
 enum SyncWarning : uint32_t {
@@ -108,8 +109,14 @@ struct InitStdio {
   int in = -1;
   int out = -1;
   int err = -1;
-  bool tty = false;  // `in` is the pty slave: it becomes the controlling terminal
+  // Allocate a pty in the container's own /dev/pts (so that ttyname works inside) and send
+  // its master to the monitor as a kSyncTerminal message.
+  bool tty = false;
 };
+
+// The sync channel is a SOCK_SEQPACKET socket pair: one SyncMessage a packet, fds attached.
+// Reads one message (and its fd, if any, into `fd`); false on EOF.
+bool ReceiveSync(int sock, SyncMessage* message, UniqueFd* fd);
 
 // The container init after clone(): never returns. Sends kSyncReady on `sync_fd` when parked,
 // waits for one byte on `start_fd`, then execs; any failure is a kSyncError and exit 1.

@@ -89,15 +89,16 @@ bool LoadSpec(const std::string& bundle, Spec* spec, std::string* error) {
 }
 
 // Reads one SyncMessage; false on EOF (the exec happened, or the child died).
-bool ReadSync(int fd, SyncMessage* msg) {
-  size_t got = 0;
-  char* p = reinterpret_cast<char*>(msg);
-  while (got < sizeof(*msg)) {
-    ssize_t n = ::read(fd, p + got, sizeof(*msg) - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    got += n;
+bool ReadSync(int fd, SyncMessage* msg) { return ReceiveSync(fd, msg, nullptr); }
+
+bool MakeSyncPair(UniqueFd* a, UniqueFd* b, std::string* error) {
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+    *error = std::string("socketpair: ") + std::strerror(errno);
+    return false;
   }
+  a->Reset(sv[0]);
+  b->Reset(sv[1]);
   return true;
 }
 
@@ -206,20 +207,7 @@ bool Monitor::Create(std::string* error, uint32_t* warnings) {
   UniqueFd in, out_w, err_w;
   in.Reset(::open("/dev/null", O_RDWR | O_CLOEXEC));
   if (plan_.terminal) {
-    pty_master_.Reset(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
-    char name[128];
-    if (!pty_master_ || ::grantpt(pty_master_.get()) != 0 ||
-        ::unlockpt(pty_master_.get()) != 0 ||
-        ::ptsname_r(pty_master_.get(), name, sizeof(name)) != 0) {
-      *error = std::string("allocate a pty: ") + std::strerror(errno);
-      return false;
-    }
-    in.Reset(::open(name, O_RDWR | O_NOCTTY | O_CLOEXEC));
-    if (!in) {
-      *error = std::string("open pty ") + name + ": " + std::strerror(errno);
-      return false;
-    }
-    stdio = {in.get(), in.get(), in.get(), true};
+    stdio = {in.get(), in.get(), in.get(), true};  // the init opens its pty later
   } else {
     int p[2];
     if (::pipe2(p, O_CLOEXEC) != 0) {
@@ -236,13 +224,13 @@ bool Monitor::Create(std::string* error, uint32_t* warnings) {
     err_w.Reset(p[1]);
     stdio = {in.get(), out_w.get(), err_w.get(), false};
   }
-  int sp[2], st[2];
-  if (::pipe2(sp, O_CLOEXEC) != 0 || ::pipe2(st, O_CLOEXEC) != 0) {
+  int st[2];
+  UniqueFd sync_w;
+  if (!MakeSyncPair(&sync_r_, &sync_w, error)) return false;
+  if (::pipe2(st, O_CLOEXEC) != 0) {
     *error = std::string("pipe: ") + std::strerror(errno);
     return false;
   }
-  sync_r_.Reset(sp[0]);
-  UniqueFd sync_w(sp[1]);
   UniqueFd start_r(st[0]);
   start_w_.Reset(st[1]);
   if (plan_.join_pid && ::setns(plan_.join_pid.get(), CLONE_NEWPID) != 0) {
@@ -260,14 +248,15 @@ bool Monitor::Create(std::string* error, uint32_t* warnings) {
     ::close(start_w_.get());
     if (out_r_) ::close(out_r_.get());
     if (err_r_) ::close(err_r_.get());
-    if (pty_master_) ::close(pty_master_.get());
     RunInit(plan_, stdio, sync_w.get(), start_r.get());
   }
   init_pid_ = static_cast<pid_t>(pid);
   sync_w.Reset();
   start_r.Reset();
   SyncMessage msg;
-  if (!ReadSync(sync_r_.get(), &msg) || msg.type != kSyncReady) {
+  bool received = ReceiveSync(sync_r_.get(), &msg, &pty_master_);
+  if (received && msg.type == kSyncTerminal) received = ReadSync(sync_r_.get(), &msg);
+  if (!received || msg.type != kSyncReady) {
     *error = msg.type == kSyncError ? DescribeSync(msg) : "the container init died during set-up";
     ::kill(init_pid_, SIGKILL);
     ::waitpid(init_pid_, nullptr, 0);
@@ -545,9 +534,8 @@ int ExecMain(Options o) {
                   std::to_string(o.pid) + ": " + std::strerror(errno));
     }
   }
-  int sp[2];
-  if (::pipe2(sp, O_CLOEXEC) != 0) return fail(std::string("pipe: ") + std::strerror(errno));
-  UniqueFd sync_r(sp[0]), sync_w(sp[1]);
+  UniqueFd sync_r, sync_w;
+  if (!MakeSyncPair(&sync_r, &sync_w, &error)) return fail(error);
   pid_t child = ::fork();  // enters the joined pid namespace
   if (child < 0) return fail(std::string("fork: ") + std::strerror(errno));
   if (child == 0) {
