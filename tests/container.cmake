@@ -6,3 +6,10 @@ crib_integration_test(runtime_launcher_test crib::runtime)
 target_compile_definitions(runtime_launcher_test PRIVATE
                            CRIB_MONITOR_PATH="$<TARGET_FILE:crib-monitor>")
 add_dependencies(runtime_launcher_test crib-monitor)
+
+# Not a test: prints create/start and exec latency and crib-monitor's RSS.
+add_executable(runtime_bench benchmark/runtime_bench.cc)
+target_link_libraries(runtime_bench PRIVATE crib::runtime)
+target_compile_options(runtime_bench PRIVATE ${CRIB_WARNINGS})
+target_compile_definitions(runtime_bench PRIVATE CRIB_MONITOR_PATH="$<TARGET_FILE:crib-monitor>")
+add_dependencies(runtime_bench crib-monitor)

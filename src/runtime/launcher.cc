@@ -13,10 +13,10 @@
 #include <cstring>
 
 #include "absl/cleanup/cleanup.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "absl/strings/match.h"
 #include "absl/strings/strip.h"
 #include "common/errors.h"
 #include "common/files.h"
@@ -24,6 +24,7 @@
 #include "common/unique_fd.h"
 #include "runtime/monitor/cgroups.h"
 #include "runtime/monitor/protocol.h"
+#include "runtime/monitor/seccomp_filter.h"
 #include "runtime/spec.h"
 #include "runtime/spec_json.h"
 
@@ -118,7 +119,7 @@ absl::Status RemoveCgroup(const Spec& spec) {
 
 void RemoveRuntimeFiles(const std::string& bundle) {
   for (const char* name : {kMonitorSocket, kMonitorPidFile, kInitPidFile, kExitFile, "exit.tmp",
-                           kSpecDigestFile, kMonitorLog}) {
+                           kSpecDigestFile, kMonitorLog, kSeccompProgramFile}) {
     ::unlink(BundleFile(bundle, name).c_str());
   }
 }
@@ -142,6 +143,32 @@ absl::StatusOr<CreatedContainer> Launcher::Create(absl::string_view id, const st
     (void)RemoveCgroup(*spec);
     RemoveRuntimeFiles(bundle);
   };
+  if (spec->linux_spec.seccomp) {
+    Spec profile_only;
+    profile_only.linux_spec.seccomp = spec->linux_spec.seccomp;
+    std::string key = EncodeSpec(profile_only);
+    std::string program;
+    {
+      std::lock_guard<std::mutex> lock(seccomp_mu_);
+      auto it = seccomp_programs_.find(key);
+      if (it != seccomp_programs_.end()) program = it->second;
+    }
+    if (program.empty()) {
+      SeccompProgram compiled;
+      std::string error;
+      if (!CompileSeccomp(*spec->linux_spec.seccomp, &compiled, &error)) {
+        return annotate(absl::InvalidArgumentError(error));
+      }
+      program.assign(reinterpret_cast<const char*>(compiled.filter.data()),
+                     compiled.filter.size() * sizeof(sock_filter));
+      std::lock_guard<std::mutex> lock(seccomp_mu_);
+      seccomp_programs_[key] = program;
+    }
+    if (absl::Status s = WriteFileAtomic(BundleFile(bundle, kSeccompProgramFile), program);
+        !s.ok()) {
+      return annotate(s);
+    }
+  }
 
   UniqueFd status_r, status_w;
   if (absl::Status s = MakePipe(&status_r, &status_w); !s.ok()) return annotate(s);
@@ -149,17 +176,18 @@ absl::StatusOr<CreatedContainer> Launcher::Create(absl::string_view id, const st
   UniqueFd log_fd(::open(BundleFile(bundle, kMonitorLog).c_str(),
                          O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
   if (!null_fd || !log_fd) return annotate(ErrnoStatus(errno, "open the monitor's stdio"));
-  std::vector<std::string> args = {monitor_path_, "create", "--bundle", bundle,
-                                   "--id",        std::string(id)};
+  std::vector<std::string> args = {monitor_path_, "create", "--bundle",
+                                   bundle,        "--id",   std::string(id)};
   if (!log_path.empty()) {
     args.push_back("--log");
     args.push_back(log_path);
   }
-  absl::StatusOr<pid_t> pid =
-      Spawn(monitor_path_, args,
-            {{0, null_fd.get()}, {1, null_fd.get()}, {2, log_fd.get()},
-             {kMonitorStatusFd, status_w.get()}},
-            /*setsid=*/true);
+  absl::StatusOr<pid_t> pid = Spawn(monitor_path_, args,
+                                    {{0, null_fd.get()},
+                                     {1, null_fd.get()},
+                                     {2, log_fd.get()},
+                                     {kMonitorStatusFd, status_w.get()}},
+                                    /*setsid=*/true);
   if (!pid.ok()) return annotate(pid.status());
   status_w.Reset();
   absl::StatusOr<std::string> line =
@@ -174,7 +202,8 @@ absl::StatusOr<CreatedContainer> Launcher::Create(absl::string_view id, const st
   }
   CreatedContainer created;
   uint32_t warnings = 0;
-  if (words.size() != 4 || words[0] != "ready" || !absl::SimpleAtoi(words[1], &created.monitor_pid) ||
+  if (words.size() != 4 || words[0] != "ready" ||
+      !absl::SimpleAtoi(words[1], &created.monitor_pid) ||
       !absl::SimpleAtoi(words[2], &created.init_pid) || !absl::SimpleAtoi(words[3], &warnings)) {
     return annotate(absl::InternalError(
         absl::StrCat("crib-monitor: expected \"ready <pids>\", received \"", *line, "\"")));
@@ -186,8 +215,7 @@ absl::StatusOr<CreatedContainer> Launcher::Create(absl::string_view id, const st
   return created;
 }
 
-absl::StatusOr<std::string> Launcher::Request(const std::string& bundle,
-                                              absl::string_view request,
+absl::StatusOr<std::string> Launcher::Request(const std::string& bundle, absl::string_view request,
                                               absl::Duration timeout) const {
   std::string path = BundleFile(bundle, kMonitorSocket);
   struct sockaddr_un addr = {};
@@ -201,12 +229,14 @@ absl::StatusOr<std::string> Launcher::Request(const std::string& bundle,
   if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
     int err = errno;
     if (err == ENOENT || err == ECONNREFUSED) {
-      return absl::NotFoundError(absl::StrCat("connect to monitor ", path, ": ", std::strerror(err)));
+      return absl::NotFoundError(
+          absl::StrCat("connect to monitor ", path, ": ", std::strerror(err)));
     }
     return ErrnoStatus(err, absl::StrCat("connect to monitor ", path));
   }
   std::string line = absl::StrCat(request, "\n");
-  if (::send(fd.get(), line.data(), line.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(line.size())) {
+  if (::send(fd.get(), line.data(), line.size(), MSG_NOSIGNAL) !=
+      static_cast<ssize_t>(line.size())) {
     return ErrnoStatus(errno, absl::StrCat("send to monitor ", path));
   }
   absl::StatusOr<std::string> reply_or =
@@ -256,7 +286,8 @@ absl::StatusOr<ExitInfo> Launcher::ReadExitFile(const std::string& bundle) {
     std::pair<std::string, std::string> kv = absl::StrSplit(line, absl::MaxSplits(' ', 1));
     int64_t v = 0;
     if (!absl::SimpleAtoi(kv.second, &v)) {
-      return absl::InternalError(absl::StrCat("exit file of ", bundle, ": bad line \"", line, "\""));
+      return absl::InternalError(
+          absl::StrCat("exit file of ", bundle, ": bad line \"", line, "\""));
     }
     if (kv.first == "exit_code") info.exit_code = static_cast<int>(v);
     if (kv.first == "signal") info.signal = static_cast<int>(v);
@@ -305,8 +336,8 @@ absl::StatusOr<ExitInfo> Launcher::WaitExit(const std::string& bundle,
     absl::StatusOr<ExitInfo> exit = ReadExitFile(bundle);
     if (exit.ok() || !absl::IsNotFound(exit.status())) return exit;
     if (absl::Now() > deadline) {
-      return absl::DeadlineExceededError(
-          absl::StrCat("container in ", bundle, " has not exited after ", absl::FormatDuration(timeout)));
+      return absl::DeadlineExceededError(absl::StrCat(
+          "container in ", bundle, " has not exited after ", absl::FormatDuration(timeout)));
     }
     absl::SleepFor(absl::Milliseconds(5));
   }
@@ -324,8 +355,8 @@ absl::StatusOr<ExecResult> Launcher::Exec(const std::string& bundle,
   RETURN_IF_ERROR(annotate(MakePipe(&err_r, &err_w)));
   RETURN_IF_ERROR(annotate(MakePipe(&st_r, &st_w)));
   UniqueFd null_fd(::open("/dev/null", O_RDWR | O_CLOEXEC));
-  std::vector<std::string> args = {monitor_path_, "exec", "--bundle", bundle, "--pid",
-                                   absl::StrCat(status.init_pid)};
+  std::vector<std::string> args = {monitor_path_, "exec",  "--bundle",
+                                   bundle,        "--pid", absl::StrCat(status.init_pid)};
   if (options.timeout > absl::ZeroDuration()) {
     args.push_back("--timeout-ms");
     args.push_back(absl::StrCat(std::max<int64_t>(1, absl::ToInt64Milliseconds(options.timeout))));
@@ -334,12 +365,10 @@ absl::StatusOr<ExecResult> Launcher::Exec(const std::string& bundle,
     args.push_back("--");
     args.insert(args.end(), options.args.begin(), options.args.end());
   }
-  absl::StatusOr<pid_t> pid = Spawn(monitor_path_, args,
-                                    {{0, null_fd.get()},
-                                     {1, out_w.get()},
-                                     {2, err_w.get()},
-                                     {kMonitorStatusFd, st_w.get()}},
-                                    /*setsid=*/false);
+  absl::StatusOr<pid_t> pid = Spawn(
+      monitor_path_, args,
+      {{0, null_fd.get()}, {1, out_w.get()}, {2, err_w.get()}, {kMonitorStatusFd, st_w.get()}},
+      /*setsid=*/false);
   if (!pid.ok()) return annotate(pid.status());
   out_w.Reset();
   err_w.Reset();
@@ -360,7 +389,8 @@ absl::StatusOr<ExecResult> Launcher::Exec(const std::string& bundle,
     absl::Time deadline = std::min(drain_deadline, hard_deadline);
     int ms = deadline == absl::InfiniteFuture()
                  ? -1
-                 : static_cast<int>(std::max<int64_t>(0, absl::ToInt64Milliseconds(deadline - absl::Now())));
+                 : static_cast<int>(
+                       std::max<int64_t>(0, absl::ToInt64Milliseconds(deadline - absl::Now())));
     int n = ::poll(fds.data(), fds.size(), ms);
     if (n < 0 && errno == EINTR) continue;
     if (n == 0) {
@@ -396,9 +426,9 @@ absl::StatusOr<ExecResult> Launcher::Exec(const std::string& bundle,
   }
   status_line = status_line.substr(0, status_line.find('\n'));
   if (status_line == "timeout") {
-    return absl::DeadlineExceededError(absl::StrCat(
-        "exec in container: timed out after ", absl::FormatDuration(options.timeout),
-        ", the process was killed"));
+    return absl::DeadlineExceededError(absl::StrCat("exec in container: timed out after ",
+                                                    absl::FormatDuration(options.timeout),
+                                                    ", the process was killed"));
   }
   std::vector<std::string> words = absl::StrSplit(status_line, absl::MaxSplits(' ', 1));
   int v = 0;
@@ -406,9 +436,8 @@ absl::StatusOr<ExecResult> Launcher::Exec(const std::string& bundle,
     return absl::FailedPreconditionError(absl::StrCat("exec in container: ", words[1]));
   }
   if (words.size() != 2 || !absl::SimpleAtoi(words[1], &v)) {
-    return absl::InternalError(
-        absl::StrCat("exec in container: the exec helper ended without a result (\"",
-                     status_line, "\")"));
+    return absl::InternalError(absl::StrCat(
+        "exec in container: the exec helper ended without a result (\"", status_line, "\")"));
   }
   result.exit_code = words[0] == "signal" ? 128 + v : v;
   return result;

@@ -4,6 +4,8 @@
 // and removes what it left. cribd is multi-threaded: this code only posix_spawns.
 #pragma once
 
+#include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -44,7 +46,7 @@ struct ExecResult {
 };
 
 struct ExecOptions {
-  std::vector<std::string> args;  // empty: the spec's args
+  std::vector<std::string> args;                  // empty: the spec's args
   absl::Duration timeout = absl::ZeroDuration();  // zero: none
   size_t max_output = 16 << 20;                   // per stream; the rest is dropped
 };
@@ -86,6 +88,9 @@ class Launcher {
                                       absl::Duration timeout) const;
 
   std::string monitor_path_;
+  // Compiled seccomp programs by profile: compiling the default profile takes tens of ms.
+  mutable std::mutex seccomp_mu_;
+  mutable std::map<std::string, std::string> seccomp_programs_;
 };
 
 }  // namespace crib::runtime

@@ -272,9 +272,8 @@ std::string SpecToJson(const Spec& spec) {
     devices.push_back(dev);
   }
   json linux_json = {
-      {"namespaces", namespaces},   {"resources", res},
-      {"maskedPaths", l.masked_paths}, {"readonlyPaths", l.readonly_paths},
-      {"devices", devices},
+      {"namespaces", namespaces},          {"resources", res},   {"maskedPaths", l.masked_paths},
+      {"readonlyPaths", l.readonly_paths}, {"devices", devices},
   };
   if (!l.cgroups_path.empty()) linux_json["cgroupsPath"] = l.cgroups_path;
   if (l.seccomp) linux_json["seccomp"] = SeccompToJson(*l.seccomp);

@@ -141,8 +141,8 @@ TEST(DefaultsTest, RuntimeDefaultRefusesWhatContainerdRefuses) {
   Seccomp s = RuntimeDefaultSeccomp(DefaultCapabilities());
   EXPECT_EQ(s.default_action, "SCMP_ACT_ERRNO");
   std::vector<std::string> allowed = AllowedUnconditionally(s);
-  for (const char* refused : {"unshare", "mount", "keyctl", "ptrace", "setns", "bpf",
-                              "kexec_load", "add_key", "init_module", "clone", "reboot"}) {
+  for (const char* refused : {"unshare", "mount", "keyctl", "ptrace", "setns", "bpf", "kexec_load",
+                              "add_key", "init_module", "clone", "reboot"}) {
     EXPECT_THAT(allowed, Not(::testing::Contains(std::string(refused)))) << refused;
   }
   for (const char* needed : {"read", "execve", "futex", "chroot", "openat", "capset"}) {
@@ -191,9 +191,8 @@ TEST(CriLogTest, SplitsLinesAndFlushesPartials) {
   log.Write(LogStream::kStdout, "lo\n0123456789abcdefXY", 21);
   log.Write(LogStream::kStdout, "\nlast", 5);
   log.Flush();
-  EXPECT_THAT(LogLines(path),
-              ElementsAre("stderr F err", "stdout F hello", "stdout P 01234567",
-                          "stdout P 89abcdef", "stdout F XY", "stdout P last"));
+  EXPECT_THAT(LogLines(path), ElementsAre("stderr F err", "stdout F hello", "stdout P 01234567",
+                                          "stdout P 89abcdef", "stdout F XY", "stdout P last"));
   // A reopened log (after rotation) gets the next lines.
   ASSERT_EQ(::rename(path.c_str(), (path + ".1").c_str()), 0);
   ASSERT_EQ(log.Reopen(), 0);

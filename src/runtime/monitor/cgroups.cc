@@ -159,8 +159,7 @@ bool ContainerCgroup::Create(std::string* error) {
 }
 
 bool ContainerCgroup::Apply(const Resources& r, std::string* error) {
-  auto set = [&](const std::string& controller, const std::string& file,
-                 const std::string& value) {
+  auto set = [&](const std::string& controller, const std::string& file, const std::string& value) {
     std::string dir = Dir(controller);
     if (dir.empty()) {
       *error = "set " + file + ": the " + controller + " controller is not mounted";

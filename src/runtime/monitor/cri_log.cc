@@ -24,10 +24,10 @@ std::string CriLog::Record(LogStream stream, bool partial, const char* text, siz
   struct tm tm;
   gmtime_r(&secs, &tm);
   char head[80];
-  int n = std::snprintf(head, sizeof(head), "%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ %s %c ",
-                        tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                        tm.tm_sec, nanos, stream == LogStream::kStdout ? "stdout" : "stderr",
-                        partial ? 'P' : 'F');
+  int n =
+      std::snprintf(head, sizeof(head), "%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ %s %c ",
+                    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                    nanos, stream == LogStream::kStdout ? "stdout" : "stderr", partial ? 'P' : 'F');
   std::string record(head, n);
   record.append(text, size);
   record += '\n';
@@ -38,8 +38,7 @@ void CriLog::Emit(LogStream stream, bool partial, const char* text, size_t size)
   if (!fd_) return;
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
-  std::string record =
-      Record(stream, partial, text, size, ts.tv_sec * 1000000000LL + ts.tv_nsec);
+  std::string record = Record(stream, partial, text, size, ts.tv_sec * 1000000000LL + ts.tv_nsec);
   const char* p = record.data();
   size_t left = record.size();
   while (left > 0) {

@@ -1,8 +1,8 @@
 #include "runtime/monitor/init.h"
 
 #include <fcntl.h>
-#include <linux/capability.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
@@ -10,8 +10,8 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -25,24 +25,54 @@ namespace crib::runtime {
 namespace {
 
 constexpr const char* kCapabilityNames[] = {
-    "CAP_CHOWN",          "CAP_DAC_OVERRIDE",    "CAP_DAC_READ_SEARCH", "CAP_FOWNER",
-    "CAP_FSETID",         "CAP_KILL",            "CAP_SETGID",          "CAP_SETUID",
-    "CAP_SETPCAP",        "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",      "CAP_NET_RAW",         "CAP_IPC_LOCK",        "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",     "CAP_SYS_RAWIO",       "CAP_SYS_CHROOT",      "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",      "CAP_SYS_ADMIN",       "CAP_SYS_BOOT",        "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",   "CAP_SYS_TIME",        "CAP_SYS_TTY_CONFIG",  "CAP_MKNOD",
-    "CAP_LEASE",          "CAP_AUDIT_WRITE",     "CAP_AUDIT_CONTROL",   "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",   "CAP_MAC_ADMIN",       "CAP_SYSLOG",          "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",  "CAP_AUDIT_READ",      "CAP_PERFMON",         "CAP_BPF",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
     "CAP_CHECKPOINT_RESTORE",
 };
 
 constexpr const char* kRlimitNames[] = {
-    "RLIMIT_CPU",    "RLIMIT_FSIZE",  "RLIMIT_DATA",       "RLIMIT_STACK",
-    "RLIMIT_CORE",   "RLIMIT_RSS",    "RLIMIT_NPROC",      "RLIMIT_NOFILE",
-    "RLIMIT_MEMLOCK", "RLIMIT_AS",    "RLIMIT_LOCKS",      "RLIMIT_SIGPENDING",
-    "RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_RTPRIO",     "RLIMIT_RTTIME",
+    "RLIMIT_CPU",      "RLIMIT_FSIZE", "RLIMIT_DATA",   "RLIMIT_STACK",
+    "RLIMIT_CORE",     "RLIMIT_RSS",   "RLIMIT_NPROC",  "RLIMIT_NOFILE",
+    "RLIMIT_MEMLOCK",  "RLIMIT_AS",    "RLIMIT_LOCKS",  "RLIMIT_SIGPENDING",
+    "RLIMIT_MSGQUEUE", "RLIMIT_NICE",  "RLIMIT_RTPRIO", "RLIMIT_RTTIME",
 };
 
 bool CapabilityMask(const std::vector<std::string>& names, int last_cap, uint64_t* mask,
@@ -69,27 +99,38 @@ struct MountFlag {
 };
 
 constexpr MountFlag kMountFlags[] = {
-    {"ro", false, MS_RDONLY},         {"rw", true, MS_RDONLY},
-    {"nosuid", false, MS_NOSUID},     {"suid", true, MS_NOSUID},
-    {"nodev", false, MS_NODEV},       {"dev", true, MS_NODEV},
-    {"noexec", false, MS_NOEXEC},     {"exec", true, MS_NOEXEC},
-    {"sync", false, MS_SYNCHRONOUS},  {"async", true, MS_SYNCHRONOUS},
-    {"dirsync", false, MS_DIRSYNC},   {"remount", false, MS_REMOUNT},
-    {"mand", false, MS_MANDLOCK},     {"nomand", true, MS_MANDLOCK},
-    {"noatime", false, MS_NOATIME},   {"atime", true, MS_NOATIME},
-    {"nodiratime", false, MS_NODIRATIME}, {"diratime", true, MS_NODIRATIME},
-    {"relatime", false, MS_RELATIME}, {"norelatime", true, MS_RELATIME},
-    {"strictatime", false, MS_STRICTATIME}, {"nostrictatime", true, MS_STRICTATIME},
+    {"ro", false, MS_RDONLY},
+    {"rw", true, MS_RDONLY},
+    {"nosuid", false, MS_NOSUID},
+    {"suid", true, MS_NOSUID},
+    {"nodev", false, MS_NODEV},
+    {"dev", true, MS_NODEV},
+    {"noexec", false, MS_NOEXEC},
+    {"exec", true, MS_NOEXEC},
+    {"sync", false, MS_SYNCHRONOUS},
+    {"async", true, MS_SYNCHRONOUS},
+    {"dirsync", false, MS_DIRSYNC},
+    {"remount", false, MS_REMOUNT},
+    {"mand", false, MS_MANDLOCK},
+    {"nomand", true, MS_MANDLOCK},
+    {"noatime", false, MS_NOATIME},
+    {"atime", true, MS_NOATIME},
+    {"nodiratime", false, MS_NODIRATIME},
+    {"diratime", true, MS_NODIRATIME},
+    {"relatime", false, MS_RELATIME},
+    {"norelatime", true, MS_RELATIME},
+    {"strictatime", false, MS_STRICTATIME},
+    {"nostrictatime", true, MS_STRICTATIME},
 };
 
 constexpr struct {
   const char* name;
   unsigned long flag;
 } kPropagation[] = {
-    {"private", MS_PRIVATE},          {"rprivate", MS_PRIVATE | MS_REC},
-    {"shared", MS_SHARED},            {"rshared", MS_SHARED | MS_REC},
-    {"slave", MS_SLAVE},              {"rslave", MS_SLAVE | MS_REC},
-    {"unbindable", MS_UNBINDABLE},    {"runbindable", MS_UNBINDABLE | MS_REC},
+    {"private", MS_PRIVATE},       {"rprivate", MS_PRIVATE | MS_REC},
+    {"shared", MS_SHARED},         {"rshared", MS_SHARED | MS_REC},
+    {"slave", MS_SLAVE},           {"rslave", MS_SLAVE | MS_REC},
+    {"unbindable", MS_UNBINDABLE}, {"runbindable", MS_UNBINDABLE | MS_REC},
 };
 
 unsigned long PropagationFlag(const std::string& name) {
@@ -239,8 +280,7 @@ void DoMount(int sync_fd, const MountStep& m) {
       if (!JoinPath(path, sizeof(path), m.target.c_str(), node.name)) {
         Fail(sync_fd, "device path too long", m.target.c_str(), ENAMETOOLONG);
       }
-      if (::mknod(path, S_IFCHR | 0666, makedev(node.major, node.minor)) != 0 &&
-          errno != EEXIST) {
+      if (::mknod(path, S_IFCHR | 0666, makedev(node.major, node.minor)) != 0 && errno != EEXIST) {
         Fail(sync_fd, "mknod", path, errno);
       }
       ::chmod(path, 0666);  // mknod honours the umask
@@ -248,12 +288,9 @@ void DoMount(int sync_fd, const MountStep& m) {
     static constexpr struct {
       const char* target;
       const char* name;
-    } kLinks[] = {{"/proc/self/fd", "fd"},
-                  {"/proc/self/fd/0", "stdin"},
-                  {"/proc/self/fd/1", "stdout"},
-                  {"/proc/self/fd/2", "stderr"},
-                  {"/proc/kcore", "core"},
-                  {"pts/ptmx", "ptmx"}};
+    } kLinks[] = {{"/proc/self/fd", "fd"},       {"/proc/self/fd/0", "stdin"},
+                  {"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"},
+                  {"/proc/kcore", "core"},       {"pts/ptmx", "ptmx"}};
     for (const auto& link : kLinks) {
       JoinPath(path, sizeof(path), m.target.c_str(), link.name);
       if (::symlink(link.target, path) != 0 && errno != EEXIST) {
@@ -330,9 +367,8 @@ void SetupRootfs(int sync_fd, const Plan& plan) {
       if (errno == ENOENT) continue;
       Fail(sync_fd, "stat masked path", path.c_str(), errno);
     }
-    int rc = S_ISDIR(st.st_mode)
-                 ? ::mount("tmpfs", path.c_str(), "tmpfs", MS_RDONLY, "size=0k")
-                 : ::mount("/dev/null", path.c_str(), nullptr, MS_BIND, nullptr);
+    int rc = S_ISDIR(st.st_mode) ? ::mount("tmpfs", path.c_str(), "tmpfs", MS_RDONLY, "size=0k")
+                                 : ::mount("/dev/null", path.c_str(), nullptr, MS_BIND, nullptr);
     if (rc != 0) Fail(sync_fd, "mask", path.c_str(), errno);
   }
   for (const auto& path : plan.readonly) {
@@ -384,8 +420,8 @@ uint32_t SetupProcess(int sync_fd, const Plan& plan) {
   }
   if (::chdir(plan.cwd.c_str()) != 0) Fail(sync_fd, "chdir to cwd", plan.cwd.c_str(), errno);
   for (int cap = 0; cap <= plan.last_cap; ++cap) {
-    if ((plan.cap_bounding & (1ULL << cap)) == 0 &&
-        ::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) {
+    if ((plan.cap_bounding & (1ULL << cap)) == 0 && ::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 &&
+        errno != EINVAL) {
       Fail(sync_fd, "drop capability from the bounding set", kCapabilityNames[cap], errno);
     }
   }
@@ -513,7 +549,8 @@ bool BuildPlan(const Spec& spec, const std::string& bundle, bool for_exec, Plan*
     if (fd >= 0) ::close(fd);
     if (n > 0) {
       buf[n] = '\0';
-      if (const char* at = std::strstr(buf, "CapBnd:")) own_bounding = std::strtoull(at + 7, nullptr, 16);
+      if (const char* at = std::strstr(buf, "CapBnd:"))
+        own_bounding = std::strtoull(at + 7, nullptr, 16);
     }
   }
   if (!CapabilityMask(c.bounding, plan->last_cap, &plan->cap_bounding, error) ||
@@ -545,7 +582,11 @@ bool BuildPlan(const Spec& spec, const std::string& bundle, bool for_exec, Plan*
   }
   if (spec.linux_spec.seccomp) {
     plan->has_seccomp = true;
-    if (!CompileSeccomp(*spec.linux_spec.seccomp, &plan->seccomp, error)) return false;
+    if (!ReadCompiledSeccomp(bundle + "/" + kSeccompProgramFile, *spec.linux_spec.seccomp,
+                             &plan->seccomp) &&
+        !CompileSeccomp(*spec.linux_spec.seccomp, &plan->seccomp, error)) {
+      return false;
+    }
   }
   plan->cwd = p.cwd.empty() ? "/" : p.cwd;
   plan->args_storage = p.args;
@@ -574,8 +615,8 @@ bool BuildPlan(const Spec& spec, const std::string& bundle, bool for_exec, Plan*
     static constexpr struct {
       const char* name;
       int flag;
-    } kTypes[] = {{"pid", CLONE_NEWPID},  {"network", CLONE_NEWNET}, {"mount", CLONE_NEWNS},
-                  {"ipc", CLONE_NEWIPC},  {"uts", CLONE_NEWUTS},     {"cgroup", CLONE_NEWCGROUP}};
+    } kTypes[] = {{"pid", CLONE_NEWPID}, {"network", CLONE_NEWNET}, {"mount", CLONE_NEWNS},
+                  {"ipc", CLONE_NEWIPC}, {"uts", CLONE_NEWUTS},     {"cgroup", CLONE_NEWCGROUP}};
     int flag = 0;
     for (const auto& t : kTypes) {
       if (ns.type == t.name) flag = t.flag;
@@ -685,8 +726,7 @@ void RunInit(const Plan& plan, const InitStdio& stdio, int sync_fd, int start_fd
   }
   SetupRootfs(sync_fd, plan);
   if (stdio.tty) SetupTerminal(sync_fd);
-  if (!plan.hostname.empty() &&
-      ::sethostname(plan.hostname.c_str(), plan.hostname.size()) != 0) {
+  if (!plan.hostname.empty() && ::sethostname(plan.hostname.c_str(), plan.hostname.size()) != 0) {
     Fail(sync_fd, "sethostname", plan.hostname.c_str(), errno);
   }
   SyncMessage ready;

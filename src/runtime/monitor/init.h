@@ -19,8 +19,8 @@
 namespace crib::runtime {
 
 enum SyncType : uint32_t {
-  kSyncReady = 1,  // set-up finished, parked before exec
-  kSyncError = 2,  // `what` failed with `err`
+  kSyncReady = 1,     // set-up finished, parked before exec
+  kSyncError = 2,     // `what` failed with `err`
   kSyncTerminal = 3,  // carries the pty master (SCM_RIGHTS) of a terminal container
 };
 

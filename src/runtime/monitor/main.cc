@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -111,6 +112,9 @@ struct Options {
   int pid = 0;
   long timeout_ms = 0;
   std::vector<std::string> args;
+  // serve: what `create` hands over when it re-executes itself.
+  std::string cgroups_path;
+  std::string fds;  // sync,start,out,err,pty,listener (-1 for none)
 };
 
 bool ParseOptions(int argc, char** argv, Options* o, std::string* error) {
@@ -140,6 +144,10 @@ bool ParseOptions(int argc, char** argv, Options* o, std::string* error) {
       o->log_max_line = std::strtoul(v.c_str(), nullptr, 10);
     } else if (a == "--pid") {
       o->pid = std::atoi(v.c_str());
+    } else if (a == "--cgroup") {
+      o->cgroups_path = v;
+    } else if (a == "--fds") {
+      o->fds = v;
     } else if (a == "--timeout-ms") {
       o->timeout_ms = std::atol(v.c_str());
     } else {
@@ -164,6 +172,11 @@ class Monitor {
   void Run();
   // Listens on the bundle's monitor socket.
   bool Listen(std::string* error);
+  // Re-executes crib-monitor in `serve` mode with the same fds and children: the set-up's
+  // heap and code (spec, plan, libseccomp) leave the resident set. Returns only on failure.
+  void ExecServe();
+  // The serve side: takes the fds and the state handed over by ExecServe.
+  bool Adopt(std::string* error);
   pid_t init_pid() const { return init_pid_; }
 
  private:
@@ -279,7 +292,7 @@ std::string Monitor::Dispatch(const std::string& request) {
   if (words.empty()) return "error empty request";
   const std::string& cmd = words[0];
   if (cmd == "state") {
-    const char* s = state_ == State::kCreated ? "created"
+    const char* s = state_ == State::kCreated   ? "created"
                     : state_ == State::kRunning ? "running"
                                                 : "exited";
     return std::string("ok ") + s + " " + std::to_string(init_pid_);
@@ -323,6 +336,57 @@ std::string Monitor::Dispatch(const std::string& request) {
   }
   if (cmd == "attach") return "error attach is not supported yet";
   return "error unknown request \"" + request + "\"";
+}
+
+void Monitor::ExecServe() {
+  std::string fds;
+  for (const UniqueFd* fd : {&sync_r_, &start_w_, &out_r_, &err_r_, &pty_master_, &listener_}) {
+    if (fd->valid()) ::fcntl(fd->get(), F_SETFD, 0);
+    fds += (fds.empty() ? "" : ",") + std::to_string(fd->get());
+  }
+  std::vector<std::string> args = {"crib-monitor",   "serve",
+                                   "--bundle",       o_.bundle,
+                                   "--log",          o_.log_path,
+                                   "--log-max-line", std::to_string(o_.log_max_line),
+                                   "--pid",          std::to_string(init_pid_),
+                                   "--cgroup",       spec_.linux_spec.cgroups_path,
+                                   "--fds",          fds};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  char* envp[] = {nullptr};
+  ::execve("/proc/self/exe", argv.data(), envp);
+  Log(std::string("re-exec in serve mode: ") + std::strerror(errno) + "; serving as is");
+  for (const UniqueFd* fd : {&sync_r_, &start_w_, &out_r_, &err_r_, &pty_master_, &listener_}) {
+    if (fd->valid()) ::fcntl(fd->get(), F_SETFD, FD_CLOEXEC);
+  }
+}
+
+bool Monitor::Adopt(std::string* error) {
+  init_pid_ = o_.pid;
+  int values[6];
+  if (std::sscanf(o_.fds.c_str(), "%d,%d,%d,%d,%d,%d", &values[0], &values[1], &values[2],
+                  &values[3], &values[4], &values[5]) != 6) {
+    *error = "bad --fds \"" + o_.fds + "\"";
+    return false;
+  }
+  UniqueFd* targets[] = {&sync_r_, &start_w_, &out_r_, &err_r_, &pty_master_, &listener_};
+  for (int i = 0; i < 6; ++i) {
+    if (values[i] < 0) continue;
+    ::fcntl(values[i], F_SETFD, FD_CLOEXEC);
+    targets[i]->Reset(values[i]);
+  }
+  if (!o_.cgroups_path.empty()) {
+    if (!cgroup_.Init(o_.cgroups_path, error)) return false;
+    has_cgroup_ = true;
+  }
+  if (!o_.log_path.empty()) {
+    if (int err = log_.Open(o_.log_path)) {
+      *error = "open log " + o_.log_path + ": " + std::strerror(err);
+      return false;
+    }
+  }
+  return true;
 }
 
 void Monitor::HandleClient(int fd) {
@@ -481,13 +545,54 @@ int CreateMain(Options o) {
   std::string pid_text = std::to_string(::getpid());
   WriteFileAtomic(bundle + "/" + kMonitorPidFile, pid_text + "\n");
   WriteFileAtomic(bundle + "/" + kInitPidFile, std::to_string(monitor.init_pid()) + "\n");
-  WriteAll(kMonitorStatusFd, "ready " + pid_text + " " + std::to_string(monitor.init_pid()) +
-                                 " " + std::to_string(warnings) + "\n");
+  WriteAll(kMonitorStatusFd, "ready " + pid_text + " " + std::to_string(monitor.init_pid()) + " " +
+                                 std::to_string(warnings) + "\n");
   ::close(kMonitorStatusFd);
   int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
   ::dup2(null_fd, 0);
   ::dup2(null_fd, 1);
   ::close(null_fd);
+  monitor.ExecServe();
+  monitor.Run();
+  return 0;
+}
+
+// Maps the executable's code page by page from now on: the kernel's fault-around would
+// otherwise map 64 KiB around every touched page and count the whole binary as resident.
+// Text is never written, so dropping its mapped pages only makes them fault in again.
+void TrimCodePages() {
+  char maps[8192];
+  int fd = ::open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  ssize_t n = ::read(fd, maps, sizeof(maps) - 1);
+  ::close(fd);
+  if (n <= 0) return;
+  maps[n] = '\0';
+  char* save = nullptr;
+  for (char* line = strtok_r(maps, "\n", &save); line != nullptr;
+       line = strtok_r(nullptr, "\n", &save)) {
+    unsigned long start, end;
+    char perms[5];
+    if (std::sscanf(line, "%lx-%lx %4s", &start, &end, perms) != 3) continue;
+    if (std::strstr(line, "crib-monitor") == nullptr) continue;
+    void* addr = reinterpret_cast<void*>(start);
+    if (std::strcmp(perms, "r-xp") == 0) {
+      ::madvise(addr, end - start, MADV_RANDOM);
+      ::madvise(addr, end - start, MADV_DONTNEED);
+    } else if (perms[1] == '-') {
+      ::madvise(addr, end - start, MADV_RANDOM);  // read-only data: may hold relocations
+    }
+  }
+}
+
+int ServeMain(Options o) {
+  TrimCodePages();
+  Monitor monitor(std::move(o), Spec());
+  std::string error;
+  if (!monitor.Adopt(&error)) {
+    Log(error);
+    return 1;
+  }
   monitor.Run();
   return 0;
 }
@@ -591,6 +696,7 @@ int main(int argc, char** argv) {
   }
   if (options.mode == "create") return crib::runtime::CreateMain(std::move(options));
   if (options.mode == "exec") return crib::runtime::ExecMain(std::move(options));
+  if (options.mode == "serve") return crib::runtime::ServeMain(std::move(options));
   crib::runtime::WriteAll(2, "crib-monitor: unknown mode " + options.mode + "\n");
   return 2;
 }

@@ -1,5 +1,6 @@
 #include "runtime/monitor/seccomp_filter.h"
 
+#include <fcntl.h>
 #include <linux/seccomp.h>
 #include <seccomp.h>
 #include <sys/mman.h>
@@ -37,9 +38,12 @@ bool ParseOp(const std::string& name, scmp_compare* op) {
   static const struct {
     const char* name;
     scmp_compare op;
-  } kOps[] = {{"SCMP_CMP_NE", SCMP_CMP_NE},         {"SCMP_CMP_LT", SCMP_CMP_LT},
-              {"SCMP_CMP_LE", SCMP_CMP_LE},         {"SCMP_CMP_EQ", SCMP_CMP_EQ},
-              {"SCMP_CMP_GE", SCMP_CMP_GE},         {"SCMP_CMP_GT", SCMP_CMP_GT},
+  } kOps[] = {{"SCMP_CMP_NE", SCMP_CMP_NE},
+              {"SCMP_CMP_LT", SCMP_CMP_LT},
+              {"SCMP_CMP_LE", SCMP_CMP_LE},
+              {"SCMP_CMP_EQ", SCMP_CMP_EQ},
+              {"SCMP_CMP_GE", SCMP_CMP_GE},
+              {"SCMP_CMP_GT", SCMP_CMP_GT},
               {"SCMP_CMP_MASKED_EQ", SCMP_CMP_MASKED_EQ}};
   for (const auto& o : kOps) {
     if (name == o.name) {
@@ -54,8 +58,10 @@ uint32_t ParseArch(const std::string& name) {
   static const struct {
     const char* name;
     uint32_t arch;
-  } kArches[] = {{"SCMP_ARCH_X86_64", SCMP_ARCH_X86_64}, {"SCMP_ARCH_X86", SCMP_ARCH_X86},
-                 {"SCMP_ARCH_X32", SCMP_ARCH_X32},       {"SCMP_ARCH_AARCH64", SCMP_ARCH_AARCH64},
+  } kArches[] = {{"SCMP_ARCH_X86_64", SCMP_ARCH_X86_64},
+                 {"SCMP_ARCH_X86", SCMP_ARCH_X86},
+                 {"SCMP_ARCH_X32", SCMP_ARCH_X32},
+                 {"SCMP_ARCH_AARCH64", SCMP_ARCH_AARCH64},
                  {"SCMP_ARCH_ARM", SCMP_ARCH_ARM}};
   for (const auto& a : kArches) {
     if (name == a.name) return a.arch;
@@ -63,7 +69,36 @@ uint32_t ParseArch(const std::string& name) {
   return 0;
 }
 
+unsigned int FilterFlags(const Seccomp& s) {
+  unsigned int flags = 0;
+  for (const auto& flag : s.flags) {
+    if (flag == "SECCOMP_FILTER_FLAG_TSYNC") {
+      flags |= SECCOMP_FILTER_FLAG_TSYNC;
+    } else if (flag == "SECCOMP_FILTER_FLAG_LOG") {
+      flags |= SECCOMP_FILTER_FLAG_LOG;
+    } else if (flag == "SECCOMP_FILTER_FLAG_SPEC_ALLOW") {
+      flags |= SECCOMP_FILTER_FLAG_SPEC_ALLOW;
+    }
+  }
+  return flags;
+}
+
 }  // namespace
+
+bool ReadCompiledSeccomp(const std::string& path, const Seccomp& seccomp, SeccompProgram* program) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  off_t size = ::lseek(fd, 0, SEEK_END);
+  if (size <= 0 || size % sizeof(sock_filter) != 0 || size > (1 << 20)) {
+    ::close(fd);
+    return false;
+  }
+  program->filter.resize(size / sizeof(sock_filter));
+  ssize_t n = ::pread(fd, program->filter.data(), size, 0);
+  ::close(fd);
+  program->flags = FilterFlags(seccomp);
+  return n == size;
+}
 
 bool CompileSeccomp(const Seccomp& s, SeccompProgram* program, std::string* error) {
   uint32_t default_action;
@@ -116,16 +151,7 @@ bool CompileSeccomp(const Seccomp& s, SeccompProgram* program, std::string* erro
       }
     }
   }
-  program->flags = 0;
-  for (const auto& flag : s.flags) {
-    if (flag == "SECCOMP_FILTER_FLAG_TSYNC") {
-      program->flags |= SECCOMP_FILTER_FLAG_TSYNC;
-    } else if (flag == "SECCOMP_FILTER_FLAG_LOG") {
-      program->flags |= SECCOMP_FILTER_FLAG_LOG;
-    } else if (flag == "SECCOMP_FILTER_FLAG_SPEC_ALLOW") {
-      program->flags |= SECCOMP_FILTER_FLAG_SPEC_ALLOW;
-    }
-  }
+  program->flags = FilterFlags(s);
   int fd = memfd_create("crib-seccomp", MFD_CLOEXEC);
   if (fd < 0) {
     *error = std::string("seccomp: memfd_create: ") + std::strerror(errno);

@@ -20,6 +20,11 @@ struct SeccompProgram {
 
 bool CompileSeccomp(const Seccomp& seccomp, SeccompProgram* program, std::string* error);
 
+// The bundle's precompiled program (written by cribd, which compiles each distinct profile
+// once): `seccomp.bpf`, raw sock_filter instructions. False if absent or malformed.
+inline constexpr char kSeccompProgramFile[] = "seccomp.bpf";
+bool ReadCompiledSeccomp(const std::string& path, const Seccomp& seccomp, SeccompProgram* program);
+
 // Loads a compiled program into the calling process; returns 0 or the errno.
 // Async-signal-safe.
 int LoadSeccomp(const SeccompProgram& program);
