@@ -23,6 +23,7 @@
 #include "common/status_macros.h"
 #include "common/unique_fd.h"
 #include "runtime/monitor/cgroups.h"
+#include "runtime/monitor/error_text.h"
 #include "runtime/monitor/protocol.h"
 #include "runtime/monitor/seccomp_filter.h"
 #include "runtime/spec.h"
@@ -125,6 +126,14 @@ void RemoveRuntimeFiles(const std::string& bundle) {
 }
 
 }  // namespace
+
+std::string MonitorPathBesideSelf() {
+  char self[4096];
+  ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n <= 0) return "crib-monitor";
+  std::string path(self, n);
+  return path.substr(0, path.rfind('/') + 1) + "crib-monitor";
+}
 
 absl::StatusOr<CreatedContainer> Launcher::Create(absl::string_view id, const std::string& bundle,
                                                   const std::string& log_path) const {
@@ -229,8 +238,7 @@ absl::StatusOr<std::string> Launcher::Request(const std::string& bundle, absl::s
   if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
     int err = errno;
     if (err == ENOENT || err == ECONNREFUSED) {
-      return absl::NotFoundError(
-          absl::StrCat("connect to monitor ", path, ": ", std::strerror(err)));
+      return absl::NotFoundError(absl::StrCat("connect to monitor ", path, ": ", ErrorText(err)));
     }
     return ErrnoStatus(err, absl::StrCat("connect to monitor ", path));
   }

@@ -51,6 +51,10 @@ struct ExecOptions {
   size_t max_output = 16 << 20;                   // per stream; the rest is dropped
 };
 
+// crib-monitor beside the running executable (cribd and crib-monitor share a directory in
+// the build tree and when installed).
+std::string MonitorPathBesideSelf();
+
 class Launcher {
  public:
   // `monitor_path`: the crib-monitor executable.

@@ -477,7 +477,7 @@ TEST_F(LauncherTest, ExecOutputExitCodeAndTimeout) {
   options.timeout = absl::ZeroDuration();
   EXPECT_THAT(launcher_.Exec(bundle_, options),
               StatusIs(absl::StatusCode::kFailedPrecondition,
-                       HasSubstr("exec \"/bin/nope\": No such file or directory")));
+                       HasSubstr("exec \"/bin/nope\": no such file or directory")));
 }
 
 TEST_F(LauncherTest, MaskedAndReadonlyPaths) {
@@ -538,7 +538,7 @@ TEST_F(LauncherTest, MissingBinaryIsAClearStartError) {
   ASSERT_THAT(Create(BaseSpec({"/bin/nope"})).status(), IsOk());
   EXPECT_THAT(launcher_.Start(bundle_),
               StatusIs(absl::StatusCode::kFailedPrecondition,
-                       HasSubstr("exec \"/bin/nope\": No such file or directory")));
+                       HasSubstr("exec \"/bin/nope\": no such file or directory")));
   absl::StatusOr<ExitInfo> exit = launcher_.WaitExit(bundle_, absl::Seconds(10));
   ASSERT_THAT(exit.status(), IsOk());
   EXPECT_NE(exit->exit_code, 0);
@@ -547,7 +547,7 @@ TEST_F(LauncherTest, MissingBinaryIsAClearStartError) {
 TEST_F(LauncherTest, CommandNotInPathIsAClearStartError) {
   ASSERT_THAT(Create(BaseSpec({"nope"})).status(), IsOk());
   EXPECT_THAT(launcher_.Start(bundle_), StatusIs(absl::StatusCode::kFailedPrecondition,
-                                                 HasSubstr("exec \"nope\": No such file")));
+                                                 HasSubstr("exec \"nope\": no such file")));
 }
 
 TEST_F(LauncherTest, SetupFailureLeavesNothing) {
@@ -559,7 +559,7 @@ TEST_F(LauncherTest, SetupFailureLeavesNothing) {
   spec.process.cwd = "/no/such/dir";
   EXPECT_THAT(Create(spec),
               StatusIs(absl::StatusCode::kFailedPrecondition,
-                       HasSubstr("chdir to cwd /no/such/dir: No such file or directory")));
+                       HasSubstr("chdir to cwd /no/such/dir: no such file or directory")));
   // TearDown checks that no cgroup, mount or process is left.
 }
 

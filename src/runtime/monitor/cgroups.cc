@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "runtime/monitor/error_text.h"
+
 namespace crib::runtime {
 namespace {
 
@@ -79,7 +81,7 @@ bool ContainerCgroup::Init(const std::string& cgroups_path, std::string* error) 
   }
   std::string mountinfo;
   if (!ReadText("/proc/self/mountinfo", &mountinfo)) {
-    *error = std::string("read /proc/self/mountinfo: ") + std::strerror(errno);
+    *error = std::string("read /proc/self/mountinfo: ") + ErrorText(errno);
     return false;
   }
   hierarchies_.clear();
@@ -130,7 +132,7 @@ bool ContainerCgroup::Create(std::string* error) {
       if (part.empty()) continue;
       dir += "/" + part;
       if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
-        *error = "create cgroup " + dir + ": " + std::strerror(errno);
+        *error = "create cgroup " + dir + ": " + ErrorText(errno);
         return false;
       }
       if (unified_) {
@@ -167,7 +169,7 @@ bool ContainerCgroup::Apply(const Resources& r, std::string* error) {
     }
     int err = WriteText(dir + "/" + file, value);
     if (err != 0) {
-      *error = "write " + value + " to " + dir + "/" + file + ": " + std::strerror(err);
+      *error = "write " + value + " to " + dir + "/" + file + ": " + ErrorText(err);
       return false;
     }
     return true;
@@ -283,7 +285,7 @@ bool ContainerCgroup::Remove(std::string* error) {
       }
       if (::rmdir(h.dir.c_str()) != 0 && errno != ENOENT) {
         left = true;
-        *error = "remove cgroup " + h.dir + ": " + std::strerror(errno);
+        *error = "remove cgroup " + h.dir + ": " + ErrorText(errno);
       }
     }
     if (!left) {

@@ -20,6 +20,7 @@
 #include <cstring>
 
 #include "runtime/monitor/cgroups.h"
+#include "runtime/monitor/error_text.h"
 
 namespace crib::runtime {
 namespace {
@@ -171,7 +172,7 @@ bool ParseMount(const Mount& m, const std::string& rootfs, MountStep* step, std:
   if (step->bind) {
     struct stat st;
     if (::stat(m.source.c_str(), &st) != 0) {
-      *error = "mount source " + m.source + " for " + m.destination + ": " + std::strerror(errno);
+      *error = "mount source " + m.source + " for " + m.destination + ": " + ErrorText(errno);
       return false;
     }
     step->file_target = !S_ISDIR(st.st_mode);
@@ -518,7 +519,7 @@ bool ReceiveSync(int sock, SyncMessage* message, UniqueFd* fd) {
 std::string DescribeSync(const SyncMessage& message) {
   std::string what(message.what, strnlen(message.what, sizeof(message.what)));
   if (message.err == 0) return what;
-  return what + ": " + std::strerror(message.err);
+  return what + ": " + ErrorText(message.err);
 }
 
 bool BuildPlan(const Spec& spec, const std::string& bundle, bool for_exec, Plan* plan,
@@ -638,7 +639,7 @@ bool BuildPlan(const Spec& spec, const std::string& bundle, bool for_exec, Plan*
     }
     int fd = ::open(ns.path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-      *error = "open " + ns.type + " namespace " + ns.path + ": " + std::strerror(errno);
+      *error = "open " + ns.type + " namespace " + ns.path + ": " + ErrorText(errno);
       return false;
     }
     if (flag == CLONE_NEWPID) {
@@ -666,7 +667,7 @@ bool BuildPlan(const Spec& spec, const std::string& bundle, bool for_exec, Plan*
   if (root.empty() || root[0] != '/') root = bundle + "/" + root;
   char resolved[PATH_MAX];
   if (::realpath(root.c_str(), resolved) == nullptr) {
-    *error = "rootfs " + root + ": " + std::strerror(errno);
+    *error = "rootfs " + root + ": " + ErrorText(errno);
     return false;
   }
   plan->rootfs = resolved;

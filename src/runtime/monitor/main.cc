@@ -30,6 +30,7 @@
 #include "common/unique_fd.h"
 #include "runtime/monitor/cgroups.h"
 #include "runtime/monitor/cri_log.h"
+#include "runtime/monitor/error_text.h"
 #include "runtime/monitor/init.h"
 #include "runtime/monitor/protocol.h"
 #include "runtime/spec.h"
@@ -83,7 +84,7 @@ bool LoadSpec(const std::string& bundle, Spec* spec, std::string* error) {
   std::string text;
   std::string path = bundle + "/" + kSpecDigestFile;
   if (!ReadWholeFile(path, &text)) {
-    *error = "read " + path + ": " + std::strerror(errno);
+    *error = "read " + path + ": " + ErrorText(errno);
     return false;
   }
   return DecodeSpec(text, spec, error);
@@ -95,7 +96,7 @@ bool ReadSync(int fd, SyncMessage* msg) { return ReceiveSync(fd, msg, nullptr); 
 bool MakeSyncPair(UniqueFd* a, UniqueFd* b, std::string* error) {
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
-    *error = std::string("socketpair: ") + std::strerror(errno);
+    *error = std::string("socketpair: ") + ErrorText(errno);
     return false;
   }
   a->Reset(sv[0]);
@@ -212,7 +213,7 @@ bool Monitor::Create(std::string* error, uint32_t* warnings) {
   }
   if (!o_.log_path.empty()) {
     if (int err = log_.Open(o_.log_path)) {
-      *error = "open log " + o_.log_path + ": " + std::strerror(err);
+      *error = "open log " + o_.log_path + ": " + ErrorText(err);
       return false;
     }
   }
@@ -224,13 +225,13 @@ bool Monitor::Create(std::string* error, uint32_t* warnings) {
   } else {
     int p[2];
     if (::pipe2(p, O_CLOEXEC) != 0) {
-      *error = std::string("pipe: ") + std::strerror(errno);
+      *error = std::string("pipe: ") + ErrorText(errno);
       return false;
     }
     out_r_.Reset(p[0]);
     out_w.Reset(p[1]);
     if (::pipe2(p, O_CLOEXEC) != 0) {
-      *error = std::string("pipe: ") + std::strerror(errno);
+      *error = std::string("pipe: ") + ErrorText(errno);
       return false;
     }
     err_r_.Reset(p[0]);
@@ -241,19 +242,19 @@ bool Monitor::Create(std::string* error, uint32_t* warnings) {
   UniqueFd sync_w;
   if (!MakeSyncPair(&sync_r_, &sync_w, error)) return false;
   if (::pipe2(st, O_CLOEXEC) != 0) {
-    *error = std::string("pipe: ") + std::strerror(errno);
+    *error = std::string("pipe: ") + ErrorText(errno);
     return false;
   }
   UniqueFd start_r(st[0]);
   start_w_.Reset(st[1]);
   if (plan_.join_pid && ::setns(plan_.join_pid.get(), CLONE_NEWPID) != 0) {
-    *error = std::string("join pid namespace: ") + std::strerror(errno);
+    *error = std::string("join pid namespace: ") + ErrorText(errno);
     return false;
   }
   // A raw clone without a new stack behaves like fork(); the monitor is single-threaded.
   long pid = syscall(SYS_clone, SIGCHLD | plan_.clone_flags, nullptr, nullptr, nullptr, nullptr);
   if (pid < 0) {
-    *error = std::string("clone the container init: ") + std::strerror(errno);
+    *error = std::string("clone the container init: ") + ErrorText(errno);
     return false;
   }
   if (pid == 0) {
@@ -300,7 +301,7 @@ std::string Monitor::Dispatch(const std::string& request) {
   if (cmd == "start") {
     if (state_ != State::kCreated) return "error the container is not in the created state";
     if (::write(start_w_.get(), "x", 1) != 1) {
-      return std::string("error release the init: ") + std::strerror(errno);
+      return std::string("error release the init: ") + ErrorText(errno);
     }
     start_w_.Reset();
     SyncMessage msg;
@@ -317,11 +318,11 @@ std::string Monitor::Dispatch(const std::string& request) {
   if (cmd == "kill" && words.size() == 2) {
     int sig = std::atoi(words[1].c_str());
     if (state_ == State::kExited) return "ok exited";
-    if (::kill(init_pid_, sig) != 0) return std::string("error kill: ") + std::strerror(errno);
+    if (::kill(init_pid_, sig) != 0) return std::string("error kill: ") + ErrorText(errno);
     return "ok";
   }
   if (cmd == "reopen-log") {
-    if (int err = log_.Reopen()) return std::string("error reopen log: ") + std::strerror(err);
+    if (int err = log_.Reopen()) return std::string("error reopen log: ") + ErrorText(err);
     return "ok";
   }
   if (cmd == "resize" && words.size() == 3) {
@@ -330,7 +331,7 @@ std::string Monitor::Dispatch(const std::string& request) {
     ws.ws_row = static_cast<unsigned short>(std::atoi(words[1].c_str()));
     ws.ws_col = static_cast<unsigned short>(std::atoi(words[2].c_str()));
     if (::ioctl(pty_master_.get(), TIOCSWINSZ, &ws) != 0) {
-      return std::string("error resize: ") + std::strerror(errno);
+      return std::string("error resize: ") + ErrorText(errno);
     }
     return "ok";
   }
@@ -356,7 +357,7 @@ void Monitor::ExecServe() {
   argv.push_back(nullptr);
   char* envp[] = {nullptr};
   ::execve("/proc/self/exe", argv.data(), envp);
-  Log(std::string("re-exec in serve mode: ") + std::strerror(errno) + "; serving as is");
+  Log(std::string("re-exec in serve mode: ") + ErrorText(errno) + "; serving as is");
   for (const UniqueFd* fd : {&sync_r_, &start_w_, &out_r_, &err_r_, &pty_master_, &listener_}) {
     if (fd->valid()) ::fcntl(fd->get(), F_SETFD, FD_CLOEXEC);
   }
@@ -382,7 +383,7 @@ bool Monitor::Adopt(std::string* error) {
   }
   if (!o_.log_path.empty()) {
     if (int err = log_.Open(o_.log_path)) {
-      *error = "open log " + o_.log_path + ": " + std::strerror(err);
+      *error = "open log " + o_.log_path + ": " + ErrorText(err);
       return false;
     }
   }
@@ -484,7 +485,7 @@ void Monitor::Finish() {
                      "\nstarted_at " + std::to_string(started_at_) + "\nfinished_at " +
                      std::to_string(NowNanos()) + "\n";
   if (!WriteFileAtomic(o_.bundle + "/" + kExitFile, text)) {
-    Log("write the exit file: " + std::string(std::strerror(errno)));
+    Log("write the exit file: " + std::string(ErrorText(errno)));
   }
   ::unlink((o_.bundle + "/" + kMonitorSocket).c_str());
 }
@@ -502,7 +503,7 @@ bool Monitor::Listen(std::string* error) {
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd || ::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
       ::listen(fd.get(), 16) != 0) {
-    *error = "listen on " + path + ": " + std::strerror(errno);
+    *error = "listen on " + path + ": " + ErrorText(errno);
     return false;
   }
   listener_ = std::move(fd);
@@ -520,7 +521,7 @@ int CreateMain(Options o) {
   // adopted by init (or a subreaper), so nothing that happens to cribd reaches it.
   pid_t pid = ::fork();
   if (pid < 0) {
-    WriteAll(kMonitorStatusFd, std::string("error fork: ") + std::strerror(errno) + "\n");
+    WriteAll(kMonitorStatusFd, std::string("error fork: ") + ErrorText(errno) + "\n");
     return 1;
   }
   if (pid > 0) _exit(0);
@@ -617,7 +618,7 @@ int ExecMain(Options o) {
     for (const auto& procs : cgroup.ProcsFiles()) {
       int fd = ::open(procs.c_str(), O_WRONLY | O_CLOEXEC);
       if (fd < 0 || ::write(fd, "0", 1) != 1) {
-        std::string e = "join cgroup " + procs + ": " + std::strerror(errno);
+        std::string e = "join cgroup " + procs + ": " + ErrorText(errno);
         if (fd >= 0) ::close(fd);
         return fail(e);
       }
@@ -631,18 +632,18 @@ int ExecMain(Options o) {
   for (const char* ns : kNamespaces) {
     std::string path = "/proc/" + std::to_string(o.pid) + "/ns/" + ns;
     ns_fds.emplace_back(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!ns_fds.back()) return fail("open " + path + ": " + std::strerror(errno));
+    if (!ns_fds.back()) return fail("open " + path + ": " + ErrorText(errno));
   }
   for (size_t i = 0; i < ns_fds.size(); ++i) {
     if (::setns(ns_fds[i].get(), kTypes[i]) != 0) {
       return fail(std::string("join ") + kNamespaces[i] + " namespace of pid " +
-                  std::to_string(o.pid) + ": " + std::strerror(errno));
+                  std::to_string(o.pid) + ": " + ErrorText(errno));
     }
   }
   UniqueFd sync_r, sync_w;
   if (!MakeSyncPair(&sync_r, &sync_w, &error)) return fail(error);
   pid_t child = ::fork();  // enters the joined pid namespace
-  if (child < 0) return fail(std::string("fork: ") + std::strerror(errno));
+  if (child < 0) return fail(std::string("fork: ") + ErrorText(errno));
   if (child == 0) {
     ::close(kMonitorStatusFd);
     RunExecProcess(plan, sync_w.get());

@@ -10,6 +10,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "runtime/monitor/error_text.h"
+
 namespace crib::runtime {
 namespace {
 
@@ -121,7 +123,7 @@ bool CompileSeccomp(const Seccomp& s, SeccompProgram* program, std::string* erro
     if (arch == 0) continue;  // an architecture this build does not target
     int rc = seccomp_arch_add(ctx, arch);
     if (rc != 0 && rc != -EEXIST) {
-      *error = "seccomp: add architecture " + name + ": " + std::strerror(-rc);
+      *error = "seccomp: add architecture " + name + ": " + ErrorText(-rc);
       return false;
     }
   }
@@ -146,7 +148,7 @@ bool CompileSeccomp(const Seccomp& s, SeccompProgram* program, std::string* erro
       int rc = seccomp_rule_add_array(ctx, action, nr, args.size(), args.data());
       if (rc == -EACCES) continue;  // the rule's action is the default action
       if (rc != 0) {
-        *error = "seccomp: add rule for " + name + ": " + std::strerror(-rc);
+        *error = "seccomp: add rule for " + name + ": " + ErrorText(-rc);
         return false;
       }
     }
@@ -154,13 +156,13 @@ bool CompileSeccomp(const Seccomp& s, SeccompProgram* program, std::string* erro
   program->flags = FilterFlags(s);
   int fd = memfd_create("crib-seccomp", MFD_CLOEXEC);
   if (fd < 0) {
-    *error = std::string("seccomp: memfd_create: ") + std::strerror(errno);
+    *error = std::string("seccomp: memfd_create: ") + ErrorText(errno);
     return false;
   }
   int rc = seccomp_export_bpf(ctx, fd);
   if (rc != 0) {
     ::close(fd);
-    *error = std::string("seccomp: export bpf: ") + std::strerror(-rc);
+    *error = std::string("seccomp: export bpf: ") + ErrorText(-rc);
     return false;
   }
   off_t size = ::lseek(fd, 0, SEEK_END);
