@@ -291,6 +291,38 @@ TEST_F(LauncherTest, DefaultCapabilitiesForANonRootUser) {
   EXPECT_EQ(Stdout(), "CapEff:\t0000000000000000\nCapBnd:\t00000000a80425fb\n");
 }
 
+TEST_F(LauncherTest, RlimitsOomScoreSysctlsHostnameAndDevices) {
+  Spec spec = BaseSpec({"sh", "-c",
+                        "ulimit -n; cat /proc/self/oom_score_adj; hostname; "
+                        "cat /proc/sys/kernel/domainname; stat -c '%t,%T %a %u' /dev/extra; "
+                        "ls -d /dev/null /dev/zero /dev/full /dev/random /dev/urandom /dev/tty "
+                        "/dev/ptmx /dev/fd /dev/stdin | wc -l"});
+  spec.process.rlimits = {{"RLIMIT_NOFILE", 1024, 512}};
+  spec.process.oom_score_adj = 500;
+  spec.linux_spec.sysctl = {{"kernel.domainname", "example"}};
+  spec.linux_spec.devices = {{"/dev/extra", "c", 1, 3, 0600, 1000, 1000}};
+  absl::StatusOr<ExitInfo> exit = RunToExit(spec);
+  ASSERT_THAT(exit.status(), IsOk());
+  EXPECT_EQ(Stdout(), "512\n500\nbox\nexample\n1,3 600 1000\n9\n") << Slurp(log_);
+}
+
+TEST_F(LauncherTest, LowerOomScoreAdjIsAWarning) {
+  int own = 0;
+  ASSERT_TRUE(
+      absl::SimpleAtoi(absl::StripAsciiWhitespace(Slurp("/proc/self/oom_score_adj")), &own));
+  Spec spec = BaseSpec({"cat", "/proc/self/oom_score_adj"});
+  spec.process.oom_score_adj = own - 100;
+  absl::StatusOr<CreatedContainer> created = Create(spec);
+  ASSERT_THAT(created.status(), IsOk());
+  // Lowering needs CAP_SYS_RESOURCE, which this machine may not give: then a warning.
+  bool lowered = Slurp("/proc/self/status").find("CapEff:\t000001ffffffffff") != std::string::npos;
+  if (!lowered) {
+    EXPECT_THAT(created->warnings, ::testing::ElementsAre(HasSubstr("oom_score_adj")));
+  }
+  ASSERT_THAT(launcher_.Start(bundle_), IsOk());
+  ASSERT_THAT(launcher_.WaitExit(bundle_, absl::Seconds(10)).status(), IsOk());
+}
+
 TEST_F(LauncherTest, RuntimeDefaultSeccompRefusesUnshare) {
   Spec spec = BaseSpec({"unshare", "-u", "true"});
   // CAP_SYS_ADMIN so that only seccomp can refuse; the profile is the default one's.
