@@ -70,12 +70,13 @@ bool ReadWholeFile(const std::string& path, std::string* out) {
   return n == 0;
 }
 
-bool WriteFileAtomic(const std::string& path, const std::string& content) {
+// `durable`: fsync before the rename (the exit file; pid files need not survive a crash).
+bool WriteFileAtomic(const std::string& path, const std::string& content, bool durable = true) {
   std::string tmp = path + ".tmp";
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return false;
   WriteAll(fd, content);
-  bool ok = ::fsync(fd) == 0;
+  bool ok = !durable || ::fsync(fd) == 0;
   ::close(fd);
   return ok && ::rename(tmp.c_str(), path.c_str()) == 0;
 }
@@ -544,8 +545,8 @@ int CreateMain(Options o) {
     return 1;
   }
   std::string pid_text = std::to_string(::getpid());
-  WriteFileAtomic(bundle + "/" + kMonitorPidFile, pid_text + "\n");
-  WriteFileAtomic(bundle + "/" + kInitPidFile, std::to_string(monitor.init_pid()) + "\n");
+  WriteFileAtomic(bundle + "/" + kMonitorPidFile, pid_text + "\n", false);
+  WriteFileAtomic(bundle + "/" + kInitPidFile, std::to_string(monitor.init_pid()) + "\n", false);
   WriteAll(kMonitorStatusFd, "ready " + pid_text + " " + std::to_string(monitor.init_pid()) + " " +
                                  std::to_string(warnings) + "\n");
   ::close(kMonitorStatusFd);
