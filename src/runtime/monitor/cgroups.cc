@@ -1,0 +1,300 @@
+#include "runtime/monitor/cgroups.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "runtime/monitor/error_text.h"
+
+namespace crib::runtime {
+namespace {
+
+bool ReadText(const std::string& path, std::string* out) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  out->clear();
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof(buf))) > 0) out->append(buf, n);
+  ::close(fd);
+  return n == 0;
+}
+
+// Returns 0 or the errno.
+int WriteText(const std::string& path, const std::string& value) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  ssize_t n = ::write(fd, value.data(), value.size());
+  int err = n < 0 ? errno : 0;
+  ::close(fd);
+  return err;
+}
+
+std::vector<std::string> Split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= s.size()) {
+    size_t end = s.find(sep, start);
+    if (end == std::string::npos) end = s.size();
+    out.push_back(s.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+bool Contains(const std::vector<std::string>& v, const std::string& s) {
+  for (const auto& x : v) {
+    if (x == s) return true;
+  }
+  return false;
+}
+
+bool Exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
+
+uint64_t ReadKey(const std::string& path, const std::string& key) {
+  std::string text;
+  if (!ReadText(path, &text)) return 0;
+  for (const auto& line : Split(text, '\n')) {
+    if (line.compare(0, key.size() + 1, key + " ") == 0) {
+      return std::strtoull(line.c_str() + key.size() + 1, nullptr, 10);
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+bool ContainerCgroup::Init(const std::string& cgroups_path, std::string* error) {
+  if (cgroups_path.find(':') != std::string::npos) {
+    *error = "cgroup path " + cgroups_path + ": the systemd driver is not supported";
+    return false;
+  }
+  path_ = cgroups_path;
+  while (!path_.empty() && path_[0] == '/') path_.erase(0, 1);
+  if (path_.empty() || path_.find("..") != std::string::npos) {
+    *error = "cgroup path \"" + cgroups_path + "\": not a path below the cgroup root";
+    return false;
+  }
+  std::string mountinfo;
+  if (!ReadText("/proc/self/mountinfo", &mountinfo)) {
+    *error = std::string("read /proc/self/mountinfo: ") + ErrorText(errno);
+    return false;
+  }
+  hierarchies_.clear();
+  for (const auto& line : Split(mountinfo, '\n')) {
+    size_t dash = line.find(" - ");
+    if (dash == std::string::npos) continue;
+    std::vector<std::string> left = Split(line.substr(0, dash), ' ');
+    std::vector<std::string> right = Split(line.substr(dash + 3), ' ');
+    if (left.size() < 5 || right.size() < 3) continue;
+    Hierarchy h;
+    h.mount_point = left[4];
+    if (right[0] == "cgroup2") {
+      h.v2 = true;
+    } else if (right[0] == "cgroup") {
+      for (const auto& opt : Split(right[2], ',')) {
+        if (opt == "rw" || opt == "ro" || opt.find('=') != std::string::npos) continue;
+        h.controllers.push_back(opt);
+      }
+    } else {
+      continue;
+    }
+    h.dir = h.mount_point + "/" + path_;
+    bool seen = false;
+    for (const auto& other : hierarchies_) seen |= other.mount_point == h.mount_point;
+    if (!seen) hierarchies_.push_back(h);
+  }
+  unified_ = hierarchies_.size() == 1 && hierarchies_[0].v2;
+  if (hierarchies_.empty()) {
+    *error = "no cgroup hierarchy is mounted";
+    return false;
+  }
+  return true;
+}
+
+std::string ContainerCgroup::Dir(const std::string& controller) const {
+  for (const auto& h : hierarchies_) {
+    if (unified_ ? h.v2 : Contains(h.controllers, controller)) return h.dir;
+  }
+  return "";
+}
+
+bool ContainerCgroup::Create(std::string* error) {
+  for (const auto& h : hierarchies_) {
+    bool cpuset = Contains(h.controllers, "cpuset");
+    std::string dir = h.mount_point;
+    std::string parent = dir;
+    for (const auto& part : Split(path_, '/')) {
+      if (part.empty()) continue;
+      dir += "/" + part;
+      if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+        *error = "create cgroup " + dir + ": " + ErrorText(errno);
+        return false;
+      }
+      if (unified_) {
+        // Lets the child cgroups use the controllers (best effort: some may be busy).
+        std::string controllers;
+        if (ReadText(parent + "/cgroup.controllers", &controllers)) {
+          for (const auto& c : Split(controllers.substr(0, controllers.find('\n')), ' ')) {
+            if (!c.empty()) WriteText(parent + "/cgroup.subtree_control", "+" + c);
+          }
+        }
+      }
+      if (cpuset) {
+        // A v1 cpuset cgroup refuses tasks until it has cpus and mems.
+        for (const char* file : {"/cpuset.cpus", "/cpuset.mems"}) {
+          std::string mine, theirs;
+          if (ReadText(dir + file, &mine) && (mine.empty() || mine == "\n") &&
+              ReadText(parent + file, &theirs)) {
+            WriteText(dir + file, theirs);
+          }
+        }
+      }
+      parent = dir;
+    }
+  }
+  return true;
+}
+
+bool ContainerCgroup::Apply(const Resources& r, std::string* error) {
+  auto set = [&](const std::string& controller, const std::string& file, const std::string& value) {
+    std::string dir = Dir(controller);
+    if (dir.empty()) {
+      *error = "set " + file + ": the " + controller + " controller is not mounted";
+      return false;
+    }
+    int err = WriteText(dir + "/" + file, value);
+    if (err != 0) {
+      *error = "write " + value + " to " + dir + "/" + file + ": " + ErrorText(err);
+      return false;
+    }
+    return true;
+  };
+  if (unified_) {
+    if (r.cpu_shares && *r.cpu_shares > 0) {
+      // The OCI conversion of cpu shares [2, 262144] to cpu.weight [1, 10000].
+      uint64_t weight = 1 + ((*r.cpu_shares - 2) * 9999) / 262142;
+      if (!set("cpu", "cpu.weight", std::to_string(weight))) return false;
+    }
+    if (r.cpu_quota || r.cpu_period) {
+      std::string quota =
+          r.cpu_quota && *r.cpu_quota > 0 ? std::to_string(*r.cpu_quota) : std::string("max");
+      uint64_t period = r.cpu_period && *r.cpu_period ? *r.cpu_period : 100000;
+      if (!set("cpu", "cpu.max", quota + " " + std::to_string(period))) return false;
+    }
+    if (!r.cpuset_cpus.empty() && !set("cpuset", "cpuset.cpus", r.cpuset_cpus)) return false;
+    if (!r.cpuset_mems.empty() && !set("cpuset", "cpuset.mems", r.cpuset_mems)) return false;
+    if (r.memory_limit && *r.memory_limit > 0) {
+      if (!set("memory", "memory.max", std::to_string(*r.memory_limit))) return false;
+      if (r.memory_swap && *r.memory_swap > 0 && Exists(Dir("memory") + "/memory.swap.max")) {
+        int64_t swap = *r.memory_swap - *r.memory_limit;
+        if (!set("memory", "memory.swap.max", std::to_string(swap < 0 ? 0 : swap))) return false;
+      }
+    }
+    if (r.pids_limit) {
+      std::string v = *r.pids_limit > 0 ? std::to_string(*r.pids_limit) : std::string("max");
+      if (!set("pids", "pids.max", v)) return false;
+    }
+    for (const auto& h : r.hugepage_limits) {
+      if (!set("hugetlb", "hugetlb." + h.page_size + ".max", std::to_string(h.limit))) {
+        return false;
+      }
+    }
+    for (const auto& [file, value] : r.unified) {
+      if (!set("", file, value)) return false;
+    }
+    return true;
+  }
+  if (r.cpu_shares && *r.cpu_shares > 0 &&
+      !set("cpu", "cpu.shares", std::to_string(*r.cpu_shares))) {
+    return false;
+  }
+  if (r.cpu_period && *r.cpu_period > 0 &&
+      !set("cpu", "cpu.cfs_period_us", std::to_string(*r.cpu_period))) {
+    return false;
+  }
+  if (r.cpu_quota && *r.cpu_quota != 0 &&
+      !set("cpu", "cpu.cfs_quota_us", std::to_string(*r.cpu_quota))) {
+    return false;
+  }
+  if (!r.cpuset_cpus.empty() && !set("cpuset", "cpuset.cpus", r.cpuset_cpus)) return false;
+  if (!r.cpuset_mems.empty() && !set("cpuset", "cpuset.mems", r.cpuset_mems)) return false;
+  if (r.memory_limit && *r.memory_limit != 0) {
+    if (!set("memory", "memory.limit_in_bytes", std::to_string(*r.memory_limit))) return false;
+    if (r.memory_swap && *r.memory_swap != 0 &&
+        Exists(Dir("memory") + "/memory.memsw.limit_in_bytes") &&
+        !set("memory", "memory.memsw.limit_in_bytes", std::to_string(*r.memory_swap))) {
+      return false;
+    }
+  }
+  if (r.pids_limit) {
+    std::string v = *r.pids_limit > 0 ? std::to_string(*r.pids_limit) : std::string("max");
+    if (!set("pids", "pids.max", v)) return false;
+  }
+  for (const auto& h : r.hugepage_limits) {
+    if (!set("hugetlb", "hugetlb." + h.page_size + ".limit_in_bytes", std::to_string(h.limit))) {
+      return false;
+    }
+  }
+  if (!r.unified.empty()) {
+    *error = "unified cgroup resources need cgroup v2";
+    return false;
+  }
+  return true;
+}
+
+std::vector<std::string> ContainerCgroup::ProcsFiles() const {
+  std::vector<std::string> files;
+  for (const auto& h : hierarchies_) files.push_back(h.dir + "/cgroup.procs");
+  return files;
+}
+
+uint64_t ContainerCgroup::OomKills() const {
+  if (unified_) return ReadKey(Dir("memory") + "/memory.events", "oom_kill");
+  std::string dir = Dir("memory");
+  if (dir.empty()) return 0;
+  return ReadKey(dir + "/memory.oom_control", "oom_kill");
+}
+
+std::vector<int> ContainerCgroup::Pids() const {
+  std::vector<int> pids;
+  std::string dir = Dir("memory");
+  if (dir.empty() && !hierarchies_.empty()) dir = hierarchies_[0].dir;
+  std::string text;
+  if (!ReadText(dir + "/cgroup.procs", &text)) return pids;
+  for (const auto& line : Split(text, '\n')) {
+    if (!line.empty()) pids.push_back(std::atoi(line.c_str()));
+  }
+  return pids;
+}
+
+bool ContainerCgroup::Remove(std::string* error) {
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    bool left = false;
+    for (const auto& h : hierarchies_) {
+      if (!Exists(h.dir)) continue;
+      std::string text;
+      if (ReadText(h.dir + "/cgroup.procs", &text)) {
+        for (const auto& line : Split(text, '\n')) {
+          if (!line.empty()) ::kill(std::atoi(line.c_str()), SIGKILL);
+        }
+      }
+      if (::rmdir(h.dir.c_str()) != 0 && errno != ENOENT) {
+        left = true;
+        *error = "remove cgroup " + h.dir + ": " + ErrorText(errno);
+      }
+    }
+    if (!left) {
+      error->clear();
+      return true;
+    }
+    ::usleep(10000);
+  }
+  return false;
+}
+
+}  // namespace crib::runtime

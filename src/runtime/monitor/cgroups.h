@@ -1,0 +1,52 @@
+// The container's cgroup with the cgroupfs driver, v1 (one directory per hierarchy) and v2:
+// create, apply linux.resources, find the cgroup.procs files the init joins, read the OOM
+// kill counter, remove. Part of crib-monitor and of cribd's launcher: plain C++, no absl.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "runtime/spec.h"
+
+namespace crib::runtime {
+
+class ContainerCgroup {
+ public:
+  // Finds the mounted hierarchies (from /proc/self/mountinfo) for `cgroups_path` ("/a/b" or
+  // "a/b", relative to each hierarchy's root). Returns false with `error` set.
+  bool Init(const std::string& cgroups_path, std::string* error);
+
+  // mkdir -p in every hierarchy (cpuset levels get their parent's cpus and mems).
+  bool Create(std::string* error);
+  bool Apply(const Resources& resources, std::string* error);
+
+  // The cgroup.procs files a process writes its pid into to join.
+  std::vector<std::string> ProcsFiles() const;
+
+  // How many processes the kernel's OOM killer killed in this cgroup.
+  uint64_t OomKills() const;
+
+  // Pids currently in the cgroup (from the memory or first hierarchy).
+  std::vector<int> Pids() const;
+
+  // Kills every process left and removes the leaf directories; true when none is left.
+  bool Remove(std::string* error);
+
+  bool unified() const { return unified_; }
+  // The leaf directory in the hierarchy that holds `controller` ("" if none).
+  std::string Dir(const std::string& controller) const;
+
+ private:
+  struct Hierarchy {
+    std::string mount_point;
+    std::vector<std::string> controllers;  // empty for v2 (or named v1 hierarchies)
+    bool v2 = false;
+    std::string dir;  // mount_point + path
+  };
+  std::string path_;
+  bool unified_ = false;  // pure v2
+  std::vector<Hierarchy> hierarchies_;
+};
+
+}  // namespace crib::runtime

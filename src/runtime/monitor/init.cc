@@ -1,0 +1,753 @@
+#include "runtime/monitor/init.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+
+#include "runtime/monitor/cgroups.h"
+#include "runtime/monitor/error_text.h"
+
+namespace crib::runtime {
+namespace {
+
+constexpr const char* kCapabilityNames[] = {
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+};
+
+constexpr const char* kRlimitNames[] = {
+    "RLIMIT_CPU",      "RLIMIT_FSIZE", "RLIMIT_DATA",   "RLIMIT_STACK",
+    "RLIMIT_CORE",     "RLIMIT_RSS",   "RLIMIT_NPROC",  "RLIMIT_NOFILE",
+    "RLIMIT_MEMLOCK",  "RLIMIT_AS",    "RLIMIT_LOCKS",  "RLIMIT_SIGPENDING",
+    "RLIMIT_MSGQUEUE", "RLIMIT_NICE",  "RLIMIT_RTPRIO", "RLIMIT_RTTIME",
+};
+
+bool CapabilityMask(const std::vector<std::string>& names, int last_cap, uint64_t* mask,
+                    std::string* error) {
+  *mask = 0;
+  for (const auto& name : names) {
+    int found = -1;
+    for (int i = 0; i < static_cast<int>(std::size(kCapabilityNames)); ++i) {
+      if (name == kCapabilityNames[i]) found = i;
+    }
+    if (found < 0) {
+      *error = "unknown capability \"" + name + "\"";
+      return false;
+    }
+    if (found <= last_cap) *mask |= 1ULL << found;  // unknown to this kernel: skipped
+  }
+  return true;
+}
+
+struct MountFlag {
+  const char* name;
+  bool clear;
+  unsigned long flag;
+};
+
+constexpr MountFlag kMountFlags[] = {
+    {"ro", false, MS_RDONLY},
+    {"rw", true, MS_RDONLY},
+    {"nosuid", false, MS_NOSUID},
+    {"suid", true, MS_NOSUID},
+    {"nodev", false, MS_NODEV},
+    {"dev", true, MS_NODEV},
+    {"noexec", false, MS_NOEXEC},
+    {"exec", true, MS_NOEXEC},
+    {"sync", false, MS_SYNCHRONOUS},
+    {"async", true, MS_SYNCHRONOUS},
+    {"dirsync", false, MS_DIRSYNC},
+    {"remount", false, MS_REMOUNT},
+    {"mand", false, MS_MANDLOCK},
+    {"nomand", true, MS_MANDLOCK},
+    {"noatime", false, MS_NOATIME},
+    {"atime", true, MS_NOATIME},
+    {"nodiratime", false, MS_NODIRATIME},
+    {"diratime", true, MS_NODIRATIME},
+    {"relatime", false, MS_RELATIME},
+    {"norelatime", true, MS_RELATIME},
+    {"strictatime", false, MS_STRICTATIME},
+    {"nostrictatime", true, MS_STRICTATIME},
+};
+
+constexpr struct {
+  const char* name;
+  unsigned long flag;
+} kPropagation[] = {
+    {"private", MS_PRIVATE},       {"rprivate", MS_PRIVATE | MS_REC},
+    {"shared", MS_SHARED},         {"rshared", MS_SHARED | MS_REC},
+    {"slave", MS_SLAVE},           {"rslave", MS_SLAVE | MS_REC},
+    {"unbindable", MS_UNBINDABLE}, {"runbindable", MS_UNBINDABLE | MS_REC},
+};
+
+unsigned long PropagationFlag(const std::string& name) {
+  for (const auto& p : kPropagation) {
+    if (name == p.name) return p.flag;
+  }
+  return 0;
+}
+
+bool ParseMount(const Mount& m, const std::string& rootfs, MountStep* step, std::string* error) {
+  if (m.destination.empty() || m.destination[0] != '/') {
+    *error = "mount destination \"" + m.destination + "\" is not absolute";
+    return false;
+  }
+  step->source = m.source;
+  step->target = rootfs + m.destination;
+  step->type = m.type;
+  for (const auto& opt : m.options) {
+    if (opt == "bind" || opt == "rbind") {
+      step->bind = true;
+      step->recursive |= opt == "rbind";
+      continue;
+    }
+    if (unsigned long p = PropagationFlag(opt)) {
+      step->propagation = p;
+      continue;
+    }
+    bool known = false;
+    for (const auto& f : kMountFlags) {
+      if (opt == f.name) {
+        step->flags = f.clear ? step->flags & ~f.flag : step->flags | f.flag;
+        known = true;
+      }
+    }
+    if (!known) step->data += (step->data.empty() ? "" : ",") + opt;
+  }
+  if (m.type == "bind") step->bind = true;
+  if (step->bind) {
+    struct stat st;
+    if (::stat(m.source.c_str(), &st) != 0) {
+      *error = "mount source " + m.source + " for " + m.destination + ": " + ErrorText(errno);
+      return false;
+    }
+    step->file_target = !S_ISDIR(st.st_mode);
+  }
+  step->dev_tmpfs = m.destination == "/dev" && m.type == "tmpfs";
+  step->devpts = m.destination == "/dev/pts" && m.type == "devpts";
+  return true;
+}
+
+// ---- Everything below runs in the child: no allocation, no logging. ----
+
+[[noreturn]] void Fail(int sync_fd, const char* what, const char* path, int err) {
+  SyncMessage msg;
+  msg.type = kSyncError;
+  msg.err = err;
+  size_t n = 0;
+  for (const char* s : {what, path}) {
+    if (s == nullptr) continue;
+    if (n > 0 && n < sizeof(msg.what) - 1) msg.what[n++] = ' ';
+    for (; *s != '\0' && n < sizeof(msg.what) - 1; ++s) msg.what[n++] = *s;
+  }
+  msg.what[n] = '\0';
+  (void)!::write(sync_fd, &msg, sizeof(msg));
+  _exit(1);
+}
+
+// Joins a..b into buf; false when it does not fit.
+bool JoinPath(char* buf, size_t size, const char* a, const char* b) {
+  size_t la = std::strlen(a), lb = std::strlen(b);
+  if (la + lb + 2 > size) return false;
+  std::memcpy(buf, a, la);
+  buf[la] = '/';
+  std::memcpy(buf + la + 1, b, lb + 1);
+  return true;
+}
+
+int MakeDirs(const char* path) {
+  char buf[PATH_MAX];
+  size_t len = std::strlen(path);
+  if (len >= sizeof(buf)) return ENAMETOOLONG;
+  std::memcpy(buf, path, len + 1);
+  for (size_t i = 1; i <= len; ++i) {
+    if (buf[i] == '/' || buf[i] == '\0') {
+      char saved = buf[i];
+      buf[i] = '\0';
+      if (::mkdir(buf, 0755) != 0 && errno != EEXIST) return errno;
+      buf[i] = saved;
+    }
+  }
+  return 0;
+}
+
+int MakeFile(const char* path) {
+  char buf[PATH_MAX];
+  size_t len = std::strlen(path);
+  if (len >= sizeof(buf)) return ENAMETOOLONG;
+  std::memcpy(buf, path, len + 1);
+  char* slash = std::strrchr(buf, '/');
+  if (slash != nullptr && slash != buf) {
+    *slash = '\0';
+    if (int err = MakeDirs(buf)) return err;
+  }
+  int fd = ::open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+  if (fd < 0) return errno == EISDIR ? 0 : errno;
+  ::close(fd);
+  return 0;
+}
+
+int WriteString(const char* path, const char* value) {
+  int fd = ::open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  ssize_t n = ::write(fd, value, std::strlen(value));
+  int err = n < 0 ? errno : 0;
+  ::close(fd);
+  return err;
+}
+
+void DoMount(int sync_fd, const MountStep& m) {
+  int err = m.file_target ? MakeFile(m.target.c_str()) : MakeDirs(m.target.c_str());
+  if (err != 0) Fail(sync_fd, "create mount point", m.target.c_str(), err);
+  if (m.bind) {
+    unsigned long flags = MS_BIND | (m.recursive ? MS_REC : 0);
+    if (::mount(m.source.c_str(), m.target.c_str(), nullptr, flags, nullptr) != 0) {
+      Fail(sync_fd, "bind mount on", m.target.c_str(), errno);
+    }
+    if (m.flags != 0 && ::mount(m.source.c_str(), m.target.c_str(), nullptr,
+                                MS_BIND | MS_REMOUNT | m.flags, nullptr) != 0) {
+      Fail(sync_fd, "remount bind mount", m.target.c_str(), errno);
+    }
+  } else if (::mount(m.source.c_str(), m.target.c_str(), m.type.c_str(), m.flags,
+                     m.data.empty() ? nullptr : m.data.c_str()) != 0) {
+    Fail(sync_fd, "mount on", m.target.c_str(), errno);
+  }
+  if (m.propagation != 0 &&
+      ::mount(nullptr, m.target.c_str(), nullptr, m.propagation, nullptr) != 0) {
+    Fail(sync_fd, "set mount propagation of", m.target.c_str(), errno);
+  }
+  char path[PATH_MAX];
+  if (m.dev_tmpfs) {
+    static constexpr struct {
+      const char* name;
+      unsigned major, minor;
+    } kNodes[] = {{"null", 1, 3},   {"zero", 1, 5},    {"full", 1, 7},
+                  {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}};
+    for (const auto& node : kNodes) {
+      if (!JoinPath(path, sizeof(path), m.target.c_str(), node.name)) {
+        Fail(sync_fd, "device path too long", m.target.c_str(), ENAMETOOLONG);
+      }
+      if (::mknod(path, S_IFCHR | 0666, makedev(node.major, node.minor)) != 0 && errno != EEXIST) {
+        Fail(sync_fd, "mknod", path, errno);
+      }
+      ::chmod(path, 0666);  // mknod honours the umask
+    }
+    static constexpr struct {
+      const char* target;
+      const char* name;
+    } kLinks[] = {{"/proc/self/fd", "fd"},       {"/proc/self/fd/0", "stdin"},
+                  {"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"},
+                  {"/proc/kcore", "core"},       {"pts/ptmx", "ptmx"}};
+    for (const auto& link : kLinks) {
+      JoinPath(path, sizeof(path), m.target.c_str(), link.name);
+      if (::symlink(link.target, path) != 0 && errno != EEXIST) {
+        Fail(sync_fd, "symlink", path, errno);
+      }
+    }
+  }
+}
+
+// A pty from the container's own devpts instance: its slave becomes stdio and the
+// controlling terminal, its master goes to the monitor.
+void SetupTerminal(int sync_fd) {
+  int master = ::open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (master < 0) Fail(sync_fd, "open /dev/ptmx", nullptr, errno);
+  int unlock = 0;
+  if (::ioctl(master, TIOCSPTLCK, &unlock) != 0) Fail(sync_fd, "unlock the pty", nullptr, errno);
+  int slave = ::ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (slave < 0) Fail(sync_fd, "open the pty slave", nullptr, errno);
+  if (::dup2(slave, 0) < 0 || ::dup2(slave, 1) < 0 || ::dup2(slave, 2) < 0) {
+    Fail(sync_fd, "set up the terminal as stdio", nullptr, errno);
+  }
+  ::close(slave);
+  if (::ioctl(0, TIOCSCTTY, 0) != 0) Fail(sync_fd, "set the controlling terminal", nullptr, errno);
+  SyncMessage msg;
+  msg.type = kSyncTerminal;
+  struct iovec iov = {&msg, sizeof(msg)};
+  union {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } control;
+  std::memset(&control, 0, sizeof(control));
+  struct msghdr mh = {};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  mh.msg_control = control.buf;
+  mh.msg_controllen = sizeof(control.buf);
+  struct cmsghdr* c = CMSG_FIRSTHDR(&mh);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(c), &master, sizeof(int));
+  if (::sendmsg(sync_fd, &mh, 0) != sizeof(msg)) Fail(sync_fd, "send the pty", nullptr, errno);
+  ::close(master);
+}
+
+void EnterCgroup(int sync_fd, const Plan& plan) {
+  for (const auto& procs : plan.cgroup_procs) {
+    if (int err = WriteString(procs.c_str(), "0")) Fail(sync_fd, "join cgroup", procs.c_str(), err);
+  }
+}
+
+void SetupRootfs(int sync_fd, const Plan& plan) {
+  if (::mount(nullptr, "/", nullptr, plan.root_propagation, nullptr) != 0) {
+    Fail(sync_fd, "set propagation of /", nullptr, errno);
+  }
+  if (::mount(plan.rootfs.c_str(), plan.rootfs.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) {
+    Fail(sync_fd, "bind mount rootfs", plan.rootfs.c_str(), errno);
+  }
+  for (const auto& m : plan.mounts) DoMount(sync_fd, m);
+  for (const auto& d : plan.devices) {
+    MakeFile(d.path.c_str());  // creates the parent directories
+    ::unlink(d.path.c_str());
+    if (::mknod(d.path.c_str(), d.mode, d.dev) != 0) Fail(sync_fd, "mknod", d.path.c_str(), errno);
+    if (::chown(d.path.c_str(), d.uid, d.gid) != 0) Fail(sync_fd, "chown", d.path.c_str(), errno);
+  }
+  for (const auto& [file, value] : plan.sysctls) {
+    if (int err = WriteString(file.c_str(), value.c_str())) {
+      Fail(sync_fd, "write sysctl", file.c_str(), err);
+    }
+  }
+  for (const auto& path : plan.masked) {
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) {
+      if (errno == ENOENT) continue;
+      Fail(sync_fd, "stat masked path", path.c_str(), errno);
+    }
+    int rc = S_ISDIR(st.st_mode) ? ::mount("tmpfs", path.c_str(), "tmpfs", MS_RDONLY, "size=0k")
+                                 : ::mount("/dev/null", path.c_str(), nullptr, MS_BIND, nullptr);
+    if (rc != 0) Fail(sync_fd, "mask", path.c_str(), errno);
+  }
+  for (const auto& path : plan.readonly) {
+    if (::mount(path.c_str(), path.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) {
+      if (errno == ENOENT) continue;
+      Fail(sync_fd, "bind mount read-only path", path.c_str(), errno);
+    }
+    if (::mount(path.c_str(), path.c_str(), nullptr,
+                MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                nullptr) != 0) {
+      Fail(sync_fd, "remount read-only", path.c_str(), errno);
+    }
+  }
+  // pivot_root(".", ".") stacks the old root on the new one; detaching it leaves the new.
+  if (::chdir(plan.rootfs.c_str()) != 0) Fail(sync_fd, "chdir", plan.rootfs.c_str(), errno);
+  if (syscall(SYS_pivot_root, ".", ".") != 0) {
+    Fail(sync_fd, "pivot_root", plan.rootfs.c_str(), errno);
+  }
+  if (::mount(nullptr, ".", nullptr, MS_SLAVE | MS_REC, nullptr) != 0) {
+    Fail(sync_fd, "make the old root a slave", nullptr, errno);
+  }
+  if (::umount2(".", MNT_DETACH) != 0) Fail(sync_fd, "detach the old root", nullptr, errno);
+  if (::chdir("/") != 0) Fail(sync_fd, "chdir /", nullptr, errno);
+  if (plan.root_readonly &&
+      ::mount(nullptr, "/", nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr) != 0) {
+    Fail(sync_fd, "remount / read-only", nullptr, errno);
+  }
+}
+
+struct CapData {
+  __user_cap_header_struct header;
+  __user_cap_data_struct data[2];
+};
+
+// rlimits, oom_score_adj, cwd, user, capabilities, no_new_privs and seccomp. Returns the
+// warnings for the ready message.
+uint32_t SetupProcess(int sync_fd, const Plan& plan) {
+  uint32_t warnings = 0;
+  for (const auto& [resource, limit] : plan.rlimits) {
+    if (::setrlimit(resource, &limit) != 0) Fail(sync_fd, "setrlimit", nullptr, errno);
+  }
+  if (plan.set_oom_score_adj) {
+    int err = WriteString("/proc/self/oom_score_adj", plan.oom_score_adj.c_str());
+    if (err == EACCES || err == EPERM) {
+      warnings |= kWarnOomScoreAdj;
+    } else if (err != 0) {
+      Fail(sync_fd, "write /proc/self/oom_score_adj", nullptr, err);
+    }
+  }
+  if (::chdir(plan.cwd.c_str()) != 0) Fail(sync_fd, "chdir to cwd", plan.cwd.c_str(), errno);
+  for (int cap = 0; cap <= plan.last_cap; ++cap) {
+    if ((plan.cap_bounding & (1ULL << cap)) == 0 && ::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 &&
+        errno != EINVAL) {
+      Fail(sync_fd, "drop capability from the bounding set", kCapabilityNames[cap], errno);
+    }
+  }
+  // Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: do it while we have it
+  // (the profile must then allow the few calls left before execve, as runc's order needs).
+  if (plan.has_seccomp && !plan.no_new_privileges) {
+    if (int err = LoadSeccomp(plan.seccomp)) Fail(sync_fd, "load seccomp filter", nullptr, err);
+  }
+  if (::prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) Fail(sync_fd, "keep capabilities", nullptr, errno);
+  if (::setgroups(plan.groups.size(), plan.groups.data()) != 0) {
+    Fail(sync_fd, "setgroups", nullptr, errno);
+  }
+  if (::setresgid(plan.gid, plan.gid, plan.gid) != 0) Fail(sync_fd, "setresgid", nullptr, errno);
+  if (::setresuid(plan.uid, plan.uid, plan.uid) != 0) Fail(sync_fd, "setresuid", nullptr, errno);
+  if (::prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) != 0) Fail(sync_fd, "clear keepcaps", nullptr, errno);
+  CapData caps;
+  std::memset(&caps, 0, sizeof(caps));
+  caps.header.version = _LINUX_CAPABILITY_VERSION_3;
+  caps.data[0].effective = static_cast<uint32_t>(plan.cap_effective);
+  caps.data[1].effective = static_cast<uint32_t>(plan.cap_effective >> 32);
+  caps.data[0].permitted = static_cast<uint32_t>(plan.cap_permitted);
+  caps.data[1].permitted = static_cast<uint32_t>(plan.cap_permitted >> 32);
+  caps.data[0].inheritable = static_cast<uint32_t>(plan.cap_inheritable);
+  caps.data[1].inheritable = static_cast<uint32_t>(plan.cap_inheritable >> 32);
+  if (syscall(SYS_capset, &caps.header, caps.data) != 0) Fail(sync_fd, "capset", nullptr, errno);
+  for (int cap = 0; cap <= plan.last_cap; ++cap) {
+    if ((plan.cap_ambient & (1ULL << cap)) != 0 &&
+        ::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) != 0) {
+      Fail(sync_fd, "raise ambient capability", kCapabilityNames[cap], errno);
+    }
+  }
+  if (plan.no_new_privileges && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+    Fail(sync_fd, "set no_new_privs", nullptr, errno);
+  }
+  if (plan.has_seccomp && plan.no_new_privileges) {
+    if (int err = LoadSeccomp(plan.seccomp)) Fail(sync_fd, "load seccomp filter", nullptr, err);
+  }
+  return warnings;
+}
+
+[[noreturn]] void Exec(int sync_fd, const Plan& plan) {
+  // Every fd but stdio closes on exec; the sync pipe's EOF then tells the monitor it worked.
+  syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
+  const char* file = plan.argv[0];
+  char what[PATH_MAX + 16] = "exec \"";
+  std::strncat(what, file, PATH_MAX);
+  std::strcat(what, "\"");
+  if (std::strchr(file, '/') != nullptr) {
+    ::execve(file, plan.argv.data(), plan.envp.data());
+    Fail(sync_fd, what, nullptr, errno);
+  }
+  int err = ENOENT;
+  char path[PATH_MAX];
+  for (const auto& dir : plan.path_dirs) {
+    if (!JoinPath(path, sizeof(path), dir.c_str(), file)) continue;
+    ::execve(path, plan.argv.data(), plan.envp.data());
+    if (errno == EACCES) err = EACCES;
+    if (errno != ENOENT && errno != ENOTDIR && errno != EACCES) {
+      err = errno;
+      break;
+    }
+  }
+  Fail(sync_fd, what, nullptr, err);
+}
+
+}  // namespace
+
+bool ReceiveSync(int sock, SyncMessage* message, UniqueFd* fd) {
+  struct iovec iov = {message, sizeof(*message)};
+  union {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } control;
+  struct msghdr mh = {};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  mh.msg_control = control.buf;
+  mh.msg_controllen = sizeof(control.buf);
+  ssize_t n;
+  do {
+    n = ::recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+  } while (n < 0 && errno == EINTR);
+  if (n != sizeof(*message)) return false;
+  for (struct cmsghdr* c = CMSG_FIRSTHDR(&mh); c != nullptr; c = CMSG_NXTHDR(&mh, c)) {
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && fd != nullptr) {
+      int received;
+      std::memcpy(&received, CMSG_DATA(c), sizeof(int));
+      fd->Reset(received);
+    }
+  }
+  return true;
+}
+
+std::string DescribeSync(const SyncMessage& message) {
+  std::string what(message.what, strnlen(message.what, sizeof(message.what)));
+  if (message.err == 0) return what;
+  return what + ": " + ErrorText(message.err);
+}
+
+bool BuildPlan(const Spec& spec, const std::string& bundle, bool for_exec, Plan* plan,
+               std::string* error) {
+  const Process& p = spec.process;
+  if (p.args.empty()) {
+    *error = "the process has no args";
+    return false;
+  }
+  plan->terminal = p.terminal;
+  plan->uid = p.user.uid;
+  plan->gid = p.user.gid;
+  plan->groups.assign(p.user.additional_gids.begin(), p.user.additional_gids.end());
+  {
+    int fd = ::open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
+    char buf[16] = {};
+    if (fd >= 0 && ::read(fd, buf, sizeof(buf) - 1) > 0) plan->last_cap = std::atoi(buf);
+    if (fd >= 0) ::close(fd);
+  }
+  const Capabilities& c = p.capabilities;
+  // Capabilities the launcher itself lacks (its bounding set) cannot be granted: they are
+  // left out rather than failing every privileged container on such a host.
+  uint64_t own_bounding = ~0ULL;
+  {
+    int fd = ::open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    char buf[4096];
+    ssize_t n = fd >= 0 ? ::read(fd, buf, sizeof(buf) - 1) : -1;
+    if (fd >= 0) ::close(fd);
+    if (n > 0) {
+      buf[n] = '\0';
+      if (const char* at = std::strstr(buf, "CapBnd:"))
+        own_bounding = std::strtoull(at + 7, nullptr, 16);
+    }
+  }
+  if (!CapabilityMask(c.bounding, plan->last_cap, &plan->cap_bounding, error) ||
+      !CapabilityMask(c.effective, plan->last_cap, &plan->cap_effective, error) ||
+      !CapabilityMask(c.permitted, plan->last_cap, &plan->cap_permitted, error) ||
+      !CapabilityMask(c.inheritable, plan->last_cap, &plan->cap_inheritable, error) ||
+      !CapabilityMask(c.ambient, plan->last_cap, &plan->cap_ambient, error)) {
+    return false;
+  }
+  for (uint64_t* set : {&plan->cap_bounding, &plan->cap_effective, &plan->cap_permitted,
+                        &plan->cap_inheritable, &plan->cap_ambient}) {
+    *set &= own_bounding;
+  }
+  plan->no_new_privileges = p.no_new_privileges;
+  for (const auto& r : p.rlimits) {
+    int resource = -1;
+    for (int i = 0; i < static_cast<int>(std::size(kRlimitNames)); ++i) {
+      if (r.type == kRlimitNames[i]) resource = i;
+    }
+    if (resource < 0) {
+      *error = "unknown rlimit \"" + r.type + "\"";
+      return false;
+    }
+    plan->rlimits.push_back({resource, {r.soft, r.hard}});
+  }
+  if (p.oom_score_adj) {
+    plan->set_oom_score_adj = true;
+    plan->oom_score_adj = std::to_string(*p.oom_score_adj);
+  }
+  if (spec.linux_spec.seccomp) {
+    plan->has_seccomp = true;
+    if (!ReadCompiledSeccomp(bundle + "/" + kSeccompProgramFile, *spec.linux_spec.seccomp,
+                             &plan->seccomp) &&
+        !CompileSeccomp(*spec.linux_spec.seccomp, &plan->seccomp, error)) {
+      return false;
+    }
+  }
+  plan->cwd = p.cwd.empty() ? "/" : p.cwd;
+  plan->args_storage = p.args;
+  plan->env_storage = p.env;
+  std::string path_env = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  for (const auto& e : p.env) {
+    if (e.compare(0, 5, "PATH=") == 0) path_env = e.substr(5);
+  }
+  size_t start = 0;
+  while (start <= path_env.size()) {
+    size_t end = path_env.find(':', start);
+    if (end == std::string::npos) end = path_env.size();
+    std::string dir = path_env.substr(start, end - start);
+    plan->path_dirs.push_back(dir.empty() ? "." : dir);
+    start = end + 1;
+  }
+  for (auto& a : plan->args_storage) plan->argv.push_back(a.data());
+  plan->argv.push_back(nullptr);
+  for (auto& e : plan->env_storage) plan->envp.push_back(e.data());
+  plan->envp.push_back(nullptr);
+  if (for_exec) return true;
+
+  const LinuxSpec& l = spec.linux_spec;
+  bool new_pid = false;
+  for (const auto& ns : l.namespaces) {
+    static constexpr struct {
+      const char* name;
+      int flag;
+    } kTypes[] = {{"pid", CLONE_NEWPID}, {"network", CLONE_NEWNET}, {"mount", CLONE_NEWNS},
+                  {"ipc", CLONE_NEWIPC}, {"uts", CLONE_NEWUTS},     {"cgroup", CLONE_NEWCGROUP}};
+    int flag = 0;
+    for (const auto& t : kTypes) {
+      if (ns.type == t.name) flag = t.flag;
+    }
+    if (flag == 0) {
+      *error = "unsupported namespace \"" + ns.type + "\"";
+      return false;
+    }
+    if (ns.path.empty()) {
+      if (flag == CLONE_NEWPID) {
+        new_pid = true;
+      } else if (flag == CLONE_NEWCGROUP) {
+        plan->new_cgroup_ns = true;
+      } else {
+        plan->unshare_flags |= flag;
+      }
+      if (flag == CLONE_NEWUTS) plan->new_uts = true;
+      continue;
+    }
+    int fd = ::open(ns.path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      *error = "open " + ns.type + " namespace " + ns.path + ": " + ErrorText(errno);
+      return false;
+    }
+    if (flag == CLONE_NEWPID) {
+      plan->join_pid.Reset(fd);
+    } else {
+      plan->joins.emplace_back(flag, UniqueFd(fd));
+      if (flag == CLONE_NEWUTS) plan->new_uts = true;  // a joined uts may take the hostname
+    }
+  }
+  if (new_pid) plan->clone_flags |= CLONE_NEWPID;
+  // The launcher always gives the container a mount namespace of its own.
+  plan->unshare_flags |= CLONE_NEWNS;
+  if (!spec.hostname.empty() && !(plan->unshare_flags & CLONE_NEWUTS)) {
+    // Setting a hostname in a namespace shared with the host would rename the host.
+    bool joined_uts = false;
+    for (const auto& [flag, fd] : plan->joins) joined_uts |= flag == CLONE_NEWUTS;
+    if (!joined_uts) {
+      *error = "hostname \"" + spec.hostname + "\" needs a uts namespace";
+      return false;
+    }
+  }
+  plan->hostname = spec.hostname;
+
+  std::string root = spec.root_path;
+  if (root.empty() || root[0] != '/') root = bundle + "/" + root;
+  char resolved[PATH_MAX];
+  if (::realpath(root.c_str(), resolved) == nullptr) {
+    *error = "rootfs " + root + ": " + ErrorText(errno);
+    return false;
+  }
+  plan->rootfs = resolved;
+  plan->root_readonly = spec.root_readonly;
+  plan->root_propagation = MS_SLAVE | MS_REC;
+  if (!l.rootfs_propagation.empty()) {
+    plan->root_propagation = PropagationFlag(l.rootfs_propagation);
+    if (plan->root_propagation == 0) {
+      *error = "unknown rootfs propagation \"" + l.rootfs_propagation + "\"";
+      return false;
+    }
+  }
+  for (const auto& m : spec.mounts) {
+    MountStep step;
+    if (!ParseMount(m, plan->rootfs, &step, error)) return false;
+    plan->mounts.push_back(std::move(step));
+  }
+  for (const auto& d : l.devices) {
+    DeviceStep step;
+    step.path = plan->rootfs + d.path;
+    mode_t type = d.type == "b" ? S_IFBLK : d.type == "p" ? S_IFIFO : S_IFCHR;
+    step.mode = type | (d.file_mode ? (*d.file_mode & 07777) : 0666);
+    step.dev = makedev(d.major, d.minor);
+    step.uid = d.uid.value_or(0);
+    step.gid = d.gid.value_or(0);
+    plan->devices.push_back(step);
+  }
+  for (const auto& [key, value] : l.sysctl) {
+    std::string file = plan->rootfs + "/proc/sys/";
+    for (char ch : key) file += ch == '.' ? '/' : ch;
+    plan->sysctls.emplace_back(file, value);
+  }
+  for (const auto& m : l.masked_paths) plan->masked.push_back(plan->rootfs + m);
+  for (const auto& r : l.readonly_paths) plan->readonly.push_back(plan->rootfs + r);
+  if (!l.cgroups_path.empty()) {
+    ContainerCgroup cgroup;
+    if (!cgroup.Init(l.cgroups_path, error)) return false;
+    plan->cgroup_procs = cgroup.ProcsFiles();
+  }
+  return true;
+}
+
+void RunInit(const Plan& plan, const InitStdio& stdio, int sync_fd, int start_fd) {
+  if (::dup2(stdio.in, 0) < 0 || ::dup2(stdio.out, 1) < 0 || ::dup2(stdio.err, 2) < 0) {
+    Fail(sync_fd, "set up stdio", nullptr, errno);
+  }
+  if (::setsid() < 0) Fail(sync_fd, "setsid", nullptr, errno);
+  // The monitor's death must not leave a parked init behind.
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  for (const auto& [flag, fd] : plan.joins) {
+    if (::setns(fd.get(), flag) != 0) Fail(sync_fd, "join namespace", nullptr, errno);
+  }
+  if (::unshare(plan.unshare_flags) != 0) Fail(sync_fd, "unshare namespaces", nullptr, errno);
+  EnterCgroup(sync_fd, plan);
+  if (plan.new_cgroup_ns && ::unshare(CLONE_NEWCGROUP) != 0) {
+    Fail(sync_fd, "unshare the cgroup namespace", nullptr, errno);
+  }
+  SetupRootfs(sync_fd, plan);
+  if (stdio.tty) SetupTerminal(sync_fd);
+  if (!plan.hostname.empty() && ::sethostname(plan.hostname.c_str(), plan.hostname.size()) != 0) {
+    Fail(sync_fd, "sethostname", plan.hostname.c_str(), errno);
+  }
+  SyncMessage ready;
+  ready.type = kSyncReady;
+  ready.warnings = SetupProcess(sync_fd, plan);
+  if (::write(sync_fd, &ready, sizeof(ready)) != sizeof(ready)) _exit(1);
+  char go;
+  ssize_t n;
+  do {
+    n = ::read(start_fd, &go, 1);
+  } while (n < 0 && errno == EINTR);
+  if (n != 1) _exit(1);  // the monitor is gone: never start
+  // The parent-death signal is for the parked init only; a running container outlives it.
+  ::prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
+  Exec(sync_fd, plan);
+}
+
+void RunExecProcess(const Plan& plan, int sync_fd) {
+  SetupProcess(sync_fd, plan);
+  Exec(sync_fd, plan);
+}
+
+}  // namespace crib::runtime

@@ -1,0 +1,129 @@
+// The container init between clone() and execve(), and the same process set-up for exec'd
+// processes. Everything it needs is computed before the clone into a Plan (paths, flags,
+// the compiled seccomp program), so the child allocates nothing, logs nothing and reports a
+// failure as one fixed-size SyncMessage over a pipe (crun's 512-byte sync message style).
+#pragma once
+
+#include <sys/resource.h>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/unique_fd.h"
+#include "runtime/monitor/seccomp_filter.h"
+#include "runtime/spec.h"
+
+namespace crib::runtime {
+
+enum SyncType : uint32_t {
+  kSyncReady = 1,     // set-up finished, parked before exec
+  kSyncError = 2,     // `what` failed with `err`
+  kSyncTerminal = 3,  // carries the pty master (SCM_RIGHTS) of a terminal container
+};
+
+enum SyncWarning : uint32_t {
+  kWarnOomScoreAdj = 1,  // oom_score_adj could not be set (lowering needs CAP_SYS_RESOURCE)
+};
+
+struct SyncMessage {
+  uint32_t type = 0;
+  int32_t err = 0;
+  uint32_t warnings = 0;
+  char what[500] = {};
+};
+static_assert(sizeof(SyncMessage) == 512);
+
+// "what: strerror(err)" of an error message.
+std::string DescribeSync(const SyncMessage& message);
+
+struct MountStep {
+  std::string source;
+  std::string target;  // inside the rootfs, before pivot_root
+  std::string type;
+  std::string data;
+  unsigned long flags = 0;        // MS_* without bind and propagation
+  unsigned long propagation = 0;  // MS_SHARED, MS_SLAVE, ... (with MS_REC)
+  bool bind = false;
+  bool recursive = false;
+  bool file_target = false;  // a bind mount of a file: the target is a file
+  bool dev_tmpfs = false;    // /dev: gets the standard device nodes
+  bool devpts = false;       // /dev/pts: gets the /dev/ptmx link
+};
+
+struct DeviceStep {
+  std::string path;  // inside the rootfs
+  mode_t mode = 0;
+  dev_t dev = 0;
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+
+struct Plan {
+  // Namespaces.
+  std::vector<std::pair<int, UniqueFd>> joins;  // CLONE_NEW* type and an fd to setns
+  UniqueFd join_pid;                            // joined by the monitor before clone
+  int clone_flags = 0;                          // CLONE_NEWPID when the init gets its own
+  int unshare_flags = 0;                        // the other new namespaces
+  bool new_cgroup_ns = false;
+  bool new_uts = false;
+  // cgroup
+  std::vector<std::string> cgroup_procs;
+  // File system.
+  std::string rootfs;  // absolute, resolved
+  unsigned long root_propagation = 0;
+  std::vector<MountStep> mounts;
+  std::vector<DeviceStep> devices;
+  std::vector<std::pair<std::string, std::string>> sysctls;  // file, value
+  std::vector<std::string> masked;                           // inside the rootfs
+  std::vector<std::string> readonly;                         // inside the rootfs
+  bool root_readonly = false;
+  std::string hostname;
+  // Process.
+  std::vector<std::pair<int, struct rlimit>> rlimits;
+  bool set_oom_score_adj = false;
+  std::string oom_score_adj;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;
+  uint64_t cap_bounding = 0, cap_effective = 0, cap_permitted = 0, cap_inheritable = 0,
+           cap_ambient = 0;
+  int last_cap = 40;
+  bool no_new_privileges = false;
+  bool has_seccomp = false;
+  SeccompProgram seccomp;
+  std::string cwd;
+  std::vector<std::string> args_storage, env_storage, path_dirs;
+  std::vector<char*> argv, envp;
+  bool terminal = false;
+};
+
+// Computes the plan of `spec` for a container whose bundle is `bundle`. With `for_exec`, only
+// the process part (user, capabilities, seccomp, cwd, args, env) is needed.
+bool BuildPlan(const Spec& spec, const std::string& bundle, bool for_exec, Plan* plan,
+               std::string* error);
+
+struct InitStdio {
+  int in = -1;
+  int out = -1;
+  int err = -1;
+  // Allocate a pty in the container's own /dev/pts (so that ttyname works inside) and send
+  // its master to the monitor as a kSyncTerminal message.
+  bool tty = false;
+};
+
+// The sync channel is a SOCK_SEQPACKET socket pair: one SyncMessage a packet, fds attached.
+// Reads one message (and its fd, if any, into `fd`); false on EOF.
+bool ReceiveSync(int sock, SyncMessage* message, UniqueFd* fd);
+
+// The container init after clone(): never returns. Sends kSyncReady on `sync_fd` when parked,
+// waits for one byte on `start_fd`, then execs; any failure is a kSyncError and exit 1.
+[[noreturn]] void RunInit(const Plan& plan, const InitStdio& stdio, int sync_fd, int start_fd);
+
+// An exec'd process after fork() in the container's namespaces and cgroup: the process part
+// of the plan (rlimits, user, capabilities, no_new_privs, seccomp, cwd), then execve.
+[[noreturn]] void RunExecProcess(const Plan& plan, int sync_fd);
+
+}  // namespace crib::runtime

@@ -1,0 +1,704 @@
+// crib-monitor: one small process per container, detached from cribd (its own session, a
+// child subreaper), that creates the container init, keeps its stdio, writes the CRI log,
+// records the exit status atomically and answers on a unix socket (protocol.h). With `exec`,
+// it is the helper that runs one process in a running container's namespaces and cgroup.
+// It must stay tiny: no gRPC, protobuf, spdlog, absl, iostreams or JSON parser.
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "common/unique_fd.h"
+#include "runtime/monitor/cgroups.h"
+#include "runtime/monitor/cri_log.h"
+#include "runtime/monitor/error_text.h"
+#include "runtime/monitor/init.h"
+#include "runtime/monitor/protocol.h"
+#include "runtime/spec.h"
+
+namespace crib::runtime {
+namespace {
+
+long long NowNanos() {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+void WriteAll(int fd, const std::string& s) {
+  const char* p = s.data();
+  size_t left = s.size();
+  while (left > 0) {
+    ssize_t n = ::write(fd, p, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    p += n;
+    left -= n;
+  }
+}
+
+// The monitor's own diagnostics go to its stderr (the bundle's monitor.log).
+void Log(const std::string& line) { WriteAll(2, "crib-monitor: " + line + "\n"); }
+
+bool ReadWholeFile(const std::string& path, std::string* out) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buf[8192];
+  ssize_t n;
+  out->clear();
+  while ((n = ::read(fd, buf, sizeof(buf))) > 0) out->append(buf, n);
+  ::close(fd);
+  return n == 0;
+}
+
+// `durable`: fsync before the rename (the exit file; pid files need not survive a crash).
+bool WriteFileAtomic(const std::string& path, const std::string& content, bool durable = true) {
+  std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return false;
+  WriteAll(fd, content);
+  bool ok = !durable || ::fsync(fd) == 0;
+  ::close(fd);
+  return ok && ::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+bool LoadSpec(const std::string& bundle, Spec* spec, std::string* error) {
+  std::string text;
+  std::string path = bundle + "/" + kSpecDigestFile;
+  if (!ReadWholeFile(path, &text)) {
+    *error = "read " + path + ": " + ErrorText(errno);
+    return false;
+  }
+  return DecodeSpec(text, spec, error);
+}
+
+// Reads one SyncMessage; false on EOF (the exec happened, or the child died).
+bool ReadSync(int fd, SyncMessage* msg) { return ReceiveSync(fd, msg, nullptr); }
+
+bool MakeSyncPair(UniqueFd* a, UniqueFd* b, std::string* error) {
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+    *error = std::string("socketpair: ") + ErrorText(errno);
+    return false;
+  }
+  a->Reset(sv[0]);
+  b->Reset(sv[1]);
+  return true;
+}
+
+struct Options {
+  std::string mode;
+  std::string bundle;
+  std::string id;
+  std::string log_path;
+  size_t log_max_line = 16 * 1024;
+  int pid = 0;
+  long timeout_ms = 0;
+  std::vector<std::string> args;
+  // serve: what `create` hands over when it re-executes itself.
+  std::string cgroups_path;
+  std::string fds;  // sync,start,out,err,pty,listener (-1 for none)
+};
+
+bool ParseOptions(int argc, char** argv, Options* o, std::string* error) {
+  if (argc < 2) {
+    *error = "usage: crib-monitor create|exec --bundle DIR ...";
+    return false;
+  }
+  o->mode = argv[1];
+  for (int i = 2; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--") {
+      for (++i; i < argc; ++i) o->args.push_back(argv[i]);
+      break;
+    }
+    if (i + 1 >= argc) {
+      *error = "flag " + a + " needs a value";
+      return false;
+    }
+    std::string v = argv[++i];
+    if (a == "--bundle") {
+      o->bundle = v;
+    } else if (a == "--id") {
+      o->id = v;
+    } else if (a == "--log") {
+      o->log_path = v;
+    } else if (a == "--log-max-line") {
+      o->log_max_line = std::strtoul(v.c_str(), nullptr, 10);
+    } else if (a == "--pid") {
+      o->pid = std::atoi(v.c_str());
+    } else if (a == "--cgroup") {
+      o->cgroups_path = v;
+    } else if (a == "--fds") {
+      o->fds = v;
+    } else if (a == "--timeout-ms") {
+      o->timeout_ms = std::atol(v.c_str());
+    } else {
+      *error = "unknown flag " + a;
+      return false;
+    }
+  }
+  if (o->bundle.empty()) {
+    *error = "--bundle is required";
+    return false;
+  }
+  return true;
+}
+
+class Monitor {
+ public:
+  Monitor(Options options, Spec spec) : o_(std::move(options)), spec_(std::move(spec)) {}
+
+  // Creates the parked init. On failure, `error` is set and nothing is left running.
+  bool Create(std::string* error, uint32_t* warnings);
+  // Serves the socket until the init has exited, then records the exit.
+  void Run();
+  // Listens on the bundle's monitor socket.
+  bool Listen(std::string* error);
+  // Re-executes crib-monitor in `serve` mode with the same fds and children: the set-up's
+  // heap and code (spec, plan, libseccomp) leave the resident set. Returns only on failure.
+  void ExecServe();
+  // The serve side: takes the fds and the state handed over by ExecServe.
+  bool Adopt(std::string* error);
+  pid_t init_pid() const { return init_pid_; }
+
+ private:
+  void HandleClient(int fd);
+  std::string Dispatch(const std::string& request);
+  void Reap();
+  void ReadOutput(int fd, LogStream stream);
+  void Finish();
+
+  Options o_;
+  Spec spec_;
+  Plan plan_;
+  ContainerCgroup cgroup_;
+  bool has_cgroup_ = false;
+  CriLog log_;
+  UniqueFd out_r_, err_r_, pty_master_;
+  UniqueFd sync_r_, start_w_;
+  UniqueFd listener_, signal_fd_;
+  pid_t init_pid_ = 0;
+  enum class State { kCreated, kRunning, kExited } state_ = State::kCreated;
+  int wait_status_ = 0;
+  long long started_at_ = 0;
+};
+
+bool Monitor::Create(std::string* error, uint32_t* warnings) {
+  if (!BuildPlan(spec_, o_.bundle, false, &plan_, error)) return false;
+  if (!spec_.linux_spec.cgroups_path.empty()) {
+    if (!cgroup_.Init(spec_.linux_spec.cgroups_path, error) || !cgroup_.Create(error)) {
+      return false;
+    }
+    has_cgroup_ = true;
+    if (!cgroup_.Apply(spec_.linux_spec.resources, error)) return false;
+  }
+  if (!o_.log_path.empty()) {
+    if (int err = log_.Open(o_.log_path)) {
+      *error = "open log " + o_.log_path + ": " + ErrorText(err);
+      return false;
+    }
+  }
+  InitStdio stdio;
+  UniqueFd in, out_w, err_w;
+  in.Reset(::open("/dev/null", O_RDWR | O_CLOEXEC));
+  if (plan_.terminal) {
+    stdio = {in.get(), in.get(), in.get(), true};  // the init opens its pty later
+  } else {
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) != 0) {
+      *error = std::string("pipe: ") + ErrorText(errno);
+      return false;
+    }
+    out_r_.Reset(p[0]);
+    out_w.Reset(p[1]);
+    if (::pipe2(p, O_CLOEXEC) != 0) {
+      *error = std::string("pipe: ") + ErrorText(errno);
+      return false;
+    }
+    err_r_.Reset(p[0]);
+    err_w.Reset(p[1]);
+    stdio = {in.get(), out_w.get(), err_w.get(), false};
+  }
+  int st[2];
+  UniqueFd sync_w;
+  if (!MakeSyncPair(&sync_r_, &sync_w, error)) return false;
+  if (::pipe2(st, O_CLOEXEC) != 0) {
+    *error = std::string("pipe: ") + ErrorText(errno);
+    return false;
+  }
+  UniqueFd start_r(st[0]);
+  start_w_.Reset(st[1]);
+  if (plan_.join_pid && ::setns(plan_.join_pid.get(), CLONE_NEWPID) != 0) {
+    *error = std::string("join pid namespace: ") + ErrorText(errno);
+    return false;
+  }
+  // A raw clone without a new stack behaves like fork(); the monitor is single-threaded.
+  long pid = syscall(SYS_clone, SIGCHLD | plan_.clone_flags, nullptr, nullptr, nullptr, nullptr);
+  if (pid < 0) {
+    *error = std::string("clone the container init: ") + ErrorText(errno);
+    return false;
+  }
+  if (pid == 0) {
+    ::close(sync_r_.get());
+    ::close(start_w_.get());
+    if (out_r_) ::close(out_r_.get());
+    if (err_r_) ::close(err_r_.get());
+    RunInit(plan_, stdio, sync_w.get(), start_r.get());
+  }
+  init_pid_ = static_cast<pid_t>(pid);
+  sync_w.Reset();
+  start_r.Reset();
+  SyncMessage msg;
+  bool received = ReceiveSync(sync_r_.get(), &msg, &pty_master_);
+  if (received && msg.type == kSyncTerminal) received = ReadSync(sync_r_.get(), &msg);
+  if (!received || msg.type != kSyncReady) {
+    *error = msg.type == kSyncError ? DescribeSync(msg) : "the container init died during set-up";
+    ::kill(init_pid_, SIGKILL);
+    ::waitpid(init_pid_, nullptr, 0);
+    init_pid_ = 0;
+    return false;
+  }
+  *warnings = msg.warnings;
+  return true;
+}
+
+std::string Monitor::Dispatch(const std::string& request) {
+  std::vector<std::string> words;
+  size_t pos = 0;
+  while (pos < request.size()) {
+    size_t end = request.find(' ', pos);
+    if (end == std::string::npos) end = request.size();
+    if (end > pos) words.push_back(request.substr(pos, end - pos));
+    pos = end + 1;
+  }
+  if (words.empty()) return "error empty request";
+  const std::string& cmd = words[0];
+  if (cmd == "state") {
+    const char* s = state_ == State::kCreated   ? "created"
+                    : state_ == State::kRunning ? "running"
+                                                : "exited";
+    return std::string("ok ") + s + " " + std::to_string(init_pid_);
+  }
+  if (cmd == "start") {
+    if (state_ != State::kCreated) return "error the container is not in the created state";
+    if (::write(start_w_.get(), "x", 1) != 1) {
+      return std::string("error release the init: ") + ErrorText(errno);
+    }
+    start_w_.Reset();
+    SyncMessage msg;
+    if (ReadSync(sync_r_.get(), &msg)) {
+      sync_r_.Reset();
+      return "error " + DescribeSync(msg);
+    }
+    sync_r_.Reset();
+    started_at_ = NowNanos();
+    // The init may have died between the exec and now; the reaper says so.
+    state_ = State::kRunning;
+    return "ok";
+  }
+  if (cmd == "kill" && words.size() == 2) {
+    int sig = std::atoi(words[1].c_str());
+    if (state_ == State::kExited) return "ok exited";
+    if (::kill(init_pid_, sig) != 0) return std::string("error kill: ") + ErrorText(errno);
+    return "ok";
+  }
+  if (cmd == "reopen-log") {
+    if (int err = log_.Reopen()) return std::string("error reopen log: ") + ErrorText(err);
+    return "ok";
+  }
+  if (cmd == "resize" && words.size() == 3) {
+    if (!pty_master_) return "error the container has no terminal";
+    struct winsize ws = {};
+    ws.ws_row = static_cast<unsigned short>(std::atoi(words[1].c_str()));
+    ws.ws_col = static_cast<unsigned short>(std::atoi(words[2].c_str()));
+    if (::ioctl(pty_master_.get(), TIOCSWINSZ, &ws) != 0) {
+      return std::string("error resize: ") + ErrorText(errno);
+    }
+    return "ok";
+  }
+  if (cmd == "attach") return "error attach is not supported yet";
+  return "error unknown request \"" + request + "\"";
+}
+
+void Monitor::ExecServe() {
+  std::string fds;
+  for (const UniqueFd* fd : {&sync_r_, &start_w_, &out_r_, &err_r_, &pty_master_, &listener_}) {
+    if (fd->valid()) ::fcntl(fd->get(), F_SETFD, 0);
+    fds += (fds.empty() ? "" : ",") + std::to_string(fd->get());
+  }
+  std::vector<std::string> args = {"crib-monitor",   "serve",
+                                   "--bundle",       o_.bundle,
+                                   "--log",          o_.log_path,
+                                   "--log-max-line", std::to_string(o_.log_max_line),
+                                   "--pid",          std::to_string(init_pid_),
+                                   "--cgroup",       spec_.linux_spec.cgroups_path,
+                                   "--fds",          fds};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  char* envp[] = {nullptr};
+  ::execve("/proc/self/exe", argv.data(), envp);
+  Log(std::string("re-exec in serve mode: ") + ErrorText(errno) + "; serving as is");
+  for (const UniqueFd* fd : {&sync_r_, &start_w_, &out_r_, &err_r_, &pty_master_, &listener_}) {
+    if (fd->valid()) ::fcntl(fd->get(), F_SETFD, FD_CLOEXEC);
+  }
+}
+
+bool Monitor::Adopt(std::string* error) {
+  init_pid_ = o_.pid;
+  int values[6];
+  if (std::sscanf(o_.fds.c_str(), "%d,%d,%d,%d,%d,%d", &values[0], &values[1], &values[2],
+                  &values[3], &values[4], &values[5]) != 6) {
+    *error = "bad --fds \"" + o_.fds + "\"";
+    return false;
+  }
+  UniqueFd* targets[] = {&sync_r_, &start_w_, &out_r_, &err_r_, &pty_master_, &listener_};
+  for (int i = 0; i < 6; ++i) {
+    if (values[i] < 0) continue;
+    ::fcntl(values[i], F_SETFD, FD_CLOEXEC);
+    targets[i]->Reset(values[i]);
+  }
+  if (!o_.cgroups_path.empty()) {
+    if (!cgroup_.Init(o_.cgroups_path, error)) return false;
+    has_cgroup_ = true;
+  }
+  if (!o_.log_path.empty()) {
+    if (int err = log_.Open(o_.log_path)) {
+      *error = "open log " + o_.log_path + ": " + ErrorText(err);
+      return false;
+    }
+  }
+  return true;
+}
+
+void Monitor::HandleClient(int fd) {
+  std::string request;
+  char buf[256];
+  while (request.find('\n') == std::string::npos && request.size() < 1024) {
+    struct pollfd p = {fd, POLLIN, 0};
+    if (::poll(&p, 1, 1000) <= 0) return;
+    ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n <= 0) break;
+    request.append(buf, n);
+  }
+  request = request.substr(0, request.find('\n'));
+  WriteAll(fd, Dispatch(request) + "\n");
+}
+
+void Monitor::Reap() {
+  while (true) {
+    int status;
+    pid_t pid = ::waitpid(-1, &status, WNOHANG);
+    if (pid <= 0) return;
+    if (pid == init_pid_) {
+      wait_status_ = status;
+      state_ = State::kExited;
+    }
+  }
+}
+
+void Monitor::ReadOutput(int fd, LogStream stream) {
+  char buf[16384];
+  ssize_t n = ::read(fd, buf, sizeof(buf));
+  if (n > 0) {
+    log_.Write(stream, buf, n);
+  } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+    // EOF (or EIO on a pty whose last slave closed).
+    if (fd == out_r_.get()) out_r_.Reset();
+    if (fd == err_r_.get()) err_r_.Reset();
+    if (fd == pty_master_.get()) pty_master_.Reset();
+  }
+}
+
+void Monitor::Run() {
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGCHLD);
+  signal_fd_.Reset(::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
+  Reap();  // an init that died before the signalfd existed
+  long long drain_deadline = 0;
+  while (true) {
+    if (state_ == State::kExited) {
+      // Output still in flight is read until EOF, for a short while at most (a process in a
+      // shared pid namespace may hold the pipe).
+      if (drain_deadline == 0) drain_deadline = NowNanos() + 200 * 1000000LL;
+      if ((!out_r_ && !err_r_ && !pty_master_) || NowNanos() > drain_deadline) break;
+    }
+    std::vector<struct pollfd> fds;
+    fds.push_back({signal_fd_.get(), POLLIN, 0});
+    fds.push_back({listener_.get(), POLLIN, 0});
+    for (int fd : {out_r_.get(), err_r_.get(), pty_master_.get()}) {
+      if (fd >= 0) fds.push_back({fd, POLLIN, 0});
+    }
+    int timeout = state_ == State::kExited ? 20 : -1;
+    int n = ::poll(fds.data(), fds.size(), timeout);
+    if (n < 0 && errno != EINTR) break;
+    for (const auto& p : fds) {
+      if (p.revents == 0) continue;
+      if (p.fd == signal_fd_.get()) {
+        struct signalfd_siginfo info;
+        while (::read(signal_fd_.get(), &info, sizeof(info)) > 0) {
+        }
+        Reap();
+      } else if (p.fd == listener_.get()) {
+        UniqueFd client(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+        if (client) HandleClient(client.get());
+      } else {
+        ReadOutput(p.fd, p.fd == err_r_.get() ? LogStream::kStderr : LogStream::kStdout);
+      }
+    }
+  }
+  Finish();
+}
+
+void Monitor::Finish() {
+  log_.Flush();
+  bool oom = has_cgroup_ && cgroup_.OomKills() > 0;
+  int exit_code = 0, signal = 0;
+  if (WIFEXITED(wait_status_)) {
+    exit_code = WEXITSTATUS(wait_status_);
+  } else if (WIFSIGNALED(wait_status_)) {
+    signal = WTERMSIG(wait_status_);
+    exit_code = 128 + signal;
+  }
+  std::string text = "exit_code " + std::to_string(exit_code) + "\nsignal " +
+                     std::to_string(signal) + "\noom_killed " + (oom ? "1" : "0") +
+                     "\nstarted_at " + std::to_string(started_at_) + "\nfinished_at " +
+                     std::to_string(NowNanos()) + "\n";
+  if (!WriteFileAtomic(o_.bundle + "/" + kExitFile, text)) {
+    Log("write the exit file: " + std::string(ErrorText(errno)));
+  }
+  ::unlink((o_.bundle + "/" + kMonitorSocket).c_str());
+}
+
+bool Monitor::Listen(std::string* error) {
+  std::string path = o_.bundle + "/" + kMonitorSocket;
+  struct sockaddr_un addr = {};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof(addr.sun_path)) {
+    *error = "socket path " + path + " is too long";
+    return false;
+  }
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  ::unlink(path.c_str());
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd || ::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      ::listen(fd.get(), 16) != 0) {
+    *error = "listen on " + path + ": " + ErrorText(errno);
+    return false;
+  }
+  listener_ = std::move(fd);
+  return true;
+}
+
+int CreateMain(Options o) {
+  Spec spec;
+  std::string error;
+  if (!LoadSpec(o.bundle, &spec, &error)) {
+    WriteAll(kMonitorStatusFd, "error " + error + "\n");
+    return 1;
+  }
+  // Detach: the spawned process exits at once, its child starts a session of its own and is
+  // adopted by init (or a subreaper), so nothing that happens to cribd reaches it.
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    WriteAll(kMonitorStatusFd, std::string("error fork: ") + ErrorText(errno) + "\n");
+    return 1;
+  }
+  if (pid > 0) _exit(0);
+  ::setsid();
+  ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+  ::signal(SIGPIPE, SIG_IGN);
+  ::signal(SIGHUP, SIG_IGN);
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &mask, nullptr);
+  if (::chdir("/") != 0) return 1;
+
+  std::string bundle = o.bundle;
+  Monitor monitor(std::move(o), std::move(spec));
+  uint32_t warnings = 0;
+  if (!monitor.Create(&error, &warnings) || !monitor.Listen(&error)) {
+    // The launcher removes the cgroup and the bundle's files after a failed create.
+    WriteAll(kMonitorStatusFd, "error " + error + "\n");
+    return 1;
+  }
+  std::string pid_text = std::to_string(::getpid());
+  WriteFileAtomic(bundle + "/" + kMonitorPidFile, pid_text + "\n", false);
+  WriteFileAtomic(bundle + "/" + kInitPidFile, std::to_string(monitor.init_pid()) + "\n", false);
+  WriteAll(kMonitorStatusFd, "ready " + pid_text + " " + std::to_string(monitor.init_pid()) + " " +
+                                 std::to_string(warnings) + "\n");
+  ::close(kMonitorStatusFd);
+  int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  ::dup2(null_fd, 0);
+  ::dup2(null_fd, 1);
+  ::close(null_fd);
+  monitor.ExecServe();
+  monitor.Run();
+  return 0;
+}
+
+// Maps the executable's code page by page from now on: the kernel's fault-around would
+// otherwise map 64 KiB around every touched page and count the whole binary as resident.
+// Text is never written, so dropping its mapped pages only makes them fault in again.
+void TrimCodePages() {
+  char maps[8192];
+  int fd = ::open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  ssize_t n = ::read(fd, maps, sizeof(maps) - 1);
+  ::close(fd);
+  if (n <= 0) return;
+  maps[n] = '\0';
+  char* save = nullptr;
+  for (char* line = strtok_r(maps, "\n", &save); line != nullptr;
+       line = strtok_r(nullptr, "\n", &save)) {
+    unsigned long start, end;
+    char perms[5];
+    if (std::sscanf(line, "%lx-%lx %4s", &start, &end, perms) != 3) continue;
+    if (std::strstr(line, "crib-monitor") == nullptr) continue;
+    void* addr = reinterpret_cast<void*>(start);
+    if (std::strcmp(perms, "r-xp") == 0) {
+      ::madvise(addr, end - start, MADV_RANDOM);
+      ::madvise(addr, end - start, MADV_DONTNEED);
+    } else if (perms[1] == '-') {
+      ::madvise(addr, end - start, MADV_RANDOM);  // read-only data: may hold relocations
+    }
+  }
+}
+
+int ServeMain(Options o) {
+  TrimCodePages();
+  Monitor monitor(std::move(o), Spec());
+  std::string error;
+  if (!monitor.Adopt(&error)) {
+    Log(error);
+    return 1;
+  }
+  monitor.Run();
+  return 0;
+}
+
+// Runs one process in the namespaces and cgroup of the container whose init is --pid, with
+// the process settings of the container's spec (args replaced by the ones after --).
+int ExecMain(Options o) {
+  auto fail = [](const std::string& error) {
+    WriteAll(kMonitorStatusFd, "error " + error + "\n");
+    return 1;
+  };
+  Spec spec;
+  std::string error;
+  if (!LoadSpec(o.bundle, &spec, &error)) return fail(error);
+  if (!o.args.empty()) spec.process.args = o.args;
+  Plan plan;
+  if (!BuildPlan(spec, o.bundle, true, &plan, &error)) return fail(error);
+  if (o.pid <= 0) return fail("--pid is required");
+  if (!spec.linux_spec.cgroups_path.empty()) {
+    ContainerCgroup cgroup;
+    if (!cgroup.Init(spec.linux_spec.cgroups_path, &error)) return fail(error);
+    for (const auto& procs : cgroup.ProcsFiles()) {
+      int fd = ::open(procs.c_str(), O_WRONLY | O_CLOEXEC);
+      if (fd < 0 || ::write(fd, "0", 1) != 1) {
+        std::string e = "join cgroup " + procs + ": " + ErrorText(errno);
+        if (fd >= 0) ::close(fd);
+        return fail(e);
+      }
+      ::close(fd);
+    }
+  }
+  // Opened first: after joining the mount namespace, /proc is the container's.
+  const char* kNamespaces[] = {"ipc", "uts", "net", "pid", "mnt"};
+  const int kTypes[] = {CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWNET, CLONE_NEWPID, CLONE_NEWNS};
+  std::vector<UniqueFd> ns_fds;
+  for (const char* ns : kNamespaces) {
+    std::string path = "/proc/" + std::to_string(o.pid) + "/ns/" + ns;
+    ns_fds.emplace_back(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!ns_fds.back()) return fail("open " + path + ": " + ErrorText(errno));
+  }
+  for (size_t i = 0; i < ns_fds.size(); ++i) {
+    if (::setns(ns_fds[i].get(), kTypes[i]) != 0) {
+      return fail(std::string("join ") + kNamespaces[i] + " namespace of pid " +
+                  std::to_string(o.pid) + ": " + ErrorText(errno));
+    }
+  }
+  UniqueFd sync_r, sync_w;
+  if (!MakeSyncPair(&sync_r, &sync_w, &error)) return fail(error);
+  pid_t child = ::fork();  // enters the joined pid namespace
+  if (child < 0) return fail(std::string("fork: ") + ErrorText(errno));
+  if (child == 0) {
+    ::close(kMonitorStatusFd);
+    RunExecProcess(plan, sync_w.get());
+  }
+  sync_w.Reset();
+  // The captured output must reach EOF when the process is done, not when this helper is.
+  int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  ::dup2(null_fd, 0);
+  ::dup2(null_fd, 1);
+  ::close(null_fd);
+  SyncMessage msg;
+  if (ReadSync(sync_r.get(), &msg)) {
+    ::waitpid(child, nullptr, 0);
+    return fail(DescribeSync(msg));
+  }
+  UniqueFd pidfd(static_cast<int>(syscall(SYS_pidfd_open, child, 0)));
+  bool timed_out = false;
+  if (o.timeout_ms > 0 && pidfd) {
+    struct pollfd p = {pidfd.get(), POLLIN, 0};
+    int n;
+    do {
+      n = ::poll(&p, 1, static_cast<int>(o.timeout_ms));
+    } while (n < 0 && errno == EINTR);
+    if (n == 0) {
+      timed_out = true;
+      ::kill(child, SIGKILL);
+    }
+  }
+  int status = 0;
+  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (timed_out) {
+    WriteAll(kMonitorStatusFd, "timeout\n");
+  } else if (WIFSIGNALED(status)) {
+    WriteAll(kMonitorStatusFd, "signal " + std::to_string(WTERMSIG(status)) + "\n");
+  } else {
+    WriteAll(kMonitorStatusFd, "exit " + std::to_string(WEXITSTATUS(status)) + "\n");
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace crib::runtime
+
+int main(int argc, char** argv) {
+  crib::runtime::Options options;
+  std::string error;
+  if (!crib::runtime::ParseOptions(argc, argv, &options, &error)) {
+    crib::runtime::WriteAll(2, "crib-monitor: " + error + "\n");
+    return 2;
+  }
+  if (options.mode == "create") return crib::runtime::CreateMain(std::move(options));
+  if (options.mode == "exec") return crib::runtime::ExecMain(std::move(options));
+  if (options.mode == "serve") return crib::runtime::ServeMain(std::move(options));
+  crib::runtime::WriteAll(2, "crib-monitor: unknown mode " + options.mode + "\n");
+  return 2;
+}

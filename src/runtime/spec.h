@@ -1,0 +1,137 @@
+// The container's OCI runtime-spec (config.json) as a plain C++ struct: the contract between
+// cribd and crib-monitor. Only the fields crib's launcher honours. This header must stay free
+// of absl, nlohmann and logging: crib-monitor includes it.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace crib::runtime {
+
+struct User {
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  std::vector<uint32_t> additional_gids;
+};
+
+struct Capabilities {
+  std::vector<std::string> bounding;
+  std::vector<std::string> effective;
+  std::vector<std::string> permitted;
+  std::vector<std::string> inheritable;
+  std::vector<std::string> ambient;
+};
+
+struct Rlimit {
+  std::string type;  // RLIMIT_NOFILE, ...
+  uint64_t hard = 0;
+  uint64_t soft = 0;
+};
+
+struct Process {
+  bool terminal = false;
+  User user;
+  std::vector<std::string> args;
+  std::vector<std::string> env;
+  std::string cwd = "/";
+  Capabilities capabilities;
+  bool no_new_privileges = false;
+  std::vector<Rlimit> rlimits;
+  std::optional<int> oom_score_adj;
+};
+
+struct Mount {
+  std::string destination;
+  std::string type;
+  std::string source;
+  std::vector<std::string> options;
+};
+
+struct Namespace {
+  std::string type;  // pid, network, mount, ipc, uts, cgroup
+  std::string path;  // empty: a new namespace
+};
+
+struct Device {
+  std::string path;
+  std::string type;  // c, b, u, p
+  int64_t major = 0;
+  int64_t minor = 0;
+  std::optional<uint32_t> file_mode;
+  std::optional<uint32_t> uid;
+  std::optional<uint32_t> gid;
+};
+
+struct HugepageLimit {
+  std::string page_size;  // 2MB, 1GB
+  uint64_t limit = 0;
+};
+
+struct Resources {
+  std::optional<uint64_t> cpu_shares;
+  std::optional<int64_t> cpu_quota;
+  std::optional<uint64_t> cpu_period;
+  std::string cpuset_cpus;
+  std::string cpuset_mems;
+  std::optional<int64_t> memory_limit;
+  std::optional<int64_t> memory_swap;
+  std::optional<int64_t> pids_limit;
+  std::vector<HugepageLimit> hugepage_limits;
+  std::map<std::string, std::string> unified;  // cgroup v2 files
+};
+
+struct SeccompArg {
+  uint32_t index = 0;
+  uint64_t value = 0;
+  uint64_t value_two = 0;
+  std::string op;  // SCMP_CMP_EQ, SCMP_CMP_MASKED_EQ, ...
+};
+
+struct SeccompRule {
+  std::vector<std::string> names;
+  std::string action;  // SCMP_ACT_ALLOW, SCMP_ACT_ERRNO, ...
+  std::optional<uint32_t> errno_ret;
+  std::vector<SeccompArg> args;
+};
+
+struct Seccomp {
+  std::string default_action;
+  std::optional<uint32_t> default_errno_ret;
+  std::vector<std::string> architectures;  // SCMP_ARCH_X86_64, ...
+  std::vector<std::string> flags;
+  std::vector<SeccompRule> syscalls;
+};
+
+struct LinuxSpec {
+  std::vector<Namespace> namespaces;
+  std::string cgroups_path;
+  Resources resources;
+  std::optional<Seccomp> seccomp;
+  std::vector<std::string> masked_paths;
+  std::vector<std::string> readonly_paths;
+  std::vector<Device> devices;
+  std::map<std::string, std::string> sysctl;
+  std::string rootfs_propagation;
+};
+
+struct Spec {
+  std::string oci_version = "1.1.0";
+  Process process;
+  std::string root_path = "rootfs";  // absolute, or relative to the bundle
+  bool root_readonly = false;
+  std::string hostname;
+  std::vector<Mount> mounts;
+  LinuxSpec linux_spec;
+  std::map<std::string, std::string> annotations;
+};
+
+// The compact text form cribd writes next to config.json for crib-monitor, which then needs no
+// JSON parser: one record a line, tab-separated fields, each escaped (\\ \t \n).
+std::string EncodeSpec(const Spec& spec);
+// Returns false and sets `error` on a malformed digest.
+bool DecodeSpec(const std::string& text, Spec* spec, std::string* error);
+
+}  // namespace crib::runtime

@@ -1,0 +1,15 @@
+# The launcher and crib-monitor: spec encoding and CRI log framing (unit), and real
+# containers from a busybox root filesystem made by the test (integration).
+crib_unit_test(runtime_spec_test crib::runtime)
+
+crib_integration_test(runtime_launcher_test crib::runtime)
+target_compile_definitions(runtime_launcher_test PRIVATE
+                           CRIB_MONITOR_PATH="$<TARGET_FILE:crib-monitor>")
+add_dependencies(runtime_launcher_test crib-monitor)
+
+# Not a test: prints create/start and exec latency and crib-monitor's RSS.
+add_executable(runtime_bench benchmark/runtime_bench.cc)
+target_link_libraries(runtime_bench PRIVATE crib::runtime)
+target_compile_options(runtime_bench PRIVATE ${CRIB_WARNINGS})
+target_compile_definitions(runtime_bench PRIVATE CRIB_MONITOR_PATH="$<TARGET_FILE:crib-monitor>")
+add_dependencies(runtime_bench crib-monitor)

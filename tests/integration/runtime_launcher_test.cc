@@ -1,0 +1,660 @@
+// Real containers from a busybox root filesystem made here: the launcher parks the init,
+// starts it, and crib-monitor logs, records the exit and answers kill and exec. Each test
+// checks the machine (cgroup files, /proc, the log and exit files) and that nothing is left
+// behind (mounts, cgroups, processes).
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "common/files.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "runtime/defaults.h"
+#include "runtime/launcher.h"
+#include "runtime/spec.h"
+#include "runtime/spec_json.h"
+#include "support/cribd_process.h"
+#include "support/status_matchers.h"
+
+namespace crib::runtime {
+namespace {
+
+using ::crib::testing::IsOk;
+using ::crib::testing::StatusIs;
+using ::crib::testing::TempDir;
+using ::testing::HasSubstr;
+using ::testing::MatchesRegex;
+
+std::string Slurp(const std::string& path) {
+  absl::StatusOr<std::string> text = ReadFile(path);
+  return text.ok() ? *text : std::string();
+}
+
+std::string Shell(const std::string& command) {
+  std::string out;
+  FILE* p = ::popen(command.c_str(), "r");
+  if (p == nullptr) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  ::pclose(p);
+  return out;
+}
+
+// Running (this machine's pid 1 may leave exited orphans as zombies: those count as dead).
+bool Alive(int pid) {
+  if (pid <= 0 || ::kill(pid, 0) != 0) return false;
+  std::string stat = Slurp(absl::StrCat("/proc/", pid, "/stat"));
+  size_t paren = stat.rfind(')');
+  return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] != 'Z';
+}
+
+// The text of the log's records, without time stamps: "stdout F hello".
+std::vector<std::string> LogRecords(const std::string& path) {
+  std::vector<std::string> records;
+  for (absl::string_view line : absl::StrSplit(Slurp(path), '\n', absl::SkipEmpty())) {
+    records.emplace_back(line.substr(line.find(' ') + 1));
+  }
+  return records;
+}
+
+// A busybox root filesystem shared by the tests of this program (containers only read it,
+// except /tmp, which each test keeps to its own names).
+class RootfsEnvironment {
+ public:
+  static const std::string& Path() {
+    static RootfsEnvironment* env = new RootfsEnvironment();
+    return env->path_;
+  }
+
+ private:
+  RootfsEnvironment() {
+    path_ = dir_.path() + "/rootfs";
+    for (const char* d : {"", "/bin", "/etc", "/proc", "/sys", "/dev", "/tmp", "/root", "/data"}) {
+      std::filesystem::create_directories(path_ + d);
+    }
+    std::filesystem::copy_file("/bin/busybox", path_ + "/bin/busybox");
+    Shell(absl::StrCat(path_, "/bin/busybox --install -s ", path_, "/bin"));
+    // --install links to the running binary's host path; make them relative to the rootfs.
+    for (const auto& entry : std::filesystem::directory_iterator(path_ + "/bin")) {
+      if (entry.is_symlink()) {
+        std::filesystem::remove(entry.path());
+        std::filesystem::create_symlink("busybox", entry.path());
+      }
+    }
+    ::chmod((path_ + "/tmp").c_str(), 01777);
+    std::ofstream(path_ + "/etc/passwd") << "root:x:0:0:root:/root:/bin/sh\n"
+                                         << "app:x:1000:1000:app:/tmp:/bin/sh\n";
+    std::ofstream(path_ + "/etc/group") << "root:x:0:\nten:x:10:\ntwenty:x:20:\napp:x:1000:\n";
+  }
+  TempDir dir_;
+  std::string path_;
+};
+
+class LauncherTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    static std::atomic<int> counter{0};
+    id_ = absl::StrCat("t", ::getpid(), "-", counter++);
+    bundle_ = dir_.path() + "/bundle";
+    std::filesystem::create_directories(bundle_);
+    log_ = dir_.path() + "/container.log";
+    cgroup_path_ = absl::StrCat("/crib-test-", id_);
+  }
+
+  void TearDown() override {
+    EXPECT_THAT(launcher_.Remove(bundle_), IsOk());
+    // Nothing left behind: processes, cgroups, the monitor's files, mounts.
+    for (int pid : pids_) EXPECT_FALSE(Alive(pid)) << "pid " << pid << " still runs";
+    for (const char* hierarchy : {"memory", "cpu", "pids", "cpuset", "systemd"}) {
+      std::string dir = absl::StrCat("/sys/fs/cgroup/", hierarchy, cgroup_path_);
+      EXPECT_FALSE(std::filesystem::exists(dir)) << dir;
+    }
+    for (const char* name : {"monitor.sock", "exit", "init.pid", "spec.digest"}) {
+      EXPECT_FALSE(std::filesystem::exists(bundle_ + "/" + name)) << name;
+    }
+    EXPECT_THAT(Slurp("/proc/self/mountinfo"), ::testing::Not(HasSubstr(dir_.path())));
+  }
+
+  Spec BaseSpec(std::vector<std::string> args) {
+    Spec spec;
+    spec.process.args = std::move(args);
+    spec.process.env = {"PATH=/bin", "HOME=/root"};
+    SetCapabilities(DefaultCapabilities(), &spec.process);
+    spec.process.no_new_privileges = true;
+    spec.root_path = RootfsEnvironment::Path();
+    spec.hostname = "box";
+    spec.mounts = DefaultMounts();
+    spec.linux_spec.namespaces = {
+        {"pid", ""}, {"mount", ""}, {"ipc", ""}, {"uts", ""}, {"network", ""}};
+    spec.linux_spec.cgroups_path = cgroup_path_;
+    spec.linux_spec.masked_paths = DefaultMaskedPaths();
+    spec.linux_spec.readonly_paths = DefaultReadonlyPaths();
+    return spec;
+  }
+
+  absl::StatusOr<CreatedContainer> Create(const Spec& spec) {
+    absl::Status written = WriteFileAtomic(bundle_ + "/config.json", SpecToJson(spec));
+    if (!written.ok()) return written;
+    absl::StatusOr<CreatedContainer> created = launcher_.Create(id_, bundle_, log_);
+    if (created.ok()) {
+      pids_.push_back(created->monitor_pid);
+      pids_.push_back(created->init_pid);
+    }
+    return created;
+  }
+
+  // Creates, starts and waits for the exit.
+  absl::StatusOr<ExitInfo> RunToExit(const Spec& spec) {
+    absl::StatusOr<CreatedContainer> created = Create(spec);
+    if (!created.ok()) return created.status();
+    if (absl::Status s = launcher_.Start(bundle_); !s.ok()) return s;
+    return launcher_.WaitExit(bundle_, absl::Seconds(20));
+  }
+
+  std::string Stdout() {
+    std::string out;
+    for (const auto& r : LogRecords(log_)) {
+      if (absl::StartsWith(r, "stdout F ")) absl::StrAppend(&out, r.substr(9), "\n");
+    }
+    return out;
+  }
+
+  TempDir dir_;
+  Launcher launcher_{CRIB_MONITOR_PATH};
+  std::string id_, bundle_, log_, cgroup_path_;
+  std::vector<int> pids_;
+};
+
+TEST_F(LauncherTest, EchoHelloAppearsInTheCriLog) {
+  absl::StatusOr<ExitInfo> exit =
+      RunToExit(BaseSpec({"sh", "-c", "echo hello; echo oops >&2; printf tail"}));
+  ASSERT_THAT(exit.status(), IsOk());
+  EXPECT_EQ(exit->exit_code, 0);
+  std::string log = Slurp(log_);
+  EXPECT_THAT(log,
+              MatchesRegex("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{9}Z "
+                           "stdout F hello\n(.|\n)*"));
+  EXPECT_THAT(LogRecords(log_),
+              ::testing::UnorderedElementsAre("stdout F hello", "stderr F oops", "stdout P tail"));
+}
+
+TEST_F(LauncherTest, LongLinesAreSplitIntoPartials) {
+  absl::StatusOr<ExitInfo> exit =
+      RunToExit(BaseSpec({"sh", "-c", "head -c 40000 /dev/zero | tr '\\0' a; echo; echo end"}));
+  ASSERT_THAT(exit.status(), IsOk());
+  std::vector<std::string> records = LogRecords(log_);
+  ASSERT_EQ(records.size(), 4u);
+  EXPECT_EQ(records[0], "stdout P " + std::string(16384, 'a'));
+  EXPECT_EQ(records[1], "stdout P " + std::string(16384, 'a'));
+  EXPECT_EQ(records[2], "stdout F " + std::string(40000 - 2 * 16384, 'a'));
+  EXPECT_EQ(records[3], "stdout F end");
+}
+
+TEST_F(LauncherTest, ExitCodeInTheExitFile) {
+  absl::StatusOr<ExitInfo> exit = RunToExit(BaseSpec({"sh", "-c", "exit 3"}));
+  ASSERT_THAT(exit.status(), IsOk());
+  EXPECT_EQ(exit->exit_code, 3);
+  EXPECT_EQ(exit->signal, 0);
+  EXPECT_FALSE(exit->oom_killed);
+  EXPECT_GT(exit->started_at, absl::Now() - absl::Minutes(1));
+  EXPECT_GE(exit->finished_at, exit->started_at);
+  EXPECT_THAT(Slurp(bundle_ + "/exit"), HasSubstr("exit_code 3\n"));
+}
+
+TEST_F(LauncherTest, SignalInTheExitFile) {
+  ASSERT_THAT(Create(BaseSpec({"sleep", "1000"})).status(), IsOk());
+  ASSERT_THAT(launcher_.Start(bundle_), IsOk());
+  absl::StatusOr<ContainerStatus> status = launcher_.Status(bundle_);
+  ASSERT_THAT(status.status(), IsOk());
+  EXPECT_EQ(status->state, ContainerState::kRunning);
+  ASSERT_THAT(launcher_.Kill(bundle_, SIGKILL), IsOk());
+  absl::StatusOr<ExitInfo> exit = launcher_.WaitExit(bundle_, absl::Seconds(10));
+  ASSERT_THAT(exit.status(), IsOk());
+  EXPECT_EQ(exit->signal, SIGKILL);
+  EXPECT_EQ(exit->exit_code, 137);
+  EXPECT_THAT(launcher_.Kill(bundle_, SIGKILL), IsOk());  // idempotent
+}
+
+TEST_F(LauncherTest, KillWhileParked) {
+  absl::StatusOr<CreatedContainer> created = Create(BaseSpec({"sleep", "1000"}));
+  ASSERT_THAT(created.status(), IsOk());
+  absl::StatusOr<ContainerStatus> status = launcher_.Status(bundle_);
+  ASSERT_THAT(status.status(), IsOk());
+  EXPECT_EQ(status->state, ContainerState::kCreated);
+  // Parked before its exec: its command line is still the monitor's.
+  EXPECT_THAT(Slurp(absl::StrCat("/proc/", created->init_pid, "/cmdline")),
+              HasSubstr("crib-monitor"));
+  ASSERT_THAT(launcher_.Kill(bundle_, SIGKILL), IsOk());
+  absl::StatusOr<ExitInfo> exit = launcher_.WaitExit(bundle_, absl::Seconds(10));
+  ASSERT_THAT(exit.status(), IsOk());
+  EXPECT_EQ(exit->signal, SIGKILL);
+  EXPECT_EQ(exit->started_at, absl::UnixEpoch());
+}
+
+TEST_F(LauncherTest, EnvCwdUserAndGroups) {
+  Spec spec = BaseSpec({"sh", "-c", "echo $FOO; pwd; id; cat /proc/self/status | grep ^Groups"});
+  spec.process.env.push_back("FOO=bar baz");
+  spec.process.cwd = "/tmp";
+  spec.process.user = {1000, 1000, {10, 20}};
+  absl::StatusOr<ExitInfo> exit = RunToExit(spec);
+  ASSERT_THAT(exit.status(), IsOk());
+  EXPECT_EQ(exit->exit_code, 0) << Slurp(log_);
+  EXPECT_EQ(Stdout(),
+            "bar baz\n/tmp\nuid=1000(app) gid=1000(app) groups=10(ten),20(twenty)\n"
+            "Groups:\t10 20 \n");
+}
+
+TEST_F(LauncherTest, ReadonlyRootRefusesWrites) {
+  Spec spec = BaseSpec({"sh", "-c", "touch /newfile"});
+  spec.root_readonly = true;
+  absl::StatusOr<ExitInfo> exit = RunToExit(spec);
+  ASSERT_THAT(exit.status(), IsOk());
+  EXPECT_EQ(exit->exit_code, 1);
+  EXPECT_THAT(Slurp(log_), HasSubstr("Read-only file system"));
+  EXPECT_FALSE(std::filesystem::exists(RootfsEnvironment::Path() + "/newfile"));
+}
+
+TEST_F(LauncherTest, CapEffMatchesRequestedCapabilities) {
+  Spec spec = BaseSpec({"sh", "-c", "grep -E '^Cap(Eff|Bnd|Prm)' /proc/self/status"});
+  SetCapabilities({"CAP_CHOWN", "CAP_KILL", "CAP_NET_RAW"}, &spec.process);
+  absl::StatusOr<ExitInfo> exit = RunToExit(spec);
+  ASSERT_THAT(exit.status(), IsOk());
+  // CAP_CHOWN is bit 0, CAP_KILL bit 5, CAP_NET_RAW bit 13.
+  EXPECT_EQ(Stdout(),
+            "CapPrm:\t0000000000002021\nCapEff:\t0000000000002021\nCapBnd:\t0000000000002021\n");
+}
+
+TEST_F(LauncherTest, DefaultCapabilitiesForANonRootUser) {
+  Spec spec = BaseSpec({"sh", "-c", "grep -E '^Cap(Eff|Bnd)' /proc/self/status"});
+  spec.process.user = {1000, 1000, {}};
+  absl::StatusOr<ExitInfo> exit = RunToExit(spec);
+  ASSERT_THAT(exit.status(), IsOk());
+  // As with runc: a non-root user's exec clears the effective set (no ambient capabilities
+  // were asked for); the bounding set is containerd's 14 capabilities.
+  EXPECT_EQ(Stdout(), "CapEff:\t0000000000000000\nCapBnd:\t00000000a80425fb\n");
+}
+
+TEST_F(LauncherTest, RlimitsOomScoreSysctlsHostnameAndDevices) {
+  Spec spec = BaseSpec({"sh", "-c",
+                        "ulimit -n; cat /proc/self/oom_score_adj; hostname; "
+                        "cat /proc/sys/kernel/domainname; stat -c '%t,%T %a %u' /dev/extra; "
+                        "ls -d /dev/null /dev/zero /dev/full /dev/random /dev/urandom /dev/tty "
+                        "/dev/ptmx /dev/fd /dev/stdin | wc -l"});
+  spec.process.rlimits = {{"RLIMIT_NOFILE", 1024, 512}};
+  spec.process.oom_score_adj = 500;
+  spec.linux_spec.sysctl = {{"kernel.domainname", "example"}};
+  spec.linux_spec.devices = {{"/dev/extra", "c", 1, 3, 0600, 1000, 1000}};
+  absl::StatusOr<ExitInfo> exit = RunToExit(spec);
+  ASSERT_THAT(exit.status(), IsOk());
+  EXPECT_EQ(Stdout(), "512\n500\nbox\nexample\n1,3 600 1000\n9\n") << Slurp(log_);
+}
+
+TEST_F(LauncherTest, LowerOomScoreAdjIsAWarning) {
+  int own = 0;
+  ASSERT_TRUE(
+      absl::SimpleAtoi(absl::StripAsciiWhitespace(Slurp("/proc/self/oom_score_adj")), &own));
+  Spec spec = BaseSpec({"cat", "/proc/self/oom_score_adj"});
+  spec.process.oom_score_adj = own - 100;
+  absl::StatusOr<CreatedContainer> created = Create(spec);
+  ASSERT_THAT(created.status(), IsOk());
+  // Lowering needs CAP_SYS_RESOURCE, which this machine may not give: then a warning.
+  bool lowered = Slurp("/proc/self/status").find("CapEff:\t000001ffffffffff") != std::string::npos;
+  if (!lowered) {
+    EXPECT_THAT(created->warnings, ::testing::ElementsAre(HasSubstr("oom_score_adj")));
+  }
+  ASSERT_THAT(launcher_.Start(bundle_), IsOk());
+  ASSERT_THAT(launcher_.WaitExit(bundle_, absl::Seconds(10)).status(), IsOk());
+}
+
+TEST_F(LauncherTest, RuntimeDefaultSeccompRefusesUnshare) {
+  Spec spec = BaseSpec({"unshare", "-u", "true"});
+  // CAP_SYS_ADMIN so that only seccomp can refuse; the profile is the default one's.
+  SetCapabilities(AllCapabilities(), &spec.process);
+  spec.linux_spec.seccomp = RuntimeDefaultSeccomp(DefaultCapabilities());
+  absl::StatusOr<ExitInfo> exit = RunToExit(spec);
+  ASSERT_THAT(exit.status(), IsOk());
+  EXPECT_NE(exit->exit_code, 0);
+  EXPECT_THAT(Slurp(log_), HasSubstr("Operation not permitted"));
+}
+
+TEST_F(LauncherTest, UnconfinedAllowsUnshare) {
+  Spec spec = BaseSpec({"unshare", "-u", "true"});
+  SetCapabilities(AllCapabilities(), &spec.process);
+  absl::StatusOr<ExitInfo> exit = RunToExit(spec);
+  ASSERT_THAT(exit.status(), IsOk());
+  EXPECT_EQ(exit->exit_code, 0) << Slurp(log_);
+}
+
+TEST_F(LauncherTest, SeccompWithoutNoNewPrivs) {
+  Spec spec = BaseSpec({"sh", "-c", "echo ok; unshare -u true"});
+  SetCapabilities(AllCapabilities(), &spec.process);
+  spec.process.no_new_privileges = false;
+  spec.process.user = {1000, 1000, {}};
+  spec.linux_spec.seccomp = RuntimeDefaultSeccomp(DefaultCapabilities());
+  absl::StatusOr<ExitInfo> exit = RunToExit(spec);
+  ASSERT_THAT(exit.status(), IsOk());
+  EXPECT_NE(exit->exit_code, 0);
+  EXPECT_EQ(Stdout(), "ok\n");
+  EXPECT_THAT(Slurp(absl::StrCat(bundle_, "/config.json")),
+              HasSubstr("\"noNewPrivileges\": false"));
+}
+
+TEST_F(LauncherTest, MemoryLimitKillsAHogAndSaysOom) {
+  Spec spec = BaseSpec({"dd", "if=/dev/zero", "of=/dev/null", "bs=256M", "count=1"});
+  spec.linux_spec.resources.memory_limit = 32 << 20;
+  absl::StatusOr<ExitInfo> exit = RunToExit(spec);
+  ASSERT_THAT(exit.status(), IsOk());
+  EXPECT_TRUE(exit->oom_killed);
+  EXPECT_EQ(exit->signal, SIGKILL);
+  EXPECT_THAT(Slurp(bundle_ + "/exit"), HasSubstr("oom_killed 1"));
+}
+
+TEST_F(LauncherTest, OwnPidNamespace) {
+  absl::StatusOr<ExitInfo> exit = RunToExit(BaseSpec({"sh", "-c", "echo $$; ps -o pid,args"}));
+  ASSERT_THAT(exit.status(), IsOk());
+  std::string out = Stdout();
+  EXPECT_THAT(out, ::testing::StartsWith("1\n"));
+  EXPECT_THAT(out, MatchesRegex("(.|\n)*\n *1 [^\n]*sh -c(.|\n)*"));
+}
+
+// A process that holds new pid and net namespaces, as a pod's pause process would.
+class NamespaceHolder {
+ public:
+  NamespaceHolder() {
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::execlp("unshare", "unshare", "--pid", "--net", "--fork", "--kill-child", "sleep", "600",
+               nullptr);
+      _exit(127);
+    }
+    // The sleeping child of unshare is pid 1 of the new pid namespace.
+    for (int i = 0; i < 500 && sleeper_ == 0; ++i) {
+      std::string children = Slurp(absl::StrCat("/proc/", pid_, "/task/", pid_, "/children"));
+      int child = 0;
+      if (absl::SimpleAtoi(absl::StripAsciiWhitespace(children), &child)) {
+        // Wait until the child has exec'd sleep (its pid ns is final from the fork on).
+        if (Slurp(absl::StrCat("/proc/", child, "/cmdline")).rfind("sleep", 0) == 0) {
+          sleeper_ = child;
+        }
+      }
+      if (sleeper_ == 0) ::usleep(10000);
+    }
+  }
+  ~NamespaceHolder() {
+    ::kill(pid_, SIGKILL);
+    if (sleeper_ > 0) ::kill(sleeper_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+  std::string Ns(const char* type) const { return absl::StrCat("/proc/", sleeper_, "/ns/", type); }
+  int sleeper() const { return sleeper_; }
+
+ private:
+  int pid_ = 0;
+  int sleeper_ = 0;
+};
+
+TEST_F(LauncherTest, JoinsAnotherProcesssPidAndNetNamespaces) {
+  NamespaceHolder holder;
+  ASSERT_GT(holder.sleeper(), 0);
+  Spec spec = BaseSpec({"sh", "-c", "echo $$; ps -o pid,args; readlink /proc/self/ns/net"});
+  spec.linux_spec.namespaces = {{"pid", holder.Ns("pid")},
+                                {"network", holder.Ns("net")},
+                                {"mount", ""},
+                                {"uts", ""},
+                                {"ipc", ""}};
+  absl::StatusOr<ExitInfo> exit = RunToExit(spec);
+  ASSERT_THAT(exit.status(), IsOk());
+  std::string out = Stdout();
+  EXPECT_THAT(out, ::testing::Not(::testing::StartsWith("1\n")));
+  EXPECT_THAT(out, MatchesRegex("(.|\n)*\n *1 sleep 600\n(.|\n)*"));
+  char link[64] = {};
+  ASSERT_GT(::readlink(holder.Ns("net").c_str(), link, sizeof(link) - 1), 0);
+  EXPECT_THAT(out, HasSubstr(link));
+}
+
+TEST_F(LauncherTest, MonitorSurvivesTheDeathOfItsParent) {
+  Spec spec = BaseSpec({"sleep", "1000"});
+  ASSERT_THAT(WriteFileAtomic(bundle_ + "/config.json", SpecToJson(spec)), IsOk());
+  int report[2];
+  ASSERT_EQ(::pipe(report), 0);
+  // A stand-in for cribd: it creates and starts the container, then dies by SIGKILL.
+  pid_t parent = ::fork();
+  if (parent == 0) {
+    ::close(report[0]);
+    absl::StatusOr<CreatedContainer> created = launcher_.Create(id_, bundle_, log_);
+    int pids[2] = {0, 0};
+    if (created.ok() && launcher_.Start(bundle_).ok()) {
+      pids[0] = created->monitor_pid;
+      pids[1] = created->init_pid;
+    }
+    (void)!::write(report[1], pids, sizeof(pids));
+    ::pause();
+    _exit(0);
+  }
+  ::close(report[1]);
+  int pids[2] = {0, 0};
+  ASSERT_EQ(::read(report[0], pids, sizeof(pids)), static_cast<ssize_t>(sizeof(pids)));
+  ::close(report[0]);
+  pids_.assign(pids, pids + 2);
+  ASSERT_GT(pids[0], 0);
+  ::kill(parent, SIGKILL);
+  ::waitpid(parent, nullptr, 0);
+  ::usleep(100000);
+  EXPECT_TRUE(Alive(pids[0]));
+  EXPECT_TRUE(Alive(pids[1]));
+  // Its own session: nothing sent to the old parent's group or session reaches it.
+  EXPECT_EQ(::getsid(pids[0]), pids[0]);
+  absl::StatusOr<ContainerStatus> status = launcher_.Status(bundle_);
+  ASSERT_THAT(status.status(), IsOk());
+  EXPECT_EQ(status->state, ContainerState::kRunning);
+  ASSERT_THAT(launcher_.Kill(bundle_, SIGKILL), IsOk());
+  absl::StatusOr<ExitInfo> exit = launcher_.WaitExit(bundle_, absl::Seconds(10));
+  ASSERT_THAT(exit.status(), IsOk());
+  EXPECT_EQ(exit->signal, SIGKILL);
+}
+
+TEST_F(LauncherTest, ExecOutputExitCodeAndTimeout) {
+  ASSERT_THAT(Create(BaseSpec({"sleep", "1000"})).status(), IsOk());
+  ASSERT_THAT(launcher_.Start(bundle_), IsOk());
+  ExecOptions options;
+  options.args = {"sh", "-c", "echo out $$; hostname; echo err >&2; exit 7"};
+  absl::StatusOr<ExecResult> result = launcher_.Exec(bundle_, options);
+  ASSERT_THAT(result.status(), IsOk());
+  EXPECT_EQ(result->exit_code, 7);
+  // In the container's pid and uts namespaces: a small pid, the container's hostname.
+  EXPECT_THAT(result->stdout_data, MatchesRegex("out [0-9]+\nbox\n"));
+  EXPECT_EQ(result->stderr_data, "err\n");
+
+  options.args = {"sh", "-c", "grep ^CapEff /proc/self/status; cat /proc/1/cmdline"};
+  result = launcher_.Exec(bundle_, options);
+  ASSERT_THAT(result.status(), IsOk());
+  EXPECT_EQ(result->stdout_data, std::string("CapEff:\t00000000a80425fb\nsleep\0"
+                                             "1000\0",
+                                             36));
+
+  options.args = {"head", "-c", "100000", "/dev/zero"};
+  options.max_output = 1000;
+  result = launcher_.Exec(bundle_, options);
+  ASSERT_THAT(result.status(), IsOk());
+  EXPECT_EQ(result->stdout_data.size(), 1000u);
+
+  options.args = {"sleep", "30"};
+  options.timeout = absl::Milliseconds(300);
+  absl::Time start = absl::Now();
+  EXPECT_THAT(launcher_.Exec(bundle_, options),
+              StatusIs(absl::StatusCode::kDeadlineExceeded, HasSubstr("timed out")));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  // The timed-out process was killed: only the init is left in the container.
+  std::string procs = Slurp(absl::StrCat("/sys/fs/cgroup/pids", cgroup_path_, "/cgroup.procs"));
+  EXPECT_EQ(procs, absl::StrCat(pids_[1], "\n"));
+
+  options.args = {"/bin/nope"};
+  options.timeout = absl::ZeroDuration();
+  EXPECT_THAT(launcher_.Exec(bundle_, options),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("exec \"/bin/nope\": no such file or directory")));
+}
+
+TEST_F(LauncherTest, MaskedAndReadonlyPaths) {
+  // Both have content on the host.
+  ASSERT_NE(Slurp("/proc/timer_list"), "");
+  ASSERT_TRUE(std::filesystem::exists("/sys/firmware/acpi"));
+  Spec spec = BaseSpec({"sh", "-c",
+                        "wc -c < /proc/timer_list; ls /sys/firmware | wc -l; "
+                        "echo 1 > /proc/sys/kernel/domainname && echo writable"});
+  SetCapabilities(AllCapabilities(), &spec.process);
+  absl::StatusOr<ExitInfo> exit = RunToExit(spec);
+  ASSERT_THAT(exit.status(), IsOk());
+  EXPECT_EQ(Stdout(), "0\n0\n") << Slurp(log_);
+  EXPECT_THAT(Slurp(log_), HasSubstr("Read-only file system"));
+}
+
+TEST_F(LauncherTest, BindMountsReadonlyAndWritable) {
+  TempDir host;
+  std::ofstream(host.path() + "/in") << "from host\n";
+  Spec spec = BaseSpec({"sh", "-c",
+                        "cat /ro/in; touch /ro/x || echo refused; echo hi > /rw/out; "
+                        "grep -E ' /(ro|rw) ' /proc/self/mountinfo | cut -d' ' -f5,6"});
+  spec.mounts.push_back({"/ro", "bind", host.path(), {"rbind", "ro", "rprivate"}});
+  spec.mounts.push_back({"/rw", "bind", host.path(), {"rbind", "rw"}});
+  absl::StatusOr<ExitInfo> exit = RunToExit(spec);
+  ASSERT_THAT(exit.status(), IsOk());
+  EXPECT_THAT(Stdout(), MatchesRegex("from host\nrefused\n/ro ro,[a-z,]*\n/rw rw,[a-z,]*\n"));
+  EXPECT_EQ(Slurp(host.path() + "/out"), "hi\n");
+  EXPECT_FALSE(std::filesystem::exists(host.path() + "/x"));
+}
+
+TEST_F(LauncherTest, CgroupFilesShowTheLimits) {
+  Spec spec = BaseSpec({"sleep", "1000"});
+  Resources& r = spec.linux_spec.resources;
+  r.cpu_shares = 512;
+  r.cpu_quota = 50000;
+  r.cpu_period = 100000;
+  r.cpuset_cpus = "0";
+  r.memory_limit = 64 << 20;
+  r.pids_limit = 100;
+  ASSERT_THAT(Create(spec).status(), IsOk());
+  ASSERT_THAT(launcher_.Start(bundle_), IsOk());
+  std::string base = "/sys/fs/cgroup/";
+  EXPECT_EQ(Slurp(base + "cpu" + cgroup_path_ + "/cpu.shares"), "512\n");
+  EXPECT_EQ(Slurp(base + "cpu" + cgroup_path_ + "/cpu.cfs_quota_us"), "50000\n");
+  EXPECT_EQ(Slurp(base + "cpu" + cgroup_path_ + "/cpu.cfs_period_us"), "100000\n");
+  EXPECT_EQ(Slurp(base + "cpuset" + cgroup_path_ + "/cpuset.cpus"), "0\n");
+  EXPECT_EQ(Slurp(base + "memory" + cgroup_path_ + "/memory.limit_in_bytes"),
+            absl::StrCat(64 << 20, "\n"));
+  EXPECT_EQ(Slurp(base + "pids" + cgroup_path_ + "/pids.max"), "100\n");
+  // The init is in the container's cgroup in every hierarchy, the monitor is not.
+  for (const char* h : {"cpu", "cpuset", "memory", "pids"}) {
+    EXPECT_EQ(Slurp(base + h + cgroup_path_ + "/cgroup.procs"), absl::StrCat(pids_[1], "\n")) << h;
+  }
+}
+
+TEST_F(LauncherTest, MissingBinaryIsAClearStartError) {
+  ASSERT_THAT(Create(BaseSpec({"/bin/nope"})).status(), IsOk());
+  EXPECT_THAT(launcher_.Start(bundle_),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("exec \"/bin/nope\": no such file or directory")));
+  absl::StatusOr<ExitInfo> exit = launcher_.WaitExit(bundle_, absl::Seconds(10));
+  ASSERT_THAT(exit.status(), IsOk());
+  EXPECT_NE(exit->exit_code, 0);
+}
+
+TEST_F(LauncherTest, CommandNotInPathIsAClearStartError) {
+  ASSERT_THAT(Create(BaseSpec({"nope"})).status(), IsOk());
+  EXPECT_THAT(launcher_.Start(bundle_), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                                 HasSubstr("exec \"nope\": no such file")));
+}
+
+TEST_F(LauncherTest, SetupFailureLeavesNothing) {
+  Spec spec = BaseSpec({"true"});
+  spec.mounts.push_back({"/data", "bind", "/nonexistent/crib/source", {"rbind"}});
+  EXPECT_THAT(Create(spec), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                     HasSubstr("/nonexistent/crib/source")));
+  spec.mounts.pop_back();
+  spec.process.cwd = "/no/such/dir";
+  EXPECT_THAT(Create(spec),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("chdir to cwd /no/such/dir: no such file or directory")));
+  // TearDown checks that no cgroup, mount or process is left.
+}
+
+bool WaitFor(const std::function<bool()>& done) {
+  for (int i = 0; i < 1000; ++i) {
+    if (done()) return true;
+    ::usleep(10000);
+  }
+  return false;
+}
+
+TEST_F(LauncherTest, ReopenLogAfterRotation) {
+  std::string go = absl::StrCat("/tmp/", id_, "-go");
+  std::string host_go = RootfsEnvironment::Path() + go;
+  absl::Cleanup remove_go = [&] { std::filesystem::remove(host_go); };
+  ASSERT_THAT(Create(BaseSpec({"sh", "-c",
+                               absl::StrCat("echo one; while [ ! -e ", go,
+                                            " ]; do sleep 0.02; done; echo two; sleep 1000")}))
+                  .status(),
+              IsOk());
+  ASSERT_THAT(launcher_.Start(bundle_), IsOk());
+  ASSERT_TRUE(WaitFor([&] { return Slurp(log_).find("one") != std::string::npos; }));
+  ASSERT_EQ(::rename(log_.c_str(), (log_ + ".1").c_str()), 0);
+  ASSERT_THAT(launcher_.ReopenLog(bundle_), IsOk());
+  std::ofstream(host_go) << "";
+  ASSERT_TRUE(WaitFor([&] { return Slurp(log_).find("two") != std::string::npos; }));
+  EXPECT_THAT(LogRecords(log_), ::testing::ElementsAre("stdout F two"));
+  EXPECT_THAT(LogRecords(log_ + ".1"), ::testing::ElementsAre("stdout F one"));
+  EXPECT_THAT(launcher_.Resize(bundle_, 24, 80),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("no terminal")));
+}
+
+TEST_F(LauncherTest, TerminalContainer) {
+  Spec spec = BaseSpec({"sh", "-c", "tty; stty size"});
+  spec.process.terminal = true;
+  absl::StatusOr<ExitInfo> exit = RunToExit(spec);
+  ASSERT_THAT(exit.status(), IsOk());
+  EXPECT_EQ(exit->exit_code, 0) << Slurp(log_);
+  EXPECT_THAT(Slurp(log_), HasSubstr("stdout F /dev/pts/0\r"));
+}
+
+TEST_F(LauncherTest, MonitorIsSmallAndLinksNoHeavyLibrary) {
+  std::string dynamic = Shell(absl::StrCat("readelf -d ", CRIB_MONITOR_PATH, " 2>&1"));
+  for (const char* lib : {"grpc", "protobuf", "spdlog", "absl", "stdc++"}) {
+    EXPECT_THAT(dynamic, ::testing::Not(HasSubstr(lib)));
+  }
+  absl::StatusOr<CreatedContainer> created = Create(BaseSpec({"sleep", "1000"}));
+  ASSERT_THAT(created.status(), IsOk());
+  ASSERT_THAT(launcher_.Start(bundle_), IsOk());
+  ExecOptions options;
+  options.args = {"true"};
+  ASSERT_THAT(launcher_.Exec(bundle_, options).status(), IsOk());  // the monitor's busiest path
+  std::string status = Slurp(absl::StrCat("/proc/", created->monitor_pid, "/status"));
+  size_t at = status.find("VmRSS:");
+  ASSERT_NE(at, std::string::npos);
+  int64_t rss_kib = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(
+      absl::StripAsciiWhitespace(absl::StripSuffix(
+          absl::StripAsciiWhitespace(status.substr(at + 6, status.find('\n', at) - at - 6)), "kB")),
+      &rss_kib));
+  std::printf("crib-monitor RSS: %lld KiB\n", static_cast<long long>(rss_kib));
+  EXPECT_GT(rss_kib, 0);
+}
+
+}  // namespace
+}  // namespace crib::runtime
