@@ -21,6 +21,7 @@
 #include "cribd/flags.h"
 #include "cribd/instance_lock.h"
 #include "cribd/socket_path.h"
+#include "image/image_store.h"
 #include "network/backend.h"
 #include "server/image_service.h"
 #include "server/interceptor.h"
@@ -60,7 +61,10 @@ absl::Status Serve(const Config& config, const sigset_t& stop_signals) {
                    store::Store::Open(absl::StrCat(config.root_dir, "/metadata.db")));
   std::unique_ptr<network::NetworkBackend> network = network::MakeNetworkBackend(config, *store);
 
-  server::Dependencies deps{config, *network, *store};
+  ASSIGN_OR_RETURN(std::unique_ptr<image::ImageStore> images,
+                   image::ImageStore::Open(config, *store));
+
+  server::Dependencies deps{config, *network, *store, *images};
   server::RuntimeService runtime_service(deps);
   server::ImageService image_service(deps);
 

@@ -4,6 +4,7 @@
 
 #include "api/cri/api.grpc.pb.h"
 #include "config/config.h"
+#include "image/image_store.h"
 #include "network/backend.h"
 #include "store/store.h"
 
@@ -15,6 +16,7 @@ struct Dependencies {
   const Config& config;
   network::NetworkBackend& network;
   store::Store& store;
+  image::ImageStore& images;
 };
 
 }  // namespace crib::server
