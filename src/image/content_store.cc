@@ -71,20 +71,20 @@ std::string ContentStore::BlobPath(absl::string_view digest) const {
 }
 
 bool ContentStore::Has(absl::string_view digest) const {
-  if (!ValidateDigest(digest).ok()) return false;
+  if (!ValidateSha256(digest).ok()) return false;
   struct stat st;
   return ::stat(BlobPath(digest).c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
 absl::StatusOr<std::string> ContentStore::Read(absl::string_view digest) const {
-  RETURN_IF_ERROR(ValidateDigest(digest));
+  RETURN_IF_ERROR(ValidateSha256(digest));
   absl::StatusOr<std::string> bytes = ReadFile(BlobPath(digest));
   if (!bytes.ok()) return Annotate(bytes.status(), absl::StrCat("read blob ", digest));
   return bytes;
 }
 
 absl::StatusOr<UniqueFd> ContentStore::Open(absl::string_view digest) const {
-  RETURN_IF_ERROR(ValidateDigest(digest));
+  RETURN_IF_ERROR(ValidateSha256(digest));
   const std::string path = BlobPath(digest);
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return ErrnoStatus(errno, absl::StrCat("open blob ", path));
@@ -93,7 +93,7 @@ absl::StatusOr<UniqueFd> ContentStore::Open(absl::string_view digest) const {
 
 absl::StatusOr<std::unique_ptr<BlobWriter>> ContentStore::NewWriter(absl::string_view digest,
                                                                     int64_t size) {
-  RETURN_IF_ERROR(ValidateDigest(digest));
+  RETURN_IF_ERROR(ValidateSha256(digest));
   std::string temp = absl::StrCat(dir_, "/ingest/", DigestHex(digest), "-XXXXXX");
   UniqueFd fd(::mkostemp(temp.data(), O_CLOEXEC));
   if (!fd) return ErrnoStatus(errno, absl::StrCat("create ", temp));
@@ -110,7 +110,7 @@ absl::Status ContentStore::Put(absl::string_view digest, absl::string_view bytes
 }
 
 absl::Status ContentStore::Delete(absl::string_view digest) {
-  RETURN_IF_ERROR(ValidateDigest(digest));
+  RETURN_IF_ERROR(ValidateSha256(digest));
   const std::string path = BlobPath(digest);
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
     return ErrnoStatus(errno, absl::StrCat("remove blob ", path));
@@ -125,7 +125,7 @@ absl::StatusOr<std::vector<std::string>> ContentStore::List() const {
   std::vector<std::string> out;
   while (struct dirent* e = ::readdir(d)) {
     std::string digest = absl::StrCat(kSha256Prefix, e->d_name);
-    if (ValidateDigest(digest).ok()) out.push_back(std::move(digest));
+    if (ValidateSha256(digest).ok()) out.push_back(std::move(digest));
   }
   ::closedir(d);
   std::sort(out.begin(), out.end());

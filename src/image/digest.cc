@@ -9,7 +9,7 @@
 
 namespace crib::image {
 
-absl::Status ValidateDigest(absl::string_view digest) {
+absl::Status ValidateSha256(absl::string_view digest) {
   if (!absl::StartsWith(digest, kSha256Prefix)) {
     return absl::InvalidArgumentError(
         absl::StrCat("invalid digest \"", digest, "\": want sha256:<64 hex digits>"));

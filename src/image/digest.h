@@ -14,7 +14,7 @@ inline constexpr absl::string_view kSha256Prefix = "sha256:";
 
 // OK for "sha256:" followed by exactly 64 lowercase hex digits; InvalidArgument naming
 // `digest` otherwise (other algorithms are refused: crib verifies only sha256).
-absl::Status ValidateDigest(absl::string_view digest);
+absl::Status ValidateSha256(absl::string_view digest);
 
 // The hex part of a valid digest.
 absl::string_view DigestHex(absl::string_view digest);

@@ -64,7 +64,7 @@ std::string NormalizeImageName(absl::string_view ref) {
   if (const size_t at = name.find('@'); at != std::string::npos) {
     digest = name.substr(at + 1);
     name.resize(at);
-    if (!ValidateDigest(digest).ok()) return "";
+    if (!ValidateSha256(digest).ok()) return "";
   }
   std::string tag;
   const size_t slash = name.rfind('/');
@@ -179,7 +179,7 @@ absl::StatusOr<std::pair<store::ImageRecord, std::string>> ImageStore::Find(absl
   // A full id, or a bare hex id as crictl prints it.
   std::string id(ref);
   if (!absl::StartsWith(id, kSha256Prefix) && id.size() == 64) id = absl::StrCat(kSha256Prefix, id);
-  if (ValidateDigest(id).ok()) {
+  if (ValidateSha256(id).ok()) {
     absl::StatusOr<store::ImageRecord> record = store_.GetImage(id);
     if (record.ok()) return std::make_pair(*std::move(record), std::string());
     if (!absl::IsNotFound(record.status())) return record.status();

@@ -51,14 +51,14 @@ TEST(DigestTest, Sha256OfKnownText) {
 }
 
 TEST(DigestTest, Validation) {
-  EXPECT_THAT(ValidateDigest(kHelloDigest), IsOk());
-  EXPECT_THAT(ValidateDigest("sha512:abcd"),
+  EXPECT_THAT(ValidateSha256(kHelloDigest), IsOk());
+  EXPECT_THAT(ValidateSha256("sha512:abcd"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("sha512:abcd")));
-  EXPECT_THAT(ValidateDigest("sha256:abc"),
+  EXPECT_THAT(ValidateSha256("sha256:abc"),
               StatusIs(absl::StatusCode::kInvalidArgument, ::testing::_));
   std::string upper = kHelloDigest;
   upper[10] = 'F';
-  EXPECT_THAT(ValidateDigest(upper), StatusIs(absl::StatusCode::kInvalidArgument, ::testing::_));
+  EXPECT_THAT(ValidateSha256(upper), StatusIs(absl::StatusCode::kInvalidArgument, ::testing::_));
   EXPECT_EQ(DigestHex(kHelloDigest), std::string(kHelloDigest).substr(7));
 }
 
