@@ -1,0 +1,10 @@
+# registry side: reference parsing, the registry fixture and test images, the registry client.
+add_library(crib_registry_fixture STATIC support/registry.cc)
+target_include_directories(crib_registry_fixture PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})
+target_link_libraries(crib_registry_fixture PUBLIC absl::status absl::statusor absl::strings
+                      absl::time Threads::Threads PRIVATE nlohmann_json::nlohmann_json)
+target_compile_definitions(crib_registry_fixture PRIVATE CRIB_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
+target_compile_options(crib_registry_fixture PRIVATE ${CRIB_WARNINGS})
+crib_unit_test(reference_test crib::image_registry)
+crib_integration_test(registry_fixture_test crib_registry_fixture)
+# end registry side
