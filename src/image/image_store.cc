@@ -20,6 +20,7 @@
 #include "common/status_macros.h"
 #include "image/digest.h"
 #include "image/fs_util.h"
+#include "image/reference.h"
 #include "nlohmann/json.hpp"
 
 namespace crib::image {
@@ -55,38 +56,10 @@ void SplitUser(Image& image) {
 }  // namespace
 
 std::string NormalizeImageName(absl::string_view ref) {
-  if (ref.empty() || absl::StrContains(ref, "://") || ref.front() == '/' ||
-      absl::StrContains(ref, " ")) {
-    return "";
-  }
-  std::string name(ref);
-  std::string digest;
-  if (const size_t at = name.find('@'); at != std::string::npos) {
-    digest = name.substr(at + 1);
-    name.resize(at);
-    if (!ValidateSha256(digest).ok()) return "";
-  }
-  std::string tag;
-  const size_t slash = name.rfind('/');
-  if (const size_t colon = name.rfind(':');
-      colon != std::string::npos && (slash == std::string::npos || colon > slash)) {
-    tag = name.substr(colon + 1);
-    name.resize(colon);
-    if (tag.empty()) return "";
-  }
-  if (name.empty()) return "";
-  const size_t first_slash = name.find('/');
-  const std::string first = name.substr(0, first_slash);
-  const bool has_domain =
-      first_slash != std::string::npos &&
-      (absl::StrContains(first, ".") || absl::StrContains(first, ":") || first == "localhost");
-  if (!has_domain) {
-    name = first_slash == std::string::npos ? absl::StrCat("docker.io/library/", name)
-                                            : absl::StrCat("docker.io/", name);
-  }
-  if (absl::AsciiStrToLower(name.substr(name.find('/'))) != name.substr(name.find('/'))) return "";
-  if (!digest.empty()) return absl::StrCat(name, "@", digest);
-  return absl::StrCat(name, ":", tag.empty() ? "latest" : tag);
+  absl::StatusOr<Reference> parsed = ParseReference(ref);
+  if (!parsed.ok()) return "";
+  if (!parsed->digest.empty()) return absl::StrCat(parsed->Name(), "@", parsed->digest);
+  return absl::StrCat(parsed->Name(), ":", parsed->tag);
 }
 
 ImageStore::ImageStore(const Config& config, store::Store& store,
