@@ -54,14 +54,14 @@ constexpr char kOpaqueXattr[] = "trusted.overlay.opaque";
 // components are refused, never rewritten, as containerd does.
 absl::StatusOr<std::string> CleanName(absl::string_view name) {
   if (absl::StartsWith(name, "/")) {
-    return absl::PermissionDeniedError(
+    return absl::InvalidArgumentError(
         absl::StrCat("refused tar entry \"", name, "\": absolute path"));
   }
   std::vector<absl::string_view> parts;
   for (absl::string_view part : absl::StrSplit(name, '/', absl::SkipEmpty())) {
     if (part == ".") continue;
     if (part == "..") {
-      return absl::PermissionDeniedError(
+      return absl::InvalidArgumentError(
           absl::StrCat("refused tar entry \"", name, "\": \"..\" in the path"));
     }
     parts.push_back(part);
@@ -89,7 +89,7 @@ int OpenBeneath(int root, const std::string& path, int flags) {
 
 absl::Status ResolveError(int err, const std::string& path) {
   if (err == EXDEV || err == ELOOP) {
-    return absl::PermissionDeniedError(absl::StrCat(
+    return absl::InvalidArgumentError(absl::StrCat(
         "refused tar entry \"", path, "\": it resolves outside the layer through a symlink"));
   }
   return ErrnoStatus(err, absl::StrCat("open ", path, " in the layer"));
@@ -191,7 +191,7 @@ absl::Status Extractor::Whiteout(const std::string& parent, const std::string& b
   if (absl::StartsWith(base, ".wh..wh.")) return absl::OkStatus();  // aufs metadata
   const std::string target = base.substr(kWhiteoutPrefix.size());
   if (target.empty() || target == "." || target == "..") {
-    return absl::PermissionDeniedError(absl::StrCat("refused whiteout \"", name, "\""));
+    return absl::InvalidArgumentError(absl::StrCat("refused whiteout \"", name, "\""));
   }
   struct stat st;
   if (::fstatat(dir, target.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
