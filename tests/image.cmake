@@ -7,6 +7,7 @@ target_compile_definitions(crib_registry_fixture PRIVATE CRIB_SOURCE_DIR="${CMAK
 target_compile_options(crib_registry_fixture PRIVATE ${CRIB_WARNINGS})
 crib_unit_test(reference_test crib::image_registry)
 crib_integration_test(registry_fixture_test crib_registry_fixture)
+crib_integration_test(registry_client_test crib::image_registry crib_registry_fixture)
 # end registry side
 
 # store side: content store, unpack, image store, and the ImageService through cribd.
