@@ -21,4 +21,5 @@ find_package(ZLIB REQUIRED)
 target_link_libraries(image_unpack_test PRIVATE PkgConfig::TEST_LIBARCHIVE PkgConfig::TEST_ZSTD
                       ZLIB::ZLIB)
 crib_integration_test(image_test)
+crib_integration_test(image_pull_test crib::image crib_registry_fixture)
 # end store side

@@ -83,7 +83,7 @@ absl::StatusOr<std::string> ContentStore::Read(absl::string_view digest) const {
   return bytes;
 }
 
-absl::StatusOr<UniqueFd> ContentStore::Open(absl::string_view digest) const {
+absl::StatusOr<UniqueFd> ContentStore::OpenBlob(absl::string_view digest) const {
   RETURN_IF_ERROR(ValidateSha256(digest));
   const std::string path = BlobPath(digest);
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));

@@ -67,7 +67,7 @@ class ContentStore {
   // The whole blob: for manifests and configs, never for layers.
   absl::StatusOr<std::string> Read(absl::string_view digest) const;
   // A descriptor to stream a blob from.
-  absl::StatusOr<UniqueFd> Open(absl::string_view digest) const;
+  absl::StatusOr<UniqueFd> OpenBlob(absl::string_view digest) const;
   // `size` -1 when unknown. InvalidArgument for a malformed digest.
   absl::StatusOr<std::unique_ptr<BlobWriter>> NewWriter(absl::string_view digest,
                                                         int64_t size = -1);

@@ -67,7 +67,8 @@ ImageStore::ImageStore(const Config& config, store::Store& store,
     : config_(config),
       store_(store),
       content_(std::move(content)),
-      snapshots_dir_(absl::StrCat(config.root_dir, "/snapshots")) {}
+      snapshots_dir_(absl::StrCat(config.root_dir, "/snapshots")),
+      client_(std::make_unique<registry::Client>(config)) {}
 
 ImageStore::~ImageStore() = default;
 

@@ -7,6 +7,7 @@
 // Knows nothing of gRPC or CRI types: the server translates.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -22,6 +23,8 @@
 #include "absl/synchronization/mutex.h"
 #include "config/config.h"
 #include "image/content_store.h"
+#include "image/reference.h"
+#include "image/registry/client.h"
 #include "store/store.h"
 
 namespace crib::image {
@@ -74,6 +77,11 @@ class ImageStore {
   absl::Status Remove(absl::string_view ref);
   absl::StatusOr<StoreUsage> FsInfo();
 
+  // Pulls `ref` (pull.cc): resolves it, fetches and unpacks the layers the store lacks and
+  // records the image under its tag and repo digest. Returns the image id. A failed or
+  // cancelled pull (options.cancelled) leaves no blob or snapshot it added behind.
+  absl::StatusOr<std::string> Pull(absl::string_view ref, const registry::PullOptions& options);
+
   // Where a snapshot's files are: the overlay lower directory for `chain_id`.
   std::string SnapshotPath(absl::string_view chain_id) const;
   void SetSnapshotInUse(SnapshotInUse in_use) ABSL_LOCKS_EXCLUDED(mu_);
@@ -107,6 +115,15 @@ class ImageStore {
   absl::Status Collect(const Image& removed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(gc_mu_);
   bool Held(const std::string& key) ABSL_LOCKS_EXCLUDED(mu_);
 
+  struct InFlight;
+  // Makes the layer's blob and snapshot present, sharing a download in progress.
+  absl::Status EnsureLayer(const Reference& ref, const registry::Descriptor& layer,
+                           const std::string& diff_id, const std::string& chain_id,
+                           const registry::PullOptions& options);
+  absl::Status FetchLayer(const Reference& ref, const registry::Descriptor& layer,
+                          const std::string& diff_id, const std::string& chain_id,
+                          const registry::PullOptions& options);
+
   const Config& config_;
   store::Store& store_;
   std::unique_ptr<ContentStore> content_;
@@ -118,6 +135,11 @@ class ImageStore {
   absl::Mutex mu_;
   std::map<std::string, int> leases_ ABSL_GUARDED_BY(mu_);  // digests and chain ids
   SnapshotInUse in_use_ ABSL_GUARDED_BY(mu_);
+
+  std::unique_ptr<registry::Client> client_;
+  absl::Mutex inflight_mu_;
+  std::map<std::string, std::shared_ptr<InFlight>> inflight_ ABSL_GUARDED_BY(inflight_mu_);
+  std::atomic<uint64_t> temp_counter_{0};
 };
 
 // The names an image may be looked up by: "busybox" is "docker.io/library/busybox:latest".

@@ -31,6 +31,24 @@ void ToCri(const image::FsUsage& usage, cri::FilesystemUsage& out) {
 
 }  // namespace
 
+grpc::Status ImageService::PullImage(grpc::ServerContext* context,
+                                     const cri::PullImageRequest* request,
+                                     cri::PullImageResponse* response) {
+  image::registry::PullOptions options;
+  const cri::AuthConfig& auth = request->auth();
+  options.credentials.username = auth.username();
+  options.credentials.password = auth.password();
+  options.credentials.auth = auth.auth();
+  options.credentials.identity_token = auth.identity_token();
+  options.credentials.registry_token = auth.registry_token();
+  // A client deadline or cancel stops the pull.
+  options.cancelled = [context] { return context->IsCancelled(); };
+  absl::StatusOr<std::string> id = deps_.images.Pull(request->image().image(), options);
+  if (!id.ok()) return ToGrpcStatus(id.status());
+  response->set_image_ref(*id);
+  return grpc::Status::OK;
+}
+
 grpc::Status ImageService::ListImages(grpc::ServerContext*, const cri::ListImagesRequest* request,
                                       cri::ListImagesResponse* response) {
   absl::StatusOr<std::vector<image::Image>> images =

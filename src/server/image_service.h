@@ -10,6 +10,8 @@ class ImageService final : public cri::ImageService::Service {
  public:
   explicit ImageService(Dependencies deps) : deps_(deps) {}
 
+  grpc::Status PullImage(grpc::ServerContext* context, const cri::PullImageRequest* request,
+                         cri::PullImageResponse* response) override;
   grpc::Status ListImages(grpc::ServerContext* context, const cri::ListImagesRequest* request,
                           cri::ListImagesResponse* response) override;
   grpc::Status ImageStatus(grpc::ServerContext* context, const cri::ImageStatusRequest* request,

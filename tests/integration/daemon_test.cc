@@ -144,10 +144,11 @@ TEST_F(DaemonTest, UnimplementedRpcsNameThemselves) {
                                                         cri::RunPodSandboxRequest(), &run);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
   EXPECT_THAT(status.error_message(), HasSubstr("RunPodSandbox"));
-  cri::PullImageResponse pull;
-  status = cribd->Image()->PullImage(ContextWithDeadline().get(), cri::PullImageRequest(), &pull);
+  cri::CreateContainerResponse create;
+  status = cribd->Runtime()->CreateContainer(ContextWithDeadline().get(),
+                                             cri::CreateContainerRequest(), &create);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_THAT(status.error_message(), HasSubstr("PullImage"));
+  EXPECT_THAT(status.error_message(), HasSubstr("CreateContainer"));
   // A server-streaming RPC answers the same way.
   grpc::ClientContext context;
   auto events = cribd->Runtime()->GetContainerEvents(&context, cri::GetEventsRequest());
