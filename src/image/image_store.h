@@ -116,6 +116,7 @@ class ImageStore {
   bool Held(const std::string& key) ABSL_LOCKS_EXCLUDED(mu_);
 
   struct InFlight;
+  absl::StatusOr<std::string> DoPull(absl::string_view ref, const registry::PullOptions& options);
   // Makes the layer's blob and snapshot present, sharing a download in progress.
   absl::Status EnsureLayer(const Reference& ref, const registry::Descriptor& layer,
                            const std::string& diff_id, const std::string& chain_id,

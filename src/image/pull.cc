@@ -89,6 +89,13 @@ struct ImageStore::InFlight {
 
 absl::StatusOr<std::string> ImageStore::Pull(absl::string_view text,
                                              const registry::PullOptions& options) {
+  absl::StatusOr<std::string> id = DoPull(text, options);
+  if (!id.ok()) spdlog::warn("{}", id.status().message());
+  return id;
+}
+
+absl::StatusOr<std::string> ImageStore::DoPull(absl::string_view text,
+                                               const registry::PullOptions& options) {
   const absl::Time start = absl::Now();
   ASSIGN_OR_RETURN(const Reference ref, ParseReference(text));
   const std::string what = absl::StrCat("pull image ", ref.String());

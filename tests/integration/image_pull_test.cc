@@ -357,6 +357,44 @@ TEST_F(ImagePullTest, ConnectionDroppedMidBlobStoresNothing) {
   EXPECT_EQ(StoreTree(), before);
 }
 
+TEST_F(ImagePullTest, ClientDeadlineCancelsThePullAndLeavesNothing) {
+  // Serves busybox:latest but stalls half-way through the layer.
+  const TestImage& busybox = images_->at("busybox:latest");
+  const std::string manifest = *ReadFile(RegistryBlobPath(*registry_, busybox.digest));
+  const std::string config = *ReadFile(RegistryBlobPath(*registry_, busybox.config));
+  const std::string layer = *ReadFile(RegistryBlobPath(*registry_, busybox.layers[0]));
+  ScriptedHttpServer server([&](const HttpRequest& request, HttpConnection& connection) {
+    if (request.method == "HEAD") {
+      connection.Respond(404, "");
+    } else if (request.target == "/v2/" || request.target == "/v2") {
+      connection.Respond(200, "{}", {{"Content-Type", "application/json"}});
+    } else if (absl::StrContains(request.target, "/manifests/")) {
+      connection.Respond(
+          200, manifest,
+          {{"Content-Type", busybox.media_type}, {"Docker-Content-Digest", busybox.digest}});
+    } else if (absl::StrContains(request.target, busybox.config)) {
+      connection.Respond(200, config, {{"Content-Type", "application/octet-stream"}});
+    } else if (absl::StrContains(request.target, busybox.layers[0])) {
+      connection.Write(absl::StrCat("HTTP/1.1 200 OK\r\nContent-Length: ", layer.size(),
+                                    "\r\nContent-Type: application/octet-stream\r\n\r\n"));
+      connection.Write(absl::string_view(layer).substr(0, layer.size() / 2));
+      connection.Stall(absl::Seconds(20));
+    } else {
+      connection.Respond(404, "");
+    }
+  });
+  const std::set<std::string> before = StoreTree();
+  grpc::Status status =
+      Pull(absl::StrCat(server.host(), "/busybox:latest"), nullptr, absl::Seconds(3));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << status.error_message();
+  // The daemon notices the cancellation and removes the partial blob and snapshot.
+  const absl::Time give_up = absl::Now() + absl::Seconds(15);
+  while (StoreTree() != before && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_EQ(StoreTree(), before);
+  EXPECT_THAT(List(), IsEmpty());
+  EXPECT_THAT(cribd_->Log(), HasSubstr("cancel"));
+}
+
 TEST_F(ImagePullTest, ConcurrentPullsShareOneDownload) {
   const TestImage& layers = images_->at("layers:latest");
   std::vector<std::thread> pulls;
