@@ -147,6 +147,96 @@ const std::map<std::string, KeySetter, std::less<>>& NetworkKeys() {
   return *keys;
 }
 
+absl::StatusOr<absl::Duration> AsDuration(const toml::node& node) {
+  ASSIGN_OR_RETURN(std::string text, AsString(node));
+  absl::Duration d;
+  if (!absl::ParseDuration(text, &d) || d <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("bad duration \"", text, "\" (want a positive one, e.g. \"30s\" or \"1m\")"));
+  }
+  return d;
+}
+
+absl::StatusOr<std::vector<std::string>> AsStringArray(const toml::node& node) {
+  const toml::array* array = node.as_array();
+  if (array == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("want an array of strings, got ", TypeName(node)));
+  }
+  std::vector<std::string> out;
+  for (const toml::node& element : *array) {
+    ASSIGN_OR_RETURN(std::string value, AsString(element));
+    out.push_back(std::move(value));
+  }
+  return out;
+}
+
+// A table of host = value entries.
+template <typename T>
+absl::StatusOr<std::map<std::string, T>> AsHostTable(
+    const toml::node& node, const std::function<absl::StatusOr<T>(const toml::node&)>& parse) {
+  const toml::table* table = node.as_table();
+  if (table == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("want a table of hosts, got ", TypeName(node)));
+  }
+  std::map<std::string, T> out;
+  for (const auto& [key, value] : *table) {
+    absl::StatusOr<T> parsed = parse(value);
+    if (!parsed.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("host \"", std::string(key.str()), "\": ", parsed.status().message()));
+    }
+    out.emplace(std::string(key.str()), *std::move(parsed));
+  }
+  return out;
+}
+
+const std::map<std::string, KeySetter, std::less<>>& RegistryKeys() {
+  static const auto* keys = new std::map<std::string, KeySetter, std::less<>>{
+      {"mirrors",
+       [](const toml::node& node, Config& config) -> absl::Status {
+         ASSIGN_OR_RETURN(config.registry.mirrors,
+                          AsHostTable<std::vector<std::string>>(node, AsStringArray));
+         return absl::OkStatus();
+       }},
+      {"plain_http",
+       [](const toml::node& node, Config& config) -> absl::Status {
+         ASSIGN_OR_RETURN(config.registry.plain_http, AsStringArray(node));
+         return absl::OkStatus();
+       }},
+      {"insecure_skip_verify",
+       [](const toml::node& node, Config& config) -> absl::Status {
+         ASSIGN_OR_RETURN(config.registry.insecure_skip_verify, AsStringArray(node));
+         return absl::OkStatus();
+       }},
+      {"ca_files",
+       [](const toml::node& node, Config& config) -> absl::Status {
+         ASSIGN_OR_RETURN(config.registry.ca_files, AsHostTable<std::string>(node, AsString));
+         return absl::OkStatus();
+       }},
+      {"stall_timeout",
+       [](const toml::node& node, Config& config) -> absl::Status {
+         ASSIGN_OR_RETURN(config.registry.stall_timeout, AsDuration(node));
+         return absl::OkStatus();
+       }},
+      {"min_rate",
+       [](const toml::node& node, Config& config) -> absl::Status {
+         const auto* value = node.as_integer();
+         if (value == nullptr || value->get() < 0) {
+           return absl::InvalidArgumentError("want a non-negative integer (bytes per second)");
+         }
+         config.registry.min_rate = value->get();
+         return absl::OkStatus();
+       }},
+      {"min_rate_window",
+       [](const toml::node& node, Config& config) -> absl::Status {
+         ASSIGN_OR_RETURN(config.registry.min_rate_window, AsDuration(node));
+         return absl::OkStatus();
+       }},
+  };
+  return *keys;
+}
+
 absl::Status KeyError(absl::string_view source, absl::string_view key, const toml::node& node,
                       absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat("config ", source, ": key ", key, " (line ",
@@ -226,18 +316,19 @@ absl::StatusOr<Config> ParseConfig(absl::string_view text, absl::string_view sou
   Config config;
   for (const auto& [toml_key, node] : root) {
     const absl::string_view key(toml_key.str().data(), toml_key.str().size());
-    if (key != "network") {
+    if (key != "network" && key != "registry") {
       RETURN_IF_ERROR(ApplyKey(source, "", key, node, TopLevelKeys(), config));
       continue;
     }
-    const toml::table* network = node.as_table();
-    if (network == nullptr) {
-      return KeyError(source, "network", node, absl::StrCat("want a table, got ", TypeName(node)));
+    const toml::table* section = node.as_table();
+    if (section == nullptr) {
+      return KeyError(source, key, node, absl::StrCat("want a table, got ", TypeName(node)));
     }
-    for (const auto& [network_key, network_node] : *network) {
+    const std::string prefix = absl::StrCat(key, ".");
+    for (const auto& [section_key, section_node] : *section) {
       RETURN_IF_ERROR(ApplyKey(
-          source, "network.", absl::string_view(network_key.str().data(), network_key.str().size()),
-          network_node, NetworkKeys(), config));
+          source, prefix, absl::string_view(section_key.str().data(), section_key.str().size()),
+          section_node, key == "network" ? NetworkKeys() : RegistryKeys(), config));
     }
   }
   if (absl::Status s = ValidateConfig(config); !s.ok()) {
@@ -302,6 +393,14 @@ std::string ConfigToJson(const Config& config) {
         {"pod_cidr", config.network.pod_cidr},
         {"mtu", config.network.mtu},
         {"nft_table", config.network.nft_table}}},
+      {"registry",
+       {{"mirrors", config.registry.mirrors},
+        {"plain_http", config.registry.plain_http},
+        {"insecure_skip_verify", config.registry.insecure_skip_verify},
+        {"ca_files", config.registry.ca_files},
+        {"stall_timeout", absl::FormatDuration(config.registry.stall_timeout)},
+        {"min_rate", config.registry.min_rate},
+        {"min_rate_window", absl::FormatDuration(config.registry.min_rate_window)}}},
   };
   return j.dump();
 }

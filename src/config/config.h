@@ -4,8 +4,10 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -36,6 +38,26 @@ struct NetworkConfig {
   bool operator==(const NetworkConfig&) const = default;
 };
 
+// Registry access for image pulls. Host keys are registry hosts as written in image references
+// ("docker.io", "registry.example.com:5000").
+struct RegistryConfig {
+  // Per registry host, mirror endpoints ("https://mirror.example.com" or "host:port") tried in
+  // order before the registry itself.
+  std::map<std::string, std::vector<std::string>> mirrors;
+  // Hosts reached over plain HTTP (localhost and 127.0.0.0/8 always are).
+  std::vector<std::string> plain_http;
+  // Hosts whose TLS certificate is not verified.
+  std::vector<std::string> insecure_skip_verify;
+  // Per host, a PEM file of CA certificates to verify it with.
+  std::map<std::string, std::string> ca_files;
+  // A transfer that receives nothing for this long is aborted.
+  absl::Duration stall_timeout = absl::Minutes(1);
+  // A transfer slower than min_rate bytes/s over min_rate_window is aborted; 0 disables.
+  int64_t min_rate = 1024;
+  absl::Duration min_rate_window = absl::Minutes(1);
+  bool operator==(const RegistryConfig&) const = default;
+};
+
 struct Config {
   std::string socket = "/run/crib/crib.sock";
   std::string root_dir = "/var/lib/crib";
@@ -46,6 +68,7 @@ struct Config {
   std::string helper_dir;  // empty: beside the cribd executable
   int64_t pod_shm_size = 64 << 20;  // bytes of each pod's /dev/shm tmpfs
   NetworkConfig network;
+  RegistryConfig registry;
 
   bool operator==(const Config&) const = default;
 };

@@ -21,6 +21,7 @@
 #include "cribd/flags.h"
 #include "cribd/instance_lock.h"
 #include "cribd/socket_path.h"
+#include "image/image_store.h"
 #include "network/backend.h"
 #include "pod/service.h"
 #include "server/image_service.h"
@@ -63,8 +64,10 @@ absl::Status Serve(const Config& config, const sigset_t& stop_signals) {
 
   ASSIGN_OR_RETURN(std::unique_ptr<pod::PodService> pods,
                    pod::PodService::Create(config, *network, *store));
+  ASSIGN_OR_RETURN(std::unique_ptr<image::ImageStore> images,
+                   image::ImageStore::Open(config, *store));
 
-  server::Dependencies deps{config, *network, *store, *pods};
+  server::Dependencies deps{config, *network, *store, *pods, *images};
   server::RuntimeService runtime_service(deps);
   server::ImageService image_service(deps);
 

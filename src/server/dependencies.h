@@ -4,6 +4,7 @@
 
 #include "api/cri/api.grpc.pb.h"
 #include "config/config.h"
+#include "image/image_store.h"
 #include "network/backend.h"
 #include "pod/service.h"
 #include "store/store.h"
@@ -17,6 +18,7 @@ struct Dependencies {
   network::NetworkBackend& network;
   store::Store& store;
   pod::PodService& pods;
+  image::ImageStore& images;
 };
 
 }  // namespace crib::server

@@ -1,5 +1,5 @@
-// The CRI v1 ImageService as crib serves it, implemented in image.cc. An RPC not implemented
-// yet answers UNIMPLEMENTED naming itself (see interceptor.h).
+// The CRI v1 ImageService as crib serves it, implemented in image.cc over image::ImageStore.
+// An RPC not implemented yet answers UNIMPLEMENTED naming itself (see interceptor.h).
 #pragma once
 
 #include "server/dependencies.h"
@@ -10,8 +10,19 @@ class ImageService final : public cri::ImageService::Service {
  public:
   explicit ImageService(Dependencies deps) : deps_(deps) {}
 
+  grpc::Status PullImage(grpc::ServerContext* context, const cri::PullImageRequest* request,
+                         cri::PullImageResponse* response) override;
+  grpc::Status ListImages(grpc::ServerContext* context, const cri::ListImagesRequest* request,
+                          cri::ListImagesResponse* response) override;
+  grpc::Status ImageStatus(grpc::ServerContext* context, const cri::ImageStatusRequest* request,
+                           cri::ImageStatusResponse* response) override;
+  grpc::Status RemoveImage(grpc::ServerContext* context, const cri::RemoveImageRequest* request,
+                           cri::RemoveImageResponse* response) override;
+  grpc::Status ImageFsInfo(grpc::ServerContext* context, const cri::ImageFsInfoRequest* request,
+                           cri::ImageFsInfoResponse* response) override;
+
  private:
-  [[maybe_unused]] Dependencies deps_;
+  Dependencies deps_;
 };
 
 }  // namespace crib::server

@@ -143,10 +143,10 @@ TEST_F(DaemonTest, UnimplementedRpcsNameThemselves) {
                                                           cri::CreateContainerRequest(), &create);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
   EXPECT_THAT(status.error_message(), HasSubstr("CreateContainer"));
-  cri::PullImageResponse pull;
-  status = cribd->Image()->PullImage(ContextWithDeadline().get(), cri::PullImageRequest(), &pull);
+  cri::ExecSyncResponse exec;
+  status = cribd->Runtime()->ExecSync(ContextWithDeadline().get(), cri::ExecSyncRequest(), &exec);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_THAT(status.error_message(), HasSubstr("PullImage"));
+  EXPECT_THAT(status.error_message(), HasSubstr("ExecSync"));
   // A server-streaming RPC answers the same way.
   grpc::ClientContext context;
   auto events = cribd->Runtime()->GetContainerEvents(&context, cri::GetEventsRequest());

@@ -1,0 +1,290 @@
+#include "image/image_store.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <set>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "common/errors.h"
+#include "common/files.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "image/digest.h"
+#include "image/fs_util.h"
+#include "image/reference.h"
+#include "nlohmann/json.hpp"
+
+namespace crib::image {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr char kTempPrefix[] = ".tmp-";
+
+bool IsDigestName(absl::string_view name) { return absl::StrContains(name, "@"); }
+
+// The record's data blob: everything but id, size and names.
+std::string EncodeData(const Image& image) {
+  json j;
+  j["user"] = image.user;
+  j["annotations"] = image.annotations;
+  j["manifest_digest"] = image.manifest_digest;
+  j["layers"] = image.layers;
+  j["chain_ids"] = image.chain_ids;
+  return j.dump();
+}
+
+void SplitUser(Image& image) {
+  const absl::string_view user = absl::string_view(image.user).substr(0, image.user.find(':'));
+  int64_t uid;
+  if (!user.empty() && absl::SimpleAtoi(user, &uid) && uid >= 0) {
+    image.uid = uid;
+  } else {
+    image.username = std::string(user);
+  }
+}
+
+}  // namespace
+
+std::string NormalizeImageName(absl::string_view ref) {
+  absl::StatusOr<Reference> parsed = ParseReference(ref);
+  if (!parsed.ok()) return "";
+  if (!parsed->digest.empty()) return absl::StrCat(parsed->Name(), "@", parsed->digest);
+  return absl::StrCat(parsed->Name(), ":", parsed->tag);
+}
+
+ImageStore::ImageStore(const Config& config, store::Store& store,
+                       std::unique_ptr<ContentStore> content)
+    : config_(config),
+      store_(store),
+      content_(std::move(content)),
+      snapshots_dir_(absl::StrCat(config.root_dir, "/snapshots")),
+      client_(std::make_unique<registry::Client>(config)) {}
+
+ImageStore::~ImageStore() = default;
+
+absl::StatusOr<std::unique_ptr<ImageStore>> ImageStore::Open(const Config& config,
+                                                             store::Store& store) {
+  ASSIGN_OR_RETURN(std::unique_ptr<ContentStore> content, ContentStore::Open(config.root_dir));
+  const std::string snapshots = absl::StrCat(config.root_dir, "/snapshots");
+  RETURN_IF_ERROR(MakeDirs(snapshots, 0700));
+  // Unpacks a crash interrupted.
+  if (DIR* d = ::opendir(snapshots.c_str())) {
+    std::vector<std::string> leftovers;
+    while (struct dirent* e = ::readdir(d)) {
+      if (absl::StartsWith(e->d_name, kTempPrefix)) leftovers.push_back(e->d_name);
+    }
+    ::closedir(d);
+    for (const std::string& name : leftovers) {
+      RETURN_IF_ERROR(RemoveAll(absl::StrCat(snapshots, "/", name)));
+    }
+  }
+  return std::unique_ptr<ImageStore>(new ImageStore(config, store, std::move(content)));
+}
+
+std::string ImageStore::SnapshotPath(absl::string_view chain_id) const {
+  return absl::StrCat(snapshots_dir_, "/", DigestHex(chain_id));
+}
+
+void ImageStore::SetSnapshotInUse(SnapshotInUse in_use) {
+  absl::MutexLock lock(&mu_);
+  in_use_ = std::move(in_use);
+}
+
+ImageStore::Lease::Lease(ImageStore* store, std::vector<std::string> keys)
+    : store_(store), keys_(std::move(keys)) {
+  absl::MutexLock lock(&store_->mu_);
+  for (const std::string& key : keys_) ++store_->leases_[key];
+}
+
+ImageStore::Lease::~Lease() {
+  absl::MutexLock lock(&store_->mu_);
+  for (const std::string& key : keys_) {
+    if (--store_->leases_[key] == 0) store_->leases_.erase(key);
+  }
+}
+
+bool ImageStore::Held(const std::string& key) {
+  absl::MutexLock lock(&mu_);
+  if (leases_.count(key) > 0) return true;
+  return in_use_ && in_use_(key);
+}
+
+absl::StatusOr<Image> ImageStore::FromRecord(const store::ImageRecord& record) {
+  Image image;
+  image.id = record.id;
+  image.size = record.size;
+  for (const std::string& name : record.names) {
+    (IsDigestName(name) ? image.repo_digests : image.repo_tags).push_back(name);
+  }
+  json j = json::parse(record.data, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) {
+    return absl::DataLossError(absl::StrCat("image ", record.id, ": unreadable record data"));
+  }
+  image.user = j.value("user", "");
+  image.manifest_digest = j.value("manifest_digest", "");
+  if (j.contains("annotations") && j["annotations"].is_object()) {
+    for (const auto& [k, v] : j["annotations"].items()) {
+      if (v.is_string()) image.annotations[k] = v.get<std::string>();
+    }
+  }
+  for (const char* key : {"layers", "chain_ids"}) {
+    if (!j.contains(key) || !j[key].is_array()) continue;
+    auto& out = std::string(key) == "layers" ? image.layers : image.chain_ids;
+    for (const auto& v : j[key]) {
+      if (v.is_string()) out.push_back(v.get<std::string>());
+    }
+  }
+  SplitUser(image);
+  return image;
+}
+
+absl::StatusOr<std::pair<store::ImageRecord, std::string>> ImageStore::Find(absl::string_view ref) {
+  if (ref.empty()) return absl::InvalidArgumentError("image reference is empty");
+  // A full id, or a bare hex id as crictl prints it.
+  std::string id(ref);
+  if (!absl::StartsWith(id, kSha256Prefix) && id.size() == 64) id = absl::StrCat(kSha256Prefix, id);
+  if (ValidateSha256(id).ok()) {
+    absl::StatusOr<store::ImageRecord> record = store_.GetImage(id);
+    if (record.ok()) return std::make_pair(*std::move(record), std::string());
+    if (!absl::IsNotFound(record.status())) return record.status();
+  }
+  // A name exactly as recorded, then normalized.
+  for (const std::string& name : {std::string(ref), NormalizeImageName(ref)}) {
+    if (name.empty()) continue;
+    absl::StatusOr<store::ImageRecord> record = store_.FindImageByName(name);
+    if (record.ok()) return std::make_pair(*std::move(record), name);
+    if (!absl::IsNotFound(record.status())) return record.status();
+  }
+  // A unique id prefix (at least 4 hex digits), as containerd's truncated ids.
+  absl::string_view hex = absl::StripPrefix(ref, kSha256Prefix);
+  if (hex.size() >= 4 && std::all_of(hex.begin(), hex.end(), [](char c) {
+        return absl::ascii_isdigit(c) || (c >= 'a' && c <= 'f');
+      })) {
+    ASSIGN_OR_RETURN(std::vector<store::ImageRecord> all, store_.ListImages());
+    std::vector<store::ImageRecord> matches;
+    for (store::ImageRecord& r : all) {
+      if (absl::StartsWith(DigestHex(r.id), hex)) matches.push_back(std::move(r));
+    }
+    if (matches.size() == 1) return std::make_pair(std::move(matches[0]), std::string());
+    if (matches.size() > 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("image id prefix ", ref, " is ambiguous: ", matches.size(), " images"));
+    }
+  }
+  return absl::NotFoundError(absl::StrCat("image ", ref, " not found"));
+}
+
+absl::StatusOr<std::vector<Image>> ImageStore::List(absl::string_view filter) {
+  std::vector<Image> out;
+  if (!filter.empty()) {
+    absl::StatusOr<std::pair<store::ImageRecord, std::string>> found = Find(filter);
+    if (absl::IsNotFound(found.status()) || absl::IsInvalidArgument(found.status())) return out;
+    if (!found.ok()) return found.status();
+    ASSIGN_OR_RETURN(Image image, FromRecord(found->first));
+    out.push_back(std::move(image));
+    return out;
+  }
+  ASSIGN_OR_RETURN(std::vector<store::ImageRecord> records, store_.ListImages());
+  for (const store::ImageRecord& record : records) {
+    ASSIGN_OR_RETURN(Image image, FromRecord(record));
+    out.push_back(std::move(image));
+  }
+  return out;
+}
+
+absl::StatusOr<Image> ImageStore::Status(absl::string_view ref, bool verbose) {
+  ASSIGN_OR_RETURN(auto found, Find(ref));
+  ASSIGN_OR_RETURN(Image image, FromRecord(found.first));
+  if (verbose) {
+    absl::StatusOr<std::string> config = content_->Read(image.id);
+    if (!config.ok()) return Annotate(config.status(), absl::StrCat("image ", image.id));
+    image.config_json = *std::move(config);
+  }
+  return image;
+}
+
+absl::Status ImageStore::Remove(absl::string_view ref) {
+  absl::MutexLock gc(&gc_mu_);
+  ASSIGN_OR_RETURN(auto found, Find(ref));
+  auto& [record, name] = found;
+  ASSIGN_OR_RETURN(Image image, FromRecord(record));
+  if (!name.empty() && !IsDigestName(name) && image.repo_tags.size() > 1) {
+    RETURN_IF_ERROR(store_.RemoveImageName(name));
+    spdlog::info("image {}: untagged {}", image.id, name);
+    return absl::OkStatus();
+  }
+  RETURN_IF_ERROR(store_.DeleteImage(image.id));
+  spdlog::info("image {} removed ({})", image.id, ref);
+  return Collect(image);
+}
+
+absl::Status ImageStore::Record(const Image& image) {
+  absl::MutexLock gc(&gc_mu_);
+  store::ImageRecord record;
+  record.id = image.id;
+  record.size = image.size;
+  record.data = EncodeData(image);
+  std::vector<std::string> names = image.repo_tags;
+  names.insert(names.end(), image.repo_digests.begin(), image.repo_digests.end());
+  // An image whose tag moves here keeps its repo digest, as in containerd: kubelet's image GC
+  // removes it once no container uses it.
+  return store_.PutImage(record, names);
+}
+
+absl::Status ImageStore::Collect(const Image& removed) {
+  std::set<std::string> kept;
+  ASSIGN_OR_RETURN(std::vector<store::ImageRecord> records, store_.ListImages());
+  for (const store::ImageRecord& record : records) {
+    ASSIGN_OR_RETURN(Image image, FromRecord(record));
+    kept.insert(image.id);
+    kept.insert(image.manifest_digest);
+    kept.insert(image.layers.begin(), image.layers.end());
+    kept.insert(image.chain_ids.begin(), image.chain_ids.end());
+  }
+  std::vector<std::string> blobs = removed.layers;
+  blobs.push_back(removed.id);
+  if (!removed.manifest_digest.empty()) blobs.push_back(removed.manifest_digest);
+  for (const std::string& digest : blobs) {
+    if (kept.count(digest) > 0 || Held(digest)) continue;
+    RETURN_IF_ERROR(content_->Delete(digest));
+  }
+  for (const std::string& chain_id : removed.chain_ids) {
+    if (kept.count(chain_id) > 0 || Held(chain_id)) continue;
+    const std::string path = SnapshotPath(chain_id);
+    // Renamed first so that a half-deleted snapshot is never taken for a whole one.
+    const std::string doomed =
+        absl::StrCat(snapshots_dir_, "/", kTempPrefix, "rm-", DigestHex(chain_id));
+    if (::rename(path.c_str(), doomed.c_str()) != 0) {
+      if (errno == ENOENT) continue;
+      return ErrnoStatus(errno, absl::StrCat("rename ", path, " to ", doomed));
+    }
+    RETURN_IF_ERROR(RemoveAll(doomed));
+    spdlog::info("snapshot {} deleted", chain_id);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<StoreUsage> ImageStore::FsInfo() {
+  const int64_t now = absl::ToUnixNanos(absl::Now());
+  StoreUsage info;
+  ASSIGN_OR_RETURN(DiskUsage content, content_->Usage());
+  ASSIGN_OR_RETURN(DiskUsage snapshots, MeasureUsage(snapshots_dir_));
+  info.images = {config_.root_dir, content.bytes + snapshots.bytes,
+                 content.inodes + snapshots.inodes, now};
+  const std::string containers = absl::StrCat(config_.root_dir, "/containers");
+  ASSIGN_OR_RETURN(DiskUsage used, MeasureUsage(containers));
+  info.containers = {containers, used.bytes, used.inodes, now};
+  return info;
+}
+
+}  // namespace crib::image

@@ -1,0 +1,85 @@
+// The ImageService through a real cribd: CRI's rules for missing images, and the store's
+// directories and usage checked on disk.
+#include <sys/stat.h>
+
+#include <string>
+
+#include "common/files.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "support/cribd_process.h"
+#include "support/status_matchers.h"
+
+namespace crib::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+class ImageServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<std::unique_ptr<CribdProcess>> cribd = CribdProcess::Start(options_);
+    ASSERT_THAT(cribd.status(), IsOk());
+    cribd_ = *std::move(cribd);
+  }
+
+  TempDir dir_;
+  CribdOptions options_ = CribdProcess::OptionsIn(dir_.path());
+  std::unique_ptr<CribdProcess> cribd_;
+};
+
+TEST_F(ImageServiceTest, MissingImagesFollowCriRules) {
+  cri::ImageStatusRequest status_request;
+  status_request.mutable_image()->set_image("docker.io/library/busybox:latest");
+  cri::ImageStatusResponse status;
+  grpc::Status rpc =
+      cribd_->Image()->ImageStatus(ContextWithDeadline().get(), status_request, &status);
+  ASSERT_TRUE(rpc.ok()) << rpc.error_message();
+  EXPECT_FALSE(status.has_image());
+
+  cri::RemoveImageRequest remove_request;
+  remove_request.mutable_image()->set_image("busybox");
+  cri::RemoveImageResponse removed;
+  rpc = cribd_->Image()->RemoveImage(ContextWithDeadline().get(), remove_request, &removed);
+  EXPECT_TRUE(rpc.ok()) << rpc.error_message();
+
+  cri::ListImagesResponse list;
+  rpc = cribd_->Image()->ListImages(ContextWithDeadline().get(), cri::ListImagesRequest(), &list);
+  ASSERT_TRUE(rpc.ok()) << rpc.error_message();
+  EXPECT_EQ(list.images_size(), 0);
+
+  status_request.mutable_image()->set_image("");
+  rpc = cribd_->Image()->ImageStatus(ContextWithDeadline().get(), status_request, &status);
+  EXPECT_EQ(rpc.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(rpc.error_message(), HasSubstr("empty"));
+}
+
+TEST_F(ImageServiceTest, FsInfoReportsTheStoreAndTheContainersDir) {
+  const std::string root = options_.root_dir;
+  struct stat st;
+  EXPECT_EQ(::stat((root + "/content/blobs/sha256").c_str(), &st), 0);
+  EXPECT_EQ(::stat((root + "/snapshots").c_str(), &st), 0);
+  ASSERT_THAT(MakeDirs(root + "/containers/c1"), IsOk());
+  ASSERT_THAT(WriteFileAtomic(root + "/containers/c1/data", std::string(40000, 'x')), IsOk());
+  ASSERT_THAT(WriteFileAtomic(root + "/snapshots/big", std::string(200000, 'x')), IsOk());
+
+  cri::ImageFsInfoResponse info;
+  grpc::Status rpc =
+      cribd_->Image()->ImageFsInfo(ContextWithDeadline().get(), cri::ImageFsInfoRequest(), &info);
+  ASSERT_TRUE(rpc.ok()) << rpc.error_message();
+  ASSERT_EQ(info.image_filesystems_size(), 1);
+  const cri::FilesystemUsage& images = info.image_filesystems(0);
+  EXPECT_EQ(images.fs_id().mountpoint(), root);
+  EXPECT_GE(images.used_bytes().value(), 200000u);
+  EXPECT_GE(images.inodes_used().value(), 6u);
+  EXPECT_GT(images.timestamp(), 0);
+  ASSERT_EQ(info.container_filesystems_size(), 1);
+  const cri::FilesystemUsage& containers = info.container_filesystems(0);
+  EXPECT_EQ(containers.fs_id().mountpoint(), root + "/containers");
+  EXPECT_GE(containers.used_bytes().value(), 40000u);
+  EXPECT_LT(containers.used_bytes().value(), 200000u);
+  EXPECT_EQ(containers.inodes_used().value(), 3u);
+}
+
+}  // namespace
+}  // namespace crib::testing
