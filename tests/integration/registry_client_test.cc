@@ -47,7 +47,9 @@ class RegistryClientTest : public ::testing::Test {
     absl::StatusOr<std::unique_ptr<LocalRegistry>> registry = LocalRegistry::Start();
     ASSERT_THAT(registry, IsOk());
     registry_ = registry->release();
-    absl::StatusOr<TestImages> images = registry_->Push();
+    absl::StatusOr<TestImages> images =
+        registry_->Push({"busybox:latest", "layers:latest", "multiarch:latest", "armonly:latest",
+                         "dockerlist:latest", "docker:latest"});
     ASSERT_THAT(images, IsOk());
     images_ = new TestImages(*std::move(images));
   }
@@ -421,6 +423,27 @@ TEST(RegistryClient, StalledTransferHitsTheStallTimeout) {
   const absl::Duration took = absl::Now() - start;
   EXPECT_GE(took, absl::Seconds(1));
   EXPECT_LT(took, absl::Seconds(10));
+}
+
+TEST(RegistryClient, TimeSpentInTheSinkCountsAsProgress) {
+  FakeImage image;
+  ScriptedHttpServer server(
+      [&](const HttpRequest& request, HttpConnection& c) { image.Serve(request, c); });
+  Config config;
+  config.registry.stall_timeout = absl::Seconds(1);
+  config.registry.min_rate = 1 << 20;
+  config.registry.min_rate_window = absl::Seconds(1);
+  Client client(config);
+  std::string data;
+  EXPECT_THAT(client.FetchBlob(Ref(server.host() + "/app:latest"), image.Layer(), {},
+                               [&](absl::string_view chunk) {
+                                 // A slow unpack: longer than the stall timeout.
+                                 if (data.empty()) absl::SleepFor(absl::Milliseconds(1500));
+                                 data.append(chunk.data(), chunk.size());
+                                 return absl::OkStatus();
+                               }),
+              IsOk());
+  EXPECT_EQ(data, image.layer);
 }
 
 TEST(RegistryClient, TransferBelowTheFloorRateIsAborted) {

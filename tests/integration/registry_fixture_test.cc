@@ -1,7 +1,11 @@
 // The registry fixture and the test images: a real docker-registry answers, the pushed
 // manifests are what build_images.py says, and the auth instance refuses anonymous calls.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <filesystem>
 
@@ -67,15 +71,63 @@ TEST(LocalRegistry, BasicAuthInstanceRefusesAnonymousPushes) {
   EXPECT_EQ(images->count("busybox:latest"), 1u);
 }
 
+// A raw HTTP/1.1 exchange with 127.0.0.1:port; returns everything the server sent.
+std::string RawExchange(int port, const std::string& request) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string out;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      ::write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::read(fd, buf, sizeof(buf))) > 0) out.append(buf, n);
+  }
+  ::close(fd);
+  return out;
+}
+
 TEST(ScriptedHttpServer, AnswersAndRecords) {
   ScriptedHttpServer server([](const HttpRequest& request, HttpConnection& connection) {
-    connection.Respond(200, "hello " + request.target);
+    connection.Respond(200, "hello " + request.target + " " + request.body,
+                       {{"X-Test", request.Header("X-Name")}});
   });
-  const int port = server.port();
-  EXPECT_GT(port, 0);
-  // Probed with a raw socket through the registry fixture's own helper is not possible here;
-  // the client tests exercise this server end to end.
-  EXPECT_THAT(server.Requests(), SizeIs(0));
+  const std::string reply = RawExchange(
+      server.port(),
+      "POST /v2/x?y=1 HTTP/1.1\r\nHost: a\r\nX-Name: crib\r\nContent-Length: 4\r\n\r\nbody");
+  EXPECT_THAT(reply, ::testing::StartsWith("HTTP/1.1 200"));
+  EXPECT_THAT(reply, ::testing::HasSubstr("X-Test: crib\r\n"));
+  EXPECT_THAT(reply, ::testing::EndsWith("\r\n\r\nhello /v2/x?y=1 body"));
+  const std::vector<HttpRequest> requests = server.Requests();
+  ASSERT_THAT(requests, SizeIs(1));
+  EXPECT_EQ(requests[0].method, "POST");
+  EXPECT_EQ(requests[0].target, "/v2/x?y=1");
+  EXPECT_EQ(requests[0].Header("x-name"), "crib");
+  EXPECT_EQ(requests[0].body, "body");
+}
+
+TEST(ScriptedHttpServer, StallEndsWhenThePeerLeaves) {
+  const absl::Time start = absl::Now();
+  {
+    ScriptedHttpServer server([](const HttpRequest&, HttpConnection& connection) {
+      connection.Write("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n");
+      connection.Stall(absl::Seconds(60));
+    });
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(server.port());
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    const std::string request = "GET / HTTP/1.1\r\n\r\n";
+    ASSERT_EQ(::write(fd, request.data(), request.size()), static_cast<ssize_t>(request.size()));
+    absl::SleepFor(absl::Milliseconds(200));
+    ASSERT_THAT(server.Requests(), SizeIs(1));
+    ::close(fd);
+  }
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
 }
 
 }  // namespace

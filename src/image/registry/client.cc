@@ -431,8 +431,13 @@ absl::Status Client::FetchBlob(const Reference& ref, const Descriptor& blob,
   for (size_t i = 0; i < endpoints.size(); ++i) {
     Session session(*this, endpoints[i], i + 1 < endpoints.size(), ref, options);
     int64_t streamed = 0;
+    const absl::Time start = absl::Now();
     last = session.Blob(blob, &sink, &streamed);
-    if (last.ok()) return last;
+    if (last.ok()) {
+      spdlog::debug("fetched blob {} of {} from {}: {} bytes in {}", blob.digest, ref.Name(),
+                    endpoints[i], streamed, absl::FormatDuration(absl::Now() - start));
+      return last;
+    }
     // Bytes already went to the sink: another endpoint cannot continue the same stream.
     if (absl::IsCancelled(last) || streamed > 0 || i + 1 == endpoints.size()) break;
     spdlog::warn("fetch {} of {}: mirror {} failed, trying the next endpoint: {}", blob.digest,
