@@ -79,8 +79,9 @@ std::vector<std::string> LogRecords(const std::string& path) {
 class RootfsEnvironment {
  public:
   static const std::string& Path() {
-    static RootfsEnvironment* env = new RootfsEnvironment();
-    return env->path_;
+    // A function-local object, not a leaked one: its TempDir is removed when the test exits.
+    static RootfsEnvironment env;
+    return env.path_;
   }
 
  private:
