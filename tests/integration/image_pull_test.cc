@@ -30,6 +30,8 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::Not;
+using ::testing::SizeIs;
 using ::testing::UnorderedElementsAre;
 
 std::string Hex(const std::string& digest) { return digest.substr(digest.find(':') + 1); }
@@ -311,6 +313,44 @@ TEST_F(ImagePullTest, BlobWithTheWrongDigestStoresNothing) {
   EXPECT_THAT(status.error_message(), HasSubstr("digest mismatch"));
   EXPECT_THAT(List(), IsEmpty());
   EXPECT_EQ(StoreTree(), before);
+}
+
+TEST_F(ImagePullTest, CredentialsFromTheRequestAndAWrongPasswordStoresNothing) {
+  // A registry of its own behind htpasswd basic auth.
+  LocalRegistryOptions auth;
+  auth.basic_auth = true;
+  auto registry = LocalRegistry::Start(auth);
+  ASSERT_THAT(registry.status(), IsOk());
+  ASSERT_THAT((*registry)->Push({"busybox:latest"}).status(), IsOk());
+  const std::string ref = absl::StrCat((*registry)->host(), "/busybox:latest");
+  const std::string wrong = "Wr0ng-Secret-xyz";
+
+  auto pull_with = [&](const std::string& password) {
+    cri::PullImageRequest request;
+    request.mutable_image()->set_image(ref);
+    request.mutable_auth()->set_username(auth.username);
+    request.mutable_auth()->set_password(password);
+    cri::PullImageResponse response;
+    return cribd_->Image()->PullImage(ContextWithDeadline(absl::Seconds(60)).get(), request,
+                                      &response);
+  };
+
+  const std::set<std::string> before = StoreTree();
+  grpc::Status status = pull_with(wrong);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED) << status.error_message();
+  EXPECT_THAT(status.error_message(), Not(HasSubstr(wrong)));
+  EXPECT_THAT(List(), IsEmpty());
+  EXPECT_EQ(StoreTree(), before);
+
+  status = Pull(ref);  // no credentials at all
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED) << status.error_message();
+
+  status = pull_with(auth.password);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_THAT(List(), SizeIs(1));
+  // Neither secret reaches cribd's log, whatever its level.
+  EXPECT_THAT(cribd_->Log(), Not(HasSubstr(wrong)));
+  EXPECT_THAT(cribd_->Log(), Not(HasSubstr(auth.password)));
 }
 
 TEST_F(ImagePullTest, ConnectionDroppedMidBlobStoresNothing) {
