@@ -16,6 +16,7 @@
 #include "absl/strings/str_split.h"
 #include "common/errors.h"
 #include "common/files.h"
+#include "common/process.h"
 #include "common/unique_fd.h"
 #include "pod/pause/protocol.h"
 
@@ -138,29 +139,8 @@ absl::StatusOr<PauseProcess> StartPause(const std::string& executable,
   return process;
 }
 
-absl::StatusOr<uint64_t> ProcessStartTime(pid_t pid) {
-  absl::StatusOr<std::string> stat = ReadFile(absl::StrCat("/proc/", pid, "/stat"));
-  if (!stat.ok()) return absl::NotFoundError(absl::StrCat("no process ", pid));
-  // The command name (field 2) may hold spaces and parentheses: fields start after the last ')'.
-  const size_t close = stat->rfind(')');
-  if (close == std::string::npos) return absl::InternalError("bad /proc stat");
-  std::vector<absl::string_view> fields =
-      absl::StrSplit(absl::string_view(*stat).substr(close + 2), ' ');
-  // fields[0] is field 3 (state), so field 22 is fields[19].
-  uint64_t start = 0;
-  if (fields.size() < 20 || !absl::SimpleAtoi(fields[19], &start)) {
-    return absl::InternalError(absl::StrCat("bad /proc/", pid, "/stat"));
-  }
-  if (fields[0] == "Z" || fields[0] == "X") {
-    return absl::NotFoundError(absl::StrCat("process ", pid, " has exited"));
-  }
-  return start;
-}
-
 bool IsAlive(const PauseProcess& process) {
-  if (process.pid <= 0) return false;
-  absl::StatusOr<uint64_t> start = ProcessStartTime(process.pid);
-  return start.ok() && *start == process.start_time;
+  return IsProcessAlive(process.pid, process.start_time);
 }
 
 absl::Status StopPause(const PauseProcess& process, absl::Duration grace) {

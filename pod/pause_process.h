@@ -32,9 +32,6 @@ struct PauseProcess {
 // error it reported ("crib-pause: sethostname x: invalid argument").
 absl::StatusOr<PauseProcess> StartPause(const std::string& executable, const PauseOptions& options);
 
-// Field 22 of /proc/<pid>/stat; NotFound if there is no such process.
-absl::StatusOr<uint64_t> ProcessStartTime(pid_t pid);
-
 // True while `process` runs (a zombie or a reused pid counts as gone).
 bool IsAlive(const PauseProcess& process);
 

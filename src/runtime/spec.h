@@ -41,6 +41,7 @@ struct Process {
   bool no_new_privileges = false;
   std::vector<Rlimit> rlimits;
   std::optional<int> oom_score_adj;
+  std::string apparmor_profile;  // empty: none
 };
 
 struct Mount {
@@ -65,6 +66,15 @@ struct Device {
   std::optional<uint32_t> gid;
 };
 
+// A device cgroup rule (linux.resources.devices): -1 for a wildcard major or minor.
+struct DeviceRule {
+  bool allow = false;
+  std::string type = "a";  // a, c, b
+  int64_t major = -1;
+  int64_t minor = -1;
+  std::string access = "rwm";
+};
+
 struct HugepageLimit {
   std::string page_size;  // 2MB, 1GB
   uint64_t limit = 0;
@@ -81,6 +91,7 @@ struct Resources {
   std::optional<int64_t> pids_limit;
   std::vector<HugepageLimit> hugepage_limits;
   std::map<std::string, std::string> unified;  // cgroup v2 files
+  std::vector<DeviceRule> devices;             // in order; empty leaves the devices cgroup alone
 };
 
 struct SeccompArg {

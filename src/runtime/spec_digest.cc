@@ -108,6 +108,7 @@ std::string EncodeSpec(const Spec& spec) {
   w.Key("nnp").Add(p.no_new_privileges ? 1 : 0);
   for (const auto& r : p.rlimits) w.Key("rlimit").Add(r.type).Add(r.hard).Add(r.soft);
   if (p.oom_score_adj) w.Key("oom_score_adj").AddSigned(*p.oom_score_adj);
+  if (!p.apparmor_profile.empty()) w.Key("apparmor").Add(p.apparmor_profile);
   w.Key("root").Add(spec.root_path).Add(spec.root_readonly ? 1 : 0);
   w.Key("hostname").Add(spec.hostname);
   for (const auto& m : spec.mounts) {
@@ -127,6 +128,10 @@ std::string EncodeSpec(const Spec& spec) {
   if (r.pids_limit) w.Key("res.pids_limit").AddSigned(*r.pids_limit);
   for (const auto& h : r.hugepage_limits) w.Key("res.hugepage").Add(h.page_size).Add(h.limit);
   for (const auto& [k, v] : r.unified) w.Key("res.unified").Add(k).Add(v);
+  for (const auto& d : r.devices) {
+    w.Key("res.device").Add(d.allow ? 1 : 0).Add(d.type).AddSigned(d.major).AddSigned(d.minor);
+    w.Add(d.access);
+  }
   if (l.seccomp) {
     const Seccomp& s = *l.seccomp;
     w.Key("seccomp").Add(s.default_action);
@@ -226,6 +231,8 @@ bool DecodeSpec(const std::string& text, Spec* spec, std::string* error) {
     } else if (key == "oom_score_adj" && n == 1) {
       if (!ParseI64(f[1], &i)) return bad();
       p.oom_score_adj = static_cast<int>(i);
+    } else if (key == "apparmor" && n == 1) {
+      p.apparmor_profile = f[1];
     } else if (key == "root" && n == 2) {
       spec->root_path = f[1];
       spec->root_readonly = f[2] == "1";
@@ -264,6 +271,13 @@ bool DecodeSpec(const std::string& text, Spec* spec, std::string* error) {
       r.hugepage_limits.push_back(HugepageLimit{f[1], u});
     } else if (key == "res.unified" && n == 2) {
       r.unified[f[1]] = f[2];
+    } else if (key == "res.device" && n == 5) {
+      DeviceRule d;
+      d.allow = f[1] == "1";
+      d.type = f[2];
+      if (!ParseI64(f[3], &d.major) || !ParseI64(f[4], &d.minor)) return bad();
+      d.access = f[5];
+      r.devices.push_back(std::move(d));
     } else if (key == "seccomp" && n == 2) {
       l.seccomp.emplace();
       l.seccomp->default_action = f[1];

@@ -83,6 +83,7 @@ Spec SpecFromJson(const json& j) {
       }
     }
     GetOptional(p, "oomScoreAdj", &proc.oom_score_adj);
+    Get(p, "apparmorProfile", &proc.apparmor_profile);
   }
   if (j.contains("root")) {
     Get(j.at("root"), "path", &spec.root_path);
@@ -137,6 +138,17 @@ Spec SpecFromJson(const json& j) {
         }
       }
       Get(r, "unified", &res.unified);
+      if (r.contains("devices")) {
+        for (const auto& d : r.at("devices")) {
+          DeviceRule rule;
+          Get(d, "allow", &rule.allow);
+          Get(d, "type", &rule.type);
+          Get(d, "major", &rule.major);
+          Get(d, "minor", &rule.minor);
+          Get(d, "access", &rule.access);
+          res.devices.push_back(rule);
+        }
+      }
     }
     if (l.contains("seccomp") && !l.at("seccomp").is_null()) {
       ls.seccomp = SeccompFromJson(l.at("seccomp"));
@@ -190,6 +202,22 @@ json SeccompToJson(const Seccomp& s) {
 
 }  // namespace
 
+absl::StatusOr<Seccomp> ParseSeccompJson(absl::string_view text) {
+  json j = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    return absl::InvalidArgumentError("parse seccomp profile: not a json object");
+  }
+  try {
+    Seccomp s = SeccompFromJson(j);
+    if (s.default_action.empty()) {
+      return absl::InvalidArgumentError("parse seccomp profile: it has no defaultAction");
+    }
+    return s;
+  } catch (const json::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("parse seccomp profile: ", e.what()));
+  }
+}
+
 absl::StatusOr<Spec> ParseSpecJson(absl::string_view text) {
   json j = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) {
@@ -225,6 +253,7 @@ std::string SpecToJson(const Spec& spec) {
   }
   proc["rlimits"] = rlimits;
   if (p.oom_score_adj) proc["oomScoreAdj"] = *p.oom_score_adj;
+  if (!p.apparmor_profile.empty()) proc["apparmorProfile"] = p.apparmor_profile;
 
   json mounts = json::array();
   for (const auto& m : spec.mounts) {
@@ -262,6 +291,16 @@ std::string SpecToJson(const Spec& spec) {
     res["hugepageLimits"] = h;
   }
   if (!r.unified.empty()) res["unified"] = r.unified;
+  if (!r.devices.empty()) {
+    json rules = json::array();
+    for (const auto& d : r.devices) {
+      json rule = {{"allow", d.allow}, {"type", d.type}, {"access", d.access}};
+      if (d.major >= 0) rule["major"] = d.major;
+      if (d.minor >= 0) rule["minor"] = d.minor;
+      rules.push_back(rule);
+    }
+    res["devices"] = rules;
+  }
 
   json devices = json::array();
   for (const auto& d : l.devices) {

@@ -4,6 +4,7 @@
 // behind (mounts, cgroups, processes).
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -542,6 +543,68 @@ TEST_F(LauncherTest, BindMountsReadonlyAndWritable) {
   EXPECT_FALSE(std::filesystem::exists(host.path() + "/x"));
 }
 
+// Mount targets resolve inside the rootfs: a symlink in the image that points at a host
+// directory (absolute, or up through "..") leads the mount into the rootfs, never onto the host.
+TEST_F(LauncherTest, MountTargetsThroughSymlinksStayInsideTheRootfs) {
+  TempDir host, source;
+  std::ofstream(source.path() + "/in") << "volume\n";
+  const std::string rootfs = dir_.path() + "/evil-rootfs";
+  std::filesystem::create_directories(rootfs);
+  // A private copy of the shared rootfs's top level (bind mounts of its directories would
+  // do as well; symlinks to them keep it cheap).
+  for (const char* d : {"bin", "etc", "proc", "sys", "dev", "tmp", "root"}) {
+    std::filesystem::create_directories(rootfs + "/" + d);
+  }
+  std::filesystem::copy(RootfsEnvironment::Path() + "/bin", rootfs + "/bin",
+                        std::filesystem::copy_options::recursive |
+                            std::filesystem::copy_options::copy_symlinks |
+                            std::filesystem::copy_options::overwrite_existing);
+  std::filesystem::create_directory_symlink(host.path(), rootfs + "/abs");
+  std::filesystem::create_directory_symlink("../../../../../../../../" + host.path(),
+                                            rootfs + "/up");
+  std::filesystem::create_symlink(host.path() + "/hosts", rootfs + "/etc/hosts");
+  Spec spec = BaseSpec({"sh", "-c", "cat /abs/x/in /up/y/in /etc/hosts"});
+  spec.root_path = rootfs;
+  spec.mounts.push_back({"/abs/x", "bind", source.path(), {"rbind", "ro"}});
+  spec.mounts.push_back({"/up/y", "bind", source.path(), {"rbind", "ro"}});
+  spec.mounts.push_back({"/etc/hosts", "bind", source.path() + "/in", {"rbind", "ro"}});
+  absl::StatusOr<ExitInfo> exit = RunToExit(spec);
+  ASSERT_THAT(exit.status(), IsOk());
+  EXPECT_EQ(exit->exit_code, 0) << Slurp(log_);
+  EXPECT_EQ(Stdout(), "volume\nvolume\nvolume\n");
+  // Nothing was made on the host side of the symlinks; the mount points are in the rootfs.
+  EXPECT_TRUE(std::filesystem::is_empty(host.path()));
+  EXPECT_TRUE(std::filesystem::exists(rootfs + host.path() + "/x"));
+  EXPECT_TRUE(std::filesystem::exists(rootfs + host.path() + "/hosts"));
+}
+
+TEST_F(LauncherTest, RecursiveReadonlyAndCreatedWorkingDirectory) {
+  TempDir host;
+  std::filesystem::create_directories(host.path() + "/sub");
+  ASSERT_EQ(::mount("tmpfs", (host.path() + "/sub").c_str(), "tmpfs", 0, "size=1m"), 0);
+  absl::Cleanup unmount = [&] { ::umount2((host.path() + "/sub").c_str(), MNT_DETACH); };
+  Spec spec = BaseSpec({"sh", "-c", "pwd; touch /v/sub/f 2>/dev/null || echo refused"});
+  spec.process.cwd = "/made/by/the/init";
+  spec.mounts.push_back({"/v", "bind", host.path(), {"rbind", "ro", "rro"}});
+  absl::StatusOr<ExitInfo> exit = RunToExit(spec);
+  ASSERT_THAT(exit.status(), IsOk());
+  EXPECT_EQ(Stdout(), "/made/by/the/init\nrefused\n");
+  EXPECT_FALSE(std::filesystem::exists(host.path() + "/sub/f"));
+}
+
+TEST_F(LauncherTest, DeviceCgroupRules) {
+  Spec spec = BaseSpec({"sh", "-c",
+                        "head -c 1 /dev/zero >/dev/null && echo zero-ok; "
+                        "head -c 1 /dev/urandom >/dev/null 2>&1 || echo urandom-refused"});
+  Resources& r = spec.linux_spec.resources;
+  // mknod of any node stays allowed (the init makes /dev's standard nodes), opening only these.
+  r.devices = {{false, "a", -1, -1, "rwm"}, {true, "c", -1, -1, "m"}, {true, "c", 1, 5, "rwm"},
+               {true, "c", 1, 3, "rwm"}, {true, "c", 136, -1, "rwm"}, {true, "c", 5, 2, "rwm"}};
+  absl::StatusOr<ExitInfo> exit = RunToExit(spec);
+  ASSERT_THAT(exit.status(), IsOk());
+  EXPECT_EQ(Stdout(), "zero-ok\nurandom-refused\n");
+}
+
 TEST_F(LauncherTest, CgroupFilesShowTheLimits) {
   Spec spec = BaseSpec({"sleep", "1000"});
   Resources& r = spec.linux_spec.resources;
@@ -589,10 +652,10 @@ TEST_F(LauncherTest, SetupFailureLeavesNothing) {
   EXPECT_THAT(Create(spec), StatusIs(absl::StatusCode::kFailedPrecondition,
                                      HasSubstr("/nonexistent/crib/source")));
   spec.mounts.pop_back();
-  spec.process.cwd = "/no/such/dir";
-  EXPECT_THAT(Create(spec),
-              StatusIs(absl::StatusCode::kFailedPrecondition,
-                       HasSubstr("chdir to cwd /no/such/dir: no such file or directory")));
+  // A missing working directory is made (as runc does); one that is a file is an error.
+  spec.process.cwd = "/etc/passwd";
+  EXPECT_THAT(Create(spec), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                     HasSubstr("chdir to cwd /etc/passwd: not a directory")));
   // TearDown checks that no cgroup, mount or process is left.
 }
 

@@ -244,6 +244,14 @@ bool ContainerCgroup::Apply(const Resources& r, std::string* error) {
     *error = "unified cgroup resources need cgroup v2";
     return false;
   }
+  // The kernel applies the rules in order; a leading "deny all" makes it an allowlist.
+  for (const auto& d : r.devices) {
+    auto id = [](int64_t n) { return n < 0 ? std::string("*") : std::to_string(n); };
+    std::string rule = d.type == "a" ? std::string("a")
+                                     : d.type + " " + id(d.major) + ":" + id(d.minor) + " " +
+                                           (d.access.empty() ? std::string("rwm") : d.access);
+    if (!set("devices", d.allow ? "devices.allow" : "devices.deny", rule)) return false;
+  }
   return true;
 }
 

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
+#include <linux/openat2.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
@@ -98,18 +99,22 @@ unsigned long PropagationFlag(const std::string& name) {
   return 0;
 }
 
-bool ParseMount(const Mount& m, const std::string& rootfs, MountStep* step, std::string* error) {
+bool ParseMount(const Mount& m, MountStep* step, std::string* error) {
   if (m.destination.empty() || m.destination[0] != '/') {
     *error = "mount destination \"" + m.destination + "\" is not absolute";
     return false;
   }
   step->source = m.source;
-  step->target = rootfs + m.destination;
+  step->target = m.destination;
   step->type = m.type;
   for (const auto& opt : m.options) {
     if (opt == "bind" || opt == "rbind") {
       step->bind = true;
       step->recursive |= opt == "rbind";
+      continue;
+    }
+    if (opt == "rro") {
+      step->recursive_readonly = true;
       continue;
     }
     if (unsigned long p = PropagationFlag(opt)) {
@@ -182,66 +187,204 @@ int MakeDirs(const char* path) {
   return 0;
 }
 
-int MakeFile(const char* path) {
-  char buf[PATH_MAX];
-  size_t len = std::strlen(path);
-  if (len >= sizeof(buf)) return ENAMETOOLONG;
-  std::memcpy(buf, path, len + 1);
-  char* slash = std::strrchr(buf, '/');
-  if (slash != nullptr && slash != buf) {
-    *slash = '\0';
-    if (int err = MakeDirs(buf)) return err;
-  }
-  int fd = ::open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
-  if (fd < 0) return errno == EISDIR ? 0 : errno;
-  ::close(fd);
-  return 0;
+int WriteAllAt(int fd, const char* value) {
+  ssize_t n = ::write(fd, value, std::strlen(value));
+  return n < 0 ? errno : 0;
 }
 
 int WriteString(const char* path, const char* value) {
   int fd = ::open(path, O_WRONLY | O_CLOEXEC);
   if (fd < 0) return errno;
-  ssize_t n = ::write(fd, value, std::strlen(value));
-  int err = n < 0 ? errno : 0;
+  int err = WriteAllAt(fd, value);
   ::close(fd);
   return err;
 }
 
-void DoMount(int sync_fd, const MountStep& m) {
-  int err = m.file_target ? MakeFile(m.target.c_str()) : MakeDirs(m.target.c_str());
-  if (err != 0) Fail(sync_fd, "create mount point", m.target.c_str(), err);
+// openat2 under the container's root: every symlink and ".." resolves inside it, so an
+// image (or a volume another container writes) can never point a mount outside its rootfs.
+int OpenUnder(int root_fd, const char* relative, int flags) {
+  struct open_how how;
+  std::memset(&how, 0, sizeof(how));
+  how.flags = static_cast<uint64_t>(flags) | O_CLOEXEC;
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  int fd;
+  do {
+    fd = static_cast<int>(
+        ::syscall(SYS_openat2, root_fd, *relative ? relative : ".", &how, sizeof(how)));
+  } while (fd < 0 && errno == EAGAIN);
+  return fd;
+}
+
+// The part of `path` after its leading slashes.
+const char* Relative(const char* path) {
+  while (*path == '/') ++path;
+  return path;
+}
+
+// Where a dangling symlink `name` (the component buf[start, end) of buf) points, spliced
+// into buf in place of buf[0, end): the walk then starts over from the root.
+bool SpliceSymlink(int parent, char* buf, size_t* len, size_t start, size_t end) {
+  char target[PATH_MAX];
+  ssize_t n = ::readlinkat(parent, buf + start, target, sizeof(target) - 1);
+  if (n <= 0) return false;
+  target[n] = '\0';
+  char joined[PATH_MAX];
+  size_t total = 0;
+  if (target[0] != '/') {  // relative to the symlink's directory, buf[0, start)
+    std::memcpy(joined, buf, start);
+    total = start;
+  }
+  const char* t = Relative(target);
+  const size_t tlen = std::strlen(t);
+  const size_t rest = end < *len ? *len - end - 1 : 0;
+  if (total + tlen + 1 + rest + 1 > sizeof(joined)) return false;
+  std::memcpy(joined + total, t, tlen);
+  total += tlen;
+  if (rest > 0) {
+    joined[total++] = '/';
+    std::memcpy(joined + total, buf + end + 1, rest);
+    total += rest;
+  }
+  while (total > 0 && joined[total - 1] == '/') --total;
+  joined[total] = '\0';
+  std::memcpy(buf, joined, total + 1);
+  *len = total;
+  return true;
+}
+
+// An O_PATH fd of `path` (absolute inside the container) resolved under `root_fd`. With
+// `create`, missing directories are made on the way (and the last component, a file when
+// `file`), each one resolved under the root again; a dangling symlink is followed inside
+// the root, as a mount over it would. Returns -errno on failure.
+int ResolveInRoot(int root_fd, const char* path, bool create, bool file) {
+  char buf[PATH_MAX];
+  size_t len = std::strlen(Relative(path));
+  if (len >= sizeof(buf)) return -ENAMETOOLONG;
+  std::memcpy(buf, Relative(path), len + 1);
+  while (len > 0 && buf[len - 1] == '/') buf[--len] = '\0';
+  int fd = OpenUnder(root_fd, buf, O_PATH);
+  if (fd >= 0) return fd;
+  if (errno != ENOENT || !create) return -errno;
+  for (int hops = 0; hops < 40; ++hops) {
+    int parent = ::fcntl(root_fd, F_DUPFD_CLOEXEC, 0);
+    if (parent < 0) return -errno;
+    bool restart = false;
+    size_t start = 0;
+    while (start < len && !restart) {
+      size_t end = start;
+      while (end < len && buf[end] != '/') ++end;
+      const bool last = end == len;
+      const char saved = buf[end];
+      buf[end] = '\0';
+      int next = OpenUnder(root_fd, buf, O_PATH);
+      if (next < 0 && errno == ENOENT) {
+        const char* name = buf + start;
+        int rc;
+        if (last && file) {
+          rc = ::openat(parent, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+          if (rc >= 0) ::close(rc);
+        } else {
+          rc = ::mkdirat(parent, name, 0755);
+        }
+        if (rc < 0 && errno == EEXIST) {
+          // buf[end] is still the terminator: buf + start is the symlink's own name.
+          if (!SpliceSymlink(parent, buf, &len, start, end)) {
+            ::close(parent);
+            return -ENOENT;
+          }
+          restart = true;
+          continue;
+        }
+        if (rc < 0) {
+          const int err = errno;
+          ::close(parent);
+          return -err;
+        }
+        next = OpenUnder(root_fd, buf, O_PATH);
+      }
+      if (next < 0) {
+        const int err = errno;
+        ::close(parent);
+        return -err;
+      }
+      ::close(parent);
+      parent = next;
+      buf[end] = saved;
+      start = end + 1;
+    }
+    if (!restart) return parent;
+    ::close(parent);
+  }
+  return -ELOOP;
+}
+
+// "/proc/self/fd/<fd>": how mount(2) is pointed at a resolved fd.
+void FdPath(int fd, char* out, size_t size) {
+  char digits[16];
+  int n = 0;
+  unsigned v = static_cast<unsigned>(fd);
+  do {
+    digits[n++] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v != 0 && n < 15);
+  static constexpr char kPrefix[] = "/proc/self/fd/";
+  size_t at = 0;
+  for (const char* p = kPrefix; *p != '\0' && at + 1 < size; ++p) out[at++] = *p;
+  while (n > 0 && at + 1 < size) out[at++] = digits[--n];
+  out[at] = '\0';
+}
+
+void DoMount(int sync_fd, int root_fd, const MountStep& m) {
+  UniqueFd target(ResolveInRoot(root_fd, m.target.c_str(), true, m.file_target));
+  if (target.get() < 0) Fail(sync_fd, "create mount point", m.target.c_str(), -target.get());
+  char path[32];
+  FdPath(target.get(), path, sizeof(path));
   if (m.bind) {
     unsigned long flags = MS_BIND | (m.recursive ? MS_REC : 0);
-    if (::mount(m.source.c_str(), m.target.c_str(), nullptr, flags, nullptr) != 0) {
+    if (::mount(m.source.c_str(), path, nullptr, flags, nullptr) != 0) {
       Fail(sync_fd, "bind mount on", m.target.c_str(), errno);
     }
-    if (m.flags != 0 && ::mount(m.source.c_str(), m.target.c_str(), nullptr,
-                                MS_BIND | MS_REMOUNT | m.flags, nullptr) != 0) {
-      Fail(sync_fd, "remount bind mount", m.target.c_str(), errno);
-    }
-  } else if (::mount(m.source.c_str(), m.target.c_str(), m.type.c_str(), m.flags,
+  } else if (::mount(m.source.c_str(), path, m.type.c_str(), m.flags,
                      m.data.empty() ? nullptr : m.data.c_str()) != 0) {
     Fail(sync_fd, "mount on", m.target.c_str(), errno);
   }
-  if (m.propagation != 0 &&
-      ::mount(nullptr, m.target.c_str(), nullptr, m.propagation, nullptr) != 0) {
+  const bool remount = m.bind && m.flags != 0;
+  if (!remount && m.propagation == 0 && !m.recursive_readonly && !m.dev_tmpfs) return;
+  // The old fd still names the covered directory: the new mount's root is reached by
+  // resolving the path again.
+  UniqueFd mounted(ResolveInRoot(root_fd, m.target.c_str(), false, false));
+  if (mounted.get() < 0) Fail(sync_fd, "reopen mount point", m.target.c_str(), -mounted.get());
+  FdPath(mounted.get(), path, sizeof(path));
+  if (remount && ::mount(nullptr, path, nullptr, MS_BIND | MS_REMOUNT | m.flags, nullptr) != 0) {
+    Fail(sync_fd, "remount bind mount", m.target.c_str(), errno);
+  }
+  if (m.recursive_readonly) {
+    struct mount_attr attr;
+    std::memset(&attr, 0, sizeof(attr));
+    attr.attr_set = MOUNT_ATTR_RDONLY;
+    if (::syscall(SYS_mount_setattr, mounted.get(), "", AT_EMPTY_PATH | AT_RECURSIVE, &attr,
+                  sizeof(attr)) != 0) {
+      Fail(sync_fd, "make the mount recursively read-only", m.target.c_str(), errno);
+    }
+  }
+  if (m.propagation != 0 && ::mount(nullptr, path, nullptr, m.propagation, nullptr) != 0) {
     Fail(sync_fd, "set mount propagation of", m.target.c_str(), errno);
   }
-  char path[PATH_MAX];
   if (m.dev_tmpfs) {
     static constexpr struct {
       const char* name;
       unsigned major, minor;
     } kNodes[] = {{"null", 1, 3},   {"zero", 1, 5},    {"full", 1, 7},
                   {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}};
+    // mknodat wants a real directory fd, not an O_PATH one.
+    UniqueFd dev(::openat(mounted.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (dev.get() < 0) Fail(sync_fd, "open", m.target.c_str(), errno);
     for (const auto& node : kNodes) {
-      if (!JoinPath(path, sizeof(path), m.target.c_str(), node.name)) {
-        Fail(sync_fd, "device path too long", m.target.c_str(), ENAMETOOLONG);
+      if (::mknodat(dev.get(), node.name, S_IFCHR | 0666, makedev(node.major, node.minor)) != 0 &&
+          errno != EEXIST) {
+        Fail(sync_fd, "mknod in /dev", node.name, errno);
       }
-      if (::mknod(path, S_IFCHR | 0666, makedev(node.major, node.minor)) != 0 && errno != EEXIST) {
-        Fail(sync_fd, "mknod", path, errno);
-      }
-      ::chmod(path, 0666);  // mknod honours the umask
+      ::fchmodat(dev.get(), node.name, 0666, 0);  // mknod honours the umask
     }
     static constexpr struct {
       const char* target;
@@ -250,9 +393,8 @@ void DoMount(int sync_fd, const MountStep& m) {
                   {"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"},
                   {"/proc/kcore", "core"},       {"pts/ptmx", "ptmx"}};
     for (const auto& link : kLinks) {
-      JoinPath(path, sizeof(path), m.target.c_str(), link.name);
-      if (::symlink(link.target, path) != 0 && errno != EEXIST) {
-        Fail(sync_fd, "symlink", path, errno);
+      if (::symlinkat(link.target, dev.get(), link.name) != 0 && errno != EEXIST) {
+        Fail(sync_fd, "symlink in /dev", link.name, errno);
       }
     }
   }
@@ -307,37 +449,67 @@ void SetupRootfs(int sync_fd, const Plan& plan) {
   if (::mount(plan.rootfs.c_str(), plan.rootfs.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) {
     Fail(sync_fd, "bind mount rootfs", plan.rootfs.c_str(), errno);
   }
-  for (const auto& m : plan.mounts) DoMount(sync_fd, m);
+  UniqueFd root(::open(plan.rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (root.get() < 0) Fail(sync_fd, "open rootfs", plan.rootfs.c_str(), errno);
+  for (const auto& m : plan.mounts) DoMount(sync_fd, root.get(), m);
+  char path[32];
   for (const auto& d : plan.devices) {
-    MakeFile(d.path.c_str());  // creates the parent directories
-    ::unlink(d.path.c_str());
-    if (::mknod(d.path.c_str(), d.mode, d.dev) != 0) Fail(sync_fd, "mknod", d.path.c_str(), errno);
-    if (::chown(d.path.c_str(), d.uid, d.gid) != 0) Fail(sync_fd, "chown", d.path.c_str(), errno);
+    // The node's directory is resolved (and made) inside the root; the node replaces any entry.
+    char dir[PATH_MAX];
+    const char* slash = std::strrchr(d.path.c_str(), '/');
+    const size_t dir_len = slash == nullptr ? 0 : static_cast<size_t>(slash - d.path.c_str());
+    if (dir_len >= sizeof(dir)) Fail(sync_fd, "device path", d.path.c_str(), ENAMETOOLONG);
+    std::memcpy(dir, d.path.c_str(), dir_len);
+    dir[dir_len] = '\0';
+    const char* name = slash == nullptr ? d.path.c_str() : slash + 1;
+    UniqueFd resolved(ResolveInRoot(root.get(), dir, true, false));
+    if (resolved.get() < 0) Fail(sync_fd, "create device directory", dir, -resolved.get());
+    UniqueFd parent(::openat(resolved.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (parent.get() < 0) Fail(sync_fd, "open device directory", dir, errno);
+    ::unlinkat(parent.get(), name, 0);
+    if (::mknodat(parent.get(), name, d.mode, d.dev) != 0) {
+      Fail(sync_fd, "mknod", d.path.c_str(), errno);
+    }
+    if (::fchownat(parent.get(), name, d.uid, d.gid, AT_SYMLINK_NOFOLLOW) != 0) {
+      Fail(sync_fd, "chown", d.path.c_str(), errno);
+    }
+    ::fchmodat(parent.get(), name, d.mode & 07777, 0);  // mknod honours the umask
   }
   for (const auto& [file, value] : plan.sysctls) {
-    if (int err = WriteString(file.c_str(), value.c_str())) {
+    UniqueFd fd(OpenUnder(root.get(), Relative(file.c_str()), O_WRONLY));
+    if (fd.get() < 0) Fail(sync_fd, "open sysctl", file.c_str(), errno);
+    if (int err = WriteAllAt(fd.get(), value.c_str())) {
       Fail(sync_fd, "write sysctl", file.c_str(), err);
     }
   }
-  for (const auto& path : plan.masked) {
+  for (const auto& masked : plan.masked) {
+    UniqueFd target(ResolveInRoot(root.get(), masked.c_str(), false, false));
+    if (target.get() == -ENOENT) continue;
+    if (target.get() < 0) Fail(sync_fd, "open masked path", masked.c_str(), -target.get());
     struct stat st;
-    if (::stat(path.c_str(), &st) != 0) {
-      if (errno == ENOENT) continue;
-      Fail(sync_fd, "stat masked path", path.c_str(), errno);
-    }
-    int rc = S_ISDIR(st.st_mode) ? ::mount("tmpfs", path.c_str(), "tmpfs", MS_RDONLY, "size=0k")
-                                 : ::mount("/dev/null", path.c_str(), nullptr, MS_BIND, nullptr);
-    if (rc != 0) Fail(sync_fd, "mask", path.c_str(), errno);
+    if (::fstat(target.get(), &st) != 0) Fail(sync_fd, "stat masked path", masked.c_str(), errno);
+    FdPath(target.get(), path, sizeof(path));
+    int rc = S_ISDIR(st.st_mode) ? ::mount("tmpfs", path, "tmpfs", MS_RDONLY, "size=0k")
+                                 : ::mount("/dev/null", path, nullptr, MS_BIND, nullptr);
+    if (rc != 0) Fail(sync_fd, "mask", masked.c_str(), errno);
   }
-  for (const auto& path : plan.readonly) {
-    if (::mount(path.c_str(), path.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) {
-      if (errno == ENOENT) continue;
-      Fail(sync_fd, "bind mount read-only path", path.c_str(), errno);
+  for (const auto& readonly : plan.readonly) {
+    UniqueFd target(ResolveInRoot(root.get(), readonly.c_str(), false, false));
+    if (target.get() == -ENOENT) continue;
+    if (target.get() < 0) Fail(sync_fd, "open read-only path", readonly.c_str(), -target.get());
+    FdPath(target.get(), path, sizeof(path));
+    if (::mount(path, path, nullptr, MS_BIND | MS_REC, nullptr) != 0) {
+      Fail(sync_fd, "bind mount read-only path", readonly.c_str(), errno);
     }
-    if (::mount(path.c_str(), path.c_str(), nullptr,
+    UniqueFd mounted(ResolveInRoot(root.get(), readonly.c_str(), false, false));
+    if (mounted.get() < 0) {
+      Fail(sync_fd, "reopen read-only path", readonly.c_str(), -mounted.get());
+    }
+    FdPath(mounted.get(), path, sizeof(path));
+    if (::mount(nullptr, path, nullptr,
                 MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
                 nullptr) != 0) {
-      Fail(sync_fd, "remount read-only", path.c_str(), errno);
+      Fail(sync_fd, "remount read-only", readonly.c_str(), errno);
     }
   }
   // pivot_root(".", ".") stacks the old root on the new one; detaching it leaves the new.
@@ -376,7 +548,11 @@ uint32_t SetupProcess(int sync_fd, const Plan& plan) {
       Fail(sync_fd, "write /proc/self/oom_score_adj", nullptr, err);
     }
   }
-  if (::chdir(plan.cwd.c_str()) != 0) Fail(sync_fd, "chdir to cwd", plan.cwd.c_str(), errno);
+  if (::chdir(plan.cwd.c_str()) != 0) {
+    if (errno != ENOENT || MakeDirs(plan.cwd.c_str()) != 0 || ::chdir(plan.cwd.c_str()) != 0) {
+      Fail(sync_fd, "chdir to cwd", plan.cwd.c_str(), errno);
+    }
+  }
   for (int cap = 0; cap <= plan.last_cap; ++cap) {
     if ((plan.cap_bounding & (1ULL << cap)) == 0 && ::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 &&
         errno != EINVAL) {
@@ -410,6 +586,14 @@ uint32_t SetupProcess(int sync_fd, const Plan& plan) {
         ::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) != 0) {
       Fail(sync_fd, "raise ambient capability", kCapabilityNames[cap], errno);
     }
+  }
+  if (!plan.apparmor_profile.empty()) {
+    // The profile takes effect at execve. attr/apparmor/exec since Linux 5.8, attr/exec before.
+    char value[300] = "exec ";
+    std::strncat(value, plan.apparmor_profile.c_str(), sizeof(value) - 6);
+    int err = WriteString("/proc/thread-self/attr/apparmor/exec", value);
+    if (err == ENOENT) err = WriteString("/proc/thread-self/attr/exec", value);
+    if (err != 0) Fail(sync_fd, "apply apparmor profile", plan.apparmor_profile.c_str(), err);
   }
   if (plan.no_new_privileges && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
     Fail(sync_fd, "set no_new_privs", nullptr, errno);
@@ -523,6 +707,7 @@ bool BuildPlan(const Spec& spec, const std::string& bundle, bool for_exec, Plan*
     *set &= own_bounding;
   }
   plan->no_new_privileges = p.no_new_privileges;
+  plan->apparmor_profile = p.apparmor_profile;
   for (const auto& r : p.rlimits) {
     int resource = -1;
     for (int i = 0; i < static_cast<int>(std::size(kRlimitNames)); ++i) {
@@ -639,12 +824,12 @@ bool BuildPlan(const Spec& spec, const std::string& bundle, bool for_exec, Plan*
   }
   for (const auto& m : spec.mounts) {
     MountStep step;
-    if (!ParseMount(m, plan->rootfs, &step, error)) return false;
+    if (!ParseMount(m, &step, error)) return false;
     plan->mounts.push_back(std::move(step));
   }
   for (const auto& d : l.devices) {
     DeviceStep step;
-    step.path = plan->rootfs + d.path;
+    step.path = d.path;
     mode_t type = d.type == "b" ? S_IFBLK : d.type == "p" ? S_IFIFO : S_IFCHR;
     step.mode = type | (d.file_mode ? (*d.file_mode & 07777) : 0666);
     step.dev = makedev(d.major, d.minor);
@@ -653,12 +838,12 @@ bool BuildPlan(const Spec& spec, const std::string& bundle, bool for_exec, Plan*
     plan->devices.push_back(step);
   }
   for (const auto& [key, value] : l.sysctl) {
-    std::string file = plan->rootfs + "/proc/sys/";
+    std::string file = "/proc/sys/";
     for (char ch : key) file += ch == '.' ? '/' : ch;
     plan->sysctls.emplace_back(file, value);
   }
-  for (const auto& m : l.masked_paths) plan->masked.push_back(plan->rootfs + m);
-  for (const auto& r : l.readonly_paths) plan->readonly.push_back(plan->rootfs + r);
+  plan->masked = l.masked_paths;
+  plan->readonly = l.readonly_paths;
   if (!l.cgroups_path.empty()) {
     ContainerCgroup cgroup;
     if (!cgroup.Init(l.cgroups_path, error)) return false;

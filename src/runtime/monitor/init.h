@@ -41,20 +41,21 @@ std::string DescribeSync(const SyncMessage& message);
 
 struct MountStep {
   std::string source;
-  std::string target;  // inside the rootfs, before pivot_root
+  std::string target;  // absolute inside the container; resolved under the rootfs
   std::string type;
   std::string data;
   unsigned long flags = 0;        // MS_* without bind and propagation
   unsigned long propagation = 0;  // MS_SHARED, MS_SLAVE, ... (with MS_REC)
   bool bind = false;
   bool recursive = false;
+  bool recursive_readonly = false;  // "rro": read-only down the whole bound tree
   bool file_target = false;  // a bind mount of a file: the target is a file
   bool dev_tmpfs = false;    // /dev: gets the standard device nodes
   bool devpts = false;       // /dev/pts: gets the /dev/ptmx link
 };
 
 struct DeviceStep {
-  std::string path;  // inside the rootfs
+  std::string path;  // absolute inside the container
   mode_t mode = 0;
   dev_t dev = 0;
   uid_t uid = 0;
@@ -76,9 +77,10 @@ struct Plan {
   unsigned long root_propagation = 0;
   std::vector<MountStep> mounts;
   std::vector<DeviceStep> devices;
+  // Paths here are absolute inside the container and resolved under the rootfs.
   std::vector<std::pair<std::string, std::string>> sysctls;  // file, value
-  std::vector<std::string> masked;                           // inside the rootfs
-  std::vector<std::string> readonly;                         // inside the rootfs
+  std::vector<std::string> masked;
+  std::vector<std::string> readonly;
   bool root_readonly = false;
   std::string hostname;
   // Process.
@@ -92,6 +94,7 @@ struct Plan {
            cap_ambient = 0;
   int last_cap = 40;
   bool no_new_privileges = false;
+  std::string apparmor_profile;
   bool has_seccomp = false;
   SeccompProgram seccomp;
   std::string cwd;
