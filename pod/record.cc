@@ -89,6 +89,9 @@ PodSandbox ToPodSandbox(const store::PodRecord& r, const PodData& d) {
   p.namespaces = d.namespaces;
   p.ips = d.ips;
   p.pid = d.pid;
+  p.pid_start_time = d.pid_start_time;
+  p.hostname = d.hostname;
+  p.log_directory = d.log_directory;
   p.netns_path = d.netns_path;
   p.cgroup_path = d.cgroup_path;
   p.pod_dir = d.pod_dir;

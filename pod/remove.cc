@@ -31,6 +31,9 @@ absl::Status PodService::Remove(const std::string& id_or_prefix) {
   };
 
   RETURN_IF_ERROR(StopLocked(id));
+  if (hooks_.remove_all) {
+    if (absl::Status s = hooks_.remove_all(id); !s.ok()) return step_error("remove containers", s);
+  }
   if (!data.netns_path.empty()) {
     if (absl::Status s = RemovePinnedNetns(data.netns_path); !s.ok()) {
       return step_error("remove network namespace", s);

@@ -1,7 +1,6 @@
 // RunPodSandbox: reserve the name, then netns, files, /dev/shm, cgroup, crib-pause, network,
 // each step with its undo, so that a failure anywhere leaves nothing behind.
 #include <sys/mount.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -9,13 +8,13 @@
 #include <filesystem>
 
 #include "absl/cleanup/cleanup.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "cgroup/cgroupfs.h"
 #include "common/errors.h"
 #include "common/files.h"
+#include "common/ids.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "pod/failpoint.h"
@@ -30,14 +29,6 @@ namespace {
 
 // The cgroup parent of pods that name none.
 constexpr char kCribCgroupParent[] = "/crib";
-
-absl::StatusOr<std::string> NewPodId() {
-  char bytes[32];
-  if (::getrandom(bytes, sizeof(bytes), 0) != sizeof(bytes)) {
-    return ErrnoStatus(errno, "getrandom for a pod id");
-  }
-  return absl::BytesToHexString(absl::string_view(bytes, sizeof(bytes)));
-}
 
 std::string HostHostname() {
   char name[HOST_NAME_MAX + 1] = {};
@@ -82,7 +73,7 @@ absl::StatusOr<std::string> PodService::Run(const PodSandboxSpec& spec) {
   } while (false)
 
   const bool host_network = spec.namespaces.network == NamespaceMode::kNode;
-  ASSIGN_OR_RETURN(const std::string id, NewPodId());
+  ASSIGN_OR_RETURN(const std::string id, NewObjectId());
   absl::Mutex& pod_lock = PodLock(id);
   absl::MutexLock lock(&pod_lock);
 

@@ -68,6 +68,9 @@ struct PodSandbox {
   NamespaceOptions namespaces;
   std::vector<std::string> ips;
   pid_t pid = 0;  // the pause process, 0 when there is none
+  uint64_t pid_start_time = 0;
+  std::string hostname;
+  std::string log_directory;
   std::string netns_path;
   std::string cgroup_path;
   std::string pod_dir;  // hostname, hosts, resolv.conf and shm/ live here

@@ -137,6 +137,17 @@ absl::StatusOr<std::string> PodService::ResolveId(const std::string& id_or_prefi
   return matches[0];
 }
 
+absl::Status PodService::WithPod(const std::string& id_or_prefix,
+                                 absl::FunctionRef<absl::Status(const PodSandbox&)> fn) {
+  ASSIGN_OR_RETURN(const std::string id, ResolveId(id_or_prefix));
+  absl::ReaderMutexLock lock(&PodLock(id));
+  // Read under the lock: a Stop or Remove that finished just before counts.
+  ASSIGN_OR_RETURN(PodSandbox pod, Get(id));
+  return fn(pod);
+}
+
+void PodService::SetContainerHooks(ContainerHooks hooks) { hooks_ = std::move(hooks); }
+
 absl::Mutex& PodService::PodLock(const std::string& id) {
   absl::MutexLock lock(&locks_mutex_);
   std::unique_ptr<absl::Mutex>& mutex = locks_[id];

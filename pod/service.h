@@ -5,12 +5,14 @@
 // types; attaches networks only through network::NetworkBackend.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -21,6 +23,13 @@
 #include "store/store.h"
 
 namespace crib::pod {
+
+// What the pod room asks of the container room, which sits beside it: containers are stopped
+// before the pause process that holds their namespaces, and removed before the pod's record.
+struct ContainerHooks {
+  std::function<absl::Status(const std::string& pod_id)> stop_all;
+  std::function<absl::Status(const std::string& pod_id)> remove_all;
+};
 
 class PodService {
  public:
@@ -40,6 +49,13 @@ class PodService {
 
   // Checks a spec without creating anything (InvalidArgument naming the field).
   static absl::Status Validate(const PodSandboxSpec& spec);
+
+  // Runs `fn` on the pod with its lock held shared, so that it is neither stopped nor removed
+  // meanwhile (several containers may be made in one pod at once). NotFound for an unknown id.
+  absl::Status WithPod(const std::string& id_or_prefix,
+                       absl::FunctionRef<absl::Status(const PodSandbox&)> fn);
+
+  void SetContainerHooks(ContainerHooks hooks);
 
  private:
   PodService(const Config& config, network::NetworkBackend& network, store::Store& store,
@@ -64,6 +80,7 @@ class PodService {
       ABSL_GUARDED_BY(locks_mutex_);
   absl::Mutex netns_dir_mutex_;
   bool netns_dir_ready_ ABSL_GUARDED_BY(netns_dir_mutex_) = false;
+  ContainerHooks hooks_;  // set once, before the server serves
 };
 
 }  // namespace crib::pod

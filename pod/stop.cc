@@ -25,8 +25,10 @@ absl::Status PodService::StopLocked(const std::string& id) {
     return Annotate(status, absl::StrCat("stop pod sandbox ", id, ": ", step));
   };
 
-  // Seam for the containers issue: the pod's containers are stopped here, before the pause
-  // process, so that none outlives the namespaces it joined.
+  // The containers first, so that none outlives the namespaces it joined.
+  if (hooks_.stop_all) {
+    if (absl::Status s = hooks_.stop_all(id); !s.ok()) return step_error("stop containers", s);
+  }
 
   if (absl::Status s = StopPause(PauseProcess{data.pid, data.pid_start_time}, absl::Seconds(2));
       !s.ok()) {

@@ -18,6 +18,7 @@
 #include "common/status_macros.h"
 #include "common/version.h"
 #include "config/config.h"
+#include "container/service.h"
 #include "cribd/flags.h"
 #include "cribd/instance_lock.h"
 #include "cribd/socket_path.h"
@@ -67,7 +68,10 @@ absl::Status Serve(const Config& config, const sigset_t& stop_signals) {
   ASSIGN_OR_RETURN(std::unique_ptr<image::ImageStore> images,
                    image::ImageStore::Open(config, *store));
 
-  server::Dependencies deps{config, *network, *store, *pods, *images};
+  ASSIGN_OR_RETURN(std::unique_ptr<container::ContainerService> containers,
+                   container::ContainerService::Create(config, *store, *pods, *images));
+
+  server::Dependencies deps{config, *network, *store, *pods, *images, *containers};
   server::RuntimeService runtime_service(deps);
   server::ImageService image_service(deps);
 

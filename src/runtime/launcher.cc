@@ -25,6 +25,7 @@
 #include "runtime/monitor/cgroups.h"
 #include "runtime/monitor/error_text.h"
 #include "runtime/monitor/protocol.h"
+#include "runtime/monitor/socket_address.h"
 #include "runtime/monitor/seccomp_filter.h"
 #include "runtime/spec.h"
 #include "runtime/spec_json.h"
@@ -227,12 +228,13 @@ absl::StatusOr<CreatedContainer> Launcher::Create(absl::string_view id, const st
 absl::StatusOr<std::string> Launcher::Request(const std::string& bundle, absl::string_view request,
                                               absl::Duration timeout) const {
   std::string path = BundleFile(bundle, kMonitorSocket);
-  struct sockaddr_un addr = {};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof(addr.sun_path)) {
-    return absl::InvalidArgumentError(absl::StrCat("monitor socket ", path, ": path too long"));
+  struct sockaddr_un addr;
+  UniqueFd dir;
+  if (int err = MakeSocketAddress(path, &addr, &dir)) {
+    // A bundle directory that is gone means the monitor is gone with it.
+    if (err == ENOENT) return absl::NotFoundError(absl::StrCat("monitor socket ", path, " is gone"));
+    return ErrnoStatus(err, absl::StrCat("monitor socket address ", path));
   }
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd) return ErrnoStatus(errno, "socket");
   if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
@@ -277,6 +279,30 @@ absl::Status Launcher::Kill(const std::string& bundle, int signal) const {
 absl::Status Launcher::ReopenLog(const std::string& bundle) const {
   absl::StatusOr<std::string> reply = Request(bundle, "reopen-log", absl::Seconds(10));
   if (!reply.ok()) return Annotate(reply.status(), "reopen container log");
+  return absl::OkStatus();
+}
+
+absl::Status Launcher::KillCgroup(const std::string& bundle, int signal) const {
+  ASSIGN_OR_RETURN(Spec spec, ReadDigest(bundle));
+  if (spec.linux_spec.cgroups_path.empty()) return absl::OkStatus();
+  ContainerCgroup cgroup;
+  std::string error;
+  if (!cgroup.Init(spec.linux_spec.cgroups_path, &error)) return absl::InternalError(error);
+  for (int pid : cgroup.Pids()) ::kill(pid, signal);
+  return absl::OkStatus();
+}
+
+absl::Status Launcher::UpdateResources(const std::string& bundle,
+                                       const Resources& resources) const {
+  ASSIGN_OR_RETURN(Spec spec, ReadDigest(bundle));
+  if (spec.linux_spec.cgroups_path.empty()) {
+    return absl::FailedPreconditionError("update resources: the container has no cgroup");
+  }
+  ContainerCgroup cgroup;
+  std::string error;
+  if (!cgroup.Init(spec.linux_spec.cgroups_path, &error) || !cgroup.Apply(resources, &error)) {
+    return absl::FailedPreconditionError(absl::StrCat("update resources: ", error));
+  }
   return absl::OkStatus();
 }
 

@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "runtime/spec.h"
 
 namespace crib::runtime {
 
@@ -71,6 +72,10 @@ class Launcher {
   // Signals the init; OK when the container has already exited.
   absl::Status Kill(const std::string& bundle, int signal) const;
   absl::Status ReopenLog(const std::string& bundle) const;
+  // Signals every process of the container's cgroup: for a container whose monitor is gone.
+  absl::Status KillCgroup(const std::string& bundle, int signal) const;
+  // Writes `resources` to the live cgroup (UpdateContainerResources).
+  absl::Status UpdateResources(const std::string& bundle, const Resources& resources) const;
   absl::Status Resize(const std::string& bundle, int rows, int cols) const;
 
   absl::StatusOr<ContainerStatus> Status(const std::string& bundle) const;

@@ -4,6 +4,7 @@
 
 #include "api/cri/api.grpc.pb.h"
 #include "config/config.h"
+#include "container/service.h"
 #include "image/image_store.h"
 #include "network/backend.h"
 #include "pod/service.h"
@@ -19,6 +20,7 @@ struct Dependencies {
   store::Store& store;
   pod::PodService& pods;
   image::ImageStore& images;
+  container::ContainerService& containers;
 };
 
 }  // namespace crib::server

@@ -1,6 +1,6 @@
 // The CRI v1 RuntimeService as crib serves it. Each group of RPCs has its own file (status.cc,
-// later pod_sandbox.cc, container.cc, exec.cc, stats.cc); an RPC that no file implements yet
-// answers UNIMPLEMENTED naming itself (see interceptor.h).
+// pod_sandbox.cc, container.cc, later exec.cc and stats.cc); an RPC that no file implements
+// yet answers UNIMPLEMENTED naming itself (see interceptor.h).
 #pragma once
 
 #include "server/dependencies.h"
@@ -34,6 +34,33 @@ class RuntimeService final : public cri::RuntimeService::Service {
   grpc::Status ListPodSandbox(grpc::ServerContext* context,
                               const cri::ListPodSandboxRequest* request,
                               cri::ListPodSandboxResponse* response) override;
+
+  // container.cc
+  grpc::Status CreateContainer(grpc::ServerContext* context,
+                               const cri::CreateContainerRequest* request,
+                               cri::CreateContainerResponse* response) override;
+  grpc::Status StartContainer(grpc::ServerContext* context,
+                              const cri::StartContainerRequest* request,
+                              cri::StartContainerResponse* response) override;
+  grpc::Status StopContainer(grpc::ServerContext* context, const cri::StopContainerRequest* request,
+                             cri::StopContainerResponse* response) override;
+  grpc::Status RemoveContainer(grpc::ServerContext* context,
+                               const cri::RemoveContainerRequest* request,
+                               cri::RemoveContainerResponse* response) override;
+  grpc::Status ContainerStatus(grpc::ServerContext* context,
+                               const cri::ContainerStatusRequest* request,
+                               cri::ContainerStatusResponse* response) override;
+  grpc::Status ListContainers(grpc::ServerContext* context,
+                              const cri::ListContainersRequest* request,
+                              cri::ListContainersResponse* response) override;
+  grpc::Status ExecSync(grpc::ServerContext* context, const cri::ExecSyncRequest* request,
+                        cri::ExecSyncResponse* response) override;
+  grpc::Status UpdateContainerResources(grpc::ServerContext* context,
+                                        const cri::UpdateContainerResourcesRequest* request,
+                                        cri::UpdateContainerResourcesResponse* response) override;
+  grpc::Status ReopenContainerLog(grpc::ServerContext* context,
+                                  const cri::ReopenContainerLogRequest* request,
+                                  cri::ReopenContainerLogResponse* response) override;
 
  private:
   Dependencies deps_;

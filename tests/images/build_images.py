@@ -126,11 +126,19 @@ def busybox_layer():
 # ---- images -------------------------------------------------------------------------------
 
 
-def image_config(diff_ids, arch="amd64", variant=None, user=None, cmd=("sh",), docker=False):
+def image_config(diff_ids, arch="amd64", variant=None, user=None, cmd=("sh",), docker=False,
+                 entrypoint=None, env=(), workdir=None, stop_signal=None):
     config = {
-        "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-        "Cmd": list(cmd),
+        "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"] + list(env),
     }
+    if cmd is not None:
+        config["Cmd"] = list(cmd)
+    if entrypoint is not None:
+        config["Entrypoint"] = list(entrypoint)
+    if workdir is not None:
+        config["WorkingDir"] = workdir
+    if stop_signal is not None:
+        config["StopSignal"] = stop_signal
     if user is not None:
         config["User"] = user
     doc = {
@@ -209,7 +217,7 @@ class Builder:
         return self._busybox
 
     def manifest(self, repo, layers, docker=False, arch="amd64", variant=None, user=None,
-                 cmd=("sh",), annotations=None):
+                 cmd=("sh",), annotations=None, **config_args):
         """Pushes the layers and config; returns (manifest bytes, media type, info).
 
         `layers` is a list of (tar bytes, compression)."""
@@ -224,7 +232,8 @@ class Builder:
                               "none": OCI_LAYER_TAR}[how]
             descriptors.append({"mediaType": media_type, "digest": digest, "size": len(blob)})
             diff_ids.append(sha256(tar_data))
-        config = image_config(diff_ids, arch=arch, variant=variant, user=user, cmd=cmd)
+        config = image_config(diff_ids, arch=arch, variant=variant, user=user, cmd=cmd,
+                              **config_args)
         config_digest = self.registry.push_blob(repo, config)
         doc = {
             "schemaVersion": 2,
@@ -338,6 +347,41 @@ def evil_layer(kind):
     return layer.tar_bytes()
 
 
+def groups_layer():
+    """A user with supplementary groups in the image's own /etc/group."""
+    layer = Layer()
+    layer.dir("etc")
+    layer.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n"
+               b"app:x:1000:1000:app:/home/app:/bin/sh\n"
+               b"nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
+    layer.file("etc/group", b"root:x:0:\napp:x:1000:\nstaff:x:50:app\nmedia:x:60:other,app\n"
+               b"audio:x:63:other\nnogroup:x:65534:\n")
+    layer.dir("home")
+    layer.dir("home/app")
+    return layer.tar_bytes()
+
+
+def evil_etc_layer():
+    """/etc files that are symlinks out of the image: mounts over them must stay inside."""
+    layer = Layer()
+    layer.dir("etc")
+    layer.symlink("etc/hosts", "/tmp/crib-evil-etc/hosts")
+    layer.symlink("etc/resolv.conf", "../../../../../../tmp/crib-evil-etc/resolv.conf")
+    layer.symlink("etc/hostname", "/tmp/crib-evil-etc/hostname")
+    return layer.tar_bytes()
+
+
+def many_layers(count):
+    """`count` tiny layers: an overlay whose lower directories do not fit in one page."""
+    layers = []
+    for n in range(count):
+        layer = Layer()
+        layer.dir("many")
+        layer.file(f"many/layer{n:03d}", f"layer {n}\n".encode())
+        layers.append((layer.tar_bytes(), "gzip"))
+    return layers
+
+
 def big_layers(total_mb, count):
     """Deterministic content, half incompressible and half text-like, in `count` layers."""
     rng = random.Random(20231114)
@@ -397,6 +441,20 @@ def build(builder, only, big):
         ], docker=True)
     if want("docker:latest"):
         builder.image("docker:latest", [busybox], docker=True)
+    if want("app:latest"):
+        builder.image("app:latest", [busybox], entrypoint=("/bin/sh", "-c"),
+                      cmd=("echo from the image cmd",),
+                      env=("FROM_IMAGE=yes", "OVERRIDE=image"), workdir="/srv",
+                      stop_signal="SIGUSR1")
+    if want("groups:latest"):
+        builder.image("groups:latest", [busybox, (groups_layer(), "gzip")], user="app",
+                      cmd=("id",))
+    if want("nocmd:latest"):
+        builder.image("nocmd:latest", [busybox], cmd=None)
+    if want("evil-etc:latest"):
+        builder.image("evil-etc:latest", [busybox, (evil_etc_layer(), "gzip")])
+    if want("manylayers:latest"):
+        builder.image("manylayers:latest", [busybox] + many_layers(70))
     for kind in ("traversal", "absolute", "symlink"):
         if want(f"evil-{kind}:latest"):
             builder.image(f"evil-{kind}:latest", [busybox, (evil_layer(kind), "gzip")])

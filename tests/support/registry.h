@@ -43,6 +43,8 @@ inline constexpr const char* kTestImageNames[] = {
     "busybox:latest",  "layers:latest",         "zstd:latest",          "user:latest",
     "username:latest", "multiarch:latest",      "armonly:latest",       "dockerlist:latest",
     "docker:latest",   "evil-traversal:latest", "evil-absolute:latest", "evil-symlink:latest",
+    "app:latest",      "groups:latest",         "nocmd:latest",         "evil-etc:latest",
+    "manylayers:latest",
 };
 
 // Runs tests/images/build_images.py against `host` ("127.0.0.1:port"); `only` empty: all the

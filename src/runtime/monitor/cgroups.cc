@@ -109,6 +109,15 @@ bool ContainerCgroup::Init(const std::string& cgroups_path, std::string* error) 
     if (!seen) hierarchies_.push_back(h);
   }
   unified_ = hierarchies_.size() == 1 && hierarchies_[0].v2;
+  if (!unified_) {
+    // Beside v1 controllers, only they count: named hierarchies (name=systemd) and a hybrid
+    // machine's controller-less v2 tree are not the cgroupfs driver's, as for the pod's cgroup.
+    std::vector<Hierarchy> usable;
+    for (auto& h : hierarchies_) {
+      if (!h.controllers.empty()) usable.push_back(std::move(h));
+    }
+    hierarchies_ = std::move(usable);
+  }
   if (hierarchies_.empty()) {
     *error = "no cgroup hierarchy is mounted";
     return false;
@@ -224,12 +233,15 @@ bool ContainerCgroup::Apply(const Resources& r, std::string* error) {
   if (!r.cpuset_cpus.empty() && !set("cpuset", "cpuset.cpus", r.cpuset_cpus)) return false;
   if (!r.cpuset_mems.empty() && !set("cpuset", "cpuset.mems", r.cpuset_mems)) return false;
   if (r.memory_limit && *r.memory_limit != 0) {
+    const bool swap = r.memory_swap && *r.memory_swap != 0 &&
+                      Exists(Dir("memory") + "/memory.memsw.limit_in_bytes");
+    // memory+swap may never be below memory: raising both goes swap first, lowering memory
+    // first; trying the swap limit first and falling back covers both.
+    const std::string memsw = swap ? std::to_string(*r.memory_swap) : "";
+    const bool swap_first =
+        swap && WriteText(Dir("memory") + "/memory.memsw.limit_in_bytes", memsw) == 0;
     if (!set("memory", "memory.limit_in_bytes", std::to_string(*r.memory_limit))) return false;
-    if (r.memory_swap && *r.memory_swap != 0 &&
-        Exists(Dir("memory") + "/memory.memsw.limit_in_bytes") &&
-        !set("memory", "memory.memsw.limit_in_bytes", std::to_string(*r.memory_swap))) {
-      return false;
-    }
+    if (swap && !swap_first && !set("memory", "memory.memsw.limit_in_bytes", memsw)) return false;
   }
   if (r.pids_limit) {
     std::string v = *r.pids_limit > 0 ? std::to_string(*r.pids_limit) : std::string("max");

@@ -33,6 +33,7 @@
 #include "runtime/monitor/error_text.h"
 #include "runtime/monitor/init.h"
 #include "runtime/monitor/protocol.h"
+#include "runtime/monitor/socket_address.h"
 #include "runtime/spec.h"
 
 namespace crib::runtime {
@@ -493,13 +494,12 @@ void Monitor::Finish() {
 
 bool Monitor::Listen(std::string* error) {
   std::string path = o_.bundle + "/" + kMonitorSocket;
-  struct sockaddr_un addr = {};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof(addr.sun_path)) {
-    *error = "socket path " + path + " is too long";
+  struct sockaddr_un addr;
+  UniqueFd dir;
+  if (int err = MakeSocketAddress(path, &addr, &dir)) {
+    *error = "socket address " + path + ": " + ErrorText(err);
     return false;
   }
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
   ::unlink(path.c_str());
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd || ::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||

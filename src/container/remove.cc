@@ -1,0 +1,57 @@
+// RemoveContainer: stop it if need be, then the monitor's files and the cgroup, the rootfs
+// mount, the bundle and the writable layer, and last the record; idempotent, so a remove
+// that failed half-way is finished by the next.
+#include "absl/strings/str_cat.h"
+#include "common/errors.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "container/rootfs.h"
+#include "container/service.h"
+#include "image/fs_util.h"
+
+namespace crib::container {
+
+absl::Status ContainerService::Remove(const std::string& id_or_prefix) {
+  absl::StatusOr<std::string> resolved = ResolveId(id_or_prefix);
+  if (absl::IsNotFound(resolved.status())) return absl::OkStatus();
+  RETURN_IF_ERROR(resolved.status());
+  const std::string id = *resolved;
+  std::shared_ptr<absl::Mutex> mutex = ContainerLock(id);
+  absl::MutexLock lock(mutex.get());
+  return RemoveLocked(id);
+}
+
+absl::Status ContainerService::RemoveLocked(const std::string& id) {
+  absl::StatusOr<store::ContainerRecord> record = store_.GetContainer(id);
+  if (absl::IsNotFound(record.status())) return absl::OkStatus();
+  RETURN_IF_ERROR(record.status());
+  ASSIGN_OR_RETURN(ContainerData data, DecodeContainerData(id, record->data));
+  auto step_error = [&](absl::string_view step, const absl::Status& status) {
+    return Annotate(status, absl::StrCat("remove container ", id, " (", record->name, "): ", step));
+  };
+  const std::string bundle = Bundle(id);
+  // Kills what still runs, waits for the monitor's record, removes the cgroup.
+  if (absl::Status s = launcher_.Remove(bundle); !s.ok()) return step_error("stop and clean", s);
+  if (absl::Status s = Unmount(bundle + "/rootfs"); !s.ok()) return step_error("unmount rootfs", s);
+  if (absl::Status s = image::RemoveAll(bundle); !s.ok()) return step_error("remove bundle", s);
+  if (absl::Status s = image::RemoveAll(LayerDir(id)); !s.ok()) {
+    return step_error("remove writable layer", s);
+  }
+  if (absl::Status s = store_.DeleteContainer(id); !s.ok()) return step_error("delete record", s);
+  ReleaseSnapshots(data.chain_ids);
+  ForgetLock(id);
+  spdlog::info("container {} ({}) removed", id.substr(0, 12), record->name);
+  return absl::OkStatus();
+}
+
+absl::Status ContainerService::RemoveAllInPod(const std::string& pod_id) {
+  ASSIGN_OR_RETURN(std::vector<store::ContainerRecord> records, store_.ListContainers(pod_id));
+  for (const store::ContainerRecord& record : records) {
+    std::shared_ptr<absl::Mutex> mutex = ContainerLock(record.id);
+    absl::MutexLock lock(mutex.get());
+    RETURN_IF_ERROR(RemoveLocked(record.id));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace crib::container

@@ -1,0 +1,204 @@
+#include "container/rootfs.h"
+
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <thread>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/errors.h"
+#include "common/files.h"
+#include "common/status_macros.h"
+#include "common/unique_fd.h"
+
+namespace crib::container {
+namespace {
+
+// mount(2) copies at most one page of options.
+constexpr size_t kMaxMountData = 4096 - 1;
+
+std::string Options(const OverlayMount& m, const std::string& lower) {
+  if (m.readonly) return absl::StrCat("lowerdir=", lower);
+  return absl::StrCat("lowerdir=", lower, ",upperdir=", m.upper_dir, ",workdir=", m.work_dir);
+}
+
+absl::Status MountWithData(const OverlayMount& m, const std::string& data) {
+  const unsigned long flags = m.readonly ? MS_RDONLY : 0;
+  if (::mount("overlay", m.target.c_str(), "overlay", flags, data.c_str()) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("mount overlay of ", m.lower_dirs.size(),
+                                           " layers on ", m.target));
+  }
+  return absl::OkStatus();
+}
+
+// errno's text for `what`, with the kernel's own explanation from the fs context ("e overlay:
+// ...") when it left one.
+absl::Status FsContextError(int fs_fd, int err, absl::string_view what) {
+  absl::Status status = ErrnoStatus(err, what);
+  char buf[512];
+  const ssize_t n = ::read(fs_fd, buf, sizeof(buf));
+  if (n > 2 && (buf[0] == 'e' || buf[0] == 'w') && buf[1] == ' ') {
+    return absl::Status(status.code(),
+                        absl::StrCat(status.message(), " (", absl::string_view(buf + 2, n - 2), ")"));
+  }
+  return status;
+}
+
+absl::Status MountAppendingLayers(const OverlayMount& m) {
+  UniqueFd fs(static_cast<int>(::syscall(SYS_fsopen, "overlay", FSOPEN_CLOEXEC)));
+  if (!fs) return ErrnoStatus(errno, "fsopen overlay");
+  auto set = [&](const char* key, const std::string& value) -> absl::Status {
+    if (::syscall(SYS_fsconfig, fs.get(), FSCONFIG_SET_STRING, key, value.c_str(), 0) != 0) {
+      return FsContextError(fs.get(), errno, absl::StrCat("overlay option ", key, "=", value));
+    }
+    return absl::OkStatus();
+  };
+  for (const std::string& dir : m.lower_dirs) RETURN_IF_ERROR(set("lowerdir+", dir));
+  if (!m.readonly) {
+    RETURN_IF_ERROR(set("upperdir", m.upper_dir));
+    RETURN_IF_ERROR(set("workdir", m.work_dir));
+  }
+  if (::syscall(SYS_fsconfig, fs.get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) != 0) {
+    return FsContextError(fs.get(), errno,
+                          absl::StrCat("create overlay of ", m.lower_dirs.size(), " layers"));
+  }
+  UniqueFd mnt(static_cast<int>(::syscall(SYS_fsmount, fs.get(), FSMOUNT_CLOEXEC,
+                                          m.readonly ? MOUNT_ATTR_RDONLY : 0)));
+  if (!mnt) return ErrnoStatus(errno, "fsmount overlay");
+  if (::syscall(SYS_move_mount, mnt.get(), "", AT_FDCWD, m.target.c_str(),
+                MOVE_MOUNT_F_EMPTY_PATH) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("move overlay mount to ", m.target));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status MountWithShortNames(const OverlayMount& m) {
+  if (m.scratch_dir.empty()) {
+    return absl::InvalidArgumentError("overlay with short names needs a scratch directory");
+  }
+  RETURN_IF_ERROR(MakeDirs(m.scratch_dir, 0700));
+  absl::Cleanup remove_names = [&] {
+    for (size_t i = 0; i < m.lower_dirs.size(); ++i) {
+      ::unlink(absl::StrCat(m.scratch_dir, "/", i).c_str());
+    }
+    ::rmdir(m.scratch_dir.c_str());
+  };
+  std::vector<std::string> names;
+  for (size_t i = 0; i < m.lower_dirs.size(); ++i) {
+    const std::string link = absl::StrCat(m.scratch_dir, "/", i);
+    ::unlink(link.c_str());
+    if (::symlink(m.lower_dirs[i].c_str(), link.c_str()) != 0) {
+      return ErrnoStatus(errno, absl::StrCat("symlink ", link));
+    }
+    names.push_back(absl::StrCat(i));
+  }
+  const std::string data = Options(m, absl::StrJoin(names, ":"));
+  if (data.size() > kMaxMountData) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "overlay of ", m.lower_dirs.size(), " layers: its options do not fit in a page even with "
+        "short names (the upper and work paths are too long)"));
+  }
+  // The working directory is per thread only after unshare(CLONE_FS).
+  absl::Status status;
+  std::thread worker([&] {
+    if (::unshare(CLONE_FS) != 0) {
+      status = ErrnoStatus(errno, "unshare(CLONE_FS) for the overlay mount");
+      return;
+    }
+    if (::chdir(m.scratch_dir.c_str()) != 0) {
+      status = ErrnoStatus(errno, absl::StrCat("chdir ", m.scratch_dir));
+      return;
+    }
+    status = MountWithData(m, data);
+  });
+  worker.join();
+  return status;
+}
+
+}  // namespace
+
+absl::Status MountOverlay(const OverlayMount& m, OverlayMethod method) {
+  if (m.lower_dirs.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("overlay on ", m.target, " has no layers"));
+  }
+  const std::string data = Options(m, absl::StrJoin(m.lower_dirs, ":"));
+  switch (method) {
+    case OverlayMethod::kOnePage:
+      return MountWithData(m, data);
+    case OverlayMethod::kAppendLayers:
+      return MountAppendingLayers(m);
+    case OverlayMethod::kShortNames:
+      return MountWithShortNames(m);
+    case OverlayMethod::kAuto:
+      break;
+  }
+  if (data.size() <= kMaxMountData) return MountWithData(m, data);
+  absl::Status appended = MountAppendingLayers(m);
+  // Kernels before 6.8 do not know "lowerdir+" (EINVAL), before 5.2 fsopen (ENOSYS).
+  if (appended.ok() || !(absl::IsInvalidArgument(appended) || absl::IsUnimplemented(appended) ||
+                         absl::IsUnknown(appended))) {
+    return appended;
+  }
+  return MountWithShortNames(m);
+}
+
+absl::Status Unmount(const std::string& target) {
+  if (::umount2(target.c_str(), UMOUNT_NOFOLLOW) == 0) return absl::OkStatus();
+  if (errno == EINVAL || errno == ENOENT) return absl::OkStatus();  // not mounted, or gone
+  if (errno == EBUSY && ::umount2(target.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW) == 0) {
+    return absl::OkStatus();
+  }
+  return ErrnoStatus(errno, absl::StrCat("unmount ", target));
+}
+
+bool IsMountPoint(const std::string& path) {
+  absl::StatusOr<std::string> info = ReadFile("/proc/self/mountinfo");
+  if (!info.ok()) return false;
+  for (absl::string_view line : absl::StrSplit(*info, '\n', absl::SkipEmpty())) {
+    std::vector<absl::string_view> fields = absl::StrSplit(line, ' ');
+    if (fields.size() > 4 && fields[4] == path) return true;
+  }
+  return false;
+}
+
+absl::StatusOr<std::string> ReadFileInRoot(const std::string& root, absl::string_view path,
+                                           size_t max_bytes) {
+  UniqueFd root_fd(::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!root_fd) return ErrnoStatus(errno, absl::StrCat("open ", root));
+  struct open_how how = {};
+  how.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
+  const std::string relative(path.substr(path.find_first_not_of('/') == absl::string_view::npos
+                                             ? path.size()
+                                             : path.find_first_not_of('/')));
+  UniqueFd fd(static_cast<int>(
+      ::syscall(SYS_openat2, root_fd.get(), relative.empty() ? "." : relative.c_str(), &how,
+                sizeof how)));
+  if (!fd) return ErrnoStatus(errno, absl::StrCat("open ", path, " in ", root));
+  std::string out;
+  char buf[8192];
+  for (;;) {
+    const ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(errno, absl::StrCat("read ", path, " in ", root));
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+    if (out.size() > max_bytes) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(path, " in ", root, " is larger than ", max_bytes, " bytes"));
+    }
+  }
+  return out;
+}
+
+}  // namespace crib::container

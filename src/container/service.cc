@@ -1,0 +1,241 @@
+// ContainerService's shared parts: creation and wiring, id resolution, per-container locks,
+// the snapshots in use, and bringing a record's state up to date from its monitor.
+#include "container/service.h"
+
+#include <limits.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "common/errors.h"
+#include "common/files.h"
+#include "common/logging.h"
+#include "common/process.h"
+#include "common/status_macros.h"
+#include "container/spec_builder.h"
+
+namespace crib::container {
+namespace {
+
+// kubelet's limits for the termination message and for the log tail that stands in for it.
+constexpr size_t kMaxTerminationMessage = 4096;
+constexpr size_t kMaxLogTailBytes = 2048;
+constexpr int kMaxLogTailLines = 80;
+
+absl::StatusOr<std::string> DefaultMonitorPath(const Config& config) {
+  if (!config.helper_dir.empty()) return absl::StrCat(config.helper_dir, "/crib-monitor");
+  char self[PATH_MAX];
+  const ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n < 0) return ErrnoStatus(errno, "readlink /proc/self/exe");
+  std::string path(self, n);
+  return absl::StrCat(path.substr(0, path.rfind('/')), "/crib-monitor");
+}
+
+// The text of the last lines of a CRI log (partial lines joined), at most kMaxLogTailBytes.
+std::string LogTail(const std::string& path) {
+  absl::StatusOr<std::string> text = ReadFile(path);
+  if (!text.ok()) return "";
+  std::vector<std::string> lines;
+  std::string current;
+  for (absl::string_view record : absl::StrSplit(*text, '\n', absl::SkipEmpty())) {
+    // <time> <stream> <P|F> <text>
+    std::vector<absl::string_view> f = absl::StrSplit(record, absl::MaxSplits(' ', 3));
+    if (f.size() < 3) continue;
+    absl::StrAppend(&current, f.size() == 4 ? f[3] : "");
+    if (f[2] == "F") {
+      lines.push_back(std::move(current));
+      current.clear();
+    }
+  }
+  if (!current.empty()) lines.push_back(std::move(current));
+  if (lines.size() > static_cast<size_t>(kMaxLogTailLines)) {
+    lines.erase(lines.begin(), lines.end() - kMaxLogTailLines);
+  }
+  std::string tail;
+  for (const std::string& line : lines) absl::StrAppend(&tail, line, "\n");
+  if (tail.size() > kMaxLogTailBytes) tail = tail.substr(tail.size() - kMaxLogTailBytes);
+  return tail;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ContainerService>> ContainerService::Create(
+    const Config& config, store::Store& store, pod::PodService& pods, image::ImageStore& images) {
+  ASSIGN_OR_RETURN(cgroup::Layout layout, cgroup::DetectLayout());
+  ASSIGN_OR_RETURN(std::string monitor, DefaultMonitorPath(config));
+  std::unique_ptr<ContainerService> service(new ContainerService(
+      config, store, pods, images, std::move(layout), std::move(monitor)));
+  // Snapshots that recorded containers use stay, whatever happens to their images.
+  ASSIGN_OR_RETURN(std::vector<store::ContainerRecord> records, store.ListContainers());
+  for (const store::ContainerRecord& record : records) {
+    absl::StatusOr<ContainerData> data = DecodeContainerData(record.id, record.data);
+    if (data.ok()) service->HoldSnapshots(data->chain_ids);
+  }
+  ContainerService* self = service.get();
+  images.SetSnapshotInUse([self](absl::string_view id) { return self->SnapshotInUse(id); });
+  pods.SetContainerHooks({
+      [self](const std::string& pod_id) { return self->StopAllInPod(pod_id); },
+      [self](const std::string& pod_id) { return self->RemoveAllInPod(pod_id); },
+  });
+  return service;
+}
+
+ContainerService::ContainerService(const Config& config, store::Store& store,
+                                   pod::PodService& pods, image::ImageStore& images,
+                                   cgroup::Layout layout, std::string monitor_path)
+    : config_(config),
+      store_(store),
+      pods_(pods),
+      images_(images),
+      layout_(std::move(layout)),
+      launcher_(std::move(monitor_path)),
+      apparmor_enabled_(AppArmorEnabled()) {}
+
+ContainerService::~ContainerService() {
+  images_.SetSnapshotInUse(nullptr);
+  pods_.SetContainerHooks({});
+}
+
+std::string ContainerService::Bundle(const std::string& id) const {
+  return absl::StrCat(config_.state_dir, "/containers/", id);
+}
+
+std::string ContainerService::LayerDir(const std::string& id) const {
+  return absl::StrCat(config_.root_dir, "/containers/", id);
+}
+
+absl::StatusOr<std::string> ContainerService::ResolveId(const std::string& id_or_prefix) {
+  if (id_or_prefix.empty()) return absl::InvalidArgumentError("container id is empty");
+  absl::StatusOr<store::ContainerRecord> exact = store_.GetContainer(id_or_prefix);
+  if (exact.ok()) return exact->id;
+  if (!absl::IsNotFound(exact.status())) return exact.status();
+  ASSIGN_OR_RETURN(std::vector<store::ContainerRecord> all, store_.ListContainers());
+  std::vector<std::string> matches;
+  for (const store::ContainerRecord& c : all) {
+    if (absl::StartsWith(c.id, id_or_prefix)) matches.push_back(c.id);
+  }
+  if (matches.empty()) {
+    return absl::NotFoundError(absl::StrCat("container ", id_or_prefix, " not found"));
+  }
+  if (matches.size() > 1) {
+    return absl::InvalidArgumentError(absl::StrCat("container id prefix ", id_or_prefix,
+                                                   " is ambiguous (", matches.size(),
+                                                   " containers)"));
+  }
+  return matches[0];
+}
+
+std::shared_ptr<absl::Mutex> ContainerService::ContainerLock(const std::string& id) {
+  absl::MutexLock lock(&locks_mutex_);
+  std::shared_ptr<absl::Mutex>& mutex = locks_[id];
+  if (mutex == nullptr) mutex = std::make_shared<absl::Mutex>();
+  return mutex;
+}
+
+void ContainerService::ForgetLock(const std::string& id) {
+  absl::MutexLock lock(&locks_mutex_);
+  locks_.erase(id);
+}
+
+void ContainerService::HoldSnapshots(const std::vector<std::string>& chain_ids) {
+  absl::MutexLock lock(&snapshots_mu_);
+  for (const std::string& id : chain_ids) ++snapshots_in_use_[id];
+}
+
+void ContainerService::ReleaseSnapshots(const std::vector<std::string>& chain_ids) {
+  absl::MutexLock lock(&snapshots_mu_);
+  for (const std::string& id : chain_ids) {
+    auto it = snapshots_in_use_.find(id);
+    if (it != snapshots_in_use_.end() && --it->second <= 0) snapshots_in_use_.erase(it);
+  }
+}
+
+bool ContainerService::SnapshotInUse(absl::string_view chain_id) {
+  absl::MutexLock lock(&snapshots_mu_);
+  return snapshots_in_use_.contains(chain_id);
+}
+
+absl::StatusOr<std::pair<store::ContainerRecord, ContainerData>> ContainerService::Load(
+    const std::string& id) {
+  ASSIGN_OR_RETURN(store::ContainerRecord record, store_.GetContainer(id));
+  ASSIGN_OR_RETURN(ContainerData data, DecodeContainerData(id, record.data));
+  if (data.creating) {
+    return absl::NotFoundError(absl::StrCat("container ", id, " is still being created"));
+  }
+  return std::make_pair(std::move(record), std::move(data));
+}
+
+absl::StatusOr<Container> ContainerService::Refresh(store::ContainerRecord record,
+                                                    ContainerData data) {
+  const std::string bundle = Bundle(record.id);
+  const auto state = static_cast<ContainerState>(record.state);
+  if (state != ContainerState::kCreated && state != ContainerState::kRunning) {
+    return ToContainer(record, data, bundle);
+  }
+  absl::StatusOr<runtime::ExitInfo> exit = runtime::Launcher::ReadExitFile(bundle);
+  if (absl::IsNotFound(exit.status())) {
+    if (IsProcessAlive(data.monitor_pid, data.monitor_start_time)) {
+      return ToContainer(record, data, bundle);
+    }
+    // The monitor may have written the file and gone between the two looks.
+    exit = runtime::Launcher::ReadExitFile(bundle);
+    if (absl::IsNotFound(exit.status())) {
+      // No monitor and no exit file: nobody can say how it ended, or whether it still runs.
+      Container c = ToContainer(record, data, bundle);
+      c.state = ContainerState::kUnknown;
+      c.reason = "Unknown";
+      c.message = "the container's crib-monitor is gone without recording an exit";
+      return c;
+    }
+  }
+  if (!exit.ok()) return exit.status();
+
+  record.state = static_cast<int>(ContainerState::kExited);
+  if (data.started_at_ns == 0 && exit->started_at != absl::UnixEpoch()) {
+    data.started_at_ns = absl::ToUnixNanos(exit->started_at);
+  }
+  data.finished_at_ns = absl::ToUnixNanos(exit->finished_at);
+  data.exit_code = exit->exit_code;
+  data.reason = exit->oom_killed ? "OOMKilled" : exit->exit_code == 0 ? "Completed" : "Error";
+  // kubelet reads the termination message from its own mount and appends it to this one, so
+  // crib fills it only from the file crib made itself (a client that is not kubelet).
+  if (!data.termination_message_file.empty() &&
+      absl::StartsWith(data.termination_message_file, LayerDir(record.id))) {
+    absl::StatusOr<std::string> message = ReadFile(data.termination_message_file);
+    if (message.ok()) data.message = message->substr(0, kMaxTerminationMessage);
+    if (data.message.empty() && data.fallback_to_logs && data.exit_code != 0 &&
+        !data.log_path.empty()) {
+      data.message = LogTail(data.log_path);
+    }
+  }
+  data.monitor_pid = 0;
+  data.init_pid = 0;
+  // Written back once, so later reads need no file; a record removed meanwhile stays removed.
+  const std::string encoded = EncodeContainerData(data);
+  bool changed = false;
+  absl::Status written = store_.Write([&](store::Transaction& tx) -> absl::Status {
+    absl::StatusOr<store::ContainerRecord> current = tx.GetContainer(record.id);
+    if (!current.ok()) return absl::IsNotFound(current.status()) ? absl::OkStatus()
+                                                                 : current.status();
+    if (current->state != static_cast<int>(state)) return absl::OkStatus();
+    store::ContainerRecord updated = *current;
+    updated.state = record.state;
+    updated.data = encoded;
+    changed = true;
+    return tx.UpdateContainer(updated);
+  });
+  if (!written.ok()) {
+    spdlog::warn("container {}: record its exit: {}", record.id.substr(0, 12), written.message());
+  } else if (changed) {
+    spdlog::info("container {} ({}) exited with code {}{}", record.id.substr(0, 12), record.name,
+                 data.exit_code, data.reason == "OOMKilled" ? " (OOM killed)" : "");
+  }
+  return ToContainer(record, data, bundle);
+}
+
+}  // namespace crib::container

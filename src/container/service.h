@@ -1,0 +1,110 @@
+// The container room's service: the lifecycle of containers on top of the launcher
+// (src/runtime), one file per RPC (create.cc, start.cc, stop.cc, remove.cc, status.cc,
+// exec.cc, update.cc). CreateContainer does all the work that can fail early (rootfs, spec,
+// cgroup, a parked init under its crib-monitor); StartContainer only releases it. State is in
+// the store and in each monitor's exit file, so a restarted cribd finds every container again
+// and learns how those that ended while it was away ended.
+//
+// Must not know gRPC or CRI types. Reads pods through pod::PodService (with the pod's lock
+// held shared while a container is made in it) and images through image::ImageStore.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "cgroup/layout.h"
+#include "config/config.h"
+#include "container/container.h"
+#include "container/record.h"
+#include "image/image_store.h"
+#include "pod/service.h"
+#include "runtime/launcher.h"
+#include "store/store.h"
+
+namespace crib::container {
+
+class ContainerService {
+ public:
+  // Finds crib-monitor (config.helper_dir, else beside cribd), registers the snapshots that
+  // containers use with the image store, and wires itself into the pod service so that
+  // stopping a pod stops its containers and removing it removes them.
+  static absl::StatusOr<std::unique_ptr<ContainerService>> Create(const Config& config,
+                                                                  store::Store& store,
+                                                                  pod::PodService& pods,
+                                                                  image::ImageStore& images);
+  ~ContainerService();
+
+  // Returns the new container's id. All or nothing.
+  absl::StatusOr<std::string> Create(const ContainerSpec& spec);
+  absl::Status Start(const std::string& id_or_prefix);
+  // The stop signal, then SIGKILL after `timeout` (zero: at once). Idempotent.
+  absl::Status Stop(const std::string& id_or_prefix, absl::Duration timeout);
+  // Stops if need be, then unmounts and removes everything. Idempotent.
+  absl::Status Remove(const std::string& id_or_prefix);
+  // With `verbose`, spec_json is filled.
+  absl::StatusOr<Container> Get(const std::string& id_or_prefix, bool verbose = false);
+  absl::StatusOr<std::vector<Container>> List(const ContainerFilter& filter);
+  absl::StatusOr<ExecSyncResult> ExecSync(const std::string& id_or_prefix,
+                                          const std::vector<std::string>& command,
+                                          absl::Duration timeout);
+  absl::Status UpdateResources(const std::string& id_or_prefix, const Resources& resources);
+  absl::Status ReopenLog(const std::string& id_or_prefix);
+
+  // The pod's side: every container of the pod, stopped at once (kubelet stopped them
+  // gracefully before) or removed.
+  absl::Status StopAllInPod(const std::string& pod_id);
+  absl::Status RemoveAllInPod(const std::string& pod_id);
+
+ private:
+  ContainerService(const Config& config, store::Store& store, pod::PodService& pods,
+                   image::ImageStore& images, cgroup::Layout layout, std::string monitor_path);
+
+  absl::StatusOr<std::string> ResolveId(const std::string& id_or_prefix);
+  std::shared_ptr<absl::Mutex> ContainerLock(const std::string& id)
+      ABSL_LOCKS_EXCLUDED(locks_mutex_);
+  void ForgetLock(const std::string& id) ABSL_LOCKS_EXCLUDED(locks_mutex_);
+
+  // The record as it stands, with the state brought up to date from the monitor's exit file
+  // (and written back when it changed).
+  absl::StatusOr<std::pair<store::ContainerRecord, ContainerData>> Load(const std::string& id);
+  absl::StatusOr<Container> Refresh(store::ContainerRecord record, ContainerData data);
+
+  absl::StatusOr<std::string> CreateInPod(const ContainerSpec& spec, const pod::PodSandbox& pod);
+  absl::Status StopLocked(const std::string& id, absl::Duration timeout);
+  absl::Status RemoveLocked(const std::string& id);
+
+  std::string Bundle(const std::string& id) const;
+  std::string LayerDir(const std::string& id) const;  // <root>/containers/<id>: upper, work
+
+  // Chain ids the containers' root file systems are made of, counted; the image store asks
+  // before it deletes a snapshot.
+  void HoldSnapshots(const std::vector<std::string>& chain_ids) ABSL_LOCKS_EXCLUDED(snapshots_mu_);
+  void ReleaseSnapshots(const std::vector<std::string>& chain_ids)
+      ABSL_LOCKS_EXCLUDED(snapshots_mu_);
+  bool SnapshotInUse(absl::string_view chain_id) ABSL_LOCKS_EXCLUDED(snapshots_mu_);
+
+  const Config& config_;
+  store::Store& store_;
+  pod::PodService& pods_;
+  image::ImageStore& images_;
+  const cgroup::Layout layout_;
+  runtime::Launcher launcher_;
+  const bool apparmor_enabled_;
+
+  absl::Mutex locks_mutex_;
+  absl::flat_hash_map<std::string, std::shared_ptr<absl::Mutex>> locks_
+      ABSL_GUARDED_BY(locks_mutex_);
+  absl::Mutex snapshots_mu_;
+  absl::flat_hash_map<std::string, int> snapshots_in_use_ ABSL_GUARDED_BY(snapshots_mu_);
+  absl::Mutex apparmor_mu_;
+  bool apparmor_loaded_ ABSL_GUARDED_BY(apparmor_mu_) = false;
+};
+
+}  // namespace crib::container

@@ -1,0 +1,526 @@
+#include "container/spec_builder.h"
+
+#include <dirent.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <set>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "common/errors.h"
+#include "common/files.h"
+#include "common/status_macros.h"
+#include "container/apparmor.h"
+#include "runtime/defaults.h"
+#include "runtime/spec_json.h"
+
+namespace crib::container {
+namespace {
+
+constexpr char kDefaultPath[] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+std::string EnvKey(absl::string_view entry) {
+  return std::string(entry.substr(0, entry.find('=')));
+}
+
+bool IsAbsoluteClean(absl::string_view path) { return !path.empty() && path[0] == '/'; }
+
+// How many components a container path has: parents sort before their children.
+size_t Depth(absl::string_view path) {
+  return std::vector<absl::string_view>(absl::StrSplit(path, '/', absl::SkipEmpty())).size();
+}
+
+struct MountInfo {
+  std::string mount_point;
+  std::string optional_fields;  // "shared:1 master:2"
+};
+
+// The mount that holds `path` (the longest mount point that is a prefix of it).
+absl::StatusOr<MountInfo> MountOf(const std::string& path) {
+  ASSIGN_OR_RETURN(std::string text, ReadFile("/proc/self/mountinfo"));
+  MountInfo best;
+  bool found = false;
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+    std::vector<absl::string_view> f = absl::StrSplit(line, ' ');
+    if (f.size() < 7) continue;
+    const std::string point(f[4]);
+    const bool contains = point == "/" || path == point || absl::StartsWith(path, point + "/");
+    if (!contains || (found && point.size() < best.mount_point.size())) continue;
+    best.mount_point = point;
+    best.optional_fields.clear();
+    for (size_t i = 6; i < f.size() && f[i] != "-"; ++i) {
+      absl::StrAppend(&best.optional_fields, best.optional_fields.empty() ? "" : " ", f[i]);
+    }
+    found = true;
+  }
+  if (!found) return absl::NotFoundError(absl::StrCat("no mount holds ", path));
+  return best;
+}
+
+absl::Status CheckPropagation(const MountSpec& m, const std::string& source) {
+  if (m.propagation == Propagation::kPrivate) return absl::OkStatus();
+  ASSIGN_OR_RETURN(MountInfo info, MountOf(source));
+  const bool shared = absl::StrContains(info.optional_fields, "shared:");
+  const bool slave = absl::StrContains(info.optional_fields, "master:");
+  if (m.propagation == Propagation::kBidirectional && !shared) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("mount ", m.container_path, ": bidirectional propagation needs the host path ",
+                     source, " on a shared mount, but ", info.mount_point, " is not shared"));
+  }
+  if (m.propagation == Propagation::kHostToContainer && !shared && !slave) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("mount ", m.container_path, ": host-to-container propagation needs the host ",
+                     "path ", source, " on a shared or slave mount, but ", info.mount_point,
+                     " is neither"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> CanonicalCapability(absl::string_view name) {
+  std::string upper = absl::AsciiStrToUpper(name);
+  if (!absl::StartsWith(upper, "CAP_")) upper = absl::StrCat("CAP_", upper);
+  const std::vector<std::string> all = runtime::AllCapabilities();
+  if (std::find(all.begin(), all.end(), upper) == all.end()) {
+    return absl::InvalidArgumentError(absl::StrCat("unknown capability \"", name, "\""));
+  }
+  return upper;
+}
+
+bool IsAll(absl::string_view name) { return absl::AsciiStrToUpper(name) == "ALL"; }
+
+// The device nodes of a host path: the device itself, or every device under a directory.
+absl::Status CollectDevices(const std::string& host_path, const std::string& container_path,
+                            std::vector<runtime::Device>* out, bool skip_special_dirs) {
+  struct stat st;
+  if (::lstat(host_path.c_str(), &st) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("device ", host_path));
+  }
+  if (S_ISLNK(st.st_mode)) {
+    char resolved[PATH_MAX];
+    if (::realpath(host_path.c_str(), resolved) == nullptr) {
+      return ErrnoStatus(errno, absl::StrCat("device ", host_path));
+    }
+    if (::stat(resolved, &st) != 0) return ErrnoStatus(errno, absl::StrCat("device ", resolved));
+  }
+  if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
+    runtime::Device d;
+    d.path = container_path;
+    d.type = std::string(S_ISCHR(st.st_mode) ? "c" : "b");
+    d.major = major(st.st_rdev);
+    d.minor = minor(st.st_rdev);
+    d.file_mode = st.st_mode & 07777;
+    d.uid = st.st_uid;
+    d.gid = st.st_gid;
+    out->push_back(d);
+    return absl::OkStatus();
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("device ", host_path, " is neither a device nor a directory"));
+  }
+  DIR* dir = ::opendir(host_path.c_str());
+  if (dir == nullptr) return ErrnoStatus(errno, absl::StrCat("open device directory ", host_path));
+  std::vector<std::string> names;
+  while (struct dirent* e = ::readdir(dir)) {
+    const std::string name = e->d_name;
+    if (name == "." || name == "..") continue;
+    names.push_back(name);
+  }
+  ::closedir(dir);
+  std::sort(names.begin(), names.end());
+  for (const std::string& name : names) {
+    // As runc's list of host devices: not the per-container file systems, not the console.
+    if (skip_special_dirs &&
+        (name == "pts" || name == "shm" || name == "fd" || name == "mqueue" || name == "console" ||
+         name == ".lxc" || name == ".lxd-mounts" || name == ".udev")) {
+      continue;
+    }
+    const std::string child = absl::StrCat(host_path, "/", name);
+    struct stat cst;
+    if (::lstat(child.c_str(), &cst) != 0 || S_ISLNK(cst.st_mode)) continue;
+    if (!S_ISDIR(cst.st_mode) && !S_ISCHR(cst.st_mode) && !S_ISBLK(cst.st_mode)) continue;
+    absl::Status s = CollectDevices(child, absl::StrCat(container_path, "/", name), out,
+                                    skip_special_dirs);
+    if (!s.ok() && !absl::IsNotFound(s) && !absl::IsPermissionDenied(s)) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> DeviceAccess(absl::string_view permissions, absl::string_view path) {
+  if (permissions.empty()) return std::string("rwm");
+  for (char c : permissions) {
+    if (c != 'r' && c != 'w' && c != 'm') {
+      return absl::InvalidArgumentError(absl::StrCat("device ", path, ": bad permissions \"",
+                                                     permissions, "\" (a subset of rwm)"));
+    }
+  }
+  return std::string(permissions);
+}
+
+// containerd's default device allowlist: mknod of anything, and the standard nodes.
+std::vector<runtime::DeviceRule> DefaultDeviceRules() {
+  return {
+      {false, "a", -1, -1, "rwm"}, {true, "c", -1, -1, "m"},   {true, "b", -1, -1, "m"},
+      {true, "c", 1, 3, "rwm"},    {true, "c", 1, 8, "rwm"},   {true, "c", 1, 7, "rwm"},
+      {true, "c", 5, 0, "rwm"},    {true, "c", 1, 5, "rwm"},   {true, "c", 1, 9, "rwm"},
+      {true, "c", 5, 1, "rwm"},    {true, "c", 136, -1, "rwm"}, {true, "c", 5, 2, "rwm"},
+  };
+}
+
+runtime::Mount BindMount(const std::string& destination, const std::string& source, bool readonly,
+                         std::vector<std::string> extra = {}) {
+  runtime::Mount m{destination, "bind", source, {"rbind", "rprivate", readonly ? "ro" : "rw"}};
+  m.options.insert(m.options.end(), extra.begin(), extra.end());
+  return m;
+}
+
+}  // namespace
+
+bool AppArmorEnabled() {
+  absl::StatusOr<std::string> enabled = ReadFile("/sys/module/apparmor/parameters/enabled");
+  return enabled.ok() && absl::StartsWith(*enabled, "Y") &&
+         ::access("/sys/kernel/security/apparmor", F_OK) == 0;
+}
+
+absl::StatusOr<std::vector<std::string>> MergeCommand(const ContainerSpec& request,
+                                                      const ImageConfig& image,
+                                                      const std::string& image_name) {
+  std::vector<std::string> command = request.command;
+  std::vector<std::string> args = request.args;
+  // kubelet's rule (Docker's too): a command replaces the Entrypoint and drops the image's
+  // Cmd; args alone replace only the Cmd.
+  if (command.empty()) {
+    command = image.entrypoint;
+    if (args.empty()) args = image.cmd;
+  }
+  command.insert(command.end(), args.begin(), args.end());
+  if (command.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "container ", request.name, ": no command given and image ", image_name,
+        " has neither Entrypoint nor Cmd"));
+  }
+  return command;
+}
+
+std::vector<std::string> MergeEnv(const ContainerSpec& request, const ImageConfig& image,
+                                  const std::string& hostname, const std::string& home) {
+  std::vector<std::string> env;
+  auto set = [&env](const std::string& key, const std::string& entry) {
+    for (std::string& e : env) {
+      if (EnvKey(e) == key) {
+        e = entry;
+        return;
+      }
+    }
+    env.push_back(entry);
+  };
+  for (const std::string& e : image.env) set(EnvKey(e), e);
+  for (const auto& [key, value] : request.envs) set(key, absl::StrCat(key, "=", value));
+  auto missing = [&env](absl::string_view key) {
+    return std::none_of(env.begin(), env.end(),
+                        [&](const std::string& e) { return EnvKey(e) == key; });
+  };
+  if (missing("PATH")) env.push_back(absl::StrCat("PATH=", kDefaultPath));
+  if (missing("HOSTNAME") && !hostname.empty()) env.push_back(absl::StrCat("HOSTNAME=", hostname));
+  if (missing("HOME")) env.push_back(absl::StrCat("HOME=", home.empty() ? "/" : home));
+  if (request.tty && missing("TERM")) env.push_back("TERM=xterm");
+  return env;
+}
+
+absl::StatusOr<std::vector<std::string>> ComputeCapabilities(const SecurityContext& security) {
+  std::vector<std::string> caps =
+      security.privileged ? runtime::AllCapabilities() : runtime::DefaultCapabilities();
+  const auto& add = security.add_capabilities;
+  const auto& drop = security.drop_capabilities;
+  if (std::any_of(add.begin(), add.end(), IsAll)) caps = runtime::AllCapabilities();
+  if (std::any_of(drop.begin(), drop.end(), IsAll)) caps.clear();
+  for (const std::string& name : add) {
+    if (IsAll(name)) continue;
+    ASSIGN_OR_RETURN(std::string cap, CanonicalCapability(name));
+    if (std::find(caps.begin(), caps.end(), cap) == caps.end()) caps.push_back(cap);
+  }
+  for (const std::string& name : drop) {
+    if (IsAll(name)) continue;
+    ASSIGN_OR_RETURN(std::string cap, CanonicalCapability(name));
+    caps.erase(std::remove(caps.begin(), caps.end(), cap), caps.end());
+  }
+  return caps;
+}
+
+absl::StatusOr<std::optional<runtime::Seccomp>> ComputeSeccomp(
+    const SecurityContext& security, const std::vector<std::string>& capabilities) {
+  using Type = SecurityProfile::Type;
+  if (security.privileged) return std::nullopt;
+  std::optional<SecurityProfile> profile = security.seccomp;
+  if (!profile.has_value()) {
+    absl::string_view path = security.seccomp_profile_path;
+    if (path.empty() || path == "unconfined") return std::nullopt;
+    if (path == "runtime/default" || path == "docker/default") {
+      profile = SecurityProfile{Type::kRuntimeDefault, ""};
+    } else if (absl::ConsumePrefix(&path, "localhost/")) {
+      profile = SecurityProfile{Type::kLocalhost, std::string(path)};
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown seccomp profile \"", security.seccomp_profile_path, "\""));
+    }
+  }
+  switch (profile->type) {
+    case Type::kUnconfined:
+      return std::nullopt;
+    case Type::kRuntimeDefault:
+      return runtime::RuntimeDefaultSeccomp(capabilities);
+    case Type::kLocalhost: {
+      const std::string& file = profile->localhost_ref;
+      if (!IsAbsoluteClean(file)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("seccomp localhost profile \"", file, "\" is not an absolute path"));
+      }
+      absl::StatusOr<std::string> text = ReadFile(file);
+      if (!text.ok()) return Annotate(text.status(), "seccomp localhost profile");
+      absl::StatusOr<runtime::Seccomp> seccomp = runtime::ParseSeccompJson(*text);
+      if (!seccomp.ok()) return Annotate(seccomp.status(), absl::StrCat("seccomp profile ", file));
+      return *seccomp;
+    }
+  }
+  return std::nullopt;
+}
+
+absl::StatusOr<std::string> ComputeAppArmor(const SecurityContext& security, bool enabled) {
+  using Type = SecurityProfile::Type;
+  if (security.privileged) return std::string();
+  std::optional<SecurityProfile> profile = security.apparmor;
+  if (!profile.has_value()) {
+    absl::string_view name = security.apparmor_profile;
+    if (name.empty()) {
+      // Unset: the runtime's default where the host enforces AppArmor, as containerd does.
+      profile = SecurityProfile{Type::kRuntimeDefault, ""};
+    } else if (name == "unconfined") {
+      profile = SecurityProfile{Type::kUnconfined, ""};
+    } else if (name == "runtime/default") {
+      profile = SecurityProfile{Type::kRuntimeDefault, ""};
+    } else if (absl::ConsumePrefix(&name, "localhost/")) {
+      profile = SecurityProfile{Type::kLocalhost, std::string(name)};
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown apparmor profile \"", security.apparmor_profile, "\""));
+    }
+  }
+  switch (profile->type) {
+    case Type::kUnconfined:
+      return std::string();
+    case Type::kRuntimeDefault:
+      return enabled ? std::string(kAppArmorDefaultProfileName) : std::string();
+    case Type::kLocalhost:
+      if (profile->localhost_ref.empty()) {
+        return absl::InvalidArgumentError("apparmor localhost profile has no name");
+      }
+      if (!enabled) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("apparmor profile ", profile->localhost_ref,
+                         " was asked for, but this host does not enable AppArmor"));
+      }
+      return profile->localhost_ref;
+  }
+  return std::string();
+}
+
+absl::StatusOr<std::vector<runtime::Mount>> CriMounts(const std::vector<MountSpec>& mounts) {
+  std::vector<const MountSpec*> sorted;
+  for (const MountSpec& m : mounts) sorted.push_back(&m);
+  std::stable_sort(sorted.begin(), sorted.end(), [](const MountSpec* a, const MountSpec* b) {
+    return Depth(a->container_path) < Depth(b->container_path);
+  });
+  std::vector<runtime::Mount> out;
+  for (const MountSpec* m : sorted) {
+    if (!IsAbsoluteClean(m->container_path)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("mount container path \"", m->container_path, "\" is not absolute"));
+    }
+    if (m->host_path.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("mount ", m->container_path, " has no host path"));
+    }
+    char resolved[PATH_MAX];
+    if (::realpath(m->host_path.c_str(), resolved) == nullptr) {
+      return ErrnoStatus(errno, absl::StrCat("mount ", m->container_path, ": host path ",
+                                             m->host_path));
+    }
+    RETURN_IF_ERROR(CheckPropagation(*m, resolved));
+    if (m->recursive_readonly && (!m->readonly || m->propagation != Propagation::kPrivate)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "mount ", m->container_path,
+          ": recursive read-only needs readonly and private propagation"));
+    }
+    const char* propagation = m->propagation == Propagation::kBidirectional     ? "rshared"
+                              : m->propagation == Propagation::kHostToContainer ? "rslave"
+                                                                                : "rprivate";
+    runtime::Mount mount{m->container_path, "bind", resolved, {"rbind", propagation}};
+    mount.options.push_back(m->readonly ? "ro" : "rw");
+    if (m->recursive_readonly) mount.options.push_back("rro");
+    out.push_back(std::move(mount));
+  }
+  return out;
+}
+
+absl::StatusOr<runtime::Spec> BuildSpec(const SpecInputs& in) {
+  const ContainerSpec& req = *in.request;
+  const pod::PodSandbox& pod = *in.pod;
+  const SecurityContext& sec = req.security;
+  runtime::Spec spec;
+
+  // The process.
+  runtime::Process& p = spec.process;
+  ASSIGN_OR_RETURN(p.args, MergeCommand(req, *in.image, in.image_name));
+  p.env = MergeEnv(req, *in.image, pod.hostname, in.user.home);
+  p.cwd = !req.working_dir.empty()         ? req.working_dir
+          : !in.image->working_dir.empty() ? in.image->working_dir
+                                           : "/";
+  if (!IsAbsoluteClean(p.cwd)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("working directory \"", p.cwd, "\" is not absolute"));
+  }
+  p.terminal = req.tty;
+  p.user.uid = static_cast<uint32_t>(in.user.ids.uid);
+  p.user.gid = static_cast<uint32_t>(in.user.ids.gid);
+  for (int64_t g : in.user.ids.supplemental_groups) {
+    p.user.additional_gids.push_back(static_cast<uint32_t>(g));
+  }
+  ASSIGN_OR_RETURN(std::vector<std::string> caps, ComputeCapabilities(sec));
+  runtime::SetCapabilities(caps, &p);
+  for (const std::string& name : sec.add_ambient_capabilities) {
+    ASSIGN_OR_RETURN(std::string cap, CanonicalCapability(name));
+    for (auto* set : {&p.capabilities.bounding, &p.capabilities.effective,
+                      &p.capabilities.permitted, &p.capabilities.inheritable,
+                      &p.capabilities.ambient}) {
+      if (std::find(set->begin(), set->end(), cap) == set->end()) set->push_back(cap);
+    }
+  }
+  p.no_new_privileges = sec.no_new_privs;
+  p.oom_score_adj = static_cast<int>(req.resources.oom_score_adj);
+  ASSIGN_OR_RETURN(p.apparmor_profile, ComputeAppArmor(sec, in.apparmor_enabled));
+
+  spec.root_path = in.rootfs;
+  spec.root_readonly = sec.readonly_rootfs;
+
+  // Mounts: the defaults, the pod's files, the CRI mounts, the termination message file.
+  ASSIGN_OR_RETURN(std::vector<runtime::Mount> cri_mounts, CriMounts(req.mounts));
+  std::set<std::string> requested;
+  for (const runtime::Mount& m : cri_mounts) requested.insert(m.destination);
+  for (runtime::Mount& m : runtime::DefaultMounts()) {
+    if (requested.count(m.destination) > 0) continue;
+    if (m.destination == "/dev/shm") {
+      // The pod's /dev/shm, shared by its containers (the host's with host IPC).
+      const bool host_ipc = pod.namespaces.ipc == pod::NamespaceMode::kNode;
+      spec.mounts.push_back(BindMount("/dev/shm", host_ipc ? "/dev/shm" : pod.pod_dir + "/shm",
+                                      false, {"nosuid", "nodev", "noexec"}));
+      continue;
+    }
+    if (m.destination == "/sys" && sec.privileged) {
+      m.options.erase(std::remove(m.options.begin(), m.options.end(), "ro"), m.options.end());
+    }
+    spec.mounts.push_back(std::move(m));
+  }
+  if (in.cgroup_v2 && requested.count("/sys/fs/cgroup") == 0) {
+    spec.mounts.push_back({"/sys/fs/cgroup",
+                           "cgroup2",
+                           "cgroup",
+                           {"nosuid", "noexec", "nodev", "relatime", sec.privileged ? "rw" : "ro"}});
+  }
+  for (const char* file : {"hostname", "hosts", "resolv.conf"}) {
+    const std::string destination = absl::StrCat("/etc/", file);
+    if (requested.count(destination) > 0) continue;
+    spec.mounts.push_back(
+        BindMount(destination, absl::StrCat(pod.pod_dir, "/", file), sec.readonly_rootfs));
+  }
+  spec.mounts.insert(spec.mounts.end(), cri_mounts.begin(), cri_mounts.end());
+  if (!in.termination_file.empty() && requested.count(in.termination_path) == 0) {
+    spec.mounts.push_back(BindMount(in.termination_path, in.termination_file, false));
+  }
+
+  // Namespaces: the pod's network, ipc and uts; pid as asked; always a mount namespace.
+  runtime::LinuxSpec& l = spec.linux_spec;
+  const std::string pause_ns = absl::StrCat("/proc/", pod.pid, "/ns/");
+  if (pod.namespaces.network != pod::NamespaceMode::kNode) {
+    l.namespaces.push_back({"network", pod.netns_path});
+    l.namespaces.push_back({"uts", pause_ns + "uts"});
+  }
+  if (pod.namespaces.ipc != pod::NamespaceMode::kNode) {
+    l.namespaces.push_back({"ipc", pause_ns + "ipc"});
+  }
+  switch (sec.pid_mode) {
+    case pod::NamespaceMode::kPod:
+      l.namespaces.push_back({"pid", pause_ns + "pid"});
+      break;
+    case pod::NamespaceMode::kContainer:
+      l.namespaces.push_back({"pid", ""});
+      break;
+    case pod::NamespaceMode::kTarget:
+      if (in.target_pid_namespace.empty()) {
+        return absl::InvalidArgumentError("pid namespace mode TARGET names no running container");
+      }
+      l.namespaces.push_back({"pid", in.target_pid_namespace});
+      break;
+    case pod::NamespaceMode::kNode:
+      break;
+  }
+  l.namespaces.push_back({"mount", ""});
+  if (in.cgroup_v2 && !sec.privileged) l.namespaces.push_back({"cgroup", ""});
+  l.cgroups_path = in.cgroup_path;
+
+  // Security.
+  ASSIGN_OR_RETURN(l.seccomp, ComputeSeccomp(sec, p.capabilities.bounding));
+  if (!sec.privileged) {
+    l.masked_paths = sec.masked_paths.empty() ? runtime::DefaultMaskedPaths() : sec.masked_paths;
+    l.readonly_paths =
+        sec.readonly_paths.empty() ? runtime::DefaultReadonlyPaths() : sec.readonly_paths;
+  }
+
+  // Devices: the host's all for a privileged container, else the requested ones.
+  runtime::Resources& r = l.resources;
+  if (sec.privileged) {
+    RETURN_IF_ERROR(CollectDevices("/dev", "/dev", &l.devices, /*skip_special_dirs=*/true));
+    r.devices = {{true, "a", -1, -1, "rwm"}};
+  } else {
+    r.devices = DefaultDeviceRules();
+  }
+  for (const DeviceSpec& d : req.devices) {
+    if (!IsAbsoluteClean(d.container_path) || d.host_path.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("device \"", d.host_path, "\" -> \"",
+                                                     d.container_path, "\" needs absolute paths"));
+    }
+    ASSIGN_OR_RETURN(std::string access, DeviceAccess(d.permissions, d.host_path));
+    std::vector<runtime::Device> found;
+    RETURN_IF_ERROR(CollectDevices(d.host_path, d.container_path, &found, false));
+    for (runtime::Device& dev : found) {
+      if (!sec.privileged) r.devices.push_back({true, dev.type, dev.major, dev.minor, access});
+      l.devices.push_back(std::move(dev));
+    }
+  }
+
+  // cgroup resources.
+  const Resources& res = req.resources;
+  if (res.cpu_shares > 0) r.cpu_shares = res.cpu_shares;
+  if (res.cpu_quota != 0) r.cpu_quota = res.cpu_quota;
+  if (res.cpu_period > 0) r.cpu_period = res.cpu_period;
+  r.cpuset_cpus = res.cpuset_cpus;
+  r.cpuset_mems = res.cpuset_mems;
+  if (res.memory_limit > 0) r.memory_limit = res.memory_limit;
+  if (res.memory_swap_limit > 0) r.memory_swap = res.memory_swap_limit;
+  for (const HugepageLimit& h : res.hugepage_limits) {
+    r.hugepage_limits.push_back({h.page_size, h.limit});
+  }
+  if (in.cgroup_v2) r.unified = res.unified;
+  return spec;
+}
+
+}  // namespace crib::container

@@ -1,0 +1,58 @@
+// ContainerStatus and ListContainers: the records, each brought up to date from its monitor's
+// exit file (a container that ended while nobody asked is recorded as exited on first look).
+#include "absl/strings/match.h"
+#include "common/files.h"
+#include "common/status_macros.h"
+#include "container/service.h"
+
+namespace crib::container {
+
+absl::StatusOr<Container> ContainerService::Get(const std::string& id_or_prefix, bool verbose) {
+  ASSIGN_OR_RETURN(const std::string id, ResolveId(id_or_prefix));
+  ASSIGN_OR_RETURN(auto loaded, Load(id));
+  ASSIGN_OR_RETURN(Container c, Refresh(std::move(loaded.first), std::move(loaded.second)));
+  if (verbose) {
+    absl::StatusOr<std::string> spec = ReadFile(c.bundle + "/config.json");
+    if (spec.ok()) c.spec_json = *std::move(spec);
+  }
+  return c;
+}
+
+absl::StatusOr<std::vector<Container>> ContainerService::List(const ContainerFilter& filter) {
+  ASSIGN_OR_RETURN(std::vector<store::ContainerRecord> records,
+                   filter.pod_id.empty() ? store_.ListContainers()
+                                         : store_.ListContainers(filter.pod_id));
+  if (!filter.id.empty()) {
+    // An exact id, or a prefix that names exactly one container (as crictl expects).
+    std::vector<store::ContainerRecord> matches;
+    for (store::ContainerRecord& r : records) {
+      if (r.id == filter.id) {
+        matches = {std::move(r)};
+        break;
+      }
+      if (absl::StartsWith(r.id, filter.id)) matches.push_back(std::move(r));
+    }
+    if (matches.size() > 1) matches.clear();
+    records = std::move(matches);
+  }
+  std::vector<Container> out;
+  for (store::ContainerRecord& record : records) {
+    ASSIGN_OR_RETURN(ContainerData data, DecodeContainerData(record.id, record.data));
+    if (data.creating) continue;
+    bool labels_match = true;
+    for (const auto& [key, value] : filter.labels) {
+      auto it = data.labels.find(key);
+      if (it == data.labels.end() || it->second != value) {
+        labels_match = false;
+        break;
+      }
+    }
+    if (!labels_match) continue;
+    ASSIGN_OR_RETURN(Container c, Refresh(std::move(record), std::move(data)));
+    if (filter.state.has_value() && c.state != *filter.state) continue;
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+}  // namespace crib::container

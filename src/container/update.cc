@@ -1,0 +1,64 @@
+// UpdateContainerResources (the live cgroup, and the record that ContainerStatus reports) and
+// ReopenContainerLog.
+#include "absl/strings/str_cat.h"
+#include "common/errors.h"
+#include "common/status_macros.h"
+#include "container/service.h"
+
+namespace crib::container {
+namespace {
+
+runtime::Resources ToRuntime(const Resources& res, bool v2) {
+  runtime::Resources r;
+  if (res.cpu_shares > 0) r.cpu_shares = res.cpu_shares;
+  if (res.cpu_quota != 0) r.cpu_quota = res.cpu_quota;
+  if (res.cpu_period > 0) r.cpu_period = res.cpu_period;
+  r.cpuset_cpus = res.cpuset_cpus;
+  r.cpuset_mems = res.cpuset_mems;
+  if (res.memory_limit > 0) r.memory_limit = res.memory_limit;
+  if (res.memory_swap_limit > 0) r.memory_swap = res.memory_swap_limit;
+  for (const HugepageLimit& h : res.hugepage_limits) {
+    r.hugepage_limits.push_back({h.page_size, h.limit});
+  }
+  if (v2) r.unified = res.unified;
+  return r;
+}
+
+}  // namespace
+
+absl::Status ContainerService::UpdateResources(const std::string& id_or_prefix,
+                                               const Resources& resources) {
+  ASSIGN_OR_RETURN(const std::string id, ResolveId(id_or_prefix));
+  std::shared_ptr<absl::Mutex> mutex = ContainerLock(id);
+  absl::MutexLock lock(mutex.get());
+  ASSIGN_OR_RETURN(auto loaded, Load(id));
+  auto& [record, data] = loaded;
+  ASSIGN_OR_RETURN(Container current, Refresh(record, data));
+  if (current.state != ContainerState::kCreated && current.state != ContainerState::kRunning) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("update resources of container ", id, ": it is not running"));
+  }
+  const bool v2 = layout_.mode == cgroup::Mode::kUnified;
+  if (absl::Status s = launcher_.UpdateResources(Bundle(id), ToRuntime(resources, v2)); !s.ok()) {
+    return Annotate(s, absl::StrCat("update resources of container ", id));
+  }
+  data.resources = resources;
+  record.data = EncodeContainerData(data);
+  return store_.UpdateContainer(record);
+}
+
+absl::Status ContainerService::ReopenLog(const std::string& id_or_prefix) {
+  ASSIGN_OR_RETURN(const std::string id, ResolveId(id_or_prefix));
+  ASSIGN_OR_RETURN(auto loaded, Load(id));
+  ASSIGN_OR_RETURN(Container c, Refresh(std::move(loaded.first), std::move(loaded.second)));
+  if (c.state != ContainerState::kRunning) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("reopen the log of container ", id, ": it is not running"));
+  }
+  if (absl::Status s = launcher_.ReopenLog(c.bundle); !s.ok()) {
+    return Annotate(s, absl::StrCat("reopen the log of container ", id));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace crib::container

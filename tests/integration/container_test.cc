@@ -1,0 +1,891 @@
+// Containers through a real cribd on its socket, with images from a real registry on
+// loopback, checked on the machine: the CRI log, exit codes and reasons, the process's env,
+// cwd, user and groups, capabilities, seccomp, cgroup files, namespaces, ExecSync, and that
+// bad input and removal leave no mount, cgroup, process, directory or record behind.
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "support/cribd_process.h"
+#include "support/machine.h"
+#include "support/registry.h"
+#include "support/status_matchers.h"
+
+namespace crib::testing {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::MatchesRegex;
+using ::testing::Not;
+
+MATCHER(GrpcOk, "is OK") {
+  if (!arg.ok()) *result_listener << "status is " << arg.error_code() << ": " << arg.error_message();
+  return arg.ok();
+}
+
+// The images these tests run.
+const std::vector<std::string> kImages = {"busybox:latest", "app:latest",      "groups:latest",
+                                          "user:latest",    "username:latest", "nocmd:latest",
+                                          "evil-etc:latest", "manylayers:latest"};
+
+// The text of a CRI log's records without their time stamps: "stdout F hello".
+std::vector<std::string> LogRecords(const std::string& path) {
+  std::vector<std::string> records;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty()) records.push_back(line.substr(line.find(' ') + 1));
+  }
+  return records;
+}
+
+// Cgroup directories at any depth below `parent`, in every hierarchy.
+int CgroupTree(const std::string& parent) {
+  int n = 0;
+  for (const std::string& h : Hierarchies()) {
+    std::error_code ec;
+    for (auto it = std::filesystem::recursive_directory_iterator(h + parent, ec);
+         !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+      if (it->is_directory()) ++n;
+    }
+  }
+  return n;
+}
+
+// CapEff of a /proc/<pid>/status text.
+uint64_t CapEff(const std::string& status) {
+  for (absl::string_view line : absl::StrSplit(status, '\n')) {
+    if (absl::ConsumePrefix(&line, "CapEff:")) {
+      uint64_t v = 0;
+      if (absl::SimpleHexAtoi(absl::StripAsciiWhitespace(line), &v)) return v;
+    }
+  }
+  return ~0ULL;
+}
+
+class ContainerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto registry = LocalRegistry::Start();
+    ASSERT_THAT(registry.status(), IsOk());
+    registry_ = registry->release();
+    auto images = registry_->Push(kImages);
+    ASSERT_THAT(images.status(), IsOk());
+  }
+  static void TearDownTestSuite() {
+    delete registry_;
+    registry_ = nullptr;
+  }
+
+  void SetUp() override {
+    ASSERT_NE(registry_, nullptr);
+    options_.config_text = absl::StrCat("[network]\nbridge = \"", bridge_, "\"\nnft_table = \"",
+                                        table_, "\"\npod_cidr = \"", subnet_, "0/24\"\n");
+    ASSERT_TRUE(Start());
+    ASSERT_TRUE(Pull("busybox:latest").ok());
+  }
+
+  void TearDown() override {
+    if (cribd_ != nullptr) {
+      for (const cri::PodSandbox& pod : ListPods()) {
+        grpc::Status s = RemovePod(pod.id());
+        EXPECT_TRUE(s.ok()) << s.error_message();
+      }
+    }
+    cribd_.reset();
+    // Whatever a failed test left: monitors and their containers, mounts, cgroups, links.
+    for (pid_t pid : ProcessesWith(dir_.path())) ::kill(pid, SIGKILL);
+    std::vector<std::string> mounts = MountsUnder(dir_.path());
+    std::sort(mounts.rbegin(), mounts.rend());
+    for (const std::string& m : mounts) ::umount2(m.c_str(), MNT_DETACH);
+    RemoveCgroupTree(cgroup_parent_);
+    Sh("ip link del " + bridge_);
+    Sh("nft delete table inet " + table_);
+  }
+
+  bool Start() {
+    absl::StatusOr<std::unique_ptr<CribdProcess>> cribd = CribdProcess::Start(options_);
+    EXPECT_THAT(cribd, IsOk());
+    if (!cribd.ok()) return false;
+    cribd_ = std::move(*cribd);
+    runtime_ = cribd_->Runtime();
+    return true;
+  }
+
+  std::string Ref(const std::string& name) const {
+    return absl::StrCat(registry_->host(), "/", name);
+  }
+
+  grpc::Status Pull(const std::string& name) {
+    cri::PullImageRequest request;
+    request.mutable_image()->set_image(Ref(name));
+    cri::PullImageResponse response;
+    return cribd_->Image()->PullImage(ContextWithDeadline(absl::Seconds(60)).get(), request,
+                                      &response);
+  }
+
+  cri::PodSandboxConfig PodConfig(const std::string& name, bool host_network = true) {
+    cri::PodSandboxConfig config;
+    config.mutable_metadata()->set_name(name);
+    config.mutable_metadata()->set_namespace_("default");
+    config.mutable_metadata()->set_uid(absl::StrCat("uid-", name));
+    config.set_log_directory(absl::StrCat(dir_.path(), "/logs/", name));
+    config.mutable_linux()->set_cgroup_parent(cgroup_parent_);
+    config.mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_network(
+        host_network ? cri::NODE : cri::POD);
+    return config;
+  }
+
+  std::string RunPod(const cri::PodSandboxConfig& config) {
+    cri::RunPodSandboxRequest request;
+    *request.mutable_config() = config;
+    cri::RunPodSandboxResponse response;
+    grpc::Status status =
+        runtime_->RunPodSandbox(ContextWithDeadline(absl::Seconds(30)).get(), request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message() << "\n" << cribd_->Log();
+    pod_configs_[response.pod_sandbox_id()] = config;
+    return response.pod_sandbox_id();
+  }
+  std::string RunPod(const std::string& name) { return RunPod(PodConfig(name)); }
+
+  cri::ContainerConfig Config(const std::string& name, std::vector<std::string> command,
+                              const std::string& image = "busybox:latest") {
+    cri::ContainerConfig config;
+    config.mutable_metadata()->set_name(name);
+    config.mutable_image()->set_image(Ref(image));
+    for (const std::string& c : command) config.add_command(c);
+    config.set_log_path(absl::StrCat(name, "/0.log"));
+    // As kubelet sends it for a pod that does not share its process namespace.
+    config.mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_pid(
+        cri::CONTAINER);
+    return config;
+  }
+
+  grpc::Status Create(const std::string& pod, const cri::ContainerConfig& config,
+                      std::string* id = nullptr) {
+    cri::CreateContainerRequest request;
+    request.set_pod_sandbox_id(pod);
+    *request.mutable_config() = config;
+    *request.mutable_sandbox_config() = pod_configs_[pod];
+    cri::CreateContainerResponse response;
+    grpc::Status status = runtime_->CreateContainer(ContextWithDeadline(absl::Seconds(30)).get(),
+                                                    request, &response);
+    if (id != nullptr) *id = response.container_id();
+    return status;
+  }
+
+  std::string CreateOk(const std::string& pod, const cri::ContainerConfig& config) {
+    std::string id;
+    grpc::Status status = Create(pod, config, &id);
+    EXPECT_TRUE(status.ok()) << status.error_message() << "\n" << cribd_->Log();
+    return id;
+  }
+
+  grpc::Status StartContainer(const std::string& id) {
+    cri::StartContainerRequest request;
+    request.set_container_id(id);
+    cri::StartContainerResponse response;
+    return runtime_->StartContainer(ContextWithDeadline(absl::Seconds(30)).get(), request,
+                                    &response);
+  }
+
+  std::string RunContainer(const std::string& pod, const cri::ContainerConfig& config) {
+    const std::string id = CreateOk(pod, config);
+    grpc::Status status = StartContainer(id);
+    EXPECT_TRUE(status.ok()) << status.error_message() << "\n" << cribd_->Log();
+    return id;
+  }
+
+  grpc::Status StopContainer(const std::string& id, int64_t timeout = 0) {
+    cri::StopContainerRequest request;
+    request.set_container_id(id);
+    request.set_timeout(timeout);
+    cri::StopContainerResponse response;
+    return runtime_->StopContainer(ContextWithDeadline(absl::Seconds(60)).get(), request,
+                                   &response);
+  }
+
+  grpc::Status RemoveContainer(const std::string& id) {
+    cri::RemoveContainerRequest request;
+    request.set_container_id(id);
+    cri::RemoveContainerResponse response;
+    return runtime_->RemoveContainer(ContextWithDeadline(absl::Seconds(30)).get(), request,
+                                     &response);
+  }
+
+  cri::ContainerStatusResponse Status(const std::string& id, bool verbose = false) {
+    cri::ContainerStatusRequest request;
+    request.set_container_id(id);
+    request.set_verbose(verbose);
+    cri::ContainerStatusResponse response;
+    grpc::Status status =
+        runtime_->ContainerStatus(ContextWithDeadline().get(), request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response;
+  }
+
+  // Polls until the container has exited.
+  cri::ContainerStatus WaitExited(const std::string& id) {
+    cri::ContainerStatus status;
+    for (int i = 0; i < 1000; ++i) {
+      status = Status(id).status();
+      if (status.state() == cri::CONTAINER_EXITED) break;
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    return status;
+  }
+
+  std::vector<cri::Container> List(const cri::ContainerFilter* filter = nullptr) {
+    cri::ListContainersRequest request;
+    if (filter != nullptr) *request.mutable_filter() = *filter;
+    cri::ListContainersResponse response;
+    grpc::Status status = runtime_->ListContainers(ContextWithDeadline().get(), request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return {response.containers().begin(), response.containers().end()};
+  }
+
+  grpc::Status Exec(const std::string& id, std::vector<std::string> cmd, cri::ExecSyncResponse* out,
+                    int64_t timeout = 0) {
+    cri::ExecSyncRequest request;
+    request.set_container_id(id);
+    for (const std::string& c : cmd) request.add_cmd(c);
+    request.set_timeout(timeout);
+    return runtime_->ExecSync(ContextWithDeadline(absl::Seconds(60)).get(), request, out);
+  }
+
+  std::vector<cri::PodSandbox> ListPods() {
+    cri::ListPodSandboxRequest request;
+    cri::ListPodSandboxResponse response;
+    EXPECT_TRUE(runtime_->ListPodSandbox(ContextWithDeadline().get(), request, &response).ok());
+    return {response.items().begin(), response.items().end()};
+  }
+
+  grpc::Status StopPod(const std::string& id) {
+    cri::StopPodSandboxRequest request;
+    request.set_pod_sandbox_id(id);
+    cri::StopPodSandboxResponse response;
+    return runtime_->StopPodSandbox(ContextWithDeadline(absl::Seconds(60)).get(), request,
+                                    &response);
+  }
+
+  grpc::Status RemovePod(const std::string& id) {
+    cri::RemovePodSandboxRequest request;
+    request.set_pod_sandbox_id(id);
+    cri::RemovePodSandboxResponse response;
+    return runtime_->RemovePodSandbox(ContextWithDeadline(absl::Seconds(60)).get(), request,
+                                      &response);
+  }
+
+  std::string LogPath(const std::string& pod, const std::string& name) {
+    return absl::StrCat(pod_configs_[pod].log_directory(), "/", name, "/0.log");
+  }
+
+  // The stdout records of a container's log, one line each.
+  std::string Stdout(const std::string& pod, const std::string& name) {
+    std::string out;
+    for (const std::string& r : LogRecords(LogPath(pod, name))) {
+      if (absl::StartsWith(r, "stdout F ")) absl::StrAppend(&out, r.substr(9), "\n");
+    }
+    return out;
+  }
+
+  // Runs `command` in a new container of `pod` to its end; returns its stdout.
+  std::string RunToExit(const std::string& pod, const cri::ContainerConfig& config,
+                        cri::ContainerStatus* status = nullptr) {
+    const std::string id = RunContainer(pod, config);
+    cri::ContainerStatus exited = WaitExited(id);
+    EXPECT_EQ(exited.state(), cri::CONTAINER_EXITED);
+    if (status != nullptr) *status = exited;
+    return Stdout(pod, config.metadata().name());
+  }
+
+  // Everything a container can leave behind, counted.
+  struct Leftovers {
+    size_t monitors, mounts;
+    int cgroups, bundles, layers, records;
+    bool operator==(const Leftovers&) const = default;
+  };
+  Leftovers Count() {
+    Leftovers l;
+    l.monitors = ProcessesWith(options_.state_dir + "/containers/").size();
+    l.mounts = 0;
+    for (const std::string& m : MountsUnder(dir_.path())) {
+      if (m != options_.state_dir + "/netns") ++l.mounts;
+    }
+    l.cgroups = CgroupTree(cgroup_parent_);
+    l.bundles = EntriesIn(options_.state_dir + "/containers");
+    l.layers = EntriesIn(options_.root_dir + "/containers");
+    l.records = static_cast<int>(List().size());
+    return l;
+  }
+  static std::string Describe(const Leftovers& l) {
+    return absl::StrCat("monitors ", l.monitors, ", mounts ", l.mounts, ", cgroups ", l.cgroups,
+                        ", bundles ", l.bundles, ", layers ", l.layers, ", records ", l.records);
+  }
+
+  static LocalRegistry* registry_;
+  const pid_t pid_ = ::getpid();
+  const std::string bridge_ = absl::StrCat("cc", pid_);
+  const std::string table_ = absl::StrCat("crib_c", pid_);
+  const std::string subnet_ = absl::StrCat("10.", 200 + pid_ % 50, ".", (pid_ / 50) % 256, ".");
+  TempDir dir_;
+  CribdOptions options_ = CribdProcess::OptionsIn(dir_.path());
+  const std::string cgroup_parent_ = absl::StrCat("/crib-ctest-", pid_, "-",
+                                                  absl::ToUnixNanos(absl::Now()) % 1000000);
+  std::unique_ptr<CribdProcess> cribd_;
+  std::unique_ptr<cri::RuntimeService::Stub> runtime_;
+  std::map<std::string, cri::PodSandboxConfig> pod_configs_;
+};
+
+LocalRegistry* ContainerTest::registry_ = nullptr;
+
+TEST_F(ContainerTest, EchoHelloAppearsInTheCriLog) {
+  const std::string pod = RunPod("web");
+  const Leftovers before = Count();
+  cri::ContainerStatus status;
+  const std::string out =
+      RunToExit(pod, Config("hello", {"sh", "-c", "echo hello; echo oops >&2"}), &status);
+  EXPECT_EQ(out, "hello\n");
+  const std::string log = LogPath(pod, "hello");
+  EXPECT_THAT(Slurp(log), MatchesRegex("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\."
+                                       "[0-9]{9}Z (stdout|stderr) F (hello|oops)\n.*"));
+  EXPECT_THAT(LogRecords(log),
+              ::testing::UnorderedElementsAre("stdout F hello", "stderr F oops"));
+  EXPECT_EQ(status.exit_code(), 0);
+  EXPECT_EQ(status.reason(), "Completed");
+  EXPECT_EQ(status.log_path(), log);
+  EXPECT_GT(status.started_at(), status.created_at());
+  EXPECT_GE(status.finished_at(), status.started_at());
+  EXPECT_EQ(status.image().image(), Ref("busybox:latest"));
+  EXPECT_THAT(status.image_ref(), HasSubstr("@sha256:"));
+  EXPECT_THAT(status.image_id(), ::testing::StartsWith("sha256:"));
+  ASSERT_THAT(RemoveContainer(status.id()), GrpcOk());
+  EXPECT_EQ(Count(), before) << Describe(Count());
+}
+
+TEST_F(ContainerTest, ExitCodesAndReasons) {
+  const std::string pod = RunPod("exits");
+  cri::ContainerStatus status;
+  RunToExit(pod, Config("three", {"sh", "-c", "exit 3"}), &status);
+  EXPECT_EQ(status.exit_code(), 3);
+  EXPECT_EQ(status.reason(), "Error");
+  // A memory limit kills a hog; the kernel's OOM kill is the reason.
+  cri::ContainerConfig hog = Config("hog", {"sh", "-c", "dd if=/dev/zero of=/dev/null bs=256M"});
+  hog.mutable_linux()->mutable_resources()->set_memory_limit_in_bytes(32 << 20);
+  RunToExit(pod, hog, &status);
+  EXPECT_EQ(status.exit_code(), 137);
+  EXPECT_EQ(status.reason(), "OOMKilled");
+}
+
+TEST_F(ContainerTest, CommandArgsEnvAndWorkingDirMergeWithTheImage) {
+  ASSERT_THAT(Pull("app:latest"), GrpcOk());
+  const std::string pod = RunPod("merge");
+  // No command or args: the image's Entrypoint with its Cmd.
+  EXPECT_EQ(RunToExit(pod, Config("image-default", {}, "app:latest")), "from the image cmd\n");
+  // Args only: they replace the Cmd, the Entrypoint stays.
+  cri::ContainerConfig args = Config("args", {}, "app:latest");
+  args.add_args("echo $FROM_IMAGE $OVERRIDE $ADDED; pwd");
+  cri::KeyValue* env = args.add_envs();
+  env->set_key("OVERRIDE");
+  env->set_value("request");
+  env = args.add_envs();
+  env->set_key("ADDED");
+  env->set_value("new");
+  EXPECT_EQ(RunToExit(pod, args), "yes request new\n/srv\n");
+  // A command replaces the Entrypoint and drops the image's Cmd; working_dir wins.
+  cri::ContainerConfig command = Config("command", {"pwd"}, "app:latest");
+  command.set_working_dir("/tmp");
+  EXPECT_EQ(RunToExit(pod, command), "/tmp\n");
+}
+
+TEST_F(ContainerTest, UsersAndGroupsAsIdPrintsThem) {
+  for (const char* image : {"groups:latest", "user:latest", "username:latest"}) {
+    ASSERT_THAT(Pull(image), GrpcOk());
+  }
+  const std::string pod = RunPod("users");
+  // The image's USER by name, with its groups from the image's /etc/group.
+  EXPECT_EQ(RunToExit(pod, Config("by-name", {"id"}, "groups:latest")),
+            "uid=1000(app) gid=1000(app) groups=50(staff),60(media),1000(app)\n");
+  EXPECT_EQ(RunToExit(pod, Config("uid-gid", {"id"}, "user:latest")),
+            "uid=1000 gid=1000 groups=1000\n");
+  EXPECT_EQ(RunToExit(pod, Config("daemon", {"id"}, "username:latest")),
+            "uid=1(daemon) gid=1(daemon) groups=1(daemon)\n");
+  // run_as_user over the image's USER, run_as_group and supplemental groups.
+  cri::ContainerConfig as_user = Config("as-user", {"id"}, "groups:latest");
+  auto* sc = as_user.mutable_linux()->mutable_security_context();
+  sc->mutable_run_as_user()->set_value(1000);
+  sc->mutable_run_as_group()->set_value(63);
+  sc->add_supplemental_groups(4242);
+  EXPECT_EQ(RunToExit(pod, as_user),
+            "uid=1000(app) gid=63(audio) groups=50(staff),60(media),63(audio),4242\n");
+  // Strict: only the primary and the requested groups. (The kernel sorts the group list.)
+  sc->set_supplemental_groups_policy(cri::Strict);
+  as_user.mutable_metadata()->set_name("strict");
+  as_user.set_log_path("strict/0.log");
+  EXPECT_EQ(RunToExit(pod, as_user), "uid=1000(app) gid=63(audio) groups=63(audio),4242\n");
+  // The status reports who it ran as.
+  cri::ContainerConfig named = Config("named", {"true"}, "groups:latest");
+  named.mutable_linux()->mutable_security_context()->set_run_as_username("app");
+  cri::ContainerStatus status;
+  RunToExit(pod, named, &status);
+  EXPECT_EQ(status.user().linux().uid(), 1000);
+  EXPECT_EQ(status.user().linux().gid(), 1000);
+  EXPECT_THAT(status.user().linux().supplemental_groups(), ElementsAre(1000, 50, 60));
+}
+
+TEST_F(ContainerTest, ReadonlyRootfsRefusesWrites) {
+  const std::string pod = RunPod("ro");
+  cri::ContainerConfig config =
+      Config("ro", {"sh", "-c", "touch /x 2>&1 || echo refused; echo ok > /tmp/x 2>&1 || true"});
+  config.mutable_linux()->mutable_security_context()->set_readonly_rootfs(true);
+  const std::string out = RunToExit(pod, config);
+  EXPECT_THAT(out, HasSubstr("Read-only file system"));
+  EXPECT_THAT(out, HasSubstr("refused"));
+}
+
+TEST_F(ContainerTest, CapabilitiesAsRequested) {
+  const std::string pod = RunPod("caps");
+  auto cap_eff = [&](const std::string& name, std::vector<std::string> add,
+                     std::vector<std::string> drop, bool privileged = false) {
+    cri::ContainerConfig config = Config(name, {"cat", "/proc/self/status"});
+    auto* sc = config.mutable_linux()->mutable_security_context();
+    for (const std::string& a : add) sc->mutable_capabilities()->add_add_capabilities(a);
+    for (const std::string& d : drop) sc->mutable_capabilities()->add_drop_capabilities(d);
+    sc->set_privileged(privileged);
+    return CapEff(RunToExit(pod, config));
+  };
+  // containerd's default set: CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID SETPCAP
+  // NET_BIND_SERVICE NET_RAW SYS_CHROOT MKNOD AUDIT_WRITE SETFCAP.
+  const uint64_t kDefault = 0xa80425fb;
+  EXPECT_EQ(cap_eff("default", {}, {}), kDefault);
+  EXPECT_EQ(cap_eff("add-net-admin", {"NET_ADMIN"}, {"CAP_MKNOD"}),
+            (kDefault | (1ULL << 12)) & ~(1ULL << 27));
+  EXPECT_EQ(cap_eff("only-chown", {"chown"}, {"ALL"}), 1ULL);
+  // All that this machine lets crib grant (it lacks CAP_SYS_RESOURCE itself).
+  const uint64_t own = CapEff(Slurp("/proc/self/status"));
+  EXPECT_EQ(cap_eff("all", {"ALL"}, {}), own);
+  EXPECT_EQ(cap_eff("privileged", {}, {}, true), own);
+  // An unknown name is refused.
+  cri::ContainerConfig bad = Config("bad-cap", {"true"});
+  bad.mutable_linux()->mutable_security_context()->mutable_capabilities()->add_add_capabilities(
+      "NOT_A_CAP");
+  EXPECT_EQ(Create(pod, bad).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(ContainerTest, SeccompRuntimeDefaultRefusesWhatItMust) {
+  const std::string pod = RunPod("seccomp");
+  auto run = [&](const std::string& name, std::optional<cri::SecurityProfile::ProfileType> type,
+                 const std::string& localhost = "") {
+    cri::ContainerConfig config =
+        Config(name, {"sh", "-c", "unshare -U true 2>&1 && echo allowed || echo refused"});
+    if (type) {
+      auto* profile = config.mutable_linux()->mutable_security_context()->mutable_seccomp();
+      profile->set_profile_type(*type);
+      profile->set_localhost_ref(localhost);
+    }
+    return RunToExit(pod, config);
+  };
+  EXPECT_THAT(run("default", cri::SecurityProfile::RuntimeDefault), HasSubstr("refused"));
+  EXPECT_THAT(run("unconfined", cri::SecurityProfile::Unconfined), HasSubstr("allowed"));
+  // A Localhost profile in the OCI format: everything but unshare.
+  const std::string profile = dir_.path() + "/profile.json";
+  std::ofstream(profile) << R"({"defaultAction": "SCMP_ACT_ALLOW",
+    "syscalls": [{"names": ["unshare"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]})";
+  EXPECT_THAT(run("localhost", cri::SecurityProfile::Localhost, profile), HasSubstr("refused"));
+  cri::ContainerConfig missing = Config("missing-profile", {"true"});
+  auto* p = missing.mutable_linux()->mutable_security_context()->mutable_seccomp();
+  p->set_profile_type(cri::SecurityProfile::Localhost);
+  p->set_localhost_ref(dir_.path() + "/no-such-profile.json");
+  grpc::Status status = Create(pod, missing);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(status.error_message(), HasSubstr("no-such-profile.json"));
+}
+
+TEST_F(ContainerTest, PidNamespaceOfItsOwnOrThePods) {
+  cri::PodSandboxConfig shared = PodConfig("shared-pid");
+  shared.mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_pid(
+      cri::POD);
+  const std::string pod = RunPod(shared);
+  EXPECT_EQ(RunToExit(RunPod("own-pid"), Config("own", {"sh", "-c", "echo $$"})), "1\n");
+  cri::ContainerConfig in_pod =
+      Config("in-pod", {"sh", "-c", "echo $$; tr '\\0' ' ' < /proc/1/cmdline; echo"});
+  in_pod.mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_pid(
+      cri::POD);
+  const std::string out = RunToExit(pod, in_pod);
+  EXPECT_THAT(out, Not(::testing::StartsWith("1\n")));
+  EXPECT_THAT(out, HasSubstr("crib-pause"));
+}
+
+TEST_F(ContainerTest, ExecSyncOutputExitCodeAndTimeout) {
+  const std::string pod = RunPod("exec");
+  const std::string id = RunContainer(pod, Config("sleeper", {"sleep", "1000"}));
+  cri::ExecSyncResponse response;
+  ASSERT_THAT(Exec(id, {"sh", "-c", "echo out; echo err >&2; exit 4"}, &response), GrpcOk());
+  EXPECT_EQ(response.stdout(), "out\n");
+  EXPECT_EQ(response.stderr(), "err\n");
+  EXPECT_EQ(response.exit_code(), 4);
+  // In the container's namespaces: its pid 1 is the sleeper.
+  ASSERT_THAT(Exec(id, {"cat", "/proc/1/cmdline"}, &response), GrpcOk());
+  EXPECT_EQ(response.stdout(), std::string("sleep\0" "1000\0", 11));
+  const absl::Time start = absl::Now();
+  grpc::Status timed_out = Exec(id, {"sleep", "30"}, &response, 1);
+  EXPECT_EQ(timed_out.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_THAT(timed_out.error_message(), HasSubstr("timed out"));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+  grpc::Status missing = Exec(id, {"/no/such/binary"}, &response);
+  EXPECT_FALSE(missing.ok());
+  EXPECT_THAT(missing.error_message(), HasSubstr("/no/such/binary"));
+  ASSERT_THAT(StopContainer(id), GrpcOk());
+  EXPECT_EQ(Exec(id, {"true"}, &response).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+}
+
+TEST_F(ContainerTest, UpdateContainerResourcesReachesTheCgroup) {
+  const std::string pod = RunPod("update");
+  cri::ContainerConfig config = Config("limited", {"sleep", "1000"});
+  config.mutable_linux()->mutable_resources()->set_memory_limit_in_bytes(64 << 20);
+  config.mutable_linux()->mutable_resources()->set_cpu_shares(256);
+  const std::string id = RunContainer(pod, config);
+  const std::string cgroup = absl::StrCat(cgroup_parent_, "/", pod, "/", id);
+  EXPECT_EQ(Slurp("/sys/fs/cgroup/memory" + cgroup + "/memory.limit_in_bytes"),
+            absl::StrCat(64 << 20));
+  EXPECT_EQ(Slurp("/sys/fs/cgroup/cpu" + cgroup + "/cpu.shares"), "256");
+  cri::UpdateContainerResourcesRequest request;
+  request.set_container_id(id);
+  request.mutable_linux()->set_memory_limit_in_bytes(128 << 20);
+  request.mutable_linux()->set_cpu_shares(512);
+  request.mutable_linux()->set_cpu_quota(20000);
+  request.mutable_linux()->set_cpu_period(100000);
+  cri::UpdateContainerResourcesResponse response;
+  ASSERT_THAT(runtime_->UpdateContainerResources(ContextWithDeadline().get(), request, &response),
+              GrpcOk());
+  EXPECT_EQ(Slurp("/sys/fs/cgroup/memory" + cgroup + "/memory.limit_in_bytes"),
+            absl::StrCat(128 << 20));
+  EXPECT_EQ(Slurp("/sys/fs/cgroup/cpu" + cgroup + "/cpu.shares"), "512");
+  EXPECT_EQ(Slurp("/sys/fs/cgroup/cpu" + cgroup + "/cpu.cfs_quota_us"), "20000");
+  EXPECT_EQ(Status(id).status().resources().linux().memory_limit_in_bytes(), 128 << 20);
+}
+
+TEST_F(ContainerTest, TerminationMessageFromItsFileOrTheLogTail) {
+  const std::string pod = RunPod("term");
+  cri::ContainerConfig config = Config("writer", {"sh", "-c", "echo -n bye > /dev/termination-log; exit 1"});
+  (*config.mutable_annotations())["io.kubernetes.container.terminationMessagePath"] =
+      "/dev/termination-log";
+  cri::ContainerStatus status;
+  RunToExit(pod, config, &status);
+  EXPECT_EQ(status.message(), "bye");
+  cri::ContainerConfig fallback =
+      Config("fallback", {"sh", "-c", "echo first; echo last words; exit 2"});
+  (*fallback.mutable_annotations())["io.kubernetes.container.terminationMessagePath"] =
+      "/dev/termination-log";
+  (*fallback.mutable_annotations())["io.kubernetes.container.terminationMessagePolicy"] =
+      "FallbackToLogsOnError";
+  RunToExit(pod, fallback, &status);
+  EXPECT_EQ(status.message(), "first\nlast words\n");
+}
+
+TEST_F(ContainerTest, StopUsesTheImageStopSignalThenKill) {
+  ASSERT_THAT(Pull("app:latest"), GrpcOk());
+  const std::string pod = RunPod("stop");
+  // app:latest says SIGUSR1; the command traps it.
+  cri::ContainerConfig graceful = Config("graceful", {}, "app:latest");
+  graceful.add_args("trap 'echo got usr1; exit 7' USR1; while :; do sleep 0.1; done");
+  const std::string id = RunContainer(pod, graceful);
+  absl::SleepFor(absl::Milliseconds(200));
+  ASSERT_THAT(StopContainer(id, 10), GrpcOk());
+  cri::ContainerStatus status = Status(id).status();
+  EXPECT_EQ(status.state(), cri::CONTAINER_EXITED);
+  EXPECT_EQ(status.exit_code(), 7);
+  EXPECT_EQ(status.stop_signal(), cri::SIGNAL_SIGUSR1);
+  EXPECT_EQ(Stdout(pod, "graceful"), "got usr1\n");
+  // pid 1 ignores SIGTERM without a handler: the timeout ends in SIGKILL.
+  const std::string stubborn = RunContainer(pod, Config("stubborn", {"sleep", "1000"}));
+  const absl::Time start = absl::Now();
+  ASSERT_THAT(StopContainer(stubborn, 1), GrpcOk());
+  EXPECT_GE(absl::Now() - start, absl::Seconds(1));
+  EXPECT_EQ(Status(stubborn).status().exit_code(), 137);
+  EXPECT_THAT(StopContainer(stubborn, 1), GrpcOk());  // idempotent
+}
+
+TEST_F(ContainerTest, MountsReadonlyPropagationAndTheirErrors) {
+  const std::string pod = RunPod("mounts");
+  TempDir host;
+  std::ofstream(host.path() + "/in") << "from host\n";
+  std::filesystem::create_directory_symlink(host.path(), dir_.path() + "/link-to-host");
+  cri::ContainerConfig config =
+      Config("binds", {"sh", "-c", "cat /ro/in; touch /ro/x 2>/dev/null || echo refused; "
+                                   "echo hi > /rw/out; cat /etc/hostname >/dev/null && echo ok"});
+  cri::Mount* ro = config.add_mounts();
+  ro->set_container_path("/ro");
+  ro->set_host_path(dir_.path() + "/link-to-host");  // a symlink, resolved
+  ro->set_readonly(true);
+  cri::Mount* rw = config.add_mounts();
+  rw->set_container_path("/rw");
+  rw->set_host_path(host.path());
+  cri::ContainerStatus status;
+  EXPECT_EQ(RunToExit(pod, config, &status), "from host\nrefused\nok\n");
+  EXPECT_EQ(Slurp(host.path() + "/out"), "hi");
+  ASSERT_EQ(status.mounts_size(), 2);
+  EXPECT_EQ(status.mounts(0).container_path(), "/ro");
+  EXPECT_TRUE(status.mounts(0).readonly());
+
+  const Leftovers before = Count();
+  // A missing host path, and propagation the host mount cannot give, are clear errors.
+  cri::ContainerConfig missing = Config("missing", {"true"});
+  cri::Mount* m = missing.add_mounts();
+  m->set_container_path("/data");
+  m->set_host_path(dir_.path() + "/no/such/dir");
+  grpc::Status s = Create(pod, missing);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(s.error_message(), HasSubstr(dir_.path() + "/no/such/dir"));
+  cri::ContainerConfig bidirectional = Config("bidirectional", {"true"});
+  m = bidirectional.add_mounts();
+  m->set_container_path("/data");
+  m->set_host_path(host.path());
+  m->set_propagation(cri::PROPAGATION_BIDIRECTIONAL);
+  s = Create(pod, bidirectional);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(s.error_message(), HasSubstr("not shared"));
+  EXPECT_EQ(Count(), before) << Describe(Count());
+
+  // On a shared mount, host-to-container propagation shows a mount made after the start.
+  const std::string shared = dir_.path() + "/shared";
+  std::filesystem::create_directories(shared + "/later");
+  ASSERT_EQ(::mount(shared.c_str(), shared.c_str(), nullptr, MS_BIND, nullptr), 0);
+  ASSERT_EQ(::mount(nullptr, shared.c_str(), nullptr, MS_SHARED, nullptr), 0);
+  cri::ContainerConfig slave = Config("slave", {"sleep", "1000"});
+  m = slave.add_mounts();
+  m->set_container_path("/shared");
+  m->set_host_path(shared);
+  m->set_propagation(cri::PROPAGATION_HOST_TO_CONTAINER);
+  const std::string id = RunContainer(pod, slave);
+  ASSERT_EQ(::mount("tmpfs", (shared + "/later").c_str(), "tmpfs", 0, "size=1m"), 0);
+  std::ofstream(shared + "/later/file") << "propagated\n";
+  cri::ExecSyncResponse response;
+  ASSERT_THAT(Exec(id, {"cat", "/shared/later/file"}, &response), GrpcOk());
+  EXPECT_EQ(response.stdout(), "propagated\n");
+}
+
+TEST_F(ContainerTest, SymlinksInTheImageCannotMoveMountsOntoTheHost) {
+  ASSERT_THAT(Pull("evil-etc:latest"), GrpcOk());
+  std::filesystem::remove_all("/tmp/crib-evil-etc");
+  const std::string pod = RunPod("evil");
+  const std::string out = RunToExit(pod, Config("evil", {"sh", "-c", "cat /etc/hosts"}, "evil-etc:latest"));
+  EXPECT_THAT(out, HasSubstr("localhost"));
+  EXPECT_FALSE(std::filesystem::exists("/tmp/crib-evil-etc"))
+      << "a mount point was made on the host through the image's symlinks";
+}
+
+TEST_F(ContainerTest, ImageWithManyLayers) {
+  ASSERT_THAT(Pull("manylayers:latest"), GrpcOk());
+  const std::string pod = RunPod("many");
+  EXPECT_EQ(RunToExit(pod, Config("many", {"sh", "-c", "ls /many | wc -l; cat /many/layer069"},
+                                  "manylayers:latest")),
+            "70\nlayer 69\n");
+}
+
+TEST_F(ContainerTest, BadInputGivesClearErrorsAndLeavesNothing) {
+  ASSERT_THAT(Pull("groups:latest"), GrpcOk());
+  ASSERT_THAT(Pull("nocmd:latest"), GrpcOk());
+  const std::string pod = RunPod("bad");
+  const Leftovers before = Count();
+  auto expect = [&](const cri::ContainerConfig& config, grpc::StatusCode code,
+                    const std::string& text, const std::string& pod_id) {
+    grpc::Status s = Create(pod_id, config);
+    EXPECT_EQ(s.error_code(), code) << s.error_message();
+    EXPECT_THAT(s.error_message(), HasSubstr(text));
+    EXPECT_EQ(Count(), before) << Describe(Count()) << " after " << text;
+  };
+  cri::ContainerConfig unknown_user = Config("unknown-user", {"id"}, "groups:latest");
+  unknown_user.mutable_linux()->mutable_security_context()->set_run_as_username("nobody-here");
+  expect(unknown_user, grpc::StatusCode::INVALID_ARGUMENT, "\"nobody-here\" is not in /etc/passwd",
+         pod);
+  expect(Config("no-pod", {"true"}), grpc::StatusCode::NOT_FOUND, "pod sandbox nope", "nope");
+  cri::ContainerConfig no_image = Config("no-image", {"true"});
+  no_image.mutable_image()->set_image(Ref("not-pulled:latest"));
+  expect(no_image, grpc::StatusCode::NOT_FOUND, "not-pulled", pod);
+  expect(Config("no-cmd", {}, "nocmd:latest"), grpc::StatusCode::INVALID_ARGUMENT,
+         "has neither Entrypoint nor Cmd", pod);
+  cri::ContainerConfig bad_dir = Config("bad-dir", {"true"});
+  bad_dir.set_working_dir("relative");
+  expect(bad_dir, grpc::StatusCode::INVALID_ARGUMENT, "not absolute", pod);
+
+  // A duplicate name (another config) is AlreadyExists naming the holder.
+  const std::string first = CreateOk(pod, Config("dup", {"sleep", "1000"}));
+  grpc::Status dup = Create(pod, Config("dup", {"sleep", "2000"}));
+  EXPECT_EQ(dup.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_THAT(dup.error_message(), HasSubstr(first));
+  // The same config again (a client retrying after its deadline) gets the same container.
+  std::string again;
+  ASSERT_THAT(Create(pod, Config("dup", {"sleep", "1000"}), &again), GrpcOk());
+  EXPECT_EQ(again, first);
+  ASSERT_THAT(RemoveContainer(first), GrpcOk());
+
+  // A missing binary fails the start with its name; the container is exited, StartError.
+  const std::string missing = CreateOk(pod, Config("missing", {"/bin/no-such-binary"}));
+  grpc::Status started = StartContainer(missing);
+  EXPECT_FALSE(started.ok());
+  EXPECT_THAT(started.error_message(), HasSubstr("/bin/no-such-binary"));
+  cri::ContainerStatus status = Status(missing).status();
+  EXPECT_EQ(status.state(), cri::CONTAINER_EXITED);
+  EXPECT_EQ(status.reason(), "StartError");
+  EXPECT_EQ(status.exit_code(), 128);
+  ASSERT_THAT(RemoveContainer(missing), GrpcOk());
+  ASSERT_THAT(RemoveContainer(missing), GrpcOk());  // idempotent
+  EXPECT_EQ(Count(), before) << Describe(Count());
+}
+
+TEST_F(ContainerTest, ListFiltersAndStatusVerbose) {
+  const std::string pod_a = RunPod("list-a");
+  const std::string pod_b = RunPod("list-b");
+  cri::ContainerConfig labelled = Config("labelled", {"sleep", "1000"});
+  (*labelled.mutable_labels())["tier"] = "front";
+  const std::string running = RunContainer(pod_a, labelled);
+  const std::string created = CreateOk(pod_b, Config("created", {"sleep", "1000"}));
+  EXPECT_EQ(List().size(), 2u);
+  cri::ContainerFilter filter;
+  filter.set_pod_sandbox_id(pod_b);
+  ASSERT_EQ(List(&filter).size(), 1u);
+  EXPECT_EQ(List(&filter)[0].id(), created);
+  filter.Clear();
+  filter.mutable_state()->set_state(cri::CONTAINER_RUNNING);
+  ASSERT_EQ(List(&filter).size(), 1u);
+  EXPECT_EQ(List(&filter)[0].id(), running);
+  filter.Clear();
+  (*filter.mutable_label_selector())["tier"] = "front";
+  EXPECT_EQ(List(&filter).size(), 1u);
+  filter.Clear();
+  filter.set_id(running.substr(0, 12));
+  ASSERT_EQ(List(&filter).size(), 1u);
+  EXPECT_EQ(List(&filter)[0].state(), cri::CONTAINER_RUNNING);
+  cri::ContainerStatusResponse verbose = Status(running.substr(0, 12), true);
+  EXPECT_EQ(verbose.status().id(), running);
+  const nlohmann::json info = nlohmann::json::parse(verbose.info().at("info"));
+  EXPECT_EQ(info["sandboxID"], pod_a);
+  EXPECT_GT(info["pid"].get<int>(), 0);
+  EXPECT_EQ(info["runtimeSpec"]["process"]["args"], nlohmann::json({"sleep", "1000"}));
+  EXPECT_EQ(info["config"]["metadata"]["name"], "labelled");
+}
+
+TEST_F(ContainerTest, StopAndRemovePodTakeItsContainers) {
+  const std::string pod = RunPod("pod-stop");
+  const Leftovers before = Count();
+  const std::string a = RunContainer(pod, Config("a", {"sleep", "1000"}));
+  const std::string b = CreateOk(pod, Config("b", {"sleep", "1000"}));
+  ASSERT_THAT(StopPod(pod), GrpcOk());
+  EXPECT_EQ(Status(a).status().state(), cri::CONTAINER_EXITED);
+  EXPECT_EQ(Status(b).status().state(), cri::CONTAINER_EXITED);
+  EXPECT_EQ(Create(pod, Config("c", {"true"})).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  ASSERT_THAT(RemovePod(pod), GrpcOk());
+  EXPECT_TRUE(List().empty());
+  Leftovers after = Count();
+  EXPECT_EQ(after.monitors, 0u);
+  EXPECT_EQ(after.bundles, 0);
+  EXPECT_EQ(after.layers, 0);
+  EXPECT_LT(after.cgroups, before.cgroups) << Describe(after);
+}
+
+TEST_F(ContainerTest, ContainersSurviveACribdCrash) {
+  const std::string pod = RunPod("crash");
+  const std::string sleeper = RunContainer(pod, Config("sleeper", {"sleep", "1000"}));
+  const std::string quitter =
+      RunContainer(pod, Config("quitter", {"sh", "-c", "sleep 1; exit 5"}));
+  const int monitor_pid = nlohmann::json::parse(Status(sleeper, true).info().at("info"))["pid"];
+  ASSERT_GT(monitor_pid, 0);
+  cribd_->SignalAndWait(SIGKILL);
+  cribd_.reset();
+  absl::SleepFor(absl::Milliseconds(1500));  // the quitter ends while cribd is down
+  ASSERT_TRUE(Start());
+  cri::ContainerStatus status = Status(sleeper).status();
+  EXPECT_EQ(status.state(), cri::CONTAINER_RUNNING);
+  cri::ContainerStatus quit = Status(quitter).status();
+  EXPECT_EQ(quit.state(), cri::CONTAINER_EXITED);
+  EXPECT_EQ(quit.exit_code(), 5);
+  cri::ExecSyncResponse response;
+  ASSERT_THAT(Exec(sleeper, {"echo", "still here"}, &response), GrpcOk());
+  EXPECT_EQ(response.stdout(), "still here\n");
+  ASSERT_THAT(StopContainer(sleeper, 0), GrpcOk());
+  EXPECT_EQ(Status(sleeper).status().exit_code(), 137);
+  ASSERT_THAT(RemoveContainer(sleeper), GrpcOk());
+}
+
+TEST_F(ContainerTest, ReopenContainerLogAfterRotation) {
+  const std::string pod = RunPod("logs");
+  const std::string id = RunContainer(
+      pod, Config("ticker", {"sh", "-c", "while :; do echo tick; sleep 0.05; done"}));
+  const std::string log = LogPath(pod, "ticker");
+  absl::SleepFor(absl::Milliseconds(200));
+  ASSERT_EQ(::rename(log.c_str(), (log + ".1").c_str()), 0);
+  cri::ReopenContainerLogRequest request;
+  request.set_container_id(id);
+  cri::ReopenContainerLogResponse response;
+  ASSERT_THAT(runtime_->ReopenContainerLog(ContextWithDeadline().get(), request, &response),
+              GrpcOk());
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_THAT(LogRecords(log), ::testing::Contains("stdout F tick"));
+  EXPECT_THAT(LogRecords(log + ".1"), ::testing::Contains("stdout F tick"));
+  ASSERT_THAT(StopContainer(id), GrpcOk());
+  EXPECT_EQ(runtime_->ReopenContainerLog(ContextWithDeadline().get(), request, &response)
+                .error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+}
+
+TEST_F(ContainerTest, ContainerInAPodNetworkNamespace) {
+  cri::PodSandboxConfig config = PodConfig("net", /*host_network=*/false);
+  config.set_hostname("netpod");
+  const std::string pod = RunPod(config);
+  cri::PodSandboxStatusRequest request;
+  request.set_pod_sandbox_id(pod);
+  cri::PodSandboxStatusResponse response;
+  ASSERT_THAT(runtime_->PodSandboxStatus(ContextWithDeadline().get(), request, &response), GrpcOk());
+  const std::string ip = response.status().network().ip();
+  ASSERT_FALSE(ip.empty());
+  const std::string out =
+      RunToExit(pod, Config("ip", {"sh", "-c", "ip -4 -o addr show eth0; hostname; cat /etc/hosts"}));
+  EXPECT_THAT(out, HasSubstr(ip + "/"));
+  EXPECT_THAT(out, HasSubstr("\nnetpod\n"));
+  EXPECT_THAT(out, HasSubstr(ip + "\tnetpod"));
+}
+
+TEST_F(ContainerTest, DevicesAndPrivileged) {
+  const std::string pod = RunPod("devices");
+  cri::ContainerConfig config =
+      Config("device", {"sh", "-c", "echo x > /dev/mine && echo wrote; ls /dev/kmsg 2>&1"});
+  cri::Device* d = config.add_devices();
+  d->set_host_path("/dev/null");
+  d->set_container_path("/dev/mine");
+  d->set_permissions("rw");
+  EXPECT_THAT(RunToExit(pod, config), ::testing::StartsWith("wrote\n"));
+  EXPECT_THAT(Stdout(pod, "device"), HasSubstr("No such file"));
+  // /proc/timer_list is masked (an empty file) unless the container is privileged.
+  const std::string probe =
+      "ls /dev/kmsg 2>&1; grep ' /sys ' /proc/self/mountinfo | cut -d' ' -f6; "
+      "echo timer_list $(wc -c < /proc/timer_list)";
+  EXPECT_THAT(RunToExit(pod, Config("plain", {"sh", "-c", probe})),
+              MatchesRegex("ls: /dev/kmsg: No such file or directory\nro,.*\ntimer_list 0\n"));
+  cri::ContainerConfig privileged = Config("privileged", {"sh", "-c", probe});
+  privileged.mutable_linux()->mutable_security_context()->set_privileged(true);
+  const std::string out = RunToExit(pod, privileged);
+  EXPECT_THAT(out, MatchesRegex("/dev/kmsg\nrw,.*\ntimer_list [1-9][0-9]*\n"));
+}
+
+}  // namespace
+}  // namespace crib::testing

@@ -1,0 +1,107 @@
+#include "support/machine.h"
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "common/files.h"
+
+namespace crib::testing {
+
+std::string Slurp(const std::string& path) {
+  absl::StatusOr<std::string> text = ReadFile(path);
+  return text.ok() ? std::string(absl::StripAsciiWhitespace(*text)) : "";
+}
+
+std::pair<int, std::string> Sh(const std::string& command) {
+  std::string output;
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  if (pipe == nullptr) return {-1, "popen failed"};
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) output.append(buf, n);
+  const int status = ::pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
+std::vector<std::string> MountsUnder(const std::string& dir) {
+  std::vector<std::string> out;
+  for (absl::string_view line : absl::StrSplit(Slurp("/proc/mounts"), '\n')) {
+    std::vector<absl::string_view> cols = absl::StrSplit(line, ' ');
+    if (cols.size() > 2 && absl::StartsWith(cols[1], dir)) out.emplace_back(cols[1]);
+  }
+  return out;
+}
+
+std::vector<std::string> Hierarchies() {
+  std::vector<std::string> out;
+  for (const char* c :
+       {"cpu", "cpuacct", "cpuset", "memory", "pids", "blkio", "devices", "freezer", "systemd",
+        "unified"}) {
+    const std::string dir = absl::StrCat("/sys/fs/cgroup/", c);
+    if (std::filesystem::exists(absl::StrCat(dir, "/cgroup.procs"))) out.push_back(dir);
+  }
+  return out;
+}
+
+int CgroupsUnder(const std::string& parent) {
+  int n = 0;
+  for (const std::string& h : Hierarchies()) {
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(h + parent, ec)) {
+      if (e.is_directory()) ++n;
+    }
+  }
+  return n;
+}
+
+void RemoveCgroupTree(const std::string& parent) {
+  for (const std::string& h : Hierarchies()) {
+    std::vector<std::string> dirs;
+    std::error_code ec;
+    for (auto it = std::filesystem::recursive_directory_iterator(h + parent, ec);
+         !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+      if (it->is_directory()) dirs.push_back(it->path().string());
+    }
+    for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) ::rmdir(it->c_str());
+    ::rmdir((h + parent).c_str());
+  }
+}
+
+int EntriesIn(const std::string& dir) {
+  std::error_code ec;
+  int n = 0;
+  for (auto it = std::filesystem::directory_iterator(dir, ec);
+       !ec && it != std::filesystem::directory_iterator(); ++it) {
+    ++n;
+  }
+  return n;
+}
+
+bool Exited(pid_t pid) {
+  const std::string stat = Slurp(absl::StrCat("/proc/", pid, "/stat"));
+  const size_t close = stat.rfind(')');
+  return close == std::string::npos || stat.size() < close + 3 || stat[close + 2] == 'Z' ||
+         stat[close + 2] == 'X';
+}
+
+std::set<pid_t> ProcessesWith(const std::string& needle) {
+  std::set<pid_t> out;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    pid_t pid = 0;
+    if (!absl::SimpleAtoi(entry.path().filename().string(), &pid)) continue;
+    absl::StatusOr<std::string> cmdline = ReadFile(absl::StrCat("/proc/", pid, "/cmdline"));
+    if (!cmdline.ok() || !absl::StrContains(*cmdline, needle) || Exited(pid)) continue;
+    out.insert(pid);
+  }
+  return out;
+}
+
+}  // namespace crib::testing
