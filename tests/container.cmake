@@ -16,3 +16,10 @@ target_link_libraries(runtime_bench PRIVATE crib::runtime)
 target_compile_options(runtime_bench PRIVATE ${CRIB_WARNINGS})
 target_compile_definitions(runtime_bench PRIVATE CRIB_MONITOR_PATH="$<TARGET_FILE:crib-monitor>")
 add_dependencies(runtime_bench crib-monitor)
+
+# Not a test: prints pod+container start and ExecSync latency over 50 pods, and the RSS of each
+# crib-monitor and of cribd.
+add_executable(container_bench bench/container_bench.cc)
+target_link_libraries(container_bench PRIVATE crib_test_support crib_registry_fixture
+                      nlohmann_json::nlohmann_json)
+target_compile_options(container_bench PRIVATE ${CRIB_WARNINGS})

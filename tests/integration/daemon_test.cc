@@ -138,15 +138,15 @@ TEST_F(DaemonTest, RuntimeConfigReportsTheConfiguredCgroupDriver) {
 TEST_F(DaemonTest, UnimplementedRpcsNameThemselves) {
   auto cribd = StartCribd(options_);
   ASSERT_NE(cribd, nullptr);
-  cri::CreateContainerResponse create;
-  grpc::Status status = cribd->Runtime()->CreateContainer(ContextWithDeadline().get(),
-                                                          cri::CreateContainerRequest(), &create);
+  cri::ContainerStatsResponse stats;
+  grpc::Status status = cribd->Runtime()->ContainerStats(ContextWithDeadline().get(),
+                                                         cri::ContainerStatsRequest(), &stats);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_THAT(status.error_message(), HasSubstr("CreateContainer"));
-  cri::ExecSyncResponse exec;
-  status = cribd->Runtime()->ExecSync(ContextWithDeadline().get(), cri::ExecSyncRequest(), &exec);
+  EXPECT_THAT(status.error_message(), HasSubstr("ContainerStats"));
+  cri::ExecResponse exec;
+  status = cribd->Runtime()->Exec(ContextWithDeadline().get(), cri::ExecRequest(), &exec);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_THAT(status.error_message(), HasSubstr("ExecSync"));
+  EXPECT_THAT(status.error_message(), HasSubstr("Exec"));
   // A server-streaming RPC answers the same way.
   grpc::ClientContext context;
   auto events = cribd->Runtime()->GetContainerEvents(&context, cri::GetEventsRequest());
@@ -194,7 +194,7 @@ TEST_F(DaemonTest, DebugLogHasOneLinePerRpcWithLatencyAndIds) {
   }
   EXPECT_THAT(log, HasSubstr("rpc Version ok in "));
   EXPECT_THAT(log, AllOf(HasSubstr("rpc ContainerStatus failed in "),
-                         HasSubstr("container_id=4f2a9c: UNIMPLEMENTED")));
+                         HasSubstr("container_id=4f2a9c: NOT_FOUND")));
 }
 
 TEST_F(DaemonTest, SigtermStopsGracefullyAndRemovesTheSocket) {

@@ -1,0 +1,219 @@
+// Container benchmark, through a real cribd with busybox from a real registry on loopback:
+// over N pods each with one container, the latency of RunPodSandbox + CreateContainer +
+// StartContainer (and of each call), ExecSync latency, and the RSS of each crib-monitor and
+// of cribd. Prints figures; asserts nothing.
+//
+//   container_bench [--pods N] [--execs N] [--pod-network]
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "common/files.h"
+#include "nlohmann/json.hpp"
+#include "support/cribd_process.h"
+#include "support/machine.h"
+#include "support/registry.h"
+
+namespace crib::testing {
+namespace {
+
+double Percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t i = std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())));
+  return v[i];
+}
+
+// A /proc/<pid>/status field in KiB ("VmRSS", "RssAnon", ...).
+double StatusKib(int pid, absl::string_view field) {
+  absl::StatusOr<std::string> status = ReadFile(absl::StrCat("/proc/", pid, "/status"));
+  if (!status.ok()) return 0;
+  for (absl::string_view line : absl::StrSplit(*status, '\n')) {
+    if (absl::ConsumePrefix(&line, field) && absl::ConsumePrefix(&line, ":")) {
+      double kib = 0;
+      (void)absl::SimpleAtod(absl::StripSuffix(absl::StripAsciiWhitespace(line), " kB"), &kib);
+      return kib;
+    }
+  }
+  return 0;
+}
+
+void Print(const char* what, const std::vector<double>& v, const char* unit = "ms") {
+  std::printf("%-44s p50 %8.2f %s  p99 %8.2f %s  (n=%zu)\n", what, Percentile(v, 0.5), unit,
+              Percentile(v, 0.99), unit, v.size());
+}
+
+int Main(int argc, char** argv) {
+  int pods = 50, execs = 200;
+  bool pod_network = false;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--pods") == 0 && i + 1 < argc) {
+      pods = std::atoi(argv[++i]);
+    } else if (std::strcmp(argv[i], "--execs") == 0 && i + 1 < argc) {
+      execs = std::atoi(argv[++i]);
+    } else if (std::strcmp(argv[i], "--pod-network") == 0) {
+      pod_network = true;
+    } else {
+      std::fprintf(stderr, "usage: container_bench [--pods N] [--execs N] [--pod-network]\n");
+      return 2;
+    }
+  }
+  absl::StatusOr<std::unique_ptr<LocalRegistry>> registry = LocalRegistry::Start();
+  if (!registry.ok() || !(*registry)->Push({"busybox:latest"}).ok()) {
+    std::fprintf(stderr, "registry: %s\n", std::string(registry.status().message()).c_str());
+    return 1;
+  }
+  TempDir dir;
+  CribdOptions options = CribdProcess::OptionsIn(dir.path());
+  options.extra_args = {"--log-level", "warn"};
+  const pid_t self = ::getpid();
+  const std::string bridge = absl::StrCat("ccb", self % 100000);
+  const std::string table = absl::StrCat("crib_cb", self);
+  options.config_text = absl::StrCat("[network]\nbridge = \"", bridge, "\"\nnft_table = \"", table,
+                                     "\"\npod_cidr = \"10.", 100 + self % 50, ".0.0/16\"\n");
+  absl::StatusOr<std::unique_ptr<CribdProcess>> cribd = CribdProcess::Start(options);
+  if (!cribd.ok()) {
+    std::fprintf(stderr, "start cribd: %s\n", std::string(cribd.status().message()).c_str());
+    return 1;
+  }
+  auto runtime = (*cribd)->Runtime();
+  const std::string image = absl::StrCat((*registry)->host(), "/busybox:latest");
+  {
+    cri::PullImageRequest pull;
+    pull.mutable_image()->set_image(image);
+    cri::PullImageResponse pulled;
+    grpc::Status s = (*cribd)->Image()->PullImage(ContextWithDeadline(absl::Seconds(60)).get(),
+                                                  pull, &pulled);
+    if (!s.ok()) {
+      std::fprintf(stderr, "pull: %s\n", s.error_message().c_str());
+      return 1;
+    }
+  }
+  const std::string parent = absl::StrCat("/crib-cbench-", self);
+  std::vector<double> total, run_ms, create_ms, start_ms, exec_ms, monitor_rss, monitor_anon;
+  std::vector<std::string> pod_ids, container_ids;
+  bool ok = true;
+  for (int i = 0; i < pods && ok; ++i) {
+    cri::RunPodSandboxRequest run;
+    cri::PodSandboxConfig* config = run.mutable_config();
+    config->mutable_metadata()->set_name(absl::StrCat("bench-", i));
+    config->mutable_metadata()->set_namespace_("bench");
+    config->mutable_metadata()->set_uid(absl::StrCat("uid-", i));
+    config->set_log_directory(absl::StrCat(dir.path(), "/logs/", i));
+    config->mutable_linux()->set_cgroup_parent(parent);
+    config->mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_network(
+        pod_network ? cri::POD : cri::NODE);
+    cri::CreateContainerRequest create;
+    cri::ContainerConfig* c = create.mutable_config();
+    c->mutable_metadata()->set_name("sleeper");
+    c->mutable_image()->set_image(image);
+    c->add_command("sleep");
+    c->add_command("100000");
+    c->set_log_path("sleeper/0.log");
+    c->mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_pid(
+        cri::CONTAINER);
+    *create.mutable_sandbox_config() = *config;
+
+    const absl::Time t0 = absl::Now();
+    cri::RunPodSandboxResponse ran;
+    grpc::Status s =
+        runtime->RunPodSandbox(ContextWithDeadline(absl::Seconds(60)).get(), run, &ran);
+    const absl::Time t1 = absl::Now();
+    cri::CreateContainerResponse created;
+    if (s.ok()) {
+      create.set_pod_sandbox_id(ran.pod_sandbox_id());
+      s = runtime->CreateContainer(ContextWithDeadline(absl::Seconds(60)).get(), create, &created);
+    }
+    const absl::Time t2 = absl::Now();
+    if (s.ok()) {
+      cri::StartContainerRequest start;
+      start.set_container_id(created.container_id());
+      cri::StartContainerResponse started;
+      s = runtime->StartContainer(ContextWithDeadline(absl::Seconds(60)).get(), start, &started);
+    }
+    const absl::Time t3 = absl::Now();
+    if (!s.ok()) {
+      std::fprintf(stderr, "pod %d: %s\n", i, s.error_message().c_str());
+      ok = false;
+      break;
+    }
+    run_ms.push_back(absl::ToDoubleMilliseconds(t1 - t0));
+    create_ms.push_back(absl::ToDoubleMilliseconds(t2 - t1));
+    start_ms.push_back(absl::ToDoubleMilliseconds(t3 - t2));
+    total.push_back(absl::ToDoubleMilliseconds(t3 - t0));
+    pod_ids.push_back(ran.pod_sandbox_id());
+    container_ids.push_back(created.container_id());
+  }
+  // Each monitor's resident set, once everything runs.
+  for (const std::string& id : container_ids) {
+    absl::StatusOr<std::string> pid_text =
+        ReadFile(absl::StrCat(options.state_dir, "/containers/", id, "/monitor.pid"));
+    int pid = 0;
+    if (pid_text.ok() && absl::SimpleAtoi(absl::StripAsciiWhitespace(*pid_text), &pid)) {
+      monitor_rss.push_back(StatusKib(pid, "VmRSS"));
+      monitor_anon.push_back(StatusKib(pid, "RssAnon"));
+    }
+  }
+  for (int i = 0; i < execs && ok && !container_ids.empty(); ++i) {
+    cri::ExecSyncRequest exec;
+    exec.set_container_id(container_ids[i % container_ids.size()]);
+    exec.add_cmd("true");
+    cri::ExecSyncResponse response;
+    const absl::Time t0 = absl::Now();
+    grpc::Status s = runtime->ExecSync(ContextWithDeadline(absl::Seconds(30)).get(), exec,
+                                       &response);
+    exec_ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - t0));
+    if (!s.ok() || response.exit_code() != 0) {
+      std::fprintf(stderr, "exec: %s\n", s.error_message().c_str());
+      ok = false;
+    }
+  }
+  std::printf("%d pods (%s network), one busybox container each\n", pods,
+              pod_network ? "pod" : "host");
+  Print("RunPodSandbox+CreateContainer+StartContainer", total);
+  Print("  RunPodSandbox", run_ms);
+  Print("  CreateContainer", create_ms);
+  Print("  StartContainer", start_ms);
+  Print("ExecSync (true)", exec_ms);
+  Print("crib-monitor VmRSS", monitor_rss, "KiB");
+  Print("crib-monitor RssAnon", monitor_anon, "KiB");
+  std::printf("cribd VmRSS with %zu containers: %.0f KiB\n", container_ids.size(),
+              StatusKib((*cribd)->pid(), "VmRSS"));
+
+  for (const std::string& id : pod_ids) {
+    cri::StopPodSandboxRequest stop;
+    stop.set_pod_sandbox_id(id);
+    cri::StopPodSandboxResponse stopped;
+    (void)runtime->StopPodSandbox(ContextWithDeadline(absl::Seconds(60)).get(), stop, &stopped);
+    cri::RemovePodSandboxRequest rm;
+    rm.set_pod_sandbox_id(id);
+    cri::RemovePodSandboxResponse removed;
+    grpc::Status s =
+        runtime->RemovePodSandbox(ContextWithDeadline(absl::Seconds(60)).get(), rm, &removed);
+    if (!s.ok()) {
+      std::fprintf(stderr, "remove pod: %s\n", s.error_message().c_str());
+      ok = false;
+    }
+  }
+  cribd->reset();
+  RemoveCgroupTree(parent);
+  for (const std::string& m : MountsUnder(dir.path())) ::umount2(m.c_str(), MNT_DETACH);
+  (void)Sh(absl::StrCat("ip link del ", bridge));
+  (void)Sh(absl::StrCat("nft delete table inet ", table));
+  return ok ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace crib::testing
+
+int main(int argc, char** argv) { return crib::testing::Main(argc, argv); }
