@@ -43,6 +43,10 @@ absl::Status PodService::Remove(const std::string& id_or_prefix) {
   if (::umount2(shm.c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT) {
     return step_error("unmount shm", ErrnoStatus(errno, absl::StrCat("unmount ", shm)));
   }
+  if (absl::Status s = cgroup::Cgroup(layout_, PauseCgroupPath(data.cgroup_path)).Remove();
+      !s.ok()) {
+    return step_error("remove cgroup", s);
+  }
   if (absl::Status s = cgroup::Cgroup(layout_, data.cgroup_path).Remove(); !s.ok()) {
     return step_error("remove cgroup", s);
   }

@@ -182,7 +182,18 @@ absl::StatusOr<std::string> PodService::Run(const PodSandboxSpec& spec) {
   };
   data.pid = process->pid;
   data.pid_start_time = process->start_time;
-  CRIB_STEP("start crib-pause", cgroup.AddProcess(process->pid));
+  // On cgroup v2 a cgroup with processes cannot hand controllers to its children (the
+  // containers): the pause process goes into a leaf of its own.
+  cgroup::Cgroup pause_cgroup(layout_, PauseCgroupPath(data.cgroup_path));
+  absl::Cleanup undo_pause_cgroup = [&] {
+    if (layout_.mode == cgroup::Mode::kUnified) LogUndo(id, "cgroup", pause_cgroup.Remove());
+  };
+  if (layout_.mode == cgroup::Mode::kUnified) {
+    CRIB_STEP("start crib-pause", pause_cgroup.Create());
+    CRIB_STEP("start crib-pause", pause_cgroup.AddProcess(process->pid));
+  } else {
+    CRIB_STEP("start crib-pause", cgroup.AddProcess(process->pid));
+  }
   CRIB_STEP("start crib-pause", Failpoint("pod.run.after_pause"));
   lap("pause");
 
@@ -216,6 +227,7 @@ absl::StatusOr<std::string> PodService::Run(const PodSandboxSpec& spec) {
 
   std::move(undo_network).Cancel();
   std::move(undo_pause).Cancel();
+  std::move(undo_pause_cgroup).Cancel();
   std::move(undo_cgroup).Cancel();
   std::move(undo_shm).Cancel();
   std::move(undo_dir).Cancel();

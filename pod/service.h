@@ -67,6 +67,10 @@ class PodService {
   absl::Status StopLocked(const std::string& id);
 
   std::string PodDir(const std::string& id) const;
+  // The leaf the pause process lives in on cgroup v2 (a sibling of the containers' cgroups).
+  static std::string PauseCgroupPath(const std::string& pod_cgroup) {
+    return pod_cgroup + "/pause";
+  }
   std::string NetnsPath(const std::string& id) const;
 
   const Config& config_;

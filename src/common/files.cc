@@ -68,7 +68,8 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   return out;
 }
 
-absl::Status WriteFileAtomic(const std::string& path, absl::string_view content, mode_t mode) {
+absl::Status WriteFileAtomic(const std::string& path, absl::string_view content, mode_t mode,
+                             Durability durability) {
   const std::string dir = DirName(path);
   std::string tmp = absl::StrCat(path, ".tmp-XXXXXX");
   UniqueFd fd(::mkostemp(tmp.data(), O_CLOEXEC));
@@ -76,12 +77,15 @@ absl::Status WriteFileAtomic(const std::string& path, absl::string_view content,
   absl::Cleanup remove_tmp = [&tmp] { ::unlink(tmp.c_str()); };
   if (::fchmod(fd.get(), mode) != 0) return ErrnoStatus(errno, absl::StrCat("chmod ", tmp));
   if (absl::Status s = WriteAll(fd.get(), content, tmp); !s.ok()) return s;
-  if (::fsync(fd.get()) != 0) return ErrnoStatus(errno, absl::StrCat("fsync ", tmp));
+  if (durability == Durability::kDurable && ::fsync(fd.get()) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("fsync ", tmp));
+  }
   fd.Reset();
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     return ErrnoStatus(errno, absl::StrCat("rename ", tmp, " to ", path));
   }
   std::move(remove_tmp).Cancel();
+  if (durability == Durability::kVolatile) return absl::OkStatus();
   UniqueFd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (dir_fd) ::fsync(dir_fd.get());
   return absl::OkStatus();

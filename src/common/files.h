@@ -18,9 +18,13 @@ absl::Status MakeDirs(const std::string& path, mode_t mode = 0755);
 
 absl::StatusOr<std::string> ReadFile(const std::string& path);
 
-// Writes `content` to `path` atomically (temp file in the same directory, fsync, rename,
-// fsync of the directory).
-absl::Status WriteFileAtomic(const std::string& path, absl::string_view content,
-                             mode_t mode = 0644);
+// Whether a write must survive a crash of the machine (fsync), or only be whole when seen:
+// runtime files in the state directory, which a reboot removes anyway, need no fsync.
+enum class Durability { kDurable, kVolatile };
+
+// Writes `content` to `path` atomically (temp file in the same directory, rename); durable
+// writes fsync the file before and the directory after the rename.
+absl::Status WriteFileAtomic(const std::string& path, absl::string_view content, mode_t mode = 0644,
+                             Durability durability = Durability::kDurable);
 
 }  // namespace crib

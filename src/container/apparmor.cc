@@ -67,7 +67,7 @@ absl::Status LoadDefaultAppArmorProfile() {
   if (fd < 0) return ErrnoStatus(errno, "create a temporary file for the apparmor profile");
   ::close(fd);
   absl::Cleanup remove = [&path] { ::unlink(path); };
-  RETURN_IF_ERROR(WriteFileAtomic(path, kProfile, 0600));
+  RETURN_IF_ERROR(WriteFileAtomic(path, kProfile, 0600, Durability::kVolatile));
   for (const char* parser : {"/sbin/apparmor_parser", "/usr/sbin/apparmor_parser"}) {
     if (::access(parser, X_OK) != 0) continue;
     char* argv[] = {const_cast<char*>(parser), const_cast<char*>("-Kr"), path, nullptr};
@@ -79,8 +79,8 @@ absl::Status LoadDefaultAppArmorProfile() {
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-      return absl::InternalError(absl::StrCat(parser, " could not load the ",
-                                              kAppArmorDefaultProfileName, " profile"));
+      return absl::InternalError(
+          absl::StrCat(parser, " could not load the ", kAppArmorDefaultProfileName, " profile"));
     }
     return absl::OkStatus();
   }

@@ -134,9 +134,9 @@ struct Container {
   int64_t started_at_ns = 0;
   int64_t finished_at_ns = 0;
   int32_t exit_code = 0;
-  std::string reason;   // Completed, Error, OOMKilled, StartError, Unknown
-  std::string message;  // the termination message
-  std::string image;    // a repo tag of the image, else what the request named
+  std::string reason;     // Completed, Error, OOMKilled, StartError, Unknown
+  std::string message;    // the termination message
+  std::string image;      // a repo tag of the image, else what the request named
   std::string image_ref;  // a repo digest, else the image id
   std::string image_id;
   std::map<std::string, std::string> labels;

@@ -32,8 +32,7 @@ namespace {
 
 // kubelet's annotations for the termination message.
 constexpr char kTerminationPathAnnotation[] = "io.kubernetes.container.terminationMessagePath";
-constexpr char kTerminationPolicyAnnotation[] =
-    "io.kubernetes.container.terminationMessagePolicy";
+constexpr char kTerminationPolicyAnnotation[] = "io.kubernetes.container.terminationMessagePolicy";
 
 absl::Status Validate(const ContainerSpec& spec) {
   if (spec.pod_id.empty()) return absl::InvalidArgumentError("pod sandbox id is empty");
@@ -49,8 +48,8 @@ absl::Status Validate(const ContainerSpec& spec) {
 }
 
 void LogUndo(const std::string& id, absl::string_view step, const absl::Status& status) {
-  if (!status.ok()) spdlog::warn("container {}: undo {}: {}", id.substr(0, 12), step,
-                                 status.message());
+  if (!status.ok())
+    spdlog::warn("container {}: undo {}: {}", id.substr(0, 12), step, status.message());
 }
 
 std::string DirName(const std::string& path) { return path.substr(0, path.rfind('/')); }
@@ -71,8 +70,16 @@ absl::StatusOr<std::string> ContainerService::Create(const ContainerSpec& spec) 
 absl::StatusOr<std::string> ContainerService::CreateInPod(const ContainerSpec& spec,
                                                           const pod::PodSandbox& pod) {
   const absl::Time start = absl::Now();
-  const std::string name = absl::StrCat(spec.name, " in pod ", pod.name, " (", pod.namespace_,
-                                        ")");
+  // Per-step durations, logged at debug level: where CreateContainer's time goes.
+  std::string timings;
+  absl::Time last = start;
+  auto lap = [&timings, &last](absl::string_view step) {
+    const absl::Time now = absl::Now();
+    absl::StrAppend(&timings, timings.empty() ? "" : ", ", step, " ",
+                    absl::FormatDuration(absl::Trunc(now - last, absl::Microseconds(10))));
+    last = now;
+  };
+  const std::string name = absl::StrCat(spec.name, " in pod ", pod.name, " (", pod.namespace_, ")");
   auto step_error = [&name](absl::string_view step, const absl::Status& status) {
     return Annotate(status, absl::StrCat("create container ", name, ": ", step));
   };
@@ -82,8 +89,8 @@ absl::StatusOr<std::string> ContainerService::CreateInPod(const ContainerSpec& s
   } while (false)
 
   if (pod.state != pod::PodState::kReady) {
-    return absl::FailedPreconditionError(absl::StrCat("create container ", name, ": pod sandbox ",
-                                                      pod.id, " is not ready"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("create container ", name, ": pod sandbox ", pod.id, " is not ready"));
   }
   // The image, held against GC while the container is made.
   absl::StatusOr<image::Image> image = images_.Status(spec.image, /*verbose=*/true);
@@ -91,13 +98,14 @@ absl::StatusOr<std::string> ContainerService::CreateInPod(const ContainerSpec& s
   image::ImageStore::Lease lease(&images_, image->chain_ids);
   for (const std::string& chain_id : image->chain_ids) {
     if (::access(images_.SnapshotPath(chain_id).c_str(), F_OK) != 0) {
-      return step_error("image", absl::NotFoundError(absl::StrCat(
-                                     "image ", spec.image, " lost its layer ", chain_id,
-                                     " (removed meanwhile?)")));
+      return step_error("image",
+                        absl::NotFoundError(absl::StrCat("image ", spec.image, " lost its layer ",
+                                                         chain_id, " (removed meanwhile?)")));
     }
   }
   absl::StatusOr<ImageConfig> image_config = ParseImageConfig(image->config_json, spec.image);
   CRIB_STEP("image", image_config.status());
+  lap("image");
 
   ContainerData data;
   data.creating = true;
@@ -145,8 +153,7 @@ absl::StatusOr<std::string> ContainerService::CreateInPod(const ContainerSpec& s
   record.data = EncodeContainerData(data);
   if (absl::Status reserved = store_.PutContainer(record); !reserved.ok()) {
     if (absl::IsAlreadyExists(reserved)) {
-      ASSIGN_OR_RETURN(std::vector<store::ContainerRecord> siblings,
-                       store_.ListContainers(pod.id));
+      ASSIGN_OR_RETURN(std::vector<store::ContainerRecord> siblings, store_.ListContainers(pod.id));
       for (const store::ContainerRecord& other : siblings) {
         if (other.name != spec.name || other.attempt != spec.attempt) continue;
         absl::StatusOr<ContainerData> other_data = DecodeContainerData(other.id, other.data);
@@ -166,6 +173,7 @@ absl::StatusOr<std::string> ContainerService::CreateInPod(const ContainerSpec& s
   absl::Cleanup undo_record = [&] { LogUndo(id, "record", store_.DeleteContainer(id)); };
   HoldSnapshots(data.chain_ids);
   absl::Cleanup undo_hold = [&] { ReleaseSnapshots(data.chain_ids); };
+  lap("reserve");
 
   // 2. The writable layer and the overlay root file system.
   const std::string bundle = Bundle(id);
@@ -188,6 +196,7 @@ absl::StatusOr<std::string> ContainerService::CreateInPod(const ContainerSpec& s
   overlay.scratch_dir = layer_dir + "/lower";
   CRIB_STEP("mount rootfs", MountOverlay(overlay));
   absl::Cleanup undo_mount = [&] { LogUndo(id, "rootfs", Unmount(rootfs)); };
+  lap("rootfs");
 
   // 3. Who it runs as, from the image's own /etc/passwd and /etc/group.
   UserRequest user_request;
@@ -209,6 +218,7 @@ absl::StatusOr<std::string> ContainerService::CreateInPod(const ContainerSpec& s
   absl::StatusOr<ResolvedUser> user = ResolveUser(user_request, passwd, group, spec.image);
   CRIB_STEP("resolve the user", user.status());
   data.user = user->ids;
+  lap("user");
 
   // 4. The log file's directory and the termination message file.
   bool log_made = false;
@@ -234,7 +244,7 @@ absl::StatusOr<std::string> ContainerService::CreateInPod(const ContainerSpec& s
       // No mount of the client's: crib's own file, writable by any user of the container.
       data.termination_message_file = layer_dir + "/termination-log";
       CRIB_STEP("make the termination message file",
-                WriteFileAtomic(data.termination_message_file, "", 0666));
+                WriteFileAtomic(data.termination_message_file, "", 0666, Durability::kVolatile));
       ::chmod(data.termination_message_file.c_str(), 0666);  // not masked by the umask
       inputs.termination_file = data.termination_message_file;
     }
@@ -250,10 +260,10 @@ absl::StatusOr<std::string> ContainerService::CreateInPod(const ContainerSpec& s
     CRIB_STEP("join the target's pid namespace", current.status());
     if (current->pod_id != pod.id || current->state != ContainerState::kRunning ||
         !IsProcessAlive(loaded->second.init_pid, loaded->second.init_start_time)) {
-      return step_error("join the target's pid namespace",
-                        absl::FailedPreconditionError(absl::StrCat(
-                            "target container ", spec.security.target_id,
-                            " is not running in pod ", pod.id)));
+      return step_error(
+          "join the target's pid namespace",
+          absl::FailedPreconditionError(absl::StrCat("target container ", spec.security.target_id,
+                                                     " is not running in pod ", pod.id)));
     }
     inputs.target_pid_namespace = absl::StrCat("/proc/", loaded->second.init_pid, "/ns/pid");
   }
@@ -279,7 +289,9 @@ absl::StatusOr<std::string> ContainerService::CreateInPod(const ContainerSpec& s
     }
   }
   CRIB_STEP("write the spec",
-            WriteFileAtomic(absl::StrCat(bundle, "/config.json"), runtime::SpecToJson(*oci)));
+            WriteFileAtomic(absl::StrCat(bundle, "/config.json"), runtime::SpecToJson(*oci), 0644,
+                            Durability::kVolatile));
+  lap("spec");
 
   // 7. The monitor and the parked init.
   absl::StatusOr<runtime::CreatedContainer> created = launcher_.Create(id, bundle, data.log_path);
@@ -296,11 +308,13 @@ absl::StatusOr<std::string> ContainerService::CreateInPod(const ContainerSpec& s
   CRIB_STEP("start crib-monitor", init_start.status());
   data.monitor_start_time = *monitor_start;
   data.init_start_time = *init_start;
+  lap("monitor");
 
   // 8. Created.
   data.creating = false;
   record.data = EncodeContainerData(data);
   CRIB_STEP("record container", store_.UpdateContainer(record));
+  lap("record");
 #undef CRIB_STEP
 
   std::move(undo_monitor).Cancel();
@@ -310,8 +324,9 @@ absl::StatusOr<std::string> ContainerService::CreateInPod(const ContainerSpec& s
   std::move(undo_hold).Cancel();
   std::move(undo_record).Cancel();
   std::move(forget_lock).Cancel();
-  spdlog::info("container {} ({}) created in {}: monitor pid {}, image {}", id.substr(0, 12),
-               name, absl::FormatDuration(absl::Now() - start), data.monitor_pid, data.image_ref);
+  spdlog::debug("container {} steps: {}", id.substr(0, 12), timings);
+  spdlog::info("container {} ({}) created in {}: monitor pid {}, image {}", id.substr(0, 12), name,
+               absl::FormatDuration(absl::Now() - start), data.monitor_pid, data.image_ref);
   return id;
 }
 

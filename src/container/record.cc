@@ -69,8 +69,7 @@ std::string EncodeContainerData(const ContainerData& d) {
       {"annotations", d.annotations},
       {"mounts", mounts},
       {"resources", ResourcesToJson(d.resources)},
-      {"user",
-       {{"uid", d.user.uid}, {"gid", d.user.gid}, {"groups", d.user.supplemental_groups}}},
+      {"user", {{"uid", d.user.uid}, {"gid", d.user.gid}, {"groups", d.user.supplemental_groups}}},
       {"stop_signal", d.stop_signal},
       {"tty", d.tty},
       {"stdin", d.stdin},
@@ -139,7 +138,8 @@ absl::StatusOr<ContainerData> DecodeContainerData(const std::string& id, const s
     d.reason = j.value("reason", "");
     d.message = j.value("message", "");
     if (!absl::Base64Unescape(j.value("config", ""), &d.config_bytes)) {
-      return absl::DataLossError(absl::StrCat("container ", id, ": bad base64 in the stored config"));
+      return absl::DataLossError(
+          absl::StrCat("container ", id, ": bad base64 in the stored config"));
     }
     return d;
   } catch (const json::exception& e) {
@@ -171,8 +171,8 @@ Container ToContainer(const store::ContainerRecord& r, const ContainerData& d,
   c.resources = d.resources;
   c.user = d.user;
   c.stop_signal = d.stop_signal;
-  c.pid = c.state == ContainerState::kRunning || c.state == ContainerState::kCreated ? d.init_pid
-                                                                                     : 0;
+  c.pid =
+      c.state == ContainerState::kRunning || c.state == ContainerState::kCreated ? d.init_pid : 0;
   c.bundle = bundle;
   c.config_bytes = d.config_bytes;
   return c;

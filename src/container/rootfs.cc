@@ -33,8 +33,8 @@ std::string Options(const OverlayMount& m, const std::string& lower) {
 absl::Status MountWithData(const OverlayMount& m, const std::string& data) {
   const unsigned long flags = m.readonly ? MS_RDONLY : 0;
   if (::mount("overlay", m.target.c_str(), "overlay", flags, data.c_str()) != 0) {
-    return ErrnoStatus(errno, absl::StrCat("mount overlay of ", m.lower_dirs.size(),
-                                           " layers on ", m.target));
+    return ErrnoStatus(
+        errno, absl::StrCat("mount overlay of ", m.lower_dirs.size(), " layers on ", m.target));
   }
   return absl::OkStatus();
 }
@@ -46,8 +46,8 @@ absl::Status FsContextError(int fs_fd, int err, absl::string_view what) {
   char buf[512];
   const ssize_t n = ::read(fs_fd, buf, sizeof(buf));
   if (n > 2 && (buf[0] == 'e' || buf[0] == 'w') && buf[1] == ' ') {
-    return absl::Status(status.code(),
-                        absl::StrCat(status.message(), " (", absl::string_view(buf + 2, n - 2), ")"));
+    return absl::Status(status.code(), absl::StrCat(status.message(), " (",
+                                                    absl::string_view(buf + 2, n - 2), ")"));
   }
   return status;
 }
@@ -70,8 +70,8 @@ absl::Status MountAppendingLayers(const OverlayMount& m) {
     return FsContextError(fs.get(), errno,
                           absl::StrCat("create overlay of ", m.lower_dirs.size(), " layers"));
   }
-  UniqueFd mnt(static_cast<int>(::syscall(SYS_fsmount, fs.get(), FSMOUNT_CLOEXEC,
-                                          m.readonly ? MOUNT_ATTR_RDONLY : 0)));
+  UniqueFd mnt(static_cast<int>(
+      ::syscall(SYS_fsmount, fs.get(), FSMOUNT_CLOEXEC, m.readonly ? MOUNT_ATTR_RDONLY : 0)));
   if (!mnt) return ErrnoStatus(errno, "fsmount overlay");
   if (::syscall(SYS_move_mount, mnt.get(), "", AT_FDCWD, m.target.c_str(),
                 MOVE_MOUNT_F_EMPTY_PATH) != 0) {
@@ -102,9 +102,10 @@ absl::Status MountWithShortNames(const OverlayMount& m) {
   }
   const std::string data = Options(m, absl::StrJoin(names, ":"));
   if (data.size() > kMaxMountData) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "overlay of ", m.lower_dirs.size(), " layers: its options do not fit in a page even with "
-        "short names (the upper and work paths are too long)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("overlay of ", m.lower_dirs.size(),
+                     " layers: its options do not fit in a page even with "
+                     "short names (the upper and work paths are too long)"));
   }
   // The working directory is per thread only after unshare(CLONE_FS).
   absl::Status status;
@@ -179,9 +180,8 @@ absl::StatusOr<std::string> ReadFileInRoot(const std::string& root, absl::string
   const std::string relative(path.substr(path.find_first_not_of('/') == absl::string_view::npos
                                              ? path.size()
                                              : path.find_first_not_of('/')));
-  UniqueFd fd(static_cast<int>(
-      ::syscall(SYS_openat2, root_fd.get(), relative.empty() ? "." : relative.c_str(), &how,
-                sizeof how)));
+  UniqueFd fd(static_cast<int>(::syscall(
+      SYS_openat2, root_fd.get(), relative.empty() ? "." : relative.c_str(), &how, sizeof how)));
   if (!fd) return ErrnoStatus(errno, absl::StrCat("open ", path, " in ", root));
   std::string out;
   char buf[8192];

@@ -68,8 +68,8 @@ absl::StatusOr<std::unique_ptr<ContainerService>> ContainerService::Create(
     const Config& config, store::Store& store, pod::PodService& pods, image::ImageStore& images) {
   ASSIGN_OR_RETURN(cgroup::Layout layout, cgroup::DetectLayout());
   ASSIGN_OR_RETURN(std::string monitor, DefaultMonitorPath(config));
-  std::unique_ptr<ContainerService> service(new ContainerService(
-      config, store, pods, images, std::move(layout), std::move(monitor)));
+  std::unique_ptr<ContainerService> service(
+      new ContainerService(config, store, pods, images, std::move(layout), std::move(monitor)));
   // Snapshots that recorded containers use stay, whatever happens to their images.
   ASSIGN_OR_RETURN(std::vector<store::ContainerRecord> records, store.ListContainers());
   for (const store::ContainerRecord& record : records) {
@@ -85,9 +85,9 @@ absl::StatusOr<std::unique_ptr<ContainerService>> ContainerService::Create(
   return service;
 }
 
-ContainerService::ContainerService(const Config& config, store::Store& store,
-                                   pod::PodService& pods, image::ImageStore& images,
-                                   cgroup::Layout layout, std::string monitor_path)
+ContainerService::ContainerService(const Config& config, store::Store& store, pod::PodService& pods,
+                                   image::ImageStore& images, cgroup::Layout layout,
+                                   std::string monitor_path)
     : config_(config),
       store_(store),
       pods_(pods),
@@ -123,9 +123,8 @@ absl::StatusOr<std::string> ContainerService::ResolveId(const std::string& id_or
     return absl::NotFoundError(absl::StrCat("container ", id_or_prefix, " not found"));
   }
   if (matches.size() > 1) {
-    return absl::InvalidArgumentError(absl::StrCat("container id prefix ", id_or_prefix,
-                                                   " is ambiguous (", matches.size(),
-                                                   " containers)"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "container id prefix ", id_or_prefix, " is ambiguous (", matches.size(), " containers)"));
   }
   return matches[0];
 }
@@ -220,8 +219,8 @@ absl::StatusOr<Container> ContainerService::Refresh(store::ContainerRecord recor
   bool changed = false;
   absl::Status written = store_.Write([&](store::Transaction& tx) -> absl::Status {
     absl::StatusOr<store::ContainerRecord> current = tx.GetContainer(record.id);
-    if (!current.ok()) return absl::IsNotFound(current.status()) ? absl::OkStatus()
-                                                                 : current.status();
+    if (!current.ok())
+      return absl::IsNotFound(current.status()) ? absl::OkStatus() : current.status();
     if (current->state != static_cast<int>(state)) return absl::OkStatus();
     store::ContainerRecord updated = *current;
     updated.state = record.state;

@@ -78,10 +78,9 @@ absl::Status CheckPropagation(const MountSpec& m, const std::string& source) {
                      source, " on a shared mount, but ", info.mount_point, " is not shared"));
   }
   if (m.propagation == Propagation::kHostToContainer && !shared && !slave) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("mount ", m.container_path, ": host-to-container propagation needs the host ",
-                     "path ", source, " on a shared or slave mount, but ", info.mount_point,
-                     " is neither"));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "mount ", m.container_path, ": host-to-container propagation needs the host ", "path ",
+        source, " on a shared or slave mount, but ", info.mount_point, " is neither"));
   }
   return absl::OkStatus();
 }
@@ -149,8 +148,8 @@ absl::Status CollectDevices(const std::string& host_path, const std::string& con
     struct stat cst;
     if (::lstat(child.c_str(), &cst) != 0 || S_ISLNK(cst.st_mode)) continue;
     if (!S_ISDIR(cst.st_mode) && !S_ISCHR(cst.st_mode) && !S_ISBLK(cst.st_mode)) continue;
-    absl::Status s = CollectDevices(child, absl::StrCat(container_path, "/", name), out,
-                                    skip_special_dirs);
+    absl::Status s =
+        CollectDevices(child, absl::StrCat(container_path, "/", name), out, skip_special_dirs);
     if (!s.ok() && !absl::IsNotFound(s) && !absl::IsPermissionDenied(s)) return s;
   }
   return absl::OkStatus();
@@ -170,9 +169,9 @@ absl::StatusOr<std::string> DeviceAccess(absl::string_view permissions, absl::st
 // containerd's default device allowlist: mknod of anything, and the standard nodes.
 std::vector<runtime::DeviceRule> DefaultDeviceRules() {
   return {
-      {false, "a", -1, -1, "rwm"}, {true, "c", -1, -1, "m"},   {true, "b", -1, -1, "m"},
-      {true, "c", 1, 3, "rwm"},    {true, "c", 1, 8, "rwm"},   {true, "c", 1, 7, "rwm"},
-      {true, "c", 5, 0, "rwm"},    {true, "c", 1, 5, "rwm"},   {true, "c", 1, 9, "rwm"},
+      {false, "a", -1, -1, "rwm"}, {true, "c", -1, -1, "m"},    {true, "b", -1, -1, "m"},
+      {true, "c", 1, 3, "rwm"},    {true, "c", 1, 8, "rwm"},    {true, "c", 1, 7, "rwm"},
+      {true, "c", 5, 0, "rwm"},    {true, "c", 1, 5, "rwm"},    {true, "c", 1, 9, "rwm"},
       {true, "c", 5, 1, "rwm"},    {true, "c", 136, -1, "rwm"}, {true, "c", 5, 2, "rwm"},
   };
 }
@@ -205,9 +204,9 @@ absl::StatusOr<std::vector<std::string>> MergeCommand(const ContainerSpec& reque
   }
   command.insert(command.end(), args.begin(), args.end());
   if (command.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "container ", request.name, ": no command given and image ", image_name,
-        " has neither Entrypoint nor Cmd"));
+    return absl::InvalidArgumentError(absl::StrCat("container ", request.name,
+                                                   ": no command given and image ", image_name,
+                                                   " has neither Entrypoint nor Cmd"));
   }
   return command;
 }
@@ -352,14 +351,14 @@ absl::StatusOr<std::vector<runtime::Mount>> CriMounts(const std::vector<MountSpe
     }
     char resolved[PATH_MAX];
     if (::realpath(m->host_path.c_str(), resolved) == nullptr) {
-      return ErrnoStatus(errno, absl::StrCat("mount ", m->container_path, ": host path ",
-                                             m->host_path));
+      return ErrnoStatus(errno,
+                         absl::StrCat("mount ", m->container_path, ": host path ", m->host_path));
     }
     RETURN_IF_ERROR(CheckPropagation(*m, resolved));
     if (m->recursive_readonly && (!m->readonly || m->propagation != Propagation::kPrivate)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "mount ", m->container_path,
-          ": recursive read-only needs readonly and private propagation"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("mount ", m->container_path,
+                       ": recursive read-only needs readonly and private propagation"));
     }
     const char* propagation = m->propagation == Propagation::kBidirectional     ? "rshared"
                               : m->propagation == Propagation::kHostToContainer ? "rslave"
@@ -399,9 +398,9 @@ absl::StatusOr<runtime::Spec> BuildSpec(const SpecInputs& in) {
   runtime::SetCapabilities(caps, &p);
   for (const std::string& name : sec.add_ambient_capabilities) {
     ASSIGN_OR_RETURN(std::string cap, CanonicalCapability(name));
-    for (auto* set : {&p.capabilities.bounding, &p.capabilities.effective,
-                      &p.capabilities.permitted, &p.capabilities.inheritable,
-                      &p.capabilities.ambient}) {
+    for (auto* set :
+         {&p.capabilities.bounding, &p.capabilities.effective, &p.capabilities.permitted,
+          &p.capabilities.inheritable, &p.capabilities.ambient}) {
       if (std::find(set->begin(), set->end(), cap) == set->end()) set->push_back(cap);
     }
   }
@@ -430,11 +429,14 @@ absl::StatusOr<runtime::Spec> BuildSpec(const SpecInputs& in) {
     }
     spec.mounts.push_back(std::move(m));
   }
-  if (in.cgroup_v2 && requested.count("/sys/fs/cgroup") == 0) {
-    spec.mounts.push_back({"/sys/fs/cgroup",
-                           "cgroup2",
-                           "cgroup",
-                           {"nosuid", "noexec", "nodev", "relatime", sec.privileged ? "rw" : "ro"}});
+  if (requested.count("/sys/fs/cgroup") == 0) {
+    // The container's own cgroup as its /sys/fs/cgroup: v2 through its cgroup namespace, v1
+    // as the launcher's tmpfs of per-hierarchy binds (runc's meaning of type "cgroup").
+    spec.mounts.push_back(
+        {"/sys/fs/cgroup",
+         in.cgroup_v2 ? "cgroup2" : "cgroup",
+         "cgroup",
+         {"nosuid", "noexec", "nodev", "relatime", sec.privileged ? "rw" : "ro"}});
   }
   for (const char* file : {"hostname", "hosts", "resolv.conf"}) {
     const std::string destination = absl::StrCat("/etc/", file);

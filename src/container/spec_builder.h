@@ -28,11 +28,11 @@ struct SpecInputs {
   const ImageConfig* image = nullptr;
   std::string image_name;  // for error messages
   ResolvedUser user;
-  std::string rootfs;                 // the mounted overlay
-  std::string cgroup_path;            // the container's cgroup
-  std::string target_pid_namespace;   // /proc/<pid>/ns/pid of the TARGET container
-  std::string termination_file;       // crib's own file for the termination message, if any
-  std::string termination_path;       // where it goes in the container
+  std::string rootfs;                // the mounted overlay
+  std::string cgroup_path;           // the container's cgroup
+  std::string target_pid_namespace;  // /proc/<pid>/ns/pid of the TARGET container
+  std::string termination_file;      // crib's own file for the termination message, if any
+  std::string termination_path;      // where it goes in the container
   bool cgroup_v2 = false;
   bool apparmor_enabled = false;
 };

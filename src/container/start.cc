@@ -35,8 +35,7 @@ absl::Status ContainerService::Start(const std::string& id_or_prefix) {
   ASSIGN_OR_RETURN(Container current, Refresh(record, data));
   if (current.state != ContainerState::kCreated) {
     return absl::FailedPreconditionError(absl::StrCat("start container ", id, ": it is ",
-                                                      StateName(current.state),
-                                                      ", not created"));
+                                                      StateName(current.state), ", not created"));
   }
   const absl::Time start = absl::Now();
   absl::Status started = launcher_.Start(Bundle(id));

@@ -19,9 +19,9 @@ absl::StatusOr<Container> ContainerService::Get(const std::string& id_or_prefix,
 }
 
 absl::StatusOr<std::vector<Container>> ContainerService::List(const ContainerFilter& filter) {
-  ASSIGN_OR_RETURN(std::vector<store::ContainerRecord> records,
-                   filter.pod_id.empty() ? store_.ListContainers()
-                                         : store_.ListContainers(filter.pod_id));
+  ASSIGN_OR_RETURN(
+      std::vector<store::ContainerRecord> records,
+      filter.pod_id.empty() ? store_.ListContainers() : store_.ListContainers(filter.pod_id));
   if (!filter.id.empty()) {
     // An exact id, or a prefix that names exactly one container (as crictl expects).
     std::vector<store::ContainerRecord> matches;

@@ -68,8 +68,8 @@ absl::StatusOr<ResolvedUser> ResolveUser(const UserRequest& request, absl::strin
   const std::vector<PasswdEntry> users = ParsePasswd(passwd);
   const std::vector<GroupEntry> groups = ParseGroup(group);
   auto unknown = [&](absl::string_view what, absl::string_view name, absl::string_view file) {
-    return absl::InvalidArgumentError(absl::StrCat(what, " \"", name, "\" is not in /etc/", file,
-                                                   " of image ", image));
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " \"", name, "\" is not in /etc/", file, " of image ", image));
   };
   ResolvedUser out;
   const PasswdEntry* entry = nullptr;
@@ -141,7 +141,8 @@ absl::StatusOr<ResolvedUser> ResolveUser(const UserRequest& request, absl::strin
   }
   for (int64_t id : request.supplemental_groups) {
     if (id < 0 || id > kMaxId) {
-      return absl::InvalidArgumentError(absl::StrCat("supplemental group ", id, " is out of range"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("supplemental group ", id, " is out of range"));
     }
     add(id);
   }

@@ -43,9 +43,9 @@ struct UserRequest {
 };
 
 struct ResolvedUser {
-  UserIds ids;           // supplemental_groups starts with the primary gid
-  std::string name;      // empty when the uid has no passwd entry
-  std::string home;      // for HOME; "/" when unknown
+  UserIds ids;       // supplemental_groups starts with the primary gid
+  std::string name;  // empty when the uid has no passwd entry
+  std::string home;  // for HOME; "/" when unknown
 };
 
 // InvalidArgument naming the user and `image` when a name is unknown or the request is

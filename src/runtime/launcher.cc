@@ -25,8 +25,8 @@
 #include "runtime/monitor/cgroups.h"
 #include "runtime/monitor/error_text.h"
 #include "runtime/monitor/protocol.h"
-#include "runtime/monitor/socket_address.h"
 #include "runtime/monitor/seccomp_filter.h"
+#include "runtime/monitor/socket_address.h"
 #include "runtime/spec.h"
 #include "runtime/spec_json.h"
 
@@ -145,7 +145,8 @@ absl::StatusOr<CreatedContainer> Launcher::Create(absl::string_view id, const st
   if (!json.ok()) return annotate(json.status());
   absl::StatusOr<Spec> spec = ParseSpecJson(*json);
   if (!spec.ok()) return annotate(spec.status());
-  if (absl::Status s = WriteFileAtomic(BundleFile(bundle, kSpecDigestFile), EncodeSpec(*spec));
+  if (absl::Status s = WriteFileAtomic(BundleFile(bundle, kSpecDigestFile), EncodeSpec(*spec), 0644,
+                                       Durability::kVolatile);
       !s.ok()) {
     return annotate(s);
   }
@@ -174,7 +175,8 @@ absl::StatusOr<CreatedContainer> Launcher::Create(absl::string_view id, const st
       std::lock_guard<std::mutex> lock(seccomp_mu_);
       seccomp_programs_[key] = program;
     }
-    if (absl::Status s = WriteFileAtomic(BundleFile(bundle, kSeccompProgramFile), program);
+    if (absl::Status s = WriteFileAtomic(BundleFile(bundle, kSeccompProgramFile), program, 0644,
+                                         Durability::kVolatile);
         !s.ok()) {
       return annotate(s);
     }
@@ -232,7 +234,8 @@ absl::StatusOr<std::string> Launcher::Request(const std::string& bundle, absl::s
   UniqueFd dir;
   if (int err = MakeSocketAddress(path, &addr, &dir)) {
     // A bundle directory that is gone means the monitor is gone with it.
-    if (err == ENOENT) return absl::NotFoundError(absl::StrCat("monitor socket ", path, " is gone"));
+    if (err == ENOENT)
+      return absl::NotFoundError(absl::StrCat("monitor socket ", path, " is gone"));
     return ErrnoStatus(err, absl::StrCat("monitor socket address ", path));
   }
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));

@@ -131,8 +131,7 @@ absl::StatusOr<container::ContainerSpec> ToSpec(const cri::CreateContainerReques
   if (sc.has_run_as_group()) sec.run_as_group = sc.run_as_group().value();
   sec.run_as_username = sc.run_as_username();
   sec.readonly_rootfs = sc.readonly_rootfs();
-  sec.supplemental_groups.assign(sc.supplemental_groups().begin(),
-                                 sc.supplemental_groups().end());
+  sec.supplemental_groups.assign(sc.supplemental_groups().begin(), sc.supplemental_groups().end());
   sec.supplemental_groups_policy =
       static_cast<container::SupplementalGroupsPolicy>(sc.supplemental_groups_policy());
   sec.no_new_privs = sc.no_new_privs();
@@ -140,7 +139,7 @@ absl::StatusOr<container::ContainerSpec> ToSpec(const cri::CreateContainerReques
   sec.readonly_paths.assign(sc.readonly_paths().begin(), sc.readonly_paths().end());
   if (sc.has_seccomp()) sec.seccomp = ToProfile(sc.seccomp());
   if (sc.has_apparmor()) sec.apparmor = ToProfile(sc.apparmor());
-  // Older kubelets still send the deprecated string forms.
+    // Older kubelets still send the deprecated string forms.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
   sec.seccomp_profile_path = sc.seccomp_profile_path();
@@ -318,8 +317,8 @@ grpc::Status RuntimeService::UpdateContainerResources(
     return ToGrpcStatus(
         absl::InvalidArgumentError("update container resources: no linux resources given"));
   }
-  return ToGrpcStatus(deps_.containers.UpdateResources(request->container_id(),
-                                                       ToResources(request->linux())));
+  return ToGrpcStatus(
+      deps_.containers.UpdateResources(request->container_id(), ToResources(request->linux())));
 }
 
 grpc::Status RuntimeService::ReopenContainerLog(grpc::ServerContext*,

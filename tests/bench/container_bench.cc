@@ -3,7 +3,7 @@
 // StartContainer (and of each call), ExecSync latency, and the RSS of each crib-monitor and
 // of cribd. Prints figures; asserts nothing.
 //
-//   container_bench [--pods N] [--execs N] [--pod-network]
+//   container_bench [--pods N] [--execs N] [--pod-network] [--steps]
 #include <sys/mount.h>
 #include <unistd.h>
 
@@ -56,6 +56,7 @@ void Print(const char* what, const std::vector<double>& v, const char* unit = "m
 int Main(int argc, char** argv) {
   int pods = 50, execs = 200;
   bool pod_network = false;
+  bool steps = false;  // print cribd's per-step timings of a few pods and containers
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--pods") == 0 && i + 1 < argc) {
       pods = std::atoi(argv[++i]);
@@ -63,8 +64,11 @@ int Main(int argc, char** argv) {
       execs = std::atoi(argv[++i]);
     } else if (std::strcmp(argv[i], "--pod-network") == 0) {
       pod_network = true;
+    } else if (std::strcmp(argv[i], "--steps") == 0) {
+      steps = true;
     } else {
-      std::fprintf(stderr, "usage: container_bench [--pods N] [--execs N] [--pod-network]\n");
+      std::fprintf(stderr,
+                   "usage: container_bench [--pods N] [--execs N] [--pod-network] [--steps]\n");
       return 2;
     }
   }
@@ -75,7 +79,7 @@ int Main(int argc, char** argv) {
   }
   TempDir dir;
   CribdOptions options = CribdProcess::OptionsIn(dir.path());
-  options.extra_args = {"--log-level", "warn"};
+  options.extra_args = {"--log-level", steps ? "debug" : "warn"};
   const pid_t self = ::getpid();
   const std::string bridge = absl::StrCat("ccb", self % 100000);
   const std::string table = absl::StrCat("crib_cb", self);
@@ -92,8 +96,8 @@ int Main(int argc, char** argv) {
     cri::PullImageRequest pull;
     pull.mutable_image()->set_image(image);
     cri::PullImageResponse pulled;
-    grpc::Status s = (*cribd)->Image()->PullImage(ContextWithDeadline(absl::Seconds(60)).get(),
-                                                  pull, &pulled);
+    grpc::Status s =
+        (*cribd)->Image()->PullImage(ContextWithDeadline(absl::Seconds(60)).get(), pull, &pulled);
     if (!s.ok()) {
       std::fprintf(stderr, "pull: %s\n", s.error_message().c_str());
       return 1;
@@ -170,8 +174,8 @@ int Main(int argc, char** argv) {
     exec.add_cmd("true");
     cri::ExecSyncResponse response;
     const absl::Time t0 = absl::Now();
-    grpc::Status s = runtime->ExecSync(ContextWithDeadline(absl::Seconds(30)).get(), exec,
-                                       &response);
+    grpc::Status s =
+        runtime->ExecSync(ContextWithDeadline(absl::Seconds(30)).get(), exec, &response);
     exec_ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - t0));
     if (!s.ok() || response.exit_code() != 0) {
       std::fprintf(stderr, "exec: %s\n", s.error_message().c_str());
@@ -190,6 +194,14 @@ int Main(int argc, char** argv) {
   std::printf("cribd VmRSS with %zu containers: %.0f KiB\n", container_ids.size(),
               StatusKib((*cribd)->pid(), "VmRSS"));
 
+  if (steps) {
+    int shown = 0;
+    for (absl::string_view line : absl::StrSplit((*cribd)->Log(), '\n')) {
+      if (absl::StrContains(line, " steps: ") && shown++ < 12) {
+        std::printf("%s\n", std::string(line).c_str());
+      }
+    }
+  }
   for (const std::string& id : pod_ids) {
     cri::StopPodSandboxRequest stop;
     stop.set_pod_sandbox_id(id);

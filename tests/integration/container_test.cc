@@ -37,13 +37,14 @@ using ::testing::MatchesRegex;
 using ::testing::Not;
 
 MATCHER(GrpcOk, "is OK") {
-  if (!arg.ok()) *result_listener << "status is " << arg.error_code() << ": " << arg.error_message();
+  if (!arg.ok())
+    *result_listener << "status is " << arg.error_code() << ": " << arg.error_message();
   return arg.ok();
 }
 
 // The images these tests run.
-const std::vector<std::string> kImages = {"busybox:latest", "app:latest",      "groups:latest",
-                                          "user:latest",    "username:latest", "nocmd:latest",
+const std::vector<std::string> kImages = {"busybox:latest",  "app:latest",       "groups:latest",
+                                          "user:latest",     "username:latest",  "nocmd:latest",
                                           "evil-etc:latest", "manylayers:latest"};
 
 // The text of a CRI log's records without their time stamps: "stdout F hello".
@@ -186,8 +187,8 @@ class ContainerTest : public ::testing::Test {
     *request.mutable_config() = config;
     *request.mutable_sandbox_config() = pod_configs_[pod];
     cri::CreateContainerResponse response;
-    grpc::Status status = runtime_->CreateContainer(ContextWithDeadline(absl::Seconds(30)).get(),
-                                                    request, &response);
+    grpc::Status status =
+        runtime_->CreateContainer(ContextWithDeadline(absl::Seconds(30)).get(), request, &response);
     if (id != nullptr) *id = response.container_id();
     return status;
   }
@@ -348,8 +349,8 @@ class ContainerTest : public ::testing::Test {
   const std::string subnet_ = absl::StrCat("10.", 200 + pid_ % 50, ".", (pid_ / 50) % 256, ".");
   TempDir dir_;
   CribdOptions options_ = CribdProcess::OptionsIn(dir_.path());
-  const std::string cgroup_parent_ = absl::StrCat("/crib-ctest-", pid_, "-",
-                                                  absl::ToUnixNanos(absl::Now()) % 1000000);
+  const std::string cgroup_parent_ =
+      absl::StrCat("/crib-ctest-", pid_, "-", absl::ToUnixNanos(absl::Now()) % 1000000);
   std::unique_ptr<CribdProcess> cribd_;
   std::unique_ptr<cri::RuntimeService::Stub> runtime_;
   std::map<std::string, cri::PodSandboxConfig> pod_configs_;
@@ -367,8 +368,7 @@ TEST_F(ContainerTest, EchoHelloAppearsInTheCriLog) {
   const std::string log = LogPath(pod, "hello");
   EXPECT_THAT(Slurp(log), MatchesRegex("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\."
                                        "[0-9]{9}Z (stdout|stderr) F (hello|oops)\n.*"));
-  EXPECT_THAT(LogRecords(log),
-              ::testing::UnorderedElementsAre("stdout F hello", "stderr F oops"));
+  EXPECT_THAT(LogRecords(log), ::testing::UnorderedElementsAre("stdout F hello", "stderr F oops"));
   EXPECT_EQ(status.exit_code(), 0);
   EXPECT_EQ(status.reason(), "Completed");
   EXPECT_EQ(status.log_path(), log);
@@ -544,7 +544,9 @@ TEST_F(ContainerTest, ExecSyncOutputExitCodeAndTimeout) {
   EXPECT_EQ(response.exit_code(), 4);
   // In the container's namespaces: its pid 1 is the sleeper.
   ASSERT_THAT(Exec(id, {"cat", "/proc/1/cmdline"}, &response), GrpcOk());
-  EXPECT_EQ(response.stdout(), std::string("sleep\0" "1000\0", 11));
+  EXPECT_EQ(response.stdout(), std::string("sleep\0"
+                                           "1000\0",
+                                           11));
   const absl::Time start = absl::Now();
   grpc::Status timed_out = Exec(id, {"sleep", "30"}, &response, 1);
   EXPECT_EQ(timed_out.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
@@ -583,9 +585,24 @@ TEST_F(ContainerTest, UpdateContainerResourcesReachesTheCgroup) {
   EXPECT_EQ(Status(id).status().resources().linux().memory_limit_in_bytes(), 128 << 20);
 }
 
+// On cgroup v1 the container's /sys/fs/cgroup shows its own cgroup in each hierarchy,
+// read-only, as runc mounts it (applications such as the JVM read their limits there).
+TEST_F(ContainerTest, ContainerSeesItsOwnCgroup) {
+  const std::string pod = RunPod("own-cgroup");
+  cri::ContainerConfig config = Config(
+      "reader", {"sh", "-c",
+                 "cat /sys/fs/cgroup/memory/memory.limit_in_bytes; "
+                 "cat /sys/fs/cgroup/cpu/cpu.shares; head -n 1 /sys/fs/cgroup/pids/cgroup.procs; "
+                 "echo 1 > /sys/fs/cgroup/pids/pids.max 2>/dev/null || echo refused"});
+  config.mutable_linux()->mutable_resources()->set_memory_limit_in_bytes(48 << 20);
+  config.mutable_linux()->mutable_resources()->set_cpu_shares(300);
+  EXPECT_EQ(RunToExit(pod, config), absl::StrCat(48 << 20, "\n300\n1\nrefused\n"));
+}
+
 TEST_F(ContainerTest, TerminationMessageFromItsFileOrTheLogTail) {
   const std::string pod = RunPod("term");
-  cri::ContainerConfig config = Config("writer", {"sh", "-c", "echo -n bye > /dev/termination-log; exit 1"});
+  cri::ContainerConfig config =
+      Config("writer", {"sh", "-c", "echo -n bye > /dev/termination-log; exit 1"});
   (*config.mutable_annotations())["io.kubernetes.container.terminationMessagePath"] =
       "/dev/termination-log";
   cri::ContainerStatus status;
@@ -630,8 +647,9 @@ TEST_F(ContainerTest, MountsReadonlyPropagationAndTheirErrors) {
   std::ofstream(host.path() + "/in") << "from host\n";
   std::filesystem::create_directory_symlink(host.path(), dir_.path() + "/link-to-host");
   cri::ContainerConfig config =
-      Config("binds", {"sh", "-c", "cat /ro/in; touch /ro/x 2>/dev/null || echo refused; "
-                                   "echo hi > /rw/out; cat /etc/hostname >/dev/null && echo ok"});
+      Config("binds", {"sh", "-c",
+                       "cat /ro/in; touch /ro/x 2>/dev/null || echo refused; "
+                       "echo hi > /rw/out; cat /etc/hostname >/dev/null && echo ok"});
   cri::Mount* ro = config.add_mounts();
   ro->set_container_path("/ro");
   ro->set_host_path(dir_.path() + "/link-to-host");  // a symlink, resolved
@@ -687,7 +705,8 @@ TEST_F(ContainerTest, SymlinksInTheImageCannotMoveMountsOntoTheHost) {
   ASSERT_THAT(Pull("evil-etc:latest"), GrpcOk());
   std::filesystem::remove_all("/tmp/crib-evil-etc");
   const std::string pod = RunPod("evil");
-  const std::string out = RunToExit(pod, Config("evil", {"sh", "-c", "cat /etc/hosts"}, "evil-etc:latest"));
+  const std::string out =
+      RunToExit(pod, Config("evil", {"sh", "-c", "cat /etc/hosts"}, "evil-etc:latest"));
   EXPECT_THAT(out, HasSubstr("localhost"));
   EXPECT_FALSE(std::filesystem::exists("/tmp/crib-evil-etc"))
       << "a mount point was made on the host through the image's symlinks";
@@ -792,8 +811,7 @@ TEST_F(ContainerTest, StopAndRemovePodTakeItsContainers) {
   ASSERT_THAT(StopPod(pod), GrpcOk());
   EXPECT_EQ(Status(a).status().state(), cri::CONTAINER_EXITED);
   EXPECT_EQ(Status(b).status().state(), cri::CONTAINER_EXITED);
-  EXPECT_EQ(Create(pod, Config("c", {"true"})).error_code(),
-            grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(Create(pod, Config("c", {"true"})).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   ASSERT_THAT(RemovePod(pod), GrpcOk());
   EXPECT_TRUE(List().empty());
   Leftovers after = Count();
@@ -806,8 +824,7 @@ TEST_F(ContainerTest, StopAndRemovePodTakeItsContainers) {
 TEST_F(ContainerTest, ContainersSurviveACribdCrash) {
   const std::string pod = RunPod("crash");
   const std::string sleeper = RunContainer(pod, Config("sleeper", {"sleep", "1000"}));
-  const std::string quitter =
-      RunContainer(pod, Config("quitter", {"sh", "-c", "sleep 1; exit 5"}));
+  const std::string quitter = RunContainer(pod, Config("quitter", {"sh", "-c", "sleep 1; exit 5"}));
   const int monitor_pid = nlohmann::json::parse(Status(sleeper, true).info().at("info"))["pid"];
   ASSERT_GT(monitor_pid, 0);
   cribd_->SignalAndWait(SIGKILL);
@@ -829,8 +846,8 @@ TEST_F(ContainerTest, ContainersSurviveACribdCrash) {
 
 TEST_F(ContainerTest, ReopenContainerLogAfterRotation) {
   const std::string pod = RunPod("logs");
-  const std::string id = RunContainer(
-      pod, Config("ticker", {"sh", "-c", "while :; do echo tick; sleep 0.05; done"}));
+  const std::string id =
+      RunContainer(pod, Config("ticker", {"sh", "-c", "while :; do echo tick; sleep 0.05; done"}));
   const std::string log = LogPath(pod, "ticker");
   absl::SleepFor(absl::Milliseconds(200));
   ASSERT_EQ(::rename(log.c_str(), (log + ".1").c_str()), 0);
@@ -843,9 +860,9 @@ TEST_F(ContainerTest, ReopenContainerLogAfterRotation) {
   EXPECT_THAT(LogRecords(log), ::testing::Contains("stdout F tick"));
   EXPECT_THAT(LogRecords(log + ".1"), ::testing::Contains("stdout F tick"));
   ASSERT_THAT(StopContainer(id), GrpcOk());
-  EXPECT_EQ(runtime_->ReopenContainerLog(ContextWithDeadline().get(), request, &response)
-                .error_code(),
-            grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(
+      runtime_->ReopenContainerLog(ContextWithDeadline().get(), request, &response).error_code(),
+      grpc::StatusCode::FAILED_PRECONDITION);
 }
 
 TEST_F(ContainerTest, ContainerInAPodNetworkNamespace) {
@@ -855,11 +872,12 @@ TEST_F(ContainerTest, ContainerInAPodNetworkNamespace) {
   cri::PodSandboxStatusRequest request;
   request.set_pod_sandbox_id(pod);
   cri::PodSandboxStatusResponse response;
-  ASSERT_THAT(runtime_->PodSandboxStatus(ContextWithDeadline().get(), request, &response), GrpcOk());
+  ASSERT_THAT(runtime_->PodSandboxStatus(ContextWithDeadline().get(), request, &response),
+              GrpcOk());
   const std::string ip = response.status().network().ip();
   ASSERT_FALSE(ip.empty());
-  const std::string out =
-      RunToExit(pod, Config("ip", {"sh", "-c", "ip -4 -o addr show eth0; hostname; cat /etc/hosts"}));
+  const std::string out = RunToExit(
+      pod, Config("ip", {"sh", "-c", "ip -4 -o addr show eth0; hostname; cat /etc/hosts"}));
   EXPECT_THAT(out, HasSubstr(ip + "/"));
   EXPECT_THAT(out, HasSubstr("\nnetpod\n"));
   EXPECT_THAT(out, HasSubstr(ip + "\tnetpod"));

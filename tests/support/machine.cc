@@ -41,9 +41,8 @@ std::vector<std::string> MountsUnder(const std::string& dir) {
 
 std::vector<std::string> Hierarchies() {
   std::vector<std::string> out;
-  for (const char* c :
-       {"cpu", "cpuacct", "cpuset", "memory", "pids", "blkio", "devices", "freezer", "systemd",
-        "unified"}) {
+  for (const char* c : {"cpu", "cpuacct", "cpuset", "memory", "pids", "blkio", "devices", "freezer",
+                        "systemd", "unified"}) {
     const std::string dir = absl::StrCat("/sys/fs/cgroup/", c);
     if (std::filesystem::exists(absl::StrCat(dir, "/cgroup.procs"))) out.push_back(dir);
   }

@@ -267,6 +267,14 @@ bool ContainerCgroup::Apply(const Resources& r, std::string* error) {
   return true;
 }
 
+std::vector<ContainerCgroup::View> ContainerCgroup::Views() const {
+  std::vector<View> views;
+  for (const auto& h : hierarchies_) {
+    views.push_back({h.mount_point.substr(h.mount_point.rfind('/') + 1), h.dir, h.controllers});
+  }
+  return views;
+}
+
 std::vector<std::string> ContainerCgroup::ProcsFiles() const {
   std::vector<std::string> files;
   for (const auto& h : hierarchies_) files.push_back(h.dir + "/cgroup.procs");

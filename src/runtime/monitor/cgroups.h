@@ -37,6 +37,15 @@ class ContainerCgroup {
   // The leaf directory in the hierarchy that holds `controller` ("" if none).
   std::string Dir(const std::string& controller) const;
 
+  // Per v1 hierarchy: its name under /sys/fs/cgroup ("cpu,cpuacct"), this cgroup's directory
+  // in it, and its controllers (what a container's own /sys/fs/cgroup shows on v1).
+  struct View {
+    std::string name;
+    std::string dir;
+    std::vector<std::string> controllers;
+  };
+  std::vector<View> Views() const;
+
  private:
   struct Hierarchy {
     std::string mount_point;

@@ -140,6 +140,15 @@ bool ParseMount(const Mount& m, MountStep* step, std::string* error) {
     step->file_target = !S_ISDIR(st.st_mode);
   }
   step->dev_tmpfs = m.destination == "/dev" && m.type == "tmpfs";
+  if (m.type == "cgroup") {
+    // runc's meaning on v1: a tmpfs holding the container's cgroup in each hierarchy.
+    step->cgroup_v1 = true;
+    step->type = "tmpfs";
+    step->source = "tmpfs";
+    step->data = step->data.empty() ? "mode=755" : step->data + ",mode=755";
+    step->cgroup_readonly = (step->flags & MS_RDONLY) != 0;
+    step->flags &= ~MS_RDONLY;
+  }
   step->devpts = m.destination == "/dev/pts" && m.type == "devpts";
   return true;
 }
@@ -334,7 +343,7 @@ void FdPath(int fd, char* out, size_t size) {
   out[at] = '\0';
 }
 
-void DoMount(int sync_fd, int root_fd, const MountStep& m) {
+void DoMount(int sync_fd, int root_fd, const MountStep& m, const Plan& plan) {
   UniqueFd target(ResolveInRoot(root_fd, m.target.c_str(), true, m.file_target));
   if (target.get() < 0) Fail(sync_fd, "create mount point", m.target.c_str(), -target.get());
   char path[32];
@@ -349,7 +358,9 @@ void DoMount(int sync_fd, int root_fd, const MountStep& m) {
     Fail(sync_fd, "mount on", m.target.c_str(), errno);
   }
   const bool remount = m.bind && m.flags != 0;
-  if (!remount && m.propagation == 0 && !m.recursive_readonly && !m.dev_tmpfs) return;
+  if (!remount && m.propagation == 0 && !m.recursive_readonly && !m.dev_tmpfs && !m.cgroup_v1) {
+    return;
+  }
   // The old fd still names the covered directory: the new mount's root is reached by
   // resolving the path again.
   UniqueFd mounted(ResolveInRoot(root_fd, m.target.c_str(), false, false));
@@ -369,6 +380,41 @@ void DoMount(int sync_fd, int root_fd, const MountStep& m) {
   }
   if (m.propagation != 0 && ::mount(nullptr, path, nullptr, m.propagation, nullptr) != 0) {
     Fail(sync_fd, "set mount propagation of", m.target.c_str(), errno);
+  }
+  if (m.cgroup_v1) {
+    UniqueFd dir(::openat(mounted.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!dir) Fail(sync_fd, "open", m.target.c_str(), errno);
+    for (const auto& [name, source] : plan.cgroup_views) {
+      if (::mkdirat(dir.get(), name.c_str(), 0755) != 0 && errno != EEXIST) {
+        Fail(sync_fd, "make cgroup mount point", name.c_str(), errno);
+      }
+      UniqueFd point(
+          ::openat(dir.get(), name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (!point) Fail(sync_fd, "open cgroup mount point", name.c_str(), errno);
+      char point_path[32];
+      FdPath(point.get(), point_path, sizeof(point_path));
+      if (::mount(source.c_str(), point_path, nullptr, MS_BIND | MS_REC, nullptr) != 0) {
+        Fail(sync_fd, "bind the container's cgroup", source.c_str(), errno);
+      }
+      UniqueFd bound(
+          ::openat(dir.get(), name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (!bound) Fail(sync_fd, "reopen cgroup mount point", name.c_str(), errno);
+      FdPath(bound.get(), point_path, sizeof(point_path));
+      const unsigned long ro = m.cgroup_readonly ? MS_RDONLY : 0;
+      if (::mount(nullptr, point_path, nullptr,
+                  MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV | MS_NOEXEC | ro, nullptr) != 0) {
+        Fail(sync_fd, "remount the container's cgroup", source.c_str(), errno);
+      }
+    }
+    for (const auto& [link, target] : plan.cgroup_links) {
+      if (::symlinkat(target.c_str(), dir.get(), link.c_str()) != 0 && errno != EEXIST) {
+        Fail(sync_fd, "symlink in /sys/fs/cgroup", link.c_str(), errno);
+      }
+    }
+    if (m.cgroup_readonly &&
+        ::mount(nullptr, path, nullptr, MS_REMOUNT | MS_RDONLY | m.flags, m.data.c_str()) != 0) {
+      Fail(sync_fd, "remount /sys/fs/cgroup read-only", nullptr, errno);
+    }
   }
   if (m.dev_tmpfs) {
     static constexpr struct {
@@ -451,7 +497,7 @@ void SetupRootfs(int sync_fd, const Plan& plan) {
   }
   UniqueFd root(::open(plan.rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (root.get() < 0) Fail(sync_fd, "open rootfs", plan.rootfs.c_str(), errno);
-  for (const auto& m : plan.mounts) DoMount(sync_fd, root.get(), m);
+  for (const auto& m : plan.mounts) DoMount(sync_fd, root.get(), m, plan);
   char path[32];
   for (const auto& d : plan.devices) {
     // The node's directory is resolved (and made) inside the root; the node replaces any entry.
@@ -848,6 +894,12 @@ bool BuildPlan(const Spec& spec, const std::string& bundle, bool for_exec, Plan*
     ContainerCgroup cgroup;
     if (!cgroup.Init(l.cgroups_path, error)) return false;
     plan->cgroup_procs = cgroup.ProcsFiles();
+    for (const auto& view : cgroup.Views()) {
+      plan->cgroup_views.emplace_back(view.name, view.dir);
+      for (const auto& controller : view.controllers) {
+        if (controller != view.name) plan->cgroup_links.emplace_back(controller, view.name);
+      }
+    }
   }
   return true;
 }

@@ -49,9 +49,11 @@ struct MountStep {
   bool bind = false;
   bool recursive = false;
   bool recursive_readonly = false;  // "rro": read-only down the whole bound tree
-  bool file_target = false;  // a bind mount of a file: the target is a file
-  bool dev_tmpfs = false;    // /dev: gets the standard device nodes
-  bool devpts = false;       // /dev/pts: gets the /dev/ptmx link
+  bool file_target = false;         // a bind mount of a file: the target is a file
+  bool dev_tmpfs = false;           // /dev: gets the standard device nodes
+  bool devpts = false;              // /dev/pts: gets the /dev/ptmx link
+  bool cgroup_v1 = false;  // type "cgroup": a tmpfs with the container's v1 cgroups bound in
+  bool cgroup_readonly = false;
 };
 
 struct DeviceStep {
@@ -72,6 +74,10 @@ struct Plan {
   bool new_uts = false;
   // cgroup
   std::vector<std::string> cgroup_procs;
+  // For a "cgroup" mount on v1: (name, host directory) per hierarchy and (link, target) for
+  // each controller of a combined hierarchy ("cpu" -> "cpu,cpuacct").
+  std::vector<std::pair<std::string, std::string>> cgroup_views;
+  std::vector<std::pair<std::string, std::string>> cgroup_links;
   // File system.
   std::string rootfs;  // absolute, resolved
   unsigned long root_propagation = 0;
