@@ -42,11 +42,6 @@ MATCHER(GrpcOk, "is OK") {
   return arg.ok();
 }
 
-// The images these tests run.
-const std::vector<std::string> kImages = {"busybox:latest",  "app:latest",       "groups:latest",
-                                          "user:latest",     "username:latest",  "nocmd:latest",
-                                          "evil-etc:latest", "manylayers:latest"};
-
 // The text of a CRI log's records without their time stamps: "stdout F hello".
 std::vector<std::string> LogRecords(const std::string& path) {
   std::vector<std::string> records;
@@ -88,8 +83,6 @@ class ContainerTest : public ::testing::Test {
     auto registry = LocalRegistry::Start();
     ASSERT_THAT(registry.status(), IsOk());
     registry_ = registry->release();
-    auto images = registry_->Push(kImages);
-    ASSERT_THAT(images.status(), IsOk());
   }
   static void TearDownTestSuite() {
     delete registry_;
@@ -135,7 +128,15 @@ class ContainerTest : public ::testing::Test {
     return absl::StrCat(registry_->host(), "/", name);
   }
 
+  // Pushes the test image on first use in this process (each test runs in a process of its
+  // own under ctest), then pulls it into cribd.
   grpc::Status Pull(const std::string& name) {
+    static std::set<std::string> pushed;
+    if (pushed.count(name) == 0) {
+      absl::StatusOr<TestImages> images = registry_->Push({name});
+      if (!images.ok()) return grpc::Status(grpc::StatusCode::INTERNAL, "push " + name);
+      pushed.insert(name);
+    }
     cri::PullImageRequest request;
     request.mutable_image()->set_image(Ref(name));
     cri::PullImageResponse response;
