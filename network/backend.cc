@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "network/bridge.h"
+#include "network/cni.h"
 
 namespace crib::network {
 namespace {
@@ -38,6 +39,10 @@ class MissingBackend final : public NetworkBackend {
 std::unique_ptr<NetworkBackend> MakeNetworkBackend(const Config& config, store::Store& store) {
   if (config.network.backend == NetworkBackendKind::kBridge) {
     return std::make_unique<BridgeBackend>(config.network, store);
+  }
+  if (config.network.backend == NetworkBackendKind::kCni) {
+    return std::make_unique<CniBackend>(config.network,
+                                        absl::StrCat(config.root_dir, "/cni/results"));
   }
   return std::make_unique<MissingBackend>(NetworkBackendName(config.network.backend));
 }
