@@ -65,7 +65,8 @@ absl::StatusOr<std::shared_ptr<const cni::NetworkConfigList>> CniBackend::Curren
   absl::StatusOr<std::string> file = cni::FindConfigFile(config_.cni_conf_dir);
   absl::MutexLock lock(&mutex_);
   if (!file.ok()) {
-    if (!loaded_.path.empty() || loaded_.network.ok()) {
+    // Logged once per change, not on every Status call.
+    if (loaded_.network.status() != file.status()) {
       spdlog::warn("network: {}; pods cannot get a network until there is one",
                    file.status().message());
     }

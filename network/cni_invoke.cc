@@ -78,6 +78,29 @@ std::string DescribeExit(const PluginOutput& output) {
                               : absl::StrCat("exited with status ", output.exit_code);
 }
 
+// write(2) to the plugin's stdin, whose reader may be gone, without a SIGPIPE whatever the
+// process's disposition (cribd ignores it, a test binary may not): the signal is blocked in
+// this thread around the write, and one the write raised is consumed.
+ssize_t WriteWithoutSigpipe(int fd, absl::string_view data) {
+  sigset_t sigpipe, old;
+  sigemptyset(&sigpipe);
+  sigaddset(&sigpipe, SIGPIPE);
+  sigset_t pending;
+  sigpending(&pending);
+  const bool was_pending = sigismember(&pending, SIGPIPE) == 1;
+  pthread_sigmask(SIG_BLOCK, &sigpipe, &old);
+  const ssize_t n = ::write(fd, data.data(), data.size());
+  const int saved_errno = errno;
+  if (n < 0 && saved_errno == EPIPE && !was_pending) {
+    const timespec zero = {0, 0};
+    while (::sigtimedwait(&sigpipe, nullptr, &zero) < 0 && errno == EINTR) {
+    }
+  }
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  errno = saved_errno;
+  return n;
+}
+
 absl::string_view StderrTail(absl::string_view text) {
   text = absl::StripAsciiWhitespace(text);
   if (text.size() > kMaxStderrInMessage) text = text.substr(text.size() - kMaxStderrInMessage);
@@ -109,6 +132,7 @@ absl::StatusOr<PluginOutput> RunPlugin(const PluginCall& call) {
 
   std::vector<std::string> env = Environment(call);
   std::vector<char*> envp;
+  envp.reserve(env.size() + 1);
   for (std::string& e : env) envp.push_back(e.data());
   envp.push_back(nullptr);
   std::string executable = call.executable;
@@ -177,9 +201,9 @@ absl::StatusOr<PluginOutput> RunPlugin(const PluginCall& call) {
       if (p.fd == pidfd.get()) {
         exited = true;
       } else if (in->write && p.fd == in->write.get()) {
-        const ssize_t n = ::write(p.fd, pending.data(), pending.size());
+        const ssize_t n = WriteWithoutSigpipe(p.fd, pending);
         if (n > 0) pending.remove_prefix(static_cast<size_t>(n));
-        // A plugin that exits without reading all of stdin gets EPIPE (cribd ignores SIGPIPE).
+        // A plugin may exit without reading all of its stdin: EPIPE ends the writing.
         if (pending.empty() || (n < 0 && errno != EAGAIN && errno != EINTR)) in->write.Reset();
       } else {
         UniqueFd& fd = p.fd == out->read.get() ? out->read : err->read;

@@ -454,6 +454,17 @@ TEST_F(CniInvokeTest, ALargeConfigAndOutputGoThroughThePipes) {
   EXPECT_EQ(output->exit_code, 0);
   EXPECT_EQ(absl::StripAsciiWhitespace(output->stderr_data), "500000");
   EXPECT_EQ(output->stdout_data.size(), 300000u);
+
+  // A plugin that exits without reading its stdin: EPIPE for crib, never a SIGPIPE (this test
+  // binary does not ignore it, so it would die here).
+  Plugin("deaf", "exit 0\n");
+  PluginCall deaf = Call("deaf");
+  deaf.stdin_data = std::string(500000, 'z');
+  for (int i = 0; i < 5; ++i) {
+    absl::StatusOr<PluginOutput> ignored = RunPlugin(deaf);
+    ASSERT_THAT(ignored, IsOk());
+    EXPECT_EQ(ignored->exit_code, 0);
+  }
 }
 
 TEST_F(CniInvokeTest, APluginErrorReachesTheStatusWithItsStderr) {
