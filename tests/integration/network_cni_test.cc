@@ -770,7 +770,10 @@ TEST_F(CniTest, APluginThatHangsIsKilledAtTheTimeoutAndLeavesNothing) {
 }
 
 TEST_F(CniTest, ACribdRestartBetweenAddAndDelStillCleansUp) {
-  WriteStandardConfList();
+  WriteConfList({BridgePlugin(),
+                 Portmap(),
+                 Loopback(),
+                 {{"type", "crib-record"}, {"capabilities", {{"portMappings", true}}}}});
   ASSERT_TRUE(Start());
   const Leftovers before = Count();
   cri::RunPodSandboxRequest request = NetnsPod("survivor");
@@ -793,6 +796,16 @@ TEST_F(CniTest, ACribdRestartBetweenAddAndDelStillCleansUp) {
   ASSERT_TRUE(Stop(id).ok()) << cribd_->Log();
   EXPECT_FALSE(Allocations().contains(ip));
   EXPECT_EQ(NatRules(id), 0);
+  // The DEL had ADD's configuration and, as prevResult, ADD's final result (crib-record's,
+  // which is the result it was given).
+  const json add =
+      json::parse(Slurp(absl::StrCat(plugin_dir_, "/record-", id, "-ADD.json")), nullptr, false);
+  const json del =
+      json::parse(Slurp(absl::StrCat(plugin_dir_, "/record-", id, "-DEL.json")), nullptr, false);
+  ASSERT_TRUE(add.is_object() && del.is_object()) << "crib-record did not run for ADD and DEL";
+  EXPECT_EQ(del["prevResult"], add["prevResult"]);
+  EXPECT_EQ(del["runtimeConfig"], add["runtimeConfig"]);
+  EXPECT_EQ(del["name"], network_);
   ASSERT_TRUE(Remove(id).ok());
   EXPECT_EQ(Count(), before) << Describe(Count());
 }
@@ -883,6 +896,46 @@ TEST_F(CniTest, AFailedDelIsRetriedByTheNextStopAndNeverBlocksRemoveForever) {
   EXPECT_FALSE(Allocations().contains(stuck_ip));
   EXPECT_THAT(cribd_->Log(), HasSubstr("giving up"));
   ::unlink(flag.c_str());
+  EXPECT_EQ(Count(), before) << Describe(Count());
+}
+
+TEST_F(CniTest, EightPodsAttachedAndDetachedConcurrentlyLeaveNothing) {
+  WriteStandardConfList();
+  ASSERT_TRUE(Start());
+  const Leftovers before = Count();
+  constexpr int kPods = 8;
+  std::vector<std::string> ids(kPods);
+  std::vector<grpc::Status> runs(kPods);
+  {
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kPods; ++i) {
+      threads.emplace_back([&, i] {
+        cri::RunPodSandboxRequest request = NetnsPod(absl::StrCat("many-", i));
+        cri::PortMapping* port = request.mutable_config()->add_port_mappings();
+        port->set_container_port(80);
+        port->set_host_port(static_cast<int32_t>(FreePort()));
+        runs[i] = Run(request, &ids[i]);
+      });
+    }
+    for (std::thread& t : threads) t.join();
+  }
+  std::set<std::string> ips;
+  for (int i = 0; i < kPods; ++i) {
+    ASSERT_TRUE(runs[i].ok()) << runs[i].error_message();
+    ips.insert(PodStatus(ids[i]).network().ip());
+  }
+  EXPECT_EQ(ips.size(), static_cast<size_t>(kPods));
+  EXPECT_EQ(Allocations().size(), static_cast<size_t>(kPods));
+  EXPECT_EQ(Veths(), kPods);
+  std::vector<grpc::Status> removes(kPods);
+  {
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kPods; ++i) {
+      threads.emplace_back([&, i] { removes[i] = Remove(ids[i]); });
+    }
+    for (std::thread& t : threads) t.join();
+  }
+  for (const grpc::Status& s : removes) EXPECT_TRUE(s.ok()) << s.error_message();
   EXPECT_EQ(Count(), before) << Describe(Count());
 }
 
