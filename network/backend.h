@@ -41,6 +41,13 @@ struct PodNetworkConfig {
   std::string interface = "eth0";
   std::vector<PortMapping> port_mappings;
   std::map<std::string, std::string> annotations;  // bandwidth and other hints for CNI
+  // The pod's DNS config (CRI DNSConfig), for CNI's dns capability.
+  std::vector<std::string> dns_servers;
+  std::vector<std::string> dns_searches;
+  std::vector<std::string> dns_options;
+  // Set by RemovePodSandbox: a TearDown that has failed repeatedly may then give up (and log
+  // what it leaves behind) instead of blocking the pod's removal forever.
+  bool removing = false;
 };
 
 // What the pod got: its addresses, the first one primary (PodSandboxStatus.network.ip).

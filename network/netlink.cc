@@ -188,11 +188,15 @@ absl::Status DeleteLink(nl_sock* sock, absl::string_view name) {
 
 namespace {
 
+absl::Status LoopbackUp(nl_sock* sock) {
+  ASSIGN_OR_RETURN(Link lo, GetLink(sock, "lo"));
+  return SetUp(sock, lo.get(), "lo");
+}
+
 absl::Status ConfigureInCurrentNamespace(absl::string_view interface, uint32_t address, int prefix,
                                          uint32_t gateway) {
   ASSIGN_OR_RETURN(NlSocket sock, ConnectRoute());
-  ASSIGN_OR_RETURN(Link lo, GetLink(sock.get(), "lo"));
-  RETURN_IF_ERROR(SetUp(sock.get(), lo.get(), "lo"));
+  RETURN_IF_ERROR(LoopbackUp(sock.get()));
   ASSIGN_OR_RETURN(Link eth, GetLink(sock.get(), interface));
   const int ifindex = rtnl_link_get_ifindex(eth.get());
   RETURN_IF_ERROR(AddAddress(sock.get(), ifindex, interface, address, prefix));
@@ -220,20 +224,18 @@ absl::Status ConfigureInCurrentNamespace(absl::string_view interface, uint32_t a
   return absl::OkStatus();
 }
 
-}  // namespace
-
-absl::Status ConfigurePodInterface(const UniqueFd& netns, absl::string_view interface,
-                                   uint32_t address, int prefix, uint32_t gateway) {
+// Runs `work` on a thread of its own that joins `netns` first. The thread ends with the work, so
+// no thread that others use ever leaves the host's namespace.
+template <typename Work>
+absl::Status InNamespace(const UniqueFd& netns, Work work) {
   absl::Status status;
-  // The thread joins the pod's namespace and ends with it, so no thread that others use
-  // ever leaves the host's namespace.
   try {
     std::thread worker([&] {
       if (::setns(netns.get(), CLONE_NEWNET) != 0) {
         status = ErrnoStatus(errno, "setns into the pod network namespace");
         return;
       }
-      status = ConfigureInCurrentNamespace(interface, address, prefix, gateway);
+      status = work();
     });
     worker.join();
   } catch (const std::system_error& e) {
@@ -241,6 +243,21 @@ absl::Status ConfigurePodInterface(const UniqueFd& netns, absl::string_view inte
         absl::StrCat("start a thread for the pod network namespace: ", e.what()));
   }
   return status;
+}
+
+}  // namespace
+
+absl::Status SetLoopbackUp(const UniqueFd& netns) {
+  return InNamespace(netns, []() -> absl::Status {
+    ASSIGN_OR_RETURN(NlSocket sock, ConnectRoute());
+    return LoopbackUp(sock.get());
+  });
+}
+
+absl::Status ConfigurePodInterface(const UniqueFd& netns, absl::string_view interface,
+                                   uint32_t address, int prefix, uint32_t gateway) {
+  return InNamespace(
+      netns, [&] { return ConfigureInCurrentNamespace(interface, address, prefix, gateway); });
 }
 
 }  // namespace crib::network

@@ -47,6 +47,10 @@ absl::Status CreateVethPair(nl_sock* sock, absl::string_view host_name, int brid
 // Deletes the link `name`; OK if it does not exist.
 absl::Status DeleteLink(nl_sock* sock, absl::string_view name);
 
+// Inside `netns` (on a thread of its own): `lo` up. For backends whose plugins configure only
+// the pod's interface (CNI).
+absl::Status SetLoopbackUp(const UniqueFd& netns);
+
 // Inside `netns` (on a thread of its own): `lo` up, `interface` up with `address`/`prefix`,
 // and a default route via `gateway`.
 absl::Status ConfigurePodInterface(const UniqueFd& netns, absl::string_view interface,

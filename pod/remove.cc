@@ -30,7 +30,7 @@ absl::Status PodService::Remove(const std::string& id_or_prefix) {
     return Annotate(status, absl::StrCat("remove pod sandbox ", id, ": ", step));
   };
 
-  RETURN_IF_ERROR(StopLocked(id));
+  RETURN_IF_ERROR(StopLocked(id, /*removing=*/true));
   if (hooks_.remove_all) {
     if (absl::Status s = hooks_.remove_all(id); !s.ok()) return step_error("remove containers", s);
   }

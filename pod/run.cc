@@ -206,6 +206,9 @@ absl::StatusOr<std::string> PodService::Run(const PodSandboxSpec& spec) {
   net.netns_path = data.netns_path;
   net.port_mappings = data.port_mappings;
   net.annotations = spec.annotations;
+  net.dns_servers = spec.dns.servers;
+  net.dns_searches = spec.dns.searches;
+  net.dns_options = spec.dns.options;
   absl::Cleanup undo_network = [&] {
     if (!host_network) LogUndo(id, "network", network_.TearDown(net));
   };

@@ -64,7 +64,9 @@ class PodService {
   absl::StatusOr<std::string> ResolveId(const std::string& id_or_prefix);
   absl::Mutex& PodLock(const std::string& id) ABSL_LOCKS_EXCLUDED(locks_mutex_);
   absl::Status EnsureNetnsDir() ABSL_LOCKS_EXCLUDED(netns_dir_mutex_);
-  absl::Status StopLocked(const std::string& id);
+  // `removing`: called by Remove, which the network backend may let through after repeated
+  // tear-down failures (see network::PodNetworkConfig::removing).
+  absl::Status StopLocked(const std::string& id, bool removing = false);
 
   std::string PodDir(const std::string& id) const;
   // The leaf the pause process lives in on cgroup v2 (a sibling of the containers' cgroups).

@@ -16,7 +16,7 @@ absl::Status PodService::Stop(const std::string& id_or_prefix) {
   return StopLocked(id);
 }
 
-absl::Status PodService::StopLocked(const std::string& id) {
+absl::Status PodService::StopLocked(const std::string& id, bool removing) {
   absl::StatusOr<store::PodRecord> record = store_.GetPod(id);
   if (absl::IsNotFound(record.status())) return absl::OkStatus();  // removed meanwhile
   RETURN_IF_ERROR(record.status());
@@ -43,6 +43,7 @@ absl::Status PodService::StopLocked(const std::string& id) {
     net.netns_path = data.netns_path;
     net.port_mappings = data.port_mappings;
     net.annotations = data.annotations;
+    net.removing = removing;
     if (absl::Status s = network_.TearDown(net); !s.ok()) return step_error("tear down network", s);
   }
   if (record->state != static_cast<int>(PodState::kNotReady) || !data.ips.empty()) {

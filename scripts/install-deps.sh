@@ -13,7 +13,7 @@ packages=(
   # run
   iproute2 nftables iputils-ping
   # test: a real registry, test image content, real CNI plugins, the cri-compat check
-  docker-registry apache2-utils zstd busybox-static containernetworking-plugins python3 sqlite3
+  docker-registry apache2-utils zstd busybox-static containernetworking-plugins iptables python3 sqlite3
 )
 
 missing=()

@@ -112,6 +112,9 @@ const std::map<std::string, KeySetter, std::less<>>& TopLevelKeys() {
   return *keys;
 }
 
+absl::StatusOr<absl::Duration> AsDuration(const toml::node& node);
+absl::StatusOr<std::vector<std::string>> AsStringArray(const toml::node& node);
+
 KeySetter NetworkStringKey(std::string NetworkConfig::*field) {
   return [field](const toml::node& node, Config& config) -> absl::Status {
     ASSIGN_OR_RETURN(config.network.*field, AsString(node));
@@ -124,6 +127,17 @@ const std::map<std::string, KeySetter, std::less<>>& NetworkKeys() {
       {"bridge", NetworkStringKey(&NetworkConfig::bridge)},
       {"pod_cidr", NetworkStringKey(&NetworkConfig::pod_cidr)},
       {"nft_table", NetworkStringKey(&NetworkConfig::nft_table)},
+      {"cni_conf_dir", NetworkStringKey(&NetworkConfig::cni_conf_dir)},
+      {"cni_plugin_dirs",
+       [](const toml::node& node, Config& config) -> absl::Status {
+         ASSIGN_OR_RETURN(config.network.cni_plugin_dirs, AsStringArray(node));
+         return absl::OkStatus();
+       }},
+      {"cni_plugin_timeout",
+       [](const toml::node& node, Config& config) -> absl::Status {
+         ASSIGN_OR_RETURN(config.network.cni_plugin_timeout, AsDuration(node));
+         return absl::OkStatus();
+       }},
       {"mtu",
        [](const toml::node& node, Config& config) -> absl::Status {
          const auto* value = node.as_integer();
@@ -279,6 +293,18 @@ absl::Status CheckName(absl::string_view key, const std::string& name, size_t ma
 
 absl::Status ValidateNetwork(const NetworkConfig& network) {
   RETURN_IF_ERROR(CheckName("network.bridge", network.bridge, 15));
+  RETURN_IF_ERROR(CheckAbsolute("network.cni_conf_dir", network.cni_conf_dir));
+  if (network.cni_plugin_dirs.empty()) {
+    return absl::InvalidArgumentError("key network.cni_plugin_dirs: want at least one directory");
+  }
+  for (const std::string& dir : network.cni_plugin_dirs) {
+    RETURN_IF_ERROR(CheckAbsolute("network.cni_plugin_dirs", dir));
+    // CNI_PATH separates its directories with ':'.
+    if (dir.find(':') != std::string::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("key network.cni_plugin_dirs: \"", dir, "\" contains ':'"));
+    }
+  }
   RETURN_IF_ERROR(CheckName("network.nft_table", network.nft_table, 64));
   // The backend checks the CIDR's details; here only its form: a.b.c.d/len.
   const size_t slash = network.pod_cidr.find('/');
@@ -392,7 +418,10 @@ std::string ConfigToJson(const Config& config) {
         {"bridge", config.network.bridge},
         {"pod_cidr", config.network.pod_cidr},
         {"mtu", config.network.mtu},
-        {"nft_table", config.network.nft_table}}},
+        {"nft_table", config.network.nft_table},
+        {"cni_conf_dir", config.network.cni_conf_dir},
+        {"cni_plugin_dirs", config.network.cni_plugin_dirs},
+        {"cni_plugin_timeout", absl::FormatDuration(config.network.cni_plugin_timeout)}}},
       {"registry",
        {{"mirrors", config.registry.mirrors},
         {"plain_http", config.registry.plain_http},

@@ -35,6 +35,13 @@ struct NetworkConfig {
   std::string pod_cidr = "10.88.0.0/16";
   int mtu = 1500;
   std::string nft_table = "crib";
+  // The CNI backend: the directory whose first .conflist, .conf or .json (in lexical order) is
+  // the pod network, re-read when it changes; the directories searched for plugin executables,
+  // in order (CNI_PATH); and how long one plugin call may take before it is killed. Each pod's
+  // attachment is cached under <root_dir>/cni/results, so DEL works after a restart.
+  std::string cni_conf_dir = "/etc/cni/net.d";
+  std::vector<std::string> cni_plugin_dirs = {"/opt/cni/bin", "/usr/lib/cni"};
+  absl::Duration cni_plugin_timeout = absl::Seconds(30);
   bool operator==(const NetworkConfig&) const = default;
 };
 

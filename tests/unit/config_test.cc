@@ -82,6 +82,41 @@ TEST(Config, NetworkKeys) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("network.nft_table")));
 }
 
+TEST(Config, CniKeys) {
+  const Config defaults;
+  EXPECT_EQ(defaults.network.cni_conf_dir, "/etc/cni/net.d");
+  EXPECT_EQ(defaults.network.cni_plugin_dirs,
+            (std::vector<std::string>{"/opt/cni/bin", "/usr/lib/cni"}));
+  EXPECT_EQ(defaults.network.cni_plugin_timeout, absl::Seconds(30));
+  absl::StatusOr<Config> config = ParseConfig(
+      "[network]\nbackend = \"cni\"\ncni_conf_dir = \"/srv/net.d\"\n"
+      "cni_plugin_dirs = [\"/a\", \"/b/c\"]\ncni_plugin_timeout = \"5s\"\n",
+      "f");
+  ASSERT_THAT(config, IsOk());
+  EXPECT_EQ(config->network.backend, NetworkBackendKind::kCni);
+  EXPECT_EQ(config->network.cni_conf_dir, "/srv/net.d");
+  EXPECT_EQ(config->network.cni_plugin_dirs, (std::vector<std::string>{"/a", "/b/c"}));
+  EXPECT_EQ(config->network.cni_plugin_timeout, absl::Seconds(5));
+  const nlohmann::json j = nlohmann::json::parse(ConfigToJson(*config));
+  EXPECT_EQ(j["network"]["cni_plugin_dirs"], nlohmann::json::array({"/a", "/b/c"}));
+  EXPECT_EQ(j["network"]["cni_plugin_timeout"], "5s");
+
+  EXPECT_THAT(ParseConfig("[network]\ncni_conf_dir = \"net.d\"\n", "f"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("network.cni_conf_dir"), HasSubstr("absolute"))));
+  EXPECT_THAT(ParseConfig("[network]\ncni_plugin_dirs = []\n", "f"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("network.cni_plugin_dirs")));
+  EXPECT_THAT(ParseConfig("[network]\ncni_plugin_dirs = [\"/a:/b\"]\n", "f"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("network.cni_plugin_dirs"), HasSubstr("':'"))));
+  EXPECT_THAT(ParseConfig("[network]\ncni_plugin_dirs = \"/a\"\n", "f"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("network.cni_plugin_dirs"), HasSubstr("array"))));
+  EXPECT_THAT(
+      ParseConfig("[network]\ncni_plugin_timeout = \"0s\"\n", "f"),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("network.cni_plugin_timeout")));
+}
+
 TEST(Config, UnknownKeysAreRejectedByName) {
   EXPECT_THAT(ParseConfig("socket = \"/a\"\nsokcet = \"/b\"\n", "f.toml"),
               StatusIs(absl::StatusCode::kInvalidArgument,
