@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -74,6 +75,10 @@ class NetworkBackend {
 
   // UpdateRuntimeConfig's pod CIDR; backends that take addresses from elsewhere ignore it.
   virtual absl::Status SetPodCidr(absl::string_view cidr) = 0;
+
+  // At start-up: detaches whatever the backend still holds for pods that are not in
+  // `live_pod_ids` (a crash between a pod's removal steps). Returns how many it detached.
+  virtual absl::StatusOr<int> RemoveOrphans(const std::set<std::string>& live_pod_ids) = 0;
 };
 
 std::unique_ptr<NetworkBackend> MakeNetworkBackend(const Config& config, store::Store& store);

@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "absl/cleanup/cleanup.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -18,6 +19,7 @@
 #include "common/unique_fd.h"
 #include "network/netlink.h"
 #include "network/port_mapping.h"
+#include "store/store.h"
 #include "network/testing/failpoint.h"
 
 namespace crib::network {
@@ -78,7 +80,8 @@ void SetSetUpFailpoint(SetUpFailpoint failpoint) { set_up_failpoint.store(failpo
 }  // namespace testing
 
 BridgeBackend::BridgeBackend(const NetworkConfig& config, store::Store& store)
-    : config_(config),
+    : store_(store),
+      config_(config),
       ipam_(store),
       nft_(config.nft_table, config.bridge),
       cidr_(Ipv4Cidr::Parse(config.pod_cidr)) {}
@@ -264,6 +267,42 @@ absl::Status BridgeBackend::TearDown(const PodNetworkConfig& config) {
   note(ipam_.Release(config.pod_id), "release address");
   if (first_error.ok()) spdlog::info("network: pod {} detached", config.pod_id);
   return first_error;
+}
+
+absl::StatusOr<int> BridgeBackend::RemoveOrphans(const std::set<std::string>& live_pod_ids) {
+  std::set<std::string> orphans;
+  ASSIGN_OR_RETURN(std::vector<store::IpAllocation> ips, store_.ListAllIps());
+  for (const store::IpAllocation& ip : ips) {
+    if (live_pod_ids.count(ip.owner) == 0) orphans.insert(ip.owner);
+  }
+  ASSIGN_OR_RETURN(std::set<std::string> with_rules, nft_.PodIds());
+  for (const std::string& id : with_rules) {
+    if (live_pod_ids.count(id) == 0) orphans.insert(id);
+  }
+  for (const std::string& id : orphans) {
+    PodNetworkConfig config;
+    config.pod_id = id;
+    RETURN_IF_ERROR(TearDown(config));
+  }
+  // Host ends of veth pairs on the bridge whose pod is gone (their names hash the pod id).
+  int links = 0;
+  ASSIGN_OR_RETURN(NlSocket sock, ConnectRoute());
+  absl::StatusOr<int> bridge = LinkIndex(sock.get(), config_.bridge);
+  if (bridge.ok()) {
+    std::set<std::string> expected;
+    for (const std::string& id : live_pod_ids) expected.insert(HostInterfaceName(id));
+    ASSIGN_OR_RETURN(std::vector<std::string> attached, LinksOnBridge(sock.get(), *bridge));
+    for (const std::string& name : attached) {
+      if (!absl::StartsWith(name, "crib") || expected.count(name) > 0) continue;
+      RETURN_IF_ERROR(DeleteLink(sock.get(), name));
+      ++links;
+    }
+  }
+  if (!orphans.empty() || links > 0) {
+    spdlog::info("network: detached {} pods that no longer exist ({} stray veths)",
+                 orphans.size(), links);
+  }
+  return static_cast<int>(orphans.size()) + links;
 }
 
 absl::Status BridgeBackend::RemoveAll() {

@@ -29,6 +29,7 @@ class BridgeBackend final : public NetworkBackend {
   absl::StatusOr<PodNetworkStatus> SetUp(const PodNetworkConfig& config) override;
   absl::Status TearDown(const PodNetworkConfig& config) override;
   absl::Status SetPodCidr(absl::string_view cidr) override;
+  absl::StatusOr<int> RemoveOrphans(const std::set<std::string>& live_pod_ids) override;
 
   // The host end of a pod's veth pair: "crib" and 11 hex digits of a hash of the pod id
   // (interface names have at most 15 bytes), so TearDown finds it from the id alone.
@@ -43,6 +44,8 @@ class BridgeBackend final : public NetworkBackend {
   // IPv4 forwarding, and route_localnet on the bridge for 127.0.0.1 hostPorts.
   absl::StatusOr<int> PrepareHost(const Ipv4Cidr& cidr);
   absl::StatusOr<PodNetworkStatus> SetUpSteps(const PodNetworkConfig& config);
+
+  store::Store& store_;
 
   const NetworkConfig config_;
   Ipam ipam_;

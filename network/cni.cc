@@ -238,6 +238,25 @@ absl::StatusOr<PodNetworkStatus> CniBackend::SetUpSteps(const PodNetworkConfig& 
   return PodNetworkStatus{*std::move(ips)};
 }
 
+absl::StatusOr<int> CniBackend::RemoveOrphans(const std::set<std::string>& live_pod_ids) {
+  int detached = 0;
+  for (const std::string& id : cache_.PodIds()) {
+    if (live_pod_ids.count(id) > 0) continue;
+    PodNetworkConfig config;
+    config.pod_id = id;
+    config.removing = true;
+    // Up to the give-up limit, as RemovePodSandbox would do over several calls.
+    absl::Status s;
+    for (int attempt = 0; attempt < kDelAttemptsBeforeGivingUp; ++attempt) {
+      s = TearDown(config);
+      if (s.ok()) break;
+    }
+    if (!s.ok()) return s;
+    ++detached;
+  }
+  return detached;
+}
+
 absl::Status CniBackend::TearDown(const PodNetworkConfig& config) {
   const std::string context = absl::StrCat("tear down the network of pod ", config.pod_id);
   RETURN_IF_ERROR(Annotate(CheckPodId(config.pod_id), context));

@@ -40,6 +40,8 @@ class CniBackend final : public NetworkBackend {
   absl::Status TearDown(const PodNetworkConfig& config) override;
   // CNI plugins take their addresses from their own configuration.
   absl::Status SetPodCidr(absl::string_view cidr) override;
+  // DEL (giving up as for a removal) for every cached attachment of a pod that is gone.
+  absl::StatusOr<int> RemoveOrphans(const std::set<std::string>& live_pod_ids) override;
 
   // CHECK of an attached pod against its cached ADD result (spec 0.4.0 and later; OK without
   // running anything when the list sets disableCheck). FailedPrecondition if the pod is not

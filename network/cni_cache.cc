@@ -1,10 +1,12 @@
 #include "network/cni_cache.h"
 
+#include <dirent.h>
 #include <unistd.h>
 
 #include <cerrno>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "common/errors.h"
 #include "common/files.h"
 
@@ -16,6 +18,20 @@ using nlohmann::json;
 constexpr char kKind[] = "cribCniAttachmentV1";
 
 }  // namespace
+
+std::vector<std::string> AttachmentCache::PodIds() const {
+  std::vector<std::string> ids;
+  DIR* dir = ::opendir(dir_.c_str());
+  if (dir == nullptr) return ids;
+  while (struct dirent* e = ::readdir(dir)) {
+    absl::string_view name = e->d_name;
+    if (absl::ConsumeSuffix(&name, ".json") && !name.empty() && name[0] != '.') {
+      ids.emplace_back(name);
+    }
+  }
+  ::closedir(dir);
+  return ids;
+}
 
 std::string AttachmentCache::PathOf(absl::string_view pod_id) const {
   return absl::StrCat(dir_, "/", pod_id, ".json");

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -40,6 +41,8 @@ class AttachmentCache {
   absl::StatusOr<Attachment> Load(absl::string_view pod_id) const;
   // OK if there is none.
   absl::Status Remove(absl::string_view pod_id) const;
+  // The pods with an attachment; empty when the directory does not exist.
+  std::vector<std::string> PodIds() const;
 
  private:
   const std::string dir_;

@@ -107,6 +107,22 @@ absl::Status AddAddress(nl_sock* sock, int ifindex, absl::string_view link_name,
 
 void NlSocketDeleter::operator()(nl_sock* sock) const { nl_socket_free(sock); }
 
+absl::StatusOr<std::vector<std::string>> LinksOnBridge(nl_sock* sock, int bridge_index) {
+  nl_cache* cache = nullptr;
+  if (int err = rtnl_link_alloc_cache(sock, AF_UNSPEC, &cache); err < 0) {
+    return NlStatus(err, "list links");
+  }
+  std::vector<std::string> names;
+  for (nl_object* o = nl_cache_get_first(cache); o != nullptr; o = nl_cache_get_next(o)) {
+    rtnl_link* link = reinterpret_cast<rtnl_link*>(o);
+    if (rtnl_link_get_master(link) == bridge_index && rtnl_link_get_name(link) != nullptr) {
+      names.emplace_back(rtnl_link_get_name(link));
+    }
+  }
+  nl_cache_free(cache);
+  return names;
+}
+
 absl::StatusOr<NlSocket> ConnectRoute() {
   NlSocket sock(nl_socket_alloc());
   if (!sock) return absl::ResourceExhaustedError("nl_socket_alloc: out of memory");

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -43,6 +44,9 @@ absl::StatusOr<int> EnsureBridge(nl_sock* sock, absl::string_view name, int mtu,
 // ConfigurePodInterface). AlreadyExists if `host_name` exists.
 absl::Status CreateVethPair(nl_sock* sock, absl::string_view host_name, int bridge_index,
                             absl::string_view pod_name, const UniqueFd& netns, int mtu);
+
+// The names of the links attached to the bridge `bridge_index`.
+absl::StatusOr<std::vector<std::string>> LinksOnBridge(nl_sock* sock, int bridge_index);
 
 // Deletes the link `name`; OK if it does not exist.
 absl::Status DeleteLink(nl_sock* sock, absl::string_view name);

@@ -155,6 +155,27 @@ absl::Status NftTable::RemovePod(absl::string_view pod_id) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::set<std::string>> NftTable::PodIds() {
+  absl::MutexLock lock(&mutex_);
+  std::set<std::string> ids;
+  if (!TableExists()) return ids;
+  nft_ctx_output_set_flags(ctx_, NFT_CTX_OUTPUT_JSON);
+  std::string listing;
+  absl::Status listed = Run(absl::StrCat("list chain inet ", table_, " hostports"), &listing);
+  nft_ctx_output_set_flags(ctx_, 0);
+  if (!listed.ok()) return ids;  // no chain, no pod rules
+  const nlohmann::json j = nlohmann::json::parse(listing, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.contains("nftables")) {
+    return absl::InternalError(absl::StrCat("table ", table_, ": unreadable JSON listing"));
+  }
+  for (const nlohmann::json& item : j["nftables"]) {
+    if (!item.contains("rule")) continue;
+    absl::string_view comment = item["rule"].value("comment", "");
+    if (absl::ConsumePrefix(&comment, "pod:")) ids.emplace(comment);
+  }
+  return ids;
+}
+
 absl::Status NftTable::RemoveTable() {
   absl::MutexLock lock(&mutex_);
   prepared_.clear();

@@ -42,6 +42,9 @@ class NftTable {
   // Deletes the pod's rules; OK if there are none or there is no table.
   absl::Status RemovePod(absl::string_view pod_id);
 
+  // The pods that have rules in the table.
+  absl::StatusOr<std::set<std::string>> PodIds();
+
   // Deletes the whole table; OK if there is none.
   absl::Status RemoveTable();
 

@@ -67,6 +67,8 @@ absl::StatusOr<PauseProcess> StartPause(const std::string& executable,
     args.insert(args.end(), {"--hostname", options.hostname});
   }
   for (const std::string& s : options.sysctls) args.insert(args.end(), {"--sysctl", s});
+  if (!options.pod_id.empty()) args.insert(args.end(), {"--pod", options.pod_id});
+  for (const std::string& p : options.cgroup_procs) args.insert(args.end(), {"--cgroup-procs", p});
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

@@ -21,6 +21,8 @@ struct PauseOptions {
   bool new_pid = false;
   std::string hostname;              // set when new_uts
   std::vector<std::string> sysctls;  // key=value, applied inside the namespaces
+  std::string pod_id;                 // on its command line, to find it again
+  std::vector<std::string> cgroup_procs;  // cgroup.procs files it is put into before it reports
 };
 
 struct PauseProcess {

@@ -15,6 +15,8 @@ std::string EncodePodData(const PodData& d) {
                      {"host_ip", p.host_ip}});
   }
   nlohmann::json j = {
+      {"creating", d.creating},
+      {"removing", d.removing},
       {"hostname", d.hostname},
       {"log_directory", d.log_directory},
       {"runtime_handler", d.runtime_handler},
@@ -40,6 +42,8 @@ absl::StatusOr<PodData> DecodePodData(const std::string& id, const std::string& 
   try {
     const nlohmann::json j = nlohmann::json::parse(blob);
     PodData d;
+    d.creating = j.value("creating", false);
+    d.removing = j.value("removing", false);
     d.hostname = j.value("hostname", "");
     d.log_directory = j.value("log_directory", "");
     d.runtime_handler = j.value("runtime_handler", "");

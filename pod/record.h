@@ -17,6 +17,10 @@
 namespace crib::pod {
 
 struct PodData {
+  // Set while RunPodSandbox works, and while RemovePodSandbox does: a cribd that restarts
+  // finds these and undoes or finishes them.
+  bool creating = false;
+  bool removing = false;
   std::string hostname;
   std::string log_directory;
   std::string runtime_handler;

@@ -1,5 +1,6 @@
 // RemovePodSandbox: stop if need be, then remove the netns pin, /dev/shm, the cgroup, the
 // pod's files and its record. Idempotent: every step accepts what is already gone.
+#include <signal.h>
 #include <sys/mount.h>
 
 #include <cerrno>
@@ -8,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "cgroup/cgroupfs.h"
 #include "common/errors.h"
+#include "common/failpoint.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "pod/netns.h"
@@ -30,19 +32,32 @@ absl::Status PodService::Remove(const std::string& id_or_prefix) {
     return Annotate(status, absl::StrCat("remove pod sandbox ", id, ": ", step));
   };
 
+  // The intent first: a cribd killed from here on finishes the removal when it starts again.
+  if (!data.removing) {
+    data.removing = true;
+    record->data = EncodePodData(data);
+    if (absl::Status s = store_.UpdatePod(*record); !s.ok()) return step_error("record removal", s);
+  }
+  RETURN_IF_ERROR(Failpoint("pod.remove.after_mark"));
   RETURN_IF_ERROR(StopLocked(id, /*removing=*/true));
+  RETURN_IF_ERROR(Failpoint("pod.remove.after_stop"));
   if (hooks_.remove_all) {
     if (absl::Status s = hooks_.remove_all(id); !s.ok()) return step_error("remove containers", s);
   }
+  RETURN_IF_ERROR(Failpoint("pod.remove.after_containers"));
   if (!data.netns_path.empty()) {
     if (absl::Status s = RemovePinnedNetns(data.netns_path); !s.ok()) {
       return step_error("remove network namespace", s);
     }
   }
+  RETURN_IF_ERROR(Failpoint("pod.remove.after_netns"));
   const std::string shm = absl::StrCat(data.pod_dir, "/shm");
   if (::umount2(shm.c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT) {
     return step_error("unmount shm", ErrnoStatus(errno, absl::StrCat("unmount ", shm)));
   }
+  // A pause process that a crash kept out of the record is still in the pod's cgroup.
+  cgroup::Cgroup(layout_, PauseCgroupPath(data.cgroup_path)).KillAll(SIGKILL);
+  cgroup::Cgroup(layout_, data.cgroup_path).KillAll(SIGKILL);
   if (absl::Status s = cgroup::Cgroup(layout_, PauseCgroupPath(data.cgroup_path)).Remove();
       !s.ok()) {
     return step_error("remove cgroup", s);
@@ -50,6 +65,7 @@ absl::Status PodService::Remove(const std::string& id_or_prefix) {
   if (absl::Status s = cgroup::Cgroup(layout_, data.cgroup_path).Remove(); !s.ok()) {
     return step_error("remove cgroup", s);
   }
+  RETURN_IF_ERROR(Failpoint("pod.remove.after_cgroup"));
   std::error_code ec;
   std::filesystem::remove_all(data.pod_dir, ec);
   if (ec) {

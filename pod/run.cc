@@ -17,7 +17,7 @@
 #include "common/ids.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
-#include "pod/failpoint.h"
+#include "common/failpoint.h"
 #include "pod/netns.h"
 #include "pod/pause_process.h"
 #include "pod/pod_files.h"
@@ -92,8 +92,11 @@ absl::StatusOr<std::string> PodService::Run(const PodSandboxSpec& spec) {
   if (!host_network) data.netns_path = NetnsPath(id);
   data.pod_dir = PodDir(id);
   data.config_bytes = spec.config_bytes;
+  data.creating = true;
 
-  // 1. The record reserves the name: a second RunPodSandbox of this pod fails here.
+  // 1. The record reserves the name (and, while `creating`, tells a restarted cribd to undo
+  // what a crash interrupted). A second RunPodSandbox of the same pod with the same config,
+  // as kubelet sends after its deadline, gets the pod the first one made.
   store::PodRecord record;
   record.id = id;
   record.name = spec.name;
@@ -103,7 +106,13 @@ absl::StatusOr<std::string> PodService::Run(const PodSandboxSpec& spec) {
   record.state = static_cast<int>(PodState::kNotReady);
   record.created_at_ns = absl::ToUnixNanos(absl::Now());
   record.data = EncodePodData(data);
-  CRIB_STEP("reserve name", store_.PutPod(record));
+  if (absl::Status reserved = store_.PutPod(record); !reserved.ok()) {
+    if (absl::IsAlreadyExists(reserved)) {
+      absl::StatusOr<std::string> same = SameRun(spec);
+      if (same.ok()) return *same;
+    }
+    return step_error("reserve name", reserved);
+  }
   absl::Cleanup undo_record = [&] { LogUndo(id, "record", store_.DeletePod(id)); };
   CRIB_STEP("reserve name", Failpoint("pod.run.after_reserve"));
   lap("reserve");
@@ -163,7 +172,14 @@ absl::StatusOr<std::string> PodService::Run(const PodSandboxSpec& spec) {
   CRIB_STEP("create cgroup", Failpoint("pod.run.after_cgroup"));
   lap("cgroup");
 
-  // 6. crib-pause in the pod's namespaces, moved into the pod cgroup.
+  // 6. crib-pause in the pod's namespaces and cgroup. On cgroup v2 a cgroup with processes
+  // cannot hand controllers to its children (the containers): the pause gets a leaf of its own.
+  const bool pause_leaf = layout_.mode == cgroup::Mode::kUnified;
+  cgroup::Cgroup pause_cgroup(layout_, PauseCgroupPath(data.cgroup_path));
+  absl::Cleanup undo_pause_cgroup = [&] {
+    if (pause_leaf) LogUndo(id, "cgroup", pause_cgroup.Remove());
+  };
+  if (pause_leaf) CRIB_STEP("start crib-pause", pause_cgroup.Create());
   PauseOptions pause;
   pause.netns_path = data.netns_path;
   pause.new_ipc = spec.namespaces.ipc != NamespaceMode::kNode;
@@ -172,6 +188,8 @@ absl::StatusOr<std::string> PodService::Run(const PodSandboxSpec& spec) {
   pause.hostname = data.hostname;
   for (const auto& [key, value] : spec.sysctls)
     pause.sysctls.push_back(absl::StrCat(key, "=", value));
+  pause.pod_id = id;
+  pause.cgroup_procs = (pause_leaf ? pause_cgroup : cgroup).ProcsFiles();
   if (::access(pause_path_.c_str(), X_OK) != 0) {
     return step_error("start crib-pause", ErrnoStatus(errno, absl::StrCat("access ", pause_path_)));
   }
@@ -182,18 +200,6 @@ absl::StatusOr<std::string> PodService::Run(const PodSandboxSpec& spec) {
   };
   data.pid = process->pid;
   data.pid_start_time = process->start_time;
-  // On cgroup v2 a cgroup with processes cannot hand controllers to its children (the
-  // containers): the pause process goes into a leaf of its own.
-  cgroup::Cgroup pause_cgroup(layout_, PauseCgroupPath(data.cgroup_path));
-  absl::Cleanup undo_pause_cgroup = [&] {
-    if (layout_.mode == cgroup::Mode::kUnified) LogUndo(id, "cgroup", pause_cgroup.Remove());
-  };
-  if (layout_.mode == cgroup::Mode::kUnified) {
-    CRIB_STEP("start crib-pause", pause_cgroup.Create());
-    CRIB_STEP("start crib-pause", pause_cgroup.AddProcess(process->pid));
-  } else {
-    CRIB_STEP("start crib-pause", cgroup.AddProcess(process->pid));
-  }
   CRIB_STEP("start crib-pause", Failpoint("pod.run.after_pause"));
   lap("pause");
 
@@ -222,6 +228,7 @@ absl::StatusOr<std::string> PodService::Run(const PodSandboxSpec& spec) {
   lap("network");
 
   // 8. Ready.
+  data.creating = false;
   record.state = static_cast<int>(PodState::kReady);
   record.data = EncodePodData(data);
   CRIB_STEP("record pod", store_.UpdatePod(record));
@@ -241,6 +248,28 @@ absl::StatusOr<std::string> PodService::Run(const PodSandboxSpec& spec) {
                absl::FormatDuration(absl::Now() - start), data.pid, data.ips.empty() ? "" : ", ip ",
                data.ips.empty() ? "" : data.ips[0]);
   return id;
+}
+
+absl::StatusOr<std::string> PodService::SameRun(const PodSandboxSpec& spec) {
+  ASSIGN_OR_RETURN(std::vector<store::PodRecord> pods, store_.ListPods());
+  for (const store::PodRecord& other : pods) {
+    if (other.name != spec.name || other.namespace_ != spec.namespace_ || other.uid != spec.uid ||
+        other.attempt != spec.attempt) {
+      continue;
+    }
+    ASSIGN_OR_RETURN(PodData data, DecodePodData(other.id, other.data));
+    if (data.config_bytes != spec.config_bytes) break;
+    // The first call holds the pod's lock until it has finished or undone its work.
+    { absl::MutexLock wait(&PodLock(other.id)); }
+    absl::StatusOr<PodSandbox> pod = Get(other.id);
+    if (pod.ok() && pod->state == PodState::kReady) {
+      spdlog::info("pod {} ({}): the same run again, same pod", other.id.substr(0, 12),
+                   spec.name);
+      return other.id;
+    }
+    break;
+  }
+  return absl::NotFoundError("no finished run of this pod");
 }
 
 }  // namespace crib::pod

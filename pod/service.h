@@ -62,6 +62,8 @@ class PodService {
              cgroup::Layout layout, std::string pause_path);
 
   absl::StatusOr<std::string> ResolveId(const std::string& id_or_prefix);
+  // The id of a ready pod that a previous Run made from the very same spec.
+  absl::StatusOr<std::string> SameRun(const PodSandboxSpec& spec);
   absl::Mutex& PodLock(const std::string& id) ABSL_LOCKS_EXCLUDED(locks_mutex_);
   absl::Status EnsureNetnsDir() ABSL_LOCKS_EXCLUDED(netns_dir_mutex_);
   // `removing`: called by Remove, which the network backend may let through after repeated

@@ -1,6 +1,7 @@
 // PodSandboxStatus and ListPodSandbox: the records, with READY only while the recorded pause
 // process really lives (checked against its start time, so a reused pid does not count).
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "pod/pause_process.h"
 #include "pod/record.h"
@@ -9,8 +10,7 @@
 namespace crib::pod {
 namespace {
 
-absl::StatusOr<PodSandbox> Live(const store::PodRecord& record) {
-  ASSIGN_OR_RETURN(PodData data, DecodePodData(record.id, record.data));
+PodSandbox Live(const store::PodRecord& record, const PodData& data) {
   PodSandbox pod = ToPodSandbox(record, data);
   if (pod.state == PodState::kReady && !IsAlive(PauseProcess{data.pid, data.pid_start_time})) {
     pod.state = PodState::kNotReady;
@@ -23,7 +23,11 @@ absl::StatusOr<PodSandbox> Live(const store::PodRecord& record) {
 absl::StatusOr<PodSandbox> PodService::Get(const std::string& id_or_prefix) {
   ASSIGN_OR_RETURN(const std::string id, ResolveId(id_or_prefix));
   ASSIGN_OR_RETURN(store::PodRecord record, store_.GetPod(id));
-  return Live(record);
+  ASSIGN_OR_RETURN(PodData data, DecodePodData(record.id, record.data));
+  if (data.creating) {
+    return absl::NotFoundError(absl::StrCat("pod sandbox ", id, " is still being created"));
+  }
+  return Live(record, data);
 }
 
 absl::StatusOr<std::vector<PodSandbox>> PodService::List(const PodFilter& filter) {
@@ -43,7 +47,9 @@ absl::StatusOr<std::vector<PodSandbox>> PodService::List(const PodFilter& filter
   }
   std::vector<PodSandbox> out;
   for (const store::PodRecord& record : records) {
-    ASSIGN_OR_RETURN(PodSandbox pod, Live(record));
+    ASSIGN_OR_RETURN(PodData data, DecodePodData(record.id, record.data));
+    if (data.creating) continue;
+    PodSandbox pod = Live(record, data);
     if (filter.state.has_value() && pod.state != *filter.state) continue;
     bool labels_match = true;
     for (const auto& [key, value] : filter.labels) {

@@ -1,8 +1,8 @@
 /* crib-pause: the pod's infra process. cribd starts it once per pod; it joins the pinned
  * network namespace, makes the pod's ipc and uts (and, for a shared process namespace, pid)
- * namespaces, sets the hostname and the namespaced sysctls inside them, reports to cribd on
- * fd 3 and then waits for SIGTERM, reaping zombies when it is pid 1. It must stay tiny: no
- * C++, no allocation beyond the stack, linked statically. */
+ * namespaces, sets the hostname and the namespaced sysctls inside them, joins the pod's
+ * cgroup, reports to cribd on fd 3 and then waits for SIGTERM, reaping zombies when it is
+ * pid 1. It must stay tiny: no C++, no allocation beyond the stack, linked statically. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -80,8 +80,11 @@ int main(int argc, char** argv) {
       flags |= CLONE_NEWUTS;
     } else if (strcmp(arg, "--pid") == 0) {
       flags |= CLONE_NEWPID;
-    } else if (strcmp(arg, "--sysctl") == 0 && i + 1 < argc) {
-      ++i; /* applied below, once inside the namespaces */
+    } else if ((strcmp(arg, "--sysctl") == 0 || strcmp(arg, "--cgroup-procs") == 0) &&
+               i + 1 < argc) {
+      ++i; /* applied below, once inside the namespaces / once forked */
+    } else if (strcmp(arg, "--pod") == 0 && i + 1 < argc) {
+      ++i; /* the pod's id: only for finding this process again */
     } else {
       Fail(EINVAL, "unknown argument", arg);
     }
@@ -122,6 +125,21 @@ int main(int argc, char** argv) {
   const pid_t child = fork();
   if (child < 0) Fail(errno, "fork", NULL);
   if (child > 0) {
+    /* Into the pod's cgroup before cribd hears of it: a cribd killed at any moment leaves no
+     * pause process that its cgroup does not hold. */
+    char pid_text[16];
+    snprintf(pid_text, sizeof(pid_text), "%d", (int)child);
+    for (int i = 1; i < argc; ++i) {
+      if (strcmp(argv[i], "--cgroup-procs") != 0) continue;
+      const char* procs = argv[++i];
+      const int fd = open(procs, O_WRONLY | O_CLOEXEC);
+      if (fd < 0 || write(fd, pid_text, strlen(pid_text)) < 0) {
+        const int err = errno;
+        kill(child, SIGKILL);
+        Fail(err, "join cgroup", procs);
+      }
+      close(fd);
+    }
     Report(0, child);
     _exit(0);
   }

@@ -1,6 +1,7 @@
 #include "cgroup/cgroupfs.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <limits.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -9,6 +10,7 @@
 #include <cstdlib>
 #include <set>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
@@ -178,6 +180,23 @@ absl::Status Cgroup::AddProcess(pid_t pid) {
     if (!s.ok()) return Annotate(s, absl::StrCat("add process ", pid, " to cgroup ", path_));
   }
   return absl::OkStatus();
+}
+
+std::vector<std::string> Cgroup::ProcsFiles() const {
+  std::vector<std::string> out;
+  for (const std::string& h : hierarchies_) out.push_back(absl::StrCat(Dir(h), "/cgroup.procs"));
+  return out;
+}
+
+void Cgroup::KillAll(int signal) const {
+  for (const std::string& procs : ProcsFiles()) {
+    absl::StatusOr<std::string> text = ReadFile(procs);
+    if (!text.ok()) continue;
+    for (absl::string_view line : absl::StrSplit(*text, '\n', absl::SkipEmpty())) {
+      int pid = 0;
+      if (absl::SimpleAtoi(line, &pid) && pid > 0) ::kill(pid, signal);
+    }
+  }
 }
 
 absl::Status Cgroup::Remove() {

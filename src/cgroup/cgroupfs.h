@@ -46,6 +46,10 @@ class Cgroup {
   absl::Status Create();
   absl::Status Apply(const Resources& resources);
   absl::Status AddProcess(pid_t pid);
+  // The cgroup.procs files a process is written into to join.
+  std::vector<std::string> ProcsFiles() const;
+  // Signals every process of the cgroup (all hierarchies).
+  void KillAll(int signal) const;
   // Removes the cgroup (not its parents). OK when it does not exist; retries briefly while the
   // kernel still counts an exiting task.
   absl::Status Remove();

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/errors.h"
+#include "common/failpoint.h"
 #include "common/files.h"
 #include "common/ids.h"
 #include "common/logging.h"
@@ -174,6 +175,7 @@ absl::StatusOr<std::string> ContainerService::CreateInPod(const ContainerSpec& s
   HoldSnapshots(data.chain_ids);
   absl::Cleanup undo_hold = [&] { ReleaseSnapshots(data.chain_ids); };
   lap("reserve");
+  CRIB_STEP("reserve name", Failpoint("container.create.after_reserve"));
 
   // 2. The writable layer and the overlay root file system.
   const std::string bundle = Bundle(id);
@@ -197,6 +199,7 @@ absl::StatusOr<std::string> ContainerService::CreateInPod(const ContainerSpec& s
   CRIB_STEP("mount rootfs", MountOverlay(overlay));
   absl::Cleanup undo_mount = [&] { LogUndo(id, "rootfs", Unmount(rootfs)); };
   lap("rootfs");
+  CRIB_STEP("mount rootfs", Failpoint("container.create.after_rootfs"));
 
   // 3. Who it runs as, from the image's own /etc/passwd and /etc/group.
   UserRequest user_request;
@@ -292,6 +295,7 @@ absl::StatusOr<std::string> ContainerService::CreateInPod(const ContainerSpec& s
             WriteFileAtomic(absl::StrCat(bundle, "/config.json"), runtime::SpecToJson(*oci), 0644,
                             Durability::kVolatile));
   lap("spec");
+  CRIB_STEP("write the spec", Failpoint("container.create.after_spec"));
 
   // 7. The monitor and the parked init.
   absl::StatusOr<runtime::CreatedContainer> created = launcher_.Create(id, bundle, data.log_path);
@@ -309,6 +313,7 @@ absl::StatusOr<std::string> ContainerService::CreateInPod(const ContainerSpec& s
   data.monitor_start_time = *monitor_start;
   data.init_start_time = *init_start;
   lap("monitor");
+  CRIB_STEP("start crib-monitor", Failpoint("container.create.after_monitor"));
 
   // 8. Created.
   data.creating = false;

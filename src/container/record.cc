@@ -59,6 +59,7 @@ std::string EncodeContainerData(const ContainerData& d) {
   }
   json j = {
       {"creating", d.creating},
+      {"removing", d.removing},
       {"image", d.image},
       {"image_name", d.image_name},
       {"image_ref", d.image_ref},
@@ -95,6 +96,7 @@ absl::StatusOr<ContainerData> DecodeContainerData(const std::string& id, const s
     const json j = json::parse(blob);
     ContainerData d;
     d.creating = j.value("creating", false);
+    d.removing = j.value("removing", false);
     d.image = j.value("image", "");
     d.image_name = j.value("image_name", "");
     d.image_ref = j.value("image_ref", "");

@@ -16,8 +16,10 @@
 namespace crib::container {
 
 struct ContainerData {
-  // The record reserves the name while CreateContainer works; it is no container yet.
+  // The record reserves the name while CreateContainer works (it is no container yet), and
+  // says RemoveContainer has begun: a cribd that restarts undoes or finishes what they did.
   bool creating = false;
+  bool removing = false;
   std::string image;       // as requested
   std::string image_name;  // a repo tag of the image, if it has one
   std::string image_ref;   // a repo digest, else the id

@@ -3,6 +3,7 @@
 // that failed half-way is finished by the next.
 #include "absl/strings/str_cat.h"
 #include "common/errors.h"
+#include "common/failpoint.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "container/rootfs.h"
@@ -30,9 +31,20 @@ absl::Status ContainerService::RemoveLocked(const std::string& id) {
     return Annotate(status, absl::StrCat("remove container ", id, " (", record->name, "): ", step));
   };
   const std::string bundle = Bundle(id);
+  // The intent first: a cribd killed from here on finishes the removal when it starts again.
+  if (!data.removing) {
+    data.removing = true;
+    record->data = EncodeContainerData(data);
+    if (absl::Status s = store_.UpdateContainer(*record); !s.ok()) {
+      return step_error("record removal", s);
+    }
+  }
+  RETURN_IF_ERROR(Failpoint("container.remove.after_mark"));
   // Kills what still runs, waits for the monitor's record, removes the cgroup.
   if (absl::Status s = launcher_.Remove(bundle); !s.ok()) return step_error("stop and clean", s);
+  RETURN_IF_ERROR(Failpoint("container.remove.after_stop"));
   if (absl::Status s = Unmount(bundle + "/rootfs"); !s.ok()) return step_error("unmount rootfs", s);
+  RETURN_IF_ERROR(Failpoint("container.remove.after_unmount"));
   if (absl::Status s = image::RemoveAll(bundle); !s.ok()) return step_error("remove bundle", s);
   if (absl::Status s = image::RemoveAll(LayerDir(id)); !s.ok()) {
     return step_error("remove writable layer", s);

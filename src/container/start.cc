@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/errors.h"
+#include "common/failpoint.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "container/service.h"
@@ -38,7 +39,9 @@ absl::Status ContainerService::Start(const std::string& id_or_prefix) {
                                                       StateName(current.state), ", not created"));
   }
   const absl::Time start = absl::Now();
+  RETURN_IF_ERROR(Failpoint("container.start.before_start"));
   absl::Status started = launcher_.Start(Bundle(id));
+  RETURN_IF_ERROR(Failpoint("container.start.after_start"));
   if (started.ok()) {
     data.started_at_ns = absl::ToUnixNanos(absl::Now());
     record.state = static_cast<int>(ContainerState::kRunning);

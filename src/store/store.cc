@@ -428,6 +428,16 @@ absl::StatusOr<std::vector<IpAllocation>> Transaction::ListIps(absl::string_view
   return ips;
 }
 
+absl::StatusOr<std::vector<IpAllocation>> Transaction::ListAllIps() {
+  std::vector<IpAllocation> ips;
+  RETURN_IF_ERROR(Annotate(
+      Query(
+          db_, "SELECT network, ip, owner, reserved_at_ns FROM ip_allocations ORDER BY network, ip",
+          [&](const Statement& row) { ips.push_back(IpFromRow(row)); }),
+      "store: list ips"));
+  return ips;
+}
+
 // ---- Store ----
 
 Store::Store(std::string path, std::unique_ptr<Database> db)
@@ -580,6 +590,10 @@ absl::Status Store::ReleaseIpsOf(absl::string_view owner) {
 }
 absl::StatusOr<std::vector<IpAllocation>> Store::ListIps(absl::string_view network) {
   return Read<std::vector<IpAllocation>>([&](Transaction& tx) { return tx.ListIps(network); });
+}
+
+absl::StatusOr<std::vector<IpAllocation>> Store::ListAllIps() {
+  return Read<std::vector<IpAllocation>>([](Transaction& tx) { return tx.ListAllIps(); });
 }
 
 }  // namespace crib::store

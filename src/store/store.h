@@ -86,6 +86,8 @@ class Transaction {
   absl::Status ReleaseIpsOf(absl::string_view owner);
   // By ip, compared as text.
   absl::StatusOr<std::vector<IpAllocation>> ListIps(absl::string_view network);
+  // Every network's, by network and ip.
+  absl::StatusOr<std::vector<IpAllocation>> ListAllIps();
 
  private:
   friend class Store;
@@ -146,6 +148,7 @@ class Store {
   absl::Status ReleaseIp(absl::string_view network, absl::string_view ip);
   absl::Status ReleaseIpsOf(absl::string_view owner);
   absl::StatusOr<std::vector<IpAllocation>> ListIps(absl::string_view network);
+  absl::StatusOr<std::vector<IpAllocation>> ListAllIps();
 
  private:
   Store(std::string path, std::unique_ptr<Database> db);
