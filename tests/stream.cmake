@@ -13,3 +13,10 @@ crib_integration_test(stream_server_test crib_stream_lab)
 target_compile_definitions(stream_server_test PRIVATE
                            CRIB_MONITOR_PATH="$<TARGET_FILE:crib-monitor>")
 add_dependencies(stream_server_test crib-monitor)
+
+# Node.js clients (spdy-transport, ws) against the server; the test installs them with npm.
+crib_integration_test(stream_interop_test crib_stream_lab)
+target_compile_definitions(stream_interop_test PRIVATE
+                           CRIB_MONITOR_PATH="$<TARGET_FILE:crib-monitor>"
+                           CRIB_BINARY_DIR="${CMAKE_BINARY_DIR}")
+add_dependencies(stream_interop_test crib-monitor)

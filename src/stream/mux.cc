@@ -13,6 +13,10 @@ namespace {
 constexpr size_t kMaxDataChunk = 64 * 1024;
 // The session-wide receive window granted to SPDY/3.1 peers.
 constexpr uint32_t kSessionRecvWindow = 8 << 20;
+// Streams open at once on one connection.
+constexpr size_t kMaxStreams = 512;
+// How far below the highest stream id a skipped id may still be opened.
+constexpr uint32_t kIdWindow = 256;
 
 }  // namespace
 
@@ -47,6 +51,24 @@ class SpdyMux::Visitor : public spdy::FrameParser::Visitor {
 SpdyMux::SpdyMux(size_t output_limit, uint32_t recv_window)
     : Mux(output_limit), recv_window_(recv_window) {}
 
+bool SpdyMux::NewClientStream(uint32_t id) {
+  // Ids must not be reused. The draft wants them increasing, but spdy-transport sends a
+  // stream it writes to before the ones it opened earlier: recent lower ids are accepted once.
+  if (id > last_client_stream_) {
+    for (uint32_t skipped = last_client_stream_ == 0 ? 1 : last_client_stream_ + 2; skipped < id;
+         skipped += 2) {
+      unused_ids_.insert(skipped);
+    }
+    last_client_stream_ = id;
+  } else if (unused_ids_.erase(id) == 0) {
+    return false;
+  }
+  while (!unused_ids_.empty() && *unused_ids_.begin() + kIdWindow < last_client_stream_) {
+    unused_ids_.erase(unused_ids_.begin());
+  }
+  return true;
+}
+
 void SpdyMux::Start() {
   Write(spdy::SettingsFrame({{spdy::kSettingInitialWindowSize, recv_window_}}));
   Write(spdy::WindowUpdateFrame(0, kSessionRecvWindow - spdy::kDefaultWindow));
@@ -71,11 +93,14 @@ absl::Status SpdyMux::OnControlFrame(const spdy::ControlFrame& frame) {
       // shared by the whole connection.
       absl::StatusOr<spdy::HeaderBlock> headers = decompressor_.Decompress(syn->headers);
       if (!headers.ok()) return headers.status();
-      if ((syn->stream_id & 1) == 0 || syn->stream_id <= last_client_stream_ || goaway_sent_) {
+      if ((syn->stream_id & 1) == 0 || !NewClientStream(syn->stream_id) || goaway_sent_) {
         Write(spdy::RstStreamFrame(syn->stream_id, spdy::kProtocolError));
         return absl::OkStatus();
       }
-      last_client_stream_ = syn->stream_id;
+      if (streams_.size() >= kMaxStreams) {
+        Write(spdy::RstStreamFrame(syn->stream_id, spdy::kRefusedStream));
+        return absl::OkStatus();
+      }
       StreamInfo info;
       info.type = spdy::HeaderValue(*headers, "streamtype");
       info.port = spdy::HeaderValue(*headers, "port");
@@ -89,7 +114,10 @@ absl::Status SpdyMux::OnControlFrame(const spdy::ControlFrame& frame) {
         Write(spdy::RstStreamFrame(syn->stream_id, spdy::kRefusedStream));
         return absl::OkStatus();
       }
-      absl::StatusOr<std::string> reply = compressor_.Compress({});
+      // SPDY/3's HTTP layering wants :status and :version in a reply (spdy-transport refuses
+      // a reply without them); Go's spdystream ignores reply headers either way.
+      absl::StatusOr<std::string> reply =
+          compressor_.Compress({{":status", "200"}, {":version", "HTTP/1.1"}});
       if (!reply.ok()) return reply.status();
       Write(spdy::SynReplyFrame(syn->stream_id, 0, *reply));
       if (stream.remote_fin) handler_->OnStreamEnd(syn->stream_id, false);

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -110,6 +111,8 @@ class SpdyMux : public Mux {
     bool remote_fin = false;
   };
   absl::Status OnControlFrame(const spdy::ControlFrame& frame);
+  // Whether `id` may open a stream now (not used before).
+  bool NewClientStream(uint32_t id);
   void OnDataFrame(uint32_t id, absl::string_view data, bool fin);
   void Write(absl::string_view frame) { out_.append(frame.data(), frame.size()); }
 
@@ -118,6 +121,7 @@ class SpdyMux : public Mux {
   spdy::HeaderDecompressor decompressor_;
   std::map<uint32_t, Stream> streams_;
   uint32_t last_client_stream_ = 0;
+  std::set<uint32_t> unused_ids_;  // odd ids below the highest that were skipped
   uint32_t recv_window_;
   int64_t peer_initial_window_ = spdy::kDefaultWindow;
   int64_t session_send_window_ = spdy::kDefaultWindow;
