@@ -16,6 +16,7 @@ namespace crib::stream {
 
 class LauncherBackend : public StreamBackend {
  public:
+  // Called from the RPC threads and the streaming server's connection threads at once.
   struct Resolvers {
     // The bundle directory of a container; NotFound when there is no such container.
     std::function<absl::StatusOr<std::string>(absl::string_view container_id)> container_bundle;

@@ -62,6 +62,9 @@ class Mux {
   virtual void Close(uint16_t code, absl::string_view reason) = 0;
   // The peer said goodbye (SPDY GOAWAY, WebSocket close).
   bool peer_closed() const { return peer_closed_; }
+  // The peer is leaving and in-flight streams end with it (a WebSocket close; a SPDY GOAWAY
+  // still lets the streams it already opened finish).
+  virtual bool client_gone() const { return false; }
 
   // The output buffer, for the transport.
   absl::string_view output() const { return absl::string_view(out_).substr(out_pos_); }
@@ -148,6 +151,7 @@ class WebSocketMux : public Mux {
   size_t SendRoom(uint32_t id) const override;
   void Consumed(uint32_t, size_t) override {}
   void Close(uint16_t code, absl::string_view reason) override;
+  bool client_gone() const override { return peer_closed_; }
 
  private:
   void OnMessage(ws::Message&& message);

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <condition_variable>
+#include <cstring>
 #include <optional>
 #include <system_error>
 
@@ -139,7 +139,6 @@ class Server::Core {
     bool done = false;
   };
   std::list<Worker> workers;
-  std::condition_variable idle;
 };
 
 namespace {
@@ -475,7 +474,7 @@ void Connection::Loop() {
       Linger();
       return;
     }
-    if (mux_->peer_closed() && dynamic_cast<WebSocketMux*>(mux_.get()) != nullptr) break;
+    if (mux_->client_gone()) break;
     bool want_read = session_->WantsInput();
     if (want_read && (!input_.empty() || transport_->HasBufferedInput())) {
       if (!ReadInput()) break;
@@ -667,7 +666,6 @@ void Server::AcceptLoop() {
         std::lock_guard<std::mutex> lock(core.mu);
         --core.connections;
         worker->done = true;
-        core.idle.notify_all();
       });
     } catch (const std::system_error& e) {
       spdlog::warn("stream: start a connection thread: {}", e.what());

@@ -254,7 +254,8 @@ class SpdyClient::Visitor : public spdy::FrameParser::Visitor {
         (void)client_->Write(spdy::WindowUpdateFrame(stream_id, unacked));
         unacked = 0;
       }
-      if (session >= client_->window_ / 2) {
+      // The session window starts at SPDY/3.1's 64 KiB whatever the streams' windows are.
+      if (session >= std::min<uint32_t>(client_->window_, spdy::kDefaultWindow) / 2) {
         (void)client_->Write(spdy::WindowUpdateFrame(0, session));
         session = 0;
       }
