@@ -342,6 +342,7 @@ bool Connection::Upgrade(const HttpRequest& request, Kind kind, PreparedRequest 
     protocol = Negotiate(offered, server_protocols);
     if (protocol.empty()) {
       std::vector<std::pair<std::string, std::string>> accepted;
+      accepted.reserve(server_protocols.size());
       for (const std::string& p : server_protocols) {
         accepted.emplace_back("X-Accepted-Stream-Protocol-Versions", p);
       }
@@ -497,9 +498,9 @@ void Connection::Loop() {
     now = absl::Now();
     if (n > 0 && fds[1].revents != 0) {
       if ((fds[1].revents & POLLOUT) && !WriteOutput()) break;
-      if ((fds[1].revents & (POLLIN | POLLHUP | POLLERR)) || (fds[1].revents & POLLOUT)) {
-        if (want_read && !ReadInput()) break;
-      }
+      if (want_read && !ReadInput()) break;
+      // Reported even when not asked for: the client is gone, whatever input is pending.
+      if (!want_read && (fds[1].revents & (POLLHUP | POLLERR))) break;
     }
     if (n > 0) session_->OnPoll(fds.data() + 2, fds.size() - 2);
     if (now >= session_->NextDeadline()) session_->OnTimer(now);

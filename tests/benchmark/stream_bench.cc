@@ -158,12 +158,12 @@ double WebSocketThroughput(StreamLab& lab, const std::string& pod, int port, siz
   WebSocketClient& ws = **client;
   size_t received = 0;
   if (!ws.Pump(
-            [&] {
-              received += ws.channel(0).size();
-              ws.channel(0).clear();
-              return ws.closed();
-            },
-            absl::Seconds(120))
+             [&] {
+               received += ws.channel(0).size();
+               ws.channel(0).clear();
+               return ws.closed();
+             },
+             absl::Seconds(120))
            .ok()) {
     return -1;
   }
@@ -203,8 +203,7 @@ int main(int argc, char** argv) {
               runs);
   std::printf("  SPDY/3.1   p50 %.2f ms, p99 %.2f ms\n", Percentile(spdy, 0.5),
               Percentile(spdy, 0.99));
-  std::printf("  WebSocket  p50 %.2f ms, p99 %.2f ms\n", Percentile(ws, 0.5),
-              Percentile(ws, 0.99));
+  std::printf("  WebSocket  p50 %.2f ms, p99 %.2f ms\n", Percentile(ws, 0.5), Percentile(ws, 0.99));
 
   absl::StatusOr<std::string> pod = lab.CreatePod();
   if (!pod.ok()) {
