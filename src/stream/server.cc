@@ -519,26 +519,26 @@ void Connection::Loop() {
 }
 
 void Connection::Linger() {
-  // Everything is queued; flush it, then give the peer a moment to read it and hang up, so
-  // that closing with unread input does not reset the connection under the last bytes.
+  // Everything is said (status, FINs, GOAWAY or a close frame). The connection closes when the
+  // client says goodbye too (GOAWAY, which client-go sends; a close frame; or hanging up), or
+  // after kLinger. Closing first would race clients that still parse the last frames when
+  // their socket reports the close (spdy-transport drops them then).
   absl::Time deadline = absl::Now() + kLinger;
-  bool shut = false;
   while (absl::Now() < deadline) {
     if (!WriteOutput()) return;
-    if (!mux_->has_output() && !shut) {
-      transport_->ShutdownWrite();
-      shut = true;
-    }
+    if (!mux_->has_output() && mux_->peer_closed()) break;
     struct pollfd p[2] = {{transport_->fd(), transport_->PollEvents(true, mux_->has_output()), 0},
                           {core_.stop_fd.get(), POLLIN, 0}};
     int ms = static_cast<int>(absl::ToInt64Milliseconds(deadline - absl::Now())) + 1;
-    if (::poll(p, 2, ms) <= 0 || p[1].revents != 0) return;
-    if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-      char buf[16384];
-      IoResult r = transport_->Read(buf, sizeof(buf));
-      if (r.status == Io::kEof || r.status == Io::kError) return;
-    }
+    if (::poll(p, 2, ms) <= 0 || p[1].revents != 0) break;
+    if (p[0].revents == 0) continue;
+    char buf[16384];
+    IoResult r = transport_->Read(buf, sizeof(buf));
+    if (r.status == Io::kEof || r.status == Io::kError) return;
+    if (r.status == Io::kOk && !mux_->OnInput(absl::string_view(buf, r.bytes)).ok()) break;
   }
+  WriteOutput();
+  transport_->ShutdownWrite();
 }
 
 }  // namespace

@@ -843,6 +843,34 @@ TEST_F(LauncherTest, StdinOnceClosesStdinWhenTheFirstAttacherLeaves) {
               ::testing::Not(IsOk()));  // nothing left to attach to
 }
 
+TEST_F(LauncherTest, AStuckAttacherDoesNotHoldUpTheLog) {
+  constexpr int kBytes = 8 << 20;
+  std::string go = absl::StrCat("/tmp/", id_, "-go");
+  std::string host_go = RootfsEnvironment::Path() + go;
+  absl::Cleanup remove_go = [&] { std::filesystem::remove(host_go); };
+  ASSERT_THAT(Create(BaseSpec({"sh", "-c",
+                               absl::StrCat("while [ ! -e ", go, " ]; do sleep 0.02; done; ",
+                                            "head -c ", kBytes, " /dev/zero | tr '\\0' a")}))
+                  .status(),
+              IsOk());
+  ASSERT_THAT(launcher_.Start(bundle_), IsOk());
+  // An attacher that never reads.
+  absl::StatusOr<Attachment> stuck = launcher_.Attach(bundle_, AttachOptions{});
+  ASSERT_THAT(stuck.status(), IsOk());
+  std::ofstream(host_go) << "";
+  absl::StatusOr<ExitInfo> exit = launcher_.WaitExit(bundle_, absl::Seconds(30));
+  ASSERT_THAT(exit.status(), IsOk());
+  EXPECT_EQ(exit->exit_code, 0);
+  // The log has everything; the attacher got what fit in its socket, the rest was dropped.
+  size_t logged = 0;
+  for (const auto& r : LogRecords(log_)) logged += r.size() - std::string("stdout P ").size();
+  EXPECT_EQ(logged, static_cast<size_t>(kBytes));
+  std::string got = ReadAll(stuck->stdout_fd.get());
+  EXPECT_GT(got.size(), 0u);
+  EXPECT_LT(got.size(), static_cast<size_t>(kBytes));
+  EXPECT_THAT(Slurp(bundle_ + "/monitor.log"), HasSubstr("dropping"));
+}
+
 TEST_F(LauncherTest, AttachToATerminalContainer) {
   CreateOptions create;
   create.stdin = true;
@@ -896,6 +924,25 @@ TEST_F(LauncherTest, DialInANetworkNamespace) {
   listener.Reset();
   EXPECT_THAT(DialInNetns(holder.Ns("net"), port),
               StatusIs(absl::StatusCode::kUnavailable, HasSubstr("connection refused")));
+  // Nothing on 127.0.0.1 but something on ::1: the fallback finds it.
+  UniqueFd listener6;
+  std::thread([&] {
+    UniqueFd ns(::open(holder.Ns("net").c_str(), O_RDONLY | O_CLOEXEC));
+    if (::setns(ns.get(), CLONE_NEWNET) != 0) return;
+    listener6.Reset(::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    int one = 1;
+    ::setsockopt(listener6.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    struct sockaddr_in6 addr = {};
+    addr.sin6_family = AF_INET6;
+    addr.sin6_addr = in6addr_loopback;
+    addr.sin6_port = htons(static_cast<uint16_t>(port));
+    if (::bind(listener6.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+        ::listen(listener6.get(), 4) != 0) {
+      listener6.Reset();
+    }
+  }).join();
+  ASSERT_TRUE(listener6.valid());
+  EXPECT_THAT(DialInNetns(holder.Ns("net"), port).status(), IsOk());
   EXPECT_THAT(DialInNetns("/nonexistent/netns", 80),
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("/nonexistent/netns")));
 }
