@@ -16,6 +16,13 @@ packages=(
   docker-registry apache2-utils zstd busybox-static containernetworking-plugins iptables python3 sqlite3
 )
 
+# The streaming tests drive crib with Node.js clients (npm packages spdy-transport and ws, which
+# the tests install themselves). A node and npm from elsewhere (e.g. NodeSource, whose nodejs
+# package ships npm) serve as well; otherwise Debian's.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  packages+=(nodejs npm)
+fi
+
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

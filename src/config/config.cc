@@ -251,6 +251,58 @@ const std::map<std::string, KeySetter, std::less<>>& RegistryKeys() {
   return *keys;
 }
 
+KeySetter StreamStringKey(std::string StreamConfig::*field) {
+  return [field](const toml::node& node, Config& config) -> absl::Status {
+    ASSIGN_OR_RETURN(config.stream.*field, AsString(node));
+    return absl::OkStatus();
+  };
+}
+
+KeySetter StreamDurationKey(absl::Duration StreamConfig::*field) {
+  return [field](const toml::node& node, Config& config) -> absl::Status {
+    ASSIGN_OR_RETURN(config.stream.*field, AsDuration(node));
+    return absl::OkStatus();
+  };
+}
+
+KeySetter StreamIntKey(int StreamConfig::*field, int64_t min, int64_t max) {
+  return [field, min, max](const toml::node& node, Config& config) -> absl::Status {
+    const auto* value = node.as_integer();
+    if (value == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("want an integer, got ", TypeName(node)));
+    }
+    if (value->get() < min || value->get() > max) {
+      return absl::InvalidArgumentError(absl::StrCat(value->get(), " is outside ", min, "..", max));
+    }
+    config.stream.*field = static_cast<int>(value->get());
+    return absl::OkStatus();
+  };
+}
+
+const std::map<std::string, KeySetter, std::less<>>& StreamKeys() {
+  static const auto* keys = new std::map<std::string, KeySetter, std::less<>>{
+      {"address", StreamStringKey(&StreamConfig::address)},
+      {"port", StreamIntKey(&StreamConfig::port, 0, 65535)},
+      {"tls",
+       [](const toml::node& node, Config& config) -> absl::Status {
+         const auto* value = node.as_boolean();
+         if (value == nullptr) {
+           return absl::InvalidArgumentError(absl::StrCat("want a boolean, got ", TypeName(node)));
+         }
+         config.stream.tls = value->get();
+         return absl::OkStatus();
+       }},
+      {"tls_cert_file", StreamStringKey(&StreamConfig::tls_cert_file)},
+      {"tls_key_file", StreamStringKey(&StreamConfig::tls_key_file)},
+      {"idle_timeout", StreamDurationKey(&StreamConfig::idle_timeout)},
+      {"stream_creation_timeout", StreamDurationKey(&StreamConfig::stream_creation_timeout)},
+      {"max_streams", StreamIntKey(&StreamConfig::max_streams, 1, 100000)},
+      {"max_streams_per_container",
+       StreamIntKey(&StreamConfig::max_streams_per_container, 1, 100000)},
+  };
+  return *keys;
+}
+
 absl::Status KeyError(absl::string_view source, absl::string_view key, const toml::node& node,
                       absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat("config ", source, ": key ", key, " (line ",
@@ -320,6 +372,24 @@ absl::Status ValidateNetwork(const NetworkConfig& network) {
   return absl::OkStatus();
 }
 
+absl::Status ValidateStream(const StreamConfig& stream) {
+  in6_addr addr{};
+  if (::inet_pton(AF_INET, stream.address.c_str(), &addr) != 1 &&
+      ::inet_pton(AF_INET6, stream.address.c_str(), &addr) != 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("key stream.address: \"", stream.address, "\" is not an IP address"));
+  }
+  if (stream.tls_cert_file.empty() != stream.tls_key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "keys stream.tls_cert_file and stream.tls_key_file: set both or neither");
+  }
+  if (!stream.tls_cert_file.empty()) {
+    RETURN_IF_ERROR(CheckAbsolute("stream.tls_cert_file", stream.tls_cert_file));
+    RETURN_IF_ERROR(CheckAbsolute("stream.tls_key_file", stream.tls_key_file));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::string_view CgroupDriverName(CgroupDriver driver) {
@@ -342,7 +412,7 @@ absl::StatusOr<Config> ParseConfig(absl::string_view text, absl::string_view sou
   Config config;
   for (const auto& [toml_key, node] : root) {
     const absl::string_view key(toml_key.str().data(), toml_key.str().size());
-    if (key != "network" && key != "registry") {
+    if (key != "network" && key != "registry" && key != "stream") {
       RETURN_IF_ERROR(ApplyKey(source, "", key, node, TopLevelKeys(), config));
       continue;
     }
@@ -354,7 +424,11 @@ absl::StatusOr<Config> ParseConfig(absl::string_view text, absl::string_view sou
     for (const auto& [section_key, section_node] : *section) {
       RETURN_IF_ERROR(ApplyKey(
           source, prefix, absl::string_view(section_key.str().data(), section_key.str().size()),
-          section_node, key == "network" ? NetworkKeys() : RegistryKeys(), config));
+          section_node,
+          key == "network"    ? NetworkKeys()
+          : key == "registry" ? RegistryKeys()
+                              : StreamKeys(),
+          config));
     }
   }
   if (absl::Status s = ValidateConfig(config); !s.ok()) {
@@ -400,6 +474,7 @@ absl::Status ValidateConfig(const Config& config) {
     return Annotate(s, "key log_level");
   }
   RETURN_IF_ERROR(ValidateNetwork(config.network));
+  RETURN_IF_ERROR(ValidateStream(config.stream));
   return absl::OkStatus();
 }
 
@@ -430,6 +505,16 @@ std::string ConfigToJson(const Config& config) {
         {"stall_timeout", absl::FormatDuration(config.registry.stall_timeout)},
         {"min_rate", config.registry.min_rate},
         {"min_rate_window", absl::FormatDuration(config.registry.min_rate_window)}}},
+      {"stream",
+       {{"address", config.stream.address},
+        {"port", config.stream.port},
+        {"tls", config.stream.tls},
+        {"tls_cert_file", config.stream.tls_cert_file},
+        {"tls_key_file", config.stream.tls_key_file},
+        {"idle_timeout", absl::FormatDuration(config.stream.idle_timeout)},
+        {"stream_creation_timeout", absl::FormatDuration(config.stream.stream_creation_timeout)},
+        {"max_streams", config.stream.max_streams},
+        {"max_streams_per_container", config.stream.max_streams_per_container}}},
   };
   return j.dump();
 }

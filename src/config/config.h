@@ -65,6 +65,25 @@ struct RegistryConfig {
   bool operator==(const RegistryConfig&) const = default;
 };
 
+// The streaming server for Exec, Attach and PortForward (src/stream).
+struct StreamConfig {
+  // The address and port it listens on; port 0 picks an ephemeral port (as containerd does).
+  std::string address = "127.0.0.1";
+  int port = 0;
+  // TLS; without a certificate and key file, a self-signed certificate made at start.
+  bool tls = false;
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  // A streaming connection with no traffic either way for this long is closed.
+  absl::Duration idle_timeout = absl::Hours(4);
+  // How long a SPDY client has to open its streams after the upgrade.
+  absl::Duration stream_creation_timeout = absl::Seconds(30);
+  // Connections and sessions at once, in total and per container or pod sandbox.
+  int max_streams = 128;
+  int max_streams_per_container = 32;
+  bool operator==(const StreamConfig&) const = default;
+};
+
 struct Config {
   std::string socket = "/run/crib/crib.sock";
   std::string root_dir = "/var/lib/crib";
@@ -72,10 +91,11 @@ struct Config {
   std::string log_level = "info";
   CgroupDriver cgroup_driver = CgroupDriver::kCgroupfs;
   absl::Duration shutdown_timeout = absl::Seconds(10);
-  std::string helper_dir;  // empty: beside the cribd executable
+  std::string helper_dir;           // empty: beside the cribd executable
   int64_t pod_shm_size = 64 << 20;  // bytes of each pod's /dev/shm tmpfs
   NetworkConfig network;
   RegistryConfig registry;
+  StreamConfig stream;
 
   bool operator==(const Config&) const = default;
 };

@@ -1,16 +1,23 @@
 #include "runtime/launcher.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <system_error>
+#include <thread>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
@@ -93,6 +100,49 @@ absl::StatusOr<std::string> ReadLine(int fd, absl::Duration timeout, absl::strin
   return line.substr(0, line.find('\n'));
 }
 
+// ReadLine over a unix socket with recvmsg, so that fds passed along (SCM_RIGHTS) are kept in
+// `fds`. Returns everything read: the line is up to the first newline, the rest follows it.
+absl::StatusOr<std::string> ReadWithFds(int fd, absl::Duration timeout, absl::string_view what,
+                                        std::vector<UniqueFd>* fds) {
+  std::string data;
+  absl::Time deadline = absl::Now() + timeout;
+  while (data.find('\n') == std::string::npos) {
+    int ms = static_cast<int>(absl::ToInt64Milliseconds(deadline - absl::Now()));
+    if (ms <= 0) return absl::DeadlineExceededError(absl::StrCat(what, ": no answer in time"));
+    struct pollfd p = {fd, POLLIN, 0};
+    int n = ::poll(&p, 1, ms);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoStatus(errno, absl::StrCat(what, ": poll"));
+    if (n == 0) continue;
+    char buf[512];
+    struct iovec iov = {buf, sizeof(buf)};
+    union {
+      char buf[CMSG_SPACE(sizeof(int) * 4)];
+      struct cmsghdr align;
+    } control;
+    struct msghdr mh = {};
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = control.buf;
+    mh.msg_controllen = sizeof(control.buf);
+    ssize_t r = ::recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return ErrnoStatus(errno, absl::StrCat(what, ": recvmsg"));
+    for (struct cmsghdr* c = CMSG_FIRSTHDR(&mh); c != nullptr; c = CMSG_NXTHDR(&mh, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (size_t i = 0; i < count; ++i) {
+        int received;
+        std::memcpy(&received, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+        fds->emplace_back(received);
+      }
+    }
+    if (r == 0) break;
+    data.append(buf, r);
+  }
+  return data;
+}
+
 absl::Status MakePipe(UniqueFd* r, UniqueFd* w) {
   int p[2];
   if (::pipe2(p, O_CLOEXEC) != 0) return ErrnoStatus(errno, "pipe");
@@ -137,7 +187,8 @@ std::string MonitorPathBesideSelf() {
 }
 
 absl::StatusOr<CreatedContainer> Launcher::Create(absl::string_view id, const std::string& bundle,
-                                                  const std::string& log_path) const {
+                                                  const std::string& log_path,
+                                                  const CreateOptions& options) const {
   auto annotate = [&](const absl::Status& s) {
     return Annotate(s, absl::StrCat("create container ", id));
   };
@@ -194,6 +245,9 @@ absl::StatusOr<CreatedContainer> Launcher::Create(absl::string_view id, const st
     args.push_back("--log");
     args.push_back(log_path);
   }
+  if (options.stdin) {
+    args.insert(args.end(), {"--stdin", "1", "--stdin-once", options.stdin_once ? "1" : "0"});
+  }
   absl::StatusOr<pid_t> pid = Spawn(monitor_path_, args,
                                     {{0, null_fd.get()},
                                      {1, null_fd.get()},
@@ -228,7 +282,8 @@ absl::StatusOr<CreatedContainer> Launcher::Create(absl::string_view id, const st
 }
 
 absl::StatusOr<std::string> Launcher::Request(const std::string& bundle, absl::string_view request,
-                                              absl::Duration timeout) const {
+                                              absl::Duration timeout,
+                                              std::vector<UniqueFd>* fds) const {
   std::string path = BundleFile(bundle, kMonitorSocket);
   struct sockaddr_un addr;
   UniqueFd dir;
@@ -253,9 +308,10 @@ absl::StatusOr<std::string> Launcher::Request(const std::string& bundle, absl::s
     return ErrnoStatus(errno, absl::StrCat("send to monitor ", path));
   }
   absl::StatusOr<std::string> reply_or =
-      ReadLine(fd.get(), timeout, absl::StrCat("monitor ", path));
+      fds != nullptr ? ReadWithFds(fd.get(), timeout, absl::StrCat("monitor ", path), fds)
+                     : ReadLine(fd.get(), timeout, absl::StrCat("monitor ", path));
   if (!reply_or.ok()) return reply_or.status();
-  const std::string& reply = *reply_or;
+  const std::string reply = reply_or->substr(0, reply_or->find('\n'));
   absl::string_view reply_view = reply;
   if (absl::StartsWith(reply, "ok")) return reply.size() > 3 ? reply.substr(3) : std::string();
   if (absl::ConsumePrefix(&reply_view, "error ")) {
@@ -496,6 +552,256 @@ absl::Status Launcher::Remove(const std::string& bundle) const {
   RETURN_IF_ERROR(Annotate(RemoveCgroup(*spec), "remove container"));
   RemoveRuntimeFiles(bundle);
   return absl::OkStatus();
+}
+
+}  // namespace crib::runtime
+
+namespace crib::runtime {
+namespace {
+
+// The result line of an exec helper: the exit code (128 + signal), or why there is none.
+absl::StatusOr<int> ParseExecResult(absl::string_view line) {
+  std::vector<std::string> words = absl::StrSplit(line, absl::MaxSplits(' ', 1));
+  int v = 0;
+  if (words.size() == 2 && words[0] == "error") {
+    return absl::FailedPreconditionError(absl::StrCat("exec in container: ", words[1]));
+  }
+  if (words.size() != 2 || (words[0] != "exit" && words[0] != "signal") ||
+      !absl::SimpleAtoi(words[1], &v)) {
+    return absl::InternalError(
+        absl::StrCat("exec in container: the exec helper ended without a result (\"", line, "\")"));
+  }
+  return words[0] == "signal" ? 128 + v : v;
+}
+
+absl::StatusOr<UniqueFd> ConnectLoopback(int port, absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  int last_error = ECONNREFUSED;
+  for (int family : {AF_INET, AF_INET6}) {
+    UniqueFd fd(::socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!fd) return ErrnoStatus(errno, "socket");
+    struct sockaddr_storage addr = {};
+    socklen_t len;
+    if (family == AF_INET) {
+      auto* in = reinterpret_cast<sockaddr_in*>(&addr);
+      in->sin_family = AF_INET;
+      in->sin_port = htons(static_cast<uint16_t>(port));
+      in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      len = sizeof(*in);
+    } else {
+      auto* in6 = reinterpret_cast<sockaddr_in6*>(&addr);
+      in6->sin6_family = AF_INET6;
+      in6->sin6_port = htons(static_cast<uint16_t>(port));
+      in6->sin6_addr = in6addr_loopback;
+      len = sizeof(*in6);
+    }
+    int err = 0;
+    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), len) != 0) {
+      err = errno;
+      if (err == EINPROGRESS) {
+        err = ETIMEDOUT;
+        while (true) {
+          int ms = static_cast<int>(absl::ToInt64Milliseconds(deadline - absl::Now()));
+          if (ms <= 0) break;
+          struct pollfd p = {fd.get(), POLLOUT, 0};
+          int n = ::poll(&p, 1, ms);
+          if (n < 0 && errno == EINTR) continue;
+          if (n <= 0) break;
+          socklen_t err_len = sizeof(err);
+          if (::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &err_len) != 0) err = errno;
+          break;
+        }
+      }
+    }
+    if (err == 0) return fd;
+    last_error = err;
+    // Only a missing listener (or no IPv4 at all) is worth the IPv6 try.
+    if (err != ECONNREFUSED && err != ENETUNREACH && err != EADDRNOTAVAIL && err != EAFNOSUPPORT) {
+      break;
+    }
+  }
+  return ErrnoStatus(last_error, absl::StrCat("connect to localhost:", port));
+}
+
+}  // namespace
+
+ExecProcess::~ExecProcess() {
+  Kill();
+  // The helper exits as soon as the killed process is reaped; a helper that hangs goes too.
+  absl::Time deadline = absl::Now() + absl::Seconds(5);
+  while (true) {
+    pid_t r = ::waitpid(helper_, nullptr, WNOHANG);
+    if (r == helper_ || (r < 0 && errno != EINTR)) return;
+    if (absl::Now() > deadline) {
+      ::kill(helper_, SIGKILL);
+      while (::waitpid(helper_, nullptr, 0) < 0 && errno == EINTR) {
+      }
+      return;
+    }
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+}
+
+void ExecProcess::Kill() {
+  if (control_ && !exit_code_) ::shutdown(control_.get(), SHUT_WR);
+}
+
+absl::StatusOr<int> ExecProcess::ExitCode() {
+  if (exit_code_) return *exit_code_;
+  while (pending_.find('\n') == std::string::npos) {
+    struct pollfd p = {control_.get(), POLLIN, 0};
+    if (::poll(&p, 1, -1) < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(errno, "exec in container: poll the exec helper");
+    }
+    char buf[256];
+    ssize_t n = ::read(control_.get(), buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    pending_.append(buf, n);
+  }
+  absl::StatusOr<int> code = ParseExecResult(pending_.substr(0, pending_.find('\n')));
+  if (code.ok()) exit_code_ = *code;
+  return code;
+}
+
+absl::Status ExecProcess::Resize(int rows, int cols) {
+  if (!pty_) return absl::FailedPreconditionError("resize exec terminal: the exec has no tty");
+  struct winsize ws = {};
+  ws.ws_row = static_cast<unsigned short>(rows);
+  ws.ws_col = static_cast<unsigned short>(cols);
+  if (::ioctl(pty_.get(), TIOCSWINSZ, &ws) != 0) {
+    return ErrnoStatus(errno, "resize exec terminal: ioctl TIOCSWINSZ");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<ExecProcess>> Launcher::StartExec(
+    const std::string& bundle, const StreamExecOptions& options) const {
+  auto annotate = [&](const absl::Status& s) { return Annotate(s, "exec in container"); };
+  ASSIGN_OR_RETURN(ContainerStatus status, Status(bundle));
+  if (status.state != ContainerState::kRunning) {
+    return absl::FailedPreconditionError("exec in container: the container is not running");
+  }
+  UniqueFd in_r, in_w, out_r, out_w, err_r, err_w;
+  if (!options.tty) {
+    if (options.stdin) RETURN_IF_ERROR(annotate(MakePipe(&in_r, &in_w)));
+    if (options.stdout) RETURN_IF_ERROR(annotate(MakePipe(&out_r, &out_w)));
+    if (options.stderr) RETURN_IF_ERROR(annotate(MakePipe(&err_r, &err_w)));
+  }
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+    return annotate(ErrnoStatus(errno, "socketpair"));
+  }
+  UniqueFd control(sv[0]), helper_end(sv[1]);
+  UniqueFd null_fd(::open("/dev/null", O_RDWR | O_CLOEXEC));
+  if (!null_fd) return annotate(ErrnoStatus(errno, "open /dev/null"));
+  std::vector<std::string> args = {monitor_path_,   "exec",  "--bundle",
+                                   bundle,          "--pid", absl::StrCat(status.init_pid),
+                                   "--interactive", "1"};
+  if (options.tty) args.insert(args.end(), {"--tty", "1"});
+  if (!options.args.empty()) {
+    args.push_back("--");
+    args.insert(args.end(), options.args.begin(), options.args.end());
+  }
+  auto or_null = [&](const UniqueFd& fd) { return fd ? fd.get() : null_fd.get(); };
+  absl::StatusOr<pid_t> pid = Spawn(monitor_path_, args,
+                                    {{0, or_null(in_r)},
+                                     {1, or_null(out_w)},
+                                     {2, or_null(err_w)},
+                                     {kMonitorStatusFd, helper_end.get()}},
+                                    /*setsid=*/false);
+  if (!pid.ok()) return annotate(pid.status());
+  in_r.Reset();
+  out_w.Reset();
+  err_w.Reset();
+  helper_end.Reset();
+  absl::Cleanup reap = [&] {
+    ::kill(*pid, SIGKILL);  // its process, if it forked one, dies with it
+    while (::waitpid(*pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+  };
+  std::vector<UniqueFd> fds;
+  absl::StatusOr<std::string> data =
+      ReadWithFds(control.get(), absl::Seconds(60), "wait for the exec helper", &fds);
+  if (!data.ok()) return annotate(data.status());
+  std::string line = data->substr(0, data->find('\n'));
+  if (line != "started") {
+    absl::StatusOr<int> result = ParseExecResult(line);
+    if (!result.ok()) return result.status();
+    return absl::InternalError(
+        absl::StrCat("exec in container: the exec helper ended before starting (\"", line, "\")"));
+  }
+  UniqueFd pty;
+  if (options.tty) {
+    if (fds.size() != 1) {
+      return absl::InternalError("exec in container: the exec helper sent no terminal");
+    }
+    out_r = std::move(fds[0]);
+    pty.Reset(::fcntl(out_r.get(), F_DUPFD_CLOEXEC, 0));
+    if (options.stdin) in_w.Reset(::fcntl(out_r.get(), F_DUPFD_CLOEXEC, 0));
+    if (!pty || (options.stdin && !in_w)) return annotate(ErrnoStatus(errno, "dup the terminal"));
+  }
+  std::move(reap).Cancel();
+  auto process = std::make_unique<ExecProcess>(*pid, std::move(control), std::move(in_w),
+                                               std::move(out_r), std::move(err_r), std::move(pty));
+  process->pending_ = data->substr(std::min(line.size() + 1, data->size()));
+  return process;
+}
+
+absl::StatusOr<Attachment> Launcher::Attach(const std::string& bundle,
+                                            const AttachOptions& options) const {
+  std::vector<UniqueFd> fds;
+  absl::StatusOr<std::string> reply =
+      Request(bundle,
+              absl::StrCat("attach ", options.stdin ? 1 : 0, " ", options.stdout ? 1 : 0, " ",
+                           options.stderr ? 1 : 0),
+              absl::Seconds(10), &fds);
+  if (!reply.ok()) return Annotate(reply.status(), "attach to container");
+  size_t expected = (options.stdin ? 1 : 0) + (options.stdout ? 1 : 0) + (options.stderr ? 1 : 0);
+  if (fds.size() != expected) {
+    return absl::InternalError(absl::StrCat("attach to container: the monitor sent ", fds.size(),
+                                            " fds, expected ", expected));
+  }
+  Attachment attachment;
+  size_t next = 0;
+  if (options.stdout) attachment.stdout_fd = std::move(fds[next++]);
+  if (options.stderr) attachment.stderr_fd = std::move(fds[next++]);
+  if (options.stdin) attachment.stdin_fd = std::move(fds[next++]);
+  return attachment;
+}
+
+absl::StatusOr<UniqueFd> DialInNetns(const std::string& netns_path, int port,
+                                     absl::Duration timeout) {
+  auto annotate = [&](const absl::Status& s) {
+    return Annotate(s, absl::StrCat("dial port ", port, " in network namespace ",
+                                    netns_path.empty() ? "of the host" : netns_path));
+  };
+  if (port < 1 || port > 65535) {
+    return annotate(absl::InvalidArgumentError(absl::StrCat("port ", port, " is out of range")));
+  }
+  UniqueFd ns;
+  if (!netns_path.empty()) {
+    ns.Reset(::open(netns_path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!ns) return annotate(ErrnoStatus(errno, absl::StrCat("open ", netns_path)));
+  }
+  // setns(CLONE_NEWNET) changes only the calling thread, which ends right after: the socket
+  // keeps the namespace it was made in.
+  absl::StatusOr<UniqueFd> result = absl::InternalError("the dialing thread did not run");
+  try {
+    std::thread dialer([&] {
+      if (ns && ::setns(ns.get(), CLONE_NEWNET) != 0) {
+        result = ErrnoStatus(errno, "setns");
+        return;
+      }
+      result = ConnectLoopback(port, timeout);
+    });
+    dialer.join();
+  } catch (const std::system_error& e) {
+    return annotate(absl::ResourceExhaustedError(absl::StrCat("start a thread: ", e.what())));
+  }
+  if (!result.ok()) return annotate(result.status());
+  return result;
 }
 
 }  // namespace crib::runtime

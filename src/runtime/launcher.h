@@ -1,10 +1,14 @@
 // cribd's side of the launcher: turns a bundle (<state>/containers/<id>/ with config.json)
 // into a parked container under its own crib-monitor, and drives it through the monitor's
-// socket (start, kill, log reopen, resize), reads its exit file, runs exec'd processes in it
-// and removes what it left. cribd is multi-threaded: this code only posix_spawns.
+// socket (start, kill, log reopen, resize, attach), reads its exit file, runs exec'd processes
+// in it (captured for ExecSync, or streamed with optional stdin and pty) and removes what it
+// left. cribd is multi-threaded: this code only posix_spawns.
 #pragma once
 
+#include <sys/types.h>
+
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -14,9 +18,18 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/unique_fd.h"
 #include "runtime/spec.h"
 
 namespace crib::runtime {
+
+// What a container's monitor keeps besides the spec (CRI ContainerConfig stdin/stdin_once).
+struct CreateOptions {
+  // The container's stdin is a pipe attachers write to (otherwise /dev/null).
+  bool stdin = false;
+  // The first attacher that used stdin closes it when it goes away.
+  bool stdin_once = false;
+};
 
 struct CreatedContainer {
   int monitor_pid = 0;
@@ -52,6 +65,76 @@ struct ExecOptions {
   size_t max_output = 16 << 20;                   // per stream; the rest is dropped
 };
 
+// A streamed exec: which of the process's stdio cribd gets.
+struct StreamExecOptions {
+  std::vector<std::string> args;  // empty: the spec's args
+  bool tty = false;               // a pty from the container's devpts as stdio
+  bool stdin = false;
+  bool stdout = true;
+  bool stderr = true;
+};
+
+// A running streamed exec. Its stdio ends are cribd's; the process dies with this object
+// (its helper kills it when the control socket closes).
+class ExecProcess {
+ public:
+  ExecProcess(pid_t helper, UniqueFd control, UniqueFd stdin_fd, UniqueFd stdout_fd,
+              UniqueFd stderr_fd, UniqueFd pty)
+      : helper_(helper),
+        control_(std::move(control)),
+        stdin_fd_(std::move(stdin_fd)),
+        stdout_fd_(std::move(stdout_fd)),
+        stderr_fd_(std::move(stderr_fd)),
+        pty_(std::move(pty)) {}
+  ExecProcess(const ExecProcess&) = delete;
+  ExecProcess& operator=(const ExecProcess&) = delete;
+  // Kills the process if it still runs and reaps its helper.
+  ~ExecProcess();
+
+  // The write end of its stdin (a pipe; with a tty, a second fd of the pty master); invalid
+  // unless asked for.
+  UniqueFd& stdin_fd() { return stdin_fd_; }
+  // The read ends of its stdout and stderr; with a tty, stdout is the pty master (always
+  // valid) and stderr invalid.
+  UniqueFd& stdout_fd() { return stdout_fd_; }
+  UniqueFd& stderr_fd() { return stderr_fd_; }
+  // Readable once the process has exited (then ExitCode answers at once).
+  int exit_fd() const { return control_.get(); }
+  // Waits for the exit: the code, 128 + signal when killed by one.
+  absl::StatusOr<int> ExitCode();
+  // The pty's window size (SIGWINCH for the process); FailedPrecondition without a tty.
+  absl::Status Resize(int rows, int cols);
+  // SIGKILL for the process (its helper does it); the exit code follows.
+  void Kill();
+
+ private:
+  friend class Launcher;
+
+  pid_t helper_;
+  UniqueFd control_;
+  UniqueFd stdin_fd_, stdout_fd_, stderr_fd_;
+  UniqueFd pty_;
+  std::optional<int> exit_code_;
+  std::string pending_;
+};
+
+// The ends of one attach to a container's stdio (protocol.h: attach).
+struct AttachOptions {
+  bool stdin = false;
+  bool stdout = true;
+  bool stderr = true;
+};
+struct Attachment {
+  UniqueFd stdin_fd;   // write: to the container's stdin; closing it ends this attach's stdin
+  UniqueFd stdout_fd;  // read: the container's stdout (a terminal's whole output)
+  UniqueFd stderr_fd;  // read: the container's stderr
+};
+
+// A TCP connection to 127.0.0.1:`port` (::1 when that is refused) made inside the network
+// namespace at `netns_path` (empty: the host's), by a short-lived thread that joins it.
+absl::StatusOr<UniqueFd> DialInNetns(const std::string& netns_path, int port,
+                                     absl::Duration timeout = absl::Seconds(10));
+
 // crib-monitor beside the running executable (cribd and crib-monitor share a directory in
 // the build tree and when installed).
 std::string MonitorPathBesideSelf();
@@ -65,7 +148,8 @@ class Launcher {
   // returns once the container's init is parked before its exec (or its set-up failed, in
   // which case nothing of it is left).
   absl::StatusOr<CreatedContainer> Create(absl::string_view id, const std::string& bundle,
-                                          const std::string& log_path) const;
+                                          const std::string& log_path,
+                                          const CreateOptions& options = {}) const;
 
   // Releases the parked init; returns once the exec succeeded or failed.
   absl::Status Start(const std::string& bundle) const;
@@ -88,13 +172,24 @@ class Launcher {
   // no_new_privs and seccomp. A timeout kills it and is DeadlineExceeded.
   absl::StatusOr<ExecResult> Exec(const std::string& bundle, const ExecOptions& options) const;
 
+  // The same process set-up, streamed: returns once the process runs (or its exec failed,
+  // FailedPrecondition with the reason).
+  absl::StatusOr<std::unique_ptr<ExecProcess>> StartExec(const std::string& bundle,
+                                                         const StreamExecOptions& options) const;
+
+  // Attaches to the container's stdio through its monitor (created or running containers).
+  // Several attachers may read; stdin goes to the container only if it was created with it.
+  absl::StatusOr<Attachment> Attach(const std::string& bundle, const AttachOptions& options) const;
+
   // Kills whatever still runs, removes the cgroup and the files the launcher and the
   // monitor wrote in the bundle (config.json and the bundle directory stay). Idempotent.
   absl::Status Remove(const std::string& bundle) const;
 
  private:
+  // One request line, one reply line; `fds` (if given) receives the fds the reply carries.
   absl::StatusOr<std::string> Request(const std::string& bundle, absl::string_view request,
-                                      absl::Duration timeout) const;
+                                      absl::Duration timeout,
+                                      std::vector<UniqueFd>* fds = nullptr) const;
 
   std::string monitor_path_;
   // Compiled seccomp programs by profile: compiling the default profile takes tens of ms.

@@ -2,9 +2,14 @@
 // starts it, and crib-monitor logs, records the exit and answers kill and exec. Each test
 // checks the machine (cgroup files, /proc, the log and exit files) and that nothing is left
 // behind (mounts, cgroups, processes).
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,14 +21,17 @@
 #include <functional>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/cleanup/cleanup.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/files.h"
+#include "common/unique_fd.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "runtime/defaults.h"
@@ -718,6 +726,288 @@ TEST_F(LauncherTest, MonitorIsSmallAndLinksNoHeavyLibrary) {
       &rss_kib));
   std::printf("crib-monitor RSS: %lld KiB\n", static_cast<long long>(rss_kib));
   EXPECT_GT(rss_kib, 0);
+}
+
+// ---- Streamed exec, attach and dialing into a network namespace: the runtime pieces under
+// the streaming server (src/stream).
+
+MATCHER_P(IsOkAndHolds, value, "is OK and holds " + ::testing::PrintToString(value)) {
+  if (!arg.ok()) {
+    *result_listener << "status is " << arg.status();
+    return false;
+  }
+  *result_listener << "holds " << *arg;
+  return *arg == value;
+}
+
+// Reads from `fd` until EOF or until `done` says the collected text is complete.
+std::string ReadUntil(int fd, const std::function<bool(const std::string&)>& done,
+                      absl::Duration timeout = absl::Seconds(10)) {
+  std::string out;
+  absl::Time deadline = absl::Now() + timeout;
+  while (!done(out) && absl::Now() < deadline) {
+    struct pollfd p = {fd, POLLIN, 0};
+    if (::poll(&p, 1, 50) <= 0) continue;
+    char buf[4096];
+    ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n <= 0) break;
+    out.append(buf, n);
+  }
+  return out;
+}
+
+std::string ReadAll(int fd) {
+  return ReadUntil(fd, [](const std::string&) { return false; });
+}
+
+bool WriteString(int fd, const std::string& s) {
+  return ::write(fd, s.data(), s.size()) == static_cast<ssize_t>(s.size());
+}
+
+TEST_F(LauncherTest, StreamExecWithStdinPipesAndExitCode) {
+  ASSERT_THAT(Create(BaseSpec({"sleep", "1000"})).status(), IsOk());
+  ASSERT_THAT(launcher_.Start(bundle_), IsOk());
+  StreamExecOptions options;
+  options.args = {"cat"};
+  options.stdin = true;
+  absl::StatusOr<std::unique_ptr<ExecProcess>> cat = launcher_.StartExec(bundle_, options);
+  ASSERT_THAT(cat.status(), IsOk());
+  ASSERT_TRUE(WriteString((*cat)->stdin_fd().get(), "hello\n"));
+  (*cat)->stdin_fd().Reset();
+  EXPECT_EQ(ReadAll((*cat)->stdout_fd().get()), "hello\n");
+  EXPECT_EQ(ReadAll((*cat)->stderr_fd().get()), "");
+  EXPECT_THAT((*cat)->ExitCode(), IsOkAndHolds(0));
+
+  options.args = {"sh", "-c", "echo out; echo err >&2; exit 5"};
+  options.stdin = false;
+  absl::StatusOr<std::unique_ptr<ExecProcess>> sh = launcher_.StartExec(bundle_, options);
+  ASSERT_THAT(sh.status(), IsOk());
+  EXPECT_FALSE((*sh)->stdin_fd().valid());
+  EXPECT_EQ(ReadAll((*sh)->stdout_fd().get()), "out\n");
+  EXPECT_EQ(ReadAll((*sh)->stderr_fd().get()), "err\n");
+  EXPECT_THAT((*sh)->ExitCode(), IsOkAndHolds(5));
+  EXPECT_THAT((*sh)->Resize(24, 80),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("no tty")));
+
+  options.args = {"/bin/nope"};
+  EXPECT_THAT(launcher_.StartExec(bundle_, options),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("exec \"/bin/nope\": no such file or directory")));
+}
+
+TEST_F(LauncherTest, StreamExecTtyFromTheContainersDevptsWithResize) {
+  ASSERT_THAT(Create(BaseSpec({"sleep", "1000"})).status(), IsOk());
+  ASSERT_THAT(launcher_.Start(bundle_), IsOk());
+  StreamExecOptions options;
+  options.args = {"sh", "-c", "read x; tty; stty size; exit 2"};
+  options.tty = true;
+  options.stdin = true;
+  absl::StatusOr<std::unique_ptr<ExecProcess>> sh = launcher_.StartExec(bundle_, options);
+  ASSERT_THAT(sh.status(), IsOk());
+  EXPECT_FALSE((*sh)->stderr_fd().valid());
+  ASSERT_THAT((*sh)->Resize(33, 101), IsOk());
+  ASSERT_TRUE(WriteString((*sh)->stdin_fd().get(), "go\n"));
+  std::string out = ReadUntil((*sh)->stdout_fd().get(), [](const std::string& s) {
+    return s.find("101") != std::string::npos;
+  });
+  EXPECT_THAT(out, MatchesRegex("go\r\n/dev/pts/[0-9]+\r\n33 101\r\n"));
+  EXPECT_THAT((*sh)->ExitCode(), IsOkAndHolds(2));
+}
+
+TEST_F(LauncherTest, StreamExecDiesWithItsHandle) {
+  ASSERT_THAT(Create(BaseSpec({"sleep", "1000"})).status(), IsOk());
+  ASSERT_THAT(launcher_.Start(bundle_), IsOk());
+  std::string procs_file = absl::StrCat("/sys/fs/cgroup/pids", cgroup_path_, "/cgroup.procs");
+  StreamExecOptions options;
+  options.args = {"sleep", "1000"};
+  {
+    absl::StatusOr<std::unique_ptr<ExecProcess>> sleeper = launcher_.StartExec(bundle_, options);
+    ASSERT_THAT(sleeper.status(), IsOk());
+    EXPECT_TRUE(WaitFor([&] {
+      return absl::StrContains(Slurp(procs_file), "\n") &&
+             Slurp(procs_file) != absl::StrCat(pids_[1], "\n");
+    }));
+  }
+  EXPECT_TRUE(WaitFor([&] { return Slurp(procs_file) == absl::StrCat(pids_[1], "\n"); }))
+      << Slurp(procs_file);
+  // Kill() ends it with SIGKILL, and the exit code says so.
+  absl::StatusOr<std::unique_ptr<ExecProcess>> sleeper = launcher_.StartExec(bundle_, options);
+  ASSERT_THAT(sleeper.status(), IsOk());
+  (*sleeper)->Kill();
+  EXPECT_THAT((*sleeper)->ExitCode(), IsOkAndHolds(128 + SIGKILL));
+}
+
+TEST_F(LauncherTest, AttachersSeeOutputAndWriteStdin) {
+  CreateOptions create;
+  create.stdin = true;
+  ASSERT_THAT(WriteFileAtomic(bundle_ + "/config.json",
+                              SpecToJson(BaseSpec({"sh", "-c",
+                                                   "while read l; do echo got $l; "
+                                                   "echo err $l >&2; done"}))),
+              IsOk());
+  absl::StatusOr<CreatedContainer> created = launcher_.Create(id_, bundle_, log_, create);
+  ASSERT_THAT(created.status(), IsOk());
+  pids_ = {created->monitor_pid, created->init_pid};
+  ASSERT_THAT(launcher_.Start(bundle_), IsOk());
+  AttachOptions writer_options;
+  writer_options.stdin = true;
+  absl::StatusOr<Attachment> writer = launcher_.Attach(bundle_, writer_options);
+  ASSERT_THAT(writer.status(), IsOk());
+  AttachOptions reader_options;
+  reader_options.stderr = false;
+  absl::StatusOr<Attachment> reader = launcher_.Attach(bundle_, reader_options);
+  ASSERT_THAT(reader.status(), IsOk());
+  EXPECT_FALSE(reader->stderr_fd.valid());
+  EXPECT_FALSE(reader->stdin_fd.valid());
+  ASSERT_TRUE(WriteString(writer->stdin_fd.get(), "one\n"));
+  auto has_got_one = [](const std::string& s) { return s.find("got one\n") != std::string::npos; };
+  EXPECT_EQ(ReadUntil(writer->stdout_fd.get(), has_got_one), "got one\n");
+  EXPECT_EQ(ReadUntil(writer->stderr_fd.get(),
+                      [](const std::string& s) { return s.find('\n') != std::string::npos; }),
+            "err one\n");
+  EXPECT_EQ(ReadUntil(reader->stdout_fd.get(), has_got_one), "got one\n");
+  // Without stdin_once, the container's stdin stays open when an attacher leaves.
+  writer->stdin_fd.Reset();
+  absl::StatusOr<Attachment> again = launcher_.Attach(bundle_, writer_options);
+  ASSERT_THAT(again.status(), IsOk());
+  ASSERT_TRUE(WriteString(again->stdin_fd.get(), "two\n"));
+  EXPECT_EQ(ReadUntil(again->stdout_fd.get(),
+                      [](const std::string& s) { return s.find('\n') != std::string::npos; }),
+            "got two\n");
+  EXPECT_THAT(Slurp(log_), HasSubstr("stdout F got two"));
+  ASSERT_THAT(launcher_.Kill(bundle_, SIGKILL), IsOk());
+  // The attachment ends with the container.
+  EXPECT_EQ(ReadAll(reader->stdout_fd.get()), "got two\n");
+}
+
+TEST_F(LauncherTest, StdinOnceClosesStdinWhenTheFirstAttacherLeaves) {
+  CreateOptions create;
+  create.stdin = true;
+  create.stdin_once = true;
+  ASSERT_THAT(WriteFileAtomic(bundle_ + "/config.json", SpecToJson(BaseSpec({"cat"}))), IsOk());
+  absl::StatusOr<CreatedContainer> created = launcher_.Create(id_, bundle_, log_, create);
+  ASSERT_THAT(created.status(), IsOk());
+  pids_ = {created->monitor_pid, created->init_pid};
+  ASSERT_THAT(launcher_.Start(bundle_), IsOk());
+  AttachOptions options;
+  options.stdin = true;
+  absl::StatusOr<Attachment> attachment = launcher_.Attach(bundle_, options);
+  ASSERT_THAT(attachment.status(), IsOk());
+  ASSERT_TRUE(WriteString(attachment->stdin_fd.get(), "only once\n"));
+  EXPECT_EQ(ReadUntil(attachment->stdout_fd.get(),
+                      [](const std::string& s) { return s.find('\n') != std::string::npos; }),
+            "only once\n");
+  attachment->stdin_fd.Reset();  // cat sees EOF and the container exits
+  absl::StatusOr<ExitInfo> exit = launcher_.WaitExit(bundle_, absl::Seconds(10));
+  ASSERT_THAT(exit.status(), IsOk());
+  EXPECT_EQ(exit->exit_code, 0);
+  EXPECT_THAT(LogRecords(log_), ::testing::ElementsAre("stdout F only once"));
+  EXPECT_THAT(launcher_.Attach(bundle_, options).status(),
+              ::testing::Not(IsOk()));  // nothing left to attach to
+}
+
+TEST_F(LauncherTest, AStuckAttacherDoesNotHoldUpTheLog) {
+  constexpr int kBytes = 8 << 20;
+  std::string go = absl::StrCat("/tmp/", id_, "-go");
+  std::string host_go = RootfsEnvironment::Path() + go;
+  absl::Cleanup remove_go = [&] { std::filesystem::remove(host_go); };
+  ASSERT_THAT(Create(BaseSpec({"sh", "-c",
+                               absl::StrCat("while [ ! -e ", go, " ]; do sleep 0.02; done; ",
+                                            "head -c ", kBytes, " /dev/zero | tr '\\0' a")}))
+                  .status(),
+              IsOk());
+  ASSERT_THAT(launcher_.Start(bundle_), IsOk());
+  // An attacher that never reads.
+  absl::StatusOr<Attachment> stuck = launcher_.Attach(bundle_, AttachOptions{});
+  ASSERT_THAT(stuck.status(), IsOk());
+  std::ofstream(host_go) << "";
+  absl::StatusOr<ExitInfo> exit = launcher_.WaitExit(bundle_, absl::Seconds(30));
+  ASSERT_THAT(exit.status(), IsOk());
+  EXPECT_EQ(exit->exit_code, 0);
+  // The log has everything; the attacher got what fit in its socket, the rest was dropped.
+  size_t logged = 0;
+  for (const auto& r : LogRecords(log_)) logged += r.size() - std::string("stdout P ").size();
+  EXPECT_EQ(logged, static_cast<size_t>(kBytes));
+  std::string got = ReadAll(stuck->stdout_fd.get());
+  EXPECT_GT(got.size(), 0u);
+  EXPECT_LT(got.size(), static_cast<size_t>(kBytes));
+  EXPECT_THAT(Slurp(bundle_ + "/monitor.log"), HasSubstr("dropping"));
+}
+
+TEST_F(LauncherTest, AttachToATerminalContainer) {
+  CreateOptions create;
+  create.stdin = true;
+  Spec spec = BaseSpec({"sh", "-c", "read l; echo got $l; stty size"});
+  spec.process.terminal = true;
+  ASSERT_THAT(WriteFileAtomic(bundle_ + "/config.json", SpecToJson(spec)), IsOk());
+  absl::StatusOr<CreatedContainer> created = launcher_.Create(id_, bundle_, log_, create);
+  ASSERT_THAT(created.status(), IsOk());
+  pids_ = {created->monitor_pid, created->init_pid};
+  ASSERT_THAT(launcher_.Start(bundle_), IsOk());
+  AttachOptions options;
+  options.stdin = true;
+  options.stderr = false;
+  absl::StatusOr<Attachment> attachment = launcher_.Attach(bundle_, options);
+  ASSERT_THAT(attachment.status(), IsOk());
+  ASSERT_THAT(launcher_.Resize(bundle_, 20, 70), IsOk());
+  ASSERT_TRUE(WriteString(attachment->stdin_fd.get(), "x\n"));
+  EXPECT_EQ(ReadAll(attachment->stdout_fd.get()), "x\r\ngot x\r\n20 70\r\n");
+}
+
+TEST_F(LauncherTest, DialInANetworkNamespace) {
+  NamespaceHolder holder;
+  ASSERT_GT(holder.sleeper(), 0);
+  Shell(absl::StrCat("nsenter --net=", holder.Ns("net"), " ip link set lo up"));
+  // A listener in the namespace, made by a thread that joins it.
+  int port = 0;
+  UniqueFd listener;
+  std::thread([&] {
+    UniqueFd ns(::open(holder.Ns("net").c_str(), O_RDONLY | O_CLOEXEC));
+    if (::setns(ns.get(), CLONE_NEWNET) != 0) return;
+    listener.Reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    struct sockaddr_in addr = {};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    if (::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
+        ::listen(listener.get(), 4) != 0 ||
+        ::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      return;
+    }
+    port = ntohs(addr.sin_port);
+  }).join();
+  ASSERT_GT(port, 0);
+  absl::StatusOr<UniqueFd> conn = DialInNetns(holder.Ns("net"), port);
+  ASSERT_THAT(conn.status(), IsOk());
+  UniqueFd accepted(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  ASSERT_TRUE(accepted.valid());
+  ASSERT_TRUE(WriteString(accepted.get(), "hi"));
+  EXPECT_EQ(ReadUntil(conn->get(), [](const std::string& s) { return s.size() >= 2; }), "hi");
+  // The same port on the host is another one; a port nobody listens on is refused.
+  listener.Reset();
+  EXPECT_THAT(DialInNetns(holder.Ns("net"), port),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("connection refused")));
+  // Nothing on 127.0.0.1 but something on ::1: the fallback finds it.
+  UniqueFd listener6;
+  std::thread([&] {
+    UniqueFd ns(::open(holder.Ns("net").c_str(), O_RDONLY | O_CLOEXEC));
+    if (::setns(ns.get(), CLONE_NEWNET) != 0) return;
+    listener6.Reset(::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    int one = 1;
+    ::setsockopt(listener6.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    struct sockaddr_in6 addr = {};
+    addr.sin6_family = AF_INET6;
+    addr.sin6_addr = in6addr_loopback;
+    addr.sin6_port = htons(static_cast<uint16_t>(port));
+    if (::bind(listener6.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+        ::listen(listener6.get(), 4) != 0) {
+      listener6.Reset();
+    }
+  }).join();
+  ASSERT_TRUE(listener6.valid());
+  EXPECT_THAT(DialInNetns(holder.Ns("net"), port).status(), IsOk());
+  EXPECT_THAT(DialInNetns("/nonexistent/netns", 80),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("/nonexistent/netns")));
 }
 
 }  // namespace

@@ -41,6 +41,41 @@ TEST(Config, EveryDefaultIsWrittenOutInTheSample) {
   }
 }
 
+TEST(Config, StreamKeys) {
+  absl::StatusOr<Config> config = ParseConfig(
+      "[stream]\naddress = \"::1\"\nport = 10010\ntls = true\n"
+      "tls_cert_file = \"/etc/crib/stream.crt\"\ntls_key_file = \"/etc/crib/stream.key\"\n"
+      "idle_timeout = \"30m\"\nstream_creation_timeout = \"10s\"\nmax_streams = 9\n"
+      "max_streams_per_container = 3\n",
+      "f");
+  ASSERT_THAT(config, IsOk());
+  EXPECT_EQ(config->stream.address, "::1");
+  EXPECT_EQ(config->stream.port, 10010);
+  EXPECT_TRUE(config->stream.tls);
+  EXPECT_EQ(config->stream.tls_cert_file, "/etc/crib/stream.crt");
+  EXPECT_EQ(config->stream.idle_timeout, absl::Minutes(30));
+  EXPECT_EQ(config->stream.stream_creation_timeout, absl::Seconds(10));
+  EXPECT_EQ(config->stream.max_streams, 9);
+  EXPECT_EQ(config->stream.max_streams_per_container, 3);
+  EXPECT_EQ(Config{}.stream.address, "127.0.0.1");
+  EXPECT_EQ(Config{}.stream.port, 0);
+  EXPECT_FALSE(Config{}.stream.tls);
+  EXPECT_THAT(ParseConfig("[stream]\naddress = \"localhost\"\n", "f"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("stream.address")));
+  EXPECT_THAT(ParseConfig("[stream]\nport = 70000\n", "f"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("stream.port")));
+  EXPECT_THAT(ParseConfig("[stream]\ntls = \"yes\"\n", "f"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("want a boolean")));
+  EXPECT_THAT(ParseConfig("[stream]\nmax_streams = 0\n", "f"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("stream.max_streams")));
+  EXPECT_THAT(ParseConfig("[stream]\ntls_cert_file = \"/x.crt\"\n", "f"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("both or neither")));
+  EXPECT_THAT(ParseConfig("[stream]\nidle_timeout = \"soon\"\n", "f"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("stream.idle_timeout")));
+  EXPECT_THAT(ParseConfig("[stream]\nbogus = 1\n", "f"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unknown key")));
+}
+
 TEST(Config, ValuesFromTheFile) {
   absl::StatusOr<Config> config = ParseConfig(R"(
 socket = "/tmp/x.sock"

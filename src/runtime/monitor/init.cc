@@ -939,8 +939,20 @@ void RunInit(const Plan& plan, const InitStdio& stdio, int sync_fd, int start_fd
   Exec(sync_fd, plan);
 }
 
-void RunExecProcess(const Plan& plan, int sync_fd) {
+void RunExecProcess(const Plan& plan, int sync_fd, const ExecStdio& stdio) {
+  if (stdio.tty_slave >= 0) {
+    if (::setsid() < 0) Fail(sync_fd, "setsid", nullptr, errno);
+    if (::dup2(stdio.tty_slave, 0) < 0 || ::dup2(stdio.tty_slave, 1) < 0 ||
+        ::dup2(stdio.tty_slave, 2) < 0) {
+      Fail(sync_fd, "set up the terminal as stdio", nullptr, errno);
+    }
+    if (::ioctl(0, TIOCSCTTY, 0) != 0) {
+      Fail(sync_fd, "set the controlling terminal", nullptr, errno);
+    }
+  }
   SetupProcess(sync_fd, plan);
+  // After the credential change, which clears it; a refusal only loses the fallback.
+  if (stdio.die_with_parent) ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
   Exec(sync_fd, plan);
 }
 

@@ -131,8 +131,17 @@ bool ReceiveSync(int sock, SyncMessage* message, UniqueFd* fd);
 // waits for one byte on `start_fd`, then execs; any failure is a kSyncError and exit 1.
 [[noreturn]] void RunInit(const Plan& plan, const InitStdio& stdio, int sync_fd, int start_fd);
 
+// How an exec'd process gets its terminal and lifetime.
+struct ExecStdio {
+  // The slave of a pty from the container's devpts: becomes stdio and the controlling
+  // terminal of a new session. -1: stdio stays as inherited.
+  int tty_slave = -1;
+  // SIGKILL when the helper that forked it dies (interactive exec: the stream is gone).
+  bool die_with_parent = false;
+};
+
 // An exec'd process after fork() in the container's namespaces and cgroup: the process part
 // of the plan (rlimits, user, capabilities, no_new_privs, seccomp, cwd), then execve.
-[[noreturn]] void RunExecProcess(const Plan& plan, int sync_fd);
+[[noreturn]] void RunExecProcess(const Plan& plan, int sync_fd, const ExecStdio& stdio = {});
 
 }  // namespace crib::runtime

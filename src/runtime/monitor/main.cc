@@ -1,8 +1,9 @@
 // crib-monitor: one small process per container, detached from cribd (its own session, a
 // child subreaper), that creates the container init, keeps its stdio, writes the CRI log,
-// records the exit status atomically and answers on a unix socket (protocol.h). With `exec`,
-// it is the helper that runs one process in a running container's namespaces and cgroup.
-// It must stay tiny: no gRPC, protobuf, spdlog, absl, iostreams or JSON parser.
+// records the exit status atomically, serves attachers and answers on a unix socket
+// (protocol.h). With `exec`, it is the helper that runs one process in a running container's
+// namespaces and cgroup. It must stay tiny: no gRPC, protobuf, spdlog, absl, iostreams or JSON
+// parser; and nothing an attacher does may block the log (bounded buffers, non-blocking sends).
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
@@ -60,6 +61,52 @@ void WriteAll(int fd, const std::string& s) {
 // The monitor's own diagnostics go to its stderr (the bundle's monitor.log).
 void Log(const std::string& line) { WriteAll(2, "crib-monitor: " + line + "\n"); }
 
+// send() of a whole string without SIGPIPE (a peer that went away is not a reason to die, and
+// ignoring SIGPIPE would be inherited by exec'd processes).
+bool SendAll(int fd, const std::string& s) {
+  const char* p = s.data();
+  size_t left = s.size();
+  while (left > 0) {
+    ssize_t n = ::send(fd, p, left, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    p += n;
+    left -= n;
+  }
+  return true;
+}
+
+// Sends `text` with `fds` attached (SCM_RIGHTS) on a unix socket.
+bool SendWithFds(int sock, const std::string& text, const std::vector<int>& fds) {
+  struct iovec iov = {const_cast<char*>(text.data()), text.size()};
+  struct msghdr mh = {};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  union {
+    char buf[CMSG_SPACE(sizeof(int) * 4)];
+    struct cmsghdr align;
+  } control;
+  std::memset(&control, 0, sizeof(control));
+  if (!fds.empty()) {
+    mh.msg_control = control.buf;
+    mh.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
+    struct cmsghdr* c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+    std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+  }
+  ssize_t n;
+  do {
+    n = ::sendmsg(sock, &mh, MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return false;
+  return static_cast<size_t>(n) == text.size() ||
+         SendAll(sock, text.substr(static_cast<size_t>(n)));
+}
+
+void SetNonBlocking(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK); }
+
 bool ReadWholeFile(const std::string& path, std::string* out) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;
@@ -115,9 +162,16 @@ struct Options {
   int pid = 0;
   long timeout_ms = 0;
   std::vector<std::string> args;
+  // create/serve: the container keeps a stdin for attachers; stdin_once closes it when the
+  // first attacher that used it goes away.
+  bool stdin_open = false;
+  bool stdin_once = false;
+  // exec: a streaming session (fd 3 is a socket, the process dies with it), with a pty.
+  bool interactive = false;
+  bool tty = false;
   // serve: what `create` hands over when it re-executes itself.
   std::string cgroups_path;
-  std::string fds;  // sync,start,out,err,pty,listener (-1 for none)
+  std::string fds;  // sync,start,out,err,pty,listener,stdin (-1 for none)
 };
 
 bool ParseOptions(int argc, char** argv, Options* o, std::string* error) {
@@ -153,6 +207,14 @@ bool ParseOptions(int argc, char** argv, Options* o, std::string* error) {
       o->fds = v;
     } else if (a == "--timeout-ms") {
       o->timeout_ms = std::atol(v.c_str());
+    } else if (a == "--stdin") {
+      o->stdin_open = v == "1";
+    } else if (a == "--stdin-once") {
+      o->stdin_once = v == "1";
+    } else if (a == "--interactive") {
+      o->interactive = v == "1";
+    } else if (a == "--tty") {
+      o->tty = v == "1";
     } else {
       *error = "unknown flag " + a;
       return false;
@@ -183,10 +245,26 @@ class Monitor {
   pid_t init_pid() const { return init_pid_; }
 
  private:
+  // One attach session: the monitor's ends of its sockets (protocol.h).
+  struct Attacher {
+    UniqueFd out, err, in;
+    bool used_stdin = false;
+    unsigned long dropped = 0;
+  };
+
   void HandleClient(int fd);
-  std::string Dispatch(const std::string& request);
+  std::string Dispatch(const std::string& request, std::vector<UniqueFd>* reply_fds);
+  std::string Attach(const std::vector<std::string>& words, std::vector<UniqueFd>* reply_fds);
   void Reap();
   void ReadOutput(int fd, LogStream stream);
+  // Sends output to every attacher of `stream`; a full socket drops the packet.
+  void Broadcast(LogStream stream, const char* data, size_t size);
+  // Moves attacher input to the container's stdin; `a` has input or reached its end.
+  void ReadAttacherInput(Attacher& a);
+  void FlushStdin();
+  // The first attacher that used stdin went away: close the container's stdin (stdin_once).
+  void StdinDetached();
+  int StdinTarget() const;
   void Finish();
 
   Options o_;
@@ -198,6 +276,12 @@ class Monitor {
   UniqueFd out_r_, err_r_, pty_master_;
   UniqueFd sync_r_, start_w_;
   UniqueFd listener_, signal_fd_;
+  UniqueFd stdin_w_;           // the container's stdin pipe (non-terminal, stdin_open)
+  bool stdin_closed_ = false;  // stdin_once has fired, or the container closed its stdin
+  std::vector<Attacher> attachers_;
+  // Attacher input not yet taken by the container: at most one read, so bounded.
+  char stdin_pending_[4096];
+  size_t stdin_pending_len_ = 0, stdin_pending_off_ = 0;
   pid_t init_pid_ = 0;
   enum class State { kCreated, kRunning, kExited } state_ = State::kCreated;
   int wait_status_ = 0;
@@ -221,7 +305,17 @@ bool Monitor::Create(std::string* error, uint32_t* warnings) {
   }
   InitStdio stdio;
   UniqueFd in, out_w, err_w;
-  in.Reset(::open("/dev/null", O_RDWR | O_CLOEXEC));
+  if (o_.stdin_open && !plan_.terminal) {
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) != 0) {
+      *error = std::string("pipe: ") + ErrorText(errno);
+      return false;
+    }
+    in.Reset(p[0]);
+    stdin_w_.Reset(p[1]);
+  } else {
+    in.Reset(::open("/dev/null", O_RDWR | O_CLOEXEC));
+  }
   if (plan_.terminal) {
     stdio = {in.get(), in.get(), in.get(), true};  // the init opens its pty later
   } else {
@@ -264,6 +358,7 @@ bool Monitor::Create(std::string* error, uint32_t* warnings) {
     ::close(start_w_.get());
     if (out_r_) ::close(out_r_.get());
     if (err_r_) ::close(err_r_.get());
+    if (stdin_w_) ::close(stdin_w_.get());
     RunInit(plan_, stdio, sync_w.get(), start_r.get());
   }
   init_pid_ = static_cast<pid_t>(pid);
@@ -283,7 +378,7 @@ bool Monitor::Create(std::string* error, uint32_t* warnings) {
   return true;
 }
 
-std::string Monitor::Dispatch(const std::string& request) {
+std::string Monitor::Dispatch(const std::string& request, std::vector<UniqueFd>* reply_fds) {
   std::vector<std::string> words;
   size_t pos = 0;
   while (pos < request.size()) {
@@ -337,13 +432,107 @@ std::string Monitor::Dispatch(const std::string& request) {
     }
     return "ok";
   }
-  if (cmd == "attach") return "error attach is not supported yet";
+  if (cmd == "attach" && words.size() == 4) return Attach(words, reply_fds);
   return "error unknown request \"" + request + "\"";
+}
+
+std::string Monitor::Attach(const std::vector<std::string>& words,
+                            std::vector<UniqueFd>* reply_fds) {
+  if (state_ == State::kExited) return "error the container has exited";
+  if (attachers_.size() >= static_cast<size_t>(kMaxAttachers)) {
+    return "error too many attachers (" + std::to_string(kMaxAttachers) + ")";
+  }
+  Attacher a;
+  bool want[3] = {words[2] == "1", words[3] == "1", words[1] == "1"};  // out, err, in
+  UniqueFd* ends[3] = {&a.out, &a.err, &a.in};
+  for (int i = 0; i < 3; ++i) {
+    if (!want[i]) continue;
+    int sv[2];
+    int type = i == 2 ? SOCK_STREAM : SOCK_SEQPACKET;
+    if (::socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, sv) != 0) {
+      return std::string("error socketpair: ") + ErrorText(errno);
+    }
+    ends[i]->Reset(sv[0]);
+    SetNonBlocking(sv[0]);
+    reply_fds->emplace_back(sv[1]);
+  }
+  a.used_stdin = want[2];
+  attachers_.push_back(std::move(a));
+  return "ok";
+}
+
+int Monitor::StdinTarget() const {
+  if (!o_.stdin_open || stdin_closed_) return -1;
+  return pty_master_ ? pty_master_.get() : stdin_w_.get();
+}
+
+void Monitor::StdinDetached() {
+  if (!o_.stdin_once || stdin_closed_) return;
+  stdin_closed_ = true;
+  stdin_pending_len_ = stdin_pending_off_ = 0;
+  if (stdin_w_) {
+    stdin_w_.Reset();  // EOF for the container
+  } else if (pty_master_) {
+    // A terminal has no half-close: the end-of-file character is what a user would type.
+    struct termios t;
+    char eof = 4;
+    if (::tcgetattr(pty_master_.get(), &t) == 0 && t.c_cc[VEOF] != 0) eof = t.c_cc[VEOF];
+    (void)!::write(pty_master_.get(), &eof, 1);
+  }
+}
+
+void Monitor::FlushStdin() {
+  int target = StdinTarget();
+  if (target < 0) {
+    stdin_pending_len_ = stdin_pending_off_ = 0;
+    return;
+  }
+  while (stdin_pending_off_ < stdin_pending_len_) {
+    ssize_t n = ::write(target, stdin_pending_ + stdin_pending_off_,
+                        stdin_pending_len_ - stdin_pending_off_);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) return;
+    if (n <= 0) {
+      // The container closed its stdin: input from now on is dropped.
+      stdin_closed_ = true;
+      stdin_w_.Reset();
+      break;
+    }
+    stdin_pending_off_ += n;
+  }
+  stdin_pending_len_ = stdin_pending_off_ = 0;
+}
+
+void Monitor::ReadAttacherInput(Attacher& a) {
+  ssize_t n = ::read(a.in.get(), stdin_pending_, sizeof(stdin_pending_));
+  if (n < 0 && (errno == EINTR || errno == EAGAIN)) return;
+  if (n <= 0) {
+    a.in.Reset();
+    StdinDetached();
+    return;
+  }
+  stdin_pending_len_ = static_cast<size_t>(n);
+  stdin_pending_off_ = 0;
+  FlushStdin();
+}
+
+void Monitor::Broadcast(LogStream stream, const char* data, size_t size) {
+  for (Attacher& a : attachers_) {
+    UniqueFd& sock = stream == LogStream::kStderr ? a.err : a.out;
+    if (!sock) continue;
+    if (::send(sock.get(), data, size, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
+      if (a.dropped++ == 0) Log("an attacher does not keep up: dropping its output");
+    } else {
+      sock.Reset();
+    }
+  }
 }
 
 void Monitor::ExecServe() {
   std::string fds;
-  for (const UniqueFd* fd : {&sync_r_, &start_w_, &out_r_, &err_r_, &pty_master_, &listener_}) {
+  for (const UniqueFd* fd :
+       {&sync_r_, &start_w_, &out_r_, &err_r_, &pty_master_, &listener_, &stdin_w_}) {
     if (fd->valid()) ::fcntl(fd->get(), F_SETFD, 0);
     fds += (fds.empty() ? "" : ",") + std::to_string(fd->get());
   }
@@ -353,6 +542,8 @@ void Monitor::ExecServe() {
                                    "--log-max-line", std::to_string(o_.log_max_line),
                                    "--pid",          std::to_string(init_pid_),
                                    "--cgroup",       spec_.linux_spec.cgroups_path,
+                                   "--stdin",        o_.stdin_open ? "1" : "0",
+                                   "--stdin-once",   o_.stdin_once ? "1" : "0",
                                    "--fds",          fds};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
@@ -360,21 +551,23 @@ void Monitor::ExecServe() {
   char* envp[] = {nullptr};
   ::execve("/proc/self/exe", argv.data(), envp);
   Log(std::string("re-exec in serve mode: ") + ErrorText(errno) + "; serving as is");
-  for (const UniqueFd* fd : {&sync_r_, &start_w_, &out_r_, &err_r_, &pty_master_, &listener_}) {
+  for (const UniqueFd* fd :
+       {&sync_r_, &start_w_, &out_r_, &err_r_, &pty_master_, &listener_, &stdin_w_}) {
     if (fd->valid()) ::fcntl(fd->get(), F_SETFD, FD_CLOEXEC);
   }
 }
 
 bool Monitor::Adopt(std::string* error) {
   init_pid_ = o_.pid;
-  int values[6];
-  if (std::sscanf(o_.fds.c_str(), "%d,%d,%d,%d,%d,%d", &values[0], &values[1], &values[2],
-                  &values[3], &values[4], &values[5]) != 6) {
+  int values[7];
+  if (std::sscanf(o_.fds.c_str(), "%d,%d,%d,%d,%d,%d,%d", &values[0], &values[1], &values[2],
+                  &values[3], &values[4], &values[5], &values[6]) != 7) {
     *error = "bad --fds \"" + o_.fds + "\"";
     return false;
   }
-  UniqueFd* targets[] = {&sync_r_, &start_w_, &out_r_, &err_r_, &pty_master_, &listener_};
-  for (int i = 0; i < 6; ++i) {
+  UniqueFd* targets[] = {&sync_r_,     &start_w_,  &out_r_,  &err_r_,
+                         &pty_master_, &listener_, &stdin_w_};
+  for (int i = 0; i < 7; ++i) {
     if (values[i] < 0) continue;
     ::fcntl(values[i], F_SETFD, FD_CLOEXEC);
     targets[i]->Reset(values[i]);
@@ -403,7 +596,11 @@ void Monitor::HandleClient(int fd) {
     request.append(buf, n);
   }
   request = request.substr(0, request.find('\n'));
-  WriteAll(fd, Dispatch(request) + "\n");
+  std::vector<UniqueFd> reply_fds;
+  std::string reply = Dispatch(request, &reply_fds) + "\n";
+  std::vector<int> raw;
+  for (const UniqueFd& f : reply_fds) raw.push_back(f.get());
+  SendWithFds(fd, reply, raw);  // the monitor's copies close with reply_fds
 }
 
 void Monitor::Reap() {
@@ -419,10 +616,11 @@ void Monitor::Reap() {
 }
 
 void Monitor::ReadOutput(int fd, LogStream stream) {
-  char buf[16384];
+  char buf[kAttachPacketSize];
   ssize_t n = ::read(fd, buf, sizeof(buf));
   if (n > 0) {
     log_.Write(stream, buf, n);
+    Broadcast(stream, buf, n);
   } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
     // EOF (or EIO on a pty whose last slave closed).
     if (fd == out_r_.get()) out_r_.Reset();
@@ -437,6 +635,8 @@ void Monitor::Run() {
   sigaddset(&mask, SIGCHLD);
   signal_fd_.Reset(::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
   Reap();  // an init that died before the signalfd existed
+  if (stdin_w_) SetNonBlocking(stdin_w_.get());
+  if (pty_master_ && o_.stdin_open) SetNonBlocking(pty_master_.get());
   long long drain_deadline = 0;
   while (true) {
     if (state_ == State::kExited) {
@@ -451,9 +651,49 @@ void Monitor::Run() {
     for (int fd : {out_r_.get(), err_r_.get(), pty_master_.get()}) {
       if (fd >= 0) fds.push_back({fd, POLLIN, 0});
     }
+    // Attachers after the fixed entries: out/err only to notice a hang-up; input only while
+    // the container's stdin has room for it.
+    size_t attach_base = fds.size();
+    bool stdin_blocked = stdin_pending_off_ < stdin_pending_len_;
+    if (stdin_blocked) fds.push_back({StdinTarget(), POLLOUT, 0});
+    size_t attachers_base = fds.size();
+    for (const Attacher& a : attachers_) {
+      fds.push_back({a.out.get(), 0, 0});
+      fds.push_back({a.err.get(), 0, 0});
+      fds.push_back({stdin_blocked ? -1 : a.in.get(), POLLIN, 0});
+    }
     int timeout = state_ == State::kExited ? 20 : -1;
     int n = ::poll(fds.data(), fds.size(), timeout);
     if (n < 0 && errno != EINTR) break;
+    for (size_t i = attach_base; i < fds.size(); ++i) {
+      const struct pollfd& p = fds[i];
+      if (p.revents == 0 || p.fd < 0) continue;
+      if (i < attachers_base) {
+        FlushStdin();
+        continue;
+      }
+      Attacher& a = attachers_[(i - attachers_base) / 3];
+      switch ((i - attachers_base) % 3) {
+        case 0:
+          if (p.fd == a.out.get()) a.out.Reset();  // the attacher hung up
+          break;
+        case 1:
+          if (p.fd == a.err.get()) a.err.Reset();
+          break;
+        default:
+          if (p.fd == a.in.get() && stdin_pending_off_ >= stdin_pending_len_) {
+            ReadAttacherInput(a);
+          }
+      }
+    }
+    fds.resize(attach_base);
+    for (auto it = attachers_.begin(); it != attachers_.end();) {
+      if (!it->out && !it->err && !it->in) {
+        it = attachers_.erase(it);
+      } else {
+        ++it;
+      }
+    }
     for (const auto& p : fds) {
       if (p.revents == 0) continue;
       if (p.fd == signal_fd_.get()) {
@@ -602,8 +842,17 @@ int ServeMain(Options o) {
 // Runs one process in the namespaces and cgroup of the container whose init is --pid, with
 // the process settings of the container's spec (args replaced by the ones after --).
 int ExecMain(Options o) {
-  auto fail = [](const std::string& error) {
-    WriteAll(kMonitorStatusFd, "error " + error + "\n");
+  // Interactive: fd 3 is a socket whose peer may be gone; a pipe otherwise.
+  const bool interactive = o.interactive;
+  auto report = [interactive](const std::string& line) {
+    if (interactive) {
+      SendAll(kMonitorStatusFd, line);
+    } else {
+      WriteAll(kMonitorStatusFd, line);
+    }
+  };
+  auto fail = [&report](const std::string& error) {
+    report("error " + error + "\n");
     return 1;
   };
   Spec spec;
@@ -641,19 +890,37 @@ int ExecMain(Options o) {
                   std::to_string(o.pid) + ": " + ErrorText(errno));
     }
   }
+  // The terminal comes from the container's own devpts (joined with the mount namespace), so
+  // ttyname works inside; its master goes to cribd.
+  UniqueFd master, slave;
+  if (interactive && o.tty) {
+    master.Reset(::open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC));
+    if (!master) return fail(std::string("open /dev/ptmx: ") + ErrorText(errno));
+    int unlock = 0;
+    if (::ioctl(master.get(), TIOCSPTLCK, &unlock) != 0) {
+      return fail(std::string("unlock the pty: ") + ErrorText(errno));
+    }
+    slave.Reset(::ioctl(master.get(), TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC));
+    if (!slave) return fail(std::string("open the pty slave: ") + ErrorText(errno));
+  }
   UniqueFd sync_r, sync_w;
   if (!MakeSyncPair(&sync_r, &sync_w, &error)) return fail(error);
   pid_t child = ::fork();  // enters the joined pid namespace
   if (child < 0) return fail(std::string("fork: ") + ErrorText(errno));
   if (child == 0) {
     ::close(kMonitorStatusFd);
-    RunExecProcess(plan, sync_w.get());
+    ExecStdio stdio;
+    stdio.tty_slave = slave.get();
+    stdio.die_with_parent = interactive;
+    RunExecProcess(plan, sync_w.get(), stdio);
   }
   sync_w.Reset();
+  slave.Reset();
   // The captured output must reach EOF when the process is done, not when this helper is.
   int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
   ::dup2(null_fd, 0);
   ::dup2(null_fd, 1);
+  if (interactive) ::dup2(null_fd, 2);
   ::close(null_fd);
   SyncMessage msg;
   if (ReadSync(sync_r.get(), &msg)) {
@@ -661,6 +928,26 @@ int ExecMain(Options o) {
     return fail(DescribeSync(msg));
   }
   UniqueFd pidfd(static_cast<int>(syscall(SYS_pidfd_open, child, 0)));
+  if (interactive) {
+    std::vector<int> fds;
+    if (master) fds.push_back(master.get());
+    bool told = SendWithFds(kMonitorStatusFd, "started\n", fds);
+    master.Reset();
+    // Until the process exits; cribd closing its end (the client went away) kills it.
+    bool killed = !told;
+    if (killed) ::kill(child, SIGKILL);
+    while (pidfd && !killed) {
+      struct pollfd p[2] = {{pidfd.get(), POLLIN, 0}, {kMonitorStatusFd, POLLIN, 0}};
+      int n = ::poll(p, 2, -1);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 || p[0].revents != 0) break;
+      char buf[64];
+      if (p[1].revents != 0 && ::read(kMonitorStatusFd, buf, sizeof(buf)) <= 0) {
+        ::kill(child, SIGKILL);
+        killed = true;
+      }
+    }
+  }
   bool timed_out = false;
   if (o.timeout_ms > 0 && pidfd) {
     struct pollfd p = {pidfd.get(), POLLIN, 0};
@@ -677,11 +964,11 @@ int ExecMain(Options o) {
   while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
   }
   if (timed_out) {
-    WriteAll(kMonitorStatusFd, "timeout\n");
+    report("timeout\n");
   } else if (WIFSIGNALED(status)) {
-    WriteAll(kMonitorStatusFd, "signal " + std::to_string(WTERMSIG(status)) + "\n");
+    report("signal " + std::to_string(WTERMSIG(status)) + "\n");
   } else {
-    WriteAll(kMonitorStatusFd, "exit " + std::to_string(WEXITSTATUS(status)) + "\n");
+    report("exit " + std::to_string(WEXITSTATUS(status)) + "\n");
   }
   return 0;
 }

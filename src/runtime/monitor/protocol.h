@@ -12,11 +12,19 @@
 //   reopen-log       reopen the log file (after rotation)
 //   state            "ok created <pid>" or "ok running <pid>"
 //   resize <rows> <cols>  the pty size (terminal containers)
-//   attach           reserved for attach (not served yet)
+//   attach <stdin> <stdout> <stderr>  (each 0 or 1) "ok" with the attacher's ends attached as
+//                    SCM_RIGHTS, in the order stdout, stderr, stdin, for those asked for:
+//                    stdout/stderr are SOCK_SEQPACKET sockets the monitor sends the
+//                    container's output on (a terminal's output is stdout; a packet that
+//                    does not fit is dropped, so a slow attacher never blocks the log), stdin
+//                    is a SOCK_STREAM socket whose bytes go to the container's stdin and whose
+//                    end (EOF) ends this attacher's stdin. All end when the container exits.
 //
 // Start-up (fd 3 of `crib-monitor create`): "ready <monitor pid> <init pid> <warnings>" or
 // "error <message>". Exec result (fd 3 of `crib-monitor exec`): "exit <code>",
-// "signal <number>", "timeout" or "error <message>".
+// "signal <number>", "timeout" or "error <message>". With `exec --interactive`, fd 3 is a
+// unix stream socket: "started" once the process runs (with `--tty`, the pty master attached
+// as SCM_RIGHTS), then the result line; the process is killed when cribd closes its end.
 #pragma once
 
 namespace crib::runtime {
@@ -28,5 +36,9 @@ inline constexpr char kInitPidFile[] = "init.pid";
 inline constexpr char kExitFile[] = "exit";
 inline constexpr char kMonitorLog[] = "monitor.log";
 inline constexpr int kMonitorStatusFd = 3;
+// Attachers served at once; one more is refused.
+inline constexpr int kMaxAttachers = 16;
+// The largest packet of output an attacher receives.
+inline constexpr int kAttachPacketSize = 16384;
 
 }  // namespace crib::runtime
