@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "image/digest.h"
 #include "image/registry/auth.h"
 #include "image/registry/client.h"
 #include "nlohmann/json.hpp"

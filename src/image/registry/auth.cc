@@ -5,6 +5,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "image/digest.h"
 #include "nlohmann/json.hpp"
 
 namespace crib::image::registry {

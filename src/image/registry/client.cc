@@ -1,10 +1,8 @@
 #include "image/registry/client.h"
 
-#include <openssl/sha.h>
 #include <sys/utsname.h>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -13,6 +11,7 @@
 #include "common/errors.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "image/digest.h"
 #include "image/registry/auth.h"
 #include "image/registry/transport.h"
 #include "nlohmann/json.hpp"
@@ -110,13 +109,6 @@ absl::StatusOr<Descriptor> ParseDescriptor(const nlohmann::json& j, absl::string
 }
 
 }  // namespace
-
-std::string Sha256Digest(absl::string_view data) {
-  unsigned char hash[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), hash);
-  return absl::StrCat("sha256:", absl::BytesToHexString(absl::string_view(
-                                     reinterpret_cast<char*>(hash), sizeof(hash))));
-}
 
 Platform Platform::Host() {
   Platform p;

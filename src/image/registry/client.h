@@ -66,9 +66,6 @@ struct Platform {
   static Platform Host();
 };
 
-// The lowercase hex sha256 of `data` as "sha256:<hex>".
-std::string Sha256Digest(absl::string_view data);
-
 class Client {
  public:
   explicit Client(
