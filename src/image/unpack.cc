@@ -392,6 +392,7 @@ struct LayerUnpacker::Pipe {
   bool consumer_done ABSL_GUARDED_BY(mu) = false;
   absl::Status result ABSL_GUARDED_BY(mu);
   std::string current;  // the chunk libarchive is reading; extractor thread only
+  std::string dir;
   UniqueFd root;
   std::thread worker;
 
@@ -427,6 +428,7 @@ struct LayerUnpacker::Pipe {
 
   void Run() {
     absl::Status status = Extract();
+    if (status.ok()) status = Sync();
     absl::MutexLock lock(&mu);
     consumer_done = true;
     result = std::move(status);
@@ -458,6 +460,15 @@ struct LayerUnpacker::Pipe {
     return extractor.SetDirectoryTimes();
   }
 
+  // One syncfs makes everything the layer wrote durable before Commit renames it into place:
+  // an fsync per file would cost a journal commit each.
+  absl::Status Sync() {
+    UniqueFd fd(::openat(root.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd) return ErrnoStatus(errno, absl::StrCat("open ", dir));
+    if (::syncfs(fd.get()) != 0) return ErrnoStatus(errno, absl::StrCat("syncfs ", dir));
+    return absl::OkStatus();
+  }
+
   bool IsAborted() {
     absl::MutexLock lock(&mu);
     return abort;
@@ -485,6 +496,7 @@ class PlainDecoder final : public LayerUnpacker::Decoder {
 
 LayerUnpacker::LayerUnpacker(std::string dir, UniqueFd root)
     : dir_(std::move(dir)), pipe_(std::make_unique<Pipe>()) {
+  pipe_->dir = dir_;
   pipe_->root = std::move(root);
 }
 
@@ -662,6 +674,13 @@ absl::Status LayerUnpacker::Commit(const std::string& target) {
     return ErrnoStatus(errno, absl::StrCat("rename ", dir_, " to ", target));
   }
   committed_ = true;
+  // The rename itself is durable once the parent directory is.
+  const size_t slash = target.rfind('/');
+  const std::string parent =
+      slash == std::string::npos ? "." : (slash == 0 ? "/" : target.substr(0, slash));
+  UniqueFd parent_fd(::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!parent_fd) return ErrnoStatus(errno, absl::StrCat("open ", parent));
+  if (::fsync(parent_fd.get()) != 0) return ErrnoStatus(errno, absl::StrCat("fsync ", parent));
   return absl::OkStatus();
 }
 

@@ -36,10 +36,13 @@ class LayerUnpacker {
 
   // Returns the extraction's error as soon as it is known.
   absl::Status Write(absl::string_view chunk);
-  // Ends the stream and waits for the extraction; the diff id ("sha256:...") on success.
+  // Ends the stream and waits for the extraction, which ends with a syncfs of the directory's
+  // file system: after a successful Finish every file of the layer is on stable storage. The
+  // diff id ("sha256:...") on success.
   absl::StatusOr<std::string> Finish();
-  // After a successful Finish: renames the directory to `target`. If `target` already exists
-  // (the same layer unpacked by someone else), this copy is removed and the call succeeds.
+  // After a successful Finish: renames the directory to `target` and fsyncs its parent, so a
+  // committed snapshot survives a power cut whole. If `target` already exists (the same layer
+  // unpacked by someone else), this copy is removed and the call succeeds.
   absl::Status Commit(const std::string& target);
 
   uint64_t uncompressed_bytes() const { return uncompressed_bytes_; }
