@@ -62,15 +62,23 @@ class Layer:
     def dir(self, name, mode=0o755):
         self.tar.addfile(self._info(name, tarfile.DIRTYPE, mode))
 
-    def file(self, name, data, mode=0o644, uid=0, gid=0):
+    @staticmethod
+    def _xattrs(info, xattrs):
+        # PAX records as GNU tar and libarchive write them.
+        for key, value in (xattrs or {}).items():
+            info.pax_headers["SCHILY.xattr." + key] = value
+
+    def file(self, name, data, mode=0o644, uid=0, gid=0, xattrs=None):
         info = self._info(name, tarfile.REGTYPE, mode)
         info.size = len(data)
         info.uid, info.gid = uid, gid
+        self._xattrs(info, xattrs)
         self.tar.addfile(info, io.BytesIO(data))
 
-    def symlink(self, name, target):
+    def symlink(self, name, target, xattrs=None):
         info = self._info(name, tarfile.SYMTYPE, 0o777)
         info.linkname = target
+        self._xattrs(info, xattrs)
         self.tar.addfile(info)
 
     def hardlink(self, name, target):
@@ -281,7 +289,7 @@ def changes_layer():
     """Files, directories, hardlinks and symlinks the whiteout layer then changes."""
     layer = Layer()
     layer.dir("data")
-    layer.file("data/keep", b"kept\n")
+    layer.file("data/keep", b"kept\n", xattrs={"user.crib-test": "on a file"})
     layer.file("data/remove-me", b"removed by the next layer\n")
     layer.file("data/replace-me", b"old content\n")
     layer.dir("data/opaque")
@@ -291,7 +299,9 @@ def changes_layer():
     layer.file("data/gone/inside", b"the whole directory is whited out\n")
     layer.file("data/original", b"hardlinked content\n", mode=0o640)
     layer.hardlink("data/hardlink", "data/original")
-    layer.symlink("data/symlink", "keep")
+    # user.* is refused on symlinks by the kernel (skipped); trusted.* is kept.
+    layer.symlink("data/symlink", "keep", xattrs={"trusted.crib-test": "on a symlink",
+                                                  "user.crib-test": "refused on a symlink"})
     layer.symlink("data/abs-symlink", "/bin/busybox")
     layer.file("data/setuid", b"#!/bin/sh\n", mode=0o4755)
     layer.file("data/owned", b"owned by 1000:1000\n", uid=1000, gid=1000)

@@ -7,6 +7,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -188,6 +189,19 @@ TEST_F(ImagePullTest, PullListStatusRemoveAndRepullOnDisk) {
   char target[64] = {};
   ASSERT_GT(::readlink((changes + "/data/abs-symlink").c_str(), target, sizeof target - 1), 0);
   EXPECT_STREQ(target, "/bin/busybox");
+  // xattrs on a file and on a symlink itself; the kernel refuses user.* on a symlink.
+  char value[64] = {};
+  EXPECT_EQ(::lgetxattr((changes + "/data/keep").c_str(), "user.crib-test", value, sizeof value),
+            9);
+  EXPECT_STREQ(value, "on a file");
+  std::memset(value, 0, sizeof value);
+  EXPECT_EQ(
+      ::lgetxattr((changes + "/data/symlink").c_str(), "trusted.crib-test", value, sizeof value),
+      12);
+  EXPECT_STREQ(value, "on a symlink");
+  EXPECT_LT(::lgetxattr((changes + "/data/symlink").c_str(), "user.crib-test", value, sizeof value),
+            0);
+  EXPECT_THAT(cribd_->Log(), HasSubstr("data/symlink: xattr user.crib-test skipped"));
   const std::string whiteouts = Snapshot(chain_ids[2]);
   for (const char* name : {"/data/remove-me", "/data/gone"}) {
     ASSERT_EQ(::lstat((whiteouts + name).c_str(), &st), 0) << name;

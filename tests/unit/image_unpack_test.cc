@@ -51,14 +51,20 @@ class TarBuilder {
                    std::vector<std::pair<std::string, std::string>> xattrs = {}) {
     return Add(name, AE_IFREG, mode, data, uid, gid, mtime, nullptr, nullptr, 0, xattrs);
   }
-  TarBuilder& Symlink(const std::string& name, const std::string& target) {
-    return Add(name, AE_IFLNK, 0777, "", 0, 0, 3000, target.c_str());
+  TarBuilder& Symlink(const std::string& name, const std::string& target,
+                      std::vector<std::pair<std::string, std::string>> xattrs = {}) {
+    return Add(name, AE_IFLNK, 0777, "", 0, 0, 3000, target.c_str(), nullptr, 0, xattrs);
   }
   TarBuilder& Hardlink(const std::string& name, const std::string& target) {
     return Add(name, AE_IFREG, 0644, "", 0, 0, 3000, nullptr, target.c_str());
   }
-  TarBuilder& Device(const std::string& name, mode_t type, dev_t dev, mode_t mode = 0666) {
-    return Add(name, type, mode, "", 0, 0, 4000, nullptr, nullptr, dev);
+  TarBuilder& Device(const std::string& name, mode_t type, dev_t dev, mode_t mode = 0666,
+                     std::vector<std::pair<std::string, std::string>> xattrs = {}) {
+    return Add(name, type, mode, "", 0, 0, 4000, nullptr, nullptr, dev, xattrs);
+  }
+  TarBuilder& Dir(const std::string& name,
+                  std::vector<std::pair<std::string, std::string>> xattrs) {
+    return Add(name, AE_IFDIR, 0755, "", 0, 0, 1000, nullptr, nullptr, 0, xattrs);
   }
 
   std::string Finish() {
@@ -272,6 +278,57 @@ TEST(UnpackTest, LaterEntriesReplaceEarlierOnes) {
   ASSERT_EQ(::lstat((root + "/s").c_str(), &st), 0);
   EXPECT_TRUE(S_ISREG(st.st_mode));
   EXPECT_EQ(*ReadFile(root + "/s"), "file now");
+}
+
+TEST(UnpackTest, XattrsOnEveryEntryTypeTheKernelAllows) {
+  const std::string tar =
+      TarBuilder()
+          .Dir("d", {{"user.dir", "on a directory"}, {"trusted.overlay.redirect", "/elsewhere"}})
+          .File("d/file", "f", 0644, 0, 0, 2000,
+                {{"user.file", "on a file"}, {"security.crib-test", "s"}})
+          .Symlink("d/link", "file",
+                   {{"trusted.link", "on a symlink"},
+                    {"security.crib-test", "s"},
+                    {"user.link", "the kernel refuses user.* here"}})
+          .Device("d/null", AE_IFCHR, makedev(1, 3), 0666,
+                  {{"trusted.chr", "on a character device"}, {"user.chr", "refused"}})
+          .Device("d/loop", AE_IFBLK, makedev(7, 9), 0660, {{"trusted.blk", "on a block device"}})
+          .Device("d/fifo", AE_IFIFO, 0, 0620, {{"trusted.fifo", "on a fifo"}})
+          .Finish();
+  TempDir dir;
+  const std::string root = dir.path() + "/snapshot";
+  ASSERT_THAT(Unpack(tar, root).status(), IsOk());
+  EXPECT_EQ(Xattr(root + "/d", "user.dir"), "on a directory");
+  // overlayfs' own attributes come from whiteouts only, never from a layer's xattrs.
+  EXPECT_EQ(Xattr(root + "/d", "trusted.overlay.redirect"), "<none>");
+  EXPECT_EQ(Xattr(root + "/d/file", "user.file"), "on a file");
+  EXPECT_EQ(Xattr(root + "/d/file", "security.crib-test"), "s");
+  EXPECT_EQ(Xattr(root + "/d/link", "trusted.link"), "on a symlink");
+  EXPECT_EQ(Xattr(root + "/d/link", "security.crib-test"), "s");
+  EXPECT_EQ(Xattr(root + "/d/link", "user.link"), "<none>");
+  EXPECT_EQ(Xattr(root + "/d/file", "trusted.link"), "<none>");  // set on the link, not through it
+  EXPECT_EQ(Xattr(root + "/d/null", "trusted.chr"), "on a character device");
+  EXPECT_EQ(Xattr(root + "/d/null", "user.chr"), "<none>");
+  EXPECT_EQ(Xattr(root + "/d/loop", "trusted.blk"), "on a block device");
+  EXPECT_EQ(Xattr(root + "/d/fifo", "trusted.fifo"), "on a fifo");
+  struct stat st;
+  ASSERT_EQ(::lstat((root + "/d/link").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISLNK(st.st_mode));
+  EXPECT_EQ(st.st_mtim.tv_sec, 3000);
+}
+
+TEST(UnpackTest, AnXattrTheKernelRejectsFailsTheLayerAndLeavesNothing) {
+  // Larger than XATTR_SIZE_MAX (64 KiB): the kernel says E2BIG, which no skip rule covers.
+  const std::string tar = TarBuilder()
+                              .File("ok", "1")
+                              .Symlink("link", "ok", {{"trusted.big", std::string(70000, 'x')}})
+                              .Finish();
+  TempDir dir;
+  const std::string root = dir.path() + "/snapshot";
+  EXPECT_THAT(Unpack(tar, root).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("set xattr trusted.big on link")));
+  EXPECT_FALSE(Exists(root));
+  EXPECT_FALSE(Exists(root + ".tmp"));
 }
 
 struct BadLayer {
