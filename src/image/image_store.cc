@@ -32,6 +32,19 @@ constexpr char kTempPrefix[] = ".tmp-";
 
 bool IsDigestName(absl::string_view name) { return absl::StrContains(name, "@"); }
 
+// The blobs an image holds: its config, manifest and layers, and the index (or manifest) each
+// of its repo digests names.
+std::vector<std::string> Blobs(const Image& image) {
+  std::vector<std::string> blobs = image.layers;
+  blobs.push_back(image.id);
+  if (!image.manifest_digest.empty()) blobs.push_back(image.manifest_digest);
+  for (const std::string& name : image.repo_digests) {
+    const std::string digest = name.substr(name.find('@') + 1);
+    if (ValidateSha256(digest).ok()) blobs.push_back(digest);
+  }
+  return blobs;
+}
+
 // The record's data blob: everything but id, size and names.
 std::string EncodeData(const Image& image) {
   json j;
@@ -246,15 +259,10 @@ absl::Status ImageStore::Collect(const Image& removed) {
   ASSIGN_OR_RETURN(std::vector<store::ImageRecord> records, store_.ListImages());
   for (const store::ImageRecord& record : records) {
     ASSIGN_OR_RETURN(Image image, FromRecord(record));
-    kept.insert(image.id);
-    kept.insert(image.manifest_digest);
-    kept.insert(image.layers.begin(), image.layers.end());
+    for (std::string& blob : Blobs(image)) kept.insert(std::move(blob));
     kept.insert(image.chain_ids.begin(), image.chain_ids.end());
   }
-  std::vector<std::string> blobs = removed.layers;
-  blobs.push_back(removed.id);
-  if (!removed.manifest_digest.empty()) blobs.push_back(removed.manifest_digest);
-  for (const std::string& digest : blobs) {
+  for (const std::string& digest : Blobs(removed)) {
     if (kept.count(digest) > 0 || Held(digest)) continue;
     RETURN_IF_ERROR(content_->Delete(digest));
   }

@@ -1,8 +1,9 @@
 // The image store: what the CRI ImageService serves. Images are recorded in the metadata
-// store (id = config digest, names = repo tags and repo digests), their blobs live in the
-// content store and their layers in snapshots/<chain-id hex>, the overlay lower directories
-// that containers are built on. Removing an image collects the blobs and snapshots no other
-// image references, never one that a pull in progress holds or a container uses.
+// store (id = config digest, names = repo tags and repo digests), their blobs (config,
+// manifest, compressed layers, and the index each repo digest names) live in the content store
+// and their layers in snapshots/<chain-id hex>, the overlay lower directories that containers
+// are built on. Removing an image collects the blobs and snapshots no other image references,
+// never one that a pull in progress holds or a container uses.
 //
 // Knows nothing of gRPC or CRI types: the server translates.
 #pragma once

@@ -133,11 +133,13 @@ absl::StatusOr<std::string> ImageStore::DoPull(absl::string_view text,
   keys.insert(keys.end(), image.chain_ids.begin(), image.chain_ids.end());
   keys.push_back(image.id);
   keys.push_back(image.manifest_digest);
+  keys.push_back(resolved->digest);
   auto lease = std::make_unique<Lease>(this, keys);
   absl::Cleanup collect = [&] {
     lease.reset();
     absl::MutexLock gc(&gc_mu_);
-    if (absl::StatusOr<store::ImageRecord> kept = store_.GetImage(image.id); kept.ok()) return;
+    // Collect keeps what any recorded image references, this image included if it was pulled
+    // before: only what this pull added goes.
     if (absl::Status s = Collect(image); !s.ok()) {
       spdlog::warn("{}: cleaning up after the failure: {}", what, s.message());
     }
@@ -150,6 +152,12 @@ absl::StatusOr<std::string> ImageStore::DoPull(absl::string_view text,
   }
   if (!content_->Has(image.manifest_digest)) {
     if (absl::Status s = content_->Put(image.manifest_digest, resolved->manifest_json); !s.ok()) {
+      return Annotate(s, what);
+    }
+  }
+  // The index the repo digest names; GC finds it through that name.
+  if (!resolved->index_json.empty() && !content_->Has(resolved->digest)) {
+    if (absl::Status s = content_->Put(resolved->digest, resolved->index_json); !s.ok()) {
       return Annotate(s, what);
     }
   }

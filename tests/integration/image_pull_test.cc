@@ -312,7 +312,7 @@ TEST_F(ImagePullTest, BlobWithTheWrongDigestStoresNothing) {
   // A registry of its own whose busybox layer is corrupted on disk.
   auto registry = LocalRegistry::Start();
   ASSERT_THAT(registry.status(), IsOk());
-  auto pushed = (*registry)->Push({"busybox:latest"});
+  auto pushed = (*registry)->Push({"busybox:latest", "multiarch:latest"});
   ASSERT_THAT(pushed.status(), IsOk());
   const std::string layer = pushed->at("busybox:latest").layers[0];
   const std::string path = RegistryBlobPath(**registry, layer);
@@ -321,12 +321,48 @@ TEST_F(ImagePullTest, BlobWithTheWrongDigestStoresNothing) {
   ASSERT_THAT(WriteFileAtomic(path, bytes), IsOk());
 
   const std::set<std::string> before = StoreTree();
-  grpc::Status status = Pull(absl::StrCat((*registry)->host(), "/busybox:latest"));
-  EXPECT_FALSE(status.ok());
-  EXPECT_THAT(status.error_message(), HasSubstr(layer));
-  EXPECT_THAT(status.error_message(), HasSubstr("digest mismatch"));
+  // The multi-platform image's linux/amd64 manifest has the same layer: its index, stored
+  // before the layers, goes again too.
+  for (const char* name : {"busybox:latest", "multiarch:latest"}) {
+    SCOPED_TRACE(name);
+    grpc::Status status = Pull(absl::StrCat((*registry)->host(), "/", name));
+    EXPECT_FALSE(status.ok());
+    EXPECT_THAT(status.error_message(), HasSubstr(layer));
+    EXPECT_THAT(status.error_message(), HasSubstr("digest mismatch"));
+    EXPECT_THAT(List(), IsEmpty());
+    EXPECT_EQ(StoreTree(), before);
+  }
+}
+
+TEST_F(ImagePullTest, MultiPlatformImageKeepsItsIndexUntilRemoved) {
+  const TestImage& multiarch = images_->at("multiarch:latest");
+  const TestImage& amd64 = multiarch.manifests.at("linux/amd64");
+  std::string id;
+  grpc::Status status = Pull(Ref("multiarch:latest"), &id);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(id, amd64.config);
+  EXPECT_THAT(Status(id).image().repo_digests(), ElementsAre(Ref("multiarch@" + multiarch.digest)));
+  // The index the repo digest names is in the store, verified, beside the chosen manifest.
+  EXPECT_EQ(*ReadFile(Blob(multiarch.digest)),
+            *ReadFile(RegistryBlobPath(*registry_, multiarch.digest)));
+  EXPECT_TRUE(Exists(Blob(amd64.digest)));
+  EXPECT_TRUE(Exists(Blob(amd64.config)));
+  for (const auto& [platform, other] : multiarch.manifests) {
+    if (platform != "linux/amd64") {
+      EXPECT_FALSE(Exists(Blob(other.digest))) << platform;
+    }
+  }
+  // Pulled again by the index digest: the same image, nothing more stored.
+  const std::set<std::string> pulled = StoreTree();
+  status = Pull(Ref("multiarch@" + multiarch.digest), &id);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(id, amd64.config);
+  EXPECT_EQ(StoreTree(), pulled);
+
+  ASSERT_TRUE(Remove(Ref("multiarch:latest")).ok());
   EXPECT_THAT(List(), IsEmpty());
-  EXPECT_EQ(StoreTree(), before);
+  EXPECT_THAT(Tree(root_ + "/content/blobs/sha256"), IsEmpty());
+  EXPECT_THAT(Tree(root_ + "/snapshots"), IsEmpty());
 }
 
 TEST_F(ImagePullTest, CredentialsFromTheRequestAndAWrongPasswordStoresNothing) {

@@ -181,6 +181,33 @@ TEST_F(ImageStoreTest, SharedLayersSurviveUntilTheLastImage) {
   EXPECT_FALSE(Exists(images_->SnapshotPath(b.chain_ids[0])));
 }
 
+TEST_F(ImageStoreTest, IndexesTheRepoDigestsNameGoWithTheImage) {
+  // Pulled through two indexes (two tags of a multi-platform image, say), a third image
+  // through a shared one.
+  Image a = MakeImage("a", {"base", "top-a"}, {"app:1"});
+  Image b = MakeImage("b", {"base"}, {"tool:1"});
+  const std::string index1 = "{\"manifests\":[1]}", index2 = "{\"manifests\":[2]}",
+                    shared = "{\"manifests\":[3]}";
+  for (const std::string* index : {&index1, &index2, &shared}) {
+    ASSERT_THAT(images_->content().Put(Sha256Digest(*index), *index), IsOk());
+  }
+  a.repo_digests = {"docker.io/library/app@" + Sha256Digest(index1),
+                    "docker.io/library/app@" + Sha256Digest(shared)};
+  ASSERT_THAT(images_->Record(a), IsOk());
+  a.repo_tags = {"docker.io/library/app:2"};
+  a.repo_digests = {"docker.io/library/app@" + Sha256Digest(index2)};
+  ASSERT_THAT(images_->Record(a), IsOk());
+  b.repo_digests = {"docker.io/library/tool@" + Sha256Digest(shared)};
+  ASSERT_THAT(images_->Record(b), IsOk());
+
+  ASSERT_THAT(images_->Remove(a.id), IsOk());
+  EXPECT_FALSE(images_->content().Has(Sha256Digest(index1)));
+  EXPECT_FALSE(images_->content().Has(Sha256Digest(index2)));
+  EXPECT_TRUE(images_->content().Has(Sha256Digest(shared)));
+  ASSERT_THAT(images_->Remove(b.id), IsOk());
+  EXPECT_THAT(*images_->content().List(), IsEmpty());
+}
+
 TEST_F(ImageStoreTest, SnapshotsInUseAndLeasedAreKept) {
   Image a = MakeImage("a", {"base", "top-a"}, {"app:1"});
   images_->SetSnapshotInUse([&](absl::string_view chain_id) { return chain_id == a.chain_ids[1]; });

@@ -317,6 +317,7 @@ struct Client::Session {
     image.digest = digest;
     image.media_type = media_type;
     if (IsIndex(media_type)) {
+      image.index_json = body;
       const nlohmann::json index = nlohmann::json::parse(body);
       const nlohmann::json* best = nullptr;
       int best_score = 0;

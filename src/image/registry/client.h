@@ -48,7 +48,8 @@ struct PullOptions {
 };
 
 struct ResolvedImage {
-  std::string digest;  // what the reference resolved to (index or manifest): the repo digest
+  std::string digest;      // what the reference resolved to (index or manifest): the repo digest
+  std::string index_json;  // its bytes when it is an index, verified against digest
   std::string manifest_digest;      // the chosen platform's image manifest
   std::string manifest_json;        // its bytes, verified against manifest_digest
   Descriptor config;                // the image config blob
