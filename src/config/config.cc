@@ -294,6 +294,22 @@ absl::Status ValidateNetwork(const NetworkConfig& network) {
   return absl::OkStatus();
 }
 
+// A host is reached either over plain HTTP or over TLS: naming it for both is a mistake.
+absl::Status ValidateRegistry(const RegistryConfig& registry) {
+  for (const std::string& host : registry.plain_http) {
+    const bool tls =
+        registry.ca_files.count(host) > 0 ||
+        std::find(registry.insecure_skip_verify.begin(), registry.insecure_skip_verify.end(),
+                  host) != registry.insecure_skip_verify.end();
+    if (tls) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "key registry.plain_http: host \"", host,
+          "\" is also in registry.ca_files or registry.insecure_skip_verify, which mean TLS"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::string_view CgroupDriverName(CgroupDriver driver) {
@@ -374,6 +390,7 @@ absl::Status ValidateConfig(const Config& config) {
     return Annotate(s, "key log_level");
   }
   RETURN_IF_ERROR(ValidateNetwork(config.network));
+  RETURN_IF_ERROR(ValidateRegistry(config.registry));
   return absl::OkStatus();
 }
 

@@ -44,11 +44,12 @@ struct RegistryConfig {
   // Per registry host, mirror endpoints ("https://mirror.example.com" or "host:port") tried in
   // order before the registry itself.
   std::map<std::string, std::vector<std::string>> mirrors;
-  // Hosts reached over plain HTTP (localhost and 127.0.0.0/8 always are).
+  // Hosts reached over plain HTTP. So are localhost and 127.0.0.0/8, unless they are named in
+  // insecure_skip_verify or ca_files, which mean HTTPS; a host may not be in both kinds.
   std::vector<std::string> plain_http;
-  // Hosts whose TLS certificate is not verified.
+  // Hosts reached over HTTPS whose TLS certificate is not verified.
   std::vector<std::string> insecure_skip_verify;
-  // Per host, a PEM file of CA certificates to verify it with.
+  // Per host, a PEM file of CA certificates to verify it with instead of the system's.
   std::map<std::string, std::string> ca_files;
   // A transfer that receives nothing for this long is aborted.
   absl::Duration stall_timeout = absl::Minutes(1);

@@ -5,7 +5,8 @@ Everything is deterministic: fixed mtimes, owners and orders, gzip without a tim
 generator for the benchmark image's content, so the same script gives the same digests.
 Python 3 standard library only, plus the zstd CLI for the zstd layer.
 
-Usage: build_images.py --registry 127.0.0.1:5000 [--user U --password P] [--only a,b] [--big]
+Usage: build_images.py --registry 127.0.0.1:5000 [--user U --password P] [--ca-file CA]
+                       [--only a,b] [--big]
 Prints a JSON object to stdout: per image "repo:tag" its digest, media type and, for indexes,
 its children; per image its layer digests.
 """
@@ -17,6 +18,7 @@ import http.client
 import io
 import json
 import random
+import ssl
 import subprocess
 import sys
 import tarfile
@@ -156,15 +158,19 @@ def image_config(diff_ids, arch="amd64", variant=None, user=None, cmd=("sh",), d
 
 
 class Registry:
-    def __init__(self, address, user=None, password=None):
+    def __init__(self, address, user=None, password=None, ca_file=None):
         self.address = address
+        self.context = ssl.create_default_context(cafile=ca_file) if ca_file else None
         self.headers = {}
         if user is not None:
             token = base64.b64encode(f"{user}:{password}".encode()).decode()
             self.headers["Authorization"] = "Basic " + token
 
     def request(self, method, path, body=None, headers=None):
-        conn = http.client.HTTPConnection(self.address, timeout=120)
+        if self.context is not None:
+            conn = http.client.HTTPSConnection(self.address, timeout=120, context=self.context)
+        else:
+            conn = http.client.HTTPConnection(self.address, timeout=120)
         h = dict(self.headers)
         h.update(headers or {})
         conn.request(method, path, body=body, headers=h)
@@ -416,13 +422,14 @@ def build(builder, only, big):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--registry", required=True, help="host:port, plain HTTP")
+    parser.add_argument("--registry", required=True, help="host:port, plain HTTP by default")
     parser.add_argument("--user")
     parser.add_argument("--password")
+    parser.add_argument("--ca-file", help="HTTPS, verified with this CA")
     parser.add_argument("--only", help="comma-separated repo:tag names")
     parser.add_argument("--big", action="store_true", help="also the ~100 MB benchmark image")
     args = parser.parse_args()
-    builder = Builder(Registry(args.registry, args.user, args.password))
+    builder = Builder(Registry(args.registry, args.user, args.password, args.ca_file))
     only = set(args.only.split(",")) if args.only else None
     build(builder, only, args.big or (only is not None and "big:latest" in only))
     json.dump(builder.result, sys.stdout, indent=1, sort_keys=True)

@@ -403,6 +403,36 @@ TEST_F(ImagePullTest, CredentialsFromTheRequestAndAWrongPasswordStoresNothing) {
   EXPECT_THAT(cribd_->Log(), Not(HasSubstr(auth.password)));
 }
 
+TEST_F(ImagePullTest, PullsOverTlsWithTheCaNamedInTheConfigFile) {
+  LocalRegistryOptions tls;
+  tls.tls = true;
+  auto registry = LocalRegistry::Start(tls);
+  ASSERT_THAT(registry.status(), IsOk());
+  auto pushed = (*registry)->Push({"busybox:latest"});
+  ASSERT_THAT(pushed.status(), IsOk());
+  const std::string ref = absl::StrCat((*registry)->host(), "/busybox:latest");
+
+  // Unconfigured, a loopback registry is plain HTTP: refused with what to configure.
+  const std::set<std::string> before = StoreTree();
+  grpc::Status status = Pull(ref);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr("registry.ca_files"));
+  EXPECT_EQ(StoreTree(), before);
+
+  cribd_.reset();
+  options_.config_text = absl::StrCat("[registry]\nca_files = { \"", (*registry)->host(), "\" = \"",
+                                      (*registry)->certificates().ca_file, "\" }\n");
+  auto cribd = CribdProcess::Start(options_);
+  ASSERT_THAT(cribd.status(), IsOk());
+  cribd_ = *std::move(cribd);
+  std::string id;
+  status = Pull(ref, &id);
+  ASSERT_TRUE(status.ok()) << status.error_message() << cribd_->Log();
+  const TestImage& busybox = pushed->at("busybox:latest");
+  EXPECT_EQ(id, busybox.config);
+  EXPECT_TRUE(Exists(Snapshot(image::ChainIds(busybox.diff_ids)[0]) + "/bin/busybox"));
+}
+
 TEST_F(ImagePullTest, ConnectionDroppedMidBlobStoresNothing) {
   // Serves busybox:latest from the real registry's files but cuts the layer in half.
   const TestImage& busybox = images_->at("busybox:latest");

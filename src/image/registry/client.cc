@@ -141,8 +141,15 @@ Client::Client(const Config& config) : config_(config.registry), platform_(Platf
 Client::~Client() = default;
 
 std::vector<std::string> Client::Endpoints(absl::string_view domain) const {
+  // Loopback registries are plain HTTP unless the config names their TLS (a CA file or
+  // insecure_skip_verify); a mirror written with its scheme keeps it.
   auto scheme_for = [this](absl::string_view host) {
-    return IsLoopback(host) || Contains(config_.plain_http, host) ? "http://" : "https://";
+    if (Contains(config_.plain_http, host)) return "http://";
+    if (config_.ca_files.count(std::string(host)) > 0 ||
+        Contains(config_.insecure_skip_verify, host)) {
+      return "https://";
+    }
+    return IsLoopback(host) ? "http://" : "https://";
   };
   std::vector<std::string> endpoints;
   if (auto it = config_.mirrors.find(std::string(domain)); it != config_.mirrors.end()) {
@@ -234,6 +241,14 @@ struct Client::Session {
     std::string detail = RegistryErrors(response.body, &codes);
     const std::string message = absl::StrCat(what, " on ", endpoint, ": HTTP ", response.status,
                                              detail.empty() ? "" : absl::StrCat(" ", detail));
+    // Go's HTTP server (docker-registry's) answers plain HTTP on a TLS port this way.
+    if (response.status == 400 && absl::StartsWith(endpoint, "http://") &&
+        absl::StrContains(response.body, "HTTP request to an HTTPS server")) {
+      return absl::UnavailableError(
+          absl::StrCat(what, " on ", endpoint, ": the registry at ", host,
+                       " speaks HTTPS; name its CA in registry.ca_files (or list it in "
+                       "registry.insecure_skip_verify) to reach it over TLS"));
+    }
     for (const std::string& code : codes) {
       if (code == "NAME_UNKNOWN" || code == "MANIFEST_UNKNOWN" || code == "BLOB_UNKNOWN") {
         return absl::NotFoundError(message);

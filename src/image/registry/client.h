@@ -87,7 +87,8 @@ class Client {
                          absl::FunctionRef<absl::Status(absl::string_view chunk)> sink);
 
   // The endpoints tried for a registry host, in order: its mirrors, then the registry itself
-  // ("https://registry-1.docker.io" for docker.io, "http://127.0.0.1:5000" for loopback).
+  // ("https://registry-1.docker.io" for docker.io, "http://127.0.0.1:5000" for loopback, but
+  // "https://127.0.0.1:5000" when registry.ca_files or insecure_skip_verify names the host).
   std::vector<std::string> Endpoints(absl::string_view domain) const;
 
   struct Session;  // auth state per endpoint and repository

@@ -47,8 +47,9 @@ struct HttpResponse {
 };
 
 // Performs `exchange`. A status from the server (404, 500...) is a response, not an error;
-// errors are Unavailable (connect, TLS, a dropped connection), DeadlineExceeded (stalled, too
-// slow), Cancelled, or the sink's own error. Messages name the method and URL only.
+// errors are Unavailable (connect, TLS, an untrusted certificate, a dropped connection),
+// FailedPrecondition (an unusable CA file), DeadlineExceeded (stalled, too slow), Cancelled,
+// or the sink's own error. Messages name the method and URL only.
 absl::StatusOr<HttpResponse> Perform(const HttpExchange& exchange, const TlsOptions& tls,
                                      const TransferLimits& limits);
 
