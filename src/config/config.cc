@@ -233,6 +233,15 @@ const std::map<std::string, KeySetter, std::less<>>& RegistryKeys() {
          ASSIGN_OR_RETURN(config.registry.min_rate_window, AsDuration(node));
          return absl::OkStatus();
        }},
+      {"max_concurrent_downloads",
+       [](const toml::node& node, Config& config) -> absl::Status {
+         const auto* value = node.as_integer();
+         if (value == nullptr || value->get() < 1 || value->get() > 64) {
+           return absl::InvalidArgumentError("want an integer from 1 to 64 (layers at a time)");
+         }
+         config.registry.max_concurrent_downloads = static_cast<int>(value->get());
+         return absl::OkStatus();
+       }},
   };
   return *keys;
 }
@@ -417,7 +426,8 @@ std::string ConfigToJson(const Config& config) {
         {"ca_files", config.registry.ca_files},
         {"stall_timeout", absl::FormatDuration(config.registry.stall_timeout)},
         {"min_rate", config.registry.min_rate},
-        {"min_rate_window", absl::FormatDuration(config.registry.min_rate_window)}}},
+        {"min_rate_window", absl::FormatDuration(config.registry.min_rate_window)},
+        {"max_concurrent_downloads", config.registry.max_concurrent_downloads}}},
   };
   return j.dump();
 }

@@ -56,6 +56,8 @@ struct RegistryConfig {
   // A transfer slower than min_rate bytes/s over min_rate_window is aborted; 0 disables.
   int64_t min_rate = 1024;
   absl::Duration min_rate_window = absl::Minutes(1);
+  // Layers of one pull fetched and unpacked at the same time (1 to 64).
+  int max_concurrent_downloads = 2;
   bool operator==(const RegistryConfig&) const = default;
 };
 
@@ -66,7 +68,7 @@ struct Config {
   std::string log_level = "info";
   CgroupDriver cgroup_driver = CgroupDriver::kCgroupfs;
   absl::Duration shutdown_timeout = absl::Seconds(10);
-  std::string helper_dir;  // empty: beside the cribd executable
+  std::string helper_dir;           // empty: beside the cribd executable
   int64_t pod_shm_size = 64 << 20;  // bytes of each pod's /dev/shm tmpfs
   NetworkConfig network;
   RegistryConfig registry;

@@ -723,9 +723,12 @@ absl::Status LayerUnpacker::Commit(const std::string& target) {
   return absl::OkStatus();
 }
 
-absl::Status FeedFromFd(int fd, LayerUnpacker& unpacker) {
+absl::Status FeedFromFd(int fd, LayerUnpacker& unpacker, const std::function<bool()>& cancelled) {
   std::string buf(1 << 20, '\0');
   for (;;) {
+    if (cancelled && cancelled()) {
+      return absl::CancelledError(absl::StrCat("unpack ", unpacker.dir(), ": cancelled"));
+    }
     const ssize_t n = ::read(fd, buf.data(), buf.size());
     if (n < 0) {
       if (errno == EINTR) continue;

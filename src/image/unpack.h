@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -67,7 +68,9 @@ class LayerUnpacker {
   bool committed_ = false;
 };
 
-// Feeds the rest of a file (a stored layer blob) to `unpacker`.
-absl::Status FeedFromFd(int fd, LayerUnpacker& unpacker);
+// Feeds the rest of a file (a stored layer blob) to `unpacker`, polling `cancelled` (when set)
+// before each read: Cancelled once it says so.
+absl::Status FeedFromFd(int fd, LayerUnpacker& unpacker,
+                        const std::function<bool()>& cancelled = nullptr);
 
 }  // namespace crib::image

@@ -7,6 +7,8 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -20,7 +22,10 @@
 #include "common/files.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "image/fs_util.h"
+#include "image/image_store.h"
 #include "image/unpack.h"
+#include "store/store.h"
 #include "support/cribd_process.h"
 #include "support/registry.h"
 #include "support/status_matchers.h"
@@ -513,6 +518,103 @@ TEST_F(ImagePullTest, ClientDeadlineCancelsThePullAndLeavesNothing) {
   EXPECT_EQ(StoreTree(), before);
   EXPECT_THAT(List(), IsEmpty());
   EXPECT_THAT(cribd_->Log(), HasSubstr("cancel"));
+}
+
+// An image store of its own in `dir`, for what the RPCs cannot show.
+struct DirectStore {
+  Config config;
+  std::unique_ptr<store::Store> metadata;
+  std::unique_ptr<image::ImageStore> images;
+
+  explicit DirectStore(const std::string& dir, Config base = {}) : config(std::move(base)) {
+    config.root_dir = dir + "/root";
+    EXPECT_THAT(MakeDirs(config.root_dir), IsOk());
+    auto opened = store::Store::Open(config.root_dir + "/metadata.db");
+    EXPECT_THAT(opened.status(), IsOk());
+    metadata = *std::move(opened);
+    auto store = image::ImageStore::Open(config, *metadata);
+    EXPECT_THAT(store.status(), IsOk());
+    images = *std::move(store);
+  }
+  std::string SnapshotsDir() const { return config.root_dir + "/snapshots"; }
+};
+
+TEST_F(ImagePullTest, UnpackingAStoredBlobStopsWhenCancelled) {
+  const TestImage& layers = images_->at("layers:latest");
+  const std::vector<std::string> chain_ids = image::ChainIds(layers.diff_ids);
+  TempDir dir;
+  DirectStore direct(dir.path());
+  ASSERT_THAT(direct.images->Pull(Ref("layers:latest"), {}).status(), IsOk());
+  // The blobs stay, the snapshots go: what a crash between a blob's commit and its snapshot's
+  // leaves. The next pull unpacks from the stored blobs without fetching them.
+  for (const std::string& c : chain_ids) {
+    ASSERT_THAT(image::RemoveAll(direct.images->SnapshotPath(c)), IsOk());
+  }
+  // The client gives up once an unpack has started.
+  image::registry::PullOptions options;
+  options.cancelled = [&] {
+    for (const std::string& name : Tree(direct.SnapshotsDir())) {
+      if (absl::StartsWith(name, ".tmp-")) return true;
+    }
+    return false;
+  };
+  EXPECT_THAT(direct.images->Pull(Ref("layers:latest"), options).status(),
+              StatusIs(absl::StatusCode::kCancelled, HasSubstr("cancelled")));
+  // No snapshot committed after the cancel, no partial one left.
+  EXPECT_THAT(Tree(direct.SnapshotsDir()), IsEmpty());
+  for (const std::string& layer : layers.layers) {
+    EXPECT_TRUE(direct.images->content().Has(layer)) << layer;
+  }
+
+  // Not cancelled, the snapshots come back from the stored blobs.
+  ASSERT_THAT(direct.images->Pull(Ref("layers:latest"), {}).status(), IsOk());
+  for (const std::string& c : chain_ids) EXPECT_TRUE(Exists(direct.images->SnapshotPath(c))) << c;
+}
+
+TEST_F(ImagePullTest, LayersDownloadMaxConcurrentDownloadsAtATime) {
+  // Serves layers:latest from the real registry's files, holding each layer a moment.
+  const TestImage& layers = images_->at("layers:latest");
+  ASSERT_EQ(layers.layers.size(), 5u);
+  std::atomic<int> active{0}, most{0};
+  ScriptedHttpServer server([&](const HttpRequest& request, HttpConnection& connection) {
+    if (request.target == "/v2/" || request.target == "/v2") {
+      connection.Respond(200, "{}", {{"Content-Type", "application/json"}});
+      return;
+    }
+    if (absl::StrContains(request.target, "/manifests/")) {
+      connection.Respond(200, *ReadFile(RegistryBlobPath(*registry_, layers.digest)),
+                         {{"Content-Type", layers.media_type}});
+      return;
+    }
+    const size_t at = request.target.find("/blobs/");
+    if (at == std::string::npos) {
+      connection.Respond(404, "");
+      return;
+    }
+    const std::string digest = request.target.substr(at + 7);
+    const bool layer =
+        std::find(layers.layers.begin(), layers.layers.end(), digest) != layers.layers.end();
+    if (layer) {
+      const int now = ++active;
+      for (int seen = most.load(); now > seen && !most.compare_exchange_weak(seen, now);) {
+      }
+      connection.Stall(absl::Milliseconds(300));
+    }
+    connection.Respond(200, *ReadFile(RegistryBlobPath(*registry_, digest)),
+                       {{"Content-Type", "application/octet-stream"}});
+    if (layer) --active;
+  });
+  const std::string ref = absl::StrCat(server.host(), "/layers:latest");
+  for (int workers : {1, 3}) {
+    SCOPED_TRACE(workers);
+    most = 0;
+    TempDir dir;
+    Config config;
+    config.registry.max_concurrent_downloads = workers;
+    DirectStore direct(dir.path(), config);
+    ASSERT_THAT(direct.images->Pull(ref, {}).status(), IsOk());
+    EXPECT_EQ(most.load(), workers);
+  }
 }
 
 TEST_F(ImagePullTest, ConcurrentPullsShareOneDownload) {

@@ -796,6 +796,7 @@ ca_files = { "corp.example.com" = "/etc/crib/corp.pem" }
 stall_timeout = "20s"
 min_rate = 0
 min_rate_window = "30s"
+max_concurrent_downloads = 4
 )",
                                               "t.toml");
   ASSERT_THAT(config, IsOk());
@@ -807,6 +808,15 @@ min_rate_window = "30s"
   EXPECT_EQ(config->registry.stall_timeout, absl::Seconds(20));
   EXPECT_EQ(config->registry.min_rate, 0);
   EXPECT_EQ(config->registry.min_rate_window, absl::Seconds(30));
+  EXPECT_EQ(config->registry.max_concurrent_downloads, 4);
+  EXPECT_EQ(Config{}.registry.max_concurrent_downloads, 2);
+  for (const char* bad : {"0", "65", "\"2\""}) {
+    EXPECT_THAT(
+        ParseConfig(absl::StrCat("[registry]\nmax_concurrent_downloads = ", bad, "\n"), "t"),
+        StatusIs(absl::StatusCode::kInvalidArgument,
+                 HasSubstr("registry.max_concurrent_downloads")))
+        << bad;
+  }
   EXPECT_THAT(ParseConfig("[registry]\nstall_timeout = \"0s\"\n", "t"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("registry.stall_timeout")));
   EXPECT_THAT(ParseConfig("[registry]\nmirrors = { \"x\" = \"y\" }\n", "t"),

@@ -325,8 +325,8 @@ TEST(UnpackTest, AnXattrTheKernelRejectsFailsTheLayerAndLeavesNothing) {
                               .Finish();
   TempDir dir;
   const std::string root = dir.path() + "/snapshot";
-  EXPECT_THAT(Unpack(tar, root).status(),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("set xattr trusted.big on link")));
+  EXPECT_THAT(Unpack(tar, root).status(), StatusIs(absl::StatusCode::kInvalidArgument,
+                                                   HasSubstr("set xattr trusted.big on link")));
   EXPECT_FALSE(Exists(root));
   EXPECT_FALSE(Exists(root + ".tmp"));
 }
@@ -401,6 +401,39 @@ TEST(UnpackTest, AbandonedUnpackRemovesItsDirectory) {
     ASSERT_THAT((*unpacker)->Write(gz.substr(0, gz.size() / 2)), IsOk());
   }
   EXPECT_FALSE(Exists(root));
+}
+
+TEST(UnpackTest, FeedingAStoredBlobStopsWhenCancelled) {
+  // A layer of several reads (FeedFromFd reads 1 MiB at a time), stored in a file.
+  TarBuilder tar;
+  for (int i = 0; i < 4; ++i) tar.File("f" + std::to_string(i), std::string(1 << 20, 'a' + i));
+  const std::string layer = tar.Finish();
+  TempDir dir;
+  const std::string blob = dir.path() + "/blob";
+  ASSERT_THAT(WriteFileAtomic(blob, layer), IsOk());
+  const std::string root = dir.path() + "/snapshot";
+  {
+    auto unpacker = LayerUnpacker::Start(root);
+    ASSERT_THAT(unpacker.status(), IsOk());
+    UniqueFd fd(::open(blob.c_str(), O_RDONLY | O_CLOEXEC));
+    ASSERT_TRUE(fd);
+    int polls = 0;
+    EXPECT_THAT(FeedFromFd(fd.get(), **unpacker, [&polls] { return ++polls == 2; }),
+                StatusIs(absl::StatusCode::kCancelled, HasSubstr("cancelled")));
+    EXPECT_EQ(polls, 2);
+  }
+  EXPECT_FALSE(Exists(root));
+
+  // Not cancelled, the same blob unpacks whole.
+  auto unpacker = LayerUnpacker::Start(root + ".tmp");
+  ASSERT_THAT(unpacker.status(), IsOk());
+  UniqueFd fd(::open(blob.c_str(), O_RDONLY | O_CLOEXEC));
+  ASSERT_THAT(FeedFromFd(fd.get(), **unpacker, [] { return false; }), IsOk());
+  absl::StatusOr<std::string> diff_id = (*unpacker)->Finish();
+  ASSERT_THAT(diff_id.status(), IsOk());
+  EXPECT_EQ(*diff_id, Sha256Digest(layer));
+  ASSERT_THAT((*unpacker)->Commit(root), IsOk());
+  EXPECT_EQ(*ReadFile(root + "/f3"), std::string(1 << 20, 'd'));
 }
 
 TEST(UnpackTest, CommitOverAnExistingSnapshotKeepsTheFirst) {
