@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -87,6 +88,12 @@ class ImageStore {
   std::string SnapshotPath(absl::string_view chain_id) const;
   void SetSnapshotInUse(SnapshotInUse in_use) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Deletes every blob and snapshot that no image references and nothing holds: what a crash
+  // left behind, and the snapshots a removed image kept for a container that is gone now. Open
+  // already does it for blobs; snapshots need SetSnapshotInUse first, so the daemon calls this
+  // once its containers are known, and after removing a container.
+  absl::Status CollectGarbage() ABSL_LOCKS_EXCLUDED(gc_mu_);
+
   ContentStore& content() { return *content_; }
 
   // Records a pulled image (its blobs and snapshots in place) under its repo tags and digests,
@@ -112,8 +119,13 @@ class ImageStore {
   // The image record `ref` names, and the name it matched (empty for an id).
   absl::StatusOr<std::pair<store::ImageRecord, std::string>> Find(absl::string_view ref);
   absl::StatusOr<Image> FromRecord(const store::ImageRecord& record);
+  // The blobs and chain ids the recorded images reference.
+  absl::StatusOr<std::set<std::string>> Referenced() ABSL_EXCLUSIVE_LOCKS_REQUIRED(gc_mu_);
   // Deletes the blobs and snapshots of `removed` that nothing holds any more.
   absl::Status Collect(const Image& removed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(gc_mu_);
+  // Deletes every blob, and with `snapshots` every snapshot, that nothing holds any more.
+  absl::Status Sweep(bool snapshots) ABSL_EXCLUSIVE_LOCKS_REQUIRED(gc_mu_);
+  absl::Status DeleteSnapshot(const std::string& chain_id);
   bool Held(const std::string& key) ABSL_LOCKS_EXCLUDED(mu_);
 
   struct InFlight;

@@ -2,6 +2,7 @@
 // loopback, with the results checked on disk: blobs, snapshots, whiteouts, GC. Bad input (a
 // traversing layer, a blob with the wrong digest, a connection dropped mid-blob) must leave the
 // store as it was.
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -615,6 +616,49 @@ TEST_F(ImagePullTest, LayersDownloadMaxConcurrentDownloadsAtATime) {
     ASSERT_THAT(direct.images->Pull(ref, {}).status(), IsOk());
     EXPECT_EQ(most.load(), workers);
   }
+}
+
+TEST_F(ImagePullTest, ARestartAfterAKilledPullLeavesNothingOfIt) {
+  // Serves busybox:latest but stalls half-way through the layer, long after the config and
+  // manifest blobs are committed.
+  const TestImage& busybox = images_->at("busybox:latest");
+  const std::string manifest = *ReadFile(RegistryBlobPath(*registry_, busybox.digest));
+  const std::string config = *ReadFile(RegistryBlobPath(*registry_, busybox.config));
+  const std::string layer = *ReadFile(RegistryBlobPath(*registry_, busybox.layers[0]));
+  std::atomic<bool> stalled{false};
+  ScriptedHttpServer server([&](const HttpRequest& request, HttpConnection& connection) {
+    if (request.target == "/v2/" || request.target == "/v2") {
+      connection.Respond(200, "{}", {{"Content-Type", "application/json"}});
+    } else if (absl::StrContains(request.target, "/manifests/")) {
+      connection.Respond(200, manifest, {{"Content-Type", busybox.media_type}});
+    } else if (absl::StrContains(request.target, busybox.config)) {
+      connection.Respond(200, config, {{"Content-Type", "application/octet-stream"}});
+    } else if (absl::StrContains(request.target, busybox.layers[0])) {
+      connection.Write(absl::StrCat("HTTP/1.1 200 OK\r\nContent-Length: ", layer.size(),
+                                    "\r\nContent-Type: application/octet-stream\r\n\r\n"));
+      connection.Write(absl::string_view(layer).substr(0, layer.size() / 2));
+      stalled = true;
+      connection.Stall(absl::Seconds(20));
+    } else {
+      connection.Respond(404, "");
+    }
+  });
+  const std::set<std::string> before = StoreTree();
+  std::thread pull([&] { Pull(absl::StrCat(server.host(), "/busybox:latest")); });
+  const absl::Time give_up = absl::Now() + absl::Seconds(20);
+  while (!stalled && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(20));
+  ASSERT_TRUE(stalled);
+  absl::SleepFor(absl::Milliseconds(200));
+  EXPECT_TRUE(Exists(Blob(busybox.config)));  // committed before the layers
+  EXPECT_NE(StoreTree(), before);
+  cribd_->SignalAndWait(SIGKILL);
+  pull.join();
+
+  auto cribd = CribdProcess::Start(options_);
+  ASSERT_THAT(cribd.status(), IsOk());
+  cribd_ = *std::move(cribd);
+  EXPECT_EQ(StoreTree(), before);
+  EXPECT_THAT(List(), IsEmpty());
 }
 
 TEST_F(ImagePullTest, ConcurrentPullsShareOneDownload) {
