@@ -374,6 +374,27 @@ TEST_F(TlsRegistryTest, AnUnlistedLoopbackHostIsPlainHttpAndTheErrorSaysWhatToDo
                              HasSubstr("registry.ca_files"))));
 }
 
+TEST_F(TlsRegistryTest, TheTokenRealmIsVerifiedWithTheCaOfItsOwnHost) {
+  // A plain-HTTP registry whose bearer realm is the TLS registry (which answers it 404).
+  const std::string realm = absl::StrCat("https://", registry_->host(), "/token");
+  ScriptedHttpServer plain([&](const HttpRequest&, HttpConnection& connection) {
+    connection.Respond(
+        401, "{}",
+        {{"WWW-Authenticate", absl::StrCat("Bearer realm=\"", realm, "\",service=\"crib-test\"")}});
+  });
+  const Reference ref = Ref(absl::StrCat(plain.host(), "/app:latest"));
+  // The realm's host has no CA configured: its certificate is not trusted.
+  EXPECT_THAT(Client(Config{}).Resolve(ref, {}),
+              StatusIs(absl::StatusCode::kUnavailable,
+                       HasSubstr(absl::StrCat("TLS certificate of ", registry_->host()))));
+  // With its CA, the TLS exchange succeeds and the token request itself is answered.
+  Config config;
+  config.registry.ca_files[registry_->host()] = registry_->certificates().ca_file;
+  EXPECT_THAT(Client(config).Resolve(ref, {}),
+              StatusIs(absl::StatusCode::kUnknown,
+                       AllOf(HasSubstr(absl::StrCat("GET ", realm)), HasSubstr("HTTP 404"))));
+}
+
 TEST_F(TlsRegistryTest, AMissingCaFileIsFailedPrecondition) {
   Config config;
   config.registry.ca_files[registry_->host()] = "/nonexistent/crib-ca.pem";

@@ -22,14 +22,6 @@ namespace {
 constexpr int64_t kMaxManifestSize = 4 << 20;
 constexpr int64_t kMaxConfigSize = 16 << 20;
 
-std::string HostOf(absl::string_view endpoint) {
-  absl::string_view rest = endpoint;
-  if (const size_t scheme = rest.find("://"); scheme != absl::string_view::npos) {
-    rest.remove_prefix(scheme + 3);
-  }
-  return std::string(rest.substr(0, rest.find('/')));
-}
-
 // localhost, 127.0.0.0/8 and ::1, with or without a port.
 bool IsLoopback(absl::string_view host) {
   absl::string_view name = host;
@@ -156,7 +148,7 @@ std::vector<std::string> Client::Endpoints(absl::string_view domain) const {
     for (const std::string& mirror : it->second) {
       std::string url = absl::StrContains(mirror, "://")
                             ? mirror
-                            : absl::StrCat(scheme_for(HostOf(mirror)), mirror);
+                            : absl::StrCat(scheme_for(UrlHost(mirror)), mirror);
       absl::string_view trimmed = url;
       absl::ConsumeSuffix(&trimmed, "/");
       absl::ConsumeSuffix(&trimmed, "/v2");
@@ -166,6 +158,15 @@ std::vector<std::string> Client::Endpoints(absl::string_view domain) const {
   const std::string host = domain == kDefaultDomain ? "registry-1.docker.io" : std::string(domain);
   endpoints.push_back(absl::StrCat(scheme_for(domain), host));
   return endpoints;
+}
+
+TlsOptions Client::TlsFor(absl::string_view host) const {
+  TlsOptions tls;
+  tls.verify = !Contains(config_.insecure_skip_verify, host);
+  if (auto it = config_.ca_files.find(std::string(host)); it != config_.ca_files.end()) {
+    tls.ca_file = it->second;
+  }
+  return tls;
 }
 
 // Everything one call needs about one endpoint: its URL, TLS, limits and the auth state.
@@ -181,12 +182,9 @@ struct Client::Session {
   std::string auth_key;  // endpoint + scope + who: tokens are never shared between callers
 
   Session(Client& c, std::string e, bool mirror, const Reference& r, const PullOptions& o)
-      : client(c), endpoint(std::move(e)), host(HostOf(endpoint)), ref(r), options(o) {
+      : client(c), endpoint(std::move(e)), host(UrlHost(endpoint)), ref(r), options(o) {
     if (mirror) query = absl::StrCat("?ns=", ref.domain);
-    tls.verify = !Contains(client.config_.insecure_skip_verify, host);
-    if (auto it = client.config_.ca_files.find(host); it != client.config_.ca_files.end()) {
-      tls.ca_file = it->second;
-    }
+    tls = client.TlsFor(host);
     limits.stall_timeout = client.config_.stall_timeout;
     limits.min_rate = client.config_.min_rate;
     limits.min_rate_window = client.config_.min_rate_window;
@@ -222,9 +220,11 @@ struct Client::Session {
         }
         return response;
       }
-      ASSIGN_OR_RETURN(std::string authorization_value,
-                       Authorize(ParseChallenge(response.Header("www-authenticate")),
-                                 options.credentials, ref, tls, limits, host));
+      ASSIGN_OR_RETURN(
+          std::string authorization_value,
+          Authorize(
+              ParseChallenge(response.Header("www-authenticate")), options.credentials, ref,
+              [this](absl::string_view h) { return client.TlsFor(h); }, limits, host));
       if (authorization_value.empty()) {
         return absl::UnauthenticatedError(absl::StrCat(
             "GET ", exchange.url, ": 401 unauthorized: the registry wants credentials"));

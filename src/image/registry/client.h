@@ -18,6 +18,7 @@
 #include "absl/strings/string_view.h"
 #include "config/config.h"
 #include "image/reference.h"
+#include "image/registry/transport.h"
 
 namespace crib::image::registry {
 
@@ -90,6 +91,9 @@ class Client {
   // ("https://registry-1.docker.io" for docker.io, "http://127.0.0.1:5000" for loopback, but
   // "https://127.0.0.1:5000" when registry.ca_files or insecure_skip_verify names the host).
   std::vector<std::string> Endpoints(absl::string_view domain) const;
+
+  // How `host` ("host:port") is verified: registry.ca_files and insecure_skip_verify.
+  TlsOptions TlsFor(absl::string_view host) const;
 
   struct Session;  // auth state per endpoint and repository
 

@@ -106,14 +106,6 @@ int OnProgress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
   return 0;
 }
 
-// "host:port" of a URL.
-std::string HostOf(absl::string_view url) {
-  if (const size_t scheme = url.find("://"); scheme != absl::string_view::npos) {
-    url.remove_prefix(scheme + 3);
-  }
-  return std::string(url.substr(0, url.find_first_of("/?#")));
-}
-
 struct CurlDeleter {
   void operator()(CURL* c) const { curl_easy_cleanup(c); }
 };
@@ -126,6 +118,13 @@ struct SlistDeleter {
 std::string HttpResponse::Header(const std::string& name) const {
   auto it = headers.find(name);
   return it == headers.end() ? "" : it->second;
+}
+
+std::string UrlHost(absl::string_view url) {
+  if (const size_t scheme = url.find("://"); scheme != absl::string_view::npos) {
+    url.remove_prefix(scheme + 3);
+  }
+  return std::string(url.substr(0, url.find_first_of("/?#")));
 }
 
 void InitCurl() {
@@ -211,7 +210,7 @@ absl::StatusOr<HttpResponse> Perform(const HttpExchange& exchange, const TlsOpti
   const std::string detail = error[0] != '\0' ? error : curl_easy_strerror(code);
   if (code == CURLE_PEER_FAILED_VERIFICATION) {
     return absl::UnavailableError(absl::StrCat(
-        what, ": the TLS certificate of ", HostOf(exchange.url), " is not trusted: ", detail,
+        what, ": the TLS certificate of ", UrlHost(exchange.url), " is not trusted: ", detail,
         tls.ca_file.empty()
             ? " (checked against the system's CAs; registry.ca_files names a "
               "host's own CA)"

@@ -56,4 +56,7 @@ absl::StatusOr<HttpResponse> Perform(const HttpExchange& exchange, const TlsOpti
 // Initializes libcurl once per process.
 void InitCurl();
 
+// "host:port" of a URL ("https://a.example:5000/v2/" -> "a.example:5000").
+std::string UrlHost(absl::string_view url);
+
 }  // namespace crib::image::registry
