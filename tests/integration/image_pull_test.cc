@@ -599,7 +599,7 @@ TEST_F(ImagePullTest, LayersDownloadMaxConcurrentDownloadsAtATime) {
       const int now = ++active;
       for (int seen = most.load(); now > seen && !most.compare_exchange_weak(seen, now);) {
       }
-      connection.Stall(absl::Milliseconds(300));
+      connection.Stall(absl::Milliseconds(500));
     }
     connection.Respond(200, *ReadFile(RegistryBlobPath(*registry_, digest)),
                        {{"Content-Type", "application/octet-stream"}});
