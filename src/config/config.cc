@@ -247,6 +247,15 @@ const std::map<std::string, KeySetter, std::less<>>& RegistryKeys() {
          ASSIGN_OR_RETURN(config.registry.min_rate_window, AsDuration(node));
          return absl::OkStatus();
        }},
+      {"max_concurrent_downloads",
+       [](const toml::node& node, Config& config) -> absl::Status {
+         const auto* value = node.as_integer();
+         if (value == nullptr || value->get() < 1 || value->get() > 64) {
+           return absl::InvalidArgumentError("want an integer from 1 to 64 (layers at a time)");
+         }
+         config.registry.max_concurrent_downloads = static_cast<int>(value->get());
+         return absl::OkStatus();
+       }},
   };
   return *keys;
 }
@@ -390,6 +399,22 @@ absl::Status ValidateStream(const StreamConfig& stream) {
   return absl::OkStatus();
 }
 
+// A host is reached either over plain HTTP or over TLS: naming it for both is a mistake.
+absl::Status ValidateRegistry(const RegistryConfig& registry) {
+  for (const std::string& host : registry.plain_http) {
+    const bool tls =
+        registry.ca_files.count(host) > 0 ||
+        std::find(registry.insecure_skip_verify.begin(), registry.insecure_skip_verify.end(),
+                  host) != registry.insecure_skip_verify.end();
+    if (tls) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "key registry.plain_http: host \"", host,
+          "\" is also in registry.ca_files or registry.insecure_skip_verify, which mean TLS"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::string_view CgroupDriverName(CgroupDriver driver) {
@@ -474,6 +499,7 @@ absl::Status ValidateConfig(const Config& config) {
     return Annotate(s, "key log_level");
   }
   RETURN_IF_ERROR(ValidateNetwork(config.network));
+  RETURN_IF_ERROR(ValidateRegistry(config.registry));
   RETURN_IF_ERROR(ValidateStream(config.stream));
   return absl::OkStatus();
 }
@@ -504,7 +530,8 @@ std::string ConfigToJson(const Config& config) {
         {"ca_files", config.registry.ca_files},
         {"stall_timeout", absl::FormatDuration(config.registry.stall_timeout)},
         {"min_rate", config.registry.min_rate},
-        {"min_rate_window", absl::FormatDuration(config.registry.min_rate_window)}}},
+        {"min_rate_window", absl::FormatDuration(config.registry.min_rate_window)},
+        {"max_concurrent_downloads", config.registry.max_concurrent_downloads}}},
       {"stream",
        {{"address", config.stream.address},
         {"port", config.stream.port},

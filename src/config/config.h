@@ -51,17 +51,20 @@ struct RegistryConfig {
   // Per registry host, mirror endpoints ("https://mirror.example.com" or "host:port") tried in
   // order before the registry itself.
   std::map<std::string, std::vector<std::string>> mirrors;
-  // Hosts reached over plain HTTP (localhost and 127.0.0.0/8 always are).
+  // Hosts reached over plain HTTP. So are localhost and 127.0.0.0/8, unless they are named in
+  // insecure_skip_verify or ca_files, which mean HTTPS; a host may not be in both kinds.
   std::vector<std::string> plain_http;
-  // Hosts whose TLS certificate is not verified.
+  // Hosts reached over HTTPS whose TLS certificate is not verified.
   std::vector<std::string> insecure_skip_verify;
-  // Per host, a PEM file of CA certificates to verify it with.
+  // Per host, a PEM file of CA certificates to verify it with instead of the system's.
   std::map<std::string, std::string> ca_files;
   // A transfer that receives nothing for this long is aborted.
   absl::Duration stall_timeout = absl::Minutes(1);
   // A transfer slower than min_rate bytes/s over min_rate_window is aborted; 0 disables.
   int64_t min_rate = 1024;
   absl::Duration min_rate_window = absl::Minutes(1);
+  // Layers of one pull fetched and unpacked at the same time (1 to 64).
+  int max_concurrent_downloads = 2;
   bool operator==(const RegistryConfig&) const = default;
 };
 

@@ -32,6 +32,19 @@ constexpr char kTempPrefix[] = ".tmp-";
 
 bool IsDigestName(absl::string_view name) { return absl::StrContains(name, "@"); }
 
+// The blobs an image holds: its config, manifest and layers, and the index (or manifest) each
+// of its repo digests names.
+std::vector<std::string> Blobs(const Image& image) {
+  std::vector<std::string> blobs = image.layers;
+  blobs.push_back(image.id);
+  if (!image.manifest_digest.empty()) blobs.push_back(image.manifest_digest);
+  for (const std::string& name : image.repo_digests) {
+    const std::string digest = name.substr(name.find('@') + 1);
+    if (ValidateSha256(digest).ok()) blobs.push_back(digest);
+  }
+  return blobs;
+}
+
 // The record's data blob: everything but id, size and names.
 std::string EncodeData(const Image& image) {
   json j;
@@ -88,7 +101,14 @@ absl::StatusOr<std::unique_ptr<ImageStore>> ImageStore::Open(const Config& confi
       RETURN_IF_ERROR(RemoveAll(absl::StrCat(snapshots, "/", name)));
     }
   }
-  return std::unique_ptr<ImageStore>(new ImageStore(config, store, std::move(content)));
+  std::unique_ptr<ImageStore> images(new ImageStore(config, store, std::move(content)));
+  {
+    // Blobs of pulls a crash interrupted after their commit. Snapshots wait for
+    // CollectGarbage: a container may still use one whose image is gone.
+    absl::MutexLock gc(&images->gc_mu_);
+    RETURN_IF_ERROR(images->Sweep(/*snapshots=*/false));
+  }
+  return images;
 }
 
 std::string ImageStore::SnapshotPath(absl::string_view chain_id) const {
@@ -241,37 +261,73 @@ absl::Status ImageStore::Record(const Image& image) {
   return store_.PutImage(record, names);
 }
 
-absl::Status ImageStore::Collect(const Image& removed) {
+absl::StatusOr<std::set<std::string>> ImageStore::Referenced() {
   std::set<std::string> kept;
   ASSIGN_OR_RETURN(std::vector<store::ImageRecord> records, store_.ListImages());
   for (const store::ImageRecord& record : records) {
     ASSIGN_OR_RETURN(Image image, FromRecord(record));
-    kept.insert(image.id);
-    kept.insert(image.manifest_digest);
-    kept.insert(image.layers.begin(), image.layers.end());
+    for (std::string& blob : Blobs(image)) kept.insert(std::move(blob));
     kept.insert(image.chain_ids.begin(), image.chain_ids.end());
   }
-  std::vector<std::string> blobs = removed.layers;
-  blobs.push_back(removed.id);
-  if (!removed.manifest_digest.empty()) blobs.push_back(removed.manifest_digest);
-  for (const std::string& digest : blobs) {
+  return kept;
+}
+
+absl::Status ImageStore::DeleteSnapshot(const std::string& chain_id) {
+  const std::string path = SnapshotPath(chain_id);
+  // Renamed first so that a half-deleted snapshot is never taken for a whole one.
+  const std::string doomed =
+      absl::StrCat(snapshots_dir_, "/", kTempPrefix, "rm-", DigestHex(chain_id));
+  if (::rename(path.c_str(), doomed.c_str()) != 0) {
+    if (errno == ENOENT) return absl::OkStatus();
+    return ErrnoStatus(errno, absl::StrCat("rename ", path, " to ", doomed));
+  }
+  RETURN_IF_ERROR(RemoveAll(doomed));
+  spdlog::info("snapshot {} deleted", chain_id);
+  return absl::OkStatus();
+}
+
+absl::Status ImageStore::Collect(const Image& removed) {
+  ASSIGN_OR_RETURN(const std::set<std::string> kept, Referenced());
+  for (const std::string& digest : Blobs(removed)) {
     if (kept.count(digest) > 0 || Held(digest)) continue;
     RETURN_IF_ERROR(content_->Delete(digest));
   }
   for (const std::string& chain_id : removed.chain_ids) {
     if (kept.count(chain_id) > 0 || Held(chain_id)) continue;
-    const std::string path = SnapshotPath(chain_id);
-    // Renamed first so that a half-deleted snapshot is never taken for a whole one.
-    const std::string doomed =
-        absl::StrCat(snapshots_dir_, "/", kTempPrefix, "rm-", DigestHex(chain_id));
-    if (::rename(path.c_str(), doomed.c_str()) != 0) {
-      if (errno == ENOENT) continue;
-      return ErrnoStatus(errno, absl::StrCat("rename ", path, " to ", doomed));
-    }
-    RETURN_IF_ERROR(RemoveAll(doomed));
-    spdlog::info("snapshot {} deleted", chain_id);
+    RETURN_IF_ERROR(DeleteSnapshot(chain_id));
   }
   return absl::OkStatus();
+}
+
+absl::Status ImageStore::Sweep(bool snapshots) {
+  ASSIGN_OR_RETURN(const std::set<std::string> kept, Referenced());
+  ASSIGN_OR_RETURN(const std::vector<std::string> blobs, content_->List());
+  int deleted = 0;
+  for (const std::string& digest : blobs) {
+    if (kept.count(digest) > 0 || Held(digest)) continue;
+    RETURN_IF_ERROR(content_->Delete(digest));
+    ++deleted;
+  }
+  if (deleted > 0) spdlog::info("image store: deleted {} blobs no image references", deleted);
+  if (!snapshots) return absl::OkStatus();
+  std::vector<std::string> chain_ids;
+  DIR* d = ::opendir(snapshots_dir_.c_str());
+  if (d == nullptr) return ErrnoStatus(errno, absl::StrCat("open ", snapshots_dir_));
+  while (struct dirent* e = ::readdir(d)) {
+    std::string chain_id = absl::StrCat(kSha256Prefix, e->d_name);
+    if (ValidateSha256(chain_id).ok()) chain_ids.push_back(std::move(chain_id));
+  }
+  ::closedir(d);
+  for (const std::string& chain_id : chain_ids) {
+    if (kept.count(chain_id) > 0 || Held(chain_id)) continue;
+    RETURN_IF_ERROR(DeleteSnapshot(chain_id));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ImageStore::CollectGarbage() {
+  absl::MutexLock gc(&gc_mu_);
+  return Sweep(/*snapshots=*/true);
 }
 
 absl::StatusOr<StoreUsage> ImageStore::FsInfo() {

@@ -1,8 +1,9 @@
 // The image store: what the CRI ImageService serves. Images are recorded in the metadata
-// store (id = config digest, names = repo tags and repo digests), their blobs live in the
-// content store and their layers in snapshots/<chain-id hex>, the overlay lower directories
-// that containers are built on. Removing an image collects the blobs and snapshots no other
-// image references, never one that a pull in progress holds or a container uses.
+// store (id = config digest, names = repo tags and repo digests), their blobs (config,
+// manifest, compressed layers, and the index each repo digest names) live in the content store
+// and their layers in snapshots/<chain-id hex>, the overlay lower directories that containers
+// are built on. Removing an image collects the blobs and snapshots no other image references,
+// never one that a pull in progress holds or a container uses.
 //
 // Knows nothing of gRPC or CRI types: the server translates.
 #pragma once
@@ -13,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -86,6 +88,12 @@ class ImageStore {
   std::string SnapshotPath(absl::string_view chain_id) const;
   void SetSnapshotInUse(SnapshotInUse in_use) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Deletes every blob and snapshot that no image references and nothing holds: what a crash
+  // left behind, and the snapshots a removed image kept for a container that is gone now. Open
+  // already does it for blobs; snapshots need SetSnapshotInUse first, so the daemon calls this
+  // once its containers are known, and after removing a container.
+  absl::Status CollectGarbage() ABSL_LOCKS_EXCLUDED(gc_mu_);
+
   ContentStore& content() { return *content_; }
 
   // Records a pulled image (its blobs and snapshots in place) under its repo tags and digests,
@@ -111,8 +119,13 @@ class ImageStore {
   // The image record `ref` names, and the name it matched (empty for an id).
   absl::StatusOr<std::pair<store::ImageRecord, std::string>> Find(absl::string_view ref);
   absl::StatusOr<Image> FromRecord(const store::ImageRecord& record);
+  // The blobs and chain ids the recorded images reference.
+  absl::StatusOr<std::set<std::string>> Referenced() ABSL_EXCLUSIVE_LOCKS_REQUIRED(gc_mu_);
   // Deletes the blobs and snapshots of `removed` that nothing holds any more.
   absl::Status Collect(const Image& removed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(gc_mu_);
+  // Deletes every blob, and with `snapshots` every snapshot, that nothing holds any more.
+  absl::Status Sweep(bool snapshots) ABSL_EXCLUSIVE_LOCKS_REQUIRED(gc_mu_);
+  absl::Status DeleteSnapshot(const std::string& chain_id);
   bool Held(const std::string& key) ABSL_LOCKS_EXCLUDED(mu_);
 
   struct InFlight;

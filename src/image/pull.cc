@@ -1,7 +1,8 @@
 // PullImage: resolve the reference, then fetch the config and the layers the store lacks,
 // each layer unpacked while it downloads and committed only once its blob digest and diff id
-// are verified. Layers download two at a time; a layer another pull is already fetching is
-// waited for, not fetched again. A failed or cancelled pull deletes what it added.
+// are verified. Layers download registry.max_concurrent_downloads at a time; a layer another
+// pull is already fetching is waited for, not fetched again. A failed or cancelled pull
+// deletes what it added, and a cancel also stops the unpacking of a layer already stored.
 #include <fcntl.h>
 #include <sys/stat.h>
 
@@ -27,8 +28,6 @@ namespace crib::image {
 namespace {
 
 using json = nlohmann::json;
-
-constexpr int kLayerWorkers = 2;
 
 bool IsDir(const std::string& path) {
   struct stat st;
@@ -133,11 +132,13 @@ absl::StatusOr<std::string> ImageStore::DoPull(absl::string_view text,
   keys.insert(keys.end(), image.chain_ids.begin(), image.chain_ids.end());
   keys.push_back(image.id);
   keys.push_back(image.manifest_digest);
+  keys.push_back(resolved->digest);
   auto lease = std::make_unique<Lease>(this, keys);
   absl::Cleanup collect = [&] {
     lease.reset();
     absl::MutexLock gc(&gc_mu_);
-    if (absl::StatusOr<store::ImageRecord> kept = store_.GetImage(image.id); kept.ok()) return;
+    // Collect keeps what any recorded image references, this image included if it was pulled
+    // before: only what this pull added goes.
     if (absl::Status s = Collect(image); !s.ok()) {
       spdlog::warn("{}: cleaning up after the failure: {}", what, s.message());
     }
@@ -153,8 +154,15 @@ absl::StatusOr<std::string> ImageStore::DoPull(absl::string_view text,
       return Annotate(s, what);
     }
   }
+  // The index the repo digest names; GC finds it through that name.
+  if (!resolved->index_json.empty() && !content_->Has(resolved->digest)) {
+    if (absl::Status s = content_->Put(resolved->digest, resolved->index_json); !s.ok()) {
+      return Annotate(s, what);
+    }
+  }
 
-  // Two workers take layers in order; the first failure stops the others.
+  // registry.max_concurrent_downloads workers take layers in order; the first failure stops
+  // the others.
   std::atomic<size_t> next{0};
   std::atomic<bool> failed{false};
   absl::Mutex result_mu;
@@ -176,7 +184,8 @@ absl::StatusOr<std::string> ImageStore::DoPull(absl::string_view text,
     }
   };
   std::vector<std::thread> workers;
-  const int n = std::min<int>(kLayerWorkers, static_cast<int>(image.layers.size()));
+  const int n = std::min<int>(std::max(config_.registry.max_concurrent_downloads, 1),
+                              static_cast<int>(image.layers.size()));
   for (int i = 1; i < n; ++i) workers.emplace_back(work);
   work();
   for (std::thread& t : workers) t.join();
@@ -271,7 +280,7 @@ absl::Status ImageStore::FetchLayer(const Reference& ref, const registry::Descri
     if (!unpack_status.ok()) return Annotate(unpack_status, absl::StrCat("unpack ", what));
   } else if (unpacker != nullptr) {
     ASSIGN_OR_RETURN(UniqueFd fd, content_->OpenBlob(layer.digest));
-    if (absl::Status s = FeedFromFd(fd.get(), *unpacker); !s.ok()) {
+    if (absl::Status s = FeedFromFd(fd.get(), *unpacker, options.cancelled); !s.ok()) {
       return Annotate(s, absl::StrCat("unpack ", what));
     }
     ASSIGN_OR_RETURN(std::string actual, unpacker->Finish());

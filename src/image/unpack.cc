@@ -49,6 +49,7 @@ constexpr size_t kQueueLimit = 8 << 20;
 constexpr absl::string_view kWhiteoutPrefix = ".wh.";
 constexpr absl::string_view kOpaqueWhiteout = ".wh..wh..opq";
 constexpr char kOpaqueXattr[] = "trusted.overlay.opaque";
+constexpr absl::string_view kOverlayXattrPrefix = "trusted.overlay.";
 
 // A tar member name made relative and clean ("./a//b/" -> "a/b"); absolute names and ".."
 // components are refused, never rewritten, as containerd does.
@@ -110,6 +111,13 @@ class Extractor {
                         const std::string& name);
   absl::Status RemoveExisting(int parent, const std::string& base, const std::string& path);
   absl::Status ApplyOwnerModeXattrs(int fd, struct archive_entry* e, const std::string& path);
+  // Sets the entry's xattrs through `set` (an fsetxattr or lsetxattr; 0 or -1 with errno).
+  // Skipped with a warning: what the file system does not support (ENOTSUP), user.* xattrs on
+  // entries that are neither regular files nor directories (the kernel refuses them there), and
+  // overlayfs' own trusted.overlay.* attributes, which only whiteouts may set. Any other
+  // refusal fails the layer.
+  absl::Status SetXattrs(struct archive_entry* e, const std::string& path,
+                         absl::FunctionRef<int(const char*, const void*, size_t)> set);
   absl::Status WriteData(struct archive* a, int fd, struct archive_entry* e,
                          const std::string& path);
 
@@ -216,18 +224,43 @@ absl::Status Extractor::ApplyOwnerModeXattrs(int fd, struct archive_entry* e,
   if (::fchmod(fd, archive_entry_perm(e) & 07777) != 0) {
     return ErrnoStatus(errno, absl::StrCat("chmod ", path));
   }
+  return SetXattrs(e, path, [fd](const char* name, const void* value, size_t size) {
+    return ::fsetxattr(fd, name, value, size, 0);
+  });
+}
+
+absl::Status Extractor::SetXattrs(struct archive_entry* e, const std::string& path,
+                                  absl::FunctionRef<int(const char*, const void*, size_t)> set) {
+  const mode_t type = archive_entry_filetype(e);
   const char* name;
   const void* value;
   size_t size;
   archive_entry_xattr_reset(e);
   while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
-    if (::fsetxattr(fd, name, value, size, 0) != 0) {
-      if (errno == ENOTSUP) {
-        spdlog::warn("layer file {}: xattr {} not supported here, skipped", path, name);
-        continue;
-      }
-      return ErrnoStatus(errno, absl::StrCat("set xattr ", name, " on ", path));
+    if (absl::StartsWith(name, kOverlayXattrPrefix)) {
+      spdlog::warn("layer entry {}: overlayfs attribute {} skipped (whiteouts are .wh. entries)",
+                   path, name);
+      continue;
     }
+    if (set(name, value, size) == 0) continue;
+    const int err = errno;
+    if (err == ENOTSUP) {
+      spdlog::warn("layer entry {}: xattr {} not supported here, skipped", path, name);
+      continue;
+    }
+    if (err == EPERM && absl::StartsWith(name, "user.") && type != AE_IFREG && type != AE_IFDIR) {
+      spdlog::warn(
+          "layer entry {}: xattr {} skipped: the kernel allows user.* xattrs only on "
+          "regular files and directories",
+          path, name);
+      continue;
+    }
+    const std::string what = absl::StrCat("set xattr ", name, " on ", path);
+    // A value the kernel can never hold is bad layer content, not a failure of this node.
+    if (err == E2BIG || err == ERANGE) {
+      return absl::InvalidArgumentError(ErrnoStatus(err, what).message());
+    }
+    return ErrnoStatus(err, what);
   }
   return absl::OkStatus();
 }
@@ -361,6 +394,12 @@ absl::Status Extractor::Entry(struct archive* a, struct archive_entry* e) {
   if (::fchownat(parent, base.c_str(), uid, gid, AT_SYMLINK_NOFOLLOW) != 0) {
     return ErrnoStatus(errno, absl::StrCat("chown ", path));
   }
+  // After chown, which drops security.capability. There is no fd to set them through: the
+  // parent's O_PATH fd, reached through /proc, names the entry without following it.
+  const std::string at = absl::StrCat("/proc/self/fd/", parent, "/", base);
+  RETURN_IF_ERROR(SetXattrs(e, path, [&at](const char* name, const void* value, size_t size) {
+    return ::lsetxattr(at.c_str(), name, value, size, 0);
+  }));
   if (::utimensat(parent, base.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0) {
     return ErrnoStatus(errno, absl::StrCat("utimens ", path));
   }
@@ -392,6 +431,7 @@ struct LayerUnpacker::Pipe {
   bool consumer_done ABSL_GUARDED_BY(mu) = false;
   absl::Status result ABSL_GUARDED_BY(mu);
   std::string current;  // the chunk libarchive is reading; extractor thread only
+  std::string dir;
   UniqueFd root;
   std::thread worker;
 
@@ -427,6 +467,7 @@ struct LayerUnpacker::Pipe {
 
   void Run() {
     absl::Status status = Extract();
+    if (status.ok()) status = Sync();
     absl::MutexLock lock(&mu);
     consumer_done = true;
     result = std::move(status);
@@ -458,6 +499,15 @@ struct LayerUnpacker::Pipe {
     return extractor.SetDirectoryTimes();
   }
 
+  // One syncfs makes everything the layer wrote durable before Commit renames it into place:
+  // an fsync per file would cost a journal commit each.
+  absl::Status Sync() {
+    UniqueFd fd(::openat(root.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd) return ErrnoStatus(errno, absl::StrCat("open ", dir));
+    if (::syncfs(fd.get()) != 0) return ErrnoStatus(errno, absl::StrCat("syncfs ", dir));
+    return absl::OkStatus();
+  }
+
   bool IsAborted() {
     absl::MutexLock lock(&mu);
     return abort;
@@ -485,6 +535,7 @@ class PlainDecoder final : public LayerUnpacker::Decoder {
 
 LayerUnpacker::LayerUnpacker(std::string dir, UniqueFd root)
     : dir_(std::move(dir)), pipe_(std::make_unique<Pipe>()) {
+  pipe_->dir = dir_;
   pipe_->root = std::move(root);
 }
 
@@ -662,12 +713,22 @@ absl::Status LayerUnpacker::Commit(const std::string& target) {
     return ErrnoStatus(errno, absl::StrCat("rename ", dir_, " to ", target));
   }
   committed_ = true;
+  // The rename itself is durable once the parent directory is.
+  const size_t slash = target.rfind('/');
+  const std::string parent =
+      slash == std::string::npos ? "." : (slash == 0 ? "/" : target.substr(0, slash));
+  UniqueFd parent_fd(::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!parent_fd) return ErrnoStatus(errno, absl::StrCat("open ", parent));
+  if (::fsync(parent_fd.get()) != 0) return ErrnoStatus(errno, absl::StrCat("fsync ", parent));
   return absl::OkStatus();
 }
 
-absl::Status FeedFromFd(int fd, LayerUnpacker& unpacker) {
+absl::Status FeedFromFd(int fd, LayerUnpacker& unpacker, const std::function<bool()>& cancelled) {
   std::string buf(1 << 20, '\0');
   for (;;) {
+    if (cancelled && cancelled()) {
+      return absl::CancelledError(absl::StrCat("unpack ", unpacker.dir(), ": cancelled"));
+    }
     const ssize_t n = ::read(fd, buf.data(), buf.size());
     if (n < 0) {
       if (errno == EINTR) continue;

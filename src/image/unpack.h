@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -36,10 +37,13 @@ class LayerUnpacker {
 
   // Returns the extraction's error as soon as it is known.
   absl::Status Write(absl::string_view chunk);
-  // Ends the stream and waits for the extraction; the diff id ("sha256:...") on success.
+  // Ends the stream and waits for the extraction, which ends with a syncfs of the directory's
+  // file system: after a successful Finish every file of the layer is on stable storage. The
+  // diff id ("sha256:...") on success.
   absl::StatusOr<std::string> Finish();
-  // After a successful Finish: renames the directory to `target`. If `target` already exists
-  // (the same layer unpacked by someone else), this copy is removed and the call succeeds.
+  // After a successful Finish: renames the directory to `target` and fsyncs its parent, so a
+  // committed snapshot survives a power cut whole. If `target` already exists (the same layer
+  // unpacked by someone else), this copy is removed and the call succeeds.
   absl::Status Commit(const std::string& target);
 
   uint64_t uncompressed_bytes() const { return uncompressed_bytes_; }
@@ -64,7 +68,9 @@ class LayerUnpacker {
   bool committed_ = false;
 };
 
-// Feeds the rest of a file (a stored layer blob) to `unpacker`.
-absl::Status FeedFromFd(int fd, LayerUnpacker& unpacker);
+// Feeds the rest of a file (a stored layer blob) to `unpacker`, polling `cancelled` (when set)
+// before each read: Cancelled once it says so.
+absl::Status FeedFromFd(int fd, LayerUnpacker& unpacker,
+                        const std::function<bool()>& cancelled = nullptr);
 
 }  // namespace crib::image

@@ -5,7 +5,8 @@ Everything is deterministic: fixed mtimes, owners and orders, gzip without a tim
 generator for the benchmark image's content, so the same script gives the same digests.
 Python 3 standard library only, plus the zstd CLI for the zstd layer.
 
-Usage: build_images.py --registry 127.0.0.1:5000 [--user U --password P] [--only a,b] [--big]
+Usage: build_images.py --registry 127.0.0.1:5000 [--user U --password P] [--ca-file CA]
+                       [--only a,b] [--big]
 Prints a JSON object to stdout: per image "repo:tag" its digest, media type and, for indexes,
 its children; per image its layer digests.
 """
@@ -17,6 +18,7 @@ import http.client
 import io
 import json
 import random
+import ssl
 import subprocess
 import sys
 import tarfile
@@ -62,15 +64,23 @@ class Layer:
     def dir(self, name, mode=0o755):
         self.tar.addfile(self._info(name, tarfile.DIRTYPE, mode))
 
-    def file(self, name, data, mode=0o644, uid=0, gid=0):
+    @staticmethod
+    def _xattrs(info, xattrs):
+        # PAX records as GNU tar and libarchive write them.
+        for key, value in (xattrs or {}).items():
+            info.pax_headers["SCHILY.xattr." + key] = value
+
+    def file(self, name, data, mode=0o644, uid=0, gid=0, xattrs=None):
         info = self._info(name, tarfile.REGTYPE, mode)
         info.size = len(data)
         info.uid, info.gid = uid, gid
+        self._xattrs(info, xattrs)
         self.tar.addfile(info, io.BytesIO(data))
 
-    def symlink(self, name, target):
+    def symlink(self, name, target, xattrs=None):
         info = self._info(name, tarfile.SYMTYPE, 0o777)
         info.linkname = target
+        self._xattrs(info, xattrs)
         self.tar.addfile(info)
 
     def hardlink(self, name, target):
@@ -156,15 +166,19 @@ def image_config(diff_ids, arch="amd64", variant=None, user=None, cmd=("sh",), d
 
 
 class Registry:
-    def __init__(self, address, user=None, password=None):
+    def __init__(self, address, user=None, password=None, ca_file=None):
         self.address = address
+        self.context = ssl.create_default_context(cafile=ca_file) if ca_file else None
         self.headers = {}
         if user is not None:
             token = base64.b64encode(f"{user}:{password}".encode()).decode()
             self.headers["Authorization"] = "Basic " + token
 
     def request(self, method, path, body=None, headers=None):
-        conn = http.client.HTTPConnection(self.address, timeout=120)
+        if self.context is not None:
+            conn = http.client.HTTPSConnection(self.address, timeout=120, context=self.context)
+        else:
+            conn = http.client.HTTPConnection(self.address, timeout=120)
         h = dict(self.headers)
         h.update(headers or {})
         conn.request(method, path, body=body, headers=h)
@@ -290,7 +304,7 @@ def changes_layer():
     """Files, directories, hardlinks and symlinks the whiteout layer then changes."""
     layer = Layer()
     layer.dir("data")
-    layer.file("data/keep", b"kept\n")
+    layer.file("data/keep", b"kept\n", xattrs={"user.crib-test": "on a file"})
     layer.file("data/remove-me", b"removed by the next layer\n")
     layer.file("data/replace-me", b"old content\n")
     layer.dir("data/opaque")
@@ -300,7 +314,9 @@ def changes_layer():
     layer.file("data/gone/inside", b"the whole directory is whited out\n")
     layer.file("data/original", b"hardlinked content\n", mode=0o640)
     layer.hardlink("data/hardlink", "data/original")
-    layer.symlink("data/symlink", "keep")
+    # user.* is refused on symlinks by the kernel (skipped); trusted.* is kept.
+    layer.symlink("data/symlink", "keep", xattrs={"trusted.crib-test": "on a symlink",
+                                                  "user.crib-test": "refused on a symlink"})
     layer.symlink("data/abs-symlink", "/bin/busybox")
     layer.file("data/setuid", b"#!/bin/sh\n", mode=0o4755)
     layer.file("data/owned", b"owned by 1000:1000\n", uid=1000, gid=1000)
@@ -464,13 +480,14 @@ def build(builder, only, big):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--registry", required=True, help="host:port, plain HTTP")
+    parser.add_argument("--registry", required=True, help="host:port, plain HTTP by default")
     parser.add_argument("--user")
     parser.add_argument("--password")
+    parser.add_argument("--ca-file", help="HTTPS, verified with this CA")
     parser.add_argument("--only", help="comma-separated repo:tag names")
     parser.add_argument("--big", action="store_true", help="also the ~100 MB benchmark image")
     args = parser.parse_args()
-    builder = Builder(Registry(args.registry, args.user, args.password))
+    builder = Builder(Registry(args.registry, args.user, args.password, args.ca_file))
     only = set(args.only.split(",")) if args.only else None
     build(builder, only, args.big or (only is not None and "big:latest" in only))
     json.dump(builder.result, sys.stdout, indent=1, sort_keys=True)

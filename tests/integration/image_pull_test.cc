@@ -2,11 +2,15 @@
 // loopback, with the results checked on disk: blobs, snapshots, whiteouts, GC. Bad input (a
 // traversing layer, a blob with the wrong digest, a connection dropped mid-blob) must leave the
 // store as it was.
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -19,7 +23,10 @@
 #include "common/files.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "image/fs_util.h"
+#include "image/image_store.h"
 #include "image/unpack.h"
+#include "store/store.h"
 #include "support/cribd_process.h"
 #include "support/registry.h"
 #include "support/status_matchers.h"
@@ -188,6 +195,19 @@ TEST_F(ImagePullTest, PullListStatusRemoveAndRepullOnDisk) {
   char target[64] = {};
   ASSERT_GT(::readlink((changes + "/data/abs-symlink").c_str(), target, sizeof target - 1), 0);
   EXPECT_STREQ(target, "/bin/busybox");
+  // xattrs on a file and on a symlink itself; the kernel refuses user.* on a symlink.
+  char value[64] = {};
+  EXPECT_EQ(::lgetxattr((changes + "/data/keep").c_str(), "user.crib-test", value, sizeof value),
+            9);
+  EXPECT_STREQ(value, "on a file");
+  std::memset(value, 0, sizeof value);
+  EXPECT_EQ(
+      ::lgetxattr((changes + "/data/symlink").c_str(), "trusted.crib-test", value, sizeof value),
+      12);
+  EXPECT_STREQ(value, "on a symlink");
+  EXPECT_LT(::lgetxattr((changes + "/data/symlink").c_str(), "user.crib-test", value, sizeof value),
+            0);
+  EXPECT_THAT(cribd_->Log(), HasSubstr("data/symlink: xattr user.crib-test skipped"));
   const std::string whiteouts = Snapshot(chain_ids[2]);
   for (const char* name : {"/data/remove-me", "/data/gone"}) {
     ASSERT_EQ(::lstat((whiteouts + name).c_str(), &st), 0) << name;
@@ -298,7 +318,7 @@ TEST_F(ImagePullTest, BlobWithTheWrongDigestStoresNothing) {
   // A registry of its own whose busybox layer is corrupted on disk.
   auto registry = LocalRegistry::Start();
   ASSERT_THAT(registry.status(), IsOk());
-  auto pushed = (*registry)->Push({"busybox:latest"});
+  auto pushed = (*registry)->Push({"busybox:latest", "multiarch:latest"});
   ASSERT_THAT(pushed.status(), IsOk());
   const std::string layer = pushed->at("busybox:latest").layers[0];
   const std::string path = RegistryBlobPath(**registry, layer);
@@ -307,12 +327,48 @@ TEST_F(ImagePullTest, BlobWithTheWrongDigestStoresNothing) {
   ASSERT_THAT(WriteFileAtomic(path, bytes), IsOk());
 
   const std::set<std::string> before = StoreTree();
-  grpc::Status status = Pull(absl::StrCat((*registry)->host(), "/busybox:latest"));
-  EXPECT_FALSE(status.ok());
-  EXPECT_THAT(status.error_message(), HasSubstr(layer));
-  EXPECT_THAT(status.error_message(), HasSubstr("digest mismatch"));
+  // The multi-platform image's linux/amd64 manifest has the same layer: its index, stored
+  // before the layers, goes again too.
+  for (const char* name : {"busybox:latest", "multiarch:latest"}) {
+    SCOPED_TRACE(name);
+    grpc::Status status = Pull(absl::StrCat((*registry)->host(), "/", name));
+    EXPECT_FALSE(status.ok());
+    EXPECT_THAT(status.error_message(), HasSubstr(layer));
+    EXPECT_THAT(status.error_message(), HasSubstr("digest mismatch"));
+    EXPECT_THAT(List(), IsEmpty());
+    EXPECT_EQ(StoreTree(), before);
+  }
+}
+
+TEST_F(ImagePullTest, MultiPlatformImageKeepsItsIndexUntilRemoved) {
+  const TestImage& multiarch = images_->at("multiarch:latest");
+  const TestImage& amd64 = multiarch.manifests.at("linux/amd64");
+  std::string id;
+  grpc::Status status = Pull(Ref("multiarch:latest"), &id);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(id, amd64.config);
+  EXPECT_THAT(Status(id).image().repo_digests(), ElementsAre(Ref("multiarch@" + multiarch.digest)));
+  // The index the repo digest names is in the store, verified, beside the chosen manifest.
+  EXPECT_EQ(*ReadFile(Blob(multiarch.digest)),
+            *ReadFile(RegistryBlobPath(*registry_, multiarch.digest)));
+  EXPECT_TRUE(Exists(Blob(amd64.digest)));
+  EXPECT_TRUE(Exists(Blob(amd64.config)));
+  for (const auto& [platform, other] : multiarch.manifests) {
+    if (platform != "linux/amd64") {
+      EXPECT_FALSE(Exists(Blob(other.digest))) << platform;
+    }
+  }
+  // Pulled again by the index digest: the same image, nothing more stored.
+  const std::set<std::string> pulled = StoreTree();
+  status = Pull(Ref("multiarch@" + multiarch.digest), &id);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(id, amd64.config);
+  EXPECT_EQ(StoreTree(), pulled);
+
+  ASSERT_TRUE(Remove(Ref("multiarch:latest")).ok());
   EXPECT_THAT(List(), IsEmpty());
-  EXPECT_EQ(StoreTree(), before);
+  EXPECT_THAT(Tree(root_ + "/content/blobs/sha256"), IsEmpty());
+  EXPECT_THAT(Tree(root_ + "/snapshots"), IsEmpty());
 }
 
 TEST_F(ImagePullTest, CredentialsFromTheRequestAndAWrongPasswordStoresNothing) {
@@ -351,6 +407,36 @@ TEST_F(ImagePullTest, CredentialsFromTheRequestAndAWrongPasswordStoresNothing) {
   // Neither secret reaches cribd's log, whatever its level.
   EXPECT_THAT(cribd_->Log(), Not(HasSubstr(wrong)));
   EXPECT_THAT(cribd_->Log(), Not(HasSubstr(auth.password)));
+}
+
+TEST_F(ImagePullTest, PullsOverTlsWithTheCaNamedInTheConfigFile) {
+  LocalRegistryOptions tls;
+  tls.tls = true;
+  auto registry = LocalRegistry::Start(tls);
+  ASSERT_THAT(registry.status(), IsOk());
+  auto pushed = (*registry)->Push({"busybox:latest"});
+  ASSERT_THAT(pushed.status(), IsOk());
+  const std::string ref = absl::StrCat((*registry)->host(), "/busybox:latest");
+
+  // Unconfigured, a loopback registry is plain HTTP: refused with what to configure.
+  const std::set<std::string> before = StoreTree();
+  grpc::Status status = Pull(ref);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr("registry.ca_files"));
+  EXPECT_EQ(StoreTree(), before);
+
+  cribd_.reset();
+  options_.config_text = absl::StrCat("[registry]\nca_files = { \"", (*registry)->host(), "\" = \"",
+                                      (*registry)->certificates().ca_file, "\" }\n");
+  auto cribd = CribdProcess::Start(options_);
+  ASSERT_THAT(cribd.status(), IsOk());
+  cribd_ = *std::move(cribd);
+  std::string id;
+  status = Pull(ref, &id);
+  ASSERT_TRUE(status.ok()) << status.error_message() << cribd_->Log();
+  const TestImage& busybox = pushed->at("busybox:latest");
+  EXPECT_EQ(id, busybox.config);
+  EXPECT_TRUE(Exists(Snapshot(image::ChainIds(busybox.diff_ids)[0]) + "/bin/busybox"));
 }
 
 TEST_F(ImagePullTest, ConnectionDroppedMidBlobStoresNothing) {
@@ -433,6 +519,146 @@ TEST_F(ImagePullTest, ClientDeadlineCancelsThePullAndLeavesNothing) {
   EXPECT_EQ(StoreTree(), before);
   EXPECT_THAT(List(), IsEmpty());
   EXPECT_THAT(cribd_->Log(), HasSubstr("cancel"));
+}
+
+// An image store of its own in `dir`, for what the RPCs cannot show.
+struct DirectStore {
+  Config config;
+  std::unique_ptr<store::Store> metadata;
+  std::unique_ptr<image::ImageStore> images;
+
+  explicit DirectStore(const std::string& dir, Config base = {}) : config(std::move(base)) {
+    config.root_dir = dir + "/root";
+    EXPECT_THAT(MakeDirs(config.root_dir), IsOk());
+    auto opened = store::Store::Open(config.root_dir + "/metadata.db");
+    EXPECT_THAT(opened.status(), IsOk());
+    metadata = *std::move(opened);
+    auto store = image::ImageStore::Open(config, *metadata);
+    EXPECT_THAT(store.status(), IsOk());
+    images = *std::move(store);
+  }
+  std::string SnapshotsDir() const { return config.root_dir + "/snapshots"; }
+};
+
+TEST_F(ImagePullTest, UnpackingAStoredBlobStopsWhenCancelled) {
+  const TestImage& layers = images_->at("layers:latest");
+  const std::vector<std::string> chain_ids = image::ChainIds(layers.diff_ids);
+  TempDir dir;
+  DirectStore direct(dir.path());
+  ASSERT_THAT(direct.images->Pull(Ref("layers:latest"), {}).status(), IsOk());
+  // The blobs stay, the snapshots go: what a crash between a blob's commit and its snapshot's
+  // leaves. The next pull unpacks from the stored blobs without fetching them.
+  for (const std::string& c : chain_ids) {
+    ASSERT_THAT(image::RemoveAll(direct.images->SnapshotPath(c)), IsOk());
+  }
+  // The client gives up once an unpack has started.
+  image::registry::PullOptions options;
+  options.cancelled = [&] {
+    for (const std::string& name : Tree(direct.SnapshotsDir())) {
+      if (absl::StartsWith(name, ".tmp-")) return true;
+    }
+    return false;
+  };
+  EXPECT_THAT(direct.images->Pull(Ref("layers:latest"), options).status(),
+              StatusIs(absl::StatusCode::kCancelled, HasSubstr("cancelled")));
+  // No snapshot committed after the cancel, no partial one left.
+  EXPECT_THAT(Tree(direct.SnapshotsDir()), IsEmpty());
+  for (const std::string& layer : layers.layers) {
+    EXPECT_TRUE(direct.images->content().Has(layer)) << layer;
+  }
+
+  // Not cancelled, the snapshots come back from the stored blobs.
+  ASSERT_THAT(direct.images->Pull(Ref("layers:latest"), {}).status(), IsOk());
+  for (const std::string& c : chain_ids) EXPECT_TRUE(Exists(direct.images->SnapshotPath(c))) << c;
+}
+
+TEST_F(ImagePullTest, LayersDownloadMaxConcurrentDownloadsAtATime) {
+  // Serves layers:latest from the real registry's files, holding each layer a moment.
+  const TestImage& layers = images_->at("layers:latest");
+  ASSERT_EQ(layers.layers.size(), 5u);
+  std::atomic<int> active{0}, most{0};
+  ScriptedHttpServer server([&](const HttpRequest& request, HttpConnection& connection) {
+    if (request.target == "/v2/" || request.target == "/v2") {
+      connection.Respond(200, "{}", {{"Content-Type", "application/json"}});
+      return;
+    }
+    if (absl::StrContains(request.target, "/manifests/")) {
+      connection.Respond(200, *ReadFile(RegistryBlobPath(*registry_, layers.digest)),
+                         {{"Content-Type", layers.media_type}});
+      return;
+    }
+    const size_t at = request.target.find("/blobs/");
+    if (at == std::string::npos) {
+      connection.Respond(404, "");
+      return;
+    }
+    const std::string digest = request.target.substr(at + 7);
+    const bool layer =
+        std::find(layers.layers.begin(), layers.layers.end(), digest) != layers.layers.end();
+    if (layer) {
+      const int now = ++active;
+      for (int seen = most.load(); now > seen && !most.compare_exchange_weak(seen, now);) {
+      }
+      connection.Stall(absl::Milliseconds(500));
+    }
+    connection.Respond(200, *ReadFile(RegistryBlobPath(*registry_, digest)),
+                       {{"Content-Type", "application/octet-stream"}});
+    if (layer) --active;
+  });
+  const std::string ref = absl::StrCat(server.host(), "/layers:latest");
+  for (int workers : {1, 3}) {
+    SCOPED_TRACE(workers);
+    most = 0;
+    TempDir dir;
+    Config config;
+    config.registry.max_concurrent_downloads = workers;
+    DirectStore direct(dir.path(), config);
+    ASSERT_THAT(direct.images->Pull(ref, {}).status(), IsOk());
+    EXPECT_EQ(most.load(), workers);
+  }
+}
+
+TEST_F(ImagePullTest, ARestartAfterAKilledPullLeavesNothingOfIt) {
+  // Serves busybox:latest but stalls half-way through the layer, long after the config and
+  // manifest blobs are committed.
+  const TestImage& busybox = images_->at("busybox:latest");
+  const std::string manifest = *ReadFile(RegistryBlobPath(*registry_, busybox.digest));
+  const std::string config = *ReadFile(RegistryBlobPath(*registry_, busybox.config));
+  const std::string layer = *ReadFile(RegistryBlobPath(*registry_, busybox.layers[0]));
+  std::atomic<bool> stalled{false};
+  ScriptedHttpServer server([&](const HttpRequest& request, HttpConnection& connection) {
+    if (request.target == "/v2/" || request.target == "/v2") {
+      connection.Respond(200, "{}", {{"Content-Type", "application/json"}});
+    } else if (absl::StrContains(request.target, "/manifests/")) {
+      connection.Respond(200, manifest, {{"Content-Type", busybox.media_type}});
+    } else if (absl::StrContains(request.target, busybox.config)) {
+      connection.Respond(200, config, {{"Content-Type", "application/octet-stream"}});
+    } else if (absl::StrContains(request.target, busybox.layers[0])) {
+      connection.Write(absl::StrCat("HTTP/1.1 200 OK\r\nContent-Length: ", layer.size(),
+                                    "\r\nContent-Type: application/octet-stream\r\n\r\n"));
+      connection.Write(absl::string_view(layer).substr(0, layer.size() / 2));
+      stalled = true;
+      connection.Stall(absl::Seconds(20));
+    } else {
+      connection.Respond(404, "");
+    }
+  });
+  const std::set<std::string> before = StoreTree();
+  std::thread pull([&] { Pull(absl::StrCat(server.host(), "/busybox:latest")); });
+  const absl::Time give_up = absl::Now() + absl::Seconds(20);
+  while (!stalled && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(20));
+  ASSERT_TRUE(stalled);
+  absl::SleepFor(absl::Milliseconds(200));
+  EXPECT_TRUE(Exists(Blob(busybox.config)));  // committed before the layers
+  EXPECT_NE(StoreTree(), before);
+  cribd_->SignalAndWait(SIGKILL);
+  pull.join();
+
+  auto cribd = CribdProcess::Start(options_);
+  ASSERT_THAT(cribd.status(), IsOk());
+  cribd_ = *std::move(cribd);
+  EXPECT_EQ(StoreTree(), before);
+  EXPECT_THAT(List(), IsEmpty());
 }
 
 TEST_F(ImagePullTest, ConcurrentPullsShareOneDownload) {

@@ -1,18 +1,23 @@
 // The registry client against a real docker-registry (plain and basic auth) with the project's
 // test images, and against scripted HTTP servers for what a real registry will not do: token
 // realms, dropped connections, stalls, schema 1 manifests.
+#include <unistd.h>
+
 #include <sstream>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "image/digest.h"
 #include "image/registry/auth.h"
 #include "image/registry/client.h"
 #include "nlohmann/json.hpp"
 #include "spdlog/sinks/ostream_sink.h"
 #include "spdlog/spdlog.h"
+#include "support/cribd_process.h"
 #include "support/registry.h"
 #include "support/status_matchers.h"
 
@@ -229,6 +234,15 @@ TEST(RegistryClient, EndpointsAreMirrorsThenTheRegistry) {
   EXPECT_THAT(client.Endpoints("127.1.2.3:80"), ElementsAre("http://127.1.2.3:80"));
   EXPECT_THAT(client.Endpoints("registry.lan:5000"), ElementsAre("http://registry.lan:5000"));
   EXPECT_THAT(client.Endpoints("quay.io"), ElementsAre("https://quay.io"));
+
+  // A loopback host whose TLS the config names is reached over HTTPS.
+  config.registry.ca_files["127.0.0.1:8443"] = "/etc/crib/test-ca.pem";
+  config.registry.insecure_skip_verify = {"localhost:8443"};
+  config.registry.mirrors["127.0.0.1:8443"] = {"localhost:8443"};
+  Client tls_client(config);
+  EXPECT_THAT(tls_client.Endpoints("127.0.0.1:8443"),
+              ElementsAre("https://localhost:8443", "https://127.0.0.1:8443"));
+  EXPECT_THAT(tls_client.Endpoints("127.0.0.1:8444"), ElementsAre("http://127.0.0.1:8444"));
 }
 
 TEST_F(RegistryClientTest, MirrorThatIsDownFallsBackToTheRegistry) {
@@ -260,6 +274,133 @@ TEST_F(RegistryClientTest, AWorkingMirrorIsUsedFirst) {
   ASSERT_THAT(image, IsOk());
   EXPECT_EQ(image->digest, images_->at("busybox:latest").digest);
   EXPECT_THAT(upstream.Requests(), SizeIs(0));
+}
+
+// ---- TLS against the real registry ---------------------------------------------------------
+
+// docker-registry over HTTPS with a certificate from a test CA (SAN 127.0.0.1 and localhost).
+class TlsRegistryTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    LocalRegistryOptions options;
+    options.tls = true;
+    absl::StatusOr<std::unique_ptr<LocalRegistry>> registry = LocalRegistry::Start(options);
+    ASSERT_THAT(registry, IsOk());
+    registry_ = registry->release();
+    absl::StatusOr<TestImages> images = registry_->Push({"busybox:latest"});
+    ASSERT_THAT(images, IsOk());
+    images_ = new TestImages(*std::move(images));
+  }
+  static void TearDownTestSuite() {
+    delete registry_;
+    delete images_;
+    registry_ = nullptr;
+    images_ = nullptr;
+  }
+
+  // Resolves busybox:latest on `host` and streams its layer, verified.
+  static absl::Status Pull(const Config& config, const std::string& host) {
+    Client client(config);
+    const Reference ref = Ref(absl::StrCat(host, "/busybox:latest"));
+    absl::StatusOr<ResolvedImage> image = client.Resolve(ref, {});
+    if (!image.ok()) return image.status();
+    if (image->digest != images_->at("busybox:latest").digest) {
+      return absl::InternalError(absl::StrCat("resolved to ", image->digest));
+    }
+    Sha256 hash;
+    RETURN_IF_ERROR(client.FetchBlob(ref, image->layers[0], {}, [&](absl::string_view chunk) {
+      hash.Update(chunk);
+      return absl::OkStatus();
+    }));
+    if (const std::string got = hash.Finish(); got != image->layers[0].digest) {
+      return absl::InternalError(absl::StrCat("layer digest ", got));
+    }
+    return absl::OkStatus();
+  }
+
+  static LocalRegistry* registry_;
+  static TestImages* images_;
+};
+LocalRegistry* TlsRegistryTest::registry_ = nullptr;
+TestImages* TlsRegistryTest::images_ = nullptr;
+
+TEST_F(TlsRegistryTest, CaFileOfTheHostVerifiesItsCertificate) {
+  Config config;
+  config.registry.ca_files[registry_->host()] = registry_->certificates().ca_file;
+  Client client(config);
+  EXPECT_THAT(client.Endpoints(registry_->host()),
+              ElementsAre(absl::StrCat("https://", registry_->host())));
+  EXPECT_THAT(Pull(config, registry_->host()), IsOk());
+  // By name: the certificate's other subjectAltName.
+  const std::string by_name = absl::StrCat("localhost:", registry_->port());
+  config.registry.ca_files = {{by_name, registry_->certificates().ca_file}};
+  EXPECT_THAT(Pull(config, by_name), IsOk());
+}
+
+TEST_F(TlsRegistryTest, AnotherCaIsACertificateErrorNamingTheHost) {
+  crib::testing::TempDir dir;
+  absl::StatusOr<crib::testing::TestCertificates> other =
+      crib::testing::MakeTestCertificates(dir.path());
+  ASSERT_THAT(other, IsOk());
+  Config config;
+  config.registry.ca_files[registry_->host()] = other->ca_file;
+  EXPECT_THAT(Pull(config, registry_->host()),
+              StatusIs(absl::StatusCode::kUnavailable,
+                       AllOf(HasSubstr(absl::StrCat("TLS certificate of ", registry_->host(),
+                                                    " is not trusted")),
+                             HasSubstr("certificate"), HasSubstr(other->ca_file))));
+  // The system's CAs do not know the test CA either.
+  config.registry.ca_files[registry_->host()] = "/etc/ssl/certs/ca-certificates.crt";
+  if (::access("/etc/ssl/certs/ca-certificates.crt", R_OK) == 0) {
+    EXPECT_THAT(Pull(config, registry_->host()),
+                StatusIs(absl::StatusCode::kUnavailable,
+                         HasSubstr(absl::StrCat("TLS certificate of ", registry_->host()))));
+  }
+}
+
+TEST_F(TlsRegistryTest, InsecureSkipVerifyPullsWithoutTheCa) {
+  Config config;
+  config.registry.insecure_skip_verify = {registry_->host()};
+  Client client(config);
+  EXPECT_THAT(client.Endpoints(registry_->host()),
+              ElementsAre(absl::StrCat("https://", registry_->host())));
+  EXPECT_THAT(Pull(config, registry_->host()), IsOk());
+}
+
+TEST_F(TlsRegistryTest, AnUnlistedLoopbackHostIsPlainHttpAndTheErrorSaysWhatToDo) {
+  EXPECT_THAT(Pull(Config{}, registry_->host()),
+              StatusIs(absl::StatusCode::kUnavailable,
+                       AllOf(HasSubstr(absl::StrCat(registry_->host(), " speaks HTTPS")),
+                             HasSubstr("registry.ca_files"))));
+}
+
+TEST_F(TlsRegistryTest, TheTokenRealmIsVerifiedWithTheCaOfItsOwnHost) {
+  // A plain-HTTP registry whose bearer realm is the TLS registry (which answers it 404).
+  const std::string realm = absl::StrCat("https://", registry_->host(), "/token");
+  ScriptedHttpServer plain([&](const HttpRequest&, HttpConnection& connection) {
+    connection.Respond(
+        401, "{}",
+        {{"WWW-Authenticate", absl::StrCat("Bearer realm=\"", realm, "\",service=\"crib-test\"")}});
+  });
+  const Reference ref = Ref(absl::StrCat(plain.host(), "/app:latest"));
+  // The realm's host has no CA configured: its certificate is not trusted.
+  EXPECT_THAT(Client(Config{}).Resolve(ref, {}),
+              StatusIs(absl::StatusCode::kUnavailable,
+                       HasSubstr(absl::StrCat("TLS certificate of ", registry_->host()))));
+  // With its CA, the TLS exchange succeeds and the token request itself is answered.
+  Config config;
+  config.registry.ca_files[registry_->host()] = registry_->certificates().ca_file;
+  EXPECT_THAT(Client(config).Resolve(ref, {}),
+              StatusIs(absl::StatusCode::kUnknown,
+                       AllOf(HasSubstr(absl::StrCat("GET ", realm)), HasSubstr("HTTP 404"))));
+}
+
+TEST_F(TlsRegistryTest, AMissingCaFileIsFailedPrecondition) {
+  Config config;
+  config.registry.ca_files[registry_->host()] = "/nonexistent/crib-ca.pem";
+  EXPECT_THAT(Pull(config, registry_->host()), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                                        AllOf(HasSubstr("/nonexistent/crib-ca.pem"),
+                                                              HasSubstr("registry.ca_files"))));
 }
 
 // ---- basic auth against the real registry --------------------------------------------------
@@ -676,6 +817,7 @@ ca_files = { "corp.example.com" = "/etc/crib/corp.pem" }
 stall_timeout = "20s"
 min_rate = 0
 min_rate_window = "30s"
+max_concurrent_downloads = 4
 )",
                                               "t.toml");
   ASSERT_THAT(config, IsOk());
@@ -687,12 +829,31 @@ min_rate_window = "30s"
   EXPECT_EQ(config->registry.stall_timeout, absl::Seconds(20));
   EXPECT_EQ(config->registry.min_rate, 0);
   EXPECT_EQ(config->registry.min_rate_window, absl::Seconds(30));
+  EXPECT_EQ(config->registry.max_concurrent_downloads, 4);
+  EXPECT_EQ(Config{}.registry.max_concurrent_downloads, 2);
+  for (const char* bad : {"0", "65", "\"2\""}) {
+    EXPECT_THAT(
+        ParseConfig(absl::StrCat("[registry]\nmax_concurrent_downloads = ", bad, "\n"), "t"),
+        StatusIs(absl::StatusCode::kInvalidArgument,
+                 HasSubstr("registry.max_concurrent_downloads")))
+        << bad;
+  }
   EXPECT_THAT(ParseConfig("[registry]\nstall_timeout = \"0s\"\n", "t"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("registry.stall_timeout")));
   EXPECT_THAT(ParseConfig("[registry]\nmirrors = { \"x\" = \"y\" }\n", "t"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("registry.mirrors")));
   EXPECT_THAT(ParseConfig("[registry]\nmirors = {}\n", "t"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unknown key")));
+  // Plain HTTP and TLS for one host contradict each other.
+  EXPECT_THAT(ParseConfig("[registry]\nplain_http = [\"r:5000\"]\n"
+                          "insecure_skip_verify = [\"r:5000\"]\n",
+                          "t"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("registry.plain_http"), HasSubstr("\"r:5000\""))));
+  EXPECT_THAT(ParseConfig("[registry]\nplain_http = [\"r:5000\"]\n"
+                          "ca_files = { \"r:5000\" = \"/ca.pem\" }\n",
+                          "t"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("registry.ca_files")));
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -48,6 +49,9 @@ absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv, const std::str
                                    0644);
   posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_APPEND,
                                    0644);
+  // Nothing else the test inherited (the flock of the integration-test lock, say): a registry
+  // outliving a killed test must not hold it.
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
   std::vector<char*> args;
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
@@ -68,7 +72,25 @@ absl::StatusOr<int> Wait(pid_t pid) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-// The status code of GET /v2/ on 127.0.0.1:port, or 0 when nothing answers.
+// Runs argv to completion with its output in `dir`; an error with its stderr otherwise.
+absl::Status RunTool(const std::vector<std::string>& argv, const std::string& dir) {
+  const std::string out = dir + "/tool.out", err = dir + "/tool.err";
+  absl::StatusOr<pid_t> pid = Spawn(argv, out, err);
+  if (!pid.ok()) return pid.status();
+  absl::StatusOr<int> code = Wait(*pid);
+  ::unlink(out.c_str());
+  const std::string errors = ReadAll(err);
+  ::unlink(err.c_str());
+  if (!code.ok()) return code.status();
+  if (*code != 0) {
+    return absl::InternalError(
+        absl::StrCat(absl::StrJoin(argv, " "), " exited with ", *code, ": ", errors));
+  }
+  return absl::OkStatus();
+}
+
+// The status code of GET /v2/ on 127.0.0.1:port, or 0 when nothing answers. A TLS port
+// answers this plain HTTP request too: Go's server says 400 to it.
 int ProbeV2(int port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return 0;
@@ -129,10 +151,40 @@ int FreeLoopbackPort() {
   return port;
 }
 
+absl::StatusOr<TestCertificates> MakeTestCertificates(const std::string& dir) {
+  TestCertificates certs{dir + "/ca.pem", dir + "/ca.key", dir + "/server.pem",
+                         dir + "/server.key"};
+  const std::string csr = dir + "/server.csr", ext = dir + "/server.ext";
+  std::ofstream(ext) << "subjectAltName = IP:127.0.0.1, DNS:localhost\n"
+                        "basicConstraints = critical, CA:FALSE\n"
+                        "keyUsage = critical, digitalSignature\n"
+                        "extendedKeyUsage = serverAuth\n";
+  const std::vector<std::string> ec = {"-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                                       "-nodes"};
+  std::vector<std::string> ca = {"openssl", "req", "-x509"};
+  ca.insert(ca.end(), ec.begin(), ec.end());
+  ca.insert(ca.end(), {"-keyout", certs.ca_key, "-out", certs.ca_file, "-days", "2", "-subj",
+                       "/CN=crib test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+                       "-addext", "keyUsage=critical,keyCertSign,cRLSign"});
+  std::vector<std::string> request = {"openssl", "req"};
+  request.insert(request.end(), ec.begin(), ec.end());
+  request.insert(request.end(), {"-keyout", certs.key_file, "-out", csr, "-subj", "/CN=127.0.0.1"});
+  const std::vector<std::string> sign = {
+      "openssl", "x509",          "-req",   "-in",        csr,
+      "-CA",     certs.ca_file,   "-CAkey", certs.ca_key, "-CAcreateserial",
+      "-out",    certs.cert_file, "-days",  "2",          "-extfile",
+      ext};
+  for (const std::vector<std::string>& argv : {ca, request, sign}) {
+    if (absl::Status s = RunTool(argv, dir); !s.ok()) return s;
+  }
+  return certs;
+}
+
 absl::StatusOr<TestImages> BuildAndPushTestImages(const std::string& host,
                                                   const std::vector<std::string>& only,
                                                   const std::string& username,
-                                                  const std::string& password) {
+                                                  const std::string& password,
+                                                  const std::string& ca_file) {
   char templ[] = "/tmp/crib-images-XXXXXX";
   if (::mkdtemp(templ) == nullptr) return absl::InternalError("mkdtemp failed");
   const std::string dir = templ;
@@ -153,6 +205,7 @@ absl::StatusOr<TestImages> BuildAndPushTestImages(const std::string& host,
   if (!username.empty()) {
     argv.insert(argv.end(), {"--user", username, "--password", password});
   }
+  if (!ca_file.empty()) argv.insert(argv.end(), {"--ca-file", ca_file});
   const std::string out = dir + "/out.json", err = dir + "/err.txt";
   absl::StatusOr<pid_t> pid = Spawn(argv, out, err);
   if (!pid.ok()) return pid.status();
@@ -193,13 +246,25 @@ absl::StatusOr<std::unique_ptr<LocalRegistry>> LocalRegistry::Start(LocalRegistr
     auth = absl::StrCat("auth:\n  htpasswd:\n    realm: crib-test\n    path: ", dir, "/htpasswd\n");
   }
 
+  std::string tls;
+  if (registry->options_.tls) {
+    const std::string tls_dir = dir + "/tls";
+    if (::mkdir(tls_dir.c_str(), 0700) != 0) return absl::InternalError("mkdir tls failed");
+    absl::StatusOr<TestCertificates> certs = MakeTestCertificates(tls_dir);
+    if (!certs.ok()) return certs.status();
+    registry->certificates_ = *std::move(certs);
+    tls = absl::StrCat("  tls:\n    certificate: ", registry->certificates_.cert_file,
+                       "\n    key: ", registry->certificates_.key_file, "\n");
+  }
+
   for (int attempt = 0; attempt < 5; ++attempt) {
     const int port = FreeLoopbackPort();
     if (port <= 0) return absl::InternalError("no free loopback port");
     const std::string config = absl::StrCat(
         "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\n"
         "storage:\n  filesystem:\n    rootdirectory: ",
-        dir, "/data\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:", port, "\n", auth);
+        dir, "/data\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:", port, "\n", tls,
+        auth);
     std::ofstream(dir + "/config.yml") << config;
     absl::StatusOr<pid_t> pid = Spawn({kRegistryBinary, "serve", dir + "/config.yml"},
                                       dir + "/registry.log", dir + "/registry.log");
@@ -211,7 +276,7 @@ absl::StatusOr<std::unique_ptr<LocalRegistry>> LocalRegistry::Start(LocalRegistr
     bool exited = false;
     while (absl::Now() < deadline) {
       const int code = ProbeV2(port);
-      if (code == 200 || code == 401) return registry;
+      if (code == 200 || code == 401 || (registry->options_.tls && code == 400)) return registry;
       int status = 0;
       if (::waitpid(*pid, &status, WNOHANG) == *pid) {
         exited = true;
@@ -242,9 +307,10 @@ LocalRegistry::~LocalRegistry() {
 
 absl::StatusOr<TestImages> LocalRegistry::Push(const std::vector<std::string>& only) const {
   if (options_.basic_auth) {
-    return BuildAndPushTestImages(host_, only, options_.username, options_.password);
+    return BuildAndPushTestImages(host_, only, options_.username, options_.password,
+                                  certificates_.ca_file);
   }
-  return BuildAndPushTestImages(host_, only);
+  return BuildAndPushTestImages(host_, only, "", "", certificates_.ca_file);
 }
 
 std::string LocalRegistry::Log() const { return ReadAll(dir_ + "/registry.log"); }

@@ -1,7 +1,8 @@
 // Test fixtures for the registry side: a real Debian docker-registry on a free loopback port
-// (optionally behind htpasswd basic auth) with its own storage, the project's test images
-// built and pushed to it, and a tiny scripted HTTP server for faults a real registry will not
-// produce (dropped connections, stalls, token realms). Everything is removed on destruction.
+// (optionally behind htpasswd basic auth, optionally over TLS with a test CA) with its own
+// storage, the project's test images built and pushed to it, and a tiny scripted HTTP server
+// for faults a real registry will not produce (dropped connections, stalls, token realms).
+// Everything is removed on destruction.
 #pragma once
 
 #include <sys/types.h>
@@ -48,19 +49,28 @@ inline constexpr const char* kTestImageNames[] = {
 };
 
 // Runs tests/images/build_images.py against `host` ("127.0.0.1:port"); `only` empty: all the
-// small images. Credentials are passed for a basic-auth registry.
+// small images. Credentials are passed for a basic-auth registry, a CA file for a TLS one.
 absl::StatusOr<TestImages> BuildAndPushTestImages(const std::string& host,
                                                   const std::vector<std::string>& only = {},
                                                   const std::string& username = "",
-                                                  const std::string& password = "");
+                                                  const std::string& password = "",
+                                                  const std::string& ca_file = "");
+
+// A self-signed test CA and a server certificate it signed, made with the openssl CLI in `dir`:
+// ca.pem, ca.key, server.pem (subjectAltName IP:127.0.0.1 and DNS:localhost), server.key.
+struct TestCertificates {
+  std::string ca_file, ca_key, cert_file, key_file;
+};
+absl::StatusOr<TestCertificates> MakeTestCertificates(const std::string& dir);
 
 struct LocalRegistryOptions {
   bool basic_auth = false;  // htpasswd (bcrypt) with the user and password below
   std::string username = "crib-test-user";
   std::string password = "crib-test-Pa55word";
+  bool tls = false;  // HTTPS with a certificate from MakeTestCertificates
 };
 
-// A docker-registry process serving plain HTTP on 127.0.0.1:<free port>.
+// A docker-registry process serving plain HTTP (or HTTPS) on 127.0.0.1:<free port>.
 class LocalRegistry {
  public:
   // Starts it and waits until /v2/ answers (200, or 401 with auth).
@@ -74,6 +84,8 @@ class LocalRegistry {
   const std::string& dir() const { return dir_; }
   const LocalRegistryOptions& options() const { return options_; }
   pid_t pid() const { return pid_; }
+  // With tls: the CA that signed the registry's certificate, and that certificate.
+  const TestCertificates& certificates() const { return certificates_; }
 
   // Builds and pushes the test images (with the fixture's credentials when it has auth).
   absl::StatusOr<TestImages> Push(const std::vector<std::string>& only = {}) const;
@@ -84,6 +96,7 @@ class LocalRegistry {
  private:
   LocalRegistry() = default;
   LocalRegistryOptions options_;
+  TestCertificates certificates_;
   std::string dir_;
   std::string host_;
   int port_ = 0;

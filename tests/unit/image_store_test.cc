@@ -181,6 +181,33 @@ TEST_F(ImageStoreTest, SharedLayersSurviveUntilTheLastImage) {
   EXPECT_FALSE(Exists(images_->SnapshotPath(b.chain_ids[0])));
 }
 
+TEST_F(ImageStoreTest, IndexesTheRepoDigestsNameGoWithTheImage) {
+  // Pulled through two indexes (two tags of a multi-platform image, say), a third image
+  // through a shared one.
+  Image a = MakeImage("a", {"base", "top-a"}, {"app:1"});
+  Image b = MakeImage("b", {"base"}, {"tool:1"});
+  const std::string index1 = "{\"manifests\":[1]}", index2 = "{\"manifests\":[2]}",
+                    shared = "{\"manifests\":[3]}";
+  for (const std::string* index : {&index1, &index2, &shared}) {
+    ASSERT_THAT(images_->content().Put(Sha256Digest(*index), *index), IsOk());
+  }
+  a.repo_digests = {"docker.io/library/app@" + Sha256Digest(index1),
+                    "docker.io/library/app@" + Sha256Digest(shared)};
+  ASSERT_THAT(images_->Record(a), IsOk());
+  a.repo_tags = {"docker.io/library/app:2"};
+  a.repo_digests = {"docker.io/library/app@" + Sha256Digest(index2)};
+  ASSERT_THAT(images_->Record(a), IsOk());
+  b.repo_digests = {"docker.io/library/tool@" + Sha256Digest(shared)};
+  ASSERT_THAT(images_->Record(b), IsOk());
+
+  ASSERT_THAT(images_->Remove(a.id), IsOk());
+  EXPECT_FALSE(images_->content().Has(Sha256Digest(index1)));
+  EXPECT_FALSE(images_->content().Has(Sha256Digest(index2)));
+  EXPECT_TRUE(images_->content().Has(Sha256Digest(shared)));
+  ASSERT_THAT(images_->Remove(b.id), IsOk());
+  EXPECT_THAT(*images_->content().List(), IsEmpty());
+}
+
 TEST_F(ImageStoreTest, SnapshotsInUseAndLeasedAreKept) {
   Image a = MakeImage("a", {"base", "top-a"}, {"app:1"});
   images_->SetSnapshotInUse([&](absl::string_view chain_id) { return chain_id == a.chain_ids[1]; });
@@ -219,6 +246,38 @@ TEST_F(ImageStoreTest, FsInfoCountsTheStoreAndTheContainersDir) {
   EXPECT_GE(info->containers.used_bytes, 50000u);
   EXPECT_LT(info->containers.used_bytes, 100000u);
   EXPECT_EQ(info->containers.inodes_used, 4u);
+}
+
+TEST_F(ImageStoreTest, OpenDeletesBlobsNoImageReferencesAndCollectGarbageSnapshotsToo) {
+  Image a = MakeImage("a", {"base", "top-a"}, {"app:1"});
+  // What a crash after a pull's commits but before its record leaves: blobs and snapshots
+  // no image references.
+  const std::string orphan = Sha256Digest("orphan layer");
+  ASSERT_THAT(images_->content().Put(orphan, "orphan layer"), IsOk());
+  const std::string gone = Sha256Digest("chain of no image"), used = Sha256Digest("in use");
+  for (const std::string& chain_id : {gone, used}) {
+    ASSERT_THAT(MakeDirs(images_->SnapshotPath(chain_id) + "/bin"), IsOk());
+  }
+  const std::vector<std::string> blobs_before = *images_->content().List();
+
+  images_.reset();
+  auto again = ImageStore::Open(config_, *store_);
+  ASSERT_THAT(again.status(), IsOk());
+  images_ = *std::move(again);
+  EXPECT_FALSE(images_->content().Has(orphan));
+  EXPECT_EQ(images_->content().List()->size(), blobs_before.size() - 1);
+  for (const std::string& blob : {a.id, a.manifest_digest, a.layers[0], a.layers[1]}) {
+    EXPECT_TRUE(images_->content().Has(blob)) << blob;
+  }
+  // A container may still use a snapshot whose image is gone: Open leaves them.
+  EXPECT_TRUE(Exists(images_->SnapshotPath(gone)));
+
+  images_->SetSnapshotInUse([&](absl::string_view chain_id) { return chain_id == used; });
+  ASSERT_THAT(images_->CollectGarbage(), IsOk());
+  EXPECT_FALSE(Exists(images_->SnapshotPath(gone)));
+  EXPECT_TRUE(Exists(images_->SnapshotPath(used)));
+  for (const std::string& c : a.chain_ids) EXPECT_TRUE(Exists(images_->SnapshotPath(c))) << c;
+  EXPECT_TRUE(images_->Status("app:1").ok());
 }
 
 TEST_F(ImageStoreTest, OpenRemovesInterruptedUnpacks) {

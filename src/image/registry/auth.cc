@@ -5,6 +5,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "image/digest.h"
 #include "nlohmann/json.hpp"
 
 namespace crib::image::registry {
@@ -106,7 +107,7 @@ std::string CredentialsKey(const Credentials& c) {
 }
 
 absl::StatusOr<std::string> Authorize(const Challenge& challenge, const Credentials& credentials,
-                                      const Reference& ref, const TlsOptions& tls,
+                                      const Reference& ref, const TlsFor& tls_for,
                                       const TransferLimits& limits, absl::string_view host) {
   std::string user, password;
   const bool has_user = UserPassword(credentials, &user, &password);
@@ -154,7 +155,7 @@ absl::StatusOr<std::string> Authorize(const Challenge& challenge, const Credenti
     }
     what = absl::StrCat("GET ", realm, " (token for ", scope, ")");
   }
-  absl::StatusOr<HttpResponse> response = Perform(exchange, tls, limits);
+  absl::StatusOr<HttpResponse> response = Perform(exchange, tls_for(UrlHost(realm)), limits);
   if (!response.ok()) {
     // The transport's message names the URL, which carries no secret.
     return response.status();

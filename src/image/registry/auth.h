@@ -4,6 +4,7 @@
 // log line or a Status message.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <string>
 
@@ -31,10 +32,14 @@ bool HasCredentials(const Credentials& credentials);
 // A digest of the credentials, so cached tokens are never shared between different callers.
 std::string CredentialsKey(const Credentials& credentials);
 
+// How to verify a host's TLS certificate ("host:port" as in URLs).
+using TlsFor = std::function<TlsOptions(absl::string_view host)>;
+
 // The Authorization header value answering `challenge` ("Bearer <token>", "Basic <b64>"), or
-// empty when it cannot be answered without credentials the caller did not give.
+// empty when it cannot be answered without credentials the caller did not give. The token
+// realm, often another host than the registry, is verified with `tls_for` of its own host.
 absl::StatusOr<std::string> Authorize(const Challenge& challenge, const Credentials& credentials,
-                                      const Reference& ref, const TlsOptions& tls,
+                                      const Reference& ref, const TlsFor& tls_for,
                                       const TransferLimits& limits, absl::string_view host);
 
 }  // namespace crib::image::registry

@@ -1,10 +1,8 @@
 #include "image/registry/client.h"
 
-#include <openssl/sha.h>
 #include <sys/utsname.h>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -13,6 +11,7 @@
 #include "common/errors.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "image/digest.h"
 #include "image/registry/auth.h"
 #include "image/registry/transport.h"
 #include "nlohmann/json.hpp"
@@ -22,14 +21,6 @@ namespace {
 
 constexpr int64_t kMaxManifestSize = 4 << 20;
 constexpr int64_t kMaxConfigSize = 16 << 20;
-
-std::string HostOf(absl::string_view endpoint) {
-  absl::string_view rest = endpoint;
-  if (const size_t scheme = rest.find("://"); scheme != absl::string_view::npos) {
-    rest.remove_prefix(scheme + 3);
-  }
-  return std::string(rest.substr(0, rest.find('/')));
-}
 
 // localhost, 127.0.0.0/8 and ::1, with or without a port.
 bool IsLoopback(absl::string_view host) {
@@ -111,13 +102,6 @@ absl::StatusOr<Descriptor> ParseDescriptor(const nlohmann::json& j, absl::string
 
 }  // namespace
 
-std::string Sha256Digest(absl::string_view data) {
-  unsigned char hash[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), hash);
-  return absl::StrCat("sha256:", absl::BytesToHexString(absl::string_view(
-                                     reinterpret_cast<char*>(hash), sizeof(hash))));
-}
-
 Platform Platform::Host() {
   Platform p;
   utsname u{};
@@ -149,15 +133,22 @@ Client::Client(const Config& config) : config_(config.registry), platform_(Platf
 Client::~Client() = default;
 
 std::vector<std::string> Client::Endpoints(absl::string_view domain) const {
+  // Loopback registries are plain HTTP unless the config names their TLS (a CA file or
+  // insecure_skip_verify); a mirror written with its scheme keeps it.
   auto scheme_for = [this](absl::string_view host) {
-    return IsLoopback(host) || Contains(config_.plain_http, host) ? "http://" : "https://";
+    if (Contains(config_.plain_http, host)) return "http://";
+    if (config_.ca_files.count(std::string(host)) > 0 ||
+        Contains(config_.insecure_skip_verify, host)) {
+      return "https://";
+    }
+    return IsLoopback(host) ? "http://" : "https://";
   };
   std::vector<std::string> endpoints;
   if (auto it = config_.mirrors.find(std::string(domain)); it != config_.mirrors.end()) {
     for (const std::string& mirror : it->second) {
       std::string url = absl::StrContains(mirror, "://")
                             ? mirror
-                            : absl::StrCat(scheme_for(HostOf(mirror)), mirror);
+                            : absl::StrCat(scheme_for(UrlHost(mirror)), mirror);
       absl::string_view trimmed = url;
       absl::ConsumeSuffix(&trimmed, "/");
       absl::ConsumeSuffix(&trimmed, "/v2");
@@ -167,6 +158,15 @@ std::vector<std::string> Client::Endpoints(absl::string_view domain) const {
   const std::string host = domain == kDefaultDomain ? "registry-1.docker.io" : std::string(domain);
   endpoints.push_back(absl::StrCat(scheme_for(domain), host));
   return endpoints;
+}
+
+TlsOptions Client::TlsFor(absl::string_view host) const {
+  TlsOptions tls;
+  tls.verify = !Contains(config_.insecure_skip_verify, host);
+  if (auto it = config_.ca_files.find(std::string(host)); it != config_.ca_files.end()) {
+    tls.ca_file = it->second;
+  }
+  return tls;
 }
 
 // Everything one call needs about one endpoint: its URL, TLS, limits and the auth state.
@@ -182,12 +182,9 @@ struct Client::Session {
   std::string auth_key;  // endpoint + scope + who: tokens are never shared between callers
 
   Session(Client& c, std::string e, bool mirror, const Reference& r, const PullOptions& o)
-      : client(c), endpoint(std::move(e)), host(HostOf(endpoint)), ref(r), options(o) {
+      : client(c), endpoint(std::move(e)), host(UrlHost(endpoint)), ref(r), options(o) {
     if (mirror) query = absl::StrCat("?ns=", ref.domain);
-    tls.verify = !Contains(client.config_.insecure_skip_verify, host);
-    if (auto it = client.config_.ca_files.find(host); it != client.config_.ca_files.end()) {
-      tls.ca_file = it->second;
-    }
+    tls = client.TlsFor(host);
     limits.stall_timeout = client.config_.stall_timeout;
     limits.min_rate = client.config_.min_rate;
     limits.min_rate_window = client.config_.min_rate_window;
@@ -223,9 +220,11 @@ struct Client::Session {
         }
         return response;
       }
-      ASSIGN_OR_RETURN(std::string authorization_value,
-                       Authorize(ParseChallenge(response.Header("www-authenticate")),
-                                 options.credentials, ref, tls, limits, host));
+      ASSIGN_OR_RETURN(
+          std::string authorization_value,
+          Authorize(
+              ParseChallenge(response.Header("www-authenticate")), options.credentials, ref,
+              [this](absl::string_view h) { return client.TlsFor(h); }, limits, host));
       if (authorization_value.empty()) {
         return absl::UnauthenticatedError(absl::StrCat(
             "GET ", exchange.url, ": 401 unauthorized: the registry wants credentials"));
@@ -242,6 +241,14 @@ struct Client::Session {
     std::string detail = RegistryErrors(response.body, &codes);
     const std::string message = absl::StrCat(what, " on ", endpoint, ": HTTP ", response.status,
                                              detail.empty() ? "" : absl::StrCat(" ", detail));
+    // Go's HTTP server (docker-registry's) answers plain HTTP on a TLS port this way.
+    if (response.status == 400 && absl::StartsWith(endpoint, "http://") &&
+        absl::StrContains(response.body, "HTTP request to an HTTPS server")) {
+      return absl::UnavailableError(
+          absl::StrCat(what, " on ", endpoint, ": the registry at ", host,
+                       " speaks HTTPS; name its CA in registry.ca_files (or list it in "
+                       "registry.insecure_skip_verify) to reach it over TLS"));
+    }
     for (const std::string& code : codes) {
       if (code == "NAME_UNKNOWN" || code == "MANIFEST_UNKNOWN" || code == "BLOB_UNKNOWN") {
         return absl::NotFoundError(message);
@@ -325,6 +332,7 @@ struct Client::Session {
     image.digest = digest;
     image.media_type = media_type;
     if (IsIndex(media_type)) {
+      image.index_json = body;
       const nlohmann::json index = nlohmann::json::parse(body);
       const nlohmann::json* best = nullptr;
       int best_score = 0;

@@ -18,6 +18,7 @@
 #include "absl/strings/string_view.h"
 #include "config/config.h"
 #include "image/reference.h"
+#include "image/registry/transport.h"
 
 namespace crib::image::registry {
 
@@ -48,7 +49,8 @@ struct PullOptions {
 };
 
 struct ResolvedImage {
-  std::string digest;  // what the reference resolved to (index or manifest): the repo digest
+  std::string digest;      // what the reference resolved to (index or manifest): the repo digest
+  std::string index_json;  // its bytes when it is an index, verified against digest
   std::string manifest_digest;      // the chosen platform's image manifest
   std::string manifest_json;        // its bytes, verified against manifest_digest
   Descriptor config;                // the image config blob
@@ -65,9 +67,6 @@ struct Platform {
   std::string variant;       // "v8", "v7", or empty
   static Platform Host();
 };
-
-// The lowercase hex sha256 of `data` as "sha256:<hex>".
-std::string Sha256Digest(absl::string_view data);
 
 class Client {
  public:
@@ -89,8 +88,12 @@ class Client {
                          absl::FunctionRef<absl::Status(absl::string_view chunk)> sink);
 
   // The endpoints tried for a registry host, in order: its mirrors, then the registry itself
-  // ("https://registry-1.docker.io" for docker.io, "http://127.0.0.1:5000" for loopback).
+  // ("https://registry-1.docker.io" for docker.io, "http://127.0.0.1:5000" for loopback, but
+  // "https://127.0.0.1:5000" when registry.ca_files or insecure_skip_verify names the host).
   std::vector<std::string> Endpoints(absl::string_view domain) const;
+
+  // How `host` ("host:port") is verified: registry.ca_files and insecure_skip_verify.
+  TlsOptions TlsFor(absl::string_view host) const;
 
   struct Session;  // auth state per endpoint and repository
 

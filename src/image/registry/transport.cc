@@ -120,6 +120,13 @@ std::string HttpResponse::Header(const std::string& name) const {
   return it == headers.end() ? "" : it->second;
 }
 
+std::string UrlHost(absl::string_view url) {
+  if (const size_t scheme = url.find("://"); scheme != absl::string_view::npos) {
+    url.remove_prefix(scheme + 3);
+  }
+  return std::string(url.substr(0, url.find_first_of("/?#")));
+}
+
 void InitCurl() {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
@@ -201,6 +208,18 @@ absl::StatusOr<HttpResponse> Perform(const HttpExchange& exchange, const TlsOpti
       break;
   }
   const std::string detail = error[0] != '\0' ? error : curl_easy_strerror(code);
+  if (code == CURLE_PEER_FAILED_VERIFICATION) {
+    return absl::UnavailableError(absl::StrCat(
+        what, ": the TLS certificate of ", UrlHost(exchange.url), " is not trusted: ", detail,
+        tls.ca_file.empty()
+            ? " (checked against the system's CAs; registry.ca_files names a "
+              "host's own CA)"
+            : absl::StrCat(" (checked against ", tls.ca_file, " from registry.ca_files)")));
+  }
+  if (code == CURLE_SSL_CACERT_BADFILE) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        what, ": cannot use the CA file ", tls.ca_file, " (registry.ca_files): ", detail));
+  }
   if (code == CURLE_PARTIAL_FILE || code == CURLE_RECV_ERROR || code == CURLE_GOT_NOTHING) {
     return absl::UnavailableError(absl::StrCat(what, ": connection lost after ",
                                                response.streamed + response.body.size(),

@@ -47,12 +47,16 @@ struct HttpResponse {
 };
 
 // Performs `exchange`. A status from the server (404, 500...) is a response, not an error;
-// errors are Unavailable (connect, TLS, a dropped connection), DeadlineExceeded (stalled, too
-// slow), Cancelled, or the sink's own error. Messages name the method and URL only.
+// errors are Unavailable (connect, TLS, an untrusted certificate, a dropped connection),
+// FailedPrecondition (an unusable CA file), DeadlineExceeded (stalled, too slow), Cancelled,
+// or the sink's own error. Messages name the method and URL only.
 absl::StatusOr<HttpResponse> Perform(const HttpExchange& exchange, const TlsOptions& tls,
                                      const TransferLimits& limits);
 
 // Initializes libcurl once per process.
 void InitCurl();
+
+// "host:port" of a URL ("https://a.example:5000/v2/" -> "a.example:5000").
+std::string UrlHost(absl::string_view url);
 
 }  // namespace crib::image::registry
