@@ -19,8 +19,8 @@
 #include "common/unique_fd.h"
 #include "network/netlink.h"
 #include "network/port_mapping.h"
-#include "store/store.h"
 #include "network/testing/failpoint.h"
+#include "store/store.h"
 
 namespace crib::network {
 namespace {
@@ -299,8 +299,8 @@ absl::StatusOr<int> BridgeBackend::RemoveOrphans(const std::set<std::string>& li
     }
   }
   if (!orphans.empty() || links > 0) {
-    spdlog::info("network: detached {} pods that no longer exist ({} stray veths)",
-                 orphans.size(), links);
+    spdlog::info("network: detached {} pods that no longer exist ({} stray veths)", orphans.size(),
+                 links);
   }
   return static_cast<int>(orphans.size()) + links;
 }

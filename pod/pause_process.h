@@ -19,9 +19,9 @@ struct PauseOptions {
   bool new_ipc = true;
   bool new_uts = true;
   bool new_pid = false;
-  std::string hostname;              // set when new_uts
-  std::vector<std::string> sysctls;  // key=value, applied inside the namespaces
-  std::string pod_id;                 // on its command line, to find it again
+  std::string hostname;                   // set when new_uts
+  std::vector<std::string> sysctls;       // key=value, applied inside the namespaces
+  std::string pod_id;                     // on its command line, to find it again
   std::vector<std::string> cgroup_procs;  // cgroup.procs files it is put into before it reports
 };
 

@@ -13,11 +13,11 @@
 #include "absl/time/clock.h"
 #include "cgroup/cgroupfs.h"
 #include "common/errors.h"
+#include "common/failpoint.h"
 #include "common/files.h"
 #include "common/ids.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
-#include "common/failpoint.h"
 #include "pod/netns.h"
 #include "pod/pause_process.h"
 #include "pod/pod_files.h"
@@ -263,8 +263,7 @@ absl::StatusOr<std::string> PodService::SameRun(const PodSandboxSpec& spec) {
     { absl::MutexLock wait(&PodLock(other.id)); }
     absl::StatusOr<PodSandbox> pod = Get(other.id);
     if (pod.ok() && pod->state == PodState::kReady) {
-      spdlog::info("pod {} ({}): the same run again, same pod", other.id.substr(0, 12),
-                   spec.name);
+      spdlog::info("pod {} ({}): the same run again, same pod", other.id.substr(0, 12), spec.name);
       return other.id;
     }
     break;

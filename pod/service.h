@@ -45,6 +45,9 @@ class PodService {
   // Idempotent; an unknown id is OK.
   absl::Status Remove(const std::string& id_or_prefix);
   absl::StatusOr<PodSandbox> Get(const std::string& id_or_prefix);
+  // The network namespace of a ready pod ("" for the host's): FailedPrecondition when the pod
+  // is not ready, NotFound for an unknown one.
+  absl::StatusOr<std::string> NetnsOf(const std::string& id_or_prefix);
   absl::StatusOr<std::vector<PodSandbox>> List(const PodFilter& filter);
 
   // Checks a spec without creating anything (InvalidArgument naming the field).

@@ -30,6 +30,14 @@ absl::StatusOr<PodSandbox> PodService::Get(const std::string& id_or_prefix) {
   return Live(record, data);
 }
 
+absl::StatusOr<std::string> PodService::NetnsOf(const std::string& id_or_prefix) {
+  ASSIGN_OR_RETURN(PodSandbox pod, Get(id_or_prefix));
+  if (pod.state != PodState::kReady) {
+    return absl::FailedPreconditionError(absl::StrCat("pod sandbox ", pod.id, " is not ready"));
+  }
+  return pod.netns_path;
+}
+
 absl::StatusOr<std::vector<PodSandbox>> PodService::List(const PodFilter& filter) {
   ASSIGN_OR_RETURN(std::vector<store::PodRecord> records, store_.ListPods());
   if (!filter.id.empty()) {

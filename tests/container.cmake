@@ -8,7 +8,7 @@ target_compile_definitions(runtime_launcher_test PRIVATE
 add_dependencies(runtime_launcher_test crib-monitor)
 
 # The container RPCs through a real cribd, with images from a real registry.
-crib_integration_test(container_test crib_registry_fixture)
+crib_integration_test(container_test crib_registry_fixture crib_stream_lab)
 
 # Not a test: prints create/start and exec latency and crib-monitor's RSS.
 add_executable(runtime_bench benchmark/runtime_bench.cc)

@@ -298,7 +298,8 @@ absl::StatusOr<std::string> ContainerService::CreateInPod(const ContainerSpec& s
   CRIB_STEP("write the spec", Failpoint("container.create.after_spec"));
 
   // 7. The monitor and the parked init.
-  absl::StatusOr<runtime::CreatedContainer> created = launcher_.Create(id, bundle, data.log_path);
+  absl::StatusOr<runtime::CreatedContainer> created =
+      launcher_.Create(id, bundle, data.log_path, {spec.stdin, spec.stdin_once});
   CRIB_STEP("start crib-monitor", created.status());
   absl::Cleanup undo_monitor = [&] { LogUndo(id, "monitor", launcher_.Remove(bundle)); };
   for (const std::string& warning : created->warnings) {

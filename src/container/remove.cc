@@ -52,6 +52,13 @@ absl::Status ContainerService::RemoveLocked(const std::string& id) {
   if (absl::Status s = store_.DeleteContainer(id); !s.ok()) return step_error("delete record", s);
   ReleaseSnapshots(data.chain_ids);
   ForgetLock(id);
+  // Its image was removed while it ran: the snapshots it alone kept can go now.
+  if (absl::IsNotFound(images_.Status(data.image_id).status())) {
+    if (absl::Status s = images_.CollectGarbage(); !s.ok()) {
+      spdlog::warn("container {}: collect its image's snapshots: {}", id.substr(0, 12),
+                   s.message());
+    }
+  }
   spdlog::info("container {} ({}) removed", id.substr(0, 12), record->name);
   return absl::OkStatus();
 }

@@ -57,6 +57,11 @@ class ContainerService {
   absl::Status UpdateResources(const std::string& id_or_prefix, const Resources& resources);
   absl::Status ReopenLog(const std::string& id_or_prefix);
 
+  // For the streaming server: the bundle of a container (NotFound for an unknown one), and
+  // the launcher that runs it.
+  absl::StatusOr<std::string> BundleOf(const std::string& id_or_prefix);
+  const runtime::Launcher& launcher() const { return launcher_; }
+
   // The pod's side: every container of the pod, stopped at once (kubelet stopped them
   // gracefully before) or removed.
   absl::Status StopAllInPod(const std::string& pod_id);

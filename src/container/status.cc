@@ -18,6 +18,12 @@ absl::StatusOr<Container> ContainerService::Get(const std::string& id_or_prefix,
   return c;
 }
 
+absl::StatusOr<std::string> ContainerService::BundleOf(const std::string& id_or_prefix) {
+  ASSIGN_OR_RETURN(const std::string id, ResolveId(id_or_prefix));
+  RETURN_IF_ERROR(Load(id).status());
+  return Bundle(id);
+}
+
 absl::StatusOr<std::vector<Container>> ContainerService::List(const ContainerFilter& filter) {
   ASSIGN_OR_RETURN(
       std::vector<store::ContainerRecord> records,

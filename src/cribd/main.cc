@@ -29,6 +29,8 @@
 #include "server/interceptor.h"
 #include "server/runtime_service.h"
 #include "store/store.h"
+#include "stream/launcher_backend.h"
+#include "stream/server.h"
 
 namespace crib {
 namespace {
@@ -71,7 +73,22 @@ absl::Status Serve(const Config& config, const sigset_t& stop_signals) {
   ASSIGN_OR_RETURN(std::unique_ptr<container::ContainerService> containers,
                    container::ContainerService::Create(config, *store, *pods, *images));
 
-  server::Dependencies deps{config, *network, *store, *pods, *images, *containers};
+  // Snapshots that only containers still use are known now: the rest of what a removed
+  // image or a crash left can go.
+  if (absl::Status s = images->CollectGarbage(); !s.ok()) {
+    spdlog::warn("image garbage collection at start-up: {}", s.message());
+  }
+
+  // The streaming server behind Exec, Attach and PortForward.
+  stream::LauncherBackend stream_backend(
+      containers->launcher(),
+      {[&containers](absl::string_view id) { return containers->BundleOf(std::string(id)); },
+       [&pods](absl::string_view id) { return pods->NetnsOf(std::string(id)); }});
+  ASSIGN_OR_RETURN(
+      std::unique_ptr<stream::Server> streams,
+      stream::Server::Start(stream::ServerOptionsFromConfig(config.stream), &stream_backend));
+
+  server::Dependencies deps{config, *network, *store, *pods, *images, *containers, *streams};
   server::RuntimeService runtime_service(deps);
   server::ImageService image_service(deps);
 
@@ -111,6 +128,7 @@ absl::Status Serve(const Config& config, const sigset_t& stop_signals) {
   server->Shutdown(std::chrono::system_clock::now() +
                    absl::ToChronoMilliseconds(config.shutdown_timeout));
   server->Wait();
+  streams->Stop();
   if (::unlink(config.socket.c_str()) != 0 && errno != ENOENT) {
     spdlog::warn("{}", ErrnoStatus(errno, absl::StrCat("remove socket ", config.socket)).message());
   }

@@ -9,6 +9,7 @@
 #include "network/backend.h"
 #include "pod/service.h"
 #include "store/store.h"
+#include "stream/server.h"
 
 namespace crib::server {
 
@@ -21,6 +22,7 @@ struct Dependencies {
   pod::PodService& pods;
   image::ImageStore& images;
   container::ContainerService& containers;
+  stream::Server& streams;
 };
 
 }  // namespace crib::server

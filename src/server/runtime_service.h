@@ -1,5 +1,5 @@
 // The CRI v1 RuntimeService as crib serves it. Each group of RPCs has its own file (status.cc,
-// pod_sandbox.cc, container.cc, later exec.cc and stats.cc); an RPC that no file implements
+// pod_sandbox.cc, container.cc, exec.cc, later stats.cc); an RPC that no file implements
 // yet answers UNIMPLEMENTED naming itself (see interceptor.h).
 #pragma once
 
@@ -61,6 +61,14 @@ class RuntimeService final : public cri::RuntimeService::Service {
   grpc::Status ReopenContainerLog(grpc::ServerContext* context,
                                   const cri::ReopenContainerLogRequest* request,
                                   cri::ReopenContainerLogResponse* response) override;
+
+  // exec.cc
+  grpc::Status Exec(grpc::ServerContext* context, const cri::ExecRequest* request,
+                    cri::ExecResponse* response) override;
+  grpc::Status Attach(grpc::ServerContext* context, const cri::AttachRequest* request,
+                      cri::AttachResponse* response) override;
+  grpc::Status PortForward(grpc::ServerContext* context, const cri::PortForwardRequest* request,
+                           cri::PortForwardResponse* response) override;
 
  private:
   Dependencies deps_;

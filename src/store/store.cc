@@ -431,9 +431,9 @@ absl::StatusOr<std::vector<IpAllocation>> Transaction::ListIps(absl::string_view
 absl::StatusOr<std::vector<IpAllocation>> Transaction::ListAllIps() {
   std::vector<IpAllocation> ips;
   RETURN_IF_ERROR(Annotate(
-      Query(
-          db_, "SELECT network, ip, owner, reserved_at_ns FROM ip_allocations ORDER BY network, ip",
-          [&](const Statement& row) { ips.push_back(IpFromRow(row)); }),
+      Query(db_,
+            "SELECT network, ip, owner, reserved_at_ns FROM ip_allocations ORDER BY network, ip",
+            [&](const Statement& row) { ips.push_back(IpFromRow(row)); }),
       "store: list ips"));
   return ips;
 }

@@ -27,6 +27,8 @@
 #include "support/machine.h"
 #include "support/registry.h"
 #include "support/status_matchers.h"
+#include "support/stream_client.h"
+#include "support/stream_lab.h"
 
 namespace crib::testing {
 namespace {
@@ -904,6 +906,92 @@ TEST_F(ContainerTest, DevicesAndPrivileged) {
   privileged.mutable_linux()->mutable_security_context()->set_privileged(true);
   const std::string out = RunToExit(pod, privileged);
   EXPECT_THAT(out, MatchesRegex("/dev/kmsg\nrw,.*\ntimer_list [1-9][0-9]*\n"));
+}
+
+// Exec, Attach and PortForward through cribd: each RPC returns a URL, a client speaks SPDY
+// or WebSocket to it (the streaming server's own tests cover the protocols in depth).
+TEST_F(ContainerTest, ExecAttachAndPortForwardThroughTheirUrls) {
+  cri::PodSandboxConfig config = PodConfig("streams", /*host_network=*/false);
+  const std::string pod = RunPod(config);
+  cri::ContainerConfig echo = Config("echo", {"sh", "-c", "while read l; do echo got $l; done"});
+  echo.set_stdin(true);
+  const std::string id = RunContainer(pod, echo);
+
+  cri::ExecRequest exec;
+  exec.set_container_id(id);
+  exec.add_cmd("sh");
+  exec.add_cmd("-c");
+  exec.add_cmd("echo out; exit 3");
+  exec.set_stdout(true);
+  cri::ExecResponse exec_url;
+  ASSERT_THAT(runtime_->Exec(ContextWithDeadline().get(), exec, &exec_url), GrpcOk());
+  RemoteCommandResult ran = RunSpdy(exec_url.url(), "v4.channel.k8s.io", false, true, false, false);
+  EXPECT_EQ(ran.out, "out\n");
+  EXPECT_THAT(ran.error, HasSubstr("NonZeroExitCode"));
+  EXPECT_THAT(ran.error, HasSubstr("\"message\":\"3\""));
+
+  cri::AttachRequest attach;
+  attach.set_container_id(id);
+  attach.set_stdin(true);
+  attach.set_stdout(true);
+  cri::AttachResponse attach_url;
+  ASSERT_THAT(runtime_->Attach(ContextWithDeadline().get(), attach, &attach_url), GrpcOk());
+  absl::StatusOr<std::unique_ptr<WebSocketClient>> ws =
+      WebSocketClient::Connect(attach_url.url(), {"v5.channel.k8s.io"});
+  ASSERT_THAT(ws.status(), IsOk());
+  ASSERT_TRUE((*ws)->upgraded()) << (*ws)->response().body;
+  absl::SleepFor(absl::Milliseconds(200));  // the attach is made once the session is up
+  ASSERT_THAT((*ws)->SendChannel(0, "hello\n"), IsOk());
+  ASSERT_THAT((*ws)->Pump([&] { return absl::StrContains((*ws)->channel(1), "got hello\n"); }),
+              IsOk());
+  EXPECT_THAT(Stdout(pod, "echo"), HasSubstr("got hello\n"));  // the log has it too
+
+  // A busybox httpd in the pod's network namespace, reached through port forwarding.
+  cri::ContainerConfig httpd =
+      Config("httpd", {"sh", "-c",
+                       "mkdir -p /www && echo forwarded > /www/index.html && "
+                       "exec httpd -f -p 127.0.0.1:8080 -h /www"});
+  RunContainer(pod, httpd);
+  cri::PortForwardRequest forward;
+  forward.set_pod_sandbox_id(pod);
+  forward.add_port(8080);
+  cri::PortForwardResponse forward_url;
+  ASSERT_THAT(runtime_->PortForward(ContextWithDeadline().get(), forward, &forward_url), GrpcOk());
+  std::string body;
+  for (int attempt = 0; attempt < 50 && !absl::StrContains(body, "forwarded"); ++attempt) {
+    absl::SleepFor(absl::Milliseconds(50));  // until httpd listens
+    cri::PortForwardResponse again;
+    ASSERT_THAT(runtime_->PortForward(ContextWithDeadline().get(), forward, &again), GrpcOk());
+    absl::StatusOr<std::unique_ptr<WebSocketClient>> pf =
+        WebSocketClient::Connect(again.url(), {"v4.channel.k8s.io"});
+    ASSERT_THAT(pf.status(), IsOk());
+    if (!(*pf)->Pump([&] { return (*pf)->channel(0).size() >= 2; }).ok()) continue;
+    if (!(*pf)->SendChannel(0, "GET / HTTP/1.0\r\n\r\n").ok()) continue;
+    (void)(*pf)->Pump([&] { return (*pf)->closed(); });
+    body = (*pf)->channel(0);
+  }
+  EXPECT_THAT(body, HasSubstr("forwarded"));
+
+  // The requests are checked: a stopped container, an unknown one, tty with stderr.
+  grpc::Status unknown = runtime_->Exec(
+      ContextWithDeadline().get(),
+      [] {
+        cri::ExecRequest r;
+        r.set_container_id("no-such-container");
+        r.add_cmd("true");
+        r.set_stdout(true);
+        return r;
+      }(),
+      &exec_url);
+  EXPECT_EQ(unknown.error_code(), grpc::StatusCode::NOT_FOUND);
+  exec.set_tty(true);
+  exec.set_stderr(true);
+  EXPECT_EQ(runtime_->Exec(ContextWithDeadline().get(), exec, &exec_url).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  exec.set_tty(false);
+  ASSERT_THAT(StopContainer(id), GrpcOk());
+  EXPECT_EQ(runtime_->Exec(ContextWithDeadline().get(), exec, &exec_url).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
 }
 
 }  // namespace
