@@ -27,8 +27,6 @@
 namespace crib::pod {
 namespace {
 
-// The cgroup parent of pods that name none.
-constexpr char kCribCgroupParent[] = "/crib";
 
 std::string HostHostname() {
   char name[HOST_NAME_MAX + 1] = {};

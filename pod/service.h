@@ -31,6 +31,18 @@ struct ContainerHooks {
   std::function<absl::Status(const std::string& pod_id)> remove_all;
 };
 
+// The cgroup parent of pods that name none.
+inline constexpr char kCribCgroupParent[] = "/crib";
+
+// What start-up recovery found and did (recover.cc).
+struct PodRecovery {
+  int pods = 0;               // records kept
+  int not_ready = 0;          // ready pods whose pause process died while cribd was away
+  int runs_undone = 0;        // RunPodSandbox calls a crash interrupted
+  int removals_finished = 0;  // RemovePodSandbox calls a crash interrupted
+  int orphans = 0;            // pins, directories, pause processes, cgroups, attachments
+};
+
 class PodService {
  public:
   // Detects the cgroup layout and finds crib-pause (config.helper_dir, else beside cribd).
@@ -59,6 +71,9 @@ class PodService {
                        absl::FunctionRef<absl::Status(const PodSandbox&)> fn);
 
   void SetContainerHooks(ContainerHooks hooks);
+
+  // At start-up, after the containers' recovery and before serving (recover.cc).
+  absl::StatusOr<PodRecovery> Recover();
 
  private:
   PodService(const Config& config, network::NetworkBackend& network, store::Store& store,

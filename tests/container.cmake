@@ -23,3 +23,6 @@ add_executable(container_bench bench/container_bench.cc)
 target_link_libraries(container_bench PRIVATE crib_test_support crib_registry_fixture
                       nlohmann_json::nlohmann_json)
 target_compile_options(container_bench PRIVATE ${CRIB_WARNINGS})
+
+# Restarts, crashes at each step, deadlines, a full disk, concurrency and many cycles.
+crib_integration_test(recovery_test crib_registry_fixture)

@@ -3,6 +3,7 @@
 #include "container/service.h"
 
 #include <limits.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -177,33 +178,37 @@ absl::StatusOr<Container> ContainerService::Refresh(store::ContainerRecord recor
     return ToContainer(record, data, bundle);
   }
   absl::StatusOr<runtime::ExitInfo> exit = runtime::Launcher::ReadExitFile(bundle);
+  bool monitor_gone = false;
   if (absl::IsNotFound(exit.status())) {
     if (IsProcessAlive(data.monitor_pid, data.monitor_start_time)) {
       return ToContainer(record, data, bundle);
     }
     // The monitor may have written the file and gone between the two looks.
     exit = runtime::Launcher::ReadExitFile(bundle);
-    if (absl::IsNotFound(exit.status())) {
-      // No monitor and no exit file: nobody can say how it ended, or whether it still runs.
-      Container c = ToContainer(record, data, bundle);
-      c.state = ContainerState::kUnknown;
-      c.reason = "Unknown";
-      c.message = "the container's crib-monitor is gone without recording an exit";
-      return c;
-    }
+    monitor_gone = absl::IsNotFound(exit.status());
   }
-  if (!exit.ok()) return exit.status();
+  if (!exit.ok() && !monitor_gone) return exit.status();
 
   record.state = static_cast<int>(ContainerState::kExited);
-  if (data.started_at_ns == 0 && exit->started_at != absl::UnixEpoch()) {
-    data.started_at_ns = absl::ToUnixNanos(exit->started_at);
+  if (monitor_gone) {
+    // Nobody recorded how it ended (a killed monitor, a reboot): whatever is left of it,
+    // without its stdio or log, is ended, and the container reported as exited, Unknown.
+    (void)launcher_.KillCgroup(bundle, SIGKILL);
+    data.finished_at_ns = absl::ToUnixNanos(absl::Now());
+    data.exit_code = 255;
+    data.reason = "Unknown";
+    data.message = "crib-monitor was gone without recording the container's exit";
+  } else {
+    if (data.started_at_ns == 0 && exit->started_at != absl::UnixEpoch()) {
+      data.started_at_ns = absl::ToUnixNanos(exit->started_at);
+    }
+    data.finished_at_ns = absl::ToUnixNanos(exit->finished_at);
+    data.exit_code = exit->exit_code;
+    data.reason = exit->oom_killed ? "OOMKilled" : exit->exit_code == 0 ? "Completed" : "Error";
   }
-  data.finished_at_ns = absl::ToUnixNanos(exit->finished_at);
-  data.exit_code = exit->exit_code;
-  data.reason = exit->oom_killed ? "OOMKilled" : exit->exit_code == 0 ? "Completed" : "Error";
   // kubelet reads the termination message from its own mount and appends it to this one, so
   // crib fills it only from the file crib made itself (a client that is not kubelet).
-  if (!data.termination_message_file.empty() &&
+  if (!monitor_gone && !data.termination_message_file.empty() &&
       absl::StartsWith(data.termination_message_file, LayerDir(record.id))) {
     absl::StatusOr<std::string> message = ReadFile(data.termination_message_file);
     if (message.ok()) data.message = message->substr(0, kMaxTerminationMessage);
@@ -231,8 +236,8 @@ absl::StatusOr<Container> ContainerService::Refresh(store::ContainerRecord recor
   if (!written.ok()) {
     spdlog::warn("container {}: record its exit: {}", record.id.substr(0, 12), written.message());
   } else if (changed) {
-    spdlog::info("container {} ({}) exited with code {}{}", record.id.substr(0, 12), record.name,
-                 data.exit_code, data.reason == "OOMKilled" ? " (OOM killed)" : "");
+    spdlog::info("container {} ({}) exited with code {} ({})", record.id.substr(0, 12), record.name,
+                 data.exit_code, data.reason);
   }
   return ToContainer(record, data, bundle);
 }

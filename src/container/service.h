@@ -30,6 +30,17 @@
 
 namespace crib::container {
 
+// What start-up recovery found and did (recover.cc).
+struct ContainerRecovery {
+  int containers = 0;         // records kept
+  int exited_while_away = 0;  // ended while cribd was down; their exit read from the file
+  int monitors_gone = 0;      // no monitor and no exit file: exited, reason Unknown
+  int creates_undone = 0;     // CreateContainer calls a crash interrupted
+  int removals_finished = 0;  // RemoveContainer calls a crash interrupted
+  int starts_recorded = 0;    // started, but a crash came before the record said so
+  int orphans = 0;            // bundles, layers and monitors that no record names
+};
+
 class ContainerService {
  public:
   // Finds crib-monitor (config.helper_dir, else beside cribd), registers the snapshots that
@@ -61,6 +72,10 @@ class ContainerService {
   // the launcher that runs it.
   absl::StatusOr<std::string> BundleOf(const std::string& id_or_prefix);
   const runtime::Launcher& launcher() const { return launcher_; }
+
+  // At start-up, before serving: undoes or finishes what a crash interrupted and brings every
+  // container's state up to date (recover.cc).
+  absl::StatusOr<ContainerRecovery> Recover();
 
   // The pod's side: every container of the pod, stopped at once (kubelet stopped them
   // gracefully before) or removed.

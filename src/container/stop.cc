@@ -1,6 +1,5 @@
-// StopContainer: the container's stop signal, SIGKILL after the timeout; idempotent. A
-// container whose monitor is gone is killed through its cgroup and recorded as exited with
-// reason Unknown.
+// StopContainer: the container's stop signal, SIGKILL after the timeout; idempotent. (A
+// container whose monitor is gone is found exited, reason Unknown, by Refresh.)
 #include <signal.h>
 
 #include "absl/strings/str_cat.h"
@@ -35,22 +34,7 @@ absl::Status ContainerService::StopLocked(const std::string& id, absl::Duration 
     return Annotate(status, absl::StrCat("stop container ", id, " (", record.name, "): ", step));
   };
   const std::string bundle = Bundle(id);
-  if (current.state == ContainerState::kExited) return absl::OkStatus();
-  if (current.state == ContainerState::kUnknown) {
-    // Nobody records its exit: kill whatever is left and say so.
-    if (absl::Status s = launcher_.KillCgroup(bundle, SIGKILL); !s.ok() && !absl::IsNotFound(s)) {
-      return step_error("kill its cgroup", s);
-    }
-    record.state = static_cast<int>(ContainerState::kExited);
-    data.finished_at_ns = absl::ToUnixNanos(absl::Now());
-    data.exit_code = 137;
-    data.reason = "Unknown";
-    data.message = current.message;
-    data.monitor_pid = 0;
-    data.init_pid = 0;
-    record.data = EncodeContainerData(data);
-    if (absl::Status s = store_.UpdateContainer(record); !s.ok()) return step_error("record", s);
-    spdlog::warn("container {} ({}) stopped without its monitor", id.substr(0, 12), record.name);
+  if (current.state != ContainerState::kCreated && current.state != ContainerState::kRunning) {
     return absl::OkStatus();
   }
   const absl::Time start = absl::Now();

@@ -73,6 +73,22 @@ absl::Status Serve(const Config& config, const sigset_t& stop_signals) {
   ASSIGN_OR_RETURN(std::unique_ptr<container::ContainerService> containers,
                    container::ContainerService::Create(config, *store, *pods, *images));
 
+  // Recovery: what a crash interrupted is undone or finished, what ended while cribd was away
+  // is recorded, and what no record names is removed.
+  const absl::Time recovery_start = absl::Now();
+  ASSIGN_OR_RETURN(container::ContainerRecovery recovered_containers, containers->Recover());
+  ASSIGN_OR_RETURN(pod::PodRecovery recovered_pods, pods->Recover());
+  spdlog::info(
+      "recovered in {}: {} pods ({} no longer ready), {} containers ({} exited while cribd was "
+      "away, {} without their monitor); undone {} pod runs and {} container creates, finished "
+      "{} pod and {} container removals, removed {} orphaned objects",
+      absl::FormatDuration(absl::Trunc(absl::Now() - recovery_start, absl::Microseconds(100))),
+      recovered_pods.pods, recovered_pods.not_ready, recovered_containers.containers,
+      recovered_containers.exited_while_away, recovered_containers.monitors_gone,
+      recovered_pods.runs_undone, recovered_containers.creates_undone,
+      recovered_pods.removals_finished, recovered_containers.removals_finished,
+      recovered_pods.orphans + recovered_containers.orphans);
+
   // Snapshots that only containers still use are known now: the rest of what a removed
   // image or a crash left can go.
   if (absl::Status s = images->CollectGarbage(); !s.ok()) {

@@ -16,6 +16,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "common/errors.h"
+#include "common/failpoint.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "image/image_store.h"
@@ -149,6 +150,7 @@ absl::StatusOr<std::string> ImageStore::DoPull(absl::string_view text,
       return Annotate(s, what);
     }
   }
+  if (absl::Status s = Failpoint("image.pull.after_resolve"); !s.ok()) return Annotate(s, what);
   if (!content_->Has(image.manifest_digest)) {
     if (absl::Status s = content_->Put(image.manifest_digest, resolved->manifest_json); !s.ok()) {
       return Annotate(s, what);
@@ -175,6 +177,7 @@ absl::StatusOr<std::string> ImageStore::DoPull(absl::string_view text,
     for (size_t i = next++; i < image.layers.size() && !failed.load(); i = next++) {
       absl::Status s = EnsureLayer(ref, resolved->layers[i], config->diff_ids[i],
                                    image.chain_ids[i], layer_options);
+      if (s.ok()) s = Failpoint("image.pull.after_layer");
       if (!s.ok()) {
         absl::MutexLock lock(&result_mu);
         // The first real error, not the cancellations it caused in the sibling worker.
@@ -195,6 +198,7 @@ absl::StatusOr<std::string> ImageStore::DoPull(absl::string_view text,
   }
   if (options.cancelled && options.cancelled()) return absl::CancelledError(what + ": cancelled");
 
+  if (absl::Status s = Failpoint("image.pull.before_record"); !s.ok()) return Annotate(s, what);
   if (absl::Status s = Record(image); !s.ok()) return Annotate(s, what);
   std::move(collect).Cancel();
   spdlog::info("pulled image {} ({}) in {}: {} layers, {}", ref.String(), image.id,

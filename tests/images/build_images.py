@@ -398,6 +398,14 @@ def many_layers(count):
     return layers
 
 
+def random_layer(megabytes, seed):
+    """One file of `megabytes` MiB that does not compress (a seeded generator's bytes)."""
+    rng = random.Random(seed)
+    layer = Layer()
+    layer.file("random.bin", rng.randbytes(megabytes * 1024 * 1024))
+    return layer.tar_bytes()
+
+
 def big_layers(total_mb, count):
     """Deterministic content, half incompressible and half text-like, in `count` layers."""
     rng = random.Random(20231114)
@@ -469,6 +477,8 @@ def build(builder, only, big):
         builder.image("nocmd:latest", [busybox], cmd=None)
     if want("evil-etc:latest"):
         builder.image("evil-etc:latest", [busybox, (evil_etc_layer(), "gzip")])
+    if want("tenmb:latest"):
+        builder.image("tenmb:latest", [busybox, (random_layer(10, 1), "gzip")])
     if want("manylayers:latest"):
         builder.image("manylayers:latest", [busybox] + many_layers(70))
     for kind in ("traversal", "absolute", "symlink"):

@@ -488,10 +488,16 @@ TEST_F(PodTest, HostNetworkPodIsReadyWithItsPauseCgroupFilesAndShm) {
 
 TEST_F(PodTest, SecondPodWithTheSameMetadataIsAlreadyExistsNamingTheHolder) {
   const std::string id = RunOk(HostPod("dup"));
+  // The same metadata with another config is another pod: refused, naming the holder.
+  cri::RunPodSandboxRequest other = HostPod("dup");
+  (*other.mutable_config()->mutable_labels())["another"] = "config";
   std::string second;
-  const grpc::Status status = Run(HostPod("dup"), &second);
+  const grpc::Status status = Run(other, &second);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::ALREADY_EXISTS);
   EXPECT_THAT(status.error_message(), HasSubstr(id));
+  EXPECT_EQ(List().size(), 1u);
+  // The very same request again (kubelet retrying after its deadline) is the same pod.
+  EXPECT_EQ(RunOk(HostPod("dup")), id);
   EXPECT_EQ(List().size(), 1u);
   // Another attempt is another pod.
   cri::RunPodSandboxRequest next = HostPod("dup");

@@ -45,7 +45,7 @@ inline constexpr const char* kTestImageNames[] = {
     "username:latest", "multiarch:latest",      "armonly:latest",       "dockerlist:latest",
     "docker:latest",   "evil-traversal:latest", "evil-absolute:latest", "evil-symlink:latest",
     "app:latest",      "groups:latest",         "nocmd:latest",         "evil-etc:latest",
-    "manylayers:latest",
+    "manylayers:latest", "tenmb:latest",
 };
 
 // Runs tests/images/build_images.py against `host` ("127.0.0.1:port"); `only` empty: all the

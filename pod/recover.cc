@@ -1,0 +1,138 @@
+// Start-up recovery of pods: RunPodSandbox calls a crash interrupted are undone,
+// RemovePodSandbox calls are finished, ready pods whose pause process died are recorded as
+// not ready, and what belongs to no pod (netns pins, pod directories, pause processes, crib's
+// own cgroups, the network backend's attachments) is removed. Runs after the containers'
+// recovery, before cribd serves.
+#include <dirent.h>
+#include <signal.h>
+#include <sys/mount.h>
+
+#include <cerrno>
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "cgroup/cgroupfs.h"
+#include "common/files.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "pod/netns.h"
+#include "pod/pause_process.h"
+#include "pod/record.h"
+#include "pod/service.h"
+
+namespace crib::pod {
+namespace {
+
+std::vector<std::string> Entries(const std::string& dir) {
+  std::vector<std::string> out;
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return out;
+  while (struct dirent* e = ::readdir(d)) {
+    const std::string name = e->d_name;
+    if (name != "." && name != "..") out.push_back(name);
+  }
+  ::closedir(d);
+  return out;
+}
+
+// Live crib-pause processes and their pod (the --pod argument).
+std::vector<std::pair<pid_t, std::string>> PauseProcesses() {
+  std::vector<std::pair<pid_t, std::string>> out;
+  for (const std::string& name : Entries("/proc")) {
+    pid_t pid = 0;
+    if (!absl::SimpleAtoi(name, &pid)) continue;
+    absl::StatusOr<std::string> cmdline = ReadFile(absl::StrCat("/proc/", pid, "/cmdline"));
+    if (!cmdline.ok()) continue;
+    std::vector<std::string> args = absl::StrSplit(*cmdline, '\0');
+    if (args.empty() || !absl::EndsWith(args[0], "crib-pause")) continue;
+    for (size_t i = 0; i + 1 < args.size(); ++i) {
+      if (args[i] == "--pod") out.emplace_back(pid, args[i + 1]);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<PodRecovery> PodService::Recover() {
+  PodRecovery report;
+  ASSIGN_OR_RETURN(std::vector<store::PodRecord> records, store_.ListPods());
+  std::set<std::string> live;
+  for (store::PodRecord& record : records) {
+    ASSIGN_OR_RETURN(PodData data, DecodePodData(record.id, record.data));
+    if (data.creating || data.removing) {
+      if (absl::Status s = Remove(record.id); !s.ok()) {
+        spdlog::warn("recovery: pod {}: {}", record.id.substr(0, 12), s.message());
+        live.insert(record.id);
+        continue;
+      }
+      ++(data.creating ? report.runs_undone : report.removals_finished);
+      continue;
+    }
+    live.insert(record.id);
+    ++report.pods;
+    if (record.state == static_cast<int>(PodState::kReady) &&
+        !IsAlive(PauseProcess{data.pid, data.pid_start_time})) {
+      record.state = static_cast<int>(PodState::kNotReady);
+      RETURN_IF_ERROR(store_.UpdatePod(record));
+      ++report.not_ready;
+    }
+  }
+  // What no record names.
+  const std::string netns_dir = absl::StrCat(config_.state_dir, "/netns");
+  for (const std::string& id : Entries(netns_dir)) {
+    if (live.count(id) > 0) continue;
+    RETURN_IF_ERROR(RemovePinnedNetns(absl::StrCat(netns_dir, "/", id)));
+    ++report.orphans;
+  }
+  const std::string pods_dir = absl::StrCat(config_.state_dir, "/pods");
+  for (const std::string& id : Entries(pods_dir)) {
+    if (live.count(id) > 0) continue;
+    const std::string dir = absl::StrCat(pods_dir, "/", id);
+    ::umount2(absl::StrCat(dir, "/shm").c_str(), MNT_DETACH);
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+    if (ec) return absl::InternalError(absl::StrCat("remove ", dir, ": ", ec.message()));
+    ++report.orphans;
+  }
+  for (const auto& [pid, id] : PauseProcesses()) {
+    if (live.count(id) > 0) continue;
+    ::kill(pid, SIGKILL);
+    ++report.orphans;
+  }
+  // Pods under crib's own cgroup parent (kubelet's parents are kubelet's to clean), with
+  // the leaves below them (containers, the pause's on v2).
+  std::map<std::string, std::set<std::string>> cgroups;  // pod id -> leaves
+  for (const std::string& dir : cgroup::Cgroup(layout_, kCribCgroupParent).Dirs()) {
+    for (const std::string& id : Entries(dir)) {
+      const std::string pod_dir = absl::StrCat(dir, "/", id);
+      if (live.count(id) > 0 || !std::filesystem::is_directory(pod_dir)) continue;
+      std::set<std::string>& leaves = cgroups[id];
+      for (const std::string& leaf : Entries(pod_dir)) {
+        if (std::filesystem::is_directory(absl::StrCat(pod_dir, "/", leaf))) leaves.insert(leaf);
+      }
+    }
+  }
+  for (const auto& [id, leaves] : cgroups) {
+    const std::string path = absl::StrCat(kCribCgroupParent, "/", id);
+    for (const std::string& leaf : leaves) {
+      cgroup::Cgroup child(layout_, absl::StrCat(path, "/", leaf));
+      child.KillAll(SIGKILL);
+      RETURN_IF_ERROR(child.Remove());
+    }
+    cgroup::Cgroup orphan(layout_, path);
+    orphan.KillAll(SIGKILL);
+    RETURN_IF_ERROR(orphan.Remove());
+    ++report.orphans;
+  }
+  ASSIGN_OR_RETURN(const int detached, network_.RemoveOrphans(live));
+  report.orphans += detached;
+  return report;
+}
+
+}  // namespace crib::pod

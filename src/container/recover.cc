@@ -1,0 +1,118 @@
+// Start-up recovery of containers: CreateContainer calls a crash interrupted are undone,
+// RemoveContainer calls are finished, containers that ended while cribd was away get their
+// exit from their monitor's file (or reason Unknown when the monitor is gone too), and what
+// belongs to no record (bundles, writable layers, monitors) is removed.
+#include <dirent.h>
+#include <signal.h>
+
+#include <set>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "common/files.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "container/rootfs.h"
+#include "container/service.h"
+#include "image/fs_util.h"
+
+namespace crib::container {
+namespace {
+
+std::vector<std::string> Entries(const std::string& dir) {
+  std::vector<std::string> out;
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return out;
+  while (struct dirent* e = ::readdir(d)) {
+    const std::string name = e->d_name;
+    if (name != "." && name != "..") out.push_back(name);
+  }
+  ::closedir(d);
+  return out;
+}
+
+// Live crib-monitor processes and the bundle they serve (their --bundle argument).
+std::vector<std::pair<pid_t, std::string>> Monitors() {
+  std::vector<std::pair<pid_t, std::string>> out;
+  for (const std::string& name : Entries("/proc")) {
+    pid_t pid = 0;
+    if (!absl::SimpleAtoi(name, &pid)) continue;
+    absl::StatusOr<std::string> cmdline = ReadFile(absl::StrCat("/proc/", pid, "/cmdline"));
+    if (!cmdline.ok()) continue;
+    std::vector<std::string> args = absl::StrSplit(*cmdline, '\0');
+    if (args.empty() || !absl::EndsWith(args[0], "crib-monitor")) continue;
+    for (size_t i = 0; i + 1 < args.size(); ++i) {
+      if (args[i] == "--bundle") out.emplace_back(pid, args[i + 1]);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<ContainerRecovery> ContainerService::Recover() {
+  ContainerRecovery report;
+  ASSIGN_OR_RETURN(std::vector<store::ContainerRecord> records, store_.ListContainers());
+  std::set<std::string> kept;
+  for (store::ContainerRecord& record : records) {
+    ASSIGN_OR_RETURN(ContainerData data, DecodeContainerData(record.id, record.data));
+    std::shared_ptr<absl::Mutex> mutex = ContainerLock(record.id);
+    absl::MutexLock lock(mutex.get());
+    if (data.creating || data.removing) {
+      if (absl::Status s = RemoveLocked(record.id); !s.ok()) {
+        spdlog::warn("recovery: container {}: {}", record.id.substr(0, 12), s.message());
+        kept.insert(record.id);
+        continue;
+      }
+      ++(data.creating ? report.creates_undone : report.removals_finished);
+      continue;
+    }
+    kept.insert(record.id);
+    ++report.containers;
+    const auto state = static_cast<ContainerState>(record.state);
+    if (state != ContainerState::kCreated && state != ContainerState::kRunning) continue;
+    if (state == ContainerState::kCreated) {
+      // A crash between the start and its record: the monitor knows it runs.
+      absl::StatusOr<runtime::ContainerStatus> live = launcher_.Status(Bundle(record.id));
+      if (live.ok() && live->state == runtime::ContainerState::kRunning) {
+        record.state = static_cast<int>(ContainerState::kRunning);
+        data.started_at_ns = absl::ToUnixNanos(absl::Now());
+        record.data = EncodeContainerData(data);
+        RETURN_IF_ERROR(store_.UpdateContainer(record));
+        ++report.starts_recorded;
+      }
+    }
+    ASSIGN_OR_RETURN(Container now, Refresh(std::move(record), std::move(data)));
+    if (now.state == ContainerState::kExited) {
+      ++(now.reason == "Unknown" ? report.monitors_gone : report.exited_while_away);
+    }
+  }
+  // What no record names: a crash between a removal's steps, or state of a removed root.
+  const std::string bundles = absl::StrCat(config_.state_dir, "/containers");
+  for (const std::string& id : Entries(bundles)) {
+    if (kept.count(id) > 0) continue;
+    const std::string bundle = absl::StrCat(bundles, "/", id);
+    (void)launcher_.Remove(bundle);
+    RETURN_IF_ERROR(Unmount(bundle + "/rootfs"));
+    RETURN_IF_ERROR(image::RemoveAll(bundle));
+    ++report.orphans;
+  }
+  const std::string layers = absl::StrCat(config_.root_dir, "/containers");
+  for (const std::string& id : Entries(layers)) {
+    if (kept.count(id) > 0) continue;
+    RETURN_IF_ERROR(image::RemoveAll(absl::StrCat(layers, "/", id)));
+    ++report.orphans;
+  }
+  for (const auto& [pid, bundle] : Monitors()) {
+    if (!absl::StartsWith(bundle, bundles + "/")) continue;
+    if (kept.count(bundle.substr(bundles.size() + 1)) > 0) continue;
+    ::kill(pid, SIGKILL);
+    ++report.orphans;
+  }
+  return report;
+}
+
+}  // namespace crib::container
