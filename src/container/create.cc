@@ -307,6 +307,8 @@ absl::StatusOr<std::string> ContainerService::CreateInPod(const ContainerSpec& s
   }
   data.monitor_pid = created->monitor_pid;
   data.init_pid = created->init_pid;
+  absl::Cleanup unwatch = [&] { exits_->Unwatch(id); };
+  CRIB_STEP("start crib-monitor", exits_->Watch(id, bundle));
   absl::StatusOr<uint64_t> monitor_start = ProcessStartTime(created->monitor_pid);
   absl::StatusOr<uint64_t> init_start = ProcessStartTime(created->init_pid);
   CRIB_STEP("start crib-monitor", monitor_start.status());
@@ -323,6 +325,7 @@ absl::StatusOr<std::string> ContainerService::CreateInPod(const ContainerSpec& s
   lap("record");
 #undef CRIB_STEP
 
+  std::move(unwatch).Cancel();
   std::move(undo_monitor).Cancel();
   std::move(undo_log).Cancel();
   std::move(undo_mount).Cancel();
@@ -330,6 +333,7 @@ absl::StatusOr<std::string> ContainerService::CreateInPod(const ContainerSpec& s
   std::move(undo_hold).Cancel();
   std::move(undo_record).Cancel();
   std::move(forget_lock).Cancel();
+  Publish(ContainerEvent::Type::kCreated, id, pod.id);
   spdlog::debug("container {} steps: {}", id.substr(0, 12), timings);
   spdlog::info("container {} ({}) created in {}: monitor pid {}, image {}", id.substr(0, 12), name,
                absl::FormatDuration(absl::Now() - start), data.monitor_pid, data.image_ref);

@@ -85,6 +85,11 @@ absl::StatusOr<ContainerRecovery> ContainerService::Recover() {
         ++report.starts_recorded;
       }
     }
+    // (After a reboot the bundle is gone, and so is the container: Refresh says so.)
+    if (absl::Status s = exits_->Watch(record.id, Bundle(record.id));
+        !s.ok() && !absl::IsNotFound(s)) {
+      spdlog::warn("recovery: container {}: {}", record.id.substr(0, 12), s.message());
+    }
     ASSIGN_OR_RETURN(Container now, Refresh(std::move(record), std::move(data)));
     if (now.state == ContainerState::kExited) {
       ++(now.reason == "Unknown" ? report.monitors_gone : report.exited_while_away);

@@ -78,6 +78,15 @@ absl::StatusOr<std::unique_ptr<ContainerService>> ContainerService::Create(
     if (data.ok()) service->HoldSnapshots(data->chain_ids);
   }
   ContainerService* self = service.get();
+  // A monitor's exit file: the container's exit is recorded (and STOPPED published) at once.
+  self->exits_ = std::make_unique<ExitWatcher>([self](const std::string& id) {
+    absl::StatusOr<Container> refreshed = self->Get(id);
+    if (!refreshed.ok() && !absl::IsNotFound(refreshed.status())) {
+      spdlog::warn("container {}: record its exit: {}", id.substr(0, 12),
+                   refreshed.status().message());
+    }
+  });
+  RETURN_IF_ERROR(self->exits_->Start());
   images.SetSnapshotInUse([self](absl::string_view id) { return self->SnapshotInUse(id); });
   pods.SetContainerHooks({
       [self](const std::string& pod_id) { return self->StopAllInPod(pod_id); },
@@ -98,8 +107,14 @@ ContainerService::ContainerService(const Config& config, store::Store& store, po
       apparmor_enabled_(AppArmorEnabled()) {}
 
 ContainerService::~ContainerService() {
+  exits_.reset();
   images_.SetSnapshotInUse(nullptr);
   pods_.SetContainerHooks({});
+}
+
+void ContainerService::Publish(ContainerEvent::Type type, const std::string& id,
+                               const std::string& pod_id) {
+  events_.Publish({type, id, pod_id, absl::ToUnixNanos(absl::Now())});
 }
 
 std::string ContainerService::Bundle(const std::string& id) const {
@@ -236,6 +251,7 @@ absl::StatusOr<Container> ContainerService::Refresh(store::ContainerRecord recor
   if (!written.ok()) {
     spdlog::warn("container {}: record its exit: {}", record.id.substr(0, 12), written.message());
   } else if (changed) {
+    Publish(ContainerEvent::Type::kStopped, record.id, record.pod_id);
     spdlog::info("container {} ({}) exited with code {} ({})", record.id.substr(0, 12), record.name,
                  data.exit_code, data.reason);
   }

@@ -22,6 +22,7 @@
 #include "cgroup/layout.h"
 #include "config/config.h"
 #include "container/container.h"
+#include "container/events.h"
 #include "container/record.h"
 #include "image/image_store.h"
 #include "pod/service.h"
@@ -73,6 +74,9 @@ class ContainerService {
   absl::StatusOr<std::string> BundleOf(const std::string& id_or_prefix);
   const runtime::Launcher& launcher() const { return launcher_; }
 
+  // Lifecycle events, for GetContainerEvents.
+  EventHub& events() { return events_; }
+
   // At start-up, before serving: undoes or finishes what a crash interrupted and brings every
   // container's state up to date (recover.cc).
   absl::StatusOr<ContainerRecovery> Recover();
@@ -100,6 +104,8 @@ class ContainerService {
   absl::Status StopLocked(const std::string& id, absl::Duration timeout);
   absl::Status RemoveLocked(const std::string& id);
 
+  void Publish(ContainerEvent::Type type, const std::string& id, const std::string& pod_id);
+
   std::string Bundle(const std::string& id) const;
   std::string LayerDir(const std::string& id) const;  // <root>/containers/<id>: upper, work
 
@@ -125,6 +131,9 @@ class ContainerService {
   absl::flat_hash_map<std::string, int> snapshots_in_use_ ABSL_GUARDED_BY(snapshots_mu_);
   absl::Mutex apparmor_mu_;
   bool apparmor_loaded_ ABSL_GUARDED_BY(apparmor_mu_) = false;
+  EventHub events_;
+  // Last, so that its thread stops before the rest goes.
+  std::unique_ptr<ExitWatcher> exits_;
 };
 
 }  // namespace crib::container

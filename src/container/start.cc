@@ -61,8 +61,10 @@ absl::Status ContainerService::Start(const std::string& id_or_prefix) {
     return Annotate(s, absl::StrCat("start container ", id, ": record its state"));
   }
   if (!started.ok()) {
+    Publish(ContainerEvent::Type::kStopped, id, record.pod_id);
     return Annotate(started, absl::StrCat("start container ", id, " (", record.name, ")"));
   }
+  Publish(ContainerEvent::Type::kStarted, id, record.pod_id);
   spdlog::info("container {} ({}) started in {}", id.substr(0, 12), record.name,
                absl::FormatDuration(absl::Now() - start));
   return absl::OkStatus();

@@ -9,6 +9,7 @@
 #include "absl/time/clock.h"
 #include "container/image_config.h"
 #include "nlohmann/json.hpp"
+#include "server/cri_convert.h"
 #include "server/grpc_status.h"
 #include "server/runtime_service.h"
 
@@ -179,6 +180,39 @@ nlohmann::json MessageJson(const google::protobuf::Message& message) {
 
 }  // namespace
 
+void FillContainerStatus(const container::Container& c, cri::ContainerStatus* status) {
+  status->set_id(c.id);
+  FillMetadata(c, status->mutable_metadata());
+  status->set_state(FromState(c.state));
+  status->set_created_at(c.created_at_ns);
+  status->set_started_at(c.started_at_ns);
+  status->set_finished_at(c.finished_at_ns);
+  status->set_exit_code(c.exit_code);
+  status->mutable_image()->set_image(c.image);
+  status->set_image_ref(c.image_ref);
+  status->set_image_id(c.image_id);
+  status->set_reason(c.reason);
+  status->set_message(c.message);
+  status->mutable_labels()->insert(c.labels.begin(), c.labels.end());
+  status->mutable_annotations()->insert(c.annotations.begin(), c.annotations.end());
+  for (const container::MountSpec& m : c.mounts) {
+    cri::Mount* mount = status->add_mounts();
+    mount->set_container_path(m.container_path);
+    mount->set_host_path(m.host_path);
+    mount->set_readonly(m.readonly);
+    mount->set_recursive_read_only(m.recursive_readonly);
+    mount->set_selinux_relabel(m.selinux_relabel);
+    mount->set_propagation(static_cast<cri::MountPropagation>(m.propagation));
+  }
+  status->set_log_path(c.log_path);
+  FromResources(c.resources, status->mutable_resources()->mutable_linux());
+  cri::LinuxContainerUser* user = status->mutable_user()->mutable_linux();
+  user->set_uid(c.user.uid);
+  user->set_gid(c.user.gid);
+  for (int64_t g : c.user.supplemental_groups) user->add_supplemental_groups(g);
+  status->set_stop_signal(FromSignal(c.stop_signal));
+}
+
 grpc::Status RuntimeService::CreateContainer(grpc::ServerContext*,
                                              const cri::CreateContainerRequest* request,
                                              cri::CreateContainerResponse* response) {
@@ -219,37 +253,7 @@ grpc::Status RuntimeService::ContainerStatus(grpc::ServerContext*,
   absl::StatusOr<container::Container> c =
       deps_.containers.Get(request->container_id(), request->verbose());
   if (!c.ok()) return ToGrpcStatus(c.status());
-  cri::ContainerStatus* status = response->mutable_status();
-  status->set_id(c->id);
-  FillMetadata(*c, status->mutable_metadata());
-  status->set_state(FromState(c->state));
-  status->set_created_at(c->created_at_ns);
-  status->set_started_at(c->started_at_ns);
-  status->set_finished_at(c->finished_at_ns);
-  status->set_exit_code(c->exit_code);
-  status->mutable_image()->set_image(c->image);
-  status->set_image_ref(c->image_ref);
-  status->set_image_id(c->image_id);
-  status->set_reason(c->reason);
-  status->set_message(c->message);
-  status->mutable_labels()->insert(c->labels.begin(), c->labels.end());
-  status->mutable_annotations()->insert(c->annotations.begin(), c->annotations.end());
-  for (const container::MountSpec& m : c->mounts) {
-    cri::Mount* mount = status->add_mounts();
-    mount->set_container_path(m.container_path);
-    mount->set_host_path(m.host_path);
-    mount->set_readonly(m.readonly);
-    mount->set_recursive_read_only(m.recursive_readonly);
-    mount->set_selinux_relabel(m.selinux_relabel);
-    mount->set_propagation(static_cast<cri::MountPropagation>(m.propagation));
-  }
-  status->set_log_path(c->log_path);
-  FromResources(c->resources, status->mutable_resources()->mutable_linux());
-  cri::LinuxContainerUser* user = status->mutable_user()->mutable_linux();
-  user->set_uid(c->user.uid);
-  user->set_gid(c->user.gid);
-  for (int64_t g : c->user.supplemental_groups) user->add_supplemental_groups(g);
-  status->set_stop_signal(FromSignal(c->stop_signal));
+  FillContainerStatus(*c, response->mutable_status());
   if (request->verbose()) {
     cri::ContainerConfig config;
     nlohmann::json info = {

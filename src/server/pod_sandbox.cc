@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "nlohmann/json.hpp"
+#include "server/cri_convert.h"
 #include "server/grpc_status.h"
 #include "server/runtime_service.h"
 
@@ -100,6 +101,26 @@ void FillMetadata(const pod::PodSandbox& pod, cri::PodSandboxMetadata* metadata)
 
 }  // namespace
 
+void FillPodSandboxStatus(const pod::PodSandbox& pod, cri::PodSandboxStatus* status) {
+  status->set_id(pod.id);
+  FillMetadata(pod, status->mutable_metadata());
+  status->set_state(FromState(pod.state));
+  status->set_created_at(pod.created_at_ns);
+  if (!pod.ips.empty()) {
+    status->mutable_network()->set_ip(pod.ips[0]);
+    for (size_t i = 1; i < pod.ips.size(); ++i) {
+      status->mutable_network()->add_additional_ips()->set_ip(pod.ips[i]);
+    }
+  }
+  cri::NamespaceOption* ns = status->mutable_linux()->mutable_namespaces()->mutable_options();
+  ns->set_network(FromMode(pod.namespaces.network));
+  ns->set_pid(FromMode(pod.namespaces.pid));
+  ns->set_ipc(FromMode(pod.namespaces.ipc));
+  status->mutable_labels()->insert(pod.labels.begin(), pod.labels.end());
+  status->mutable_annotations()->insert(pod.annotations.begin(), pod.annotations.end());
+  status->set_runtime_handler(pod.runtime_handler);
+}
+
 grpc::Status RuntimeService::RunPodSandbox(grpc::ServerContext*,
                                            const cri::RunPodSandboxRequest* request,
                                            cri::RunPodSandboxResponse* response) {
@@ -128,24 +149,7 @@ grpc::Status RuntimeService::PodSandboxStatus(grpc::ServerContext*,
                                               cri::PodSandboxStatusResponse* response) {
   absl::StatusOr<pod::PodSandbox> pod = deps_.pods.Get(request->pod_sandbox_id());
   if (!pod.ok()) return ToGrpcStatus(pod.status());
-  cri::PodSandboxStatus* status = response->mutable_status();
-  status->set_id(pod->id);
-  FillMetadata(*pod, status->mutable_metadata());
-  status->set_state(FromState(pod->state));
-  status->set_created_at(pod->created_at_ns);
-  if (!pod->ips.empty()) {
-    status->mutable_network()->set_ip(pod->ips[0]);
-    for (size_t i = 1; i < pod->ips.size(); ++i) {
-      status->mutable_network()->add_additional_ips()->set_ip(pod->ips[i]);
-    }
-  }
-  cri::NamespaceOption* ns = status->mutable_linux()->mutable_namespaces()->mutable_options();
-  ns->set_network(FromMode(pod->namespaces.network));
-  ns->set_pid(FromMode(pod->namespaces.pid));
-  ns->set_ipc(FromMode(pod->namespaces.ipc));
-  status->mutable_labels()->insert(pod->labels.begin(), pod->labels.end());
-  status->mutable_annotations()->insert(pod->annotations.begin(), pod->annotations.end());
-  status->set_runtime_handler(pod->runtime_handler);
+  FillPodSandboxStatus(*pod, response->mutable_status());
   response->set_timestamp(absl::ToUnixNanos(absl::Now()));
   if (request->verbose()) {
     cri::PodSandboxConfig config;

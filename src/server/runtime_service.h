@@ -62,6 +62,10 @@ class RuntimeService final : public cri::RuntimeService::Service {
                                   const cri::ReopenContainerLogRequest* request,
                                   cri::ReopenContainerLogResponse* response) override;
 
+  // events.cc
+  grpc::Status GetContainerEvents(grpc::ServerContext* context, const cri::GetEventsRequest* request,
+                                  grpc::ServerWriter<cri::ContainerEventResponse>* writer) override;
+
   // exec.cc
   grpc::Status Exec(grpc::ServerContext* context, const cri::ExecRequest* request,
                     cri::ExecResponse* response) override;

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -683,6 +684,60 @@ TEST_F(ContainerTest, ExecAttachAndPortForwardThroughTheirUrls) {
   ASSERT_THAT(StopContainer(id), GrpcOk());
   EXPECT_EQ(runtime_->Exec(ContextWithDeadline().get(), exec, &exec_url).error_code(),
             grpc::StatusCode::FAILED_PRECONDITION);
+}
+
+// GetContainerEvents: create, start, stop and delete arrive in order with the pod's status;
+// a container that ends by itself yields STOPPED without anyone asking for its status.
+TEST_F(ContainerTest, ContainerEventsArriveInOrder) {
+  const std::string pod = RunPod("events");
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  std::unique_ptr<grpc::ClientReader<cri::ContainerEventResponse>> stream =
+      runtime_->GetContainerEvents(&context, cri::GetEventsRequest());
+  std::mutex mu;
+  std::vector<cri::ContainerEventResponse> events;
+  std::thread reader([&] {
+    cri::ContainerEventResponse event;
+    while (stream->Read(&event)) {
+      std::lock_guard<std::mutex> lock(mu);
+      events.push_back(event);
+    }
+  });
+  auto types_of = [&](const std::string& id) {
+    std::vector<cri::ContainerEventType> types;
+    std::lock_guard<std::mutex> lock(mu);
+    for (const auto& e : events) {
+      if (e.container_id() == id) types.push_back(e.container_event_type());
+    }
+    return types;
+  };
+  auto wait_for = [&](const std::string& id, size_t n) {
+    for (int i = 0; i < 500 && types_of(id).size() < n; ++i) absl::SleepFor(absl::Milliseconds(10));
+    return types_of(id);
+  };
+  absl::SleepFor(absl::Milliseconds(200));  // the subscription is made
+  const std::string id = RunContainer(pod, Config("lifecycle", {"sleep", "1000"}));
+  ASSERT_THAT(StopContainer(id), GrpcOk());
+  ASSERT_THAT(RemoveContainer(id), GrpcOk());
+  EXPECT_THAT(wait_for(id, 4),
+              ElementsAre(cri::CONTAINER_CREATED_EVENT, cri::CONTAINER_STARTED_EVENT,
+                          cri::CONTAINER_STOPPED_EVENT, cri::CONTAINER_DELETED_EVENT));
+  // Ends by itself: nobody calls ContainerStatus, the monitor's exit file is the trigger.
+  const std::string quits = RunContainer(pod, Config("quits", {"sh", "-c", "sleep 0.3; exit 2"}));
+  EXPECT_THAT(wait_for(quits, 3),
+              ElementsAre(cri::CONTAINER_CREATED_EVENT, cri::CONTAINER_STARTED_EVENT,
+                          cri::CONTAINER_STOPPED_EVENT));
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    const cri::ContainerEventResponse& stopped = events.back();
+    EXPECT_EQ(stopped.pod_sandbox_status().id(), pod);
+    ASSERT_EQ(stopped.containers_statuses_size(), 1);
+    EXPECT_EQ(stopped.containers_statuses(0).state(), cri::CONTAINER_EXITED);
+    EXPECT_EQ(stopped.containers_statuses(0).exit_code(), 2);
+    EXPECT_GT(stopped.created_at(), 0);
+  }
+  context.TryCancel();
+  reader.join();
 }
 
 }  // namespace

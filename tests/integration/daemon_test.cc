@@ -150,12 +150,13 @@ TEST_F(DaemonTest, UnimplementedRpcsNameThemselves) {
   EXPECT_THAT(status.error_message(), HasSubstr("RestorePod"));
   // A server-streaming RPC answers the same way.
   grpc::ClientContext context;
-  auto events = cribd->Runtime()->GetContainerEvents(&context, cri::GetEventsRequest());
-  cri::ContainerEventResponse event;
-  EXPECT_FALSE(events->Read(&event));
-  status = events->Finish();
+  auto metrics =
+      cribd->Runtime()->StreamPodSandboxMetrics(&context, cri::StreamPodSandboxMetricsRequest());
+  cri::StreamPodSandboxMetricsResponse metric;
+  EXPECT_FALSE(metrics->Read(&metric));
+  status = metrics->Finish();
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_THAT(status.error_message(), HasSubstr("GetContainerEvents"));
+  EXPECT_THAT(status.error_message(), HasSubstr("StreamPodSandboxMetrics"));
 }
 
 TEST_F(DaemonTest, SocketIsPrivateToOwnerAndGroup) {
