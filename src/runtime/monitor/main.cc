@@ -227,6 +227,57 @@ bool ParseOptions(int argc, char** argv, Options* o, std::string* error) {
   return true;
 }
 
+// The executable's pages that may be dropped from the page tables at any time: its code
+// and the read-only data nothing wrote to (not the RELRO pages the start-up relocated). The
+// kernel maps 64 KiB around every touched page of a file, so after start-up most of the binary
+// counts as resident though the serve loop uses little of it; dropping the mappings while the
+// monitor is idle leaves only what it touches again. The pages stay in the page cache, shared.
+class ImageTrimmer {
+ public:
+  // Reads /proc/self/smaps once.
+  void Init() {
+    std::string smaps;
+    if (!ReadWholeFile("/proc/self/smaps", &smaps)) return;
+    unsigned long start = 0, end = 0;
+    bool ours = false, readonly = false;
+    size_t pos = 0;
+    while (pos < smaps.size()) {
+      size_t eol = smaps.find('\n', pos);
+      if (eol == std::string::npos) eol = smaps.size();
+      const std::string line = smaps.substr(pos, eol - pos);
+      pos = eol + 1;
+      unsigned long a, b;
+      char perms[5];
+      if (std::sscanf(line.c_str(), "%lx-%lx %4s", &a, &b, perms) == 3 &&
+          line.find(' ', line.find(' ') + 1) != std::string::npos) {
+        start = a;
+        end = b;
+        ours = line.find("crib-monitor") != std::string::npos;
+        readonly = perms[0] == 'r' && perms[1] == '-';
+        continue;
+      }
+      unsigned long anonymous = 0;
+      if (ours && readonly && std::sscanf(line.c_str(), "Anonymous: %lu kB", &anonymous) == 1 &&
+          anonymous == 0 && count_ < kMaxRanges) {
+        ranges_[count_++] = {start, end};
+        ::madvise(reinterpret_cast<void*>(start), end - start, MADV_RANDOM);
+      }
+    }
+  }
+
+  void Trim() const {
+    for (size_t i = 0; i < count_; ++i) {
+      ::syscall(SYS_madvise, ranges_[i].first, ranges_[i].second - ranges_[i].first,
+                MADV_DONTNEED);
+    }
+  }
+
+ private:
+  static constexpr size_t kMaxRanges = 8;
+  std::pair<unsigned long, unsigned long> ranges_[kMaxRanges];
+  size_t count_ = 0;
+};
+
 class Monitor {
  public:
   Monitor(Options options, Spec spec) : o_(std::move(options)), spec_(std::move(spec)) {}
@@ -242,6 +293,8 @@ class Monitor {
   void ExecServe();
   // The serve side: takes the fds and the state handed over by ExecServe.
   bool Adopt(std::string* error);
+  // While idle, the serve loop drops the executable's mappings (see ImageTrimmer).
+  void set_trimmer(const ImageTrimmer* trimmer) { trimmer_ = trimmer; }
   pid_t init_pid() const { return init_pid_; }
 
  private:
@@ -268,6 +321,7 @@ class Monitor {
   void Finish();
 
   Options o_;
+  const ImageTrimmer* trimmer_ = nullptr;
   Spec spec_;
   Plan plan_;
   ContainerCgroup cgroup_;
@@ -638,6 +692,7 @@ void Monitor::Run() {
   if (stdin_w_) SetNonBlocking(stdin_w_.get());
   if (pty_master_ && o_.stdin_open) SetNonBlocking(pty_master_.get());
   long long drain_deadline = 0;
+  bool trimmed = false;
   while (true) {
     if (state_ == State::kExited) {
       // Output still in flight is read until EOF, for a short while at most (a process in a
@@ -662,9 +717,16 @@ void Monitor::Run() {
       fds.push_back({a.err.get(), 0, 0});
       fds.push_back({stdin_blocked ? -1 : a.in.get(), POLLIN, 0});
     }
-    int timeout = state_ == State::kExited ? 20 : -1;
+    // A second without work: the mappings go, and the wait is for the next event.
+    int timeout = state_ == State::kExited ? 20 : trimmer_ != nullptr && !trimmed ? 1000 : -1;
     int n = ::poll(fds.data(), fds.size(), timeout);
     if (n < 0 && errno != EINTR) break;
+    if (n == 0 && state_ != State::kExited && trimmer_ != nullptr) {
+      trimmer_->Trim();
+      trimmed = true;
+      continue;
+    }
+    if (n > 0) trimmed = false;
     for (size_t i = attach_base; i < fds.size(); ++i) {
       const struct pollfd& p = fds[i];
       if (p.revents == 0 || p.fd < 0) continue;
@@ -799,42 +861,16 @@ int CreateMain(Options o) {
   return 0;
 }
 
-// Maps the executable's code page by page from now on: the kernel's fault-around would
-// otherwise map 64 KiB around every touched page and count the whole binary as resident.
-// Text is never written, so dropping its mapped pages only makes them fault in again.
-void TrimCodePages() {
-  char maps[8192];
-  int fd = ::open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return;
-  ssize_t n = ::read(fd, maps, sizeof(maps) - 1);
-  ::close(fd);
-  if (n <= 0) return;
-  maps[n] = '\0';
-  char* save = nullptr;
-  for (char* line = strtok_r(maps, "\n", &save); line != nullptr;
-       line = strtok_r(nullptr, "\n", &save)) {
-    unsigned long start, end;
-    char perms[5];
-    if (std::sscanf(line, "%lx-%lx %4s", &start, &end, perms) != 3) continue;
-    if (std::strstr(line, "crib-monitor") == nullptr) continue;
-    void* addr = reinterpret_cast<void*>(start);
-    if (std::strcmp(perms, "r-xp") == 0) {
-      ::madvise(addr, end - start, MADV_RANDOM);
-      ::madvise(addr, end - start, MADV_DONTNEED);
-    } else if (perms[1] == '-') {
-      ::madvise(addr, end - start, MADV_RANDOM);  // read-only data: may hold relocations
-    }
-  }
-}
-
 int ServeMain(Options o) {
-  TrimCodePages();
   Monitor monitor(std::move(o), Spec());
   std::string error;
   if (!monitor.Adopt(&error)) {
     Log(error);
     return 1;
   }
+  ImageTrimmer trimmer;
+  trimmer.Init();
+  monitor.set_trimmer(&trimmer);
   monitor.Run();
   return 0;
 }
