@@ -5,6 +5,7 @@
 #include "api/cri/api.grpc.pb.h"
 #include "config/config.h"
 #include "container/service.h"
+#include "container/stats.h"
 #include "image/image_store.h"
 #include "network/backend.h"
 #include "pod/service.h"
@@ -21,6 +22,7 @@ struct Dependencies {
   pod::PodService& pods;
   image::ImageStore& images;
   container::ContainerService& containers;
+  container::StatsService& stats;
 };
 
 }  // namespace crib::server
