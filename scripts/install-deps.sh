@@ -12,8 +12,10 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # run
   iproute2 nftables iputils-ping
-  # test: a real registry, test image content, real CNI plugins, the cri-compat check
+  # test: a real registry, test image content, real CNI plugins, the cri-compat check, a
+  # Prometheus text parser
   docker-registry apache2-utils zstd busybox-static containernetworking-plugins python3 sqlite3
+  python3-prometheus-client
 )
 
 missing=()
