@@ -1,6 +1,6 @@
 #include "cgroup/stats.h"
 
-#include <sys/stat.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -11,27 +11,54 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/errors.h"
-#include "common/files.h"
 #include "common/status_macros.h"
+#include "common/unique_fd.h"
 
 namespace crib::cgroup {
 namespace {
 
-bool IsDir(const std::string& path) {
-  struct stat st;
-  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
+// One directory of the cgroup, opened once; its files are opened relative to it, so that a
+// sample costs one path walk per directory rather than one per file (the walk through a deep
+// cgroup path is most of the cost of a small read).
+class CgroupDir {
+ public:
+  explicit CgroupDir(std::string path) : path_(std::move(path)) {
+    if (!path_.empty()) fd_ = UniqueFd(::open(path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  }
+  bool exists() const { return static_cast<bool>(fd_); }
+  const std::string& path() const { return path_; }
+
+  absl::StatusOr<std::string> Read(absl::string_view file) const {
+    const std::string name(file);
+    if (!fd_) return absl::NotFoundError(absl::StrCat("cgroup ", path_, " does not exist"));
+    UniqueFd fd(::openat(fd_.get(), name.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) return ErrnoStatus(errno, absl::StrCat("open ", path_, "/", name));
+    std::string out;
+    char buf[4096];
+    for (;;) {
+      const ssize_t n = ::read(fd.get(), buf, sizeof(buf));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return ErrnoStatus(errno, absl::StrCat("read ", path_, "/", name));
+      if (n == 0) return out;
+      out.append(buf, static_cast<size_t>(n));
+    }
+  }
+
+ private:
+  std::string path_;
+  UniqueFd fd_;
+};
 
 // A file of the cgroup, or nullopt when the kernel does not offer it (an optional feature, or
 // a controller the hierarchy lacks).
-std::optional<std::string> ReadOptional(const std::string& dir, absl::string_view file) {
-  if (dir.empty()) return std::nullopt;
-  absl::StatusOr<std::string> text = ReadFile(absl::StrCat(dir, "/", file));
+std::optional<std::string> ReadOptional(const CgroupDir& dir, absl::string_view file) {
+  if (!dir.exists()) return std::nullopt;
+  absl::StatusOr<std::string> text = dir.Read(file);
   if (!text.ok()) return std::nullopt;
   return *std::move(text);
 }
 
-std::optional<uint64_t> ReadNumber(const std::string& dir, absl::string_view file) {
+std::optional<uint64_t> ReadNumber(const CgroupDir& dir, absl::string_view file) {
   std::optional<std::string> text = ReadOptional(dir, file);
   uint64_t value = 0;
   if (!text.has_value() || !absl::SimpleAtoi(absl::StripAsciiWhitespace(*text), &value)) {
@@ -41,18 +68,17 @@ std::optional<uint64_t> ReadNumber(const std::string& dir, absl::string_view fil
 }
 
 // A required number: the file's absence means the cgroup is gone.
-absl::StatusOr<uint64_t> ReadRequired(const std::string& dir, absl::string_view file) {
-  const std::string path = absl::StrCat(dir, "/", file);
-  ASSIGN_OR_RETURN(std::string text, ReadFile(path));
+absl::StatusOr<uint64_t> ReadRequired(const CgroupDir& dir, absl::string_view file) {
+  ASSIGN_OR_RETURN(std::string text, dir.Read(file));
   uint64_t value = 0;
   if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(text), &value)) {
-    return absl::DataLossError(
-        absl::StrCat(path, ": \"", absl::StripAsciiWhitespace(text), "\" is not a number"));
+    return absl::DataLossError(absl::StrCat(
+        dir.path(), "/", file, ": \"", absl::StripAsciiWhitespace(text), "\" is not a number"));
   }
   return value;
 }
 
-std::optional<uint64_t> ReadLimit(const std::string& dir, absl::string_view file) {
+std::optional<uint64_t> ReadLimit(const CgroupDir& dir, absl::string_view file) {
   std::optional<std::string> text = ReadOptional(dir, file);
   if (!text.has_value()) return std::nullopt;
   absl::StatusOr<std::optional<uint64_t>> limit = ParseLimit(*text);
@@ -74,7 +100,7 @@ uint64_t GetTotal(const Keyed& keyed, absl::string_view key) {
   return it != keyed.end() ? it->second : Get(keyed, key);
 }
 
-std::optional<Psi> ReadPsi(const std::string& dir, absl::string_view file) {
+std::optional<Psi> ReadPsi(const CgroupDir& dir, absl::string_view file) {
   std::optional<std::string> text = ReadOptional(dir, file);
   if (!text.has_value()) return std::nullopt;
   absl::StatusOr<Psi> psi = ParsePsi(*text);
@@ -82,9 +108,9 @@ std::optional<Psi> ReadPsi(const std::string& dir, absl::string_view file) {
   return *psi;
 }
 
-absl::Status NotFoundUnlessDir(const std::string& dir) {
-  if (IsDir(dir)) return absl::OkStatus();
-  return absl::NotFoundError(absl::StrCat("cgroup ", dir, " does not exist"));
+absl::Status NotFoundUnlessExists(const CgroupDir& dir) {
+  if (dir.exists()) return absl::OkStatus();
+  return absl::NotFoundError(absl::StrCat("cgroup ", dir.path(), " does not exist"));
 }
 
 }  // namespace
@@ -153,20 +179,24 @@ absl::StatusOr<std::optional<uint64_t>> ParseLimit(absl::string_view text) {
   return absl::DataLossError(absl::StrCat("limit \"", text, "\" is not a number or \"max\""));
 }
 
-absl::StatusOr<CgroupStats> ReadStatsV1(const V1Dirs& dirs, uint64_t clock_ticks) {
-  RETURN_IF_ERROR(NotFoundUnlessDir(dirs.cpuacct));
-  RETURN_IF_ERROR(NotFoundUnlessDir(dirs.memory));
+absl::StatusOr<CgroupStats> ReadStatsV1(const V1Dirs& paths, uint64_t clock_ticks) {
+  // cpu and cpuacct are often one hierarchy mounted twice.
+  const CgroupDir cpuacct(paths.cpuacct), memory(paths.memory), pids(paths.pids);
+  const CgroupDir cpu_dir(paths.cpu == paths.cpuacct ? std::string() : paths.cpu);
+  const CgroupDir& cpu_controller = paths.cpu == paths.cpuacct ? cpuacct : cpu_dir;
+  RETURN_IF_ERROR(NotFoundUnlessExists(cpuacct));
+  RETURN_IF_ERROR(NotFoundUnlessExists(memory));
   CgroupStats stats;
   if (clock_ticks == 0) clock_ticks = 100;
 
   CpuStats& cpu = stats.cpu;
-  ASSIGN_OR_RETURN(cpu.usage_ns, ReadRequired(dirs.cpuacct, "cpuacct.usage"));
-  if (std::optional<std::string> text = ReadOptional(dirs.cpuacct, "cpuacct.stat")) {
+  ASSIGN_OR_RETURN(cpu.usage_ns, ReadRequired(cpuacct, "cpuacct.usage"));
+  if (std::optional<std::string> text = ReadOptional(cpuacct, "cpuacct.stat")) {
     const Keyed ticks = ParseFlatKeyed(*text);
     cpu.user_ns = Get(ticks, "user") * (1'000'000'000 / clock_ticks);
     cpu.system_ns = Get(ticks, "system") * (1'000'000'000 / clock_ticks);
   }
-  if (std::optional<std::string> text = ReadOptional(dirs.cpu, "cpu.stat")) {
+  if (std::optional<std::string> text = ReadOptional(cpu_controller, "cpu.stat")) {
     const Keyed keyed = ParseFlatKeyed(*text);
     cpu.periods = Get(keyed, "nr_periods");
     cpu.throttled_periods = Get(keyed, "nr_throttled");
@@ -174,9 +204,9 @@ absl::StatusOr<CgroupStats> ReadStatsV1(const V1Dirs& dirs, uint64_t clock_ticks
   }
 
   MemoryStats& mem = stats.memory;
-  ASSIGN_OR_RETURN(mem.usage, ReadRequired(dirs.memory, "memory.usage_in_bytes"));
-  mem.limit = ReadLimit(dirs.memory, "memory.limit_in_bytes");
-  const Keyed keyed = ParseFlatKeyed(ReadOptional(dirs.memory, "memory.stat").value_or(""));
+  ASSIGN_OR_RETURN(mem.usage, ReadRequired(memory, "memory.usage_in_bytes"));
+  mem.limit = ReadLimit(memory, "memory.limit_in_bytes");
+  const Keyed keyed = ParseFlatKeyed(ReadOptional(memory, "memory.stat").value_or(""));
   mem.inactive_file = GetTotal(keyed, "inactive_file");
   mem.active_file = GetTotal(keyed, "active_file");
   mem.working_set = mem.usage > mem.inactive_file ? mem.usage - mem.inactive_file : 0;
@@ -185,33 +215,34 @@ absl::StatusOr<CgroupStats> ReadStatsV1(const V1Dirs& dirs, uint64_t clock_ticks
   mem.mapped_file = GetTotal(keyed, "mapped_file");
   mem.page_faults = GetTotal(keyed, "pgfault");
   mem.major_page_faults = GetTotal(keyed, "pgmajfault");
-  mem.max_usage = ReadNumber(dirs.memory, "memory.max_usage_in_bytes").value_or(0);
-  mem.failcnt = ReadNumber(dirs.memory, "memory.failcnt").value_or(0);
-  mem.kernel = ReadNumber(dirs.memory, "memory.kmem.usage_in_bytes").value_or(0);
+  mem.max_usage = ReadNumber(memory, "memory.max_usage_in_bytes").value_or(0);
+  mem.failcnt = ReadNumber(memory, "memory.failcnt").value_or(0);
+  mem.kernel = ReadNumber(memory, "memory.kmem.usage_in_bytes").value_or(0);
   mem.oom_kills =
-      Get(ParseFlatKeyed(ReadOptional(dirs.memory, "memory.oom_control").value_or("")), "oom_kill");
+      Get(ParseFlatKeyed(ReadOptional(memory, "memory.oom_control").value_or("")), "oom_kill");
   // memsw counts memory and swap together; it exists only with swap accounting.
-  if (std::optional<uint64_t> memsw = ReadNumber(dirs.memory, "memory.memsw.usage_in_bytes")) {
+  if (std::optional<uint64_t> memsw = ReadNumber(memory, "memory.memsw.usage_in_bytes")) {
     mem.swap_usage = *memsw > mem.usage ? *memsw - mem.usage : 0;
-    std::optional<uint64_t> memsw_limit = ReadLimit(dirs.memory, "memory.memsw.limit_in_bytes");
+    std::optional<uint64_t> memsw_limit = ReadLimit(memory, "memory.memsw.limit_in_bytes");
     if (memsw_limit.has_value() && mem.limit.has_value() && *memsw_limit >= *mem.limit) {
       mem.swap_limit = *memsw_limit - *mem.limit;
     }
   }
 
-  stats.pids = ReadNumber(dirs.pids, "pids.current").value_or(0);
-  if (std::optional<std::string> text = ReadOptional(dirs.pids, "pids.max")) {
+  stats.pids = ReadNumber(pids, "pids.current").value_or(0);
+  if (std::optional<std::string> text = ReadOptional(pids, "pids.max")) {
     absl::StatusOr<std::optional<uint64_t>> limit = ParseLimit(*text);
     if (limit.ok()) stats.pids_limit = *limit;
   }
   return stats;
 }
 
-absl::StatusOr<CgroupStats> ReadStatsV2(const std::string& dir) {
-  RETURN_IF_ERROR(NotFoundUnlessDir(dir));
+absl::StatusOr<CgroupStats> ReadStatsV2(const std::string& path) {
+  const CgroupDir dir(path);
+  RETURN_IF_ERROR(NotFoundUnlessExists(dir));
   CgroupStats stats;
 
-  ASSIGN_OR_RETURN(std::string cpu_text, ReadFile(absl::StrCat(dir, "/cpu.stat")));
+  ASSIGN_OR_RETURN(std::string cpu_text, dir.Read("cpu.stat"));
   const Keyed cpu = ParseFlatKeyed(cpu_text);
   stats.cpu.usage_ns = Get(cpu, "usage_usec") * 1000;
   stats.cpu.user_ns = Get(cpu, "user_usec") * 1000;

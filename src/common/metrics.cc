@@ -32,7 +32,8 @@ void AppendHeader(std::string& out, const std::string& name, const std::string& 
 
 // Values with more labels than the family names are cut, missing ones are empty.
 LabelValues Fit(const LabelValues& values, size_t size) {
-  LabelValues out(values.begin(), values.begin() + std::min(values.size(), size));
+  LabelValues out(values.begin(),
+                  values.begin() + static_cast<std::ptrdiff_t>(std::min(values.size(), size)));
   out.resize(size);
   return out;
 }
@@ -153,7 +154,9 @@ CounterFamily& Registry::Counter(const std::string& name, const std::string& hel
                                  std::vector<std::string> label_names) {
   absl::MutexLock lock(&mu_);
   std::unique_ptr<CounterFamily>& family = counters_[name];
-  if (family == nullptr) family = std::make_unique<CounterFamily>(name, help, label_names);
+  if (family == nullptr) {
+    family = std::make_unique<CounterFamily>(name, help, std::move(label_names));
+  }
   return *family;
 }
 
@@ -163,7 +166,8 @@ HistogramFamily& Registry::Histogram(const std::string& name, const std::string&
   absl::MutexLock lock(&mu_);
   std::unique_ptr<HistogramFamily>& family = histograms_[name];
   if (family == nullptr) {
-    family = std::make_unique<HistogramFamily>(name, help, label_names, std::move(bounds));
+    family =
+        std::make_unique<HistogramFamily>(name, help, std::move(label_names), std::move(bounds));
   }
   return *family;
 }

@@ -86,7 +86,7 @@ void CgroupMetrics(const cgroup::CgroupStats& u, Writer& w) {
 
 const std::vector<MetricDescriptor>& StatsService::MetricDescriptors() {
   static const auto* descriptors = [] {
-    const std::vector<std::string> base = BaseKeys();
+    const std::vector<std::string>& base = BaseKeys();
     const std::vector<std::string> network = KeysWith({"interface"});
     return new std::vector<MetricDescriptor>{
         {"container_cpu_usage_seconds_total", "Cumulative cpu time consumed in seconds.", base},

@@ -138,11 +138,11 @@ TEST_F(DaemonTest, RuntimeConfigReportsTheConfiguredCgroupDriver) {
 TEST_F(DaemonTest, UnimplementedRpcsNameThemselves) {
   auto cribd = StartCribd(options_);
   ASSERT_NE(cribd, nullptr);
-  cri::ContainerStatsResponse stats;
-  grpc::Status status = cribd->Runtime()->ContainerStats(ContextWithDeadline().get(),
-                                                         cri::ContainerStatsRequest(), &stats);
+  cri::CheckpointContainerResponse checkpoint;
+  grpc::Status status = cribd->Runtime()->CheckpointContainer(
+      ContextWithDeadline().get(), cri::CheckpointContainerRequest(), &checkpoint);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_THAT(status.error_message(), HasSubstr("ContainerStats"));
+  EXPECT_THAT(status.error_message(), HasSubstr("CheckpointContainer"));
   cri::ExecResponse exec;
   status = cribd->Runtime()->Exec(ContextWithDeadline().get(), cri::ExecRequest(), &exec);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
