@@ -187,8 +187,10 @@ absl::StatusOr<std::vector<PodMetrics>> StatsService::PodSandboxMetrics() {
                  {c.writable_layer->mountpoint});
       }
       cw.Gauge("container_last_seen", static_cast<uint64_t>(c.timestamp_ns) / kNanosPerSecond);
-      cw.Gauge("container_start_time_seconds",
-               static_cast<uint64_t>(c.started_at_ns) / kNanosPerSecond);
+      if (c.started_at_ns > 0) {
+        cw.Gauge("container_start_time_seconds",
+                 static_cast<uint64_t>(c.started_at_ns) / kNanosPerSecond);
+      }
       if (c.resources.cpu_period > 0) {
         cw.Gauge("container_spec_cpu_period", static_cast<uint64_t>(c.resources.cpu_period));
       }

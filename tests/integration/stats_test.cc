@@ -286,6 +286,8 @@ TEST_F(StatsTest, BusyContainerCpuRisesIdleOneStaysNearZero) {
   const std::string idle = Run(pod, Config("idle", {"sleep", "3600"}));
   cri::ContainerStatsFilter filter;
   filter.set_pod_sandbox_id(pod);
+  const uint64_t cpu0 = CgroupCpuNs(CgroupOf(pod, busy));
+  const absl::Time t0 = absl::Now();
   std::vector<cri::ContainerStats> first = ListStats(filter);
   ASSERT_EQ(first.size(), 2u);
   absl::SleepFor(absl::Seconds(3));
@@ -295,6 +297,7 @@ TEST_F(StatsTest, BusyContainerCpuRisesIdleOneStaysNearZero) {
   for (const cri::ContainerStats& s : ListStats(filter))
     by_name[s.attributes().metadata().name()] = s;
   const uint64_t after = CgroupCpuNs(CgroupOf(pod, busy));
+  const absl::Time t1 = absl::Now();
   ASSERT_EQ(by_name.size(), 2u);
   const cri::ContainerStats& b = by_name["busy"];
   const cri::ContainerStats& i = by_name["idle"];
@@ -303,8 +306,11 @@ TEST_F(StatsTest, BusyContainerCpuRisesIdleOneStaysNearZero) {
   EXPECT_GE(b.cpu().usage_core_nano_seconds().value(), before);
   EXPECT_LE(b.cpu().usage_core_nano_seconds().value(), after);
   ASSERT_TRUE(b.cpu().has_usage_nano_cores()) << "a previous sample exists";
-  // A shell loop keeps at least a third of a core busy even on a loaded 2-core machine.
-  EXPECT_GT(b.cpu().usage_nano_cores().value(), 300'000'000u);
+  // The rate over the same 3 s, from the cgroup file: within 15% (the windows' ends differ by
+  // an RPC's latency). A shell loop gets a tenth of a core even on a loaded 2-core machine.
+  const double expected = static_cast<double>(after - cpu0) / absl::ToDoubleSeconds(t1 - t0);
+  EXPECT_GT(b.cpu().usage_nano_cores().value(), 100'000'000u);
+  EXPECT_NEAR(static_cast<double>(b.cpu().usage_nano_cores().value()), expected, 0.15 * expected);
   EXPECT_LT(b.cpu().usage_nano_cores().value(), 2'100'000'000u);
   ASSERT_TRUE(i.cpu().has_usage_nano_cores());
   EXPECT_LT(i.cpu().usage_nano_cores().value(), 20'000'000u) << "2% of a core";
@@ -342,9 +348,12 @@ TEST_F(StatsTest, AllocatingFiftyMegabytesShowsInTheWorkingSet) {
   const cri::MemoryUsage idle = Stats(idle_id).memory();
   EXPECT_LT(idle.working_set_bytes().value(), 10'000'000u);
   EXPECT_FALSE(idle.has_available_bytes()) << "no limit: no available bytes";
-  EXPECT_GT(PodStats(pod).linux().memory().working_set_bytes().value(),
-            m.working_set_bytes().value())
-      << "the pod's cgroup holds its containers";
+  // The pod's cgroup holds its containers: the hog's anonymous 50 MB are in its numbers too
+  // (file pages may move between the active and inactive lists from one read to the next, so
+  // the two working sets are not compared with each other).
+  const cri::MemoryUsage pod_memory = PodStats(pod).linux().memory();
+  EXPECT_GE(pod_memory.rss_bytes().value(), 50'000'000u);
+  EXPECT_GE(pod_memory.working_set_bytes().value(), 50'000'000u);
 }
 
 TEST_F(StatsTest, WritingTenMegabytesShowsInTheWritableLayer) {
