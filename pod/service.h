@@ -61,6 +61,10 @@ class PodService {
   // is not ready, NotFound for an unknown one.
   absl::StatusOr<std::string> NetnsOf(const std::string& id_or_prefix);
   absl::StatusOr<std::vector<PodSandbox>> List(const PodFilter& filter);
+  // In-place resize (update_resources.cc): the limits applied to the pod cgroup, and
+  // `config_bytes` (if not empty) kept as the pod's config from now on.
+  absl::Status UpdateResources(const std::string& id_or_prefix, const cgroup::Resources& resources,
+                               const std::string& config_bytes);
 
   // Checks a spec without creating anything (InvalidArgument naming the field).
   static absl::Status Validate(const PodSandboxSpec& spec);

@@ -12,8 +12,10 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # run
   iproute2 nftables iputils-ping
-  # test: a real registry, test image content, real CNI plugins, the cri-compat check
-  docker-registry apache2-utils zstd busybox-static containernetworking-plugins iptables python3 sqlite3
+  # test: a real registry, test image content, real CNI plugins, the cri-compat check, a
+  # Prometheus text parser
+  docker-registry apache2-utils zstd busybox-static containernetworking-plugins iptables python3
+  sqlite3 python3-prometheus-client
 )
 
 # The streaming tests drive crib with Node.js clients (npm packages spdy-transport and ws, which

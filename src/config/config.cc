@@ -11,6 +11,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "common/errors.h"
 #include "common/files.h"
 #include "common/logging.h"
@@ -77,6 +78,7 @@ const std::map<std::string, KeySetter, std::less<>>& TopLevelKeys() {
       {"state_dir", StringKey(&Config::state_dir)},
       {"log_level", StringKey(&Config::log_level)},
       {"helper_dir", StringKey(&Config::helper_dir)},
+      {"metrics_address", StringKey(&Config::metrics_address)},
       {"cgroup_driver",
        [](const toml::node& node, Config& config) -> absl::Status {
          ASSIGN_OR_RETURN(std::string name, AsString(node));
@@ -501,7 +503,40 @@ absl::Status ValidateConfig(const Config& config) {
   RETURN_IF_ERROR(ValidateNetwork(config.network));
   RETURN_IF_ERROR(ValidateRegistry(config.registry));
   RETURN_IF_ERROR(ValidateStream(config.stream));
+  if (!config.metrics_address.empty()) {
+    if (absl::Status s = ParseHostPort(config.metrics_address).status(); !s.ok()) {
+      return Annotate(s, "key metrics_address");
+    }
+  }
   return absl::OkStatus();
+}
+
+absl::StatusOr<HostPort> ParseHostPort(absl::string_view address) {
+  HostPort out;
+  absl::string_view port;
+  if (absl::ConsumePrefix(&address, "[")) {
+    const size_t close = address.find(']');
+    if (close == absl::string_view::npos || address.substr(close + 1, 1) != ":") {
+      return absl::InvalidArgumentError(absl::StrCat("\"[", address, "\" is not [ipv6]:port"));
+    }
+    out.host = std::string(address.substr(0, close));
+    port = address.substr(close + 2);
+  } else {
+    const size_t colon = address.rfind(':');
+    if (colon == absl::string_view::npos ||
+        address.substr(0, colon).find(':') != absl::string_view::npos) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "\"", address, "\" is not host:port (an IPv6 address goes in brackets: [::1]:9400)"));
+    }
+    out.host = std::string(address.substr(0, colon));
+    port = address.substr(colon + 1);
+  }
+  if (!absl::SimpleAtoi(port, &out.port) || out.port < 0 || out.port > 65535 ||
+      port.find_first_not_of("0123456789") != absl::string_view::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("port \"", port, "\" is not a number from 0 to 65535"));
+  }
+  return out;
 }
 
 std::string ConfigToJson(const Config& config) {
@@ -514,6 +549,7 @@ std::string ConfigToJson(const Config& config) {
       {"shutdown_timeout", absl::FormatDuration(config.shutdown_timeout)},
       {"helper_dir", config.helper_dir},
       {"pod_shm_size", config.pod_shm_size},
+      {"metrics_address", config.metrics_address},
       {"network",
        {{"backend", NetworkBackendName(config.network.backend)},
         {"bridge", config.network.bridge},

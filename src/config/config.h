@@ -96,6 +96,7 @@ struct Config {
   absl::Duration shutdown_timeout = absl::Seconds(10);
   std::string helper_dir;           // empty: beside the cribd executable
   int64_t pod_shm_size = 64 << 20;  // bytes of each pod's /dev/shm tmpfs
+  std::string metrics_address;      // the Prometheus endpoint's host:port; empty: none
   NetworkConfig network;
   RegistryConfig registry;
   StreamConfig stream;
@@ -126,6 +127,14 @@ absl::Status ApplyOverrides(const ConfigOverrides& overrides, Config& config);
 // Checks the values that depend on each other or on their form (absolute paths, the socket
 // path's length limit, ...).
 absl::Status ValidateConfig(const Config& config);
+
+struct HostPort {
+  std::string host;  // empty: every address
+  int port = 0;
+};
+
+// "host:port", "[ipv6]:port" or ":port", with a port of 0 to 65535.
+absl::StatusOr<HostPort> ParseHostPort(absl::string_view address);
 
 // The effective configuration as a JSON object, as Status(verbose) reports it.
 std::string ConfigToJson(const Config& config);

@@ -278,7 +278,7 @@ absl::StatusOr<std::string> ContainerService::CreateInPod(const ContainerSpec& s
   inputs.image_name = spec.image;
   inputs.user = *user;
   inputs.rootfs = rootfs;
-  inputs.cgroup_path = absl::StrCat(pod.cgroup_path, "/", id);
+  inputs.cgroup_path = CgroupPath(pod.cgroup_path, id);
   inputs.cgroup_v2 = layout_.mode == cgroup::Mode::kUnified;
   inputs.apparmor_enabled = apparmor_enabled_;
   absl::StatusOr<runtime::Spec> oci = BuildSpec(inputs);

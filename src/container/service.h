@@ -86,6 +86,11 @@ class ContainerService {
   absl::Status StopAllInPod(const std::string& pod_id);
   absl::Status RemoveAllInPod(const std::string& pod_id);
 
+  // Where a container's parts are, for the rooms that read them (paths.cc): its writable
+  // layer (the overlay upper dir), and its cgroup below the pod's.
+  std::string UpperDir(const std::string& id) const;
+  static std::string CgroupPath(const std::string& pod_cgroup, const std::string& id);
+
  private:
   ContainerService(const Config& config, store::Store& store, pod::PodService& pods,
                    image::ImageStore& images, cgroup::Layout layout, std::string monitor_path);

@@ -1,6 +1,7 @@
 // cribd: loads the configuration, takes the instance locks, opens the store, serves the CRI
-// on its unix socket and shuts down gracefully on SIGTERM or SIGINT. A shutdown never touches
-// pods or containers: they run on without the daemon.
+// on its unix socket (and Prometheus metrics, if configured) and shuts down gracefully on
+// SIGTERM or SIGINT. A shutdown never touches pods or containers: they run on without the
+// daemon.
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -19,6 +20,7 @@
 #include "common/version.h"
 #include "config/config.h"
 #include "container/service.h"
+#include "container/stats.h"
 #include "cribd/flags.h"
 #include "cribd/instance_lock.h"
 #include "cribd/socket_path.h"
@@ -27,6 +29,7 @@
 #include "pod/service.h"
 #include "server/image_service.h"
 #include "server/interceptor.h"
+#include "server/metrics_endpoint.h"
 #include "server/runtime_service.h"
 #include "store/store.h"
 #include "stream/launcher_backend.h"
@@ -104,9 +107,18 @@ absl::Status Serve(const Config& config, const sigset_t& stop_signals) {
       std::unique_ptr<stream::Server> streams,
       stream::Server::Start(stream::ServerOptionsFromConfig(config.stream), &stream_backend));
 
-  server::Dependencies deps{config, *network, *store, *pods, *images, *containers, *streams};
+  ASSIGN_OR_RETURN(std::unique_ptr<container::StatsService> stats,
+                   container::StatsService::Create(config, *containers, *pods));
+
+  server::Dependencies deps{config,      *network, *store,   *pods, *images,
+                            *containers, *streams, *stats};
   server::RuntimeService runtime_service(deps);
   server::ImageService image_service(deps);
+
+  std::unique_ptr<server::MetricsEndpoint> metrics;
+  if (!config.metrics_address.empty()) {
+    ASSIGN_OR_RETURN(metrics, server::MetricsEndpoint::Start(config.metrics_address, deps));
+  }
 
   RETURN_IF_ERROR(PrepareSocketPath(config.socket));
   grpc::ServerBuilder builder;

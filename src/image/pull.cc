@@ -18,6 +18,7 @@
 #include "common/errors.h"
 #include "common/failpoint.h"
 #include "common/logging.h"
+#include "common/metrics.h"
 #include "common/status_macros.h"
 #include "image/image_store.h"
 #include "image/reference.h"
@@ -89,8 +90,13 @@ struct ImageStore::InFlight {
 
 absl::StatusOr<std::string> ImageStore::Pull(absl::string_view text,
                                              const registry::PullOptions& options) {
+  const absl::Time start = absl::Now();
   absl::StatusOr<std::string> id = DoPull(text, options);
   if (!id.ok()) spdlog::warn("{}", id.status().message());
+  static metrics::HistogramFamily& took = metrics::Registry::Global().Histogram(
+      "cribd_image_pull_duration_seconds", "Time PullImage took, by result.", {"result"},
+      metrics::LatencyBuckets());
+  took.Observe({id.ok() ? "ok" : "error"}, absl::ToDoubleSeconds(absl::Now() - start));
   return id;
 }
 
@@ -273,6 +279,9 @@ absl::Status ImageStore::FetchLayer(const Reference& ref, const registry::Descri
         });
     if (!status.ok()) return Annotate(status, absl::StrCat("fetch ", what));
     fetched = writer->written();
+    static metrics::CounterFamily& pulled = metrics::Registry::Global().Counter(
+        "cribd_image_pull_bytes_total", "Layer bytes downloaded from registries.", {});
+    pulled.Add({}, static_cast<double>(fetched));
     if (unpacker != nullptr && unpack_status.ok()) {
       absl::StatusOr<std::string> actual = unpacker->Finish();
       unpack_status = actual.ok() && *actual != diff_id

@@ -5,6 +5,7 @@
 #include "api/cri/api.grpc.pb.h"
 #include "config/config.h"
 #include "container/service.h"
+#include "container/stats.h"
 #include "image/image_store.h"
 #include "network/backend.h"
 #include "pod/service.h"
@@ -23,6 +24,7 @@ struct Dependencies {
   image::ImageStore& images;
   container::ContainerService& containers;
   stream::Server& streams;
+  container::StatsService& stats;
 };
 
 }  // namespace crib::server

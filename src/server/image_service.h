@@ -1,4 +1,5 @@
-// The CRI v1 ImageService as crib serves it, implemented in image.cc over image::ImageStore.
+// The CRI v1 ImageService as crib serves it, implemented in image.cc over image::ImageStore
+// (StreamImages in list_stream.cc).
 // An RPC not implemented yet answers UNIMPLEMENTED naming itself (see interceptor.h).
 #pragma once
 
@@ -14,6 +15,8 @@ class ImageService final : public cri::ImageService::Service {
                          cri::PullImageResponse* response) override;
   grpc::Status ListImages(grpc::ServerContext* context, const cri::ListImagesRequest* request,
                           cri::ListImagesResponse* response) override;
+  grpc::Status StreamImages(grpc::ServerContext* context, const cri::StreamImagesRequest* request,
+                            grpc::ServerWriter<cri::StreamImagesResponse>* writer) override;
   grpc::Status ImageStatus(grpc::ServerContext* context, const cri::ImageStatusRequest* request,
                            cri::ImageStatusResponse* response) override;
   grpc::Status RemoveImage(grpc::ServerContext* context, const cri::RemoveImageRequest* request,

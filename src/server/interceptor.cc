@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
+#include "common/metrics.h"
 
 namespace crib::server {
 namespace {
@@ -86,10 +87,20 @@ class RpcLogInterceptor final : public grpc::experimental::Interceptor {
     const double ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start_)
             .count();
+    static metrics::HistogramFamily& latency = metrics::Registry::Global().Histogram(
+        "cribd_grpc_request_duration_seconds",
+        "Time from a CRI call's arrival to its status, by RPC (streams: the whole stream).",
+        {"method"}, metrics::LatencyBuckets());
+    static metrics::CounterFamily& errors = metrics::Registry::Global().Counter(
+        "cribd_grpc_request_errors_total", "CRI calls that ended with an error, by RPC and code.",
+        {"method", "code"});
+    latency.Observe({rpc_}, ms / 1000);
     if (status.ok()) {
       spdlog::debug("rpc {} ok in {:.3f} ms{}", rpc_, ms, ids_);
     } else {
       // gRPC and absl share the canonical code numbering.
+      errors.Add(
+          {rpc_, absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code()))});
       spdlog::warn("rpc {} failed in {:.3f} ms{}: {}: {}", rpc_, ms, ids_,
                    absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code())),
                    status.error_message());

@@ -1,5 +1,6 @@
-// RunPodSandbox, StopPodSandbox, RemovePodSandbox, PodSandboxStatus and ListPodSandbox:
-// CRI messages to and from the pod room's plain values; the work is in pod::PodService.
+// RunPodSandbox, StopPodSandbox, RemovePodSandbox, PodSandboxStatus, ListPodSandbox and
+// UpdatePodSandboxResources: CRI messages to and from the pod room's plain values; the work is
+// in pod::PodService.
 #include <google/protobuf/util/json_util.h>
 
 #include "absl/strings/str_cat.h"
@@ -197,6 +198,25 @@ grpc::Status RuntimeService::ListPodSandbox(grpc::ServerContext*,
     item->set_runtime_handler(pod.runtime_handler);
   }
   return grpc::Status::OK;
+}
+
+grpc::Status RuntimeService::UpdatePodSandboxResources(
+    grpc::ServerContext*, const cri::UpdatePodSandboxResourcesRequest* request,
+    cri::UpdatePodSandboxResourcesResponse*) {
+  absl::StatusOr<pod::PodSandbox> pod = deps_.pods.Get(request->pod_sandbox_id());
+  if (!pod.ok()) return ToGrpcStatus(pod.status());
+  // The pod's config from now on carries the new resources, as PodSandboxStatus shows them.
+  cri::PodSandboxConfig config;
+  std::string config_bytes;
+  if (config.ParseFromString(pod->config_bytes)) {
+    *config.mutable_linux()->mutable_resources() = request->resources();
+    *config.mutable_linux()->mutable_overhead() = request->overhead();
+    config_bytes = config.SerializeAsString();
+  }
+  cri::LinuxPodSandboxConfig linux;
+  *linux.mutable_resources() = request->resources();
+  *linux.mutable_overhead() = request->overhead();
+  return ToGrpcStatus(deps_.pods.UpdateResources(pod->id, ToResources(linux), config_bytes));
 }
 
 }  // namespace crib::server

@@ -1,6 +1,6 @@
 // The CRI v1 RuntimeService as crib serves it. Each group of RPCs has its own file (status.cc,
-// pod_sandbox.cc, container.cc, exec.cc, later stats.cc); an RPC that no file implements
-// yet answers UNIMPLEMENTED naming itself (see interceptor.h).
+// pod_sandbox.cc, container.cc, events.cc, exec.cc, stats.cc, list_stream.cc); an RPC that
+// no file implements answers UNIMPLEMENTED naming itself (see interceptor.h).
 #pragma once
 
 #include "server/dependencies.h"
@@ -34,6 +34,9 @@ class RuntimeService final : public cri::RuntimeService::Service {
   grpc::Status ListPodSandbox(grpc::ServerContext* context,
                               const cri::ListPodSandboxRequest* request,
                               cri::ListPodSandboxResponse* response) override;
+  grpc::Status UpdatePodSandboxResources(grpc::ServerContext* context,
+                                         const cri::UpdatePodSandboxResourcesRequest* request,
+                                         cri::UpdatePodSandboxResourcesResponse* response) override;
 
   // container.cc
   grpc::Status CreateContainer(grpc::ServerContext* context,
@@ -73,6 +76,43 @@ class RuntimeService final : public cri::RuntimeService::Service {
                       cri::AttachResponse* response) override;
   grpc::Status PortForward(grpc::ServerContext* context, const cri::PortForwardRequest* request,
                            cri::PortForwardResponse* response) override;
+
+  // stats.cc
+  grpc::Status ContainerStats(grpc::ServerContext* context,
+                              const cri::ContainerStatsRequest* request,
+                              cri::ContainerStatsResponse* response) override;
+  grpc::Status ListContainerStats(grpc::ServerContext* context,
+                                  const cri::ListContainerStatsRequest* request,
+                                  cri::ListContainerStatsResponse* response) override;
+  grpc::Status StreamContainerStats(
+      grpc::ServerContext* context, const cri::StreamContainerStatsRequest* request,
+      grpc::ServerWriter<cri::StreamContainerStatsResponse>* writer) override;
+  grpc::Status PodSandboxStats(grpc::ServerContext* context,
+                               const cri::PodSandboxStatsRequest* request,
+                               cri::PodSandboxStatsResponse* response) override;
+  grpc::Status ListPodSandboxStats(grpc::ServerContext* context,
+                                   const cri::ListPodSandboxStatsRequest* request,
+                                   cri::ListPodSandboxStatsResponse* response) override;
+  grpc::Status StreamPodSandboxStats(
+      grpc::ServerContext* context, const cri::StreamPodSandboxStatsRequest* request,
+      grpc::ServerWriter<cri::StreamPodSandboxStatsResponse>* writer) override;
+  grpc::Status ListMetricDescriptors(grpc::ServerContext* context,
+                                     const cri::ListMetricDescriptorsRequest* request,
+                                     cri::ListMetricDescriptorsResponse* response) override;
+  grpc::Status ListPodSandboxMetrics(grpc::ServerContext* context,
+                                     const cri::ListPodSandboxMetricsRequest* request,
+                                     cri::ListPodSandboxMetricsResponse* response) override;
+  grpc::Status StreamPodSandboxMetrics(
+      grpc::ServerContext* context, const cri::StreamPodSandboxMetricsRequest* request,
+      grpc::ServerWriter<cri::StreamPodSandboxMetricsResponse>* writer) override;
+
+  // list_stream.cc: the List RPCs' answers, sent in batches on a server stream.
+  grpc::Status StreamPodSandboxes(
+      grpc::ServerContext* context, const cri::StreamPodSandboxesRequest* request,
+      grpc::ServerWriter<cri::StreamPodSandboxesResponse>* writer) override;
+  grpc::Status StreamContainers(grpc::ServerContext* context,
+                                const cri::StreamContainersRequest* request,
+                                grpc::ServerWriter<cri::StreamContainersResponse>* writer) override;
 
  private:
   Dependencies deps_;

@@ -148,15 +148,6 @@ TEST_F(DaemonTest, UnimplementedRpcsNameThemselves) {
       cribd->Runtime()->RestorePod(ContextWithDeadline().get(), cri::RestorePodRequest(), &restore);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
   EXPECT_THAT(status.error_message(), HasSubstr("RestorePod"));
-  // A server-streaming RPC answers the same way.
-  grpc::ClientContext context;
-  auto metrics =
-      cribd->Runtime()->StreamPodSandboxMetrics(&context, cri::StreamPodSandboxMetricsRequest());
-  cri::StreamPodSandboxMetricsResponse metric;
-  EXPECT_FALSE(metrics->Read(&metric));
-  status = metrics->Finish();
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_THAT(status.error_message(), HasSubstr("StreamPodSandboxMetrics"));
 }
 
 TEST_F(DaemonTest, SocketIsPrivateToOwnerAndGroup) {

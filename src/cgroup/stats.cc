@@ -1,0 +1,309 @@
+#include "cgroup/stats.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "common/errors.h"
+#include "common/status_macros.h"
+#include "common/unique_fd.h"
+
+namespace crib::cgroup {
+namespace {
+
+// One directory of the cgroup, opened once; its files are opened relative to it, so that a
+// sample costs one path walk per directory rather than one per file (the walk through a deep
+// cgroup path is most of the cost of a small read).
+class CgroupDir {
+ public:
+  explicit CgroupDir(std::string path) : path_(std::move(path)) {
+    if (!path_.empty()) fd_ = UniqueFd(::open(path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  }
+  bool exists() const { return static_cast<bool>(fd_); }
+  const std::string& path() const { return path_; }
+
+  absl::StatusOr<std::string> Read(absl::string_view file) const {
+    const std::string name(file);
+    if (!fd_) return absl::NotFoundError(absl::StrCat("cgroup ", path_, " does not exist"));
+    UniqueFd fd(::openat(fd_.get(), name.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) return ErrnoStatus(errno, absl::StrCat("open ", path_, "/", name));
+    std::string out;
+    char buf[4096];
+    for (;;) {
+      const ssize_t n = ::read(fd.get(), buf, sizeof(buf));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return ErrnoStatus(errno, absl::StrCat("read ", path_, "/", name));
+      if (n == 0) return out;
+      out.append(buf, static_cast<size_t>(n));
+    }
+  }
+
+ private:
+  std::string path_;
+  UniqueFd fd_;
+};
+
+// A file of the cgroup, or nullopt when the kernel does not offer it (an optional feature, or
+// a controller the hierarchy lacks).
+std::optional<std::string> ReadOptional(const CgroupDir& dir, absl::string_view file) {
+  if (!dir.exists()) return std::nullopt;
+  absl::StatusOr<std::string> text = dir.Read(file);
+  if (!text.ok()) return std::nullopt;
+  return *std::move(text);
+}
+
+std::optional<uint64_t> ReadNumber(const CgroupDir& dir, absl::string_view file) {
+  std::optional<std::string> text = ReadOptional(dir, file);
+  uint64_t value = 0;
+  if (!text.has_value() || !absl::SimpleAtoi(absl::StripAsciiWhitespace(*text), &value)) {
+    return std::nullopt;
+  }
+  return value;
+}
+
+// A required number: the file's absence means the cgroup is gone.
+absl::StatusOr<uint64_t> ReadRequired(const CgroupDir& dir, absl::string_view file) {
+  ASSIGN_OR_RETURN(std::string text, dir.Read(file));
+  uint64_t value = 0;
+  if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(text), &value)) {
+    return absl::DataLossError(absl::StrCat(
+        dir.path(), "/", file, ": \"", absl::StripAsciiWhitespace(text), "\" is not a number"));
+  }
+  return value;
+}
+
+std::optional<uint64_t> ReadLimit(const CgroupDir& dir, absl::string_view file) {
+  std::optional<std::string> text = ReadOptional(dir, file);
+  if (!text.has_value()) return std::nullopt;
+  absl::StatusOr<std::optional<uint64_t>> limit = ParseLimit(*text);
+  if (!limit.ok() || !limit->has_value() || **limit >= kUnlimitedMemory) return std::nullopt;
+  return *limit;
+}
+
+using Keyed = absl::flat_hash_map<std::string, uint64_t>;
+
+uint64_t Get(const Keyed& keyed, absl::string_view key) {
+  auto it = keyed.find(key);
+  return it == keyed.end() ? 0 : it->second;
+}
+
+// v1's memory.stat has per-cgroup and hierarchical ("total_") values; a pod's cgroup needs the
+// hierarchical ones, which equal the others in a leaf.
+uint64_t GetTotal(const Keyed& keyed, absl::string_view key) {
+  auto it = keyed.find(absl::StrCat("total_", key));
+  return it != keyed.end() ? it->second : Get(keyed, key);
+}
+
+std::optional<Psi> ReadPsi(const CgroupDir& dir, absl::string_view file) {
+  std::optional<std::string> text = ReadOptional(dir, file);
+  if (!text.has_value()) return std::nullopt;
+  absl::StatusOr<Psi> psi = ParsePsi(*text);
+  if (!psi.ok()) return std::nullopt;
+  return *psi;
+}
+
+absl::Status NotFoundUnlessExists(const CgroupDir& dir) {
+  if (dir.exists()) return absl::OkStatus();
+  return absl::NotFoundError(absl::StrCat("cgroup ", dir.path(), " does not exist"));
+}
+
+}  // namespace
+
+Keyed ParseFlatKeyed(absl::string_view text) {
+  Keyed out;
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+    std::pair<absl::string_view, absl::string_view> kv =
+        absl::StrSplit(line, absl::MaxSplits(' ', 1));
+    uint64_t value = 0;
+    if (absl::SimpleAtoi(absl::StripAsciiWhitespace(kv.second), &value)) {
+      out[std::string(kv.first)] = value;
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<Psi> ParsePsi(absl::string_view text) {
+  Psi psi;
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+    std::vector<absl::string_view> fields = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    if (fields.empty()) continue;
+    PsiData data;
+    int seen = 0;
+    for (size_t i = 1; i < fields.size(); ++i) {
+      std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(fields[i], '=');
+      bool ok = true;
+      if (kv.first == "avg10") {
+        ok = absl::SimpleAtod(kv.second, &data.avg10);
+      } else if (kv.first == "avg60") {
+        ok = absl::SimpleAtod(kv.second, &data.avg60);
+      } else if (kv.first == "avg300") {
+        ok = absl::SimpleAtod(kv.second, &data.avg300);
+      } else if (kv.first == "total") {
+        uint64_t usec = 0;
+        ok = absl::SimpleAtoi(kv.second, &usec);
+        data.total_ns = usec * 1000;
+      } else {
+        continue;
+      }
+      if (!ok) {
+        return absl::DataLossError(absl::StrCat("pressure line \"", line, "\": bad ", kv.first));
+      }
+      ++seen;
+    }
+    if (seen != 4) {
+      return absl::DataLossError(absl::StrCat("pressure line \"", line, "\" lacks a field"));
+    }
+    if (fields[0] == "some") {
+      psi.some = data;
+    } else if (fields[0] == "full") {
+      psi.full = data;
+    }
+  }
+  if (!psi.some.has_value()) return absl::DataLossError("pressure file has no \"some\" line");
+  return psi;
+}
+
+absl::StatusOr<std::optional<uint64_t>> ParseLimit(absl::string_view text) {
+  text = absl::StripAsciiWhitespace(text);
+  if (text == "max") return std::optional<uint64_t>();
+  uint64_t value = 0;
+  if (absl::SimpleAtoi(text, &value)) return std::optional<uint64_t>(value);
+  int64_t negative = 0;  // v1's cpu and pids files say -1 for none
+  if (absl::SimpleAtoi(text, &negative) && negative < 0) return std::optional<uint64_t>();
+  return absl::DataLossError(absl::StrCat("limit \"", text, "\" is not a number or \"max\""));
+}
+
+absl::StatusOr<CgroupStats> ReadStatsV1(const V1Dirs& paths, uint64_t clock_ticks) {
+  // cpu and cpuacct are often one hierarchy mounted twice.
+  const CgroupDir cpuacct(paths.cpuacct), memory(paths.memory), pids(paths.pids);
+  const CgroupDir cpu_dir(paths.cpu == paths.cpuacct ? std::string() : paths.cpu);
+  const CgroupDir& cpu_controller = paths.cpu == paths.cpuacct ? cpuacct : cpu_dir;
+  RETURN_IF_ERROR(NotFoundUnlessExists(cpuacct));
+  RETURN_IF_ERROR(NotFoundUnlessExists(memory));
+  CgroupStats stats;
+  if (clock_ticks == 0) clock_ticks = 100;
+
+  CpuStats& cpu = stats.cpu;
+  ASSIGN_OR_RETURN(cpu.usage_ns, ReadRequired(cpuacct, "cpuacct.usage"));
+  if (std::optional<std::string> text = ReadOptional(cpuacct, "cpuacct.stat")) {
+    const Keyed ticks = ParseFlatKeyed(*text);
+    cpu.user_ns = Get(ticks, "user") * (1'000'000'000 / clock_ticks);
+    cpu.system_ns = Get(ticks, "system") * (1'000'000'000 / clock_ticks);
+  }
+  if (std::optional<std::string> text = ReadOptional(cpu_controller, "cpu.stat")) {
+    const Keyed keyed = ParseFlatKeyed(*text);
+    cpu.periods = Get(keyed, "nr_periods");
+    cpu.throttled_periods = Get(keyed, "nr_throttled");
+    cpu.throttled_ns = Get(keyed, "throttled_time");
+  }
+
+  MemoryStats& mem = stats.memory;
+  ASSIGN_OR_RETURN(mem.usage, ReadRequired(memory, "memory.usage_in_bytes"));
+  mem.limit = ReadLimit(memory, "memory.limit_in_bytes");
+  const Keyed keyed = ParseFlatKeyed(ReadOptional(memory, "memory.stat").value_or(""));
+  mem.inactive_file = GetTotal(keyed, "inactive_file");
+  mem.active_file = GetTotal(keyed, "active_file");
+  mem.working_set = mem.usage > mem.inactive_file ? mem.usage - mem.inactive_file : 0;
+  mem.rss = GetTotal(keyed, "rss");
+  mem.cache = GetTotal(keyed, "cache");
+  mem.mapped_file = GetTotal(keyed, "mapped_file");
+  mem.page_faults = GetTotal(keyed, "pgfault");
+  mem.major_page_faults = GetTotal(keyed, "pgmajfault");
+  mem.max_usage = ReadNumber(memory, "memory.max_usage_in_bytes").value_or(0);
+  mem.failcnt = ReadNumber(memory, "memory.failcnt").value_or(0);
+  mem.kernel = ReadNumber(memory, "memory.kmem.usage_in_bytes").value_or(0);
+  mem.oom_kills =
+      Get(ParseFlatKeyed(ReadOptional(memory, "memory.oom_control").value_or("")), "oom_kill");
+  // memsw counts memory and swap together; it exists only with swap accounting.
+  if (std::optional<uint64_t> memsw = ReadNumber(memory, "memory.memsw.usage_in_bytes")) {
+    mem.swap_usage = *memsw > mem.usage ? *memsw - mem.usage : 0;
+    std::optional<uint64_t> memsw_limit = ReadLimit(memory, "memory.memsw.limit_in_bytes");
+    if (memsw_limit.has_value() && mem.limit.has_value() && *memsw_limit >= *mem.limit) {
+      mem.swap_limit = *memsw_limit - *mem.limit;
+    }
+  }
+
+  stats.pids = ReadNumber(pids, "pids.current").value_or(0);
+  if (std::optional<std::string> text = ReadOptional(pids, "pids.max")) {
+    absl::StatusOr<std::optional<uint64_t>> limit = ParseLimit(*text);
+    if (limit.ok()) stats.pids_limit = *limit;
+  }
+  return stats;
+}
+
+absl::StatusOr<CgroupStats> ReadStatsV2(const std::string& path) {
+  const CgroupDir dir(path);
+  RETURN_IF_ERROR(NotFoundUnlessExists(dir));
+  CgroupStats stats;
+
+  ASSIGN_OR_RETURN(std::string cpu_text, dir.Read("cpu.stat"));
+  const Keyed cpu = ParseFlatKeyed(cpu_text);
+  stats.cpu.usage_ns = Get(cpu, "usage_usec") * 1000;
+  stats.cpu.user_ns = Get(cpu, "user_usec") * 1000;
+  stats.cpu.system_ns = Get(cpu, "system_usec") * 1000;
+  stats.cpu.periods = Get(cpu, "nr_periods");
+  stats.cpu.throttled_periods = Get(cpu, "nr_throttled");
+  stats.cpu.throttled_ns = Get(cpu, "throttled_usec") * 1000;
+
+  // Without the memory controller enabled there is no memory.current: no memory numbers then.
+  MemoryStats& mem = stats.memory;
+  if (std::optional<uint64_t> current = ReadNumber(dir, "memory.current")) {
+    mem.usage = *current;
+    mem.limit = ReadLimit(dir, "memory.max");
+    const Keyed keyed = ParseFlatKeyed(ReadOptional(dir, "memory.stat").value_or(""));
+    mem.inactive_file = Get(keyed, "inactive_file");
+    mem.active_file = Get(keyed, "active_file");
+    mem.working_set = mem.usage > mem.inactive_file ? mem.usage - mem.inactive_file : 0;
+    mem.rss = Get(keyed, "anon");
+    mem.cache = Get(keyed, "file");
+    mem.mapped_file = Get(keyed, "file_mapped");
+    mem.page_faults = Get(keyed, "pgfault");
+    mem.major_page_faults = Get(keyed, "pgmajfault");
+    mem.kernel = keyed.contains("kernel") ? Get(keyed, "kernel") : Get(keyed, "kernel_stack");
+    mem.max_usage = ReadNumber(dir, "memory.peak").value_or(0);
+    mem.oom_kills =
+        Get(ParseFlatKeyed(ReadOptional(dir, "memory.events").value_or("")), "oom_kill");
+    if (std::optional<uint64_t> swap = ReadNumber(dir, "memory.swap.current")) {
+      mem.swap_usage = *swap;
+      mem.swap_limit = ReadLimit(dir, "memory.swap.max");
+    }
+  }
+
+  stats.pids = ReadNumber(dir, "pids.current").value_or(0);
+  if (std::optional<std::string> text = ReadOptional(dir, "pids.max")) {
+    absl::StatusOr<std::optional<uint64_t>> limit = ParseLimit(*text);
+    if (limit.ok()) stats.pids_limit = *limit;
+  }
+  stats.cpu_psi = ReadPsi(dir, "cpu.pressure");
+  stats.memory_psi = ReadPsi(dir, "memory.pressure");
+  stats.io_psi = ReadPsi(dir, "io.pressure");
+  return stats;
+}
+
+StatsReader::StatsReader(Layout layout)
+    : layout_(std::move(layout)), clock_ticks_(static_cast<uint64_t>(::sysconf(_SC_CLK_TCK))) {}
+
+absl::StatusOr<CgroupStats> StatsReader::Read(const std::string& path) const {
+  std::string relative = path;
+  if (relative.empty() || relative[0] != '/') relative = absl::StrCat("/", relative);
+  if (layout_.mode == Mode::kUnified) return ReadStatsV2(layout_.unified_path + relative);
+  auto dir = [&](const char* controller) {
+    return layout_.controllers.contains(controller)
+               ? absl::StrCat(layout_.root, "/", controller, relative)
+               : std::string();
+  };
+  V1Dirs dirs{dir("cpuacct"), dir("cpu"), dir("memory"), dir("pids")};
+  if (dirs.cpuacct.empty() || dirs.memory.empty()) {
+    return absl::FailedPreconditionError(
+        "cgroup v1 stats need the cpuacct and memory controllers mounted");
+  }
+  return ReadStatsV1(dirs, clock_ticks_);
+}
+
+}  // namespace crib::cgroup

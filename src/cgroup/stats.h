@@ -1,0 +1,107 @@
+// Resource usage of one cgroup, read from its files: CPU time, memory (with the working set
+// kubelet evicts by), swap, processes and, on v2, pressure stall information. Plain functions
+// over directories, so that they read fixture files as well as the live tree; nothing here
+// remembers a previous sample (rates are the caller's business) or decides which cgroup to read.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "cgroup/layout.h"
+
+namespace crib::cgroup {
+
+struct CpuStats {
+  uint64_t usage_ns = 0;  // cumulative, all cores
+  uint64_t user_ns = 0;
+  uint64_t system_ns = 0;
+  uint64_t periods = 0;  // CFS enforcement periods, and those throttled
+  uint64_t throttled_periods = 0;
+  uint64_t throttled_ns = 0;
+};
+
+struct MemoryStats {
+  uint64_t usage = 0;
+  std::optional<uint64_t> limit;  // unset when unlimited
+  uint64_t working_set = 0;       // usage minus inactive file pages, never below zero
+  uint64_t rss = 0;               // anonymous memory and swap cache
+  uint64_t cache = 0;
+  uint64_t mapped_file = 0;
+  uint64_t active_file = 0;
+  uint64_t inactive_file = 0;
+  uint64_t page_faults = 0;
+  uint64_t major_page_faults = 0;
+  uint64_t max_usage = 0;  // v1 only
+  uint64_t failcnt = 0;    // v1 only
+  uint64_t kernel = 0;
+  uint64_t oom_kills = 0;
+  std::optional<uint64_t> swap_usage;  // unset when the kernel accounts no swap
+  std::optional<uint64_t> swap_limit;  // unset when unlimited
+};
+
+struct PsiData {
+  uint64_t total_ns = 0;
+  double avg10 = 0, avg60 = 0, avg300 = 0;
+};
+
+struct Psi {
+  std::optional<PsiData> some;
+  std::optional<PsiData> full;
+};
+
+struct CgroupStats {
+  CpuStats cpu;
+  MemoryStats memory;
+  uint64_t pids = 0;
+  std::optional<uint64_t> pids_limit;              // unset when unlimited
+  std::optional<Psi> cpu_psi, memory_psi, io_psi;  // v2 only
+};
+
+// Memory above this counts as unlimited: v1 reports PAGE_COUNTER_MAX rounded to pages, not
+// INT64_MAX (cAdvisor's and containerd's threshold).
+inline constexpr uint64_t kUnlimitedMemory = uint64_t{1} << 62;
+
+// "key value" lines (memory.stat, cpu.stat, memory.oom_control); values that are not numbers
+// are skipped.
+absl::flat_hash_map<std::string, uint64_t> ParseFlatKeyed(absl::string_view text);
+
+// One pressure file: "some avg10=0.00 avg60=0.00 avg300=0.00 total=123" (total in
+// microseconds, returned in nanoseconds), and an optional "full" line.
+absl::StatusOr<Psi> ParsePsi(absl::string_view text);
+
+// A limit file: a number, or "max" (v2) for none. v1's near-INT64_MAX values are numbers here;
+// callers compare with kUnlimitedMemory.
+absl::StatusOr<std::optional<uint64_t>> ParseLimit(absl::string_view text);
+
+// The v1 directories of one cgroup, one per controller; an empty one is not read.
+struct V1Dirs {
+  std::string cpuacct;
+  std::string cpu;
+  std::string memory;
+  std::string pids;
+};
+
+// Reads a v1 cgroup. NotFound when its cpuacct or memory directory does not exist.
+// `clock_ticks` is USER_HZ, the unit of cpuacct.stat.
+absl::StatusOr<CgroupStats> ReadStatsV1(const V1Dirs& dirs, uint64_t clock_ticks);
+
+// Reads a v2 cgroup directory. NotFound when it does not exist.
+absl::StatusOr<CgroupStats> ReadStatsV2(const std::string& dir);
+
+// Reads the cgroup at `path` (as the pod and container rooms name it, "/crib/<pod>/<ctr>")
+// in this machine's layout: v2 on a unified machine, the v1 controllers otherwise.
+class StatsReader {
+ public:
+  explicit StatsReader(Layout layout);
+  absl::StatusOr<CgroupStats> Read(const std::string& path) const;
+
+ private:
+  Layout layout_;
+  uint64_t clock_ticks_;
+};
+
+}  // namespace crib::cgroup
