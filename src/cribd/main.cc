@@ -110,8 +110,8 @@ absl::Status Serve(const Config& config, const sigset_t& stop_signals) {
   ASSIGN_OR_RETURN(std::unique_ptr<container::StatsService> stats,
                    container::StatsService::Create(config, *containers, *pods));
 
-  server::Dependencies deps{config,      *network, *store,   *pods, *images,
-                            *containers, *streams, *stats};
+  server::Dependencies deps{config,  *network,    *store,   *pods,
+                            *images, *containers, *streams, *stats};
   server::RuntimeService runtime_service(deps);
   server::ImageService image_service(deps);
 

@@ -18,6 +18,9 @@ class RuntimeService final : public cri::RuntimeService::Service {
                       cri::StatusResponse* response) override;
   grpc::Status RuntimeConfig(grpc::ServerContext* context, const cri::RuntimeConfigRequest* request,
                              cri::RuntimeConfigResponse* response) override;
+  grpc::Status UpdateRuntimeConfig(grpc::ServerContext* context,
+                                   const cri::UpdateRuntimeConfigRequest* request,
+                                   cri::UpdateRuntimeConfigResponse* response) override;
 
   // pod_sandbox.cc
   grpc::Status RunPodSandbox(grpc::ServerContext* context, const cri::RunPodSandboxRequest* request,
@@ -66,7 +69,8 @@ class RuntimeService final : public cri::RuntimeService::Service {
                                   cri::ReopenContainerLogResponse* response) override;
 
   // events.cc
-  grpc::Status GetContainerEvents(grpc::ServerContext* context, const cri::GetEventsRequest* request,
+  grpc::Status GetContainerEvents(grpc::ServerContext* context,
+                                  const cri::GetEventsRequest* request,
                                   grpc::ServerWriter<cri::ContainerEventResponse>* writer) override;
 
   // exec.cc

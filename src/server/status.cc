@@ -2,6 +2,7 @@
 // ready, and the cgroup driver kubelet must agree with.
 #include "common/version.h"
 #include "runtime/readiness.h"
+#include "server/grpc_status.h"
 #include "server/runtime_service.h"
 
 namespace crib::server {
@@ -52,6 +53,14 @@ grpc::Status RuntimeService::RuntimeConfig(grpc::ServerContext*, const cri::Runt
                                                    ? cri::CgroupDriver::SYSTEMD
                                                    : cri::CgroupDriver::CGROUPFS);
   return grpc::Status::OK;
+}
+
+grpc::Status RuntimeService::UpdateRuntimeConfig(grpc::ServerContext*,
+                                                 const cri::UpdateRuntimeConfigRequest* request,
+                                                 cri::UpdateRuntimeConfigResponse*) {
+  // kubelet sends the node's pod CIDR; the bridge backend takes new pods' addresses from it.
+  return ToGrpcStatus(
+      deps_.network.SetPodCidr(request->runtime_config().network_config().pod_cidr()));
 }
 
 }  // namespace crib::server

@@ -679,6 +679,26 @@ TEST_F(PodTest, PodsSurviveACribdKillAndStayRemovable) {
   EXPECT_EQ(Count(), before);
 }
 
+// kubelet's UpdateRuntimeConfig sets the pod CIDR that new pods take their address from.
+TEST_F(PodTest, UpdateRuntimeConfigMovesNewPodsToTheNewCidr) {
+  const std::string other = absl::StrCat("10.", 150 + (pid_ + 7) % 50, ".", (pid_ / 50) % 256, ".");
+  cri::UpdateRuntimeConfigRequest request;
+  request.mutable_runtime_config()->mutable_network_config()->set_pod_cidr(other + "0/24");
+  cri::UpdateRuntimeConfigResponse response;
+  ASSERT_TRUE(runtime_->UpdateRuntimeConfig(ContextWithDeadline().get(), request, &response).ok());
+  const std::string id = RunOk(NetnsPod("moved"));
+  cri::PodSandboxStatusResponse status;
+  ASSERT_TRUE(Status(id, &status).ok());
+  EXPECT_TRUE(absl::StartsWith(status.status().network().ip(), other))
+      << status.status().network().ip() << " is not in " << other << "0/24";
+  request.mutable_runtime_config()->mutable_network_config()->set_pod_cidr("not a cidr");
+  EXPECT_EQ(
+      runtime_->UpdateRuntimeConfig(ContextWithDeadline().get(), request, &response).error_code(),
+      grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(Stop(id).ok());
+  EXPECT_TRUE(Remove(id).ok());
+}
+
 TEST_F(PodTest, NetnsPodHasItsAddressHostnameSysctlsAndFiles) {
   cri::RunPodSandboxRequest request = NetnsPod("net");
   cri::PodSandboxConfig* config = request.mutable_config();
