@@ -5,6 +5,7 @@
 // namespaces and cgroup. It must stay tiny: no gRPC, protobuf, spdlog, absl, iostreams or JSON
 // parser; and nothing an attacher does may block the log (bounded buffers, non-blocking sends).
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -232,6 +233,32 @@ bool ParseOptions(int argc, char** argv, Options* o, std::string* error) {
 // kernel maps 64 KiB around every touched page of a file, so after start-up most of the binary
 // counts as resident though the serve loop uses little of it; dropping the mappings while the
 // monitor is idle leaves only what it touches again. The pages stay in the page cache, shared.
+// A system call without libc's wrapper (whose code lives elsewhere in the binary); returns
+// -errno on failure.
+inline long RawSyscall(long number, unsigned long a, unsigned long b, unsigned long c,
+                       unsigned long d) {
+#if defined(__x86_64__)
+  long ret;
+  register unsigned long r10 asm("r10") = d;
+  asm volatile("syscall"
+               : "=a"(ret)
+               : "a"(number), "D"(a), "S"(b), "d"(c), "r"(r10)
+               : "rcx", "r11", "memory");
+  return ret;
+#elif defined(__aarch64__)
+  register long x8 asm("x8") = number;
+  register unsigned long x0 asm("x0") = a;
+  register unsigned long x1 asm("x1") = b;
+  register unsigned long x2 asm("x2") = c;
+  register unsigned long x3 asm("x3") = d;
+  asm volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3) : "memory");
+  return static_cast<long>(x0);
+#else
+  long ret = ::syscall(number, a, b, c, d);
+  return ret < 0 ? -errno : ret;
+#endif
+}
+
 class ImageTrimmer {
  public:
   // Reads /proc/self/smaps once.
@@ -254,6 +281,7 @@ class ImageTrimmer {
         end = b;
         ours = line.find("crib-monitor") != std::string::npos;
         readonly = perms[0] == 'r' && perms[1] == '-';
+        if (line.find("[stack]") != std::string::npos) stack_low_ = start;
         continue;
       }
       unsigned long anonymous = 0;
@@ -265,15 +293,39 @@ class ImageTrimmer {
     }
   }
 
-  void Trim() const {
-    for (size_t i = 0; i < count_; ++i) {
-      ::syscall(SYS_madvise, ranges_[i].first, ranges_[i].second - ranges_[i].first,
-                MADV_DONTNEED);
+  // Drops the mappings, then waits for one of `fds` (poll with no timeout). Until an event
+  // comes, the only code that runs is this function's, through raw system calls: the page it
+  // is on is all the binary has resident.
+  int TrimAndWait(struct pollfd* fds, size_t count) const {
+    ::malloc_trim(0);  // the heap's free pages too
+    // The stack below this frame is dead (no signal handlers run on it: signals come through
+    // a signalfd); buffers deeper calls used on it need not stay resident.
+    char here;
+    const unsigned long below =
+        (reinterpret_cast<unsigned long>(&here) - kStackMargin) & ~(kPage - 1);
+    if (stack_low_ != 0 && below > stack_low_) {
+      RawSyscall(SYS_madvise, stack_low_, below - stack_low_, MADV_DONTNEED, 0);
     }
+    for (size_t i = 0; i < count_; ++i) {
+      RawSyscall(SYS_madvise, ranges_[i].first, ranges_[i].second - ranges_[i].first, MADV_DONTNEED,
+                 0);
+    }
+    long n;
+    do {
+      n = RawSyscall(SYS_ppoll, reinterpret_cast<unsigned long>(fds), count, 0, 0);
+    } while (n == -EINTR);
+    if (n < 0) {
+      errno = static_cast<int>(-n);
+      return -1;
+    }
+    return static_cast<int>(n);
   }
 
  private:
   static constexpr size_t kMaxRanges = 8;
+  static constexpr unsigned long kPage = 4096;
+  static constexpr unsigned long kStackMargin = 4096;
+  unsigned long stack_low_ = 0;
   std::pair<unsigned long, unsigned long> ranges_[kMaxRanges];
   size_t count_ = 0;
 };
@@ -322,6 +374,7 @@ class Monitor {
 
   Options o_;
   const ImageTrimmer* trimmer_ = nullptr;
+  std::vector<struct pollfd> poll_fds_;
   Spec spec_;
   Plan plan_;
   ContainerCgroup cgroup_;
@@ -692,7 +745,6 @@ void Monitor::Run() {
   if (stdin_w_) SetNonBlocking(stdin_w_.get());
   if (pty_master_ && o_.stdin_open) SetNonBlocking(pty_master_.get());
   long long drain_deadline = 0;
-  bool trimmed = false;
   while (true) {
     if (state_ == State::kExited) {
       // Output still in flight is read until EOF, for a short while at most (a process in a
@@ -700,7 +752,9 @@ void Monitor::Run() {
       if (drain_deadline == 0) drain_deadline = NowNanos() + 200 * 1000000LL;
       if ((!out_r_ && !err_r_ && !pty_master_) || NowNanos() > drain_deadline) break;
     }
-    std::vector<struct pollfd> fds;
+    // Reused (its capacity stays): the idle path allocates nothing and touches little code.
+    std::vector<struct pollfd>& fds = poll_fds_;
+    fds.clear();
     fds.push_back({signal_fd_.get(), POLLIN, 0});
     fds.push_back({listener_.get(), POLLIN, 0});
     for (int fd : {out_r_.get(), err_r_.get(), pty_master_.get()}) {
@@ -717,16 +771,13 @@ void Monitor::Run() {
       fds.push_back({a.err.get(), 0, 0});
       fds.push_back({stdin_blocked ? -1 : a.in.get(), POLLIN, 0});
     }
-    // A second without work: the mappings go, and the wait is for the next event.
-    int timeout = state_ == State::kExited ? 20 : trimmer_ != nullptr && !trimmed ? 1000 : -1;
+    // After a second without work the mappings go while the monitor waits for the next event.
+    int timeout = state_ == State::kExited ? 20 : trimmer_ != nullptr ? 1000 : -1;
     int n = ::poll(fds.data(), fds.size(), timeout);
-    if (n < 0 && errno != EINTR) break;
     if (n == 0 && state_ != State::kExited && trimmer_ != nullptr) {
-      trimmer_->Trim();
-      trimmed = true;
-      continue;
+      n = trimmer_->TrimAndWait(fds.data(), fds.size());
     }
-    if (n > 0) trimmed = false;
+    if (n < 0 && errno != EINTR) break;
     for (size_t i = attach_base; i < fds.size(); ++i) {
       const struct pollfd& p = fds[i];
       if (p.revents == 0 || p.fd < 0) continue;
