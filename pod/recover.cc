@@ -3,7 +3,6 @@
 // not ready, and what belongs to no pod (netns pins, pod directories, pause processes, crib's
 // own cgroups, the network backend's attachments) is removed. Runs after the containers'
 // recovery, before cribd serves.
-#include <dirent.h>
 #include <signal.h>
 #include <sys/mount.h>
 
@@ -19,6 +18,7 @@
 #include "cgroup/cgroupfs.h"
 #include "common/files.h"
 #include "common/logging.h"
+#include "common/process.h"
 #include "common/status_macros.h"
 #include "pod/netns.h"
 #include "pod/pause_process.h"
@@ -26,38 +26,6 @@
 #include "pod/service.h"
 
 namespace crib::pod {
-namespace {
-
-std::vector<std::string> Entries(const std::string& dir) {
-  std::vector<std::string> out;
-  DIR* d = ::opendir(dir.c_str());
-  if (d == nullptr) return out;
-  while (struct dirent* e = ::readdir(d)) {
-    const std::string name = e->d_name;
-    if (name != "." && name != "..") out.push_back(name);
-  }
-  ::closedir(d);
-  return out;
-}
-
-// Live crib-pause processes and their pod (the --pod argument).
-std::vector<std::pair<pid_t, std::string>> PauseProcesses() {
-  std::vector<std::pair<pid_t, std::string>> out;
-  for (const std::string& name : Entries("/proc")) {
-    pid_t pid = 0;
-    if (!absl::SimpleAtoi(name, &pid)) continue;
-    absl::StatusOr<std::string> cmdline = ReadFile(absl::StrCat("/proc/", pid, "/cmdline"));
-    if (!cmdline.ok()) continue;
-    std::vector<std::string> args = absl::StrSplit(*cmdline, '\0');
-    if (args.empty() || !absl::EndsWith(args[0], "crib-pause")) continue;
-    for (size_t i = 0; i + 1 < args.size(); ++i) {
-      if (args[i] == "--pod") out.emplace_back(pid, args[i + 1]);
-    }
-  }
-  return out;
-}
-
-}  // namespace
 
 absl::StatusOr<PodRecovery> PodService::Recover() {
   PodRecovery report;
@@ -85,13 +53,13 @@ absl::StatusOr<PodRecovery> PodService::Recover() {
   }
   // What no record names.
   const std::string netns_dir = absl::StrCat(config_.state_dir, "/netns");
-  for (const std::string& id : Entries(netns_dir)) {
+  for (const std::string& id : ListDirectory(netns_dir)) {
     if (live.count(id) > 0) continue;
     RETURN_IF_ERROR(RemovePinnedNetns(absl::StrCat(netns_dir, "/", id)));
     ++report.orphans;
   }
   const std::string pods_dir = absl::StrCat(config_.state_dir, "/pods");
-  for (const std::string& id : Entries(pods_dir)) {
+  for (const std::string& id : ListDirectory(pods_dir)) {
     if (live.count(id) > 0) continue;
     const std::string dir = absl::StrCat(pods_dir, "/", id);
     ::umount2(absl::StrCat(dir, "/shm").c_str(), MNT_DETACH);
@@ -100,7 +68,7 @@ absl::StatusOr<PodRecovery> PodService::Recover() {
     if (ec) return absl::InternalError(absl::StrCat("remove ", dir, ": ", ec.message()));
     ++report.orphans;
   }
-  for (const auto& [pid, id] : PauseProcesses()) {
+  for (const auto& [pid, id] : ProcessesWithFlag("crib-pause", "--pod")) {
     if (live.count(id) > 0) continue;
     ::kill(pid, SIGKILL);
     ++report.orphans;
@@ -109,11 +77,11 @@ absl::StatusOr<PodRecovery> PodService::Recover() {
   // the leaves below them (containers, the pause's on v2).
   std::map<std::string, std::set<std::string>> cgroups;  // pod id -> leaves
   for (const std::string& dir : cgroup::Cgroup(layout_, kCribCgroupParent).Dirs()) {
-    for (const std::string& id : Entries(dir)) {
+    for (const std::string& id : ListDirectory(dir)) {
       const std::string pod_dir = absl::StrCat(dir, "/", id);
       if (live.count(id) > 0 || !std::filesystem::is_directory(pod_dir)) continue;
       std::set<std::string>& leaves = cgroups[id];
-      for (const std::string& leaf : Entries(pod_dir)) {
+      for (const std::string& leaf : ListDirectory(pod_dir)) {
         if (std::filesystem::is_directory(absl::StrCat(pod_dir, "/", leaf))) leaves.insert(leaf);
       }
     }

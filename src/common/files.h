@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -17,6 +18,9 @@ namespace crib {
 absl::Status MakeDirs(const std::string& path, mode_t mode = 0755);
 
 absl::StatusOr<std::string> ReadFile(const std::string& path);
+
+// The names in a directory (not "." or ".."); empty when it does not exist.
+std::vector<std::string> ListDirectory(const std::string& dir);
 
 // Whether a write must survive a crash of the machine (fsync), or only be whole when seen:
 // runtime files in the state directory, which a reboot removes anyway, need no fsync.

@@ -2,6 +2,7 @@
 
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -34,6 +35,24 @@ bool IsProcessAlive(pid_t pid, uint64_t start_time) {
   if (pid <= 0) return false;
   absl::StatusOr<uint64_t> start = ProcessStartTime(pid);
   return start.ok() && *start == start_time;
+}
+
+std::vector<std::pair<pid_t, std::string>> ProcessesWithFlag(absl::string_view executable,
+                                                             absl::string_view flag) {
+  std::vector<std::pair<pid_t, std::string>> out;
+  for (const std::string& name : ListDirectory("/proc")) {
+    pid_t pid = 0;
+    if (!absl::SimpleAtoi(name, &pid)) continue;
+    absl::StatusOr<std::string> cmdline = ReadFile(absl::StrCat("/proc/", pid, "/cmdline"));
+    if (!cmdline.ok()) continue;
+    std::vector<absl::string_view> args = absl::StrSplit(*cmdline, '\0');
+    if (args.empty() || !absl::EndsWith(args[0], executable)) continue;
+    if (!ProcessStartTime(pid).ok()) continue;  // a zombie
+    for (size_t i = 0; i + 1 < args.size(); ++i) {
+      if (args[i] == flag) out.emplace_back(pid, std::string(args[i + 1]));
+    }
+  }
+  return out;
 }
 
 }  // namespace crib

@@ -6,8 +6,12 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace crib {
 
@@ -16,5 +20,11 @@ absl::StatusOr<uint64_t> ProcessStartTime(pid_t pid);
 
 // True while the process `pid` started at `start_time` runs.
 bool IsProcessAlive(pid_t pid, uint64_t start_time);
+
+// Running processes whose argv[0] ends with `executable` and whose command line has
+// `flag` followed by a value: (pid, value), for finding crib's helpers again by what they
+// serve ("crib-monitor", "--bundle").
+std::vector<std::pair<pid_t, std::string>> ProcessesWithFlag(absl::string_view executable,
+                                                             absl::string_view flag);
 
 }  // namespace crib

@@ -2,7 +2,6 @@
 // RemoveContainer calls are finished, containers that ended while cribd was away get their
 // exit from their monitor's file (or reason Unknown when the monitor is gone too), and what
 // belongs to no record (bundles, writable layers, monitors) is removed.
-#include <dirent.h>
 #include <signal.h>
 
 #include <set>
@@ -14,44 +13,13 @@
 #include "absl/time/clock.h"
 #include "common/files.h"
 #include "common/logging.h"
+#include "common/process.h"
 #include "common/status_macros.h"
 #include "container/rootfs.h"
 #include "container/service.h"
 #include "image/fs_util.h"
 
 namespace crib::container {
-namespace {
-
-std::vector<std::string> Entries(const std::string& dir) {
-  std::vector<std::string> out;
-  DIR* d = ::opendir(dir.c_str());
-  if (d == nullptr) return out;
-  while (struct dirent* e = ::readdir(d)) {
-    const std::string name = e->d_name;
-    if (name != "." && name != "..") out.push_back(name);
-  }
-  ::closedir(d);
-  return out;
-}
-
-// Live crib-monitor processes and the bundle they serve (their --bundle argument).
-std::vector<std::pair<pid_t, std::string>> Monitors() {
-  std::vector<std::pair<pid_t, std::string>> out;
-  for (const std::string& name : Entries("/proc")) {
-    pid_t pid = 0;
-    if (!absl::SimpleAtoi(name, &pid)) continue;
-    absl::StatusOr<std::string> cmdline = ReadFile(absl::StrCat("/proc/", pid, "/cmdline"));
-    if (!cmdline.ok()) continue;
-    std::vector<std::string> args = absl::StrSplit(*cmdline, '\0');
-    if (args.empty() || !absl::EndsWith(args[0], "crib-monitor")) continue;
-    for (size_t i = 0; i + 1 < args.size(); ++i) {
-      if (args[i] == "--bundle") out.emplace_back(pid, args[i + 1]);
-    }
-  }
-  return out;
-}
-
-}  // namespace
 
 absl::StatusOr<ContainerRecovery> ContainerService::Recover() {
   ContainerRecovery report;
@@ -97,7 +65,7 @@ absl::StatusOr<ContainerRecovery> ContainerService::Recover() {
   }
   // What no record names: a crash between a removal's steps, or state of a removed root.
   const std::string bundles = absl::StrCat(config_.state_dir, "/containers");
-  for (const std::string& id : Entries(bundles)) {
+  for (const std::string& id : ListDirectory(bundles)) {
     if (kept.count(id) > 0) continue;
     const std::string bundle = absl::StrCat(bundles, "/", id);
     (void)launcher_.Remove(bundle);
@@ -106,12 +74,12 @@ absl::StatusOr<ContainerRecovery> ContainerService::Recover() {
     ++report.orphans;
   }
   const std::string layers = absl::StrCat(config_.root_dir, "/containers");
-  for (const std::string& id : Entries(layers)) {
+  for (const std::string& id : ListDirectory(layers)) {
     if (kept.count(id) > 0) continue;
     RETURN_IF_ERROR(image::RemoveAll(absl::StrCat(layers, "/", id)));
     ++report.orphans;
   }
-  for (const auto& [pid, bundle] : Monitors()) {
+  for (const auto& [pid, bundle] : ProcessesWithFlag("crib-monitor", "--bundle")) {
     if (!absl::StartsWith(bundle, bundles + "/")) continue;
     if (kept.count(bundle.substr(bundles.size() + 1)) > 0) continue;
     ::kill(pid, SIGKILL);

@@ -371,6 +371,22 @@ absl::StatusOr<std::vector<runtime::Mount>> CriMounts(const std::vector<MountSpe
   return out;
 }
 
+runtime::Resources ToRuntimeResources(const Resources& res, bool cgroup_v2) {
+  runtime::Resources r;
+  if (res.cpu_shares > 0) r.cpu_shares = res.cpu_shares;
+  if (res.cpu_quota != 0) r.cpu_quota = res.cpu_quota;
+  if (res.cpu_period > 0) r.cpu_period = res.cpu_period;
+  r.cpuset_cpus = res.cpuset_cpus;
+  r.cpuset_mems = res.cpuset_mems;
+  if (res.memory_limit > 0) r.memory_limit = res.memory_limit;
+  if (res.memory_swap_limit > 0) r.memory_swap = res.memory_swap_limit;
+  for (const HugepageLimit& h : res.hugepage_limits) {
+    r.hugepage_limits.push_back({h.page_size, h.limit});
+  }
+  if (cgroup_v2) r.unified = res.unified;
+  return r;
+}
+
 absl::StatusOr<runtime::Spec> BuildSpec(const SpecInputs& in) {
   const ContainerSpec& req = *in.request;
   const pod::PodSandbox& pod = *in.pod;
@@ -509,19 +525,10 @@ absl::StatusOr<runtime::Spec> BuildSpec(const SpecInputs& in) {
     }
   }
 
-  // cgroup resources.
-  const Resources& res = req.resources;
-  if (res.cpu_shares > 0) r.cpu_shares = res.cpu_shares;
-  if (res.cpu_quota != 0) r.cpu_quota = res.cpu_quota;
-  if (res.cpu_period > 0) r.cpu_period = res.cpu_period;
-  r.cpuset_cpus = res.cpuset_cpus;
-  r.cpuset_mems = res.cpuset_mems;
-  if (res.memory_limit > 0) r.memory_limit = res.memory_limit;
-  if (res.memory_swap_limit > 0) r.memory_swap = res.memory_swap_limit;
-  for (const HugepageLimit& h : res.hugepage_limits) {
-    r.hugepage_limits.push_back({h.page_size, h.limit});
-  }
-  if (in.cgroup_v2) r.unified = res.unified;
+  // cgroup resources (the device rules above stay).
+  std::vector<runtime::DeviceRule> rules = std::move(r.devices);
+  r = ToRuntimeResources(req.resources, in.cgroup_v2);
+  r.devices = std::move(rules);
   return spec;
 }
 

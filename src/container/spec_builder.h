@@ -64,6 +64,10 @@ absl::StatusOr<std::optional<runtime::Seccomp>> ComputeSeccomp(
 // mounted before what goes inside it.
 absl::StatusOr<std::vector<runtime::Mount>> CriMounts(const std::vector<MountSpec>& mounts);
 
+// CRI resources as the launcher's cgroup limits; zero leaves a limit unset, unified keys only
+// on cgroup v2.
+runtime::Resources ToRuntimeResources(const Resources& resources, bool cgroup_v2);
+
 // The AppArmor profile to apply, or empty.
 absl::StatusOr<std::string> ComputeAppArmor(const SecurityContext& security, bool enabled);
 

@@ -4,27 +4,9 @@
 #include "common/errors.h"
 #include "common/status_macros.h"
 #include "container/service.h"
+#include "container/spec_builder.h"
 
 namespace crib::container {
-namespace {
-
-runtime::Resources ToRuntime(const Resources& res, bool v2) {
-  runtime::Resources r;
-  if (res.cpu_shares > 0) r.cpu_shares = res.cpu_shares;
-  if (res.cpu_quota != 0) r.cpu_quota = res.cpu_quota;
-  if (res.cpu_period > 0) r.cpu_period = res.cpu_period;
-  r.cpuset_cpus = res.cpuset_cpus;
-  r.cpuset_mems = res.cpuset_mems;
-  if (res.memory_limit > 0) r.memory_limit = res.memory_limit;
-  if (res.memory_swap_limit > 0) r.memory_swap = res.memory_swap_limit;
-  for (const HugepageLimit& h : res.hugepage_limits) {
-    r.hugepage_limits.push_back({h.page_size, h.limit});
-  }
-  if (v2) r.unified = res.unified;
-  return r;
-}
-
-}  // namespace
 
 absl::Status ContainerService::UpdateResources(const std::string& id_or_prefix,
                                                const Resources& resources) {
@@ -39,7 +21,8 @@ absl::Status ContainerService::UpdateResources(const std::string& id_or_prefix,
         absl::StrCat("update resources of container ", id, ": it is not running"));
   }
   const bool v2 = layout_.mode == cgroup::Mode::kUnified;
-  if (absl::Status s = launcher_.UpdateResources(Bundle(id), ToRuntime(resources, v2)); !s.ok()) {
+  if (absl::Status s = launcher_.UpdateResources(Bundle(id), ToRuntimeResources(resources, v2));
+      !s.ok()) {
     return Annotate(s, absl::StrCat("update resources of container ", id));
   }
   data.resources = resources;

@@ -35,6 +35,7 @@
 #include "network/cni.h"
 #include "nlohmann/json.hpp"
 #include "support/cribd_process.h"
+#include "support/machine.h"
 #include "support/status_matchers.h"
 
 extern char** environ;
@@ -48,26 +49,9 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 using json = nlohmann::json;
 
-std::string Slurp(const std::string& path) {
-  absl::StatusOr<std::string> text = ReadFile(path);
-  return text.ok() ? std::string(absl::StripAsciiWhitespace(*text)) : "";
-}
-
 void Write(const std::string& path, const std::string& text, mode_t mode = 0644) {
   std::ofstream(path) << text;
   ::chmod(path.c_str(), mode);
-}
-
-// Runs a shell command; returns its exit code and its output.
-std::pair<int, std::string> Sh(const std::string& command) {
-  std::string output;
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return {-1, "popen failed"};
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) output.append(buf, n);
-  const int status = ::pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
 }
 
 std::vector<std::string> Lines(const std::string& text) {
@@ -95,43 +79,6 @@ std::set<pid_t> PauseProcesses() {
     out.insert(pid);
   }
   return out;
-}
-
-// Whether `pid` is gone (a zombie counts: pid 1 of this machine may not reap).
-bool Gone(pid_t pid) {
-  const std::string stat = Slurp(absl::StrCat("/proc/", pid, "/stat"));
-  const size_t close = stat.rfind(')');
-  return close == std::string::npos || stat.size() < close + 3 || stat[close + 2] == 'Z' ||
-         stat[close + 2] == 'X';
-}
-
-std::vector<std::string> MountsUnder(const std::string& dir) {
-  std::vector<std::string> out;
-  for (absl::string_view line : absl::StrSplit(Slurp("/proc/mounts"), '\n')) {
-    std::vector<absl::string_view> cols = absl::StrSplit(line, ' ');
-    if (cols.size() > 2 && absl::StartsWith(cols[1], dir)) out.emplace_back(cols[1]);
-  }
-  return out;
-}
-
-std::vector<std::string> Hierarchies() {
-  std::vector<std::string> out;
-  for (const char* c :
-       {"cpu", "cpuacct", "cpuset", "memory", "pids", "blkio", "devices", "freezer"}) {
-    const std::string dir = absl::StrCat("/sys/fs/cgroup/", c);
-    if (std::filesystem::exists(absl::StrCat(dir, "/cgroup.procs"))) out.push_back(dir);
-  }
-  return out;
-}
-
-int EntriesIn(const std::string& dir) {
-  std::error_code ec;
-  int n = 0;
-  for (auto it = std::filesystem::directory_iterator(dir, ec);
-       !ec && it != std::filesystem::directory_iterator(); ++it) {
-    ++n;
-  }
-  return n;
 }
 
 // A background process, killed and reaped on destruction.
@@ -762,8 +709,8 @@ TEST_F(CniTest, APluginThatHangsIsKilledAtTheTimeoutAndLeavesNothing) {
     if (!absl::StartsWith(e.path().filename().string(), "hang-")) continue;
     pid_t pid = 0;
     ASSERT_TRUE(absl::SimpleAtoi(Slurp(e.path().string()), &pid));
-    for (int i = 0; i < 100 && !Gone(pid); ++i) absl::SleepFor(absl::Milliseconds(20));
-    EXPECT_TRUE(Gone(pid)) << "crib-hang " << pid << " still runs";
+    for (int i = 0; i < 100 && !Exited(pid); ++i) absl::SleepFor(absl::Milliseconds(20));
+    EXPECT_TRUE(Exited(pid)) << "crib-hang " << pid << " still runs";
     ++hung;
   }
   EXPECT_EQ(hung, 1);

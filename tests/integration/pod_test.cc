@@ -31,6 +31,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "support/cribd_process.h"
+#include "support/machine.h"
 #include "support/status_matchers.h"
 
 namespace crib::testing {
@@ -38,11 +39,6 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-std::string Slurp(const std::string& path) {
-  absl::StatusOr<std::string> text = ReadFile(path);
-  return text.ok() ? std::string(absl::StripAsciiWhitespace(*text)) : "";
-}
 
 ino_t Inode(const std::string& path) {
   struct stat st;
@@ -72,70 +68,8 @@ std::set<pid_t> PauseProcesses() {
   return out;
 }
 
-// Whether `pid` has exited (a zombie counts: pid 1 of this machine may not reap).
-bool Exited(pid_t pid) {
-  const std::string stat = Slurp(absl::StrCat("/proc/", pid, "/stat"));
-  const size_t close = stat.rfind(')');
-  return close == std::string::npos || stat.size() < close + 3 || stat[close + 2] == 'Z' ||
-         stat[close + 2] == 'X';
-}
-
 void WaitExited(pid_t pid) {
   for (int i = 0; i < 500 && !Exited(pid); ++i) absl::SleepFor(absl::Milliseconds(10));
-}
-
-std::vector<std::string> MountsUnder(const std::string& dir) {
-  std::vector<std::string> out;
-  for (absl::string_view line : absl::StrSplit(Slurp("/proc/mounts"), '\n')) {
-    std::vector<absl::string_view> cols = absl::StrSplit(line, ' ');
-    if (cols.size() > 2 && absl::StartsWith(cols[1], dir)) out.emplace_back(cols[1]);
-  }
-  return out;
-}
-
-// The v1 hierarchies this machine mounts (one directory each).
-std::vector<std::string> Hierarchies() {
-  std::vector<std::string> out;
-  for (const char* c :
-       {"cpu", "cpuacct", "cpuset", "memory", "pids", "blkio", "devices", "freezer"}) {
-    const std::string dir = absl::StrCat("/sys/fs/cgroup/", c);
-    if (std::filesystem::exists(absl::StrCat(dir, "/cgroup.procs"))) out.push_back(dir);
-  }
-  return out;
-}
-
-// Cgroup directories below `parent` in every hierarchy.
-int CgroupsUnder(const std::string& parent) {
-  int n = 0;
-  for (const std::string& h : Hierarchies()) {
-    std::error_code ec;
-    for (const auto& e : std::filesystem::directory_iterator(h + parent, ec)) {
-      if (e.is_directory()) ++n;
-    }
-  }
-  return n;
-}
-
-int EntriesIn(const std::string& dir) {
-  std::error_code ec;
-  int n = 0;
-  for (auto it = std::filesystem::directory_iterator(dir, ec);
-       !ec && it != std::filesystem::directory_iterator(); ++it) {
-    ++n;
-  }
-  return n;
-}
-
-// Runs a shell command; returns its exit code and its output.
-std::pair<int, std::string> Sh(const std::string& command) {
-  std::string output;
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return {-1, "popen failed"};
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) output.append(buf, n);
-  const int status = ::pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
 }
 
 // A background process, killed and reaped on destruction.
