@@ -7,6 +7,9 @@ target_compile_definitions(runtime_launcher_test PRIVATE
                            CRIB_MONITOR_PATH="$<TARGET_FILE:crib-monitor>")
 add_dependencies(runtime_launcher_test crib-monitor)
 
+# The cgroup v2 device filter, on the machine's cgroup2 hierarchy.
+crib_integration_test(device_filter_test crib::runtime_base)
+
 # The container RPCs through a real cribd, with images from a real registry.
 crib_integration_test(container_test crib_registry_fixture crib_stream_lab)
 

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "runtime/monitor/device_filter.h"
 #include "runtime/monitor/error_text.h"
 
 namespace crib::runtime {
@@ -215,6 +216,11 @@ bool ContainerCgroup::Apply(const Resources& r, std::string* error) {
     }
     for (const auto& [file, value] : r.unified) {
       if (!set("", file, value)) return false;
+    }
+    // v2 has no devices controller: the rules become a BPF program on the cgroup.
+    if (!r.devices.empty() && !AllowsEveryDevice(r.devices) &&
+        !AttachDeviceFilter(Dir(""), r.devices, error)) {
+      return false;
     }
     return true;
   }
