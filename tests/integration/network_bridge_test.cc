@@ -28,6 +28,7 @@
 #include "network/testing/failpoint.h"
 #include "store/store.h"
 #include "support/cribd_process.h"
+#include "support/machine.h"
 #include "support/status_matchers.h"
 
 extern char** environ;
@@ -35,60 +36,19 @@ extern char** environ;
 namespace crib::network {
 namespace {
 
+using ::crib::testing::Background;
+using ::crib::testing::FreePort;
 using ::crib::testing::IsOk;
+using ::crib::testing::kPongClient;
+using ::crib::testing::kPongServer;
+using ::crib::testing::Sh;
 using ::crib::testing::StatusIs;
 using ::crib::testing::TempDir;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-// Runs a shell command; returns its exit code and its stdout and stderr.
-std::pair<int, std::string> Sh(const std::string& command) {
-  std::string output;
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return {-1, "popen failed"};
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) output.append(buf, n);
-  const int status = ::pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
-}
-
 std::string Out(const std::string& command) { return Sh(command).second; }
-
-// A process started in the background, killed and reaped on destruction.
-class Child {
- public:
-  explicit Child(const std::vector<std::string>& argv) {
-    std::vector<char*> args;
-    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    if (::posix_spawnp(&pid_, args[0], nullptr, nullptr, args.data(), environ) != 0) pid_ = -1;
-  }
-  ~Child() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-  }
-  pid_t pid() const { return pid_; }
-
- private:
-  pid_t pid_ = -1;
-};
-
-// A TCP port free on the host right now.
-uint16_t FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
 
 // Connects from this process (the host's namespace) and reads what the server says.
 std::string ReadFromHost(const std::string& ip, uint16_t port) {
@@ -112,28 +72,6 @@ std::string ReadFromHost(const std::string& ip, uint16_t port) {
   }
   return "";
 }
-
-constexpr char kServer[] =
-    "import socket\n"
-    "s = socket.socket()\n"
-    "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
-    "s.bind(('0.0.0.0', 8080))\n"
-    "s.listen(8)\n"
-    "while True:\n"
-    "    c, a = s.accept()\n"
-    "    c.sendall(b'pong from ' + a[0].encode())\n"
-    "    c.close()\n";
-
-constexpr char kClient[] =
-    "import socket, sys, time\n"
-    "for i in range(50):\n"
-    "    try:\n"
-    "        c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2)\n"
-    "        print(c.recv(64).decode())\n"
-    "        sys.exit(0)\n"
-    "    except OSError:\n"
-    "        time.sleep(0.1)\n"
-    "sys.exit(1)\n";
 
 class BridgeTest : public ::testing::Test {
  protected:
@@ -290,20 +228,20 @@ TEST_F(BridgeTest, HostPortReachesThePodFromLoopbackAndFromAnotherPod) {
   EXPECT_EQ(RuleCount(server.pod_id), 2);
   EXPECT_EQ(RuleCount(client.pod_id), 0);
 
-  Child listener({"ip", "netns", "exec", server_ns, "python3", "-c", kServer});
+  Background listener({"ip", "netns", "exec", server_ns, "python3", "-c", kPongServer});
   ASSERT_GT(listener.pid(), 0);
 
   // From the node itself, through 127.0.0.1: the pod sees the bridge's address as the source.
   const std::string gateway = subnet_ + "1";
   EXPECT_EQ(ReadFromHost("127.0.0.1", host_port), "pong from " + gateway);
   // From another network namespace on the bridge, through the node's bridge address.
-  const auto [rc, out] = Sh(absl::StrCat("ip netns exec ", client_ns, " python3 -c \"", kClient,
+  const auto [rc, out] = Sh(absl::StrCat("ip netns exec ", client_ns, " python3 -c \"", kPongClient,
                                          "\" ", gateway, " ", host_port));
   EXPECT_EQ(rc, 0) << out;
   EXPECT_THAT(out, HasSubstr("pong from " + gateway));
   // The pod reaches its own hostPort (hairpin through the bridge).
   const auto [hairpin_rc, hairpin_out] = Sh(absl::StrCat(
-      "ip netns exec ", server_ns, " python3 -c \"", kClient, "\" ", gateway, " ", host_port));
+      "ip netns exec ", server_ns, " python3 -c \"", kPongClient, "\" ", gateway, " ", host_port));
   EXPECT_EQ(hairpin_rc, 0) << hairpin_out;
   EXPECT_THAT(hairpin_out, HasSubstr("pong from " + gateway));
   // The pod itself is still reachable directly.

@@ -58,83 +58,6 @@ std::vector<std::string> Lines(const std::string& text) {
   return absl::StrSplit(text, '\n', absl::SkipEmpty());
 }
 
-std::string PausePath() {
-  const std::string cribd = CRIBD_PATH;
-  return absl::StrCat(cribd.substr(0, cribd.rfind('/')), "/crib-pause");
-}
-
-// Live crib-pause processes of this build (zombies do not count).
-std::set<pid_t> PauseProcesses() {
-  std::set<pid_t> out;
-  const std::string pause = PausePath();
-  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
-    pid_t pid = 0;
-    if (!absl::SimpleAtoi(entry.path().filename().string(), &pid)) continue;
-    std::error_code ec;
-    const auto exe = std::filesystem::read_symlink(entry.path() / "exe", ec);
-    if (ec || exe.string() != pause) continue;
-    const std::string stat = Slurp(absl::StrCat("/proc/", pid, "/stat"));
-    const size_t close = stat.rfind(')');
-    if (close != std::string::npos && stat.size() > close + 2 && stat[close + 2] == 'Z') continue;
-    out.insert(pid);
-  }
-  return out;
-}
-
-// A background process, killed and reaped on destruction.
-class Background {
- public:
-  explicit Background(std::vector<std::string> args) {
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    if (::posix_spawnp(&pid_, argv[0], nullptr, nullptr, argv.data(), environ) != 0) pid_ = -1;
-  }
-  ~Background() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-  }
-  pid_t pid() const { return pid_; }
-
- private:
-  pid_t pid_ = -1;
-};
-
-uint16_t FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr = {};
-  addr.sin_family = AF_INET;
-  socklen_t len = sizeof(addr);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
-constexpr char kServer[] =
-    "import socket\n"
-    "s = socket.socket()\n"
-    "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
-    "s.bind(('0.0.0.0', 8080))\n"
-    "s.listen(8)\n"
-    "while True:\n"
-    "    c, a = s.accept()\n"
-    "    c.sendall(b'pong from ' + a[0].encode())\n"
-    "    c.close()\n";
-
-constexpr char kClient[] =
-    "import socket, sys, time\n"
-    "for i in range(50):\n"
-    "    try:\n"
-    "        c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2)\n"
-    "        print(c.recv(64).decode())\n"
-    "        sys.exit(0)\n"
-    "    except OSError:\n"
-    "        time.sleep(0.1)\n"
-    "sys.exit(1)\n";
-
 // Plugins of the test's own, in its plugin directory (searched before /usr/lib/cni).
 // crib-record writes what it got (stdin and the CNI_ variables) beside itself and, as a
 // chained plugin must, passes the previous result on.
@@ -612,25 +535,27 @@ TEST_F(CniTest, AHostPortReachesAListenerInThePod) {
   ASSERT_FALSE(server.empty());
   ASSERT_FALSE(client.empty());
   EXPECT_GT(NatRules(server), 0) << "portmap's DNAT rules for the pod";
-  Background listener({"nsenter", absl::StrCat("--net=", Netns(server)), "python3", "-c", kServer});
+  Background listener(
+      {"nsenter", absl::StrCat("--net=", Netns(server)), "python3", "-c", kPongServer});
   ASSERT_GT(listener.pid(), 0);
 
   // From the node, through 127.0.0.1 and through the bridge's address.
-  auto [rc, out] = Sh(absl::StrCat("python3 -c \"", kClient, "\" 127.0.0.1 ", host_port));
+  auto [rc, out] = Sh(absl::StrCat("python3 -c \"", kPongClient, "\" 127.0.0.1 ", host_port));
   EXPECT_EQ(rc, 0) << out;
   EXPECT_THAT(out, HasSubstr("pong from"));
-  std::tie(rc, out) = Sh(absl::StrCat("python3 -c \"", kClient, "\" ", subnet_, "1 ", host_port));
+  std::tie(rc, out) =
+      Sh(absl::StrCat("python3 -c \"", kPongClient, "\" ", subnet_, "1 ", host_port));
   EXPECT_EQ(rc, 0) << out;
   EXPECT_THAT(out, HasSubstr("pong from"));
   // From another pod, through the node's bridge address.
-  std::tie(rc, out) = Sh(absl::StrCat("nsenter --net=", Netns(client), " python3 -c \"", kClient,
-                                      "\" ", subnet_, "1 ", host_port));
+  std::tie(rc, out) = Sh(absl::StrCat("nsenter --net=", Netns(client), " python3 -c \"",
+                                      kPongClient, "\" ", subnet_, "1 ", host_port));
   EXPECT_EQ(rc, 0) << out;
   EXPECT_THAT(out, HasSubstr("pong from"));
 
   EXPECT_TRUE(Remove(server).ok());
   EXPECT_EQ(NatRules(server), 0);
-  std::tie(rc, out) = Sh(absl::StrCat("python3 -c \"", kClient, "\" 127.0.0.1 ", host_port));
+  std::tie(rc, out) = Sh(absl::StrCat("python3 -c \"", kPongClient, "\" 127.0.0.1 ", host_port));
   EXPECT_NE(rc, 0) << "the hostPort still answers after the pod is gone: " << out;
   EXPECT_TRUE(Remove(client).ok());
 }

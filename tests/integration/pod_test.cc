@@ -45,86 +45,9 @@ ino_t Inode(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
 }
 
-std::string PausePath() {
-  const std::string cribd = CRIBD_PATH;
-  return absl::StrCat(cribd.substr(0, cribd.rfind('/')), "/crib-pause");
-}
-
-// Live crib-pause processes of this build (zombies do not count).
-std::set<pid_t> PauseProcesses() {
-  std::set<pid_t> out;
-  const std::string pause = PausePath();
-  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
-    pid_t pid = 0;
-    if (!absl::SimpleAtoi(entry.path().filename().string(), &pid)) continue;
-    std::error_code ec;
-    const auto exe = std::filesystem::read_symlink(entry.path() / "exe", ec);
-    if (ec || exe.string() != pause) continue;
-    const std::string stat = Slurp(absl::StrCat("/proc/", pid, "/stat"));
-    const size_t close = stat.rfind(')');
-    if (close != std::string::npos && stat.size() > close + 2 && stat[close + 2] == 'Z') continue;
-    out.insert(pid);
-  }
-  return out;
-}
-
 void WaitExited(pid_t pid) {
   for (int i = 0; i < 500 && !Exited(pid); ++i) absl::SleepFor(absl::Milliseconds(10));
 }
-
-// A background process, killed and reaped on destruction.
-class Background {
- public:
-  explicit Background(std::vector<std::string> args) {
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    if (::posix_spawnp(&pid_, argv[0], nullptr, nullptr, argv.data(), environ) != 0) pid_ = -1;
-  }
-  ~Background() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-  }
-  pid_t pid() const { return pid_; }
-
- private:
-  pid_t pid_ = -1;
-};
-
-uint16_t FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr = {};
-  addr.sin_family = AF_INET;
-  socklen_t len = sizeof(addr);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
-constexpr char kServer[] =
-    "import socket\n"
-    "s = socket.socket()\n"
-    "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
-    "s.bind(('0.0.0.0', 8080))\n"
-    "s.listen(8)\n"
-    "while True:\n"
-    "    c, a = s.accept()\n"
-    "    c.sendall(b'pong from ' + a[0].encode())\n"
-    "    c.close()\n";
-
-constexpr char kClient[] =
-    "import socket, sys, time\n"
-    "for i in range(50):\n"
-    "    try:\n"
-    "        c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2)\n"
-    "        print(c.recv(64).decode())\n"
-    "        sys.exit(0)\n"
-    "    except OSError:\n"
-    "        time.sleep(0.1)\n"
-    "sys.exit(1)\n";
 
 class PodTest : public ::testing::Test {
  protected:
@@ -718,12 +641,13 @@ TEST_F(PodTest, HostPortReachesThePodFromLoopbackAndFromAnotherNetns) {
   EXPECT_GT(Rules(server), 0);
   const std::string server_netns = absl::StrCat(options_.state_dir, "/netns/", server);
   const std::string client_netns = absl::StrCat(options_.state_dir, "/netns/", client);
-  Background listener({"nsenter", absl::StrCat("--net=", server_netns), "python3", "-c", kServer});
+  Background listener(
+      {"nsenter", absl::StrCat("--net=", server_netns), "python3", "-c", kPongServer});
   ASSERT_GT(listener.pid(), 0);
-  auto [rc, out] = Sh(absl::StrCat("python3 -c \"", kClient, "\" 127.0.0.1 ", host_port));
+  auto [rc, out] = Sh(absl::StrCat("python3 -c \"", kPongClient, "\" 127.0.0.1 ", host_port));
   EXPECT_EQ(rc, 0) << out;
   EXPECT_THAT(out, HasSubstr("pong from"));
-  std::tie(rc, out) = Sh(absl::StrCat("nsenter --net=", client_netns, " python3 -c \"", kClient,
+  std::tie(rc, out) = Sh(absl::StrCat("nsenter --net=", client_netns, " python3 -c \"", kPongClient,
                                       "\" ", subnet_, "1 ", host_port));
   EXPECT_EQ(rc, 0) << out;
   EXPECT_THAT(out, HasSubstr("pong from"));

@@ -1,6 +1,11 @@
 #include "support/machine.h"
 
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -11,6 +16,8 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/files.h"
+
+extern char** environ;
 
 namespace crib::testing {
 
@@ -101,6 +108,51 @@ std::set<pid_t> ProcessesWith(const std::string& needle) {
     out.insert(pid);
   }
   return out;
+}
+
+std::string PausePath() {
+  const std::string cribd = CRIBD_PATH;
+  return absl::StrCat(cribd.substr(0, cribd.rfind('/')), "/crib-pause");
+}
+
+std::set<pid_t> PauseProcesses() {
+  std::set<pid_t> out;
+  const std::string pause = PausePath();
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    pid_t pid = 0;
+    if (!absl::SimpleAtoi(entry.path().filename().string(), &pid)) continue;
+    std::error_code link_error;
+    const auto exe = std::filesystem::read_symlink(entry.path() / "exe", link_error);
+    if (link_error || exe.string() != pause || Exited(pid)) continue;
+    out.insert(pid);
+  }
+  return out;
+}
+
+Background::Background(std::vector<std::string> args) {
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  if (::posix_spawnp(&pid_, argv[0], nullptr, nullptr, argv.data(), environ) != 0) pid_ = -1;
+}
+
+Background::~Background() {
+  if (pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+}
+
+uint16_t FreePort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr = {};
+  addr.sin_family = AF_INET;
+  socklen_t len = sizeof(addr);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
 }
 
 }  // namespace crib::testing

@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <set>
 #include <string>
 #include <utility>
@@ -37,5 +38,49 @@ bool Exited(pid_t pid);
 
 // Live processes whose command line contains `needle` (zombies do not count).
 std::set<pid_t> ProcessesWith(const std::string& needle);
+
+// The crib-pause of this build (beside cribd), and its live processes (zombies do not count).
+std::string PausePath();
+std::set<pid_t> PauseProcesses();
+
+// A process started in the background (argv[0] looked up in PATH), killed and reaped on
+// destruction; pid() is -1 when it could not be started.
+class Background {
+ public:
+  explicit Background(std::vector<std::string> args);
+  ~Background();
+  Background(const Background&) = delete;
+  Background& operator=(const Background&) = delete;
+  pid_t pid() const { return pid_; }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+// A TCP port that is free on the host right now.
+uint16_t FreePort();
+
+// A python3 TCP server on port 8080 that answers each connection with "pong from <peer ip>",
+// and a client that connects to argv[1]:argv[2] (retrying for 5 s) and prints the answer.
+inline constexpr char kPongServer[] =
+    "import socket\n"
+    "s = socket.socket()\n"
+    "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+    "s.bind(('0.0.0.0', 8080))\n"
+    "s.listen(8)\n"
+    "while True:\n"
+    "    c, a = s.accept()\n"
+    "    c.sendall(b'pong from ' + a[0].encode())\n"
+    "    c.close()\n";
+inline constexpr char kPongClient[] =
+    "import socket, sys, time\n"
+    "for i in range(50):\n"
+    "    try:\n"
+    "        c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2)\n"
+    "        print(c.recv(64).decode())\n"
+    "        sys.exit(0)\n"
+    "    except OSError:\n"
+    "        time.sleep(0.1)\n"
+    "sys.exit(1)\n";
 
 }  // namespace crib::testing
