@@ -2,6 +2,7 @@
 // process really lives (checked against its start time, so a reused pid does not count).
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/ids.h"
 #include "common/status_macros.h"
 #include "pod/pause_process.h"
 #include "pod/record.h"
@@ -40,34 +41,14 @@ absl::StatusOr<std::string> PodService::NetnsOf(const std::string& id_or_prefix)
 
 absl::StatusOr<std::vector<PodSandbox>> PodService::List(const PodFilter& filter) {
   ASSIGN_OR_RETURN(std::vector<store::PodRecord> records, store_.ListPods());
-  if (!filter.id.empty()) {
-    // An exact id, or a prefix that names exactly one pod (as crictl expects).
-    std::vector<store::PodRecord> matches;
-    for (store::PodRecord& r : records) {
-      if (r.id == filter.id) {
-        matches = {std::move(r)};
-        break;
-      }
-      if (absl::StartsWith(r.id, filter.id)) matches.push_back(std::move(r));
-    }
-    if (matches.size() > 1) matches.clear();
-    records = std::move(matches);
-  }
+  if (!filter.id.empty()) KeepIdOrUniquePrefix(&records, filter.id);
   std::vector<PodSandbox> out;
   for (const store::PodRecord& record : records) {
     ASSIGN_OR_RETURN(PodData data, DecodePodData(record.id, record.data));
     if (data.creating) continue;
     PodSandbox pod = Live(record, data);
     if (filter.state.has_value() && pod.state != *filter.state) continue;
-    bool labels_match = true;
-    for (const auto& [key, value] : filter.labels) {
-      auto it = pod.labels.find(key);
-      if (it == pod.labels.end() || it->second != value) {
-        labels_match = false;
-        break;
-      }
-    }
-    if (labels_match) out.push_back(std::move(pod));
+    if (LabelsMatch(pod.labels, filter.labels)) out.push_back(std::move(pod));
   }
   return out;
 }

@@ -2,6 +2,7 @@
 // exit file (a container that ended while nobody asked is recorded as exited on first look).
 #include "absl/strings/match.h"
 #include "common/files.h"
+#include "common/ids.h"
 #include "common/status_macros.h"
 #include "container/service.h"
 
@@ -28,32 +29,12 @@ absl::StatusOr<std::vector<Container>> ContainerService::List(const ContainerFil
   ASSIGN_OR_RETURN(
       std::vector<store::ContainerRecord> records,
       filter.pod_id.empty() ? store_.ListContainers() : store_.ListContainers(filter.pod_id));
-  if (!filter.id.empty()) {
-    // An exact id, or a prefix that names exactly one container (as crictl expects).
-    std::vector<store::ContainerRecord> matches;
-    for (store::ContainerRecord& r : records) {
-      if (r.id == filter.id) {
-        matches = {std::move(r)};
-        break;
-      }
-      if (absl::StartsWith(r.id, filter.id)) matches.push_back(std::move(r));
-    }
-    if (matches.size() > 1) matches.clear();
-    records = std::move(matches);
-  }
+  if (!filter.id.empty()) KeepIdOrUniquePrefix(&records, filter.id);
   std::vector<Container> out;
   for (store::ContainerRecord& record : records) {
     ASSIGN_OR_RETURN(ContainerData data, DecodeContainerData(record.id, record.data));
     if (data.creating) continue;
-    bool labels_match = true;
-    for (const auto& [key, value] : filter.labels) {
-      auto it = data.labels.find(key);
-      if (it == data.labels.end() || it->second != value) {
-        labels_match = false;
-        break;
-      }
-    }
-    if (!labels_match) continue;
+    if (!LabelsMatch(data.labels, filter.labels)) continue;
     ASSIGN_OR_RETURN(Container c, Refresh(std::move(record), std::move(data)));
     if (filter.state.has_value() && c.state != *filter.state) continue;
     out.push_back(std::move(c));
