@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/files.h"
@@ -61,6 +62,12 @@ int main(int argc, char** argv) {
   std::vector<double> start_ms, exec_ms;
   std::vector<long> rss;
   std::vector<std::string> bundles;
+  // Also when a step fails: the containers, their cgroups and the scratch directory go.
+  absl::Cleanup remove = [&] {
+    if (keep) return;
+    for (const auto& bundle : bundles) (void)launcher.Remove(bundle);
+    std::filesystem::remove_all(base);
+  };
   for (int i = 0; i < count; ++i) {
     std::string bundle = absl::StrCat(base, "/c", i);
     std::filesystem::create_directories(bundle);
@@ -81,6 +88,7 @@ int main(int argc, char** argv) {
       return 1;
     }
     absl::Time t0 = absl::Now();
+    bundles.push_back(bundle);
     auto created = launcher.Create(absl::StrCat("c", i), bundle, bundle + "/log");
     if (!created.ok()) {
       std::fprintf(stderr, "%s\n", created.status().ToString().c_str());
@@ -92,7 +100,6 @@ int main(int argc, char** argv) {
       return 1;
     }
     start_ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - t0));
-    bundles.push_back(bundle);
     crib::runtime::ExecOptions exec;
     exec.args = {"true"};
     absl::Time t1 = absl::Now();
@@ -108,8 +115,5 @@ int main(int argc, char** argv) {
   std::vector<double> rss_d(rss.begin(), rss.end());
   std::printf("crib-monitor RSS:     p50 %.0f KiB, max %.0f KiB\n", Percentile(rss_d, 0.5),
               Percentile(rss_d, 1.0));
-  if (keep) return 0;
-  for (const auto& bundle : bundles) (void)launcher.Remove(bundle);
-  std::filesystem::remove_all(base);
   return 0;
 }
