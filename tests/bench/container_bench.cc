@@ -18,6 +18,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "bench/bench_lab.h"
 #include "common/files.h"
 #include "nlohmann/json.hpp"
 #include "support/cribd_process.h"
@@ -72,51 +73,21 @@ int Main(int argc, char** argv) {
       return 2;
     }
   }
-  absl::StatusOr<std::unique_ptr<LocalRegistry>> registry = LocalRegistry::Start();
-  if (!registry.ok() || !(*registry)->Push({"busybox:latest"}).ok()) {
-    std::fprintf(stderr, "registry: %s\n", std::string(registry.status().message()).c_str());
+  absl::StatusOr<std::unique_ptr<BenchLab>> lab =
+      BenchLab::Start("cb", 100 + ::getpid() % 50, steps ? "debug" : "warn");
+  if (!lab.ok()) {
+    std::fprintf(stderr, "set up: %s\n", std::string(lab.status().message()).c_str());
     return 1;
   }
-  TempDir dir;
-  CribdOptions options = CribdProcess::OptionsIn(dir.path());
-  options.extra_args = {"--log-level", steps ? "debug" : "warn"};
-  const pid_t self = ::getpid();
-  const std::string bridge = absl::StrCat("ccb", self % 100000);
-  const std::string table = absl::StrCat("crib_cb", self);
-  options.config_text = absl::StrCat("[network]\nbridge = \"", bridge, "\"\nnft_table = \"", table,
-                                     "\"\npod_cidr = \"10.", 100 + self % 50, ".0.0/16\"\n");
-  absl::StatusOr<std::unique_ptr<CribdProcess>> cribd = CribdProcess::Start(options);
-  if (!cribd.ok()) {
-    std::fprintf(stderr, "start cribd: %s\n", std::string(cribd.status().message()).c_str());
-    return 1;
-  }
-  auto runtime = (*cribd)->Runtime();
-  const std::string image = absl::StrCat((*registry)->host(), "/busybox:latest");
-  {
-    cri::PullImageRequest pull;
-    pull.mutable_image()->set_image(image);
-    cri::PullImageResponse pulled;
-    grpc::Status s =
-        (*cribd)->Image()->PullImage(ContextWithDeadline(absl::Seconds(60)).get(), pull, &pulled);
-    if (!s.ok()) {
-      std::fprintf(stderr, "pull: %s\n", s.error_message().c_str());
-      return 1;
-    }
-  }
-  const std::string parent = absl::StrCat("/crib-cbench-", self);
+  auto runtime = (*lab)->cribd().Runtime();
+  const std::string image = (*lab)->image();
   std::vector<double> total, run_ms, create_ms, start_ms, exec_ms, monitor_rss, monitor_anon;
   std::vector<std::string> pod_ids, container_ids;
   bool ok = true;
   for (int i = 0; i < pods && ok; ++i) {
     cri::RunPodSandboxRequest run;
+    *run.mutable_config() = (*lab)->PodConfig(i, pod_network);
     cri::PodSandboxConfig* config = run.mutable_config();
-    config->mutable_metadata()->set_name(absl::StrCat("bench-", i));
-    config->mutable_metadata()->set_namespace_("bench");
-    config->mutable_metadata()->set_uid(absl::StrCat("uid-", i));
-    config->set_log_directory(absl::StrCat(dir.path(), "/logs/", i));
-    config->mutable_linux()->set_cgroup_parent(parent);
-    config->mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_network(
-        pod_network ? cri::POD : cri::NODE);
     cri::CreateContainerRequest create;
     cri::ContainerConfig* c = create.mutable_config();
     c->mutable_metadata()->set_name("sleeper");
@@ -163,7 +134,7 @@ int Main(int argc, char** argv) {
   std::vector<int> monitor_pids;
   for (const std::string& id : container_ids) {
     absl::StatusOr<std::string> pid_text =
-        ReadFile(absl::StrCat(options.state_dir, "/containers/", id, "/monitor.pid"));
+        ReadFile(absl::StrCat((*lab)->state_dir(), "/containers/", id, "/monitor.pid"));
     int pid = 0;
     if (pid_text.ok() && absl::SimpleAtoi(absl::StripAsciiWhitespace(*pid_text), &pid)) {
       monitor_pids.push_back(pid);
@@ -201,11 +172,11 @@ int Main(int argc, char** argv) {
   Print("crib-monitor VmRSS, idle", monitor_rss, "KiB");
   Print("crib-monitor RssAnon, idle", monitor_anon, "KiB");
   std::printf("cribd VmRSS with %zu containers: %.0f KiB\n", container_ids.size(),
-              StatusKib((*cribd)->pid(), "VmRSS"));
+              StatusKib((*lab)->cribd().pid(), "VmRSS"));
 
   if (steps) {
     int shown = 0;
-    for (absl::string_view line : absl::StrSplit((*cribd)->Log(), '\n')) {
+    for (absl::string_view line : absl::StrSplit((*lab)->cribd().Log(), '\n')) {
       if (absl::StrContains(line, " steps: ") && shown++ < 12) {
         std::printf("%s\n", std::string(line).c_str());
       }
@@ -226,11 +197,6 @@ int Main(int argc, char** argv) {
       ok = false;
     }
   }
-  cribd->reset();
-  RemoveCgroupTree(parent);
-  for (const std::string& m : MountsUnder(dir.path())) ::umount2(m.c_str(), MNT_DETACH);
-  (void)Sh(absl::StrCat("ip link del ", bridge));
-  (void)Sh(absl::StrCat("nft delete table inet ", table));
   return ok ? 0 : 1;
 }
 

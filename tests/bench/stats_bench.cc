@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "bench/bench_lab.h"
 #include "common/files.h"
 #include "support/cribd_process.h"
 #include "support/machine.h"
@@ -71,51 +72,21 @@ int Main(int argc, char** argv) {
       return 2;
     }
   }
-  absl::StatusOr<std::unique_ptr<LocalRegistry>> registry = LocalRegistry::Start();
-  if (!registry.ok() || !(*registry)->Push({"busybox:latest"}).ok()) {
-    std::fprintf(stderr, "registry: %s\n", std::string(registry.status().message()).c_str());
+  absl::StatusOr<std::unique_ptr<BenchLab>> lab =
+      BenchLab::Start("sb", 150 + ::getpid() % 50, "warn");
+  if (!lab.ok()) {
+    std::fprintf(stderr, "set up: %s\n", std::string(lab.status().message()).c_str());
     return 1;
   }
-  TempDir dir;
-  CribdOptions options = CribdProcess::OptionsIn(dir.path());
-  options.extra_args = {"--log-level", "warn"};
-  const pid_t self = ::getpid();
-  const std::string bridge = absl::StrCat("csb", self % 100000);
-  const std::string table = absl::StrCat("crib_sb", self);
-  options.config_text = absl::StrCat("[network]\nbridge = \"", bridge, "\"\nnft_table = \"", table,
-                                     "\"\npod_cidr = \"10.", 150 + self % 50, ".0.0/16\"\n");
-  absl::StatusOr<std::unique_ptr<CribdProcess>> cribd = CribdProcess::Start(options);
-  if (!cribd.ok()) {
-    std::fprintf(stderr, "start cribd: %s\n", std::string(cribd.status().message()).c_str());
-    return 1;
-  }
-  auto runtime = (*cribd)->Runtime();
-  const std::string image = absl::StrCat((*registry)->host(), "/busybox:latest");
-  {
-    cri::PullImageRequest pull;
-    pull.mutable_image()->set_image(image);
-    cri::PullImageResponse pulled;
-    grpc::Status s =
-        (*cribd)->Image()->PullImage(ContextWithDeadline(absl::Seconds(60)).get(), pull, &pulled);
-    if (!s.ok()) {
-      std::fprintf(stderr, "pull: %s\n", s.error_message().c_str());
-      return 1;
-    }
-  }
-  const std::string parent = absl::StrCat("/crib-sbench-", self);
+  auto runtime = (*lab)->cribd().Runtime();
+  const std::string image = (*lab)->image();
   std::vector<std::string> pod_ids;
   int containers = 0;
   bool ok = true;
   for (int i = 0; i < pods && ok; ++i) {
     cri::RunPodSandboxRequest run;
+    *run.mutable_config() = (*lab)->PodConfig(i, !host_network);
     cri::PodSandboxConfig* config = run.mutable_config();
-    config->mutable_metadata()->set_name(absl::StrCat("bench-", i));
-    config->mutable_metadata()->set_namespace_("bench");
-    config->mutable_metadata()->set_uid(absl::StrCat("uid-", i));
-    config->set_log_directory(absl::StrCat(dir.path(), "/logs/", i));
-    config->mutable_linux()->set_cgroup_parent(parent);
-    config->mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_network(
-        host_network ? cri::NODE : cri::POD);
     cri::RunPodSandboxResponse ran;
     grpc::Status s =
         runtime->RunPodSandbox(ContextWithDeadline(absl::Seconds(60)).get(), run, &ran);
@@ -184,7 +155,7 @@ int Main(int argc, char** argv) {
   }
 
   // cribd's CPU while nobody asks, then while a client polls both lists once a second.
-  const pid_t pid = (*cribd)->pid();
+  const pid_t pid = (*lab)->cribd().pid();
   double cpu0 = CpuSeconds(pid);
   absl::Time w0 = absl::Now();
   absl::SleepFor(absl::Seconds(poll_seconds));
@@ -226,11 +197,6 @@ int Main(int argc, char** argv) {
       ok = false;
     }
   }
-  cribd->reset();
-  RemoveCgroupTree(parent);
-  for (const std::string& m : MountsUnder(dir.path())) ::umount2(m.c_str(), MNT_DETACH);
-  (void)Sh(absl::StrCat("ip link del ", bridge));
-  (void)Sh(absl::StrCat("nft delete table inet ", table));
   return ok ? 0 : 1;
 }
 

@@ -36,6 +36,7 @@
 #include "nlohmann/json.hpp"
 #include "support/cribd_process.h"
 #include "support/machine.h"
+#include "support/pod_fixture.h"
 #include "support/status_matchers.h"
 
 extern char** environ;
@@ -111,8 +112,10 @@ constexpr char kFailDelPlugin[] =
     "  exit 1\n"
     "fi\n";
 
-class CniTest : public ::testing::Test {
+class CniTest : public PodFixture {
  protected:
+  CniTest() : PodFixture("crib-cni-test") {}
+
   void SetUp() override {
     ASSERT_TRUE(MakeDirs(conf_dir_).ok());
     ASSERT_TRUE(MakeDirs(plugin_dir_).ok());
@@ -128,28 +131,10 @@ class CniTest : public ::testing::Test {
   }
 
   void TearDown() override {
-    if (cribd_ != nullptr) {
-      for (const cri::PodSandbox& pod : List()) (void)Remove(pod.id());
-    }
-    cribd_.reset();
-    for (pid_t pid : PauseProcesses()) {
-      if (absl::StrContains(Slurp(absl::StrCat("/proc/", pid, "/cgroup")), cgroup_parent_)) {
-        ::kill(pid, SIGKILL);
-      }
-    }
-    std::vector<std::string> mounts = MountsUnder(dir_.path());
-    std::sort(mounts.rbegin(), mounts.rend());
-    for (const std::string& m : mounts) ::umount2(m.c_str(), MNT_DETACH);
+    RemoveWhatPodsLeft();
     for (const std::string& ns : netns_) Sh("ip netns del " + ns);
     Sh("ip link del " + bridge_);
     for (const char* tool : {"iptables", "ip6tables"}) RemoveOwnNatRules(tool);
-    for (const std::string& h : Hierarchies()) {
-      std::error_code ec;
-      for (const auto& e : std::filesystem::directory_iterator(h + cgroup_parent_, ec)) {
-        if (e.is_directory()) ::rmdir(e.path().c_str());
-      }
-      ::rmdir((h + cgroup_parent_).c_str());
-    }
   }
 
   // The nat rules that name this test's network in their comment (bridge's masquerading,
@@ -226,81 +211,12 @@ class CniTest : public ::testing::Test {
 
   void WriteStandardConfList() { WriteConfList({BridgePlugin(), Portmap(), Loopback()}); }
 
-  bool Start() {
-    absl::StatusOr<std::unique_ptr<CribdProcess>> cribd = CribdProcess::Start(options_);
-    EXPECT_THAT(cribd, IsOk());
-    if (!cribd.ok()) return false;
-    cribd_ = std::move(*cribd);
-    runtime_ = cribd_->Runtime();
-    return true;
-  }
-
-  cri::RunPodSandboxRequest HostPod(const std::string& name) {
-    cri::RunPodSandboxRequest request;
-    cri::PodSandboxConfig* config = request.mutable_config();
-    config->mutable_metadata()->set_name(name);
-    config->mutable_metadata()->set_namespace_("default");
-    config->mutable_metadata()->set_uid(absl::StrCat("uid-", name));
-    config->mutable_linux()->set_cgroup_parent(cgroup_parent_);
-    config->mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_network(
-        cri::NODE);
-    return request;
-  }
-
-  cri::RunPodSandboxRequest NetnsPod(const std::string& name) {
-    cri::RunPodSandboxRequest request = HostPod(name);
-    request.mutable_config()
-        ->mutable_linux()
-        ->mutable_security_context()
-        ->mutable_namespace_options()
-        ->set_network(cri::POD);
-    return request;
-  }
-
-  grpc::Status Run(const cri::RunPodSandboxRequest& request, std::string* id = nullptr) {
-    cri::RunPodSandboxResponse response;
-    grpc::Status status =
-        runtime_->RunPodSandbox(ContextWithDeadline(absl::Seconds(60)).get(), request, &response);
-    if (id != nullptr) *id = response.pod_sandbox_id();
-    return status;
-  }
-
-  std::string RunOk(const cri::RunPodSandboxRequest& request) {
-    std::string id;
-    grpc::Status status = Run(request, &id);
-    EXPECT_TRUE(status.ok()) << status.error_message() << "\n" << cribd_->Log();
-    return id;
-  }
-
   cri::PodSandboxStatus PodStatus(const std::string& id) {
     cri::PodSandboxStatusRequest request;
     request.set_pod_sandbox_id(id);
     cri::PodSandboxStatusResponse response;
     EXPECT_TRUE(runtime_->PodSandboxStatus(ContextWithDeadline().get(), request, &response).ok());
     return response.status();
-  }
-
-  grpc::Status Stop(const std::string& id) {
-    cri::StopPodSandboxRequest request;
-    request.set_pod_sandbox_id(id);
-    cri::StopPodSandboxResponse response;
-    return runtime_->StopPodSandbox(ContextWithDeadline(absl::Seconds(60)).get(), request,
-                                    &response);
-  }
-
-  grpc::Status Remove(const std::string& id) {
-    cri::RemovePodSandboxRequest request;
-    request.set_pod_sandbox_id(id);
-    cri::RemovePodSandboxResponse response;
-    return runtime_->RemovePodSandbox(ContextWithDeadline(absl::Seconds(60)).get(), request,
-                                      &response);
-  }
-
-  std::vector<cri::PodSandbox> List() {
-    cri::ListPodSandboxRequest request;
-    cri::ListPodSandboxResponse response;
-    EXPECT_TRUE(runtime_->ListPodSandbox(ContextWithDeadline().get(), request, &response).ok());
-    return {response.items().begin(), response.items().end()};
   }
 
   cri::RuntimeCondition NetworkReady() {
@@ -383,23 +299,15 @@ class CniTest : public ::testing::Test {
     return Sh(absl::StrCat("nsenter --net=", from_netns, " ping -c 1 -W 3 ", ip));
   }
 
-  const pid_t pid_ = ::getpid();
   const std::string bridge_ = absl::StrCat("cnb", pid_);
   const std::string network_ = absl::StrCat("crib-cni-", pid_);
   const std::string subnet_ = absl::StrCat("10.", 100 + pid_ % 50, ".", (pid_ / 50) % 256, ".");
   const std::string subnet6_ = absl::StrFormat("fd00:c1b:%x::", pid_ % 65536);
-  TempDir dir_;
   const std::string conf_dir_ = dir_.path() + "/net.d";
   const std::string plugin_dir_ = dir_.path() + "/bin";
   const std::string ipam_dir_ = dir_.path() + "/ipam";
-  CribdOptions options_ = CribdProcess::OptionsIn(dir_.path());
-  const std::string cgroup_parent_ =
-      absl::StrCat("/crib-cni-test-", pid_, "-", ::testing::UnitTest::GetInstance()->random_seed(),
-                   "-", absl::ToUnixNanos(absl::Now()) % 1000000);
   std::map<std::string, bool> shared_chains_existed_;
   std::vector<std::string> netns_;  // made with `ip netns add` by a test
-  std::unique_ptr<CribdProcess> cribd_;
-  std::unique_ptr<cri::RuntimeService::Stub> runtime_;
 };
 
 TEST_F(CniTest, TwoPodsGetAddressesFromHostLocalAndPingEachOther) {

@@ -32,6 +32,7 @@
 #include "nlohmann/json.hpp"
 #include "support/cribd_process.h"
 #include "support/machine.h"
+#include "support/pod_fixture.h"
 #include "support/status_matchers.h"
 
 namespace crib::testing {
@@ -49,8 +50,10 @@ void WaitExited(pid_t pid) {
   for (int i = 0; i < 500 && !Exited(pid); ++i) absl::SleepFor(absl::Milliseconds(10));
 }
 
-class PodTest : public ::testing::Test {
+class PodTest : public PodFixture {
  protected:
+  PodTest() : PodFixture("crib-test") {}
+
   void SetUp() override {
     // A bridge, nftables table and pod CIDR of this test's own.
     options_.config_text = absl::StrCat("[network]\nbridge = \"", bridge_, "\"\nnft_table = \"",
@@ -60,75 +63,9 @@ class PodTest : public ::testing::Test {
 
   void TearDown() override {
     ::unsetenv("CRIB_TEST_FAILPOINT");
-    // Whatever a failed test left: pods, pause processes, mounts, cgroups.
-    if (cribd_ != nullptr) {
-      for (const cri::PodSandbox& pod : List()) (void)Remove(pod.id());
-    }
-    cribd_.reset();
-    for (pid_t pid : PauseProcesses()) {
-      if (absl::StrContains(Slurp(absl::StrCat("/proc/", pid, "/cgroup")), cgroup_parent_)) {
-        ::kill(pid, SIGKILL);
-      }
-    }
-    std::vector<std::string> mounts = MountsUnder(dir_.path());
-    std::sort(mounts.rbegin(), mounts.rend());
-    for (const std::string& m : mounts) ::umount2(m.c_str(), MNT_DETACH);
+    RemoveWhatPodsLeft();
     Sh("ip link del " + bridge_);
     Sh("nft delete table inet " + table_);
-    for (const std::string& h : Hierarchies()) {
-      std::error_code ec;
-      for (const auto& e : std::filesystem::directory_iterator(h + cgroup_parent_, ec)) {
-        if (e.is_directory()) ::rmdir(e.path().c_str());
-      }
-      ::rmdir((h + cgroup_parent_).c_str());
-    }
-  }
-
-  bool Start() {
-    absl::StatusOr<std::unique_ptr<CribdProcess>> cribd = CribdProcess::Start(options_);
-    EXPECT_THAT(cribd, IsOk());
-    if (!cribd.ok()) return false;
-    cribd_ = std::move(*cribd);
-    runtime_ = cribd_->Runtime();
-    return true;
-  }
-
-  cri::RunPodSandboxRequest HostPod(const std::string& name) {
-    cri::RunPodSandboxRequest request;
-    cri::PodSandboxConfig* config = request.mutable_config();
-    config->mutable_metadata()->set_name(name);
-    config->mutable_metadata()->set_namespace_("default");
-    config->mutable_metadata()->set_uid(absl::StrCat("uid-", name));
-    config->mutable_linux()->set_cgroup_parent(cgroup_parent_);
-    config->mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_network(
-        cri::NODE);
-    (*config->mutable_labels())["app"] = name;
-    return request;
-  }
-
-  cri::RunPodSandboxRequest NetnsPod(const std::string& name) {
-    cri::RunPodSandboxRequest request = HostPod(name);
-    request.mutable_config()
-        ->mutable_linux()
-        ->mutable_security_context()
-        ->mutable_namespace_options()
-        ->set_network(cri::POD);
-    return request;
-  }
-
-  grpc::Status Run(const cri::RunPodSandboxRequest& request, std::string* id) {
-    cri::RunPodSandboxResponse response;
-    grpc::Status status =
-        runtime_->RunPodSandbox(ContextWithDeadline(absl::Seconds(30)).get(), request, &response);
-    if (id != nullptr) *id = response.pod_sandbox_id();
-    return status;
-  }
-
-  std::string RunOk(const cri::RunPodSandboxRequest& request) {
-    std::string id;
-    grpc::Status status = Run(request, &id);
-    EXPECT_TRUE(status.ok()) << status.error_message() << "\n" << cribd_->Log();
-    return id;
   }
 
   grpc::Status Status(const std::string& id, cri::PodSandboxStatusResponse* response,
@@ -145,30 +82,6 @@ class PodTest : public ::testing::Test {
     const nlohmann::json info = nlohmann::json::parse(response.info().at("info"));
     const pid_t pid = info["pid"].get<pid_t>();
     return pid;
-  }
-
-  grpc::Status Stop(const std::string& id) {
-    cri::StopPodSandboxRequest request;
-    request.set_pod_sandbox_id(id);
-    cri::StopPodSandboxResponse response;
-    return runtime_->StopPodSandbox(ContextWithDeadline(absl::Seconds(30)).get(), request,
-                                    &response);
-  }
-
-  grpc::Status Remove(const std::string& id) {
-    cri::RemovePodSandboxRequest request;
-    request.set_pod_sandbox_id(id);
-    cri::RemovePodSandboxResponse response;
-    return runtime_->RemovePodSandbox(ContextWithDeadline(absl::Seconds(30)).get(), request,
-                                      &response);
-  }
-
-  std::vector<cri::PodSandbox> List(const cri::PodSandboxFilter* filter = nullptr) {
-    cri::ListPodSandboxRequest request;
-    if (filter != nullptr) *request.mutable_filter() = *filter;
-    cri::ListPodSandboxResponse response;
-    EXPECT_TRUE(runtime_->ListPodSandbox(ContextWithDeadline().get(), request, &response).ok());
-    return {response.items().begin(), response.items().end()};
   }
 
   // Everything a pod can leave behind, counted.
@@ -223,17 +136,9 @@ class PodTest : public ::testing::Test {
     return count;
   }
 
-  const pid_t pid_ = ::getpid();
   const std::string bridge_ = absl::StrCat("cp", pid_);
   const std::string table_ = absl::StrCat("crib_p", pid_);
   const std::string subnet_ = absl::StrCat("10.", 150 + pid_ % 50, ".", (pid_ / 50) % 256, ".");
-  TempDir dir_;
-  CribdOptions options_ = CribdProcess::OptionsIn(dir_.path());
-  std::string cgroup_parent_ = absl::StrCat("/crib-test-", ::getpid(), "-",
-                                            ::testing::UnitTest::GetInstance()->random_seed(), "-",
-                                            absl::ToUnixNanos(absl::Now()) % 1000000);
-  std::unique_ptr<CribdProcess> cribd_;
-  std::unique_ptr<cri::RuntimeService::Stub> runtime_;
 };
 
 TEST_F(PodTest, HostNetworkPodIsReadyWithItsPauseCgroupFilesAndShm) {

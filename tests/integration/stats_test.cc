@@ -22,6 +22,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "support/cri_calls.h"
 #include "support/cribd_process.h"
 #include "support/machine.h"
 #include "support/registry.h"
@@ -121,24 +122,15 @@ class StatsTest : public ::testing::Test {
 
   void TearDown() override {
     if (cribd_ != nullptr) {
-      cri::ListPodSandboxResponse pods;
-      cri::ListPodSandboxRequest list;
-      runtime_->ListPodSandbox(ContextWithDeadline().get(), list, &pods);
-      for (const cri::PodSandbox& pod : pods.items()) {
-        cri::RemovePodSandboxRequest request;
-        request.set_pod_sandbox_id(pod.id());
-        cri::RemovePodSandboxResponse response;
-        grpc::Status s = runtime_->RemovePodSandbox(ContextWithDeadline(absl::Seconds(60)).get(),
-                                                    request, &response);
+      for (const cri::PodSandbox& pod : ListPods(*runtime_)) {
+        grpc::Status s = RemovePod(*runtime_, pod.id());
         EXPECT_TRUE(s.ok()) << s.error_message();
       }
     }
     cribd_.reset();
     // Whatever a failed test left: monitors and their containers, mounts, cgroups, links.
     for (pid_t pid : ProcessesWith(dir_.path())) ::kill(pid, SIGKILL);
-    std::vector<std::string> mounts = MountsUnder(dir_.path());
-    std::sort(mounts.rbegin(), mounts.rend());
-    for (const std::string& m : mounts) ::umount2(m.c_str(), MNT_DETACH);
+    UnmountAllUnder(dir_.path());
     RemoveCgroupTree(cgroup_parent_);
     Sh("ip link del " + bridge_);
     Sh("nft delete table inet " + table_);

@@ -23,6 +23,7 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "support/cri_calls.h"
 #include "support/cribd_process.h"
 #include "support/machine.h"
 #include "support/registry.h"
@@ -90,9 +91,7 @@ class CriFixture : public ::testing::Test {
     cribd_.reset();
     // Whatever a failed test left: monitors and their containers, mounts, cgroups, links.
     for (pid_t pid : ProcessesWith(dir_.path())) ::kill(pid, SIGKILL);
-    std::vector<std::string> mounts = MountsUnder(dir_.path());
-    std::sort(mounts.rbegin(), mounts.rend());
-    for (const std::string& m : mounts) ::umount2(m.c_str(), MNT_DETACH);
+    UnmountAllUnder(dir_.path());
     RemoveCgroupTree(cgroup_parent_);
     Sh("ip link del " + bridge_);
     Sh("nft delete table inet " + table_);
@@ -256,27 +255,10 @@ class CriFixture : public ::testing::Test {
     return runtime_->ExecSync(ContextWithDeadline(absl::Seconds(60)).get(), request, out);
   }
 
-  std::vector<cri::PodSandbox> ListPods() {
-    cri::ListPodSandboxRequest request;
-    cri::ListPodSandboxResponse response;
-    EXPECT_TRUE(runtime_->ListPodSandbox(ContextWithDeadline().get(), request, &response).ok());
-    return {response.items().begin(), response.items().end()};
-  }
-
-  grpc::Status StopPod(const std::string& id) {
-    cri::StopPodSandboxRequest request;
-    request.set_pod_sandbox_id(id);
-    cri::StopPodSandboxResponse response;
-    return runtime_->StopPodSandbox(ContextWithDeadline(absl::Seconds(60)).get(), request,
-                                    &response);
-  }
-
+  std::vector<cri::PodSandbox> ListPods() { return ::crib::testing::ListPods(*runtime_); }
+  grpc::Status StopPod(const std::string& id) { return ::crib::testing::StopPod(*runtime_, id); }
   grpc::Status RemovePod(const std::string& id) {
-    cri::RemovePodSandboxRequest request;
-    request.set_pod_sandbox_id(id);
-    cri::RemovePodSandboxResponse response;
-    return runtime_->RemovePodSandbox(ContextWithDeadline(absl::Seconds(60)).get(), request,
-                                      &response);
+    return ::crib::testing::RemovePod(*runtime_, id);
   }
 
   std::string LogPath(const std::string& pod, const std::string& name) {

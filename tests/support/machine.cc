@@ -3,10 +3,12 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 
@@ -44,6 +46,12 @@ std::vector<std::string> MountsUnder(const std::string& dir) {
     if (cols.size() > 2 && absl::StartsWith(cols[1], dir)) out.emplace_back(cols[1]);
   }
   return out;
+}
+
+void UnmountAllUnder(const std::string& dir) {
+  std::vector<std::string> mounts = MountsUnder(dir);
+  std::sort(mounts.rbegin(), mounts.rend());
+  for (const std::string& m : mounts) ::umount2(m.c_str(), MNT_DETACH);
 }
 
 std::vector<std::string> Hierarchies() {

@@ -21,6 +21,9 @@ std::pair<int, std::string> Sh(const std::string& command);
 // Mount points at or below `dir`, from /proc/mounts.
 std::vector<std::string> MountsUnder(const std::string& dir);
 
+// Detaches every mount at or below `dir`, deepest first.
+void UnmountAllUnder(const std::string& dir);
+
 // The v1 hierarchies this machine mounts (one directory each).
 std::vector<std::string> Hierarchies();
 

@@ -41,10 +41,10 @@ using TestImages = std::map<std::string, TestImage>;
 
 // The images build_images.py knows; "big:latest" (~100 MB) is built only when named.
 inline constexpr const char* kTestImageNames[] = {
-    "busybox:latest",  "layers:latest",         "zstd:latest",          "user:latest",
-    "username:latest", "multiarch:latest",      "armonly:latest",       "dockerlist:latest",
-    "docker:latest",   "evil-traversal:latest", "evil-absolute:latest", "evil-symlink:latest",
-    "app:latest",      "groups:latest",         "nocmd:latest",         "evil-etc:latest",
+    "busybox:latest",    "layers:latest",         "zstd:latest",          "user:latest",
+    "username:latest",   "multiarch:latest",      "armonly:latest",       "dockerlist:latest",
+    "docker:latest",     "evil-traversal:latest", "evil-absolute:latest", "evil-symlink:latest",
+    "app:latest",        "groups:latest",         "nocmd:latest",         "evil-etc:latest",
     "manylayers:latest", "tenmb:latest",
 };
 
