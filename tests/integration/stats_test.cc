@@ -22,7 +22,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
-#include "support/cri_calls.h"
+#include "support/cri_fixture.h"
 #include "support/cribd_process.h"
 #include "support/machine.h"
 #include "support/registry.h"
@@ -34,12 +34,6 @@ namespace {
 using ::testing::Contains;
 using ::testing::HasSubstr;
 using ::testing::UnorderedElementsAreArray;
-
-MATCHER(GrpcOk, "is OK") {
-  if (!arg.ok())
-    *result_listener << "status is " << arg.error_code() << ": " << arg.error_message();
-  return arg.ok();
-}
 
 bool Unified() { return std::filesystem::exists("/sys/fs/cgroup/cgroup.controllers"); }
 
@@ -89,112 +83,36 @@ std::string HttpRequest(int port, const std::string& request) {
   return response;
 }
 
-class StatsTest : public ::testing::Test {
+class StatsTest : public CriFixture {
  protected:
-  static void SetUpTestSuite() {
-    auto registry = LocalRegistry::Start();
-    ASSERT_THAT(registry.status(), IsOk());
-    registry_ = registry->release();
-    absl::StatusOr<TestImages> images = registry_->Push({"busybox:latest"});
-    ASSERT_THAT(images.status(), IsOk());
-  }
-  static void TearDownTestSuite() {
-    delete registry_;
-    registry_ = nullptr;
-  }
-
   void SetUp() override {
-    ASSERT_NE(registry_, nullptr);
-    options_.config_text =
-        absl::StrCat(extra_config_, "[network]\nbridge = \"", bridge_, "\"\nnft_table = \"", table_,
-                     "\"\npod_cidr = \"", subnet_, "0/24\"\n");
-    absl::StatusOr<std::unique_ptr<CribdProcess>> cribd = CribdProcess::Start(options_);
-    ASSERT_THAT(cribd, IsOk());
-    cribd_ = std::move(*cribd);
-    runtime_ = cribd_->Runtime();
-    image_ = cribd_->Image();
-    cri::PullImageRequest request;
-    request.mutable_image()->set_image(Ref());
-    cri::PullImageResponse response;
-    ASSERT_THAT(image_->PullImage(ContextWithDeadline(absl::Seconds(60)).get(), request, &response),
-                GrpcOk());
+    CriFixture::SetUp();
+    if (cribd_ != nullptr) image_ = cribd_->Image();
   }
 
-  void TearDown() override {
-    if (cribd_ != nullptr) {
-      for (const cri::PodSandbox& pod : ListPods(*runtime_)) {
-        grpc::Status s = RemovePod(*runtime_, pod.id());
-        EXPECT_TRUE(s.ok()) << s.error_message();
-      }
-    }
-    cribd_.reset();
-    // Whatever a failed test left: monitors and their containers, mounts, cgroups, links.
-    for (pid_t pid : ProcessesWith(dir_.path())) ::kill(pid, SIGKILL);
-    UnmountAllUnder(dir_.path());
-    RemoveCgroupTree(cgroup_parent_);
-    Sh("ip link del " + bridge_);
-    Sh("nft delete table inet " + table_);
-  }
+  std::string Ref() const { return CriFixture::Ref("busybox:latest"); }
 
-  std::string Ref() const { return absl::StrCat(registry_->host(), "/busybox:latest"); }
-
+  // Pods labelled app=<name>, containers labelled name=<name>, for the filters.
   cri::PodSandboxConfig PodConfig(const std::string& name, bool host_network = true) {
-    cri::PodSandboxConfig config;
-    config.mutable_metadata()->set_name(name);
-    config.mutable_metadata()->set_namespace_("default");
-    config.mutable_metadata()->set_uid(absl::StrCat("uid-", name));
-    config.set_log_directory(absl::StrCat(dir_.path(), "/logs/", name));
-    config.mutable_linux()->set_cgroup_parent(cgroup_parent_);
-    config.mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_network(
-        host_network ? cri::NODE : cri::POD);
+    cri::PodSandboxConfig config = CriFixture::PodConfig(name, host_network);
     (*config.mutable_labels())["app"] = name;
     return config;
   }
-
-  std::string RunPod(const cri::PodSandboxConfig& config) {
-    cri::RunPodSandboxRequest request;
-    *request.mutable_config() = config;
-    cri::RunPodSandboxResponse response;
-    grpc::Status status =
-        runtime_->RunPodSandbox(ContextWithDeadline(absl::Seconds(30)).get(), request, &response);
-    EXPECT_TRUE(status.ok()) << status.error_message() << "\n" << cribd_->Log();
-    pod_configs_[response.pod_sandbox_id()] = config;
-    return response.pod_sandbox_id();
-  }
-
   cri::ContainerConfig Config(const std::string& name, std::vector<std::string> command) {
-    cri::ContainerConfig config;
-    config.mutable_metadata()->set_name(name);
-    config.mutable_image()->set_image(Ref());
-    for (const std::string& c : command) config.add_command(c);
-    config.set_log_path(absl::StrCat(name, "/0.log"));
-    config.mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_pid(
-        cri::CONTAINER);
+    cri::ContainerConfig config = CriFixture::Config(name, std::move(command));
     (*config.mutable_labels())["name"] = name;
     return config;
   }
-
   std::string Create(const std::string& pod, const cri::ContainerConfig& config) {
-    cri::CreateContainerRequest request;
-    request.set_pod_sandbox_id(pod);
-    *request.mutable_config() = config;
-    *request.mutable_sandbox_config() = pod_configs_[pod];
-    cri::CreateContainerResponse response;
-    grpc::Status status =
-        runtime_->CreateContainer(ContextWithDeadline(absl::Seconds(30)).get(), request, &response);
-    EXPECT_TRUE(status.ok()) << status.error_message() << "\n" << cribd_->Log();
-    return response.container_id();
+    return CreateOk(pod, config);
   }
-
   std::string Run(const std::string& pod, const cri::ContainerConfig& config) {
-    const std::string id = Create(pod, config);
-    cri::StartContainerRequest request;
-    request.set_container_id(id);
-    cri::StartContainerResponse response;
-    grpc::Status status =
-        runtime_->StartContainer(ContextWithDeadline(absl::Seconds(30)).get(), request, &response);
-    EXPECT_TRUE(status.ok()) << status.error_message() << "\n" << cribd_->Log();
-    return id;
+    return RunContainer(pod, config);
+  }
+  cri::ExecSyncResponse Exec(const std::string& id, std::vector<std::string> cmd) {
+    cri::ExecSyncResponse response;
+    EXPECT_THAT(CriFixture::Exec(id, std::move(cmd), &response, 60), GrpcOk());
+    return response;
   }
 
   std::string CgroupOf(const std::string& pod, const std::string& container = "") {
@@ -229,18 +147,6 @@ class StatsTest : public ::testing::Test {
     return response.stats();
   }
 
-  cri::ExecSyncResponse Exec(const std::string& id, std::vector<std::string> cmd) {
-    cri::ExecSyncRequest request;
-    request.set_container_id(id);
-    for (const std::string& c : cmd) request.add_cmd(c);
-    request.set_timeout(60);
-    cri::ExecSyncResponse response;
-    EXPECT_THAT(
-        runtime_->ExecSync(ContextWithDeadline(absl::Seconds(90)).get(), request, &response),
-        GrpcOk());
-    return response;
-  }
-
   // Stats until `done` holds for them, at most `limit`.
   cri::ContainerStats StatsUntil(const std::string& id,
                                  const std::function<bool(const cri::ContainerStats&)>& done,
@@ -254,23 +160,8 @@ class StatsTest : public ::testing::Test {
     return s;
   }
 
-  static LocalRegistry* registry_;
-  std::string extra_config_;
-  const pid_t pid_ = ::getpid();
-  const std::string bridge_ = absl::StrCat("cs", pid_);
-  const std::string table_ = absl::StrCat("crib_s", pid_);
-  const std::string subnet_ = absl::StrCat("10.", 200 + pid_ % 50, ".", (pid_ / 50) % 256, ".");
-  TempDir dir_;
-  CribdOptions options_ = CribdProcess::OptionsIn(dir_.path());
-  const std::string cgroup_parent_ =
-      absl::StrCat("/crib-stest-", pid_, "-", absl::ToUnixNanos(absl::Now()) % 1000000);
-  std::unique_ptr<CribdProcess> cribd_;
-  std::unique_ptr<cri::RuntimeService::Stub> runtime_;
   std::unique_ptr<cri::ImageService::Stub> image_;
-  std::map<std::string, cri::PodSandboxConfig> pod_configs_;
 };
-
-LocalRegistry* StatsTest::registry_ = nullptr;
 
 TEST_F(StatsTest, BusyContainerCpuRisesIdleOneStaysNearZero) {
   const std::string pod = RunPod(PodConfig("cpu"));

@@ -75,8 +75,9 @@ class CriFixture : public ::testing::Test {
 
   void SetUp() override {
     ASSERT_NE(registry_, nullptr);
-    options_.config_text = absl::StrCat("[network]\nbridge = \"", bridge_, "\"\nnft_table = \"",
-                                        table_, "\"\npod_cidr = \"", subnet_, "0/24\"\n");
+    options_.config_text =
+        absl::StrCat(extra_config_, "[network]\nbridge = \"", bridge_, "\"\nnft_table = \"", table_,
+                     "\"\npod_cidr = \"", subnet_, "0/24\"\n");
     ASSERT_TRUE(Start());
     ASSERT_TRUE(Pull("busybox:latest").ok());
   }
@@ -309,6 +310,7 @@ class CriFixture : public ::testing::Test {
   }
 
   static inline LocalRegistry* registry_ = nullptr;
+  std::string extra_config_;  // top-level keys before the [network] table, set before SetUp
   const pid_t pid_ = ::getpid();
   const std::string bridge_ = absl::StrCat("cc", pid_);
   const std::string table_ = absl::StrCat("crib_c", pid_);
