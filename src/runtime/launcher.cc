@@ -78,30 +78,35 @@ absl::StatusOr<pid_t> Spawn(const std::string& path, const std::vector<std::stri
   return pid;
 }
 
-// Reads from `fd` until EOF or a newline, within `timeout`.
-absl::StatusOr<std::string> ReadLine(int fd, absl::Duration timeout, absl::string_view what) {
-  std::string line;
-  absl::Time deadline = absl::Now() + timeout;
-  while (line.find('\n') == std::string::npos) {
-    int ms = static_cast<int>(absl::ToInt64Milliseconds(deadline - absl::Now()));
-    if (ms <= 0) return absl::DeadlineExceededError(absl::StrCat(what, ": no answer in time"));
-    struct pollfd p = {fd, POLLIN, 0};
-    int n = ::poll(&p, 1, ms);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoStatus(errno, absl::StrCat(what, ": poll"));
-    if (n == 0) continue;
-    char buf[512];
-    ssize_t r = ::read(fd, buf, sizeof(buf));
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return ErrnoStatus(errno, absl::StrCat(what, ": read"));
-    if (r == 0) break;
-    line.append(buf, r);
+// One recvmsg on a unix socket; the fds passed along (SCM_RIGHTS) are appended to `fds`.
+ssize_t RecvWithFds(int fd, char* buf, size_t size, std::vector<UniqueFd>* fds) {
+  struct iovec iov = {buf, size};
+  union {
+    char buf[CMSG_SPACE(sizeof(int) * 4)];
+    struct cmsghdr align;
+  } control;
+  struct msghdr mh = {};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  mh.msg_control = control.buf;
+  mh.msg_controllen = sizeof(control.buf);
+  ssize_t r = ::recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+  if (r < 0) return r;
+  for (struct cmsghdr* c = CMSG_FIRSTHDR(&mh); c != nullptr; c = CMSG_NXTHDR(&mh, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; ++i) {
+      int received;
+      std::memcpy(&received, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+      fds->emplace_back(received);
+    }
   }
-  return line.substr(0, line.find('\n'));
+  return r;
 }
 
-// ReadLine over a unix socket with recvmsg, so that fds passed along (SCM_RIGHTS) are kept in
-// `fds`. Returns everything read: the line is up to the first newline, the rest follows it.
+// Reads from `fd` until EOF or a newline, within `timeout`; returns everything read (the line
+// is up to the first newline, the rest follows it). With `fds`, `fd` is a unix socket and the
+// fds passed along are kept there.
 absl::StatusOr<std::string> ReadWithFds(int fd, absl::Duration timeout, absl::string_view what,
                                         std::vector<UniqueFd>* fds) {
   std::string data;
@@ -115,32 +120,21 @@ absl::StatusOr<std::string> ReadWithFds(int fd, absl::Duration timeout, absl::st
     if (n < 0) return ErrnoStatus(errno, absl::StrCat(what, ": poll"));
     if (n == 0) continue;
     char buf[512];
-    struct iovec iov = {buf, sizeof(buf)};
-    union {
-      char buf[CMSG_SPACE(sizeof(int) * 4)];
-      struct cmsghdr align;
-    } control;
-    struct msghdr mh = {};
-    mh.msg_iov = &iov;
-    mh.msg_iovlen = 1;
-    mh.msg_control = control.buf;
-    mh.msg_controllen = sizeof(control.buf);
-    ssize_t r = ::recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+    ssize_t r =
+        fds != nullptr ? RecvWithFds(fd, buf, sizeof(buf), fds) : ::read(fd, buf, sizeof(buf));
     if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return ErrnoStatus(errno, absl::StrCat(what, ": recvmsg"));
-    for (struct cmsghdr* c = CMSG_FIRSTHDR(&mh); c != nullptr; c = CMSG_NXTHDR(&mh, c)) {
-      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-      size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      for (size_t i = 0; i < count; ++i) {
-        int received;
-        std::memcpy(&received, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-        fds->emplace_back(received);
-      }
-    }
+    if (r < 0)
+      return ErrnoStatus(errno, absl::StrCat(what, fds != nullptr ? ": recvmsg" : ": read"));
     if (r == 0) break;
     data.append(buf, r);
   }
   return data;
+}
+
+// The first line read from `fd` (up to EOF or a newline), within `timeout`.
+absl::StatusOr<std::string> ReadLine(int fd, absl::Duration timeout, absl::string_view what) {
+  ASSIGN_OR_RETURN(std::string data, ReadWithFds(fd, timeout, what, nullptr));
+  return data.substr(0, data.find('\n'));
 }
 
 absl::Status MakePipe(UniqueFd* r, UniqueFd* w) {
