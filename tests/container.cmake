@@ -10,6 +10,9 @@ add_dependencies(runtime_launcher_test crib-monitor)
 # The cgroup v2 device filter, on the machine's cgroup2 hierarchy.
 crib_integration_test(device_filter_test crib::runtime_base)
 
+# cribd on a cgroup v2 tree (a mount namespace where /sys/fs/cgroup is the v2 hierarchy).
+crib_integration_test(cgroup_v2_test crib_registry_fixture crib::runtime_base)
+
 # The container RPCs through a real cribd, with images from a real registry.
 crib_integration_test(container_test crib_registry_fixture crib_stream_lab)
 

@@ -63,6 +63,7 @@ pid_t Spawn(const CribdOptions& options, const std::string& log_path) {
     args.push_back("/dev/null");
   }
   args.insert(args.end(), options.extra_args.begin(), options.extra_args.end());
+  args.insert(args.begin(), options.wrapper.begin(), options.wrapper.end());
   // The test process has gRPC threads: the child only calls async-signal-safe functions.
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
@@ -72,7 +73,7 @@ pid_t Spawn(const CribdOptions& options, const std::string& log_path) {
   const int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   ::dup2(log, STDERR_FILENO);
   ::dup2(log, STDOUT_FILENO);
-  ::execv(argv[0], argv.data());
+  ::execvp(argv[0], argv.data());
   ::_exit(127);
 }
 

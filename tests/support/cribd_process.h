@@ -38,6 +38,9 @@ struct CribdOptions {
   std::string socket;
   std::optional<std::string> config_text;  // written to a file and passed with --config
   std::vector<std::string> extra_args;
+  // A command (looked up in PATH) run instead of cribd, with cribd's command line after its
+  // own arguments, that ends by exec'ing it: e.g. to start cribd in namespaces of its own.
+  std::vector<std::string> wrapper;
 };
 
 class CribdProcess {
