@@ -114,5 +114,55 @@ TEST_F(CgroupV2Test, APrivilegedContainerGetsNoDeviceFilter) {
   EXPECT_THAT(runtime::AttachedDeviceFilters(dir), IsEmpty());
 }
 
+// hugetlb is the one controller this machine leaves to v2: limits from the request, unified
+// keys, and an update reach the container's v2 files.
+TEST_F(CgroupV2Test, HugepageLimitsAndUnifiedKeysReachTheV2Cgroup) {
+  ASSERT_THAT(Slurp(std::string(kUnified) + "/cgroup.controllers"), HasSubstr("hugetlb"));
+  const std::string pod = RunPod(PodConfig("v2h"));
+  cri::ContainerConfig config = Config("huge", {"sleep", "3600"});
+  cri::LinuxContainerResources* resources = config.mutable_linux()->mutable_resources();
+  cri::HugepageLimit* limit = resources->add_hugepage_limits();
+  limit->set_page_size("2MB");
+  limit->set_limit(4 << 20);
+  (*resources->mutable_unified())["hugetlb.1GB.max"] = "0";
+  const std::string id = RunContainer(pod, config);
+  ASSERT_FALSE(id.empty());
+  const std::string pod_dir = HostDir(absl::StrCat(cgroup_parent_, "/", pod));
+  const std::string dir = absl::StrCat(pod_dir, "/", id);
+  EXPECT_THAT(Slurp(pod_dir + "/cgroup.subtree_control"), HasSubstr("hugetlb"));
+  EXPECT_EQ(Slurp(dir + "/hugetlb.2MB.max"), absl::StrCat(4 << 20));
+  EXPECT_EQ(Slurp(dir + "/hugetlb.1GB.max"), "0");
+
+  cri::UpdateContainerResourcesRequest request;
+  request.set_container_id(id);
+  cri::HugepageLimit* raised = request.mutable_linux()->add_hugepage_limits();
+  raised->set_page_size("2MB");
+  raised->set_limit(8 << 20);
+  (*request.mutable_linux()->mutable_unified())["hugetlb.1GB.max"] = "1073741824";
+  cri::UpdateContainerResourcesResponse response;
+  ASSERT_THAT(runtime_->UpdateContainerResources(ContextWithDeadline().get(), request, &response),
+              GrpcOk());
+  EXPECT_EQ(Slurp(dir + "/hugetlb.2MB.max"), absl::StrCat(8 << 20));
+  EXPECT_EQ(Slurp(dir + "/hugetlb.1GB.max"), "1073741824");
+}
+
+TEST_F(CgroupV2Test, AnUnknownUnifiedKeyFailsCreateNamingItAndLeavesNoCgroup) {
+  const std::string pod = RunPod(PodConfig("v2u"));
+  cri::ContainerConfig config = Config("unknown-key", {"sleep", "3600"});
+  (*config.mutable_linux()->mutable_resources()->mutable_unified())["crib.nonsense"] = "1";
+  std::string id;
+  grpc::Status status = Create(pod, config, &id);
+  EXPECT_FALSE(status.ok());
+  EXPECT_THAT(status.error_message(), HasSubstr("crib.nonsense"));
+  const std::string pod_dir = HostDir(absl::StrCat(cgroup_parent_, "/", pod));
+  std::vector<std::string> children;
+  for (const auto& e : std::filesystem::directory_iterator(pod_dir)) {
+    if (e.is_directory()) children.push_back(e.path().filename().string());
+  }
+  // Only the pause process's leaf.
+  EXPECT_THAT(children, SizeIs(1)) << ::testing::PrintToString(children);
+  EXPECT_THAT(List(), IsEmpty());
+}
+
 }  // namespace
 }  // namespace crib::testing
