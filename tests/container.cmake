@@ -19,6 +19,7 @@ crib_integration_test(container_test crib_registry_fixture crib_stream_lab)
 # Not a test: prints create/start and exec latency and crib-monitor's RSS.
 add_executable(runtime_bench benchmark/runtime_bench.cc)
 target_link_libraries(runtime_bench PRIVATE crib::runtime)
+target_include_directories(runtime_bench PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
 target_compile_options(runtime_bench PRIVATE ${CRIB_WARNINGS})
 target_compile_definitions(runtime_bench PRIVATE CRIB_MONITOR_PATH="$<TARGET_FILE:crib-monitor>")
 add_dependencies(runtime_bench crib-monitor)

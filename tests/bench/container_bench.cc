@@ -21,19 +21,14 @@
 #include "bench/bench_lab.h"
 #include "common/files.h"
 #include "nlohmann/json.hpp"
+#include "support/cri_calls.h"
 #include "support/cribd_process.h"
 #include "support/machine.h"
+#include "support/percentile.h"
 #include "support/registry.h"
 
 namespace crib::testing {
 namespace {
-
-double Percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t i = std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())));
-  return v[i];
-}
 
 // A /proc/<pid>/status field in KiB ("VmRSS", "RssAnon", ...).
 double StatusKib(int pid, absl::string_view field) {
@@ -183,15 +178,8 @@ int Main(int argc, char** argv) {
     }
   }
   for (const std::string& id : pod_ids) {
-    cri::StopPodSandboxRequest stop;
-    stop.set_pod_sandbox_id(id);
-    cri::StopPodSandboxResponse stopped;
-    (void)runtime->StopPodSandbox(ContextWithDeadline(absl::Seconds(60)).get(), stop, &stopped);
-    cri::RemovePodSandboxRequest rm;
-    rm.set_pod_sandbox_id(id);
-    cri::RemovePodSandboxResponse removed;
-    grpc::Status s =
-        runtime->RemovePodSandbox(ContextWithDeadline(absl::Seconds(60)).get(), rm, &removed);
+    (void)StopPod(*runtime, id);
+    grpc::Status s = RemovePod(*runtime, id);
     if (!s.ok()) {
       std::fprintf(stderr, "remove pod: %s\n", s.error_message().c_str());
       ok = false;

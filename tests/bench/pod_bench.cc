@@ -20,7 +20,9 @@
 #include "absl/time/clock.h"
 #include "common/files.h"
 #include "nlohmann/json.hpp"
+#include "support/cri_calls.h"
 #include "support/cribd_process.h"
+#include "support/percentile.h"
 
 namespace crib::testing {
 namespace {
@@ -31,13 +33,6 @@ struct Options {
   bool host_network = false;
   bool steps = false;  // print cribd's per-step timings of a few pods
 };
-
-double Percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t i = std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())));
-  return v[i];
-}
 
 class Bench {
  public:
@@ -90,16 +85,8 @@ class Bench {
       auto stub = cribd_.Runtime();
       for (int i; (i = next++) < options_.pods;) {
         const absl::Time t0 = absl::Now();
-        cri::StopPodSandboxRequest stop;
-        stop.set_pod_sandbox_id(ids[i]);
-        cri::StopPodSandboxResponse stopped;
-        grpc::Status s =
-            stub->StopPodSandbox(ContextWithDeadline(absl::Seconds(60)).get(), stop, &stopped);
-        cri::RemovePodSandboxRequest rm;
-        rm.set_pod_sandbox_id(ids[i]);
-        cri::RemovePodSandboxResponse removed;
-        if (s.ok())
-          s = stub->RemovePodSandbox(ContextWithDeadline(absl::Seconds(60)).get(), rm, &removed);
+        grpc::Status s = StopPod(*stub, ids[i]);
+        if (s.ok()) s = RemovePod(*stub, ids[i]);
         remove[i] = absl::ToDoubleMilliseconds(absl::Now() - t0);
         if (!s.ok() && failures++ == 0) {
           std::fprintf(stderr, "Stop/RemovePodSandbox: %s\n", s.error_message().c_str());

@@ -19,19 +19,14 @@
 #include "absl/time/clock.h"
 #include "bench/bench_lab.h"
 #include "common/files.h"
+#include "support/cri_calls.h"
 #include "support/cribd_process.h"
 #include "support/machine.h"
+#include "support/percentile.h"
 #include "support/registry.h"
 
 namespace crib::testing {
 namespace {
-
-double Percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t i = std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())));
-  return v[i];
-}
 
 void Print(const char* what, const std::vector<double>& v) {
   std::printf("%-34s p50 %7.2f ms  p99 %7.2f ms  (n=%zu)\n", what, Percentile(v, 0.5),
@@ -187,11 +182,7 @@ int Main(int argc, char** argv) {
   std::printf("cribd CPU, both lists polled every 1 s: %.2f%% of a core\n", 100 * polled_cores);
 
   for (const std::string& id : pod_ids) {
-    cri::RemovePodSandboxRequest rm;
-    rm.set_pod_sandbox_id(id);
-    cri::RemovePodSandboxResponse removed;
-    grpc::Status s =
-        runtime->RemovePodSandbox(ContextWithDeadline(absl::Seconds(60)).get(), rm, &removed);
+    grpc::Status s = RemovePod(*runtime, id);
     if (!s.ok()) {
       std::fprintf(stderr, "remove pod: %s\n", s.error_message().c_str());
       ok = false;

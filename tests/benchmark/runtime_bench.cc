@@ -19,16 +19,12 @@
 #include "runtime/defaults.h"
 #include "runtime/launcher.h"
 #include "runtime/spec_json.h"
+#include "support/percentile.h"
 
 namespace {
 
 using crib::runtime::Launcher;
-
-double Percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(p * v.size()))];
-}
+using crib::testing::Percentile;
 
 long RssKib(int pid) {
   std::ifstream status(absl::StrCat("/proc/", pid, "/status"));

@@ -21,21 +21,17 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/unique_fd.h"
+#include "support/percentile.h"
 #include "support/stream_client.h"
 #include "support/stream_lab.h"
 
 namespace {
 
 using crib::UniqueFd;
+using crib::testing::Percentile;
 using crib::testing::SpdyClient;
 using crib::testing::StreamLab;
 using crib::testing::WebSocketClient;
-
-double Percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(p * v.size()))];
-}
 
 // Milliseconds from PrepareExec to the first byte of stdout; negative on failure.
 double SpdyFirstByte(StreamLab& lab, const std::string& id) {

@@ -30,6 +30,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "support/cri_calls.h"
 #include "support/cribd_process.h"
 #include "support/machine.h"
 #include "support/pod_fixture.h"
@@ -396,20 +397,8 @@ TEST_F(PodTest, TwentyPodsCreatedAndRemovedConcurrentlyLeaveNothing) {
   for (int i = 0; i < kPods; ++i) {
     threads.emplace_back([&, i] {
       auto stub = cribd_->Runtime();
-      cri::StopPodSandboxRequest stop;
-      stop.set_pod_sandbox_id(ids[i]);
-      cri::StopPodSandboxResponse stopped;
-      if (!stub->StopPodSandbox(ContextWithDeadline(absl::Seconds(60)).get(), stop, &stopped)
-               .ok()) {
-        ++failures;
-      }
-      cri::RemovePodSandboxRequest remove;
-      remove.set_pod_sandbox_id(ids[i]);
-      cri::RemovePodSandboxResponse removed;
-      if (!stub->RemovePodSandbox(ContextWithDeadline(absl::Seconds(60)).get(), remove, &removed)
-               .ok()) {
-        ++failures;
-      }
+      if (!StopPod(*stub, ids[i]).ok()) ++failures;
+      if (!RemovePod(*stub, ids[i]).ok()) ++failures;
     });
   }
   for (std::thread& t : threads) t.join();

@@ -425,15 +425,9 @@ TEST_F(RecoveryTest, EightConcurrentClients) {
             stub->StopContainer(ContextWithDeadline(absl::Seconds(60)).get(), stop, &stopped);
         if (!x.ok()) fail("StopContainer", x);
       }
-      cri::StopPodSandboxRequest stop;
-      stop.set_pod_sandbox_id(ran.pod_sandbox_id());
-      cri::StopPodSandboxResponse stopped;
-      s = stub->StopPodSandbox(ContextWithDeadline(absl::Seconds(60)).get(), stop, &stopped);
+      s = ::crib::testing::StopPod(*stub, ran.pod_sandbox_id());
       if (!s.ok()) fail("StopPodSandbox", s);
-      cri::RemovePodSandboxRequest remove;
-      remove.set_pod_sandbox_id(ran.pod_sandbox_id());
-      cri::RemovePodSandboxResponse removed;
-      s = stub->RemovePodSandbox(ContextWithDeadline(absl::Seconds(60)).get(), remove, &removed);
+      s = ::crib::testing::RemovePod(*stub, ran.pod_sandbox_id());
       if (!s.ok()) fail("RemovePodSandbox", s);
       ++rounds;
     }

@@ -159,10 +159,10 @@ class LauncherTest : public ::testing::Test {
     return spec;
   }
 
-  absl::StatusOr<CreatedContainer> Create(const Spec& spec) {
+  absl::StatusOr<CreatedContainer> Create(const Spec& spec, const CreateOptions& options = {}) {
     absl::Status written = WriteFileAtomic(bundle_ + "/config.json", SpecToJson(spec));
     if (!written.ok()) return written;
-    absl::StatusOr<CreatedContainer> created = launcher_.Create(id_, bundle_, log_);
+    absl::StatusOr<CreatedContainer> created = launcher_.Create(id_, bundle_, log_, options);
     if (created.ok()) {
       pids_.push_back(created->monitor_pid);
       pids_.push_back(created->init_pid);
@@ -852,14 +852,10 @@ TEST_F(LauncherTest, StreamExecDiesWithItsHandle) {
 TEST_F(LauncherTest, AttachersSeeOutputAndWriteStdin) {
   CreateOptions create;
   create.stdin = true;
-  ASSERT_THAT(WriteFileAtomic(bundle_ + "/config.json",
-                              SpecToJson(BaseSpec({"sh", "-c",
-                                                   "while read l; do echo got $l; "
-                                                   "echo err $l >&2; done"}))),
-              IsOk());
-  absl::StatusOr<CreatedContainer> created = launcher_.Create(id_, bundle_, log_, create);
-  ASSERT_THAT(created.status(), IsOk());
-  pids_ = {created->monitor_pid, created->init_pid};
+  ASSERT_THAT(
+      Create(BaseSpec({"sh", "-c", "while read l; do echo got $l; echo err $l >&2; done"}), create)
+          .status(),
+      IsOk());
   ASSERT_THAT(launcher_.Start(bundle_), IsOk());
   AttachOptions writer_options;
   writer_options.stdin = true;
@@ -896,10 +892,7 @@ TEST_F(LauncherTest, StdinOnceClosesStdinWhenTheFirstAttacherLeaves) {
   CreateOptions create;
   create.stdin = true;
   create.stdin_once = true;
-  ASSERT_THAT(WriteFileAtomic(bundle_ + "/config.json", SpecToJson(BaseSpec({"cat"}))), IsOk());
-  absl::StatusOr<CreatedContainer> created = launcher_.Create(id_, bundle_, log_, create);
-  ASSERT_THAT(created.status(), IsOk());
-  pids_ = {created->monitor_pid, created->init_pid};
+  ASSERT_THAT(Create(BaseSpec({"cat"}), create).status(), IsOk());
   ASSERT_THAT(launcher_.Start(bundle_), IsOk());
   AttachOptions options;
   options.stdin = true;
@@ -951,10 +944,7 @@ TEST_F(LauncherTest, AttachToATerminalContainer) {
   create.stdin = true;
   Spec spec = BaseSpec({"sh", "-c", "read l; echo got $l; stty size"});
   spec.process.terminal = true;
-  ASSERT_THAT(WriteFileAtomic(bundle_ + "/config.json", SpecToJson(spec)), IsOk());
-  absl::StatusOr<CreatedContainer> created = launcher_.Create(id_, bundle_, log_, create);
-  ASSERT_THAT(created.status(), IsOk());
-  pids_ = {created->monitor_pid, created->init_pid};
+  ASSERT_THAT(Create(spec, create).status(), IsOk());
   ASSERT_THAT(launcher_.Start(bundle_), IsOk());
   AttachOptions options;
   options.stdin = true;

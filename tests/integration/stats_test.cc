@@ -402,12 +402,7 @@ TEST_F(StatsTest, FiltersUnknownIdsAndPodsThatAreNotReady) {
                 .error_code(),
             grpc::StatusCode::NOT_FOUND);
 
-  cri::StopPodSandboxRequest stop;
-  stop.set_pod_sandbox_id(b);
-  cri::StopPodSandboxResponse stopped;
-  ASSERT_THAT(
-      runtime_->StopPodSandbox(ContextWithDeadline(absl::Seconds(60)).get(), stop, &stopped),
-      GrpcOk());
+  ASSERT_THAT(StopPod(b), GrpcOk());
   cri::ListPodSandboxStatsRequest list;
   cri::ListPodSandboxStatsResponse all;
   ASSERT_THAT(runtime_->ListPodSandboxStats(ContextWithDeadline().get(), list, &all), GrpcOk());
