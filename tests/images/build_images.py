@@ -6,7 +6,8 @@ generator for the benchmark image's content, so the same script gives the same d
 Python 3 standard library only, plus the zstd CLI for the zstd layer.
 
 Usage: build_images.py --registry 127.0.0.1:5000 [--user U --password P] [--ca-file CA]
-                       [--only a,b] [--big]
+                       [--only a,b] [--big] [--critest]
+--critest pushes the stand-ins of critest's images instead (critest_images.py).
 Prints a JSON object to stdout: per image "repo:tag" its digest, media type and, for indexes,
 its children; per image its layer digests.
 """
@@ -496,10 +497,16 @@ def main():
     parser.add_argument("--ca-file", help="HTTPS, verified with this CA")
     parser.add_argument("--only", help="comma-separated repo:tag names")
     parser.add_argument("--big", action="store_true", help="also the ~100 MB benchmark image")
+    parser.add_argument("--critest", action="store_true",
+                        help="the stand-ins of critest's images, under their upstream paths")
     args = parser.parse_args()
     builder = Builder(Registry(args.registry, args.user, args.password, args.ca_file))
     only = set(args.only.split(",")) if args.only else None
-    build(builder, only, args.big or (only is not None and "big:latest" in only))
+    if args.critest:
+        import critest_images  # beside this file
+        critest_images.build(builder, only, Layer, (builder.busybox_tar(), "gzip"))
+    else:
+        build(builder, only, args.big or (only is not None and "big:latest" in only))
     json.dump(builder.result, sys.stdout, indent=1, sort_keys=True)
     sys.stdout.write("\n")
 
