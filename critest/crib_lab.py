@@ -19,10 +19,16 @@ API:
         Debian's docker-registry on 127.0.0.1:<free port> with its own storage.
         .start() (waits until /v2/ answers), .host ("127.0.0.1:PORT"), .stop(); a context
         manager: `with Registry() as reg:` starts it and stops it on the way out.
-    push_test_images(host, only=None, critest=False) -> dict
+    push_test_images(host, only=None, critest=False, extra_args=()) -> dict
         Builds images with tests/images/build_images.py and pushes them to `host`; returns its
         JSON (per "repo:tag": digest, media type, layers). critest=True builds the stand-ins of
-        the images critest v1.26.1 pulls instead, under their upstream repository paths.
+        the images critest v1.26.1 pulls instead, under their upstream repository paths, with
+        shell_busybox() as their /bin/sh when there is one.
+    shell_busybox() -> str | None
+        A busybox built without FEATURE_SH_STANDALONE (Debian's `busybox` package, which
+        conflicts with the installed busybox-static, so it is fetched with `apt-get download`
+        and unpacked once into a cache directory); None, with the reason on stderr, when apt
+        cannot fetch it.
     class Cribd(workdir, mirrors={}, extra_toml="", binary=<repo>/build/src/cribd/cribd,
                 log_level="info", keep_workdir=False)
         A cribd with its socket, root_dir and state_dir under `workdir` (made if missing) and
@@ -212,10 +218,35 @@ class Registry:
         self.stop()
 
 
+def shell_busybox():
+    cache = os.path.join(os.environ.get("XDG_CACHE_HOME") or "/var/cache", "crib-critest")
+    binary = os.path.join(cache, "busybox", "bin", "busybox")
+    if os.access(binary, os.X_OK):
+        return binary
+    os.makedirs(cache, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache) as tmp:
+        out = subprocess.run(["apt-get", "download", "busybox"], cwd=tmp, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+        debs = [f for f in os.listdir(tmp) if f.endswith(".deb")]
+        if out.returncode != 0 or not debs:
+            print(f"crib_lab: apt-get download busybox failed ({out.returncode}): "
+                  f"{out.stdout.strip()[-300:]}; /bin/sh of critest's images stays "
+                  "busybox-static's standalone shell", file=sys.stderr)
+            return None
+        unpacked = os.path.join(tmp, "x")
+        subprocess.run(["dpkg-deb", "-x", os.path.join(tmp, debs[0]), unpacked], check=True)
+        shutil.rmtree(os.path.join(cache, "busybox"), ignore_errors=True)
+        os.rename(unpacked, os.path.join(cache, "busybox"))
+    return binary
+
+
 def push_test_images(host, only=None, critest=False, extra_args=()):
     argv = [sys.executable, BUILD_IMAGES, "--registry", host]
     if critest:
         argv.append("--critest")
+        shell = shell_busybox()
+        if shell:
+            argv += ["--shell-busybox", shell]
     if only:
         argv += ["--only", ",".join(only)]
     argv += list(extra_args)

@@ -6,7 +6,7 @@ generator for the benchmark image's content, so the same script gives the same d
 Python 3 standard library only, plus the zstd CLI for the zstd layer.
 
 Usage: build_images.py --registry 127.0.0.1:5000 [--user U --password P] [--ca-file CA]
-                       [--only a,b] [--big] [--critest]
+                       [--only a,b] [--big] [--critest [--shell-busybox PATH]]
 --critest pushes the stand-ins of critest's images instead (critest_images.py).
 Prints a JSON object to stdout: per image "repo:tag" its digest, media type and, for indexes,
 its children; per image its layer digests.
@@ -101,7 +101,18 @@ class Layer:
         return self.buf.getvalue()
 
 
+_compressed = {}
+
+
 def compress(data, how):
+    """Compressed layer bytes; a layer that several images share is compressed once."""
+    key = (hashlib.sha256(data).digest(), how)
+    if key not in _compressed:
+        _compressed[key] = _compress(data, how)
+    return _compressed[key]
+
+
+def _compress(data, how):
     if how == "gzip":
         return gzip.compress(data, compresslevel=6, mtime=0)
     if how == "zstd":
@@ -499,12 +510,14 @@ def main():
     parser.add_argument("--big", action="store_true", help="also the ~100 MB benchmark image")
     parser.add_argument("--critest", action="store_true",
                         help="the stand-ins of critest's images, under their upstream paths")
+    parser.add_argument("--shell-busybox",
+                        help="with --critest: a busybox without FEATURE_SH_STANDALONE for /bin/sh")
     args = parser.parse_args()
     builder = Builder(Registry(args.registry, args.user, args.password, args.ca_file))
     only = set(args.only.split(",")) if args.only else None
     if args.critest:
         import critest_images  # beside this file
-        critest_images.build(builder, only, Layer, (builder.busybox_tar(), "gzip"))
+        critest_images.build(builder, only, Layer, args.shell_busybox)
     else:
         build(builder, only, args.big or (only is not None and "big:latest" in only))
     json.dump(builder.result, sys.stdout, indent=1, sort_keys=True)

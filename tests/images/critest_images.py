@@ -10,7 +10,12 @@ line on stderr, the set-uid program of the no-new-privileges image.
 What cannot be made: test-image-digest is pulled by the digest of upstream's manifest bytes
 (critest/offline-impossible.txt says so).
 """
+import os
+import re
 import struct
+import subprocess
+
+BUSYBOX = "/bin/busybox"
 
 # Repository prefixes as critest names them, minus the registry host.
 E2E = "e2e-test-images/"
@@ -42,6 +47,23 @@ awk 'NR > 1 { printf "0x%08x %-10s %-10s %-10s %-10s %-10s\\n", $1, $2, $8, $3, 
 echo
 """
 
+# procps' pgrep PATTERN, by process name (busybox-static has no pgrep applet).
+PGREP = b"""#!/bin/sh
+# pgrep for critest's checks: the pids of the processes whose name matches PATTERN (ERE).
+[ $# -eq 1 ] || { echo "usage: pgrep PATTERN" >&2; exit 2; }
+status=1
+for dir in /proc/[0-9]*; do
+    pid=${dir#/proc/}
+    [ "$pid" = "$$" ] && continue
+    read -r name < "$dir/comm" 2>/dev/null || continue
+    if printf '%s\\n' "$name" | grep -Eq -- "$1"; then
+        echo "$pid"
+        status=0
+    fi
+done
+exit $status
+"""
+
 NGINX_INDEX = (b"<!DOCTYPE html>\n<html>\n<head>\n<title>Welcome to nginx!</title>\n</head>\n"
                b"<body>\n<h1>Welcome to nginx!</h1>\n<p>If you see this page, the nginx web "
                b"server is successfully installed and working.</p>\n</body>\n</html>\n")
@@ -71,10 +93,13 @@ wait "$worker"
 """
 
 HTTPD_FOREGROUND = b"""#!/bin/sh
-# Stand-in for Apache's httpd-foreground: busybox httpd on port 80, Apache's start-up line.
+# Stand-in for Apache's httpd-foreground: busybox httpd on port 80, Apache's start-up lines.
 echo "AH00558: httpd: Could not reliably determine the server's fully qualified domain name," \\
-     "using $(hostname -i 2>/dev/null | cut -d' ' -f1). Set the 'ServerName' directive" \\
-     "globally to suppress this message" >&2
+     "using $(hostname). Set the 'ServerName' directive globally to suppress this message" >&2
+now=$(date '+%a %b %d %H:%M:%S.000000 %Y')
+echo "[$now] [mpm_event:notice] [pid $$:tid $$] AH00489: Apache/2.4.39 (Unix) configured" \\
+     "-- resuming normal operations" >&2
+echo "[$now] [core:notice] [pid $$:tid $$] AH00094: Command line: 'httpd -D FOREGROUND'" >&2
 httpd -f -p 80 -h /usr/local/apache2/htdocs &
 worker=$!
 stop() { kill "$worker" 2>/dev/null; exit 0; }
@@ -133,9 +158,61 @@ def static_elf(code, base=0x400000):
     return header + program + code
 
 
-def build(builder, only, layer_class, busybox):
-    """Pushes the stand-ins; `busybox` is the (tar, compression) of the busybox layer."""
+def shared_libraries(binary):
+    """The files a dynamic executable loads ({path in the image: host path}), from ldd."""
+    out = subprocess.run(["ldd", binary], stdout=subprocess.PIPE, check=True, text=True).stdout
+    libs = {}
+    for line in out.splitlines():
+        m = re.search(r"(?:=>\s*)?(/\S+)\s+\(0x", line)
+        if m:
+            libs[m.group(1).lstrip("/")] = os.path.realpath(m.group(1))
+    return libs
+
+
+def busybox_layer(Layer, shell=None):
+    """busybox-static with its applets as hard links (as the upstream busybox images have them:
+    masking /bin/ls must not mask busybox itself), upstream's users and groups, and ipcs and
+    pgrep, which busybox-static lacks. `shell`, when given, is a busybox built without
+    FEATURE_SH_STANDALONE that becomes /bin/sh, so that `sh -c ls` runs /bin/ls (a masked
+    /bin/ls must fail as it does upstream) instead of busybox's built-in applet."""
+    layer = Layer()
+    with open(BUSYBOX, "rb") as f:
+        binary = f.read()
+    applets = subprocess.run([BUSYBOX, "--list-full"], stdout=subprocess.PIPE, check=True,
+                             text=True).stdout.split()
+    dirs = {"bin", "sbin", "usr", "usr/bin", "usr/sbin", "tmp", "etc", "root", "home", "var",
+            "var/run", "var/www"}
+    libs = shared_libraries(shell) if shell else {}
+    for lib in libs:
+        parts = lib.split("/")[:-1]
+        dirs.update("/".join(parts[:i]) for i in range(1, len(parts) + 1))
+    for d in sorted(dirs):
+        layer.dir(d, 0o1777 if d == "tmp" else 0o755)
+    layer.file("bin/busybox", binary, mode=0o755)
+    for applet in sorted(set(applets)):
+        parent = applet.rpartition("/")[0]
+        if applet == "bin/busybox" or (parent and parent not in dirs):
+            continue
+        if shell and applet == "bin/sh":
+            continue
+        layer.hardlink(applet, "bin/busybox")
+    if shell:
+        with open(shell, "rb") as f:
+            layer.file("bin/sh", f.read(), mode=0o755)
+        for lib, host_path in sorted(libs.items()):
+            with open(host_path, "rb") as f:
+                layer.file(lib, f.read(), mode=0o755)
+    layer.file("etc/passwd", PASSWD)
+    layer.file("etc/group", GROUP)
+    layer.file("usr/bin/ipcs", IPCS, mode=0o755)
+    layer.file("usr/bin/pgrep", PGREP, mode=0o755)
+    return layer.tar_bytes()
+
+
+def build(builder, only, layer_class, shell=None):
+    """Pushes the stand-ins. `shell`: see busybox_layer."""
     Layer = layer_class
+    busybox = (busybox_layer(Layer, shell), "gzip")
 
     def want(name):
         return only is None or name in only
@@ -145,14 +222,7 @@ def build(builder, only, layer_class, busybox):
         build_fn(lay)
         return (lay.tar_bytes(), "gzip")
 
-    def etc(lay, passwd=PASSWD, group=GROUP):
-        for d in ("etc", "home", "usr", "usr/bin", "var", "var/run", "var/www"):
-            lay.dir(d)
-        lay.file("etc/passwd", passwd)
-        lay.file("etc/group", group)
-        lay.file("usr/bin/ipcs", IPCS, mode=0o755)
-
-    base = [busybox, layer(etc)]
+    base = [busybox]
 
     def marker(text):
         return layer(lambda lay: (lay.dir("etc"), lay.file("etc/critest-image", text.encode())))
@@ -223,12 +293,15 @@ def build(builder, only, layer_class, busybox):
     image(CRI_TOOLS + "test-image-user-username-group:latest", base, user="www-data:www-data")
 
     def predefined_group(lay):
-        etc(lay, passwd=PASSWD + b"default-user:x:1000:1000:Linux User,,,:/home/default-user:"
-                                 b"/bin/sh\n",
-            group=GROUP + b"default-user:x:1000:\ngroup-defined-in-image:x:50000:default-user\n")
+        lay.dir("etc")
+        lay.file("etc/passwd", PASSWD + b"default-user:x:1000:1000:Linux User,,,:"
+                                        b"/home/default-user:/bin/sh\n")
+        lay.file("etc/group", GROUP + b"default-user:x:1000:\n"
+                                      b"group-defined-in-image:x:50000:default-user\n")
+        lay.dir("home")
         lay.dir("home/default-user")
 
-    image(CRI_TOOLS + "test-image-predefined-group:latest", [busybox, layer(predefined_group)],
+    image(CRI_TOOLS + "test-image-predefined-group:latest", base + [layer(predefined_group)],
           user="1000")
     image(CRI_TOOLS + "hostnet-nginx-amd64:latest",
           base + [layer(lambda lay: nginx(lay, port=12003))], **nginx_args)
