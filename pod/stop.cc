@@ -11,7 +11,11 @@
 namespace crib::pod {
 
 absl::Status PodService::Stop(const std::string& id_or_prefix) {
-  ASSIGN_OR_RETURN(const std::string id, ResolveId(id_or_prefix));
+  // A pod that is gone is stopped: kubelet retries stops (CRI: must not fail then).
+  absl::StatusOr<std::string> resolved = ResolveId(id_or_prefix);
+  if (absl::IsNotFound(resolved.status())) return absl::OkStatus();
+  RETURN_IF_ERROR(resolved.status());
+  const std::string& id = *resolved;
   absl::MutexLock lock(&PodLock(id));
   return StopLocked(id);
 }

@@ -6,6 +6,7 @@
 
 #include <cerrno>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
@@ -51,7 +52,48 @@ absl::StatusOr<std::set<std::string>> V2Controllers(const std::string& mount) {
   return out;
 }
 
+// The sizes under /sys/kernel/mm/hugepages ("hugepages-2048kB", ...); none when it is missing.
+std::set<std::string> HugepageSizes(const std::string& dir) {
+  std::set<std::string> out;
+  for (const std::string& name : ListDirectory(dir)) {
+    absl::string_view size = name;
+    uint64_t kib = 0;
+    if (absl::ConsumePrefix(&size, "hugepages-") && absl::ConsumeSuffix(&size, "kB") &&
+        absl::SimpleAtoi(size, &kib) && kib > 0) {
+      out.insert(HugepageSizeName(kib));
+    }
+  }
+  return out;
+}
+
 }  // namespace
+
+std::string HugepageSizeName(uint64_t kib) {
+  if (kib >= 1024 * 1024 && kib % (1024 * 1024) == 0) return absl::StrCat(kib / (1024 * 1024), "GB");
+  if (kib >= 1024 && kib % 1024 == 0) return absl::StrCat(kib / 1024, "MB");
+  return absl::StrCat(kib, "KB");
+}
+
+std::string MissingController(const Layout& layout, absl::string_view controller) {
+  if (layout.controllers.contains(std::string(controller))) return "";
+  if (layout.mode == Mode::kUnified) {
+    return absl::StrCat("the cgroup v2 root ", layout.root, " does not offer the ", controller,
+                        " controller");
+  }
+  return absl::StrCat("no cgroup v1 hierarchy under ", layout.root, " has the ", controller,
+                      " controller",
+                      layout.mode == Mode::kHybrid ? " (a hybrid machine may leave it to the v2 tree)"
+                                                   : "");
+}
+
+std::vector<std::string> UnappliedLimits(const Layout& layout) {
+  std::vector<std::string> out;
+  for (const char* controller : {"cpu", "cpuset", "memory", "pids", "hugetlb"}) {
+    std::string why = MissingController(layout, controller);
+    if (!why.empty()) out.push_back(absl::StrCat(controller, ": ", why));
+  }
+  return out;
+}
 
 absl::string_view ModeName(Mode mode) {
   switch (mode) {
@@ -65,9 +107,10 @@ absl::string_view ModeName(Mode mode) {
   return "unknown";
 }
 
-absl::StatusOr<Layout> DetectLayout(const std::string& root) {
+absl::StatusOr<Layout> DetectLayout(const std::string& root, const std::string& hugepages) {
   Layout layout;
   layout.root = root;
+  layout.hugepage_sizes = HugepageSizes(hugepages);
   ASSIGN_OR_RETURN(bool unified, IsCgroup2(root));
   if (unified) {
     layout.mode = Mode::kUnified;

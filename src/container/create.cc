@@ -283,6 +283,7 @@ absl::StatusOr<std::string> ContainerService::CreateInPod(const ContainerSpec& s
   inputs.apparmor_enabled = apparmor_enabled_;
   absl::StatusOr<runtime::Spec> oci = BuildSpec(inputs);
   CRIB_STEP("build the spec", oci.status());
+  FitResources(id, &oci->linux_spec.resources);
   oci->annotations = spec.annotations;
   if (!oci->process.apparmor_profile.empty()) {
     absl::MutexLock apparmor(&apparmor_mu_);

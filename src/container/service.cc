@@ -117,6 +117,18 @@ void ContainerService::Publish(ContainerEvent::Type type, const std::string& id,
   events_.Publish({type, id, pod_id, absl::ToUnixNanos(absl::Now())});
 }
 
+void ContainerService::FitResources(const std::string& id, runtime::Resources* resources) {
+  for (std::string& left_out : FitToMachine(layout_, resources)) {
+    absl::MutexLock lock(&unapplied_mu_);
+    if (unapplied_warned_.insert(left_out).second) {
+      spdlog::warn("container {}: limit not applied, and not for later containers either: {}",
+                   id.substr(0, 12), left_out);
+    } else {
+      spdlog::debug("container {}: limit not applied: {}", id.substr(0, 12), left_out);
+    }
+  }
+}
+
 std::string ContainerService::Bundle(const std::string& id) const {
   return absl::StrCat(config_.state_dir, "/containers/", id);
 }

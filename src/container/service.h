@@ -15,6 +15,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -110,6 +111,9 @@ class ContainerService {
   absl::Status RemoveLocked(const std::string& id);
 
   void Publish(ContainerEvent::Type type, const std::string& id, const std::string& pod_id);
+  // FitToMachine, with a warning the first time each kind of limit is left out.
+  void FitResources(const std::string& id, runtime::Resources* resources)
+      ABSL_LOCKS_EXCLUDED(unapplied_mu_);
 
   std::string Bundle(const std::string& id) const;
   std::string LayerDir(const std::string& id) const;  // <root>/containers/<id>: upper, work
@@ -134,6 +138,8 @@ class ContainerService {
       ABSL_GUARDED_BY(locks_mutex_);
   absl::Mutex snapshots_mu_;
   absl::flat_hash_map<std::string, int> snapshots_in_use_ ABSL_GUARDED_BY(snapshots_mu_);
+  absl::Mutex unapplied_mu_;
+  absl::flat_hash_set<std::string> unapplied_warned_ ABSL_GUARDED_BY(unapplied_mu_);
   absl::Mutex apparmor_mu_;
   bool apparmor_loaded_ ABSL_GUARDED_BY(apparmor_mu_) = false;
   EventHub events_;

@@ -387,6 +387,34 @@ runtime::Resources ToRuntimeResources(const Resources& res, bool cgroup_v2) {
   return r;
 }
 
+std::vector<std::string> FitToMachine(const cgroup::Layout& layout, runtime::Resources* r) {
+  std::vector<std::string> left_out;
+  auto offered = [&](const char* controller, bool requested) {
+    if (!requested) return true;
+    std::string why = cgroup::MissingController(layout, controller);
+    if (why.empty()) return true;
+    left_out.push_back(absl::StrCat(controller, ": ", why));
+    return false;
+  };
+  if (!offered("cpu", r->cpu_shares || r->cpu_quota || r->cpu_period)) {
+    r->cpu_shares.reset();
+    r->cpu_quota.reset();
+    r->cpu_period.reset();
+  }
+  if (!offered("cpuset", !r->cpuset_cpus.empty() || !r->cpuset_mems.empty())) {
+    r->cpuset_cpus.clear();
+    r->cpuset_mems.clear();
+  }
+  if (!offered("pids", r->pids_limit.has_value())) r->pids_limit.reset();
+  std::erase_if(r->hugepage_limits, [&](const runtime::HugepageLimit& h) {
+    if (layout.hugepage_sizes.contains(h.page_size)) return false;
+    left_out.push_back(absl::StrCat("hugetlb: the kernel has no ", h.page_size, " huge pages"));
+    return true;
+  });
+  if (!offered("hugetlb", !r->hugepage_limits.empty())) r->hugepage_limits.clear();
+  return left_out;
+}
+
 absl::StatusOr<runtime::Spec> BuildSpec(const SpecInputs& in) {
   const ContainerSpec& req = *in.request;
   const pod::PodSandbox& pod = *in.pod;
@@ -467,6 +495,13 @@ absl::StatusOr<runtime::Spec> BuildSpec(const SpecInputs& in) {
 
   // Namespaces: the pod's network, ipc and uts; pid as asked; always a mount namespace.
   runtime::LinuxSpec& l = spec.linux_spec;
+  // A bidirectional mount joins the host's peer group only if the mount namespace's copy of
+  // its source stays shared: the root then stays rshared, as containerd asks of runc.
+  if (std::any_of(req.mounts.begin(), req.mounts.end(), [](const MountSpec& m) {
+        return m.propagation == Propagation::kBidirectional;
+      })) {
+    l.rootfs_propagation = "rshared";
+  }
   const std::string pause_ns = absl::StrCat("/proc/", pod.pid, "/ns/");
   if (pod.namespaces.network != pod::NamespaceMode::kNode) {
     l.namespaces.push_back({"network", pod.netns_path});

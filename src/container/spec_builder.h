@@ -68,6 +68,13 @@ absl::StatusOr<std::vector<runtime::Mount>> CriMounts(const std::vector<MountSpe
 // on cgroup v2.
 runtime::Resources ToRuntimeResources(const Resources& resources, bool cgroup_v2);
 
+// Leaves out of `resources` what this machine cannot limit, and names each omission
+// ("hugetlb: <why>"): the limits of a controller it does not offer (cpu, cpuset, hugetlb), as
+// runc treats an unmounted v1 controller, and huge page sizes the kernel does not have (no
+// process can use those pages). Memory limits and device rules stay: without their controller
+// the launcher refuses them, since an unlimited container or one with every device is unsafe.
+std::vector<std::string> FitToMachine(const cgroup::Layout& layout, runtime::Resources* resources);
+
 // The AppArmor profile to apply, or empty.
 absl::StatusOr<std::string> ComputeAppArmor(const SecurityContext& security, bool enabled);
 

@@ -18,7 +18,11 @@ constexpr absl::Duration kKillGrace = absl::Seconds(10);
 }  // namespace
 
 absl::Status ContainerService::Stop(const std::string& id_or_prefix, absl::Duration timeout) {
-  ASSIGN_OR_RETURN(const std::string id, ResolveId(id_or_prefix));
+  // A container that is gone is stopped: kubelet retries stops (CRI: must not fail then).
+  absl::StatusOr<std::string> resolved = ResolveId(id_or_prefix);
+  if (absl::IsNotFound(resolved.status())) return absl::OkStatus();
+  RETURN_IF_ERROR(resolved.status());
+  const std::string& id = *resolved;
   std::shared_ptr<absl::Mutex> mutex = ContainerLock(id);
   absl::MutexLock lock(mutex.get());
   return StopLocked(id, timeout);

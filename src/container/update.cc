@@ -20,9 +20,10 @@ absl::Status ContainerService::UpdateResources(const std::string& id_or_prefix,
     return absl::FailedPreconditionError(
         absl::StrCat("update resources of container ", id, ": it is not running"));
   }
-  const bool v2 = layout_.mode == cgroup::Mode::kUnified;
-  if (absl::Status s = launcher_.UpdateResources(Bundle(id), ToRuntimeResources(resources, v2));
-      !s.ok()) {
+  runtime::Resources limits =
+      ToRuntimeResources(resources, layout_.mode == cgroup::Mode::kUnified);
+  FitResources(id, &limits);
+  if (absl::Status s = launcher_.UpdateResources(Bundle(id), limits); !s.ok()) {
     return Annotate(s, absl::StrCat("update resources of container ", id));
   }
   data.resources = resources;

@@ -1,5 +1,7 @@
 #include "runtime/readiness.h"
 
+#include <fcntl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -58,10 +60,20 @@ Readiness CheckRuntimeReady(const Config& config) {
                       std::string(ErrnoStatus(errno, absl::StrCat("access ", *dir)).message()));
     }
   }
-  return Readiness{true, "RuntimeIsReady",
-                   absl::StrCat("overlayfs and cgroup ", cgroup::ModeName(layout->mode),
-                                " with cpu, memory and pids are available; ", config.root_dir,
-                                " and ", config.state_dir, " are writable")};
+  std::string message =
+      absl::StrCat("overlayfs and cgroup ", cgroup::ModeName(layout->mode),
+                   " with cpu, memory and pids are available; ", config.root_dir, " and ",
+                   config.state_dir, " are writable");
+  if (std::vector<std::string> unapplied = cgroup::UnappliedLimits(*layout); !unapplied.empty()) {
+    absl::StrAppend(&message, "; limits left unapplied for want of a controller: ",
+                    absl::StrJoin(unapplied, "; "));
+  }
+  return Readiness{true, "RuntimeIsReady", std::move(message)};
+}
+
+bool SupportsRecursiveReadOnly() {
+  // A bad fd answers EBADF where the call exists.
+  return ::syscall(SYS_mount_setattr, -1, "", AT_EMPTY_PATH, nullptr, 0) != 0 && errno != ENOSYS;
 }
 
 }  // namespace crib::runtime

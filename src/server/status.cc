@@ -35,12 +35,14 @@ grpc::Status RuntimeService::Status(grpc::ServerContext*, const cri::StatusReque
   cri::RuntimeStatus* status = response->mutable_status();
   AddCondition(*status, "RuntimeReady", runtime::CheckRuntimeReady(deps_.config));
   AddCondition(*status, "NetworkReady", deps_.network.Status());
-  // The default handler (""); the features it lacks so far are reported as such.
+  // The default handler (""): crib's own launcher.
   cri::RuntimeHandler* handler = response->add_runtime_handlers();
   handler->set_name("");
-  handler->mutable_features()->set_recursive_read_only_mounts(false);
+  handler->mutable_features()->set_recursive_read_only_mounts(
+      runtime::SupportsRecursiveReadOnly());
   handler->mutable_features()->set_user_namespaces(false);
-  response->mutable_features()->set_supplemental_groups_policy(false);
+  // Merge and Strict are both implemented (container/users.cc).
+  response->mutable_features()->set_supplemental_groups_policy(true);
   if (request->verbose()) {
     (*response->mutable_info())["config"] = ConfigToJson(deps_.config);
   }

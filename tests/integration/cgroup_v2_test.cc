@@ -114,36 +114,50 @@ TEST_F(CgroupV2Test, APrivilegedContainerGetsNoDeviceFilter) {
   EXPECT_THAT(runtime::AttachedDeviceFilters(dir), IsEmpty());
 }
 
-// hugetlb is the one controller this machine leaves to v2: limits from the request, unified
-// keys, and an update reach the container's v2 files.
+// hugetlb is the one controller this machine leaves to v2: limits from the request for every
+// page size the machine has, a unified key, and an update reach the container's v2 files; a
+// limit for a page size the kernel lacks is left out.
 TEST_F(CgroupV2Test, HugepageLimitsAndUnifiedKeysReachTheV2Cgroup) {
   ASSERT_THAT(Slurp(std::string(kUnified) + "/cgroup.controllers"), HasSubstr("hugetlb"));
+  const std::vector<std::string> sizes = HugepageSizes();
+  ASSERT_THAT(sizes, Not(IsEmpty())) << "the kernel offers no huge pages";
+  const std::string absent = AbsentHugepageSize();
   const std::string pod = RunPod(PodConfig("v2h"));
   cri::ContainerConfig config = Config("huge", {"sleep", "3600"});
   cri::LinuxContainerResources* resources = config.mutable_linux()->mutable_resources();
-  cri::HugepageLimit* limit = resources->add_hugepage_limits();
-  limit->set_page_size("2MB");
-  limit->set_limit(4 << 20);
-  (*resources->mutable_unified())["hugetlb.1GB.max"] = "0";
+  for (const std::string& size : sizes) {
+    cri::HugepageLimit* limit = resources->add_hugepage_limits();
+    limit->set_page_size(size);
+    limit->set_limit(4 << 20);
+  }
+  cri::HugepageLimit* missing = resources->add_hugepage_limits();
+  missing->set_page_size(absent);
+  missing->set_limit(0);
+  const std::string rsvd = absl::StrCat("hugetlb.", sizes[0], ".rsvd.max");
+  (*resources->mutable_unified())[rsvd] = "0";
   const std::string id = RunContainer(pod, config);
-  ASSERT_FALSE(id.empty());
+  ASSERT_FALSE(id.empty()) << cribd_->Log();
   const std::string pod_dir = HostDir(absl::StrCat(cgroup_parent_, "/", pod));
   const std::string dir = absl::StrCat(pod_dir, "/", id);
   EXPECT_THAT(Slurp(pod_dir + "/cgroup.subtree_control"), HasSubstr("hugetlb"));
-  EXPECT_EQ(Slurp(dir + "/hugetlb.2MB.max"), absl::StrCat(4 << 20));
-  EXPECT_EQ(Slurp(dir + "/hugetlb.1GB.max"), "0");
+  for (const std::string& size : sizes) {
+    EXPECT_EQ(Slurp(absl::StrCat(dir, "/hugetlb.", size, ".max")), absl::StrCat(4 << 20));
+  }
+  EXPECT_EQ(Slurp(dir + "/" + rsvd), "0");
+  EXPECT_FALSE(std::filesystem::exists(absl::StrCat(dir, "/hugetlb.", absent, ".max")));
+  EXPECT_THAT(cribd_->Log(), HasSubstr(absl::StrCat("the kernel has no ", absent, " huge pages")));
 
   cri::UpdateContainerResourcesRequest request;
   request.set_container_id(id);
   cri::HugepageLimit* raised = request.mutable_linux()->add_hugepage_limits();
-  raised->set_page_size("2MB");
+  raised->set_page_size(sizes[0]);
   raised->set_limit(8 << 20);
-  (*request.mutable_linux()->mutable_unified())["hugetlb.1GB.max"] = "1073741824";
+  (*request.mutable_linux()->mutable_unified())[rsvd] = "1073741824";
   cri::UpdateContainerResourcesResponse response;
   ASSERT_THAT(runtime_->UpdateContainerResources(ContextWithDeadline().get(), request, &response),
               GrpcOk());
-  EXPECT_EQ(Slurp(dir + "/hugetlb.2MB.max"), absl::StrCat(8 << 20));
-  EXPECT_EQ(Slurp(dir + "/hugetlb.1GB.max"), "1073741824");
+  EXPECT_EQ(Slurp(absl::StrCat(dir, "/hugetlb.", sizes[0], ".max")), absl::StrCat(8 << 20));
+  EXPECT_EQ(Slurp(dir + "/" + rsvd), "1073741824");
 }
 
 TEST_F(CgroupV2Test, AnUnknownUnifiedKeyFailsCreateNamingItAndLeavesNoCgroup) {

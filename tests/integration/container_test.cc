@@ -280,6 +280,66 @@ TEST_F(ContainerTest, UpdateContainerResourcesReachesTheCgroup) {
   EXPECT_EQ(Status(id).status().resources().linux().memory_limit_in_bytes(), 128 << 20);
 }
 
+// kubelet sends a limit for every huge page size the node has. Where the machine offers the
+// hugetlb controller to crib's cgroups they land there; where it does not (a hybrid machine may
+// leave it to the v2 tree) they are left out with one warning, and Status says so. A size the
+// kernel lacks is left out either way. Containers run in every case.
+TEST_F(ContainerTest, HugepageLimitsAreAppliedWhereTheMachineCan) {
+  const std::vector<std::string> sizes = HugepageSizes();
+  const std::string absent = AbsentHugepageSize();
+  const std::string pod = RunPod("huge");
+  auto config = [&](const std::string& name) {
+    cri::ContainerConfig c = Config(name, {"sleep", "1000"});
+    auto* resources = c.mutable_linux()->mutable_resources();
+    for (const std::string& size : sizes) {
+      cri::HugepageLimit* limit = resources->add_hugepage_limits();
+      limit->set_page_size(size);
+      limit->set_limit(4 << 20);
+    }
+    cri::HugepageLimit* limit = resources->add_hugepage_limits();
+    limit->set_page_size(absent);
+    limit->set_limit(0);
+    return c;
+  };
+  const std::string id = RunContainer(pod, config("huge"));
+  ASSERT_FALSE(id.empty()) << cribd_->Log();
+  const std::string cgroup = absl::StrCat(cgroup_parent_, "/", pod, "/", id);
+  const bool unified = std::filesystem::exists("/sys/fs/cgroup/cgroup.controllers");
+  const bool offered = unified ? absl::StrContains(Slurp("/sys/fs/cgroup/cgroup.controllers"),
+                                                   "hugetlb")
+                               : std::filesystem::exists("/sys/fs/cgroup/hugetlb/cgroup.procs");
+  for (const std::string& size : sizes) {
+    const std::string file =
+        unified ? absl::StrCat("/sys/fs/cgroup", cgroup, "/hugetlb.", size, ".max")
+                : absl::StrCat("/sys/fs/cgroup/hugetlb", cgroup, "/hugetlb.", size,
+                               ".limit_in_bytes");
+    if (offered) EXPECT_EQ(Slurp(file), absl::StrCat(4 << 20)) << file;
+  }
+  const std::string log = cribd_->Log();
+  EXPECT_THAT(log, HasSubstr(absl::StrCat("the kernel has no ", absent, " huge pages")));
+  cri::StatusResponse status;
+  ASSERT_THAT(runtime_->Status(ContextWithDeadline().get(), cri::StatusRequest(), &status),
+              GrpcOk());
+  ASSERT_GE(status.status().conditions_size(), 1);
+  EXPECT_EQ(status.status().conditions(0).type(), "RuntimeReady");
+  if (!offered) {
+    EXPECT_THAT(log, HasSubstr("hugetlb: no cgroup"));
+    EXPECT_THAT(status.status().conditions(0).message(), HasSubstr("hugetlb"));
+  } else {
+    EXPECT_THAT(status.status().conditions(0).message(), Not(HasSubstr("hugetlb")));
+  }
+  // The warning is said once per kind of limit, not per container.
+  ASSERT_FALSE(RunContainer(pod, config("huge-again")).empty());
+  const std::string again = cribd_->Log();
+  const size_t kinds = offered ? 1 : 2;
+  size_t warnings = 0;
+  for (size_t at = again.find("and not for later containers"); at != std::string::npos;
+       at = again.find("and not for later containers", at + 1)) {
+    ++warnings;
+  }
+  EXPECT_EQ(warnings, kinds) << again;
+}
+
 // On cgroup v1 the container's /sys/fs/cgroup shows its own cgroup in each hierarchy,
 // read-only, as runc mounts it (applications such as the JVM read their limits there).
 TEST_F(ContainerTest, ContainerSeesItsOwnCgroup) {
@@ -394,6 +454,43 @@ TEST_F(ContainerTest, MountsReadonlyPropagationAndTheirErrors) {
   cri::ExecSyncResponse response;
   ASSERT_THAT(Exec(id, {"cat", "/shared/later/file"}, &response), GrpcOk());
   EXPECT_EQ(response.stdout(), "propagated\n");
+
+  // Bidirectional: a mount made inside a privileged container reaches the host, and one the
+  // host makes reaches the container; none of the container's own mounts (its rootfs, /proc)
+  // shows on the host.
+  std::filesystem::create_directories(shared + "/from-container");
+  std::filesystem::create_directories(shared + "/from-host");
+  const auto host_mounts = [] {
+    return std::count(std::istreambuf_iterator<char>(std::ifstream("/proc/self/mountinfo").rdbuf()),
+                      {}, '\n');
+  };
+  cri::ContainerConfig both = Config(
+      "both", {"sh", "-c",
+               "mount -t tmpfs -o size=1m tmpfs /shared/from-container && "
+               "echo inside > /shared/from-container/file && exec sleep 1000"});
+  both.mutable_linux()->mutable_security_context()->set_privileged(true);
+  m = both.add_mounts();
+  m->set_container_path("/shared");
+  m->set_host_path(shared);
+  m->set_propagation(cri::PROPAGATION_BIDIRECTIONAL);
+  const auto mounts_before = host_mounts();
+  const std::string both_id = RunContainer(pod, both);
+  std::string seen;
+  for (int i = 0; i < 500 && seen.empty(); ++i) {
+    seen = Slurp(shared + "/from-container/file");
+    if (seen.empty()) usleep(10000);
+  }
+  EXPECT_EQ(seen, "inside");
+  // The host gained the overlay rootfs of the container and the propagated tmpfs, no more.
+  EXPECT_EQ(host_mounts(), mounts_before + 2);
+  ASSERT_EQ(::mount("tmpfs", (shared + "/from-host").c_str(), "tmpfs", 0, "size=1m"), 0);
+  std::ofstream(shared + "/from-host/file") << "outside\n";
+  ASSERT_THAT(Exec(both_id, {"cat", "/shared/from-host/file"}, &response), GrpcOk());
+  EXPECT_EQ(response.stdout(), "outside\n");
+  // In the host's peer group itself, not a slave of it.
+  ASSERT_THAT(Exec(both_id, {"grep", " /shared ", "/proc/self/mountinfo"}, &response), GrpcOk());
+  EXPECT_THAT(response.stdout(), HasSubstr(" shared:"));
+  EXPECT_THAT(response.stdout(), Not(HasSubstr(" master:")));
 }
 
 TEST_F(ContainerTest, SymlinksInTheImageCannotMoveMountsOntoTheHost) {
@@ -463,6 +560,8 @@ TEST_F(ContainerTest, BadInputGivesClearErrorsAndLeavesNothing) {
   EXPECT_EQ(status.exit_code(), 128);
   ASSERT_THAT(RemoveContainer(missing), GrpcOk());
   ASSERT_THAT(RemoveContainer(missing), GrpcOk());  // idempotent
+  // So is a stop of a container that is gone (kubelet retries stops).
+  EXPECT_THAT(StopContainer(missing), GrpcOk());
   EXPECT_EQ(Count(), before) << Describe(Count());
 }
 

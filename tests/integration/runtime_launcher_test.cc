@@ -39,11 +39,13 @@
 #include "runtime/spec.h"
 #include "runtime/spec_json.h"
 #include "support/cribd_process.h"
+#include "support/machine.h"
 #include "support/status_matchers.h"
 
 namespace crib::runtime {
 namespace {
 
+using ::crib::testing::ExitsWithin;
 using ::crib::testing::IsOk;
 using ::crib::testing::StatusIs;
 using ::crib::testing::TempDir;
@@ -131,7 +133,8 @@ class LauncherTest : public ::testing::Test {
   void TearDown() override {
     EXPECT_THAT(launcher_.Remove(bundle_), IsOk());
     // Nothing left behind: processes, cgroups, the monitor's files, mounts.
-    for (int pid : pids_) EXPECT_FALSE(Alive(pid)) << "pid " << pid << " still runs";
+    // A monitor exits right after it has recorded the exit: wait for it, not a fixed time.
+    for (int pid : pids_) EXPECT_TRUE(ExitsWithin(pid)) << "pid " << pid << " still runs";
     for (const char* hierarchy : {"memory", "cpu", "pids", "cpuset", "systemd"}) {
       std::string dir = absl::StrCat("/sys/fs/cgroup/", hierarchy, cgroup_path_);
       EXPECT_FALSE(std::filesystem::exists(dir)) << dir;

@@ -64,6 +64,36 @@ std::vector<std::string> Hierarchies() {
   return out;
 }
 
+std::vector<std::string> HugepageSizes() {
+  std::vector<uint64_t> kib;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/sys/kernel/mm/hugepages", ec)) {
+    const std::string file = e.path().filename().string();
+    absl::string_view name = file;
+    uint64_t size = 0;
+    if (absl::ConsumePrefix(&name, "hugepages-") && absl::ConsumeSuffix(&name, "kB") &&
+        absl::SimpleAtoi(name, &size)) {
+      kib.push_back(size);
+    }
+  }
+  std::sort(kib.begin(), kib.end());
+  std::vector<std::string> out;
+  for (uint64_t k : kib) {
+    out.push_back(k % (1 << 20) == 0 ? absl::StrCat(k >> 20, "GB")
+                  : k % (1 << 10) == 0 ? absl::StrCat(k >> 10, "MB")
+                                       : absl::StrCat(k, "KB"));
+  }
+  return out;
+}
+
+std::string AbsentHugepageSize() {
+  const std::vector<std::string> sizes = HugepageSizes();
+  for (const char* size : {"1GB", "16GB", "64KB"}) {
+    if (std::find(sizes.begin(), sizes.end(), size) == sizes.end()) return size;
+  }
+  return "512GB";
+}
+
 int CgroupsUnder(const std::string& parent) {
   int n = 0;
   for (const std::string& h : Hierarchies()) {
@@ -103,6 +133,11 @@ bool Exited(pid_t pid) {
   const size_t close = stat.rfind(')');
   return close == std::string::npos || stat.size() < close + 3 || stat[close + 2] == 'Z' ||
          stat[close + 2] == 'X';
+}
+
+bool ExitsWithin(pid_t pid, int timeout_ms) {
+  for (int waited = 0; waited < timeout_ms && !Exited(pid); waited += 10) ::usleep(10000);
+  return Exited(pid);
 }
 
 std::set<pid_t> ProcessesWith(const std::string& needle) {

@@ -27,6 +27,12 @@ void UnmountAllUnder(const std::string& dir);
 // The v1 hierarchies this machine mounts (one directory each).
 std::vector<std::string> Hierarchies();
 
+// The huge page sizes this machine's kernel offers (/sys/kernel/mm/hugepages), smallest
+// first, named as hugetlb's cgroup files name them ("2MB", "1GB").
+std::vector<std::string> HugepageSizes();
+// A huge page size this machine does not offer.
+std::string AbsentHugepageSize();
+
 // Cgroup directories directly below `parent` in every hierarchy.
 int CgroupsUnder(const std::string& parent);
 
@@ -38,6 +44,8 @@ int EntriesIn(const std::string& dir);
 
 // Whether `pid` has exited (a zombie counts: pid 1 of this machine may not reap).
 bool Exited(pid_t pid);
+// Waits until `pid` has exited, at most `timeout_ms`; whether it has.
+bool ExitsWithin(pid_t pid, int timeout_ms = 10000);
 
 // Live processes whose command line contains `needle` (zombies do not count).
 std::set<pid_t> ProcessesWith(const std::string& needle);

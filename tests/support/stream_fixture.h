@@ -15,6 +15,7 @@
 #include "common/files.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "support/machine.h"
 #include "support/status_matchers.h"
 #include "support/stream_lab.h"
 
@@ -31,7 +32,7 @@ class StreamFixture : public ::testing::Test {
     std::vector<int> pids = lab_->pids();
     std::string prefix = lab_->cgroup_prefix();
     lab_.reset();
-    for (int pid : pids) EXPECT_FALSE(Alive(pid)) << "pid " << pid << " still runs";
+    for (int pid : pids) EXPECT_TRUE(ExitsWithin(pid)) << "pid " << pid << " still runs";
     for (const char* hierarchy : {"memory", "cpu", "pids", "cpuset"}) {
       for (const auto& entry :
            std::filesystem::directory_iterator(absl::StrCat("/sys/fs/cgroup/", hierarchy))) {
@@ -52,14 +53,6 @@ class StreamFixture : public ::testing::Test {
     options.address = "127.0.0.1";
     options.port = 0;
     return options;
-  }
-
-  static bool Alive(int pid) {
-    if (pid <= 0 || ::kill(pid, 0) != 0) return false;
-    absl::StatusOr<std::string> stat = ReadFile(absl::StrCat("/proc/", pid, "/stat"));
-    if (!stat.ok()) return false;
-    size_t paren = stat->rfind(')');
-    return paren != std::string::npos && paren + 2 < stat->size() && (*stat)[paren + 2] != 'Z';
   }
 
   static bool WaitFor(const std::function<bool()>& done,

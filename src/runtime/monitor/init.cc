@@ -17,6 +17,7 @@
 
 #include <cerrno>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -97,6 +98,46 @@ unsigned long PropagationFlag(const std::string& name) {
     if (name == p.name) return p.flag;
   }
   return 0;
+}
+
+// The mount point (from /proc/self/mountinfo) that holds `path`: the longest one above it.
+bool MountPointOf(const std::string& path, std::string* mount_point, std::string* error) {
+  FILE* f = ::fopen("/proc/self/mountinfo", "re");
+  if (f == nullptr) {
+    *error = std::string("open /proc/self/mountinfo: ") + ErrorText(errno);
+    return false;
+  }
+  mount_point->clear();
+  char* line = nullptr;
+  size_t size = 0;
+  while (::getline(&line, &size, f) > 0) {
+    // "id parent major:minor root mount-point ...", with spaces and such as \ooo escapes.
+    const char* field = line;
+    for (int i = 0; i < 4 && field != nullptr; ++i) {
+      field = std::strchr(field, ' ');
+      if (field != nullptr) ++field;
+    }
+    if (field == nullptr) continue;
+    std::string point;
+    for (const char* c = field; *c != '\0' && *c != ' '; ++c) {
+      if (c[0] == '\\' && c[1] >= '0' && c[1] <= '3' && c[2] && c[3]) {
+        point += static_cast<char>((c[1] - '0') * 64 + (c[2] - '0') * 8 + (c[3] - '0'));
+        c += 3;
+      } else {
+        point += *c;
+      }
+    }
+    const bool above = point == "/" || path == point ||
+                       (path.compare(0, point.size(), point) == 0 && path[point.size()] == '/');
+    if (above && point.size() > mount_point->size()) *mount_point = point;
+  }
+  ::free(line);
+  ::fclose(f);
+  if (mount_point->empty()) {
+    *error = "no mount holds the rootfs " + path;
+    return false;
+  }
+  return true;
 }
 
 bool ParseMount(const Mount& m, MountStep* step, std::string* error) {
@@ -492,6 +533,10 @@ void SetupRootfs(int sync_fd, const Plan& plan) {
   if (::mount(nullptr, "/", nullptr, plan.root_propagation, nullptr) != 0) {
     Fail(sync_fd, "set propagation of /", nullptr, errno);
   }
+  if (!plan.rootfs_mount.empty() &&
+      ::mount(nullptr, plan.rootfs_mount.c_str(), nullptr, MS_PRIVATE, nullptr) != 0) {
+    Fail(sync_fd, "make the rootfs's mount private", plan.rootfs_mount.c_str(), errno);
+  }
   if (::mount(plan.rootfs.c_str(), plan.rootfs.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) {
     Fail(sync_fd, "bind mount rootfs", plan.rootfs.c_str(), errno);
   }
@@ -559,10 +604,16 @@ void SetupRootfs(int sync_fd, const Plan& plan) {
     }
   }
   // pivot_root(".", ".") stacks the old root on the new one; detaching it leaves the new.
+  // The old root is named by an fd opened before: after the pivot "." is the new root, and
+  // making that a slave would cut the container's bidirectional mounts from their peers.
+  UniqueFd old_root(::open("/", O_DIRECTORY | O_RDONLY | O_CLOEXEC));
+  if (old_root.get() < 0) Fail(sync_fd, "open the old root", nullptr, errno);
   if (::chdir(plan.rootfs.c_str()) != 0) Fail(sync_fd, "chdir", plan.rootfs.c_str(), errno);
   if (syscall(SYS_pivot_root, ".", ".") != 0) {
     Fail(sync_fd, "pivot_root", plan.rootfs.c_str(), errno);
   }
+  if (::fchdir(old_root.get()) != 0) Fail(sync_fd, "chdir to the old root", nullptr, errno);
+  old_root.Reset();
   if (::mount(nullptr, ".", nullptr, MS_SLAVE | MS_REC, nullptr) != 0) {
     Fail(sync_fd, "make the old root a slave", nullptr, errno);
   }
@@ -867,6 +918,10 @@ bool BuildPlan(const Spec& spec, const std::string& bundle, bool for_exec, Plan*
       *error = "unknown rootfs propagation \"" + l.rootfs_propagation + "\"";
       return false;
     }
+  }
+  if ((plan->root_propagation & MS_SHARED) &&
+      !MountPointOf(plan->rootfs, &plan->rootfs_mount, error)) {
+    return false;
   }
   for (const auto& m : spec.mounts) {
     MountStep step;

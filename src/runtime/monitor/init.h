@@ -81,6 +81,9 @@ struct Plan {
   // File system.
   std::string rootfs;  // absolute, resolved
   unsigned long root_propagation = 0;
+  // With a shared root: the mount that holds the rootfs, made private in the container's
+  // namespace so that the container's own mounts never propagate back to the host.
+  std::string rootfs_mount;
   std::vector<MountStep> mounts;
   std::vector<DeviceStep> devices;
   // Paths here are absolute inside the container and resolved under the rootfs.
