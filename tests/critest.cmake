@@ -1,0 +1,14 @@
+# cri-tools' critest v1.26.1 conformance specs against a private cribd of the build tree, with a
+# private registry of stand-in images (critest/run). It needs ../shared/k8s-node-tools beside the
+# checkout and exits 77 (skipped) without it. It fails when a spec fails that
+# critest/offline-impossible.txt does not list.
+find_package(Python3 REQUIRED COMPONENTS Interpreter)
+
+add_test(NAME critest
+         COMMAND Python3::Interpreter ${CMAKE_SOURCE_DIR}/critest/run
+                 --cribd $<TARGET_FILE:cribd>)
+set_tests_properties(critest PROPERTIES
+                     LABELS e2e
+                     RUN_SERIAL TRUE
+                     TIMEOUT 1800
+                     SKIP_RETURN_CODE 77)
