@@ -26,8 +26,9 @@ API:
         shell_busybox() as their /bin/sh when there is one.
     shell_busybox() -> str | None
         A busybox built without FEATURE_SH_STANDALONE (Debian's `busybox` package, which
-        conflicts with the installed busybox-static, so it is fetched with `apt-get download`
-        and unpacked once into a cache directory); None, with the reason on stderr, when apt
+        conflicts with the installed busybox-static, so it is fetched with `apt-get download`,
+        after an `apt-get update` if the package lists lack it, and unpacked once into
+        ${XDG_CACHE_HOME:-/var/cache}/crib-critest); None, with the reason on stderr, when apt
         cannot fetch it.
     class Cribd(workdir, mirrors={}, extra_toml="", binary=<repo>/build/src/cribd/cribd,
                 log_level="info", keep_workdir=False)
@@ -225,8 +226,15 @@ def shell_busybox():
         return binary
     os.makedirs(cache, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache) as tmp:
-        out = subprocess.run(["apt-get", "download", "busybox"], cwd=tmp, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)
+        def download():
+            return subprocess.run(["apt-get", "download", "busybox"], cwd=tmp,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+        out = download()
+        if out.returncode != 0:  # no package lists yet on a fresh machine
+            subprocess.run(["apt-get", "update", "-qq"], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+            out = download()
         debs = [f for f in os.listdir(tmp) if f.endswith(".deb")]
         if out.returncode != 0 or not debs:
             print(f"crib_lab: apt-get download busybox failed ({out.returncode}): "
