@@ -1,0 +1,15 @@
+# End-to-end tests: the real clients (kubelet v1.26.1 standalone, crictl v1.26.1) on a private
+# cribd of the build tree. They need ../shared/k8s-node-tools beside the checkout and exit 77
+# (skipped) without it. One kubelet or cribd per test file, so they run alone.
+find_package(Python3 REQUIRED COMPONENTS Interpreter)
+
+foreach(e2e kubelet_test)
+  add_test(NAME e2e_${e2e}
+           COMMAND Python3::Interpreter ${CMAKE_CURRENT_SOURCE_DIR}/e2e/${e2e}.py)
+  set_tests_properties(e2e_${e2e} PROPERTIES
+                       LABELS e2e
+                       RUN_SERIAL TRUE
+                       TIMEOUT 600
+                       SKIP_RETURN_CODE 77
+                       ENVIRONMENT "CRIBD_PATH=$<TARGET_FILE:cribd>")
+endforeach()

@@ -1,0 +1,595 @@
+#!/usr/bin/env python3
+"""End-to-end: kubelet v1.26.1 in standalone mode runs static pods on a private cribd.
+
+One kubelet and one cribd serve the whole class: the pods are written to kubelet's manifest
+directory at once in setUpClass and each test checks its own from outside, through kubelet's
+own API (/pods, /containerLogs), its files (/var/log/pods, its root dir), crictl and the
+machine (cgroups, mounts, links, ports). The tests run in the order of their numbers: the
+kubelet restart, the cribd crash and the manifest removal come last.
+
+Run as root: tests/e2e/kubelet_test.py [-v] [unittest arguments]. Exits 77 (skipped) when
+../shared/k8s-node-tools is missing. Needs the built cribd in build/src/cribd.
+"""
+import os
+import re
+import shutil
+import socket
+import sys
+import tempfile
+import time
+import unittest
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kubelet_lab as lab  # noqa: E402
+from kubelet_lab import crib_lab, wait_for  # noqa: E402
+
+IMAGE = "busybox:latest"  # pushed to the lab's registry; pods name it with the registry host
+CRI_LOG_LINE = re.compile(
+    r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2}) "
+    r"(stdout|stderr) (P|F) (.*)$")
+POD_TIMEOUT = 90
+CRIBD = os.environ.get("CRIBD_PATH", crib_lab.DEFAULT_CRIBD)  # ctest passes the build's
+
+
+def container(name, script, **extra):
+    spec = {"name": name, "image": KubeletStaticPods.image, "imagePullPolicy": "IfNotPresent",
+            "command": ["sh", "-c", script]}
+    spec.update(extra)
+    return spec
+
+
+def manifest(name, containers, **spec):
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": name, "namespace": "default"},
+           "spec": {"containers": containers, "terminationGracePeriodSeconds": 1}}
+    pod["spec"].update(spec)
+    return pod
+
+
+def statuses(pod, init=False):
+    key = "initContainerStatuses" if init else "containerStatuses"
+    return {s["name"]: s for s in pod.get("status", {}).get(key, [])}
+
+
+def runtime_id(container_id):
+    """kubelet's "<runtime>://<id>" as the runtime's id."""
+    return container_id.split("://", 1)[-1]
+
+
+def all_running(pod):
+    if pod is None or pod.get("status", {}).get("phase") != "Running":
+        return False
+    own = statuses(pod)
+    names = [c["name"] for c in pod["spec"]["containers"]]
+    return all(n in own and "running" in own[n].get("state", {}) for n in names)
+
+
+# Waiting reasons that kubelet retries but that do not go away by themselves here.
+STUCK_REASONS = ("CreateContainerError", "CreateContainerConfigError", "RunContainerError",
+                 "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "StartError")
+
+
+def stuck(pod):
+    """A container of the pod that cannot start, as text; None when there is none."""
+    if pod is None:
+        return None
+    for init in (True, False):
+        for s in statuses(pod, init).values():
+            waiting = s.get("state", {}).get("waiting", {})
+            if waiting.get("reason") in STUCK_REASONS:
+                return f"container {s['name']}: {waiting['reason']}: {waiting.get('message')}"
+    return None
+
+
+def condition(pod, kind):
+    for c in pod.get("status", {}).get("conditions", []):
+        if c["type"] == kind:
+            return c["status"] == "True"
+    return False
+
+
+def read_or_empty(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
+def http_get(port, timeout=5):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=timeout) as resp:
+        return resp.read().decode()
+
+
+def http_get_or_none(port):
+    try:
+        return http_get(port)
+    except OSError:
+        return None
+
+
+class KubeletStaticPods(unittest.TestCase):
+    """The pods of one kubelet; the numbered tests run in order."""
+
+    image = None
+
+    @classmethod
+    def setUpClass(cls):
+        started = time.monotonic()
+        cls.workdir = tempfile.mkdtemp(prefix="crib-e2e-kubelet-")
+        lab.cleanup_stack.append(("remove the work dir",
+                                  lambda: crib_lab._remove_tree(cls.workdir)))
+        cls.guard = lab.NodeGuard().enter()
+        lab.cleanup_stack.append(("restore the node settings", cls.guard.exit))
+        cls.registry = crib_lab.Registry(os.path.join(cls.workdir, "registry")).start()
+        lab.cleanup_stack.append(("stop the registry", cls.registry.stop))
+        crib_lab.push_test_images(cls.registry.host, only=[IMAGE])
+        cls.image = f"{cls.registry.host}/{IMAGE}"
+        # Undone in this order: kubelet stops (it must not recreate what cribd removes), cribd
+        # removes the pods and stops, then kubelet's mounts, logs and emptied cgroups go.
+        cls.kubelet = None
+        lab.cleanup_stack.append(("close kubelet", lambda: cls.kubelet and cls.kubelet.close()))
+        cls.cribd = crib_lab.Cribd(os.path.join(cls.workdir, "cribd"), binary=CRIBD)
+        lab.cleanup_stack.append(("close cribd", cls.cribd.close))
+        lab.cleanup_stack.append(("keep the logs", lambda: lab.keep_logs(cls.workdir)))
+        cls.cribd.start()
+        cls.kubelet = lab.Kubelet(cls.cribd, os.path.join(cls.workdir, "node"))
+        lab.cleanup_stack.append(("stop kubelet", cls.kubelet.stop))
+        cls.kubelet.start()
+        cls.hostpath = os.path.join(cls.workdir, "hostpath")
+        os.makedirs(cls.hostpath)
+        with open(os.path.join(cls.hostpath, "host-file"), "w") as f:
+            f.write("written on the host\n")
+        cls.hostnet_port = crib_lab.free_port()
+        cls.host_port = crib_lab.free_port()
+        for pod in cls.manifests():
+            cls.kubelet.put_manifest(pod)
+        print(f"\nkubelet and cribd up in {time.monotonic() - started:.1f} s "
+              f"(node {cls.kubelet.node_name}, cgroup root {cls.kubelet.cgroup_root})",
+              file=sys.stderr)
+
+    @classmethod
+    def tearDownClass(cls):
+        errors = lab.run_cleanups()
+        if errors:
+            raise AssertionError("cleanup: " + "; ".join(errors))
+        left = cls.machine_leftovers()
+        if left:
+            raise AssertionError("left on the machine: " + "; ".join(left))
+
+    @classmethod
+    def machine_leftovers(cls):
+        left = [f"mount {m}" for m in lab.mounts_containing(cls.workdir)]
+        if os.path.exists(f"/sys/class/net/{cls.cribd.bridge}"):
+            left.append(f"bridge {cls.cribd.bridge}")
+        left += [f"cgroup {d}" for d in cls.kubelet.cgroup_dirs()]
+        left += [f"pod logs {d}" for d in cls.kubelet.pod_log_dirs()]
+        left += [f"kubelet pid {p}" for p in lab.other_kubelets()]
+        if os.path.exists(cls.workdir):
+            left.append(f"work dir {cls.workdir}")
+        return left
+
+    @classmethod
+    def manifests(cls):
+        forever = "exec sleep 100000"
+        return [
+            manifest("multi", [
+                container("web", 'i=0; while true; do echo "web line $i"; i=$((i+1)); '
+                                 "sleep 1; done",
+                          volumeMounts=[{"name": "work", "mountPath": "/work"}]),
+                container("side", "cat /work/init-done; echo side to stderr >&2; "
+                                  "cat /host/host-file; echo written by the pod > "
+                                  f"/host/pod-file; {forever}",
+                          volumeMounts=[{"name": "work", "mountPath": "/work"},
+                                        {"name": "host", "mountPath": "/host"}]),
+            ], initContainers=[
+                container("init", "echo init says hello; echo made by init > /work/init-done",
+                          volumeMounts=[{"name": "work", "mountPath": "/work"}]),
+            ], volumes=[
+                {"name": "work", "emptyDir": {}},
+                {"name": "host", "hostPath": {"path": cls.hostpath, "type": "Directory"}},
+            ]),
+            manifest("probes", [
+                container("probed", f"touch /tmp/alive /tmp/ready; echo up; {forever}",
+                          readinessProbe={"exec": {"command": ["cat", "/tmp/ready"]},
+                                          "periodSeconds": 1, "failureThreshold": 1},
+                          livenessProbe={"exec": {"command": ["cat", "/tmp/alive"]},
+                                         "periodSeconds": 1, "failureThreshold": 1}),
+            ]),
+            # Each container fails once, then runs: its first log is the previous one.
+            manifest("crasher", [
+                container("crash", "if [ -e /state/crash ]; then echo second run; "
+                                   f"{forever}; fi; touch /state/crash; echo first run; "
+                                   "echo goodbye from crasher > /dev/termination-log; exit 3",
+                          volumeMounts=[{"name": "state", "mountPath": "/state"}]),
+                container("fallback", "if [ -e /state/fallback ]; then echo second run; "
+                                      f"{forever}; fi; touch /state/fallback; "
+                                      "echo last words of fallback; exit 1",
+                          terminationMessagePolicy="FallbackToLogsOnError",
+                          volumeMounts=[{"name": "state", "mountPath": "/state"}]),
+            ], volumes=[{"name": "state", "emptyDir": {}}]),
+            manifest("hostnet", [
+                container("web", "mkdir -p /www && echo hostnet answers > /www/index.html && "
+                                 f"exec httpd -f -p 127.0.0.1:{cls.hostnet_port} -h /www"),
+            ], hostNetwork=True),
+            manifest("hostport", [
+                container("web", "mkdir -p /www && echo hostport answers > /www/index.html && "
+                                 "exec httpd -f -p 80 -h /www",
+                          ports=[{"containerPort": 80, "hostPort": cls.host_port,
+                                  "protocol": "TCP"}]),
+            ]),
+            manifest("limits", [
+                container("burst", forever,
+                          resources={"requests": {"cpu": "100m", "memory": "32Mi"},
+                                     "limits": {"cpu": "500m", "memory": "64Mi"}}),
+            ]),
+            manifest("guaranteed", [
+                container("fixed", forever,
+                          resources={"requests": {"cpu": "200m", "memory": "48Mi"},
+                                     "limits": {"cpu": "200m", "memory": "48Mi"}}),
+            ]),
+        ]
+
+    # ---- helpers ------------------------------------------------------------------------------
+
+    def wait_pod(self, name, check=all_running, what="running", timeout=POD_TIMEOUT):
+        def ready():
+            pod = self.kubelet.pod(name)
+            return pod if pod is not None and check(pod) else None
+
+        def failed():
+            return self.kubelet._died() or stuck(self.kubelet.pod(name))
+        try:
+            return wait_for(f"pod {name} {what}", ready, timeout, interval=0.25, failed=failed)
+        except crib_lab.LabError as e:
+            pod = self.kubelet.pod(name)
+            self.fail(f"{e}\nkubelet's status: {pod and pod.get('status')}\n"
+                      f"kubelet log:\n{self.kubelet.log_tail(25)}\ncribd log:\n"
+                      f"{self.cribd.log_tail(15)}")
+
+    def pod_log_dir(self, pod):
+        meta = pod["metadata"]
+        return os.path.join(lab.POD_LOG_DIR,
+                            f"{meta['namespace']}_{meta['name']}_{meta['uid']}")
+
+    def read_cri_log(self, path):
+        with open(path) as f:
+            lines = f.read().splitlines()
+        parsed = []
+        for line in lines:
+            m = CRI_LOG_LINE.match(line)
+            self.assertIsNotNone(m, f"{path}: not a CRI log line: {line!r}")
+            parsed.append((m.group(3), m.group(4), m.group(5)))
+        return parsed
+
+    def sandbox_of(self, name):
+        items = lab.sandboxes(self.cribd, self.kubelet.full_name(name), state="ready")
+        self.assertEqual(len(items), 1, f"ready sandboxes of {name}: {items}")
+        return items[0]
+
+    def running_container(self, name, container_name):
+        pod = self.wait_pod(name)
+        cid = runtime_id(statuses(pod)[container_name]["containerID"])
+        return pod, cid, lab.inspect(self.cribd, cid)
+
+    def snapshot(self, names):
+        """Sandboxes and containers of the named pods: what must not change."""
+        snap = {}
+        for name in names:
+            pod = self.wait_pod(name)
+            sandbox = self.sandbox_of(name)
+            running = {s["name"]: (runtime_id(s["containerID"]), s["restartCount"])
+                       for s in statuses(pod).values()}
+            snap[name] = (sandbox["id"], running)
+        return snap
+
+    def runtime_view(self, names):
+        """The same from crictl alone."""
+        view = {}
+        for name in names:
+            full = self.kubelet.full_name(name)
+            ready = lab.sandboxes(self.cribd, full, state="ready")
+            if len(ready) != 1:
+                view[name] = ("ready sandboxes", [s["id"] for s in ready])
+                continue
+            running = {}
+            for c in lab.containers(self.cribd, pod_id=ready[0]["id"]):
+                if c["state"] == "CONTAINER_RUNNING":
+                    running[c["metadata"]["name"]] = (c["id"], lab.restart_count(c))
+            view[name] = (ready[0]["id"], running)
+        return view
+
+    def assert_unchanged_for(self, names, before, seconds):
+        """Polls crictl for `seconds`; fails at the first change."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            now = self.runtime_view(names)
+            self.assertEqual(now, before, "pods or containers changed")
+            time.sleep(0.5)
+
+    def assert_kubelet_agrees(self, names, before, timeout=60):
+        """kubelet reports each pod running with exactly the sandboxes and containers of
+        `before` (it synced them), and the same pod IPs as the runtime."""
+        for name in names:
+            sandbox_id, running = before[name]
+
+            def same(pod, running=running):
+                got = {s["name"]: (runtime_id(s.get("containerID", "")), s["restartCount"])
+                       for s in statuses(pod).values() if "running" in s.get("state", {})}
+                return all_running(pod) and got == running
+            pod = self.wait_pod(name, same, "running with the same containers", timeout)
+            if not pod["spec"].get("hostNetwork"):
+                ip = lab.inspectp(self.cribd, sandbox_id)["status"]["network"]["ip"]
+                self.assertEqual(pod["status"].get("podIP"), ip, f"pod {name}'s IP")
+
+    # ---- pods -----------------------------------------------------------------------------------
+
+    def test_10_init_and_two_containers_run(self):
+        pod = self.wait_pod("multi")
+        init = statuses(pod, init=True)["init"]
+        self.assertEqual(init["state"]["terminated"]["exitCode"], 0, init)
+        self.assertEqual(init["state"]["terminated"]["reason"], "Completed", init)
+        self.assertTrue(all(s["ready"] for s in statuses(pod).values()), statuses(pod))
+        self.assertTrue(condition(pod, "Ready"), pod["status"])
+        sandbox = self.sandbox_of("multi")
+        self.assertEqual(sandbox["metadata"]["uid"], pod["metadata"]["uid"])
+        names = sorted(c["metadata"]["name"] for c in
+                       lab.containers(self.cribd, pod_id=sandbox["id"]))
+        self.assertEqual(names, ["init", "side", "web"])
+
+    def test_11_logs_in_cri_format_under_var_log_pods(self):
+        pod = self.wait_pod("multi")
+        log_dir = self.pod_log_dir(pod)
+        wanted = {"init": ("stdout", "init says hello"),
+                  "web": ("stdout", "web line 0"),
+                  "side": ("stderr", "side to stderr")}
+        for name, (stream, text) in wanted.items():
+            path = os.path.join(log_dir, name, "0.log")
+            wait_for(f"{text!r} in {path}",
+                     lambda path=path, text=text: text in read_or_empty(path), 30)
+            lines = self.read_cri_log(path)
+            self.assertIn((stream, "F", text), lines, path)
+        side = self.read_cri_log(os.path.join(log_dir, "side", "0.log"))
+        self.assertIn(("stdout", "F", "made by init"), side)
+        # kubelet parses the files itself when it serves them.
+        self.assertIn("init says hello", self.kubelet.container_log("multi", "init"))
+        self.assertIn("web line 0", self.kubelet.container_log("multi", "web"))
+        # And links them in /var/log/containers.
+        links = [n for n in os.listdir(lab.CONTAINER_LOG_DIR)
+                 if n.startswith(pod["metadata"]["name"] + "_default_web-")]
+        self.assertEqual(len(links), 1, links)
+
+    def test_12_emptydir_and_hostpath_volumes(self):
+        pod = self.wait_pod("multi")
+        uid = pod["metadata"]["uid"]
+        empty_dir = os.path.join(self.kubelet.root_dir, "pods", uid, "volumes",
+                                 "kubernetes.io~empty-dir", "work")
+        with open(os.path.join(empty_dir, "init-done")) as f:
+            self.assertEqual(f.read(), "made by init\n")
+        _, web, _ = self.running_container("multi", "web")
+        out = self.cribd.crictl("exec", web, "cat", "/work/init-done").stdout
+        self.assertEqual(out, "made by init\n")
+        written = os.path.join(self.hostpath, "pod-file")
+        wait_for(f"{written}", lambda: os.path.exists(written), 30)
+        with open(written) as f:
+            self.assertEqual(f.read(), "written by the pod\n")
+        side = self.read_cri_log(os.path.join(self.pod_log_dir(pod), "side", "0.log"))
+        self.assertIn(("stdout", "F", "written on the host"), side)
+
+    def test_20_readiness_probe(self):
+        pod = self.wait_pod("probes", lambda p: all_running(p) and condition(p, "Ready"),
+                            "ready")
+        cid = runtime_id(statuses(pod)["probed"]["containerID"])
+        self.cribd.crictl("exec", cid, "rm", "/tmp/ready")
+        pod = self.wait_pod("probes", lambda p: not condition(p, "Ready"), "not ready")
+        self.assertEqual(statuses(pod)["probed"]["restartCount"], 0)
+        self.assertEqual(runtime_id(statuses(pod)["probed"]["containerID"]), cid)
+        self.cribd.crictl("exec", cid, "touch", "/tmp/ready")
+        self.wait_pod("probes", lambda p: condition(p, "Ready"), "ready again")
+
+    def test_21_liveness_probe_restarts(self):
+        pod = self.wait_pod("probes", lambda p: all_running(p) and condition(p, "Ready"),
+                            "ready")
+        before = statuses(pod)["probed"]
+        cid = runtime_id(before["containerID"])
+        self.cribd.crictl("exec", cid, "rm", "/tmp/alive")
+
+        def restarted(p):
+            s = statuses(p).get("probed", {})
+            return (s.get("restartCount", 0) > before["restartCount"] and
+                    "running" in s.get("state", {}) and condition(p, "Ready"))
+        pod = self.wait_pod("probes", restarted, "restarted by its liveness probe")
+        now = statuses(pod)["probed"]
+        self.assertNotEqual(runtime_id(now["containerID"]), cid)
+        self.assertEqual(runtime_id(now["lastState"]["terminated"]["containerID"]), cid)
+        runtime = lab.containers(self.cribd, name="probed")
+        ids = {c["id"]: c for c in runtime}
+        new = ids[runtime_id(now["containerID"])]
+        self.assertEqual(new["state"], "CONTAINER_RUNNING")
+        self.assertEqual(lab.restart_count(new), now["restartCount"])
+
+    def restarted_once(self, pod):
+        own = statuses(pod)
+        return all_running(pod) and all(
+            own[n]["restartCount"] == 1 and "terminated" in own[n].get("lastState", {})
+            for n in ("crash", "fallback"))
+
+    def test_30_exited_container_restarted_with_previous_log(self):
+        pod = self.wait_pod("crasher", self.restarted_once, "restarted once")
+        crash = statuses(pod)["crash"]
+        last = crash["lastState"]["terminated"]
+        self.assertEqual(last["exitCode"], 3, last)
+        self.assertEqual(last["reason"], "Error", last)
+        self.assertNotEqual(last["containerID"], crash["containerID"])
+        log_dir = os.path.join(self.pod_log_dir(pod), "crash")
+        path = os.path.join(log_dir, "1.log")
+        wait_for(f"{path} with the second run", lambda: "second run" in read_or_empty(path), 30)
+        self.assertIn(("stdout", "F", "second run"), self.read_cri_log(path))
+        self.assertIn(("stdout", "F", "first run"),
+                      self.read_cri_log(os.path.join(log_dir, "0.log")))
+        self.assertIn("first run", self.kubelet.container_log("crasher", "crash", previous=True))
+        self.assertIn("second run", self.kubelet.container_log("crasher", "crash"))
+        runtime = {c["id"]: c for c in lab.containers(self.cribd, name="crash")}
+        current = runtime[runtime_id(crash["containerID"])]
+        self.assertEqual(lab.restart_count(current), 1)
+        self.assertEqual(current["state"], "CONTAINER_RUNNING")
+        previous = runtime[runtime_id(last["containerID"])]
+        self.assertEqual(previous["state"], "CONTAINER_EXITED")
+
+    def test_31_termination_message_reaches_kubelet(self):
+        pod = self.wait_pod("crasher", self.restarted_once, "restarted once")
+        crash = statuses(pod)["crash"]["lastState"]["terminated"]
+        self.assertEqual(crash.get("message"), "goodbye from crasher\n", crash)
+        fallback = statuses(pod)["fallback"]["lastState"]["terminated"]
+        self.assertEqual(fallback["exitCode"], 1, fallback)
+        self.assertIn("last words of fallback", fallback.get("message", ""), fallback)
+
+    def test_40_host_network(self):
+        pod, cid, info = self.running_container("hostnet", "web")
+        self.assertTrue(pod["spec"]["hostNetwork"])
+        body = wait_for(f"httpd on 127.0.0.1:{self.hostnet_port}",
+                        lambda: http_get_or_none(self.hostnet_port), 30)
+        self.assertEqual(body, "hostnet answers\n")
+        pid = info["info"]["pid"]
+        self.assertEqual(os.readlink(f"/proc/{pid}/ns/net"), os.readlink("/proc/self/ns/net"))
+        sandbox = lab.inspectp(self.cribd, self.sandbox_of("hostnet")["id"])
+        self.assertEqual(sandbox["status"]["linux"]["namespaces"]["options"]["network"], "NODE")
+
+    def test_41_host_port(self):
+        pod, cid, info = self.running_container("hostport", "web")
+        pid = info["info"]["pid"]
+        self.assertNotEqual(os.readlink(f"/proc/{pid}/ns/net"), os.readlink("/proc/self/ns/net"))
+        body = wait_for(f"hostPort 127.0.0.1:{self.host_port}",
+                        lambda: http_get_or_none(self.host_port), 30)
+        self.assertEqual(body, "hostport answers\n")
+        self.assertTrue(pod["status"].get("podIP"), pod["status"])
+
+    def cgroup_file(self, pid, controller, name):
+        path = lab.proc_cgroup(pid, controller)
+        with open(os.path.join(lab.cgroup_v1_path(controller) + path, name)) as f:
+            return path, f.read().strip()
+
+    def assert_limits(self, pod_name, container_name, qos_dir, cpu_milli, memory, shares):
+        pod, cid, info = self.running_container(pod_name, container_name)
+        pid = info["info"]["pid"]
+        parent = f"{self.kubelet.cgroup_root}/kubepods{qos_dir}/pod{pod['metadata']['uid']}/"
+        path, limit = self.cgroup_file(pid, "memory", "memory.limit_in_bytes")
+        self.assertTrue(path.startswith(parent), f"memory cgroup {path} not under {parent}")
+        self.assertEqual(int(limit), memory)
+        path, quota = self.cgroup_file(pid, "cpu", "cpu.cfs_quota_us")
+        self.assertTrue(path.startswith(parent), f"cpu cgroup {path} not under {parent}")
+        _, period = self.cgroup_file(pid, "cpu", "cpu.cfs_period_us")
+        self.assertEqual(int(quota) * 1000 // int(period), cpu_milli)
+        _, got_shares = self.cgroup_file(pid, "cpu", "cpu.shares")
+        self.assertEqual(int(got_shares), shares)
+        self.assertEqual(info["status"]["state"], "CONTAINER_RUNNING")
+
+    def test_50_burstable_limits_in_kubelet_cgroup_root(self):
+        # This machine has 2 MiB huge pages and no hugetlb controller: kubelet still sends a
+        # zero hugepage limit per page size, which the container must survive.
+        self.assert_limits("limits", "burst", "/burstable", 500, 64 << 20, 102)
+
+    def test_51_guaranteed_limits_in_kubelet_cgroup_root(self):
+        self.assert_limits("guaranteed", "fixed", "", 200, 48 << 20, 204)
+
+    def test_52_best_effort_pod_cgroup(self):
+        pod, cid, info = self.running_container("multi", "web")
+        path = lab.proc_cgroup(info["info"]["pid"], "memory")
+        parent = (f"{self.kubelet.cgroup_root}/kubepods/besteffort/"
+                  f"pod{pod['metadata']['uid']}/")
+        self.assertTrue(path.startswith(parent), f"{path} not under {parent}")
+
+    # ---- restarts -----------------------------------------------------------------------------
+
+    STABLE = ("multi", "probes", "crasher", "hostnet", "hostport", "limits", "guaranteed")
+
+    def test_80_kubelet_restart_restarts_nothing(self):
+        self.wait_pod("crasher", self.restarted_once, "restarted once")
+        before = self.snapshot(self.STABLE)
+        self.assertEqual(self.runtime_view(self.STABLE), before)
+        self.kubelet.stop()
+        self.assert_unchanged_for(self.STABLE, before, 2)
+        self.kubelet.start()
+        self.assert_kubelet_agrees(self.STABLE, before)
+        # Two sync periods in which kubelet could act on anything it disliked.
+        self.assert_unchanged_for(self.STABLE, before, 10)
+
+    def test_81_cribd_sigkill_recreates_nothing(self):
+        self.wait_pod("crasher", self.restarted_once, "restarted once")
+        before = self.snapshot(self.STABLE)
+        pids = {}
+        for name, (_, running) in before.items():
+            for cname, (cid, _) in running.items():
+                pids[(name, cname)] = lab.inspect(self.cribd, cid)["info"]["pid"]
+        self.cribd.kill()
+        for key, pid in pids.items():
+            self.assertTrue(os.path.exists(f"/proc/{pid}"), f"{key} died with cribd")
+        self.cribd.start()
+        self.assertEqual(self.runtime_view(self.STABLE), before)
+        self.assert_kubelet_agrees(self.STABLE, before)
+        self.assert_unchanged_for(self.STABLE, before, 10)
+        for key, pid in pids.items():
+            self.assertTrue(os.path.exists(f"/proc/{pid}"), f"{key} is gone")
+
+    # ---- removal ------------------------------------------------------------------------------
+
+    def test_90_removed_manifests_leave_nothing(self):
+        pods, footprints = {}, {}
+        for pod in self.manifests():
+            name = pod["metadata"]["name"]
+            pods[name] = self.kubelet.pod(name)
+            self.assertIsNotNone(pods[name], f"kubelet does not know {name}")
+            footprints[name] = lab.Footprint(self.cribd, self.sandbox_of(name)["id"])
+            self.kubelet.remove_manifest(name)
+        wait_for("kubelet forgets the pods", lambda: not self.kubelet.pods(), 60)
+        # kubelet stops the pods at once and removes the sandboxes at its next garbage
+        # collection (once a minute).
+        wait_for("the runtime has no pod left",
+                 lambda: not lab.sandboxes(self.cribd) and not lab.containers(self.cribd),
+                 120, interval=1)
+        for name, fp in footprints.items():
+            uid = pods[name]["metadata"]["uid"]
+
+            def gone(fp=fp, uid=uid):
+                dirs = self.kubelet.cgroup_dirs()
+                left = fp.leftovers(dirs)
+                left += [f"pod cgroup {d}" for d in dirs if f"pod{uid}" in d]
+                return left
+            try:
+                wait_for(f"pod {name} gone", lambda: not gone(), 30, interval=0.5)
+            except crib_lab.LabError:
+                self.fail(f"pod {name} left: {gone()}")
+        left = lab.mounts_containing(self.cribd.state_dir, self.cribd.root_dir)
+        self.assertEqual(left, [], "mounts left in cribd's directories")
+        veths = os.listdir(f"/sys/class/net/{self.cribd.bridge}/brif") \
+            if os.path.exists(f"/sys/class/net/{self.cribd.bridge}") else []
+        self.assertEqual(veths, [], "links left on the bridge")
+
+
+def main():
+    lab.raise_on_sigterm()
+    if os.geteuid() != 0:
+        print("kubelet_test: needs root (kubelet, cribd, cgroups, mounts)", file=sys.stderr)
+        return 77
+    if crib_lab.tools_dir() is None:
+        print(f"kubelet_test: skipped: {crib_lab.UNPACK} is missing; it provides kubelet and "
+              "crictl v1.26.1 (see the node tools' README)", file=sys.stderr)
+        return 77
+    if not os.access(CRIBD, os.X_OK):
+        print(f"kubelet_test: no cribd at {CRIBD}: build first", file=sys.stderr)
+        return 1
+    started = time.monotonic()
+    result = None
+    try:
+        result = unittest.main(exit=False, verbosity=2).result
+    finally:
+        errors = lab.run_cleanups()
+        for e in errors:
+            print(f"cleanup: {e}", file=sys.stderr)
+        print(f"kubelet_test: {time.monotonic() - started:.1f} s", file=sys.stderr)
+    return 0 if result is not None and result.wasSuccessful() and not errors else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
