@@ -70,6 +70,11 @@ absl::StatusOr<std::string> PodService::Run(const PodSandboxSpec& spec) {
     if (absl::Status s = (expr); !s.ok()) return step_error(step, s); \
   } while (false)
 
+  if (!spec.log_directory.empty() && !absl::StartsWith(spec.log_directory, "/")) {
+    return absl::InvalidArgumentError(absl::StrCat("run pod sandbox ", pod_name,
+                                                   ": log directory \"", spec.log_directory,
+                                                   "\" is not an absolute path"));
+  }
   const bool host_network = spec.namespaces.network == NamespaceMode::kNode;
   ASSIGN_OR_RETURN(const std::string id, NewObjectId());
   absl::Mutex& pod_lock = PodLock(id);

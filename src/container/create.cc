@@ -11,6 +11,7 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/errors.h"
 #include "common/failpoint.h"
@@ -135,6 +136,14 @@ absl::StatusOr<std::string> ContainerService::CreateInPod(const ContainerSpec& s
   }
   if (data.stop_signal == 0) data.stop_signal = SIGTERM;
   if (!pod.log_directory.empty() && !spec.log_path.empty()) {
+    // The log path is relative to the pod's log directory and may not leave it.
+    const std::vector<absl::string_view> parts = absl::StrSplit(spec.log_path, '/');
+    if (absl::StartsWith(spec.log_path, "/") ||
+        std::find(parts.begin(), parts.end(), "..") != parts.end()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "create container ", name, ": log path \"", spec.log_path,
+          "\" is not a path inside the pod's log directory ", pod.log_directory));
+    }
     data.log_path = absl::StrCat(pod.log_directory, "/", spec.log_path);
   }
 

@@ -537,6 +537,23 @@ TEST_F(ContainerTest, BadInputGivesClearErrorsAndLeavesNothing) {
   cri::ContainerConfig bad_dir = Config("bad-dir", {"true"});
   bad_dir.set_working_dir("relative");
   expect(bad_dir, grpc::StatusCode::INVALID_ARGUMENT, "not absolute", pod);
+  // A log path may not leave the pod's log directory.
+  const std::string outside = dir_.path() + "/outside.log";
+  for (const std::string& path :
+       {std::string("../../../../../../../../") + outside, outside, std::string("a/../../x.log")}) {
+    cri::ContainerConfig escape = Config("escape", {"true"});
+    escape.set_log_path(path);
+    expect(escape, grpc::StatusCode::INVALID_ARGUMENT, "is not a path inside the pod's log", pod);
+  }
+  EXPECT_FALSE(std::filesystem::exists(outside));
+  cri::PodSandboxConfig relative = PodConfig("relative-logs");
+  relative.set_log_directory("logs/relative");
+  cri::RunPodSandboxRequest run;
+  *run.mutable_config() = relative;
+  cri::RunPodSandboxResponse ran;
+  grpc::Status refused = runtime_->RunPodSandbox(ContextWithDeadline().get(), run, &ran);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << refused.error_message();
+  EXPECT_THAT(refused.error_message(), HasSubstr("is not an absolute path"));
 
   // A duplicate name (another config) is AlreadyExists naming the holder.
   const std::string first = CreateOk(pod, Config("dup", {"sleep", "1000"}));
