@@ -67,7 +67,7 @@ absl::StatusOr<PauseProcess> StartPause(const std::string& executable,
     args.insert(args.end(), {"--hostname", options.hostname});
   }
   for (const std::string& s : options.sysctls) args.insert(args.end(), {"--sysctl", s});
-  if (!options.pod_id.empty()) args.insert(args.end(), {"--pod", options.pod_id});
+  if (!options.pod_dir.empty()) args.insert(args.end(), {"--pod", options.pod_dir});
   for (const std::string& p : options.cgroup_procs) args.insert(args.end(), {"--cgroup-procs", p});
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());

@@ -21,7 +21,7 @@ struct PauseOptions {
   bool new_pid = false;
   std::string hostname;                   // set when new_uts
   std::vector<std::string> sysctls;       // key=value, applied inside the namespaces
-  std::string pod_id;                     // on its command line, to find it again
+  std::string pod_dir;  // <state_dir>/pods/<id> on its command line: the pod and its cribd
   std::vector<std::string> cgroup_procs;  // cgroup.procs files it is put into before it reports
 };
 

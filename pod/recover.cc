@@ -68,7 +68,15 @@ absl::StatusOr<PodRecovery> PodService::Recover() {
     if (ec) return absl::InternalError(absl::StrCat("remove ", dir, ": ", ec.message()));
     ++report.orphans;
   }
-  for (const auto& [pid, id] : ProcessesWithFlag("crib-pause", "--pod")) {
+  // Only this cribd's pause processes: another cribd on the machine (its own state dir) owns
+  // the rest. Pods of other cribds are skipped in the cgroup scan below too.
+  std::set<std::string> others;
+  for (const auto& [pid, pod_dir] : ProcessesWithFlag("crib-pause", "--pod")) {
+    const std::string id = std::filesystem::path(pod_dir).filename().string();
+    if (std::filesystem::path(pod_dir).parent_path() != pods_dir) {
+      others.insert(id);
+      continue;
+    }
     if (live.count(id) > 0) continue;
     ::kill(pid, SIGKILL);
     ++report.orphans;
@@ -79,7 +87,9 @@ absl::StatusOr<PodRecovery> PodService::Recover() {
   for (const std::string& dir : cgroup::Cgroup(layout_, kCribCgroupParent).Dirs()) {
     for (const std::string& id : ListDirectory(dir)) {
       const std::string pod_dir = absl::StrCat(dir, "/", id);
-      if (live.count(id) > 0 || !std::filesystem::is_directory(pod_dir)) continue;
+      if (live.count(id) > 0 || others.count(id) > 0 || !std::filesystem::is_directory(pod_dir)) {
+        continue;
+      }
       std::set<std::string>& leaves = cgroups[id];
       for (const std::string& leaf : ListDirectory(pod_dir)) {
         if (std::filesystem::is_directory(absl::StrCat(pod_dir, "/", leaf))) leaves.insert(leaf);

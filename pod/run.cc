@@ -191,7 +191,7 @@ absl::StatusOr<std::string> PodService::Run(const PodSandboxSpec& spec) {
   pause.hostname = data.hostname;
   for (const auto& [key, value] : spec.sysctls)
     pause.sysctls.push_back(absl::StrCat(key, "=", value));
-  pause.pod_id = id;
+  pause.pod_dir = data.pod_dir;
   pause.cgroup_procs = (pause_leaf ? pause_cgroup : cgroup).ProcsFiles();
   if (::access(pause_path_.c_str(), X_OK) != 0) {
     return step_error("start crib-pause", ErrnoStatus(errno, absl::StrCat("access ", pause_path_)));

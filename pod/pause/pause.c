@@ -84,7 +84,7 @@ int main(int argc, char** argv) {
                i + 1 < argc) {
       ++i; /* applied below, once inside the namespaces / once forked */
     } else if (strcmp(arg, "--pod") == 0 && i + 1 < argc) {
-      ++i; /* the pod's id: only for finding this process again */
+      ++i; /* the pod's directory: only for finding this process and its cribd again */
     } else {
       Fail(EINVAL, "unknown argument", arg);
     }

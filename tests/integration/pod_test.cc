@@ -432,6 +432,23 @@ TEST_F(PodTest, PodsSurviveACribdKillAndStayRemovable) {
   EXPECT_EQ(Count(), before);
 }
 
+// Two cribds with state dirs of their own share the machine: the start-up of one (its orphan
+// scan) leaves the other's pause processes and cgroups alone.
+TEST_F(PodTest, AnotherCribdStartingLeavesThisOnesPodsAlone) {
+  const std::string a = RunOk(HostPod("neighbour"));
+  const pid_t pid_a = PausePid(a);
+  TempDir other_dir;
+  CribdOptions other = CribdProcess::OptionsIn(other_dir.path());
+  absl::StatusOr<std::unique_ptr<CribdProcess>> second = CribdProcess::Start(other);
+  ASSERT_THAT(second, IsOk());
+  second->reset();
+  EXPECT_TRUE(PauseProcesses().contains(pid_a));
+  cri::PodSandboxStatusResponse response;
+  ASSERT_TRUE(Status(a, &response).ok());
+  EXPECT_EQ(response.status().state(), cri::SANDBOX_READY);
+  EXPECT_TRUE(Remove(a).ok());
+}
+
 // kubelet's UpdateRuntimeConfig sets the pod CIDR that new pods take their address from.
 TEST_F(PodTest, UpdateRuntimeConfigMovesNewPodsToTheNewCidr) {
   const std::string other = absl::StrCat("10.", 150 + (pid_ + 7) % 50, ".", (pid_ / 50) % 256, ".");
