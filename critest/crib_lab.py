@@ -16,7 +16,8 @@ API:
         Runs crictl against the socket (runtime and image endpoint), text output captured;
         raises LabError with the output when it fails and `check` is true.
     class Registry(workdir=None)
-        Debian's docker-registry on 127.0.0.1:<free port> with its own storage.
+        Debian's docker-registry on 127.0.0.1:<free port> with its own storage in `workdir`
+        (made if missing and left there), or in a temp dir that stop() removes.
         .start() (waits until /v2/ answers), .host ("127.0.0.1:PORT"), .stop(); a context
         manager: `with Registry() as reg:` starts it and stops it on the way out.
     push_test_images(host, only=None, critest=False, extra_args=()) -> dict
@@ -44,9 +45,10 @@ API:
         .crictl(*args, **kw) runs crictl against it.
         .remove_everything() removes every pod and container through crictl (`rmp -fa`,
         `rm -fa`) so that no mount, netns, veth or cgroup stays behind.
-        .close() = remove_everything() (when it runs), stop(), then removes the bridge and the
-        nftables table it made and the work dir (unless keep_workdir, or when removal failed:
-        then it stays for its log and the error is raised).
+        .close() = remove_everything() (a cribd that was stopped or killed is started again
+        for it: it recovers its state first), stop(), then removes the bridge and the nftables
+        table it made and the work dir (unless keep_workdir, or when removal failed: then it
+        stays for its log and the error is raised).
         A context manager: `with Cribd(dir) as c:` starts it and closes it on the way out.
         .log_tail(lines=40) returns the end of its log (for error messages).
 
@@ -395,6 +397,8 @@ class Cribd:
         self._closed = True
         error = None
         try:
+            if not self.running() and os.path.exists(self.root_dir):
+                self.start()  # what a stopped or killed cribd left: its recovery knows it
             if self.running():
                 self.remove_everything()
         except (LabError, subprocess.TimeoutExpired) as e:
