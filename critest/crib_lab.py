@@ -187,8 +187,9 @@ class Registry:
                         "  delete:\n    enabled: true\n"
                         f"http:\n  addr: {self.host}\n")
             log = open(self.log_path, "ab")
-            self.proc = subprocess.Popen([REGISTRY_BINARY, "serve", config], stdin=subprocess.DEVNULL,
-                                         stdout=log, stderr=log, start_new_session=True)
+            self.proc = subprocess.Popen([REGISTRY_BINARY, "serve", config],
+                                         stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                         start_new_session=True)
             log.close()
             try:
                 wait_for(f"docker-registry on {self.host}", self._probe, 20,
