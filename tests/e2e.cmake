@@ -3,7 +3,7 @@
 # (skipped) without it. One kubelet or cribd per test file, so they run alone.
 find_package(Python3 REQUIRED COMPONENTS Interpreter)
 
-foreach(e2e kubelet_test)
+foreach(e2e kubelet_test crictl_test)
   add_test(NAME e2e_${e2e}
            COMMAND Python3::Interpreter ${CMAKE_CURRENT_SOURCE_DIR}/e2e/${e2e}.py)
   set_tests_properties(e2e_${e2e} PROPERTIES

@@ -21,8 +21,9 @@ the node tools) and adds what only kubelet needs:
         parses the CRI log file there); .close() stops kubelet and removes its mounts, its
         cgroup root (deepest first) and its directories.
     Footprint(cribd, pod_id)
-        What one pod sandbox holds on the machine (containers, netns pin, mounts, host veth,
-        IP allocation, cgroups), taken while it runs; .leftovers() lists what is still there.
+        What one pod sandbox holds on the machine (containers, processes, netns pin, mounts,
+        host veth, IP allocation, cgroups), taken while it runs; .leftovers() lists what is
+        still there.
     cleanup_stack
         Undo steps run in reverse by run_cleanups(), also from a SIGTERM or Ctrl-C.
     keep_logs(workdir)
@@ -32,6 +33,7 @@ import fcntl
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import sqlite3
@@ -234,6 +236,15 @@ def proc_cgroup(pid, controller):
             if controller in controllers.split(","):
                 return path
     return None
+
+
+def process_alive(pid):
+    """True for a process that exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
 
 
 def mounts_containing(*needles):
@@ -556,18 +567,24 @@ class Footprint:
         network = doc["status"].get("network") or {}
         self.ip = network.get("ip", "")
         self.container_ids = [c["id"] for c in containers(cribd, pod_id=pod_id)]
+        self.pids = [info.get("pid", 0)]
+        for cid in self.container_ids:
+            self.pids.append(inspect(cribd, cid).get("info", {}).get("pid", 0))
+        self.pids = [p for p in self.pids if p and process_alive(p)]
         self.host_veth = self._host_veth()
         self.mounts = mounts_containing(pod_id, *self.container_ids)
 
     def _host_veth(self):
         if not self.netns or not self.ip:
             return None
-        out = subprocess.run(["nsenter", f"--net={self.netns}", "cat",
-                              "/sys/class/net/eth0/iflink"],
+        # sysfs would still show the host's links: ask the namespace's own netlink.
+        out = subprocess.run(["nsenter", f"--net={self.netns}", "ip", "-o", "link", "show",
+                              "dev", "eth0"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        if out.returncode != 0:
+        match = re.search(r"@if(\d+):", out.stdout)
+        if out.returncode != 0 or not match:
             return None
-        index = out.stdout.strip()
+        index = match.group(1)
         for name in os.listdir("/sys/class/net"):
             try:
                 with open(f"/sys/class/net/{name}/ifindex") as f:
@@ -588,7 +605,7 @@ class Footprint:
             conn.close()
         return [r[0] for r in rows]
 
-    def leftovers(self, cgroup_dirs=()):
+    def leftovers(self):
         """Everything of the pod still on the machine, as text; empty when it is all gone."""
         left = []
         ids = set(c["id"] for c in containers(self.cribd))
@@ -605,5 +622,7 @@ class Footprint:
         if self.ip:
             left += [f"IP {ip} still allocated to the pod" for ip in self.allocated_ips()]
         if self.cgroup:
-            left += [f"cgroup {d}" for d in cgroup_dirs if self.cgroup in d]
+            left += [f"cgroup {m}{self.cgroup}" for m in cgroup_mounts()
+                     if os.path.isdir(m + self.cgroup)]
+        left += [f"process {p}" for p in self.pids if process_alive(p)]
         return left

@@ -553,7 +553,7 @@ class KubeletStaticPods(unittest.TestCase):
 
             def gone(fp=fp, uid=uid):
                 dirs = self.kubelet.cgroup_dirs()
-                left = fp.leftovers(dirs)
+                left = fp.leftovers()
                 left += [f"pod cgroup {d}" for d in dirs if f"pod{uid}" in d]
                 return left
             try:
