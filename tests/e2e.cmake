@@ -5,7 +5,7 @@ find_package(Python3 REQUIRED COMPONENTS Interpreter)
 
 foreach(e2e kubelet_test crictl_test)
   add_test(NAME e2e_${e2e}
-           COMMAND Python3::Interpreter ${CMAKE_CURRENT_SOURCE_DIR}/e2e/${e2e}.py)
+           COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/e2e/${e2e}.py)
   set_tests_properties(e2e_${e2e} PROPERTIES
                        LABELS e2e
                        RUN_SERIAL TRUE

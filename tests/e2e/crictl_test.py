@@ -25,6 +25,7 @@ import termios
 import time
 import unittest
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kubelet_lab as lab  # noqa: E402
 from kubelet_lab import crib_lab, wait_for  # noqa: E402
