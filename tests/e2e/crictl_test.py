@@ -392,8 +392,9 @@ def main():
         print("crictl_test: needs root (cribd, namespaces, cgroups, mounts)", file=sys.stderr)
         return 77
     if crib_lab.tools_dir() is None:
-        print(f"crictl_test: skipped: {crib_lab.UNPACK} is missing; it provides crictl v1.26.1 "
-              "(see the node tools' README)", file=sys.stderr)
+        print("crictl_test: skipped: needs crictl v1.26.1, which Debian 12 does not package: "
+              "build it (cri-tools v1.26.1 cmd/crictl) and provide "
+              f"{crib_lab.UNPACK}, a script that prints its directory", file=sys.stderr)
         return 77
     if not os.access(CRIBD, os.X_OK):
         print(f"crictl_test: no cribd at {CRIBD}: build first", file=sys.stderr)

@@ -577,8 +577,10 @@ def main():
         print("kubelet_test: needs root (kubelet, cribd, cgroups, mounts)", file=sys.stderr)
         return 77
     if crib_lab.tools_dir() is None:
-        print(f"kubelet_test: skipped: {crib_lab.UNPACK} is missing; it provides kubelet and "
-              "crictl v1.26.1 (see the node tools' README)", file=sys.stderr)
+        print("kubelet_test: skipped: needs kubelet and crictl v1.26.1, which Debian 12 does "
+              "not package: build them (kubernetes v1.26.1 cmd/kubelet, cri-tools v1.26.1 "
+              f"cmd/crictl) and provide {crib_lab.UNPACK}, a script that prints their "
+              "directory", file=sys.stderr)
         return 77
     if not os.access(CRIBD, os.X_OK):
         print(f"kubelet_test: no cribd at {CRIBD}: build first", file=sys.stderr)
