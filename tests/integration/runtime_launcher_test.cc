@@ -719,6 +719,9 @@ TEST_F(LauncherTest, MonitorIsSmallAndLinksNoHeavyLibrary) {
   ExecOptions options;
   options.args = {"true"};
   ASSERT_THAT(launcher_.Exec(bundle_, options).status(), IsOk());  // the monitor's busiest path
+  // It serves an exec only once re-executed in serve mode, and ps shows it by its name.
+  EXPECT_THAT(Slurp(absl::StrCat("/proc/", created->monitor_pid, "/cmdline")), HasSubstr("serve"));
+  EXPECT_EQ(Slurp(absl::StrCat("/proc/", created->monitor_pid, "/comm")), "crib-monitor\n");
   auto rss_kib = [&] {
     std::string status = Slurp(absl::StrCat("/proc/", created->monitor_pid, "/status"));
     size_t at = status.find("VmRSS:");

@@ -1072,7 +1072,11 @@ int main(int argc, char** argv) {
   }
   if (options.mode == "create") return crib::runtime::CreateMain(std::move(options));
   if (options.mode == "exec") return crib::runtime::ExecMain(std::move(options));
-  if (options.mode == "serve") return crib::runtime::ServeMain(std::move(options));
+  if (options.mode == "serve") {
+    // Re-executed through /proc/self/exe, whose name the kernel would show as "exe".
+    ::prctl(PR_SET_NAME, "crib-monitor", 0, 0, 0);
+    return crib::runtime::ServeMain(std::move(options));
+  }
   crib::runtime::WriteAll(2, "crib-monitor: unknown mode " + options.mode + "\n");
   return 2;
 }
