@@ -210,6 +210,14 @@ class KubeletStaticPods(unittest.TestCase):
                           terminationMessagePolicy="FallbackToLogsOnError",
                           volumeMounts=[{"name": "state", "mountPath": "/state"}]),
             ], volumes=[{"name": "state", "emptyDir": {}}]),
+            manifest("job", [
+                container("once", "echo job done"),
+            ], restartPolicy="OnFailure"),
+            manifest("oom", [
+                # tail keeps its whole input when no newline comes: 256 MiB against 24 MiB.
+                container("hog", "head -c 268435456 /dev/zero | tail > /dev/null",
+                          resources={"limits": {"memory": "24Mi"}}),
+            ], restartPolicy="Never"),
             manifest("hostnet", [
                 container("web", "mkdir -p /www && echo hostnet answers > /www/index.html && "
                                  f"exec httpd -f -p 127.0.0.1:{cls.hostnet_port} -h /www"),
@@ -446,6 +454,33 @@ class KubeletStaticPods(unittest.TestCase):
         self.assertEqual(fallback["exitCode"], 1, fallback)
         self.assertIn("last words of fallback", fallback.get("message", ""), fallback)
 
+    def test_32_completed_pod_succeeds_and_its_sandbox_stops(self):
+        def succeeded(p):
+            return p.get("status", {}).get("phase") == "Succeeded"
+        pod = self.wait_pod("job", succeeded, "succeeded")
+        once = statuses(pod)["once"]["state"]["terminated"]
+        self.assertEqual((once["exitCode"], once["reason"]), (0, "Completed"), once)
+        self.assertEqual(statuses(pod)["once"]["restartCount"], 0)
+        # kubelet stops the sandbox of a pod that finished; its address goes back.
+        full = self.kubelet.full_name("job")
+        wait_for("the job's sandbox stopped",
+                 lambda: not lab.sandboxes(self.cribd, full, state="ready"), 30)
+        items = lab.sandboxes(self.cribd, full)
+        self.assertEqual(len(items), 1, items)
+        fp = lab.Footprint(self.cribd, items[0]["id"])
+        self.assertEqual(fp.allocated_ips(), [])
+        self.assertEqual(fp.pids, [])
+        self.assertIn(("stdout", "F", "job done"), self.read_cri_log(
+            os.path.join(self.pod_log_dir(pod), "once", "0.log")))
+
+    def test_33_oom_kill_reaches_kubelet(self):
+        def failed(p):
+            return p.get("status", {}).get("phase") == "Failed"
+        pod = self.wait_pod("oom", failed, "failed")
+        hog = statuses(pod)["hog"]["state"]["terminated"]
+        self.assertEqual(hog["reason"], "OOMKilled", hog)
+        self.assertEqual(hog["exitCode"], 137, hog)
+
     def test_40_host_network(self):
         pod, cid, info = self.running_container("hostnet", "web")
         self.assertTrue(pod["spec"]["hostNetwork"])
@@ -541,7 +576,9 @@ class KubeletStaticPods(unittest.TestCase):
             name = pod["metadata"]["name"]
             pods[name] = self.kubelet.pod(name)
             self.assertIsNotNone(pods[name], f"kubelet does not know {name}")
-            footprints[name] = lab.Footprint(self.cribd, self.sandbox_of(name)["id"])
+            items = lab.sandboxes(self.cribd, self.kubelet.full_name(name))
+            self.assertTrue(items, f"no sandbox of {name}")
+            footprints[name] = [lab.Footprint(self.cribd, i["id"]) for i in items]
             self.kubelet.remove_manifest(name)
         wait_for("kubelet forgets the pods", lambda: not self.kubelet.pods(), 60)
         # kubelet stops the pods at once and removes the sandboxes at its next garbage
@@ -549,13 +586,13 @@ class KubeletStaticPods(unittest.TestCase):
         wait_for("the runtime has no pod left",
                  lambda: not lab.sandboxes(self.cribd) and not lab.containers(self.cribd),
                  120, interval=1)
-        for name, fp in footprints.items():
+        for name, fps in footprints.items():
             uid = pods[name]["metadata"]["uid"]
 
-            def gone(fp=fp, uid=uid):
-                dirs = self.kubelet.cgroup_dirs()
-                left = fp.leftovers()
-                left += [f"pod cgroup {d}" for d in dirs if f"pod{uid}" in d]
+            def gone(fps=fps, uid=uid):
+                left = [item for fp in fps for item in fp.leftovers()]
+                left += [f"pod cgroup {d}" for d in self.kubelet.cgroup_dirs()
+                         if f"pod{uid}" in d]
                 return left
             try:
                 wait_for(f"pod {name} gone", lambda: not gone(), 30, interval=0.5)
