@@ -41,7 +41,6 @@ import ssl
 import string
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 

@@ -10,10 +10,9 @@ kubelet restart, the cribd crash and the manifest removal come last.
 Run as root: tests/e2e/kubelet_test.py [-v] [unittest arguments]. Exits 77 (skipped) when
 ../shared/k8s-node-tools is missing. Needs the built cribd in build/src/cribd.
 """
+import json
 import os
 import re
-import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -191,6 +190,21 @@ class KubeletStaticPods(unittest.TestCase):
                 {"name": "work", "emptyDir": {}},
                 {"name": "host", "hostPath": {"path": cls.hostpath, "type": "Directory"}},
             ]),
+            manifest("secure", [
+                container("app", "id; cat /proc/sys/net/ipv4/ping_group_range; "
+                                 "touch /x || echo the rootfs is read-only; ls -ldn /data; "
+                                 "touch /data/f && ls -ln /data/f; "
+                                 "grep -E '^(CapEff|NoNewPrivs)' /proc/self/status; "
+                                 f"{forever}",
+                          securityContext={"runAsUser": 1000, "runAsGroup": 3000,
+                                           "readOnlyRootFilesystem": True,
+                                           "allowPrivilegeEscalation": False,
+                                           "capabilities": {"drop": ["ALL"]}},
+                          volumeMounts=[{"name": "data", "mountPath": "/data"}]),
+            ], securityContext={"fsGroup": 2000, "supplementalGroups": [4000],
+                                "sysctls": [{"name": "net.ipv4.ping_group_range",
+                                             "value": "0 2000"}]},
+               volumes=[{"name": "data", "emptyDir": {}}]),
             manifest("probes", [
                 container("probed", f"touch /tmp/alive /tmp/ready; echo up; {forever}",
                           readinessProbe={"exec": {"command": ["cat", "/tmp/ready"]},
@@ -386,6 +400,23 @@ class KubeletStaticPods(unittest.TestCase):
         side = self.read_cri_log(os.path.join(self.pod_log_dir(pod), "side", "0.log"))
         self.assertIn(("stdout", "F", "written on the host"), side)
 
+    def test_13_security_context(self):
+        pod = self.wait_pod("secure")
+        path = os.path.join(self.pod_log_dir(pod), "app", "0.log")
+        wait_for(f"the NoNewPrivs line in {path}", lambda: "NoNewPrivs" in read_or_empty(path),
+                 30)
+        out = [text for _, _, text in self.read_cri_log(path)]
+        self.assertIn("uid=1000 gid=3000 groups=2000,3000,4000", out)
+        self.assertIn("0\t2000", out)  # a namespaced sysctl of the pod
+        self.assertIn("the rootfs is read-only", out)
+        # kubelet gives the emptyDir to the fsGroup (setgid); new files inherit the group.
+        self.assertTrue(any(re.match(r"^drwxrwsrwx\s+\d+\s+0\s+2000\s.*/data$", t)
+                            for t in out), out)
+        self.assertTrue(any(re.match(r"^-\S+\s+\d+\s+1000\s+2000\s.*/data/f$", t)
+                            for t in out), out)
+        self.assertIn("CapEff:\t0000000000000000", out)
+        self.assertIn("NoNewPrivs:\t1", out)
+
     def test_20_readiness_probe(self):
         pod = self.wait_pod("probes", lambda p: all_running(p) and condition(p, "Ready"),
                             "ready")
@@ -536,9 +567,34 @@ class KubeletStaticPods(unittest.TestCase):
                   f"pod{pod['metadata']['uid']}/")
         self.assertTrue(path.startswith(parent), f"{path} not under {parent}")
 
+    def test_53_stats_summary(self):
+        # kubelet's /stats/summary, from cribd's container stats and ImageFsInfo.
+        pod = self.wait_pod("multi")
+
+        def summary():
+            doc = json.loads(self.kubelet.get("/stats/summary"))
+            for p in doc.get("pods", []):
+                if p["podRef"]["uid"] == pod["metadata"]["uid"]:
+                    names = {c["name"] for c in p.get("containers", [])}
+                    if {"web", "side"} <= names:
+                        return doc, p
+            return None
+        doc, stats = wait_for("the multi pod in /stats/summary", summary, 60, interval=1)
+        for c in stats["containers"]:
+            if c["name"] not in ("web", "side"):
+                continue
+            self.assertGreater(c["cpu"]["usageCoreNanoSeconds"], 0, c)
+            self.assertGreater(c["memory"]["workingSetBytes"], 0, c)
+            self.assertIn("usedBytes", c["rootfs"], c)
+            self.assertIn("usedBytes", c["logs"], c)
+        image_fs = doc["node"]["runtime"]["imageFs"]
+        self.assertGreater(image_fs["capacityBytes"], 0, image_fs)
+        self.assertGreater(image_fs["usedBytes"], 0, image_fs)
+
     # ---- restarts -----------------------------------------------------------------------------
 
-    STABLE = ("multi", "probes", "crasher", "hostnet", "hostport", "limits", "guaranteed")
+    STABLE = ("multi", "secure", "probes", "crasher", "hostnet", "hostport", "limits",
+              "guaranteed")
 
     def test_80_kubelet_restart_restarts_nothing(self):
         self.wait_pod("crasher", self.restarted_once, "restarted once")
