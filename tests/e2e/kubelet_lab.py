@@ -18,7 +18,8 @@ the node tools) and adds what only kubelet needs:
         .stop() (SIGTERM), .kill(); .put_manifest(pod) / .remove_manifest(name);
         .pods() and .pod(name) read kubelet's own view of its pods from its /pods endpoint;
         .container_log(pod, container) reads a log through kubelet's /containerLogs (kubelet
-        parses the CRI log file there); .close() stops kubelet and removes its mounts, its
+        parses the CRI log file there); .exec(pod, container, argv) runs a command through
+        kubelet's /exec over WebSocket, which kubelet proxies to cribd's streaming server; .close() stops kubelet and removes its mounts, its
         cgroup root (deepest first) and its directories.
     Footprint(cribd, pod_id)
         What one pod sandbox holds on the machine (containers, processes, netns pin, mounts,
@@ -29,6 +30,7 @@ the node tools) and adds what only kubelet needs:
     keep_logs(workdir)
         With CRIB_E2E_LOG_DIR set, copies the daemons' logs there before the lab is removed.
 """
+import base64
 import fcntl
 import json
 import os
@@ -36,12 +38,14 @@ import random
 import re
 import shutil
 import signal
+import socket
 import sqlite3
 import ssl
 import string
 import subprocess
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -493,6 +497,20 @@ class Kubelet:
         return self.get(f"/containerLogs/{namespace}/{self.full_name(pod)}/{container}"
                         f"{query}").decode(errors="replace")
 
+    def exec(self, pod, container, argv, namespace="default", timeout=30):
+        """Runs a command through kubelet's /exec, as `kubectl exec` does behind the API
+        server: a WebSocket (v4.channel.k8s.io) that kubelet proxies to cribd's streaming
+        server. Returns (stdout, stderr, status), status being the JSON of channel 3."""
+        query = "&".join(["output=1", "error=1"] +
+                         [f"command={urllib.parse.quote(a)}" for a in argv])
+        path = f"/exec/{namespace}/{self.full_name(pod)}/{container}?{query}"
+        channels = websocket_session(("127.0.0.1", self.port), path, "v4.channel.k8s.io",
+                                     timeout)
+        status = channels.get(3, b"")
+        return (channels.get(1, b"").decode(errors="replace"),
+                channels.get(2, b"").decode(errors="replace"),
+                json.loads(status) if status else None)
+
     # ---- static pods ----------------------------------------------------------------------------
 
     def manifest_path(self, name):
@@ -511,6 +529,66 @@ class Kubelet:
             os.unlink(self.manifest_path(name))
         except FileNotFoundError:
             pass
+
+
+def websocket_session(address, path, protocol, timeout):
+    """A client WebSocket (RFC 6455) over TLS that sends nothing and reads every message of
+    the Kubernetes channel protocol until the server closes; returns {channel: bytes}."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    raw = socket.create_connection(address, timeout=timeout)
+    with context.wrap_socket(raw) as conn:
+        key = base64.b64encode(os.urandom(16)).decode()
+        conn.sendall((f"GET {path} HTTP/1.1\r\nHost: {address[0]}:{address[1]}\r\n"
+                      "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                      f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                      f"Sec-WebSocket-Protocol: {protocol}\r\n\r\n").encode())
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            chunk = conn.recv(4096)
+            if not chunk:
+                raise LabError(f"websocket {path}: closed during the handshake: {buf!r}")
+            buf += chunk
+        head, _, buf = buf.partition(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.1 101"):
+            raise LabError(f"websocket {path}: {head.decode(errors='replace')} "
+                           f"{buf.decode(errors='replace')}")
+
+        def read(n):
+            nonlocal buf
+            while len(buf) < n:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    raise EOFError
+                buf += chunk
+            out, buf = buf[:n], buf[n:]
+            return out
+
+        channels, message = {}, b""
+        try:
+            while True:
+                b0, b1 = read(2)
+                length = b1 & 0x7F
+                if length == 126:
+                    length = int.from_bytes(read(2), "big")
+                elif length == 127:
+                    length = int.from_bytes(read(8), "big")
+                mask = read(4) if b1 & 0x80 else None
+                payload = read(length)
+                if mask:
+                    payload = bytes(c ^ mask[i % 4] for i, c in enumerate(payload))
+                opcode = b0 & 0x0F
+                if opcode == 8:  # close
+                    break
+                if opcode in (0, 1, 2):
+                    message += payload
+                    if b0 & 0x80 and message:  # the last fragment
+                        channels[message[0]] = channels.get(message[0], b"") + message[1:]
+                        message = b""
+        except EOFError:
+            pass
+    return channels
 
 
 # ---- what the runtime shows ------------------------------------------------------------------

@@ -417,6 +417,18 @@ class KubeletStaticPods(unittest.TestCase):
         self.assertIn("CapEff:\t0000000000000000", out)
         self.assertIn("NoNewPrivs:\t1", out)
 
+    def test_14_exec_through_kubelet(self):
+        self.wait_pod("multi")
+        out, err, status = self.kubelet.exec("multi", "web", ["sh", "-c",
+                                             "cat /work/init-done; echo oops >&2"])
+        self.assertEqual((out, err), ("made by init\n", "oops\n"))
+        self.assertEqual(status.get("status"), "Success", status)
+        out, err, status = self.kubelet.exec("multi", "web", ["sh", "-c", "exit 7"])
+        self.assertEqual(status.get("status"), "Failure", status)
+        self.assertEqual(status.get("reason"), "NonZeroExitCode", status)
+        causes = status.get("details", {}).get("causes", [])
+        self.assertIn({"reason": "ExitCode", "message": "7"}, causes, status)
+
     def test_20_readiness_probe(self):
         pod = self.wait_pod("probes", lambda p: all_running(p) and condition(p, "Ready"),
                             "ready")
