@@ -122,6 +122,8 @@ class CrictlUserPath(unittest.TestCase):
         crib_lab.push_test_images(cls.registry.host, only=["busybox:latest"])
         cls.image = f"{cls.registry.host}/busybox:latest"
         cls.cribd = crib_lab.Cribd(os.path.join(cls.workdir, "cribd"), binary=CRIBD)
+        lab.cleanup_stack.append(("kill what cribd left",
+                                  lambda: lab.kill_lab_processes(cls.workdir)))
         lab.cleanup_stack.append(("close cribd", cls.cribd.close))
         lab.cleanup_stack.append(("keep the logs", lambda: lab.keep_logs(cls.workdir)))
         cls.cribd.start()

@@ -29,6 +29,11 @@ the node tools) and adds what only kubelet needs:
         Undo steps run in reverse by run_cleanups(), also from a SIGTERM or Ctrl-C.
     keep_logs(workdir)
         With CRIB_E2E_LOG_DIR set, copies the daemons' logs there before the lab is removed.
+    restart_cribd(cribd)
+        Starts a stopped lab cribd again, waiting out a relink of its binary.
+    kill_lab_processes(workdir, cgroup_root=None)
+        The last resort when cribd could not remove its pods (it died, its binary went): kills
+        the lab's monitors, pause and container processes by pid and says which.
 """
 import base64
 import fcntl
@@ -44,6 +49,7 @@ import ssl
 import string
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -200,6 +206,92 @@ class NodeGuard:
 
     def __exit__(self, *exc):
         self.exit()
+
+
+CRIB_PROCESSES = ("cribd", "crib-monitor", "crib-pause")
+
+
+def lab_processes(workdir, cgroup_root=None):
+    """Pids of what a lab's cribd started that may outlive it: crib's processes whose command
+    line names the lab's work dir, their descendants (the containers), and every process in
+    the lab's cgroup root."""
+    parents, roots = {}, set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        pid = int(entry)
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                parents[pid] = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{pid}/comm") as f:
+                comm = f.read().strip()
+            if comm in CRIB_PROCESSES:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if workdir.encode() in f.read():
+                        roots.add(pid)
+        except (OSError, ValueError, IndexError):
+            pass
+    pids = set(roots)
+    grown = True
+    while grown:
+        more = {p for p, parent in parents.items() if parent in pids and p not in pids}
+        pids |= more
+        grown = bool(more)
+    if cgroup_root:
+        for mount in cgroup_mounts():
+            for path, _, files in os.walk(mount + cgroup_root):
+                if "cgroup.procs" in files:
+                    try:
+                        with open(os.path.join(path, "cgroup.procs")) as f:
+                            pids.update(int(p) for p in f.read().split())
+                    except OSError:
+                        pass
+    return sorted(p for p in pids if process_alive(p))
+
+
+def kill_lab_processes(workdir, cgroup_root=None, timeout=10):
+    """The last resort when cribd could not remove its pods: SIGKILL to every process of the
+    lab (by pid), waiting until they are gone, then the removal of the pod cgroups their
+    pause processes named. Raises LabError naming what it had to kill."""
+    killed, cgroups = [], []
+    for pid in lab_processes(workdir, cgroup_root):
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                killed.append(f"{pid} {f.read().strip()}")
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                args = f.read().decode(errors="replace").split("\0")
+            cgroups += [os.path.dirname(args[i + 1]) for i in range(len(args) - 1)
+                        if args[i] == "--cgroup-procs"]
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    if not killed:
+        return
+    wait_for("the killed lab processes to go",
+             lambda: not lab_processes(workdir, cgroup_root), timeout, interval=0.1)
+    for top in cgroups:
+        for path, _, _ in os.walk(top, topdown=False):
+            try:
+                os.rmdir(path)
+            except OSError:
+                pass
+    raise LabError(f"killed processes left by the lab: {', '.join(killed)}")
+
+
+def restart_cribd(cribd, attempts=3):
+    """Starts a stopped lab cribd again; the binary may be relinked meanwhile, so it waits for
+    it and tries again a few seconds later when the fresh one does not come up."""
+    for attempt in range(attempts):
+        wait_for(f"{cribd.binary} to exist", lambda: os.access(cribd.binary, os.X_OK), 120,
+                 interval=1)
+        try:
+            return cribd.start()
+        except LabError:
+            if attempt + 1 == attempts:
+                raise
+            cribd.kill()
+            time.sleep(3)  # a relink in progress: give it a moment, then once more
+    return cribd
 
 
 def cgroup_mounts():

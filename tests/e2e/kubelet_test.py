@@ -127,9 +127,12 @@ class KubeletStaticPods(unittest.TestCase):
         crib_lab.push_test_images(cls.registry.host, only=[IMAGE])
         cls.image = f"{cls.registry.host}/{IMAGE}"
         # Undone in this order: kubelet stops (it must not recreate what cribd removes), cribd
-        # removes the pods and stops, then kubelet's mounts, logs and emptied cgroups go.
+        # removes the pods and stops, whatever it could not remove is killed, then kubelet's
+        # mounts, logs and emptied cgroups go.
         cls.kubelet = None
         lab.cleanup_stack.append(("close kubelet", lambda: cls.kubelet and cls.kubelet.close()))
+        lab.cleanup_stack.append(("kill what cribd left", lambda: lab.kill_lab_processes(
+            cls.workdir, cls.kubelet.cgroup_root if cls.kubelet else None)))
         cls.cribd = crib_lab.Cribd(os.path.join(cls.workdir, "cribd"), binary=CRIBD)
         lab.cleanup_stack.append(("close cribd", cls.cribd.close))
         lab.cleanup_stack.append(("keep the logs", lambda: lab.keep_logs(cls.workdir)))
@@ -629,7 +632,7 @@ class KubeletStaticPods(unittest.TestCase):
         self.cribd.kill()
         for key, pid in pids.items():
             self.assertTrue(os.path.exists(f"/proc/{pid}"), f"{key} died with cribd")
-        self.cribd.start()
+        lab.restart_cribd(self.cribd)
         self.assertEqual(self.runtime_view(self.STABLE), before)
         self.assert_kubelet_agrees(self.STABLE, before)
         self.assert_unchanged_for(self.STABLE, before, 10)
