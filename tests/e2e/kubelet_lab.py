@@ -410,6 +410,9 @@ class Kubelet:
             "imageGCHighThresholdPercent": 100,
             "imageGCLowThresholdPercent": 99,
             "serializeImagePulls": False,
+            # Small enough that a chatty container's log is rotated (ReopenContainerLog).
+            "containerLogMaxSize": "16Ki",
+            "containerLogMaxFiles": 3,
             "resolvConf": "/etc/resolv.conf",
         }
         with open(self.config_path, "w") as f:

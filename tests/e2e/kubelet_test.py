@@ -144,6 +144,7 @@ class KubeletStaticPods(unittest.TestCase):
         os.makedirs(cls.hostpath)
         with open(os.path.join(cls.hostpath, "host-file"), "w") as f:
             f.write("written on the host\n")
+        cls.hooks_dir = os.path.join(cls.workdir, "hooks")
         cls.hostnet_port = crib_lab.free_port()
         cls.host_port = crib_lab.free_port()
         for pod in cls.manifests():
@@ -208,6 +209,32 @@ class KubeletStaticPods(unittest.TestCase):
                                 "sysctls": [{"name": "net.ipv4.ping_group_range",
                                              "value": "0 2000"}]},
                volumes=[{"name": "data", "emptyDir": {}}]),
+            manifest("naming", [
+                container("names", "hostname; cat /etc/resolv.conf /etc/hosts; " + forever),
+            ], hostname="custom-host", dnsPolicy="None",
+               dnsConfig={"nameservers": ["192.0.2.53"], "searches": ["e2e.example"],
+                          "options": [{"name": "ndots", "value": "3"}]},
+               hostAliases=[{"ip": "192.0.2.10", "hostnames": ["alias.e2e"]}]),
+            manifest("shared-pid", [
+                container("first", "exec sleep 100001"),
+                container("second", forever),
+            ], shareProcessNamespace=True),
+            manifest("hooks", [
+                container("hooked", forever,
+                          lifecycle={"postStart": {"exec": {"command": [
+                                         "sh", "-c", "echo started > /hooks/post-start"]}},
+                                     "preStop": {"exec": {"command": [
+                                         "sh", "-c", "echo stopping > /hooks/pre-stop"]}}},
+                          volumeMounts=[{"name": "hooks", "mountPath": "/hooks"}]),
+            ], volumes=[{"name": "hooks", "hostPath": {"path": cls.hooks_dir,
+                                                       "type": "DirectoryOrCreate"}}],
+               terminationGracePeriodSeconds=10),
+            # Writes fast enough to pass kubelet's containerLogMaxSize between its checks.
+            manifest("chatty", [
+                container("talker", "pad=$(printf '%0200d' 0); i=0; while true; do "
+                                    'echo "line $i $pad"; i=$((i+1)); '
+                                    "[ $((i % 20)) = 0 ] && sleep 0.1; done"),
+            ]),
             manifest("probes", [
                 container("probed", f"touch /tmp/alive /tmp/ready; echo up; {forever}",
                           readinessProbe={"exec": {"command": ["cat", "/tmp/ready"]},
@@ -432,6 +459,49 @@ class KubeletStaticPods(unittest.TestCase):
         causes = status.get("details", {}).get("causes", [])
         self.assertIn({"reason": "ExitCode", "message": "7"}, causes, status)
 
+    def test_15_hostname_dns_and_host_aliases(self):
+        pod = self.wait_pod("naming")
+        path = os.path.join(self.pod_log_dir(pod), "names", "0.log")
+        wait_for(f"alias.e2e in {path}", lambda: "alias.e2e" in read_or_empty(path), 30)
+        out = [text for _, _, text in self.read_cri_log(path)]
+        self.assertEqual(out[0], "custom-host")
+        self.assertIn("nameserver 192.0.2.53", out)
+        self.assertIn("search e2e.example", out)
+        self.assertIn("options ndots:3", out)
+        self.assertTrue(any(re.match(r"^192\.0\.2\.10\s+alias\.e2e$", t) for t in out), out)
+
+    def test_16_shared_process_namespace(self):
+        pod = self.wait_pod("shared-pid")
+        second = runtime_id(statuses(pod)["second"]["containerID"])
+        out = self.cribd.crictl("exec", "-s", second, "ps", "-o", "args").stdout
+        self.assertIn("sleep 100001", out)  # the other container's process
+
+    def test_17_post_start_hook(self):
+        self.wait_pod("hooks")
+        path = os.path.join(self.hooks_dir, "post-start")
+        wait_for(f"{path}", lambda: read_or_empty(path) == "started\n", 30)
+
+    def test_18_log_rotation_reopens_the_log(self):
+        pod = self.wait_pod("chatty")
+        log_dir = os.path.join(self.pod_log_dir(pod), "talker")
+
+        def rotated():
+            return sorted(n for n in os.listdir(log_dir)
+                          if n.startswith("0.log.") and not n.endswith(".gz"))
+        # kubelet checks sizes every 10 s, renames 0.log and asks cribd to reopen it.
+        names = wait_for(f"a rotated log in {log_dir}", rotated, 60, interval=0.5)
+
+        def numbers(path):
+            return [int(t.split()[1]) for _, _, t in self.read_cri_log(path)
+                    if t.startswith("line ")]
+        old = numbers(os.path.join(log_dir, names[-1]))
+        wait_for("lines in the reopened 0.log",
+                 lambda: "line " in read_or_empty(os.path.join(log_dir, "0.log")), 30)
+        new = numbers(os.path.join(log_dir, "0.log"))
+        self.assertTrue(old and new, (old[-3:], new[:3]))
+        self.assertGreater(new[0], old[-1], "0.log does not continue the rotated file")
+        self.assertIn("line ", self.kubelet.container_log("chatty", "talker"))
+
     def test_20_readiness_probe(self):
         pod = self.wait_pod("probes", lambda p: all_running(p) and condition(p, "Ready"),
                             "ready")
@@ -608,8 +678,8 @@ class KubeletStaticPods(unittest.TestCase):
 
     # ---- restarts -----------------------------------------------------------------------------
 
-    STABLE = ("multi", "secure", "probes", "crasher", "hostnet", "hostport", "limits",
-              "guaranteed")
+    STABLE = ("multi", "secure", "naming", "shared-pid", "hooks", "chatty", "probes", "crasher",
+              "hostnet", "hostport", "limits", "guaranteed")
 
     def test_80_kubelet_restart_restarts_nothing(self):
         self.wait_pod("crasher", self.restarted_once, "restarted once")
@@ -674,6 +744,8 @@ class KubeletStaticPods(unittest.TestCase):
         left = [m for m in lab.mounts_containing(self.cribd.state_dir, self.cribd.root_dir)
                 if m != netns_dir]
         self.assertEqual(left, [], "mounts left in cribd's directories")
+        # kubelet ran the preStop hook before it stopped the container.
+        self.assertEqual(read_or_empty(os.path.join(self.hooks_dir, "pre-stop")), "stopping\n")
         veths = os.listdir(f"/sys/class/net/{self.cribd.bridge}/brif") \
             if os.path.exists(f"/sys/class/net/{self.cribd.bridge}") else []
         self.assertEqual(veths, [], "links left on the bridge")
