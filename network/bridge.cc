@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cstdio>
 
 #include "absl/cleanup/cleanup.h"
@@ -17,20 +16,13 @@
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "common/unique_fd.h"
+#include "common/failpoint.h"
 #include "network/netlink.h"
 #include "network/port_mapping.h"
-#include "network/testing/failpoint.h"
 #include "store/store.h"
 
 namespace crib::network {
 namespace {
-
-std::atomic<testing::SetUpFailpoint> set_up_failpoint{nullptr};
-
-absl::Status Failpoint(absl::string_view step) {
-  testing::SetUpFailpoint failpoint = set_up_failpoint.load();
-  return failpoint == nullptr ? absl::OkStatus() : failpoint(step);
-}
 
 constexpr char kIpForward[] = "/proc/sys/net/ipv4/ip_forward";
 
@@ -74,10 +66,6 @@ bool HasNetAdmin() {
 }
 
 }  // namespace
-
-namespace testing {
-void SetSetUpFailpoint(SetUpFailpoint failpoint) { set_up_failpoint.store(failpoint); }
-}  // namespace testing
 
 BridgeBackend::BridgeBackend(const NetworkConfig& config, store::Store& store)
     : store_(store),
@@ -207,7 +195,7 @@ absl::StatusOr<PodNetworkStatus> BridgeBackend::SetUpSteps(const PodNetworkConfi
       spdlog::warn("network: pod {}: undo address allocation: {}", config.pod_id, s.message());
     }
   };
-  RETURN_IF_ERROR(Annotate(Failpoint("allocate address"), "allocate address"));
+  RETURN_IF_ERROR(Annotate(Failpoint("network.bridge.allocate_address"), "allocate address"));
 
   if (absl::Status s =
           CreateVethPair(sock.get(), host_name, *bridge, config.interface, netns, config_.mtu);
@@ -225,14 +213,14 @@ absl::StatusOr<PodNetworkStatus> BridgeBackend::SetUpSteps(const PodNetworkConfi
       !s.ok()) {
     return Annotate(s, "create veth pair: set hairpin mode");
   }
-  RETURN_IF_ERROR(Annotate(Failpoint("create veth pair"), "create veth pair"));
+  RETURN_IF_ERROR(Annotate(Failpoint("network.bridge.create_veth_pair"), "create veth pair"));
 
   if (absl::Status s =
           ConfigurePodInterface(netns, config.interface, lease->ip, cidr.prefix, cidr.gateway());
       !s.ok()) {
     return Annotate(s, absl::StrCat("configure ", config.interface, " in ", config.netns_path));
   }
-  RETURN_IF_ERROR(Annotate(Failpoint("configure pod interface"), "configure pod interface"));
+  RETURN_IF_ERROR(Annotate(Failpoint("network.bridge.configure_pod_interface"), "configure pod interface"));
 
   if (absl::Status s = nft_.AddPod(cidr, config.pod_id, lease->ip, config.port_mappings); !s.ok()) {
     return Annotate(s, "add nftables rules");
@@ -242,7 +230,7 @@ absl::StatusOr<PodNetworkStatus> BridgeBackend::SetUpSteps(const PodNetworkConfi
       spdlog::warn("network: pod {}: undo nftables rules: {}", config.pod_id, s.message());
     }
   };
-  RETURN_IF_ERROR(Annotate(Failpoint("add nftables rules"), "add nftables rules"));
+  RETURN_IF_ERROR(Annotate(Failpoint("network.bridge.add_nftables_rules"), "add nftables rules"));
 
   std::move(remove_rules).Cancel();
   std::move(delete_veth).Cancel();

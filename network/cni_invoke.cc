@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -18,6 +17,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "common/errors.h"
+#include "common/spawn.h"
 #include "common/unique_fd.h"
 #include "network/cni_result.h"
 
@@ -130,43 +130,18 @@ absl::StatusOr<PluginOutput> RunPlugin(const PluginCall& call) {
     if (!p->ok()) return Annotate(p->status(), what);
   }
 
-  std::vector<std::string> env = Environment(call);
-  std::vector<char*> envp;
-  envp.reserve(env.size() + 1);
-  for (std::string& e : env) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  std::string executable = call.executable;
-  char* argv[] = {executable.data(), nullptr};
-
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, in->read.get(), 0);
-  posix_spawn_file_actions_adddup2(&actions, out->write.get(), 1);
-  posix_spawn_file_actions_adddup2(&actions, err->write.get(), 2);
-  // Whatever else cribd has open (gRPC sockets, the store) stays out of the plugin.
-  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  // cribd blocks its stop signals and ignores SIGPIPE; the plugin must not inherit that.
-  sigset_t none, defaults;
-  sigemptyset(&none);
-  sigemptyset(&defaults);
-  for (int sig : {SIGTERM, SIGINT, SIGPIPE, SIGCHLD, SIGHUP}) sigaddset(&defaults, sig);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &defaults);
   // A group of its own, so that a timeout kills the plugin's children too.
-  posix_spawnattr_setpgroup(&attr, 0);
-  posix_spawnattr_setflags(&attr,
-                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
-  pid_t pid = 0;
-  const int spawn_error =
-      ::posix_spawn(&pid, executable.c_str(), &actions, &attr, argv, envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
+  absl::StatusOr<pid_t> spawned =
+      Spawn({.path = call.executable,
+             .args = {call.executable},
+             .env = Environment(call),
+             .fds = {{0, in->read.get()}, {1, out->write.get()}, {2, err->write.get()}},
+             .group = SpawnOptions::Group::kNewProcessGroup});
   in->read.Reset();
   out->write.Reset();
   err->write.Reset();
-  if (spawn_error != 0) return ErrnoStatus(spawn_error, absl::StrCat(what, ": spawn ", executable));
+  if (!spawned.ok()) return Annotate(spawned.status(), what);
+  const pid_t pid = *spawned;
 
   UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
   ::fcntl(in->write.get(), F_SETFL, O_NONBLOCK);

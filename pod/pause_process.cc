@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,10 +16,9 @@
 #include "common/errors.h"
 #include "common/files.h"
 #include "common/process.h"
+#include "common/spawn.h"
 #include "common/unique_fd.h"
 #include "pod/pause/protocol.h"
-
-extern char** environ;
 
 namespace crib::pod {
 namespace {
@@ -53,10 +51,7 @@ absl::StatusOr<PauseProcess> StartPause(const std::string& executable,
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) return ErrnoStatus(errno, "pipe for crib-pause's report");
   UniqueFd read_end(fds[0]);
-  // Above the fds the child gets, so that dup2 onto the report fd always clears CLOEXEC.
-  UniqueFd write_end(::fcntl(fds[1], F_DUPFD_CLOEXEC, 10));
-  ::close(fds[1]);
-  if (!write_end) return ErrnoStatus(errno, "dup crib-pause's report pipe");
+  UniqueFd write_end(fds[1]);
 
   std::vector<std::string> args = {executable};
   if (!options.netns_path.empty()) args.insert(args.end(), {"--netns", options.netns_path});
@@ -69,32 +64,12 @@ absl::StatusOr<PauseProcess> StartPause(const std::string& executable,
   for (const std::string& s : options.sysctls) args.insert(args.end(), {"--sysctl", s});
   if (!options.pod_dir.empty()) args.insert(args.end(), {"--pod", options.pod_dir});
   for (const std::string& p : options.cgroup_procs) args.insert(args.end(), {"--cgroup-procs", p});
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDWR, 0);
-  posix_spawn_file_actions_adddup2(&actions, 0, 1);
-  posix_spawn_file_actions_adddup2(&actions, 0, 2);
-  posix_spawn_file_actions_adddup2(&actions, write_end.get(), CRIB_PAUSE_REPORT_FD);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  // cribd blocks its stop signals and ignores SIGPIPE; the pause process must not inherit that.
-  sigset_t none, defaults;
-  sigemptyset(&none);
-  sigemptyset(&defaults);
-  for (int sig : {SIGTERM, SIGINT, SIGPIPE, SIGCHLD, SIGHUP}) sigaddset(&defaults, sig);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &defaults);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  pid_t pid = 0;
-  const int err = ::posix_spawn(&pid, executable.c_str(), &actions, &attr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
+  absl::StatusOr<pid_t> spawned = Spawn({.path = executable,
+                                         .args = std::move(args),
+                                         .fds = {{CRIB_PAUSE_REPORT_FD, write_end.get()}}});
   write_end.Reset();
-  if (err != 0) return ErrnoStatus(err, absl::StrCat("spawn ", executable));
+  if (!spawned.ok()) return spawned.status();
+  const pid_t pid = *spawned;
 
   crib_pause_report report;
   std::memset(&report, 0, sizeof(report));

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/errors.h"
+#include "common/spawn.h"
 #include "common/status_macros.h"
 #include "network/port_mapping.h"
 
@@ -32,22 +33,13 @@ bool IsIpcSysctl(absl::string_view key) {
          key == "kernel.sem" || absl::StartsWith(key, "fs.mqueue.");
 }
 
-absl::StatusOr<std::string> DefaultPausePath(const Config& config) {
-  if (!config.helper_dir.empty()) return absl::StrCat(config.helper_dir, "/crib-pause");
-  char self[PATH_MAX];
-  const ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (n < 0) return ErrnoStatus(errno, "readlink /proc/self/exe");
-  std::string path(self, n);
-  return absl::StrCat(path.substr(0, path.rfind('/')), "/crib-pause");
-}
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<PodService>> PodService::Create(const Config& config,
                                                                network::NetworkBackend& network,
                                                                store::Store& store) {
   ASSIGN_OR_RETURN(cgroup::Layout layout, cgroup::DetectLayout());
-  ASSIGN_OR_RETURN(std::string pause, DefaultPausePath(config));
+  ASSIGN_OR_RETURN(std::string pause, HelperPath(config.helper_dir, "crib-pause"));
   return std::unique_ptr<PodService>(
       new PodService(config, network, store, std::move(layout), std::move(pause)));
 }

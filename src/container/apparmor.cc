@@ -1,6 +1,5 @@
 #include "container/apparmor.h"
 
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -12,9 +11,8 @@
 #include "absl/strings/str_cat.h"
 #include "common/errors.h"
 #include "common/files.h"
+#include "common/spawn.h"
 #include "common/status_macros.h"
-
-extern char** environ;
 
 namespace crib::container {
 namespace {
@@ -70,11 +68,7 @@ absl::Status LoadDefaultAppArmorProfile() {
   RETURN_IF_ERROR(WriteFileAtomic(path, kProfile, 0600, Durability::kVolatile));
   for (const char* parser : {"/sbin/apparmor_parser", "/usr/sbin/apparmor_parser"}) {
     if (::access(parser, X_OK) != 0) continue;
-    char* argv[] = {const_cast<char*>(parser), const_cast<char*>("-Kr"), path, nullptr};
-    pid_t pid;
-    if (int err = ::posix_spawn(&pid, parser, nullptr, nullptr, argv, environ); err != 0) {
-      return ErrnoStatus(err, absl::StrCat("spawn ", parser));
-    }
+    ASSIGN_OR_RETURN(const pid_t pid, Spawn({.path = parser, .args = {parser, "-Kr", path}}));
     int status = 0;
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }

@@ -17,6 +17,7 @@
 #include "common/files.h"
 #include "common/logging.h"
 #include "common/process.h"
+#include "common/spawn.h"
 #include "common/status_macros.h"
 #include "container/spec_builder.h"
 
@@ -27,15 +28,6 @@ namespace {
 constexpr size_t kMaxTerminationMessage = 4096;
 constexpr size_t kMaxLogTailBytes = 2048;
 constexpr int kMaxLogTailLines = 80;
-
-absl::StatusOr<std::string> DefaultMonitorPath(const Config& config) {
-  if (!config.helper_dir.empty()) return absl::StrCat(config.helper_dir, "/crib-monitor");
-  char self[PATH_MAX];
-  const ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (n < 0) return ErrnoStatus(errno, "readlink /proc/self/exe");
-  std::string path(self, n);
-  return absl::StrCat(path.substr(0, path.rfind('/')), "/crib-monitor");
-}
 
 // The text of the last lines of a CRI log (partial lines joined), at most kMaxLogTailBytes.
 std::string LogTail(const std::string& path) {
@@ -68,7 +60,7 @@ std::string LogTail(const std::string& path) {
 absl::StatusOr<std::unique_ptr<ContainerService>> ContainerService::Create(
     const Config& config, store::Store& store, pod::PodService& pods, image::ImageStore& images) {
   ASSIGN_OR_RETURN(cgroup::Layout layout, cgroup::DetectLayout());
-  ASSIGN_OR_RETURN(std::string monitor, DefaultMonitorPath(config));
+  ASSIGN_OR_RETURN(std::string monitor, HelperPath(config.helper_dir, "crib-monitor"));
   std::unique_ptr<ContainerService> service(
       new ContainerService(config, store, pods, images, std::move(layout), std::move(monitor)));
   // Snapshots that recorded containers use stay, whatever happens to their images.

@@ -6,7 +6,6 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -27,6 +26,7 @@
 #include "absl/strings/strip.h"
 #include "common/errors.h"
 #include "common/files.h"
+#include "common/spawn.h"
 #include "common/status_macros.h"
 #include "common/unique_fd.h"
 #include "runtime/monitor/cgroups.h"
@@ -37,8 +37,6 @@
 #include "runtime/spec.h"
 #include "runtime/spec_json.h"
 
-extern char** environ;
-
 namespace crib::runtime {
 namespace {
 
@@ -47,36 +45,6 @@ std::string BundleFile(const std::string& bundle, const char* name) {
 }
 
 absl::Time FromNanos(int64_t nanos) { return absl::FromUnixNanos(nanos); }
-
-// posix_spawn with `fds` (target fd -> source fd) and a session of its own; the caller's
-// threads and fds stay untouched (every other fd of cribd is close-on-exec).
-absl::StatusOr<pid_t> Spawn(const std::string& path, const std::vector<std::string>& args,
-                            const std::vector<std::pair<int, int>>& fds, bool setsid) {
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  absl::Cleanup destroy_actions = [&] { posix_spawn_file_actions_destroy(&actions); };
-  for (const auto& [target, source] : fds) {
-    posix_spawn_file_actions_adddup2(&actions, source, target);
-  }
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  absl::Cleanup destroy_attr = [&] { posix_spawnattr_destroy(&attr); };
-  sigset_t none, all;
-  sigemptyset(&none);
-  sigfillset(&all);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &all);
-  short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
-  if (setsid) flags |= POSIX_SPAWN_SETSID;
-  posix_spawnattr_setflags(&attr, flags);
-  std::vector<char*> argv;
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  pid_t pid;
-  int err = posix_spawn(&pid, path.c_str(), &actions, &attr, argv.data(), environ);
-  if (err != 0) return ErrnoStatus(err, absl::StrCat("spawn ", path));
-  return pid;
-}
 
 // One recvmsg on a unix socket; the fds passed along (SCM_RIGHTS) are appended to `fds`.
 ssize_t RecvWithFds(int fd, char* buf, size_t size, std::vector<UniqueFd>* fds) {
@@ -172,14 +140,6 @@ void RemoveRuntimeFiles(const std::string& bundle) {
 
 }  // namespace
 
-std::string MonitorPathBesideSelf() {
-  char self[4096];
-  ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (n <= 0) return "crib-monitor";
-  std::string path(self, n);
-  return path.substr(0, path.rfind('/') + 1) + "crib-monitor";
-}
-
 absl::StatusOr<CreatedContainer> Launcher::Create(absl::string_view id, const std::string& bundle,
                                                   const std::string& log_path,
                                                   const CreateOptions& options) const {
@@ -229,10 +189,9 @@ absl::StatusOr<CreatedContainer> Launcher::Create(absl::string_view id, const st
 
   UniqueFd status_r, status_w;
   if (absl::Status s = MakePipe(&status_r, &status_w); !s.ok()) return annotate(s);
-  UniqueFd null_fd(::open("/dev/null", O_RDWR | O_CLOEXEC));
   UniqueFd log_fd(::open(BundleFile(bundle, kMonitorLog).c_str(),
                          O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
-  if (!null_fd || !log_fd) return annotate(ErrnoStatus(errno, "open the monitor's stdio"));
+  if (!log_fd) return annotate(ErrnoStatus(errno, "open the monitor's log"));
   std::vector<std::string> args = {monitor_path_, "create", "--bundle",
                                    bundle,        "--id",   std::string(id)};
   if (!log_path.empty()) {
@@ -242,12 +201,11 @@ absl::StatusOr<CreatedContainer> Launcher::Create(absl::string_view id, const st
   if (options.stdin) {
     args.insert(args.end(), {"--stdin", "1", "--stdin-once", options.stdin_once ? "1" : "0"});
   }
-  absl::StatusOr<pid_t> pid = Spawn(monitor_path_, args,
-                                    {{0, null_fd.get()},
-                                     {1, null_fd.get()},
-                                     {2, log_fd.get()},
-                                     {kMonitorStatusFd, status_w.get()}},
-                                    /*setsid=*/true);
+  absl::StatusOr<pid_t> pid =
+      Spawn({.path = monitor_path_,
+             .args = args,
+             .fds = {{2, log_fd.get()}, {kMonitorStatusFd, status_w.get()}},
+             .group = SpawnOptions::Group::kNewSession});
   if (!pid.ok()) return annotate(pid.status());
   status_w.Reset();
   absl::StatusOr<std::string> line =
@@ -441,7 +399,6 @@ absl::StatusOr<ExecResult> Launcher::Exec(const std::string& bundle,
   RETURN_IF_ERROR(annotate(MakePipe(&out_r, &out_w)));
   RETURN_IF_ERROR(annotate(MakePipe(&err_r, &err_w)));
   RETURN_IF_ERROR(annotate(MakePipe(&st_r, &st_w)));
-  UniqueFd null_fd(::open("/dev/null", O_RDWR | O_CLOEXEC));
   std::vector<std::string> args = {monitor_path_, "exec",  "--bundle",
                                    bundle,        "--pid", absl::StrCat(status.init_pid)};
   if (options.timeout > absl::ZeroDuration()) {
@@ -452,10 +409,10 @@ absl::StatusOr<ExecResult> Launcher::Exec(const std::string& bundle,
     args.push_back("--");
     args.insert(args.end(), options.args.begin(), options.args.end());
   }
-  absl::StatusOr<pid_t> pid = Spawn(
-      monitor_path_, args,
-      {{0, null_fd.get()}, {1, out_w.get()}, {2, err_w.get()}, {kMonitorStatusFd, st_w.get()}},
-      /*setsid=*/false);
+  absl::StatusOr<pid_t> pid =
+      Spawn({.path = monitor_path_,
+             .args = args,
+             .fds = {{1, out_w.get()}, {2, err_w.get()}, {kMonitorStatusFd, st_w.get()}}});
   if (!pid.ok()) return annotate(pid.status());
   out_w.Reset();
   err_w.Reset();
@@ -688,8 +645,6 @@ absl::StatusOr<std::unique_ptr<ExecProcess>> Launcher::StartExec(
     return annotate(ErrnoStatus(errno, "socketpair"));
   }
   UniqueFd control(sv[0]), helper_end(sv[1]);
-  UniqueFd null_fd(::open("/dev/null", O_RDWR | O_CLOEXEC));
-  if (!null_fd) return annotate(ErrnoStatus(errno, "open /dev/null"));
   std::vector<std::string> args = {monitor_path_,   "exec",  "--bundle",
                                    bundle,          "--pid", absl::StrCat(status.init_pid),
                                    "--interactive", "1"};
@@ -698,13 +653,11 @@ absl::StatusOr<std::unique_ptr<ExecProcess>> Launcher::StartExec(
     args.push_back("--");
     args.insert(args.end(), options.args.begin(), options.args.end());
   }
-  auto or_null = [&](const UniqueFd& fd) { return fd ? fd.get() : null_fd.get(); };
-  absl::StatusOr<pid_t> pid = Spawn(monitor_path_, args,
-                                    {{0, or_null(in_r)},
-                                     {1, or_null(out_w)},
-                                     {2, or_null(err_w)},
-                                     {kMonitorStatusFd, helper_end.get()}},
-                                    /*setsid=*/false);
+  std::vector<std::pair<int, int>> helper_fds = {{kMonitorStatusFd, helper_end.get()}};
+  if (in_r) helper_fds.emplace_back(0, in_r.get());
+  if (out_w) helper_fds.emplace_back(1, out_w.get());
+  if (err_w) helper_fds.emplace_back(2, err_w.get());
+  absl::StatusOr<pid_t> pid = Spawn({.path = monitor_path_, .args = args, .fds = std::move(helper_fds)});
   if (!pid.ok()) return annotate(pid.status());
   in_r.Reset();
   out_w.Reset();

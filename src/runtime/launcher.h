@@ -135,10 +135,6 @@ struct Attachment {
 absl::StatusOr<UniqueFd> DialInNetns(const std::string& netns_path, int port,
                                      absl::Duration timeout = absl::Seconds(10));
 
-// crib-monitor beside the running executable (cribd and crib-monitor share a directory in
-// the build tree and when installed).
-std::string MonitorPathBesideSelf();
-
 class Launcher {
  public:
   // `monitor_path`: the crib-monitor executable.

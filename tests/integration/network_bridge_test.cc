@@ -19,13 +19,13 @@
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "network/bridge.h"
 #include "network/ipam.h"
-#include "network/testing/failpoint.h"
 #include "store/store.h"
 #include "support/cribd_process.h"
 #include "support/machine.h"
@@ -94,7 +94,7 @@ class BridgeTest : public ::testing::Test {
   }
 
   void TearDown() override {
-    testing::SetSetUpFailpoint(nullptr);
+    ::unsetenv("CRIB_TEST_FAILPOINT");
     for (const std::string& ns : netns_) Sh("ip netns del " + ns);
     if (backend_ != nullptr) {
       EXPECT_THAT(backend_->RemoveAll(), IsOk());
@@ -342,23 +342,18 @@ TEST_F(BridgeTest, SetPodCidrMovesNewPodsToTheNewRange) {
   EXPECT_EQ(Allocations(), 0u);
 }
 
-std::string failing_step;
-absl::Status FailAt(absl::string_view step) {
-  if (step == failing_step) return absl::InternalError("injected failure");
-  return absl::OkStatus();
-}
-
+// The same failpoints as cribd's (CRIB_TEST_FAILPOINT), in this process.
 TEST_F(BridgeTest, AFailureAfterEachStepLeavesNothing) {
   const std::string ns = AddNetns();
-  testing::SetSetUpFailpoint(&FailAt);
   for (const char* step :
        {"allocate address", "create veth pair", "configure pod interface", "add nftables rules"}) {
     SCOPED_TRACE(step);
-    failing_step = step;
+    ::setenv("CRIB_TEST_FAILPOINT",
+             absl::StrCat("network.bridge.", absl::StrReplaceAll(step, {{" ", "_"}})).c_str(), 1);
     PodNetworkConfig pod = Pod(ns, "f");
     pod.port_mappings = {{Protocol::kTcp, 80, FreePort(), ""}};
     EXPECT_THAT(backend_->SetUp(pod), StatusIs(absl::StatusCode::kInternal,
-                                               AllOf(HasSubstr(step), HasSubstr("injected"))));
+                                               AllOf(HasSubstr(step), HasSubstr("failpoint"))));
     EXPECT_FALSE(HostLinkExists(pod.pod_id));
     EXPECT_NE(Sh("ip -n " + ns + " link show eth0").first, 0);
     EXPECT_EQ(RuleCount(pod.pod_id), 0);
@@ -366,7 +361,7 @@ TEST_F(BridgeTest, AFailureAfterEachStepLeavesNothing) {
     EXPECT_EQ(BridgePorts(), "");
   }
   // And with the failpoint off, the same pod sets up fine.
-  testing::SetSetUpFailpoint(nullptr);
+  ::unsetenv("CRIB_TEST_FAILPOINT");
   PodNetworkConfig pod = Pod(ns, "f");
   ASSERT_THAT(backend_->SetUp(pod), IsOk());
   EXPECT_THAT(backend_->TearDown(pod), IsOk());

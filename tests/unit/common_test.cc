@@ -1,12 +1,22 @@
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <filesystem>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "common/errors.h"
 #include "common/files.h"
+#include "common/spawn.h"
 #include "common/status_macros.h"
 #include "common/unique_fd.h"
 #include "gmock/gmock.h"
@@ -100,5 +110,107 @@ TEST(Files, MakeDirsWriteAtomicAndRead) {
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("open " + nested + "/missing")));
 }
 
+
+// Runs `script` under sh through Spawn and returns what it printed on fd 1.
+std::string SpawnOutput(SpawnOptions options, const std::string& script) {
+  int pipe_fds[2];
+  EXPECT_EQ(::pipe2(pipe_fds, O_CLOEXEC), 0);
+  UniqueFd read_end(pipe_fds[0]), write_end(pipe_fds[1]);
+  options.path = "/bin/sh";
+  options.args = {"sh", "-c", script};
+  options.fds.emplace_back(1, write_end.get());
+  absl::StatusOr<pid_t> pid = Spawn(options);
+  EXPECT_THAT(pid.status(), IsOk());
+  write_end.Reset();
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(read_end.get(), buf, sizeof(buf))) > 0) out.append(buf, n);
+  int status = 0;
+  if (pid.ok()) ::waitpid(*pid, &status, 0);
+  return out;
+}
+
+// A helper starts with no signal blocked or ignored, whatever the spawning thread has, with
+// only the fds it is given, /dev/null for the standard streams it is not given, and the
+// environment, directory and process group asked for.
+TEST(Spawn, GivesAHelperACleanStart) {
+  sigset_t blocked, old;
+  sigemptyset(&blocked);
+  sigaddset(&blocked, SIGTERM);
+  sigaddset(&blocked, SIGINT);
+  ASSERT_EQ(::pthread_sigmask(SIG_BLOCK, &blocked, &old), 0);
+  struct sigaction ignore = {}, old_pipe = {};
+  ignore.sa_handler = SIG_IGN;
+  ASSERT_EQ(::sigaction(SIGPIPE, &ignore, &old_pipe), 0);
+  UniqueFd inherited(::open("/dev/null", O_RDONLY));  // not close-on-exec, and not given
+  const std::string out = SpawnOutput(
+      {}, "grep -E '^Sig(Blk|Ign)' /proc/self/status; ls /proc/self/fd | sort -n | tr '\\n' ' '; "
+          "readlink /proc/self/fd/0");
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  ::sigaction(SIGPIPE, &old_pipe, nullptr);
+  // The standard signals (glibc keeps its two internal real-time ones to itself), and the
+  // fds: ls itself opens one (3) to read the directory.
+  const std::vector<std::string> lines = absl::StrSplit(out, '\n');
+  ASSERT_EQ(lines.size(), 4u) << out;
+  for (int i = 0; i < 2; ++i) {
+    uint64_t mask = 0;
+    ASSERT_TRUE(absl::SimpleHexAtoi(lines[i].substr(lines[i].find('\t') + 1), &mask)) << out;
+    EXPECT_EQ(mask & 0x7fffffffu, 0u) << lines[i];  // signals 1 to 31
+  }
+  EXPECT_EQ(lines[2], "0 1 2 3 /dev/null");
+
+  SpawnOptions options;
+  options.env = std::vector<std::string>{"CRIB_SPAWN_TEST=yes"};
+  options.cwd = "/proc";
+  options.group = SpawnOptions::Group::kNewProcessGroup;
+  EXPECT_EQ(SpawnOutput(options, "echo $CRIB_SPAWN_TEST; pwd; "
+                                 "[ \"$(cut -d' ' -f5 /proc/self/stat)\" = $$ ] && echo leader"),
+            "yes\n/proc\nleader\n");
+}
+
+// fds given crosswise (one entry's source is another's target) reach the child as asked.
+TEST(Spawn, CrossedFdsArriveWhereAsked) {
+  int a[2], b[2];
+  ASSERT_EQ(::pipe2(a, O_CLOEXEC), 0);
+  ASSERT_EQ(::pipe2(b, O_CLOEXEC), 0);
+  UniqueFd a_read(a[0]), b_read(b[0]);
+  // Two free fds below 10 (the shell's limit): the write ends are put there, and the child
+  // gets them swapped.
+  std::vector<int> free_fds;
+  for (int fd = 5; fd < 10 && free_fds.size() < 2; ++fd) {
+    if (::fcntl(fd, F_GETFD) < 0) free_fds.push_back(fd);
+  }
+  ASSERT_EQ(free_fds.size(), 2u);
+  const int x = free_fds[0], y = free_fds[1];
+  ASSERT_EQ(::dup3(a[1], x, O_CLOEXEC), x);
+  ASSERT_EQ(::dup3(b[1], y, O_CLOEXEC), y);
+  ::close(a[1]);
+  ::close(b[1]);
+  UniqueFd a_write(x), b_write(y);
+  SpawnOptions options;
+  options.path = "/bin/sh";
+  options.args = {"sh", "-c", absl::StrCat("echo to-b >&", x, "; echo to-a >&", y)};
+  options.fds = {{x, y}, {y, x}};
+  absl::StatusOr<pid_t> pid = Spawn(options);
+  ASSERT_THAT(pid.status(), IsOk());
+  a_write.Reset();
+  b_write.Reset();
+  ::waitpid(*pid, nullptr, 0);
+  char buf[64] = {};
+  ASSERT_GT(::read(a_read.get(), buf, sizeof(buf) - 1), 0);
+  EXPECT_STREQ(buf, "to-a\n");
+  std::memset(buf, 0, sizeof(buf));
+  ASSERT_GT(::read(b_read.get(), buf, sizeof(buf) - 1), 0);
+  EXPECT_STREQ(buf, "to-b\n");
+}
+
+// Helpers are found in the configured directory, or beside the running executable.
+TEST(HelperPath, ConfiguredDirectoryOrBesideSelf) {
+  EXPECT_EQ(HelperPath("/opt/crib", "crib-pause").value_or(""), "/opt/crib/crib-pause");
+  const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
+  EXPECT_EQ(HelperPath("", "crib-monitor").value_or(""),
+            self.substr(0, self.rfind('/')) + "/crib-monitor");
+}
 }  // namespace
 }  // namespace crib
