@@ -548,6 +548,14 @@ class Kubelet:
             if mark in name and os.path.islink(path):
                 os.unlink(path)
 
+    def log_text(self):
+        """kubelet's whole log."""
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
     def close(self):
         """Stops kubelet, then removes its mounts, logs, cgroups (when empty)."""
         self.stop()

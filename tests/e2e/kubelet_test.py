@@ -235,6 +235,13 @@ class KubeletStaticPods(unittest.TestCase):
                                     'echo "line $i $pad"; i=$((i+1)); '
                                     "[ $((i % 20)) = 0 ] && sleep 0.1; done"),
             ]),
+            manifest("mutable", [
+                container("app", f"echo version $VERSION; {forever}",
+                          env=[{"name": "VERSION", "value": "1"}]),
+            ]),
+            manifest("badimage", [
+                dict(container("app", forever), image=f"{cls.registry.host}/no-such:latest"),
+            ]),
             manifest("probes", [
                 container("probed", f"touch /tmp/alive /tmp/ready; echo up; {forever}",
                           readinessProbe={"exec": {"command": ["cat", "/tmp/ready"]},
@@ -501,6 +508,42 @@ class KubeletStaticPods(unittest.TestCase):
         self.assertTrue(old and new, (old[-3:], new[:3]))
         self.assertGreater(new[0], old[-1], "0.log does not continue the rotated file")
         self.assertIn("line ", self.kubelet.container_log("chatty", "talker"))
+
+    def test_19_changed_manifest_replaces_the_pod(self):
+        old = self.wait_pod("mutable")
+        old_sandbox = self.sandbox_of("mutable")["id"]
+        pod = next(p for p in self.manifests() if p["metadata"]["name"] == "mutable")
+        pod["spec"]["containers"][0]["env"][0]["value"] = "2"
+        self.kubelet.put_manifest(pod)
+
+        def replaced(p):
+            return p["metadata"]["uid"] != old["metadata"]["uid"] and all_running(p)
+        new = self.wait_pod("mutable", replaced, "replaced")
+        path = os.path.join(self.pod_log_dir(new), "app", "0.log")
+        wait_for(f"version 2 in {path}", lambda: "version 2" in read_or_empty(path), 30)
+        new_sandbox = self.sandbox_of("mutable")
+        self.assertNotEqual(new_sandbox["id"], old_sandbox)
+        self.assertEqual(new_sandbox["metadata"]["uid"], new["metadata"]["uid"])
+        # The old pod is stopped (and removed at kubelet's next garbage collection).
+        wait_for("the old sandbox stopped", lambda: all(
+            s["state"] == "SANDBOX_NOTREADY" for s in lab.sandboxes(self.cribd)
+            if s["id"] == old_sandbox), 30)
+
+    def test_1a_image_pull_error_reaches_kubelet(self):
+        def pull_failed():
+            pod = self.kubelet.pod("badimage")
+            waiting = statuses(pod or {}).get("app", {}).get("state", {}).get("waiting", {})
+            return waiting if waiting.get("reason") in ("ErrImagePull",
+                                                        "ImagePullBackOff") else None
+        waiting = wait_for("badimage's pull error", pull_failed, 60, interval=0.5)
+        pod = self.kubelet.pod("badimage")
+        self.assertEqual(pod["status"]["phase"], "Pending")
+        # ImagePullBackOff's message names the image; cribd's own error is in kubelet's log.
+        self.assertIn("no-such", waiting.get("message", ""), waiting)
+        pulls = [line for line in self.kubelet.log_text().splitlines()
+                 if "PullImage from image service failed" in line and "no-such" in line]
+        self.assertTrue(pulls, "kubelet logged no failed PullImage")
+        self.assertRegex(pulls[0], r"(?i)manifest unknown|not found", pulls[0])
 
     def test_20_readiness_probe(self):
         pod = self.wait_pod("probes", lambda p: all_running(p) and condition(p, "Ready"),
