@@ -18,8 +18,9 @@ the node tools) and adds what only kubelet needs:
         .stop() (SIGTERM), .kill(); .put_manifest(pod) / .remove_manifest(name);
         .pods() and .pod(name) read kubelet's own view of its pods from its /pods endpoint;
         .container_log(pod, container) reads a log through kubelet's /containerLogs (kubelet
-        parses the CRI log file there); .exec(pod, container, argv) runs a command through
-        kubelet's /exec over WebSocket, which kubelet proxies to cribd's streaming server; .close() stops kubelet and removes its mounts, its
+        parses the CRI log file there); .exec(pod, container, argv) runs a command and
+        .port_forward(pod, port) opens a forward through kubelet's /exec and /portForward
+        over WebSocket, which kubelet proxies to cribd's streaming server; .close() stops kubelet and removes its mounts, its
         cgroup root (deepest first) and its directories.
     Footprint(cribd, pod_id)
         What one pod sandbox holds on the machine (containers, processes, netns pin, mounts,
@@ -614,6 +615,13 @@ class Kubelet:
                 channels.get(2, b"").decode(errors="replace"),
                 json.loads(status) if status else None)
 
+    def port_forward(self, pod, port, namespace="default", timeout=30):
+        """A WebSocket port forward through kubelet's /portForward (v4.channel.k8s.io),
+        proxied to cribd's streaming server: channel 0 carries the data, 1 the errors."""
+        return WebSocket(("127.0.0.1", self.port),
+                         f"/portForward/{namespace}/{self.full_name(pod)}?port={port}",
+                         "v4.channel.k8s.io", timeout)
+
     # ---- static pods ----------------------------------------------------------------------------
 
     def manifest_path(self, name):
@@ -634,64 +642,97 @@ class Kubelet:
             pass
 
 
-def websocket_session(address, path, protocol, timeout):
-    """A client WebSocket (RFC 6455) over TLS that sends nothing and reads every message of
-    the Kubernetes channel protocol until the server closes; returns {channel: bytes}."""
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    raw = socket.create_connection(address, timeout=timeout)
-    with context.wrap_socket(raw) as conn:
+class WebSocket:
+    """A client WebSocket (RFC 6455) over TLS, as kubectl speaks to kubelet through the API
+    server: binary messages both ways, the first byte of each naming its channel."""
+
+    def __init__(self, address, path, protocol, timeout):
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE  # kubelet's own self-signed certificate
+        self.path = path
+        self.conn = context.wrap_socket(socket.create_connection(address, timeout=timeout))
         key = base64.b64encode(os.urandom(16)).decode()
-        conn.sendall((f"GET {path} HTTP/1.1\r\nHost: {address[0]}:{address[1]}\r\n"
-                      "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                      f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-                      f"Sec-WebSocket-Protocol: {protocol}\r\n\r\n").encode())
-        buf = b""
-        while b"\r\n\r\n" not in buf:
-            chunk = conn.recv(4096)
+        self.conn.sendall((f"GET {path} HTTP/1.1\r\nHost: {address[0]}:{address[1]}\r\n"
+                           "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                           f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                           f"Sec-WebSocket-Protocol: {protocol}\r\n\r\n").encode())
+        self.buf = b""
+        while b"\r\n\r\n" not in self.buf:
+            chunk = self.conn.recv(4096)
             if not chunk:
-                raise LabError(f"websocket {path}: closed during the handshake: {buf!r}")
-            buf += chunk
-        head, _, buf = buf.partition(b"\r\n\r\n")
+                raise LabError(f"websocket {path}: closed during the handshake: {self.buf!r}")
+            self.buf += chunk
+        head, _, self.buf = self.buf.partition(b"\r\n\r\n")
         if not head.startswith(b"HTTP/1.1 101"):
+            self.conn.close()
             raise LabError(f"websocket {path}: {head.decode(errors='replace')} "
-                           f"{buf.decode(errors='replace')}")
+                           f"{self.buf.decode(errors='replace')}")
 
-        def read(n):
-            nonlocal buf
-            while len(buf) < n:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    raise EOFError
-                buf += chunk
-            out, buf = buf[:n], buf[n:]
-            return out
+    def _read(self, n):
+        while len(self.buf) < n:
+            chunk = self.conn.recv(65536)
+            if not chunk:
+                raise EOFError
+            self.buf += chunk
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
 
-        channels, message = {}, b""
+    def recv(self):
+        """The next whole message as (channel, bytes); None once the server closed."""
+        message = b""
         try:
             while True:
-                b0, b1 = read(2)
+                b0, b1 = self._read(2)
                 length = b1 & 0x7F
                 if length == 126:
-                    length = int.from_bytes(read(2), "big")
+                    length = int.from_bytes(self._read(2), "big")
                 elif length == 127:
-                    length = int.from_bytes(read(8), "big")
-                mask = read(4) if b1 & 0x80 else None
-                payload = read(length)
+                    length = int.from_bytes(self._read(8), "big")
+                mask = self._read(4) if b1 & 0x80 else None
+                payload = self._read(length)
                 if mask:
                     payload = bytes(c ^ mask[i % 4] for i, c in enumerate(payload))
                 opcode = b0 & 0x0F
-                if opcode == 8:  # close
-                    break
+                if opcode == 8:
+                    return None
                 if opcode in (0, 1, 2):
                     message += payload
                     if b0 & 0x80 and message:  # the last fragment
-                        channels[message[0]] = channels.get(message[0], b"") + message[1:]
-                        message = b""
+                        return message[0], message[1:]
         except EOFError:
-            pass
-    return channels
+            return None
+
+    def send(self, channel, data):
+        payload = bytes([channel]) + data
+        mask = os.urandom(4)
+        head = bytes([0x82])  # a whole binary message
+        if len(payload) < 126:
+            head += bytes([0x80 | len(payload)])
+        elif len(payload) < 65536:
+            head += bytes([0x80 | 126]) + len(payload).to_bytes(2, "big")
+        else:
+            head += bytes([0x80 | 127]) + len(payload).to_bytes(8, "big")
+        masked = bytes(c ^ mask[i % 4] for i, c in enumerate(payload))
+        self.conn.sendall(head + mask + masked)
+
+    def close(self):
+        self.conn.close()
+
+
+def websocket_session(address, path, protocol, timeout):
+    """Reads every message of a WebSocket session until the server closes it, sending
+    nothing; returns {channel: bytes}."""
+    ws = WebSocket(address, path, protocol, timeout)
+    channels = {}
+    try:
+        while True:
+            message = ws.recv()
+            if message is None:
+                return channels
+            channels[message[0]] = channels.get(message[0], b"") + message[1]
+    finally:
+        ws.close()
 
 
 # ---- what the runtime shows ------------------------------------------------------------------

@@ -660,6 +660,28 @@ class KubeletStaticPods(unittest.TestCase):
         self.assertEqual(body, "hostport answers\n")
         self.assertTrue(pod["status"].get("podIP"), pod["status"])
 
+    def test_42_port_forward_through_kubelet(self):
+        self.wait_pod("hostport")
+        ws = self.kubelet.port_forward("hostport", 80)
+        try:
+            # Each channel starts with its port, little-endian.
+            self.assertEqual(ws.recv(), (0, (80).to_bytes(2, "little")))
+            self.assertEqual(ws.recv(), (1, (80).to_bytes(2, "little")))
+            ws.send(0, b"GET / HTTP/1.0\r\n\r\n")
+            data, errors = b"", b""
+            while True:
+                message = ws.recv()  # httpd closes after its reply, and the forward with it
+                if message is None:
+                    break
+                if message[0] == 0:
+                    data += message[1]
+                else:
+                    errors += message[1]
+        finally:
+            ws.close()
+        self.assertEqual(errors, b"")
+        self.assertIn(b"hostport answers", data)
+
     def cgroup_file(self, pid, controller, name):
         path = lab.proc_cgroup(pid, controller)
         with open(os.path.join(lab.cgroup_v1_path(controller) + path, name)) as f:
