@@ -774,6 +774,30 @@ def inspectp(cribd, pod_id):
     return crictl_json(cribd, "inspectp", pod_id)
 
 
+def runtime_orphans(cribd):
+    """crib processes of this cribd that no record explains: pause processes of sandboxes that
+    are not ready (or not listed), monitors of containers that are not listed."""
+    ready = {p["id"] for p in sandboxes(cribd, state="ready")}
+    known = {c["id"] for c in containers(cribd)}
+    orphans = []
+    for pid in lab_processes(cribd.workdir):
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                comm = f.read().strip()
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                args = f.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        flag, ids = {"crib-pause": ("--pod", ready),
+                     "crib-monitor": ("--bundle", known)}.get(comm, (None, None))
+        if flag is None or flag not in args[:-1]:
+            continue
+        owner = os.path.basename(args[args.index(flag) + 1].rstrip("/"))
+        if owner not in ids:
+            orphans.append(f"{comm} {pid} of {owner[:12]}")
+    return orphans
+
+
 class Footprint:
     """What one running pod sandbox holds on the machine, to check that all of it goes."""
 

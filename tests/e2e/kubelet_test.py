@@ -293,13 +293,16 @@ class KubeletStaticPods(unittest.TestCase):
 
     # ---- helpers ------------------------------------------------------------------------------
 
-    def wait_pod(self, name, check=all_running, what="running", timeout=POD_TIMEOUT):
+    def wait_pod(self, name, check=all_running, what="running", timeout=POD_TIMEOUT,
+                 fail_fast=True):
+        """Waits until kubelet reports the pod so; with `fail_fast`, gives up as soon as a
+        container is stuck in an error kubelet keeps retrying."""
         def ready():
             pod = self.kubelet.pod(name)
             return pod if pod is not None and check(pod) else None
 
         def failed():
-            return self.kubelet._died() or stuck(self.kubelet.pod(name))
+            return self.kubelet._died() or (fail_fast and stuck(self.kubelet.pod(name)))
         try:
             return wait_for(f"pod {name} {what}", ready, timeout, interval=0.25, failed=failed)
         except crib_lab.LabError as e:
@@ -774,12 +777,31 @@ class KubeletStaticPods(unittest.TestCase):
         for key, pid in pids.items():
             self.assertTrue(os.path.exists(f"/proc/{pid}"), f"{key} is gone")
 
+    def test_82_cribd_sigkill_while_kubelet_creates_a_pod(self):
+        late = manifest("late", [container(f"c{i}", "exec sleep 100000") for i in range(4)])
+        self.kubelet.put_manifest(late)
+        full = self.kubelet.full_name("late")
+        # The sandbox is there: kubelet is now creating and starting the containers.
+        wait_for("late's sandbox", lambda: lab.sandboxes(self.cribd, full), 60, interval=0.05)
+        self.cribd.kill()
+        lab.restart_cribd(self.cribd)
+        # The calls the kill cut off failed; kubelet retries them.
+        pod = self.wait_pod("late", fail_fast=False)
+        sandbox = self.sandbox_of("late")
+        running = [c for c in lab.containers(self.cribd, pod_id=sandbox["id"])
+                   if c["state"] == "CONTAINER_RUNNING"]
+        self.assertEqual(sorted(c["metadata"]["name"] for c in running),
+                         ["c0", "c1", "c2", "c3"])
+        self.assertEqual({runtime_id(s["containerID"]) for s in statuses(pod).values()},
+                         {c["id"] for c in running})
+        self.assertEqual(lab.runtime_orphans(self.cribd), [])
+
     # ---- removal ------------------------------------------------------------------------------
 
     def test_90_removed_manifests_leave_nothing(self):
         pods, footprints = {}, {}
-        for pod in self.manifests():
-            name = pod["metadata"]["name"]
+        for file in sorted(os.listdir(self.kubelet.manifest_dir)):
+            name = file[:-len(".json")]
             pods[name] = self.kubelet.pod(name)
             self.assertIsNotNone(pods[name], f"kubelet does not know {name}")
             items = lab.sandboxes(self.cribd, self.kubelet.full_name(name))
