@@ -6,8 +6,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <filesystem>
+#include <optional>
 
-#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -18,6 +18,7 @@
 #include "common/ids.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "common/steps.h"
 #include "pod/netns.h"
 #include "pod/pause_process.h"
 #include "pod/pod_files.h"
@@ -27,17 +28,12 @@
 namespace crib::pod {
 namespace {
 
-
 std::string HostHostname() {
   char name[HOST_NAME_MAX + 1] = {};
   ::gethostname(name, sizeof(name) - 1);
   return name;
 }
 
-// Undo steps run on a deadline of their own and must not hide the error that caused them.
-void LogUndo(const std::string& id, absl::string_view step, const absl::Status& status) {
-  if (!status.ok()) spdlog::warn("pod {}: undo {}: {}", id, step, status.message());
-}
 
 }  // namespace
 
@@ -52,24 +48,7 @@ absl::Status PodService::EnsureNetnsDir() {
 absl::StatusOr<std::string> PodService::Run(const PodSandboxSpec& spec) {
   RETURN_IF_ERROR(Validate(spec));
   const absl::Time start = absl::Now();
-  // Per-step durations, logged at debug level: where RunPodSandbox's time goes.
-  std::string timings;
-  absl::Time last = start;
-  auto lap = [&timings, &last](absl::string_view step) {
-    const absl::Time now = absl::Now();
-    absl::StrAppend(&timings, timings.empty() ? "" : ", ", step, " ",
-                    absl::FormatDuration(absl::Trunc(now - last, absl::Microseconds(10))));
-    last = now;
-  };
   const std::string pod_name = absl::StrCat(spec.name, " (namespace ", spec.namespace_, ")");
-  auto step_error = [&pod_name](absl::string_view step, const absl::Status& status) {
-    return Annotate(status, absl::StrCat("run pod sandbox ", pod_name, ": ", step));
-  };
-#define CRIB_STEP(step, expr)                                         \
-  do {                                                                \
-    if (absl::Status s = (expr); !s.ok()) return step_error(step, s); \
-  } while (false)
-
   if (!spec.log_directory.empty() && !absl::StartsWith(spec.log_directory, "/")) {
     return absl::InvalidArgumentError(absl::StrCat("run pod sandbox ", pod_name,
                                                    ": log directory \"", spec.log_directory,
@@ -77,8 +56,7 @@ absl::StatusOr<std::string> PodService::Run(const PodSandboxSpec& spec) {
   }
   const bool host_network = spec.namespaces.network == NamespaceMode::kNode;
   ASSIGN_OR_RETURN(const std::string id, NewObjectId());
-  absl::Mutex& pod_lock = PodLock(id);
-  absl::MutexLock lock(&pod_lock);
+  absl::MutexLock lock(&PodLock(id));
 
   PodData data;
   data.hostname = spec.hostname.empty() || host_network ? HostHostname() : spec.hostname;
@@ -90,16 +68,14 @@ absl::StatusOr<std::string> PodService::Run(const PodSandboxSpec& spec) {
   if (!host_network) data.port_mappings = spec.port_mappings;
   data.cgroup_path =
       absl::StrCat(spec.cgroup_parent.empty() ? kCribCgroupParent : spec.cgroup_parent, "/", id);
-  if (!absl::StartsWith(data.cgroup_path, "/"))
+  if (!absl::StartsWith(data.cgroup_path, "/")) {
     data.cgroup_path = absl::StrCat("/", data.cgroup_path);
+  }
   if (!host_network) data.netns_path = NetnsPath(id);
   data.pod_dir = PodDir(id);
   data.config_bytes = spec.config_bytes;
   data.creating = true;
 
-  // 1. The record reserves the name (and, while `creating`, tells a restarted cribd to undo
-  // what a crash interrupted). A second RunPodSandbox of the same pod with the same config,
-  // as kubelet sends after its deadline, gets the pod the first one made.
   store::PodRecord record;
   record.id = id;
   record.name = spec.name;
@@ -108,105 +84,157 @@ absl::StatusOr<std::string> PodService::Run(const PodSandboxSpec& spec) {
   record.attempt = spec.attempt;
   record.state = static_cast<int>(PodState::kNotReady);
   record.created_at_ns = absl::ToUnixNanos(absl::Now());
+
+  // A second RunPodSandbox of the same pod with the same config, as kubelet sends after its
+  // deadline, gets the pod the first one made.
+  std::optional<std::string> same_run;
+  absl::Status ran = RunSteps(
+      absl::StrCat("pod ", id.substr(0, 12)), "pod.run", [&](Steps& steps) -> absl::Status {
+        RETURN_IF_ERROR(ReserveName(steps, spec, data, record, &same_run));
+        if (same_run) return absl::OkStatus();
+        RETURN_IF_ERROR(MakeNamespacesAndFiles(steps, spec, data));
+        cgroup::Cgroup cgroup(layout_, data.cgroup_path);
+        cgroup::Cgroup pause_cgroup(layout_, PauseCgroupPath(data.cgroup_path));
+        RETURN_IF_ERROR(MakeCgroupAndPause(steps, spec, cgroup, pause_cgroup, data));
+        if (!host_network) RETURN_IF_ERROR(AttachNetwork(steps, spec, id, data));
+        // Ready.
+        data.creating = false;
+        record.state = static_cast<int>(PodState::kReady);
+        record.data = EncodePodData(data);
+        return steps.Run("record", "record pod", [&] { return store_.UpdatePod(record); });
+      });
+  if (!ran.ok()) return Annotate(ran, absl::StrCat("run pod sandbox ", pod_name));
+  if (same_run) return *same_run;
+  spdlog::info("pod {} ({}) ready in {}: pause pid {}{}{}", id.substr(0, 12), pod_name,
+               absl::FormatDuration(absl::Now() - start), data.pid, data.ips.empty() ? "" : ", ip ",
+               data.ips.empty() ? "" : data.ips[0]);
+  return id;
+}
+
+// The record reserves the name and, while `creating`, tells a restarted cribd to undo what a
+// crash interrupted. Its undo keeps it when another undo failed: the start-up cleanup (or the
+// removal kubelet sends for a pod that is not ready) finishes the job.
+absl::Status PodService::ReserveName(Steps& steps, const PodSandboxSpec& spec,
+                                     const PodData& data, store::PodRecord& record,
+                                     std::optional<std::string>* same_run) {
   record.data = EncodePodData(data);
-  if (absl::Status reserved = store_.PutPod(record); !reserved.ok()) {
+  const std::string id = record.id;
+  auto reserve = [&]() -> absl::Status {
+    absl::Status reserved = store_.PutPod(record);
     if (absl::IsAlreadyExists(reserved)) {
       absl::StatusOr<std::string> same = SameRun(spec);
-      if (same.ok()) return *same;
+      if (same.ok()) {
+        *same_run = *same;
+        return absl::OkStatus();
+      }
     }
-    return step_error("reserve name", reserved);
-  }
-  absl::Cleanup undo_record = [&] { LogUndo(id, "record", store_.DeletePod(id)); };
-  CRIB_STEP("reserve name", Failpoint("pod.run.after_reserve"));
-  lap("reserve");
-
-  // 2. The pinned network namespace.
-  absl::Cleanup undo_netns = [&] {
-    if (!host_network) LogUndo(id, "netns", RemovePinnedNetns(data.netns_path));
+    return reserved;
   };
-  if (!host_network) {
-    CRIB_STEP("create network namespace", EnsureNetnsDir());
-    CRIB_STEP("create network namespace", CreatePinnedNetns(data.netns_path));
-  }
-  CRIB_STEP("create network namespace", Failpoint("pod.run.after_netns"));
-  lap("netns");
+  return steps.Run("reserve", "reserve name", reserve, [this, &steps, id, same_run] {
+    if (*same_run) return absl::OkStatus();
+    if (steps.undo_failed()) {
+      spdlog::warn("pod {}: kept, marked as being created, for the start-up cleanup",
+                   id.substr(0, 12));
+      return absl::OkStatus();
+    }
+    return store_.DeletePod(id);
+  });
+}
 
-  // 3. hostname, hosts and resolv.conf.
-  absl::Cleanup undo_dir = [&] {
-    std::error_code ec;
-    std::filesystem::remove_all(data.pod_dir, ec);
-    if (ec) LogUndo(id, "pod dir", absl::InternalError(ec.message()));
-  };
-  CRIB_STEP("write pod files", MakeDirs(data.pod_dir, 0755));
-  CRIB_STEP("write pod files", WriteHostname(data.pod_dir, data.hostname));
-  CRIB_STEP("write pod files",
-            WriteResolvConf(data.pod_dir, host_network ? DnsConfig() : spec.dns));
-  if (host_network) {
-    absl::StatusOr<std::string> hosts = HostHosts();
-    CRIB_STEP("write pod files", hosts.status());
-    CRIB_STEP("write pod files", WriteHosts(data.pod_dir, *hosts));
-  } else {
-    CRIB_STEP("write pod files", WriteHosts(data.pod_dir, HostsContent({}, data.hostname)));
-  }
-  CRIB_STEP("write pod files", Failpoint("pod.run.after_files"));
-  lap("files");
-
-  // 4. The pod's /dev/shm.
+// The pinned network namespace, the pod's directory with hostname, hosts and resolv.conf, and
+// its /dev/shm.
+absl::Status PodService::MakeNamespacesAndFiles(Steps& steps, const PodSandboxSpec& spec,
+                                                const PodData& data) {
+  const bool host_network = data.netns_path.empty();
+  RETURN_IF_ERROR(steps.Run(
+      "netns", "create network namespace",
+      [&]() -> absl::Status {
+        if (host_network) return absl::OkStatus();
+        RETURN_IF_ERROR(EnsureNetnsDir());
+        return CreatePinnedNetns(data.netns_path);
+      },
+      [path = data.netns_path] {
+        return path.empty() ? absl::OkStatus() : RemovePinnedNetns(path);
+      }));
+  RETURN_IF_ERROR(steps.Run(
+      "dir", "make the pod directory", [&] { return MakeDirs(data.pod_dir, 0755); },
+      [dir = data.pod_dir]() -> absl::Status {
+        std::error_code ec;
+        std::filesystem::remove_all(dir, ec);
+        if (ec) return absl::InternalError(absl::StrCat("remove ", dir, ": ", ec.message()));
+        return absl::OkStatus();
+      }));
+  RETURN_IF_ERROR(steps.Run("files", "write pod files", [&]() -> absl::Status {
+    RETURN_IF_ERROR(WriteHostname(data.pod_dir, data.hostname));
+    RETURN_IF_ERROR(WriteResolvConf(data.pod_dir, host_network ? DnsConfig() : spec.dns));
+    if (!host_network) return WriteHosts(data.pod_dir, HostsContent({}, data.hostname));
+    ASSIGN_OR_RETURN(std::string hosts, HostHosts());
+    return WriteHosts(data.pod_dir, hosts);
+  }));
   const std::string shm = absl::StrCat(data.pod_dir, "/shm");
-  CRIB_STEP("mount shm", MakeDirs(shm, 0755));
-  const std::string shm_options = absl::StrCat("mode=1777,size=", config_.pod_shm_size);
-  if (::mount("shm", shm.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, shm_options.c_str()) !=
-      0) {
-    return step_error("mount shm", ErrnoStatus(errno, absl::StrCat("mount tmpfs on ", shm)));
-  }
-  absl::Cleanup undo_shm = [&] {
-    if (::umount2(shm.c_str(), MNT_DETACH) != 0) {
-      LogUndo(id, "shm", ErrnoStatus(errno, absl::StrCat("unmount ", shm)));
-    }
-  };
-  CRIB_STEP("mount shm", Failpoint("pod.run.after_shm"));
-  lap("shm");
+  return steps.Run(
+      "shm", "mount shm",
+      [&]() -> absl::Status {
+        RETURN_IF_ERROR(MakeDirs(shm, 0755));
+        const std::string options = absl::StrCat("mode=1777,size=", config_.pod_shm_size);
+        if (::mount("shm", shm.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                    options.c_str()) != 0) {
+          return ErrnoStatus(errno, absl::StrCat("mount tmpfs on ", shm));
+        }
+        return absl::OkStatus();
+      },
+      [shm]() -> absl::Status {
+        if (::umount2(shm.c_str(), MNT_DETACH) != 0) {
+          return ErrnoStatus(errno, absl::StrCat("unmount ", shm));
+        }
+        return absl::OkStatus();
+      });
+}
 
-  // 5. The pod cgroup with the pod's resources and overhead.
-  cgroup::Cgroup cgroup(layout_, data.cgroup_path);
-  absl::Cleanup undo_cgroup = [&] { LogUndo(id, "cgroup", cgroup.Remove()); };
-  CRIB_STEP("create cgroup", cgroup.Create());
-  CRIB_STEP("create cgroup", cgroup.Apply(spec.resources));
-  CRIB_STEP("create cgroup", Failpoint("pod.run.after_cgroup"));
-  lap("cgroup");
-
-  // 6. crib-pause in the pod's namespaces and cgroup. On cgroup v2 a cgroup with processes
-  // cannot hand controllers to its children (the containers): the pause gets a leaf of its own.
+// The pod cgroup with the pod's resources and overhead, and crib-pause in the pod's namespaces
+// and cgroup. On cgroup v2 a cgroup with processes cannot hand controllers to its children (the
+// containers): the pause gets a leaf of its own.
+absl::Status PodService::MakeCgroupAndPause(Steps& steps, const PodSandboxSpec& spec,
+                                            cgroup::Cgroup& cgroup, cgroup::Cgroup& pause_cgroup,
+                                            PodData& data) {
+  RETURN_IF_ERROR(steps.Run(
+      "cgroup", "create cgroup", [&] { return cgroup.Create(); },
+      [cgroup]() mutable { return cgroup.Remove(); }));
+  RETURN_IF_ERROR(steps.Run("limits", "limit cgroup", [&] { return cgroup.Apply(spec.resources); }));
   const bool pause_leaf = layout_.mode == cgroup::Mode::kUnified;
-  cgroup::Cgroup pause_cgroup(layout_, PauseCgroupPath(data.cgroup_path));
-  absl::Cleanup undo_pause_cgroup = [&] {
-    if (pause_leaf) LogUndo(id, "cgroup", pause_cgroup.Remove());
-  };
-  if (pause_leaf) CRIB_STEP("start crib-pause", pause_cgroup.Create());
+  if (pause_leaf) {
+    RETURN_IF_ERROR(steps.Run(
+        "pause_cgroup", "create crib-pause's cgroup", [&] { return pause_cgroup.Create(); },
+        [pause_cgroup]() mutable { return pause_cgroup.Remove(); }));
+  }
   PauseOptions pause;
   pause.netns_path = data.netns_path;
   pause.new_ipc = spec.namespaces.ipc != NamespaceMode::kNode;
-  pause.new_uts = !host_network;
+  pause.new_uts = !data.netns_path.empty();
   pause.new_pid = spec.namespaces.pid != NamespaceMode::kNode;
   pause.hostname = data.hostname;
-  for (const auto& [key, value] : spec.sysctls)
+  for (const auto& [key, value] : spec.sysctls) {
     pause.sysctls.push_back(absl::StrCat(key, "=", value));
+  }
   pause.pod_dir = data.pod_dir;
   pause.cgroup_procs = (pause_leaf ? pause_cgroup : cgroup).ProcsFiles();
-  if (::access(pause_path_.c_str(), X_OK) != 0) {
-    return step_error("start crib-pause", ErrnoStatus(errno, absl::StrCat("access ", pause_path_)));
-  }
-  absl::StatusOr<PauseProcess> process = StartPause(pause_path_, pause);
-  CRIB_STEP("start crib-pause", process.status());
-  absl::Cleanup undo_pause = [&] {
-    LogUndo(id, "crib-pause", StopPause(*process, absl::Seconds(2)));
-  };
-  data.pid = process->pid;
-  data.pid_start_time = process->start_time;
-  CRIB_STEP("start crib-pause", Failpoint("pod.run.after_pause"));
-  lap("pause");
+  return steps.Run(
+      "pause", "start crib-pause",
+      [&]() -> absl::Status {
+        if (::access(pause_path_.c_str(), X_OK) != 0) {
+          return ErrnoStatus(errno, absl::StrCat("access ", pause_path_));
+        }
+        ASSIGN_OR_RETURN(PauseProcess process, StartPause(pause_path_, pause));
+        data.pid = process.pid;
+        data.pid_start_time = process.start_time;
+        return absl::OkStatus();
+      },
+      [&data] { return StopPause(PauseProcess{data.pid, data.pid_start_time}, absl::Seconds(2)); });
+}
 
-  // 7. The network, through the backend.
+// The pod's network through the backend, and its addresses in the pod's hosts file.
+absl::Status PodService::AttachNetwork(Steps& steps, const PodSandboxSpec& spec,
+                                       const std::string& id, PodData& data) {
   network::PodNetworkConfig net;
   net.pod_id = id;
   net.name = spec.name;
@@ -218,41 +246,18 @@ absl::StatusOr<std::string> PodService::Run(const PodSandboxSpec& spec) {
   net.dns_servers = spec.dns.servers;
   net.dns_searches = spec.dns.searches;
   net.dns_options = spec.dns.options;
-  absl::Cleanup undo_network = [&] {
-    if (!host_network) LogUndo(id, "network", network_.TearDown(net));
-  };
-  if (!host_network) {
-    absl::StatusOr<network::PodNetworkStatus> attached = network_.SetUp(net);
-    CRIB_STEP("set up network", attached.status());
-    data.ips = attached->ips;
-    CRIB_STEP("set up network", WriteHosts(data.pod_dir, HostsContent(data.ips, data.hostname)));
-  }
-  CRIB_STEP("set up network", Failpoint("pod.run.after_network"));
-  lap("network");
-
-  // 8. Ready.
-  data.creating = false;
-  record.state = static_cast<int>(PodState::kReady);
-  record.data = EncodePodData(data);
-  CRIB_STEP("record pod", store_.UpdatePod(record));
-  lap("record");
-#undef CRIB_STEP
-
-  std::move(undo_network).Cancel();
-  std::move(undo_pause).Cancel();
-  std::move(undo_pause_cgroup).Cancel();
-  std::move(undo_cgroup).Cancel();
-  std::move(undo_shm).Cancel();
-  std::move(undo_dir).Cancel();
-  std::move(undo_netns).Cancel();
-  std::move(undo_record).Cancel();
-  spdlog::debug("pod {} steps: {}", id.substr(0, 12), timings);
-  spdlog::info("pod {} ({}) ready in {}: pause pid {}{}{}", id.substr(0, 12), pod_name,
-               absl::FormatDuration(absl::Now() - start), data.pid, data.ips.empty() ? "" : ", ip ",
-               data.ips.empty() ? "" : data.ips[0]);
-  return id;
+  RETURN_IF_ERROR(steps.Run(
+      "network", "set up network",
+      [&]() -> absl::Status {
+        ASSIGN_OR_RETURN(network::PodNetworkStatus attached, network_.SetUp(net));
+        data.ips = attached.ips;
+        return absl::OkStatus();
+      },
+      [this, net] { return network_.TearDown(net); }));
+  return steps.Run("hosts", "write the pod's addresses in its hosts file", [&] {
+    return WriteHosts(data.pod_dir, HostsContent(data.ips, data.hostname));
+  });
 }
-
 absl::StatusOr<std::string> PodService::SameRun(const PodSandboxSpec& spec) {
   ASSIGN_OR_RETURN(std::vector<store::PodRecord> pods, store_.ListPods());
   for (const store::PodRecord& other : pods) {

@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,9 +17,12 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "cgroup/cgroupfs.h"
 #include "cgroup/layout.h"
+#include "common/steps.h"
 #include "config/config.h"
 #include "network/backend.h"
+#include "pod/record.h"
 #include "pod/sandbox.h"
 #include "store/store.h"
 
@@ -86,6 +90,16 @@ class PodService {
   absl::StatusOr<std::string> ResolveId(const std::string& id_or_prefix);
   // The id of a ready pod that a previous Run made from the very same spec.
   absl::StatusOr<std::string> SameRun(const PodSandboxSpec& spec);
+  // RunPodSandbox's steps (run.cc).
+  absl::Status ReserveName(Steps& steps, const PodSandboxSpec& spec, const PodData& data,
+                           store::PodRecord& record, std::optional<std::string>* same_run);
+  absl::Status MakeNamespacesAndFiles(Steps& steps, const PodSandboxSpec& spec,
+                                      const PodData& data);
+  absl::Status MakeCgroupAndPause(Steps& steps, const PodSandboxSpec& spec,
+                                  cgroup::Cgroup& cgroup, cgroup::Cgroup& pause_cgroup,
+                                  PodData& data);
+  absl::Status AttachNetwork(Steps& steps, const PodSandboxSpec& spec, const std::string& id,
+                             PodData& data);
   absl::Mutex& PodLock(const std::string& id) ABSL_LOCKS_EXCLUDED(locks_mutex_);
   absl::Status EnsureNetnsDir() ABSL_LOCKS_EXCLUDED(netns_dir_mutex_);
   // `removing`: called by Remove, which the network backend may let through after repeated

@@ -17,6 +17,7 @@
 #include "common/errors.h"
 #include "common/files.h"
 #include "common/spawn.h"
+#include "common/steps.h"
 #include "common/status_macros.h"
 #include "common/unique_fd.h"
 #include "gmock/gmock.h"
@@ -212,5 +213,55 @@ TEST(HelperPath, ConfiguredDirectoryOrBesideSelf) {
   EXPECT_EQ(HelperPath("", "crib-monitor").value_or(""),
             self.substr(0, self.rfind('/')) + "/crib-monitor");
 }
+// Undos run last first when the operation fails, never when it succeeds; a failed undo is
+// seen by the undos after it; errors carry the step's name.
+TEST(Steps, UndoInReverseOnlyOnFailure) {
+  std::vector<std::string> undone;
+  auto undo = [&undone](std::string name, absl::Status result = absl::OkStatus()) {
+    return [&undone, name, result] {
+      undone.push_back(name);
+      return result;
+    };
+  };
+  absl::Status ok = RunSteps("test", "test.steps", [&](Steps& steps) -> absl::Status {
+    RETURN_IF_ERROR(steps.Run("a", "step a", [] { return absl::OkStatus(); }, undo("a")));
+    return steps.Run("b", "step b", [] { return absl::OkStatus(); }, undo("b"));
+  });
+  EXPECT_THAT(ok, IsOk());
+  EXPECT_THAT(undone, ::testing::IsEmpty());
+
+  bool seen_failed_undo = false;
+  absl::Status failed = RunSteps("test", "test.steps", [&](Steps& steps) -> absl::Status {
+    RETURN_IF_ERROR(steps.Run("a", "step a", [] { return absl::OkStatus(); }, [&] {
+      seen_failed_undo = steps.undo_failed();
+      undone.push_back("a");
+      return absl::OkStatus();
+    }));
+    RETURN_IF_ERROR(steps.Run("b", "step b", [] { return absl::OkStatus(); },
+                              undo("b", absl::InternalError("stuck"))));
+    RETURN_IF_ERROR(steps.Run("c", "step c", [] { return absl::OkStatus(); }, undo("c")));
+    return steps.Run("d", "step d", [] { return absl::NotFoundError("no such thing"); },
+                     undo("d"));
+  });
+  EXPECT_THAT(failed, StatusIs(absl::StatusCode::kNotFound, HasSubstr("step d: no such thing")));
+  EXPECT_THAT(undone, ::testing::ElementsAre("c", "b", "a"));
+  EXPECT_TRUE(seen_failed_undo);
+}
+
+// After each step its failpoint is checked: CRIB_TEST_FAILPOINT=<prefix>.after_<key>.
+TEST(Steps, FailpointAfterAStepFailsItAndUndoesIt) {
+  ::setenv("CRIB_TEST_FAILPOINT", "test.steps.after_a", 1);
+  std::vector<std::string> undone;
+  absl::Status failed = RunSteps("test", "test.steps", [&](Steps& steps) -> absl::Status {
+    return steps.Run("a", "step a", [] { return absl::OkStatus(); }, [&] {
+      undone.push_back("a");
+      return absl::OkStatus();
+    });
+  });
+  ::unsetenv("CRIB_TEST_FAILPOINT");
+  EXPECT_THAT(failed, StatusIs(absl::StatusCode::kInternal, HasSubstr("step a: failpoint")));
+  EXPECT_THAT(undone, ::testing::ElementsAre("a"));
+}
+
 }  // namespace
 }  // namespace crib
