@@ -18,9 +18,10 @@ the node tools) and adds what only kubelet needs:
         .stop() (SIGTERM), .kill(); .put_manifest(pod) / .remove_manifest(name);
         .pods() and .pod(name) read kubelet's own view of its pods from its /pods endpoint;
         .container_log(pod, container) reads a log through kubelet's /containerLogs (kubelet
-        parses the CRI log file there); .exec(pod, container, argv) runs a command and
-        .port_forward(pod, port) opens a forward through kubelet's /exec and /portForward
-        over WebSocket, which kubelet proxies to cribd's streaming server; .close() stops kubelet and removes its mounts, its
+        parses the CRI log file there); .exec(pod, container, argv) runs a command,
+        .attach(pod, container) attaches and .port_forward(pod, port) opens a forward through
+        kubelet's /exec, /attach and /portForward over WebSocket, which kubelet proxies to
+        cribd's streaming server; .close() stops kubelet and removes its mounts, its
         cgroup root (deepest first) and its directories.
     Footprint(cribd, pod_id)
         What one pod sandbox holds on the machine (containers, processes, netns pin, mounts,
@@ -614,6 +615,13 @@ class Kubelet:
         return (channels.get(1, b"").decode(errors="replace"),
                 channels.get(2, b"").decode(errors="replace"),
                 json.loads(status) if status else None)
+
+    def attach(self, pod, container, namespace="default", timeout=30):
+        """A WebSocket attach through kubelet's /attach with stdin and stdout (channels 0 and
+        1; 3 carries the final status)."""
+        return WebSocket(("127.0.0.1", self.port),
+                         f"/attach/{namespace}/{self.full_name(pod)}/{container}"
+                         "?input=1&output=1&error=1", "v4.channel.k8s.io", timeout)
 
     def port_forward(self, pod, port, namespace="default", timeout=30):
         """A WebSocket port forward through kubelet's /portForward (v4.channel.k8s.io),

@@ -235,6 +235,10 @@ class KubeletStaticPods(unittest.TestCase):
                                     'echo "line $i $pad"; i=$((i+1)); '
                                     "[ $((i % 20)) = 0 ] && sleep 0.1; done"),
             ]),
+            manifest("interactive", [
+                container("echoer", 'while read line; do echo "echo: $line"; done',
+                          stdin=True),
+            ]),
             manifest("mutable", [
                 container("app", f"echo version $VERSION; {forever}",
                           env=[{"name": "VERSION", "value": "1"}]),
@@ -469,6 +473,21 @@ class KubeletStaticPods(unittest.TestCase):
         causes = status.get("details", {}).get("causes", [])
         self.assertIn({"reason": "ExitCode", "message": "7"}, causes, status)
 
+    def test_14a_attach_through_kubelet(self):
+        self.wait_pod("interactive")
+        ws = self.kubelet.attach("interactive", "echoer")
+        try:
+            ws.send(0, b"hello through kubelet\n")
+            out = b""
+            while b"echo: hello through kubelet\n" not in out:
+                message = ws.recv()
+                self.assertIsNotNone(message, f"attach closed; output so far {out!r}")
+                if message[0] == 1:
+                    out += message[1]
+        finally:
+            ws.close()
+        self.assertEqual(statuses(self.wait_pod("interactive"))["echoer"]["restartCount"], 0)
+
     def test_15_hostname_dns_and_host_aliases(self):
         pod = self.wait_pod("naming")
         path = os.path.join(self.pod_log_dir(pod), "names", "0.log")
@@ -532,7 +551,7 @@ class KubeletStaticPods(unittest.TestCase):
             s["state"] == "SANDBOX_NOTREADY" for s in lab.sandboxes(self.cribd)
             if s["id"] == old_sandbox), 30)
 
-    def test_1a_image_pull_error_reaches_kubelet(self):
+    def test_19a_image_pull_error_reaches_kubelet(self):
         def pull_failed():
             pod = self.kubelet.pod("badimage")
             waiting = statuses(pod or {}).get("app", {}).get("state", {}).get("waiting", {})
@@ -746,8 +765,8 @@ class KubeletStaticPods(unittest.TestCase):
 
     # ---- restarts -----------------------------------------------------------------------------
 
-    STABLE = ("multi", "secure", "naming", "shared-pid", "hooks", "chatty", "probes", "crasher",
-              "hostnet", "hostport", "limits", "guaranteed")
+    STABLE = ("multi", "secure", "naming", "shared-pid", "hooks", "chatty", "interactive",
+              "probes", "crasher", "hostnet", "hostport", "limits", "guaranteed")
 
     def test_80_kubelet_restart_restarts_nothing(self):
         self.wait_pod("crasher", self.restarted_once, "restarted once")
