@@ -21,8 +21,14 @@ the node tools) and adds what only kubelet needs:
         parses the CRI log file there); .exec(pod, container, argv) runs a command,
         .attach(pod, container) attaches and .port_forward(pod, port) opens a forward through
         kubelet's /exec, /attach and /portForward over WebSocket, which kubelet proxies to
-        cribd's streaming server; .close() stops kubelet and removes its mounts, its
-        cgroup root (deepest first) and its directories.
+        cribd's streaming server; .close() stops kubelet and removes its mounts, its pod
+        logs and its cgroup root (deepest first; refused while a cgroup holds a process).
+    WebSocket(address, path, protocol, timeout)
+        A client WebSocket over TLS speaking the Kubernetes channel protocol (.send(channel,
+        bytes), .recv() -> (channel, bytes) or None once closed).
+    sandboxes(), containers(), inspect(), inspectp(), runtime_orphans(cribd)
+        The runtime's view through crictl; orphans are crib processes of the lab's cribd that
+        no ready sandbox or listed container explains.
     Footprint(cribd, pod_id)
         What one pod sandbox holds on the machine (containers, processes, netns pin, mounts,
         host veth, IP allocation, cgroups), taken while it runs; .leftovers() lists what is
