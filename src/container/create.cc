@@ -7,8 +7,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <optional>
 
-#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -20,6 +20,7 @@
 #include "common/logging.h"
 #include "common/process.h"
 #include "common/status_macros.h"
+#include "common/steps.h"
 #include "container/apparmor.h"
 #include "container/image_config.h"
 #include "container/rootfs.h"
@@ -49,11 +50,6 @@ absl::Status Validate(const ContainerSpec& spec) {
   return absl::OkStatus();
 }
 
-void LogUndo(const std::string& id, absl::string_view step, const absl::Status& status) {
-  if (!status.ok())
-    spdlog::warn("container {}: undo {}: {}", id.substr(0, 12), step, status.message());
-}
-
 std::string DirName(const std::string& path) { return path.substr(0, path.rfind('/')); }
 
 }  // namespace
@@ -72,50 +68,75 @@ absl::StatusOr<std::string> ContainerService::Create(const ContainerSpec& spec) 
 absl::StatusOr<std::string> ContainerService::CreateInPod(const ContainerSpec& spec,
                                                           const pod::PodSandbox& pod) {
   const absl::Time start = absl::Now();
-  // Per-step durations, logged at debug level: where CreateContainer's time goes.
-  std::string timings;
-  absl::Time last = start;
-  auto lap = [&timings, &last](absl::string_view step) {
-    const absl::Time now = absl::Now();
-    absl::StrAppend(&timings, timings.empty() ? "" : ", ", step, " ",
-                    absl::FormatDuration(absl::Trunc(now - last, absl::Microseconds(10))));
-    last = now;
-  };
   const std::string name = absl::StrCat(spec.name, " in pod ", pod.name, " (", pod.namespace_, ")");
-  auto step_error = [&name](absl::string_view step, const absl::Status& status) {
-    return Annotate(status, absl::StrCat("create container ", name, ": ", step));
-  };
-#define CRIB_STEP(step, expr)                                         \
-  do {                                                                \
-    if (absl::Status s = (expr); !s.ok()) return step_error(step, s); \
-  } while (false)
-
   if (pod.state != pod::PodState::kReady) {
     return absl::FailedPreconditionError(
         absl::StrCat("create container ", name, ": pod sandbox ", pod.id, " is not ready"));
   }
   // The image, held against GC while the container is made.
   absl::StatusOr<image::Image> image = images_.Status(spec.image, /*verbose=*/true);
-  CRIB_STEP("image", image.status());
+  if (!image.ok()) return Annotate(image.status(), absl::StrCat("create container ", name));
   image::ImageStore::Lease lease(&images_, image->chain_ids);
-  for (const std::string& chain_id : image->chain_ids) {
+  absl::StatusOr<ImageConfig> image_config = ParseImageConfig(image->config_json, spec.image);
+  if (!image_config.ok()) {
+    return Annotate(image_config.status(), absl::StrCat("create container ", name, ": image"));
+  }
+  absl::StatusOr<ContainerData> data = InitialData(spec, pod, *image, *image_config, name);
+  if (!data.ok()) return Annotate(data.status(), absl::StrCat("create container ", name));
+
+  ASSIGN_OR_RETURN(const std::string id, NewObjectId());
+  std::shared_ptr<absl::Mutex> container_lock = ContainerLock(id);
+  absl::MutexLock lock(container_lock.get());
+  store::ContainerRecord record;
+  record.id = id;
+  record.pod_id = pod.id;
+  record.name = spec.name;
+  record.attempt = spec.attempt;
+  record.state = static_cast<int>(ContainerState::kCreated);
+  record.created_at_ns = absl::ToUnixNanos(absl::Now());
+  std::optional<std::string> same_create;
+  absl::Status created = RunSteps(
+      absl::StrCat("container ", id.substr(0, 12)), "container.create",
+      [&](Steps& steps) -> absl::Status {
+        RETURN_IF_ERROR(ReserveContainerName(steps, spec, *data, record, &same_create));
+        if (same_create) return absl::OkStatus();
+        RETURN_IF_ERROR(MakeRootfs(steps, id, *data));
+        SpecInputs inputs;
+        RETURN_IF_ERROR(PrepareRun(steps, spec, pod, *image_config, id, *data, &inputs));
+        RETURN_IF_ERROR(WriteSpec(steps, spec, id, inputs));
+        RETURN_IF_ERROR(StartMonitor(steps, spec, id, name, *data));
+        data->creating = false;
+        record.data = EncodeContainerData(*data);
+        return steps.Run("record", "record container",
+                         [&] { return store_.UpdateContainer(record); });
+      });
+  if (!created.ok() || same_create) ForgetLock(id);
+  if (!created.ok()) return Annotate(created, absl::StrCat("create container ", name));
+  if (same_create) return *same_create;
+  Publish(ContainerEvent::Type::kCreated, id, pod.id);
+  spdlog::info("container {} ({}) created in {}: monitor pid {}, image {}", id.substr(0, 12), name,
+               absl::FormatDuration(absl::Now() - start), data->monitor_pid, data->image_ref);
+  return id;
+}
+
+absl::StatusOr<ContainerData> ContainerService::InitialData(const ContainerSpec& spec,
+                                                            const pod::PodSandbox& pod,
+                                                            const image::Image& image,
+                                                            const ImageConfig& config,
+                                                            const std::string& name) {
+  for (const std::string& chain_id : image.chain_ids) {
     if (::access(images_.SnapshotPath(chain_id).c_str(), F_OK) != 0) {
-      return step_error("image",
-                        absl::NotFoundError(absl::StrCat("image ", spec.image, " lost its layer ",
-                                                         chain_id, " (removed meanwhile?)")));
+      return absl::NotFoundError(absl::StrCat("image: image ", spec.image, " lost its layer ",
+                                              chain_id, " (removed meanwhile?)"));
     }
   }
-  absl::StatusOr<ImageConfig> image_config = ParseImageConfig(image->config_json, spec.image);
-  CRIB_STEP("image", image_config.status());
-  lap("image");
-
   ContainerData data;
   data.creating = true;
   data.image = spec.image;
-  data.image_name = image->repo_tags.empty() ? "" : image->repo_tags[0];
-  data.image_ref = image->repo_digests.empty() ? image->id : image->repo_digests[0];
-  data.image_id = image->id;
-  data.chain_ids = image->chain_ids;
+  data.image_name = image.repo_tags.empty() ? "" : image.repo_tags[0];
+  data.image_ref = image.repo_digests.empty() ? image.id : image.repo_digests[0];
+  data.image_id = image.id;
+  data.chain_ids = image.chain_ids;
   data.labels = spec.labels;
   data.annotations = spec.annotations;
   data.mounts = spec.mounts;
@@ -125,8 +146,8 @@ absl::StatusOr<std::string> ContainerService::CreateInPod(const ContainerSpec& s
   data.stdin_once = spec.stdin_once;
   data.config_bytes = spec.config_bytes;
   data.stop_signal = spec.stop_signal;
-  if (data.stop_signal == 0 && !image_config->stop_signal.empty()) {
-    absl::StatusOr<int> signal = ParseSignal(image_config->stop_signal);
+  if (data.stop_signal == 0 && !config.stop_signal.empty()) {
+    absl::StatusOr<int> signal = ParseSignal(config.stop_signal);
     if (signal.ok()) {
       data.stop_signal = *signal;
     } else {
@@ -140,63 +161,78 @@ absl::StatusOr<std::string> ContainerService::CreateInPod(const ContainerSpec& s
     const std::vector<absl::string_view> parts = absl::StrSplit(spec.log_path, '/');
     if (absl::StartsWith(spec.log_path, "/") ||
         std::find(parts.begin(), parts.end(), "..") != parts.end()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "create container ", name, ": log path \"", spec.log_path,
-          "\" is not a path inside the pod's log directory ", pod.log_directory));
+      return absl::InvalidArgumentError(
+          absl::StrCat("log path \"", spec.log_path,
+                       "\" is not a path inside the pod's log directory ", pod.log_directory));
     }
     data.log_path = absl::StrCat(pod.log_directory, "/", spec.log_path);
   }
+  return data;
+}
 
-  // 1. The record reserves the name. A second call with the same config (kubelet retrying
-  // after its deadline) gets the container the first one made.
-  ASSIGN_OR_RETURN(const std::string id, NewObjectId());
-  std::shared_ptr<absl::Mutex> container_lock = ContainerLock(id);
-  absl::MutexLock lock(container_lock.get());
-  absl::Cleanup forget_lock = [&] { ForgetLock(id); };
-  store::ContainerRecord record;
-  record.id = id;
-  record.pod_id = pod.id;
-  record.name = spec.name;
-  record.attempt = spec.attempt;
-  record.state = static_cast<int>(ContainerState::kCreated);
-  record.created_at_ns = absl::ToUnixNanos(absl::Now());
+// The record reserves the name, and holds the image's snapshots. A second call with the same
+// config (kubelet retrying after its deadline) gets the container the first one made.
+absl::Status ContainerService::ReserveContainerName(Steps& steps, const ContainerSpec& spec,
+                                                    const ContainerData& data,
+                                                    store::ContainerRecord& record,
+                                                    std::optional<std::string>* same_create) {
   record.data = EncodeContainerData(data);
-  if (absl::Status reserved = store_.PutContainer(record); !reserved.ok()) {
-    if (absl::IsAlreadyExists(reserved)) {
-      ASSIGN_OR_RETURN(std::vector<store::ContainerRecord> siblings, store_.ListContainers(pod.id));
-      for (const store::ContainerRecord& other : siblings) {
-        if (other.name != spec.name || other.attempt != spec.attempt) continue;
-        absl::StatusOr<ContainerData> other_data = DecodeContainerData(other.id, other.data);
-        if (!other_data.ok() || other_data->config_bytes != spec.config_bytes) break;
-        // Wait for the first call to finish, then answer as it did.
-        { absl::MutexLock wait(ContainerLock(other.id).get()); }
-        if (Load(other.id).ok()) {
-          spdlog::info("container {} ({}): the same create again, same container",
-                       other.id.substr(0, 12), name);
-          return other.id;
-        }
-        break;
+  auto reserve = [&]() -> absl::Status {
+    absl::Status reserved = store_.PutContainer(record);
+    if (reserved.ok()) HoldSnapshots(data.chain_ids);
+    if (!absl::IsAlreadyExists(reserved)) return reserved;
+    ASSIGN_OR_RETURN(std::vector<store::ContainerRecord> siblings,
+                     store_.ListContainers(record.pod_id));
+    for (const store::ContainerRecord& other : siblings) {
+      if (other.name != spec.name || other.attempt != spec.attempt) continue;
+      absl::StatusOr<ContainerData> other_data = DecodeContainerData(other.id, other.data);
+      if (!other_data.ok() || other_data->config_bytes != spec.config_bytes) break;
+      // Wait for the first call to finish, then answer as it did.
+      { absl::MutexLock wait(ContainerLock(other.id).get()); }
+      if (Load(other.id).ok()) {
+        spdlog::info("container {} ({}): the same create again, same container",
+                     other.id.substr(0, 12), spec.name);
+        *same_create = other.id;
+        return absl::OkStatus();
       }
+      break;
     }
-    return step_error("reserve name", reserved);
-  }
-  absl::Cleanup undo_record = [&] { LogUndo(id, "record", store_.DeleteContainer(id)); };
-  HoldSnapshots(data.chain_ids);
-  absl::Cleanup undo_hold = [&] { ReleaseSnapshots(data.chain_ids); };
-  lap("reserve");
-  CRIB_STEP("reserve name", Failpoint("container.create.after_reserve"));
+    return reserved;
+  };
+  const std::string id = record.id;
+  const std::vector<std::string> chain_ids = data.chain_ids;
+  return steps.Run("reserve", "reserve name", reserve,
+                   [this, &steps, id, chain_ids, same_create]() -> absl::Status {
+                     if (*same_create) return absl::OkStatus();
+                     if (steps.undo_failed()) {
+                       spdlog::warn("container {}: kept, marked as being created, for the "
+                                    "start-up cleanup",
+                                    id.substr(0, 12));
+                       return absl::OkStatus();
+                     }
+                     ReleaseSnapshots(chain_ids);
+                     return store_.DeleteContainer(id);
+                   });
+}
 
-  // 2. The writable layer and the overlay root file system.
+// The writable layer and the overlay root file system in the bundle.
+absl::Status ContainerService::MakeRootfs(Steps& steps, const std::string& id,
+                                          const ContainerData& data) {
   const std::string bundle = Bundle(id);
   const std::string layer_dir = LayerDir(id);
   const std::string rootfs = absl::StrCat(bundle, "/rootfs");
-  absl::Cleanup undo_dirs = [&] {
-    LogUndo(id, "bundle", image::RemoveAll(bundle));
-    LogUndo(id, "layer", image::RemoveAll(layer_dir));
-  };
-  CRIB_STEP("make the writable layer", MakeDirs(layer_dir + "/upper", 0755));
-  CRIB_STEP("make the writable layer", MakeDirs(layer_dir + "/work", 0700));
-  CRIB_STEP("make the bundle", MakeDirs(rootfs, 0755));
+  RETURN_IF_ERROR(steps.Run(
+      "dirs", "make the writable layer and the bundle",
+      [&]() -> absl::Status {
+        RETURN_IF_ERROR(MakeDirs(layer_dir + "/upper", 0755));
+        RETURN_IF_ERROR(MakeDirs(layer_dir + "/work", 0700));
+        return MakeDirs(rootfs, 0755);
+      },
+      [bundle, layer_dir]() -> absl::Status {
+        absl::Status bundle_removed = image::RemoveAll(bundle);
+        absl::Status layer_removed = image::RemoveAll(layer_dir);
+        return bundle_removed.ok() ? layer_removed : bundle_removed;
+      }));
   OverlayMount overlay;
   for (auto it = data.chain_ids.rbegin(); it != data.chain_ids.rend(); ++it) {
     overlay.lower_dirs.push_back(images_.SnapshotPath(*it));
@@ -205,149 +241,155 @@ absl::StatusOr<std::string> ContainerService::CreateInPod(const ContainerSpec& s
   overlay.work_dir = layer_dir + "/work";
   overlay.target = rootfs;
   overlay.scratch_dir = layer_dir + "/lower";
-  CRIB_STEP("mount rootfs", MountOverlay(overlay));
-  absl::Cleanup undo_mount = [&] { LogUndo(id, "rootfs", Unmount(rootfs)); };
-  lap("rootfs");
-  CRIB_STEP("mount rootfs", Failpoint("container.create.after_rootfs"));
+  return steps.Run(
+      "rootfs", "mount rootfs", [&] { return MountOverlay(overlay); },
+      [rootfs] { return Unmount(rootfs); });
+}
 
-  // 3. Who it runs as, from the image's own /etc/passwd and /etc/group.
-  UserRequest user_request;
-  user_request.run_as_user = spec.security.run_as_user;
-  user_request.run_as_group = spec.security.run_as_group;
-  user_request.run_as_username = spec.security.run_as_username;
-  user_request.image_user = image_config->user;
-  user_request.supplemental_groups = spec.security.supplemental_groups;
-  user_request.policy = spec.security.supplemental_groups_policy;
+// Who it runs as (from the image's own /etc/passwd and /etc/group), the log file's directory,
+// the termination message file and the pid namespace of a TARGET container: the spec's inputs.
+absl::Status ContainerService::PrepareRun(Steps& steps, const ContainerSpec& spec,
+                                          const pod::PodSandbox& pod,
+                                          const ImageConfig& image_config, const std::string& id,
+                                          ContainerData& data, SpecInputs* inputs) {
+  const std::string rootfs = absl::StrCat(Bundle(id), "/rootfs");
+  RETURN_IF_ERROR(steps.Run("user", "resolve the user", [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(inputs->user, ResolveImageUser(spec, image_config, rootfs));
+    data.user = inputs->user.ids;
+    return absl::OkStatus();
+  }));
+  const std::string log_path = data.log_path;
+  const bool log_made = !log_path.empty() && ::access(log_path.c_str(), F_OK) != 0;
+  RETURN_IF_ERROR(steps.Run(
+      "log", "make the log directory",
+      [&] { return log_path.empty() ? absl::OkStatus() : MakeDirs(DirName(log_path), 0755); },
+      [log_path, log_made] {
+        if (log_made) ::unlink(log_path.c_str());
+        return absl::OkStatus();
+      }));
+  if (auto it = spec.annotations.find(kTerminationPathAnnotation); it != spec.annotations.end()) {
+    inputs->termination_path = it->second.empty() ? "/dev/termination-log" : it->second;
+    auto policy = spec.annotations.find(kTerminationPolicyAnnotation);
+    data.fallback_to_logs =
+        policy != spec.annotations.end() && policy->second == "FallbackToLogsOnError";
+    auto mounted = std::find_if(spec.mounts.begin(), spec.mounts.end(), [&](const MountSpec& m) {
+      return m.container_path == inputs->termination_path;
+    });
+    if (mounted != spec.mounts.end()) {
+      data.termination_message_file = mounted->host_path;
+    } else {
+      // No mount of the client's: crib's own file, writable by any user of the container.
+      data.termination_message_file = LayerDir(id) + "/termination-log";
+      inputs->termination_file = data.termination_message_file;
+      RETURN_IF_ERROR(steps.Run("termination", "make the termination message file", [&] {
+        absl::Status made =
+            WriteFileAtomic(data.termination_message_file, "", 0666, Durability::kVolatile);
+        ::chmod(data.termination_message_file.c_str(), 0666);  // not masked by the umask
+        return made;
+      }));
+    }
+  }
+  if (spec.security.pid_mode == pod::NamespaceMode::kTarget) {
+    RETURN_IF_ERROR(steps.Run("target", "join the target's pid namespace", [&]() -> absl::Status {
+      ASSIGN_OR_RETURN(inputs->target_pid_namespace, TargetPidNamespace(spec, pod));
+      return absl::OkStatus();
+    }));
+  }
+  inputs->request = &spec;
+  inputs->pod = &pod;
+  inputs->image = &image_config;
+  inputs->image_name = spec.image;
+  inputs->rootfs = rootfs;
+  inputs->cgroup_path = CgroupPath(pod.cgroup_path, id);
+  inputs->cgroup_v2 = layout_.mode == cgroup::Mode::kUnified;
+  inputs->apparmor_enabled = apparmor_enabled_;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ResolvedUser> ContainerService::ResolveImageUser(const ContainerSpec& spec,
+                                                                const ImageConfig& image_config,
+                                                                const std::string& rootfs) {
+  UserRequest request;
+  request.run_as_user = spec.security.run_as_user;
+  request.run_as_group = spec.security.run_as_group;
+  request.run_as_username = spec.security.run_as_username;
+  request.image_user = image_config.user;
+  request.supplemental_groups = spec.security.supplemental_groups;
+  request.policy = spec.security.supplemental_groups_policy;
   std::string passwd, group;
   for (auto [file, text] : {std::pair{"/etc/passwd", &passwd}, std::pair{"/etc/group", &group}}) {
     absl::StatusOr<std::string> read = ReadFileInRoot(rootfs, file, 4 << 20);
     if (read.ok()) {
       *text = *std::move(read);
     } else if (!absl::IsNotFound(read.status())) {
-      return step_error("resolve the user", read.status());
+      return read.status();
     }
   }
-  absl::StatusOr<ResolvedUser> user = ResolveUser(user_request, passwd, group, spec.image);
-  CRIB_STEP("resolve the user", user.status());
-  data.user = user->ids;
-  lap("user");
+  return ResolveUser(request, passwd, group, spec.image);
+}
 
-  // 4. The log file's directory and the termination message file.
-  bool log_made = false;
-  absl::Cleanup undo_log = [&] {
-    if (log_made) ::unlink(data.log_path.c_str());
-  };
-  if (!data.log_path.empty()) {
-    CRIB_STEP("make the log directory", MakeDirs(DirName(data.log_path), 0755));
-    log_made = ::access(data.log_path.c_str(), F_OK) != 0;
+absl::StatusOr<std::string> ContainerService::TargetPidNamespace(const ContainerSpec& spec,
+                                                                 const pod::PodSandbox& pod) {
+  ASSIGN_OR_RETURN(const std::string target, ResolveId(spec.security.target_id));
+  ASSIGN_OR_RETURN(auto loaded, Load(target));
+  ASSIGN_OR_RETURN(Container current, Refresh(loaded.first, loaded.second));
+  if (current.pod_id != pod.id || current.state != ContainerState::kRunning ||
+      !IsProcessAlive(loaded.second.init_pid, loaded.second.init_start_time)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "target container ", spec.security.target_id, " is not running in pod ", pod.id));
   }
-  SpecInputs inputs;
-  if (auto it = spec.annotations.find(kTerminationPathAnnotation); it != spec.annotations.end()) {
-    inputs.termination_path = it->second.empty() ? "/dev/termination-log" : it->second;
-    auto policy = spec.annotations.find(kTerminationPolicyAnnotation);
-    data.fallback_to_logs =
-        policy != spec.annotations.end() && policy->second == "FallbackToLogsOnError";
-    auto mounted = std::find_if(spec.mounts.begin(), spec.mounts.end(), [&](const MountSpec& m) {
-      return m.container_path == inputs.termination_path;
-    });
-    if (mounted != spec.mounts.end()) {
-      data.termination_message_file = mounted->host_path;
-    } else {
-      // No mount of the client's: crib's own file, writable by any user of the container.
-      data.termination_message_file = layer_dir + "/termination-log";
-      CRIB_STEP("make the termination message file",
-                WriteFileAtomic(data.termination_message_file, "", 0666, Durability::kVolatile));
-      ::chmod(data.termination_message_file.c_str(), 0666);  // not masked by the umask
-      inputs.termination_file = data.termination_message_file;
+  return absl::StrCat("/proc/", loaded.second.init_pid, "/ns/pid");
+}
+
+// The OCI spec in the bundle (and crib's AppArmor profile, loaded once, if it names it).
+absl::Status ContainerService::WriteSpec(Steps& steps, const ContainerSpec& spec,
+                                         const std::string& id, SpecInputs& inputs) {
+  return steps.Run("spec", "write the spec", [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(runtime::Spec oci, BuildSpec(inputs));
+    FitResources(id, &oci.linux_spec.resources);
+    oci.annotations = spec.annotations;
+    if (!oci.process.apparmor_profile.empty()) {
+      absl::MutexLock apparmor(&apparmor_mu_);
+      if (!apparmor_loaded_ && oci.process.apparmor_profile == kAppArmorDefaultProfileName) {
+        RETURN_IF_ERROR(Annotate(LoadDefaultAppArmorProfile(), "load the apparmor profile"));
+        apparmor_loaded_ = true;
+      }
     }
-  }
+    return WriteFileAtomic(absl::StrCat(Bundle(id), "/config.json"), runtime::SpecToJson(oci),
+                           0644, Durability::kVolatile);
+  });
+}
 
-  // 5. The pid namespace of a TARGET container.
-  if (spec.security.pid_mode == pod::NamespaceMode::kTarget) {
-    absl::StatusOr<std::string> target = ResolveId(spec.security.target_id);
-    CRIB_STEP("join the target's pid namespace", target.status());
-    auto loaded = Load(*target);
-    CRIB_STEP("join the target's pid namespace", loaded.status());
-    absl::StatusOr<Container> current = Refresh(loaded->first, loaded->second);
-    CRIB_STEP("join the target's pid namespace", current.status());
-    if (current->pod_id != pod.id || current->state != ContainerState::kRunning ||
-        !IsProcessAlive(loaded->second.init_pid, loaded->second.init_start_time)) {
-      return step_error(
-          "join the target's pid namespace",
-          absl::FailedPreconditionError(absl::StrCat("target container ", spec.security.target_id,
-                                                     " is not running in pod ", pod.id)));
-    }
-    inputs.target_pid_namespace = absl::StrCat("/proc/", loaded->second.init_pid, "/ns/pid");
-  }
-
-  // 6. The spec, in the bundle.
-  inputs.request = &spec;
-  inputs.pod = &pod;
-  inputs.image = &*image_config;
-  inputs.image_name = spec.image;
-  inputs.user = *user;
-  inputs.rootfs = rootfs;
-  inputs.cgroup_path = CgroupPath(pod.cgroup_path, id);
-  inputs.cgroup_v2 = layout_.mode == cgroup::Mode::kUnified;
-  inputs.apparmor_enabled = apparmor_enabled_;
-  absl::StatusOr<runtime::Spec> oci = BuildSpec(inputs);
-  CRIB_STEP("build the spec", oci.status());
-  FitResources(id, &oci->linux_spec.resources);
-  oci->annotations = spec.annotations;
-  if (!oci->process.apparmor_profile.empty()) {
-    absl::MutexLock apparmor(&apparmor_mu_);
-    if (!apparmor_loaded_ && oci->process.apparmor_profile == kAppArmorDefaultProfileName) {
-      CRIB_STEP("load the apparmor profile", LoadDefaultAppArmorProfile());
-      apparmor_loaded_ = true;
-    }
-  }
-  CRIB_STEP("write the spec",
-            WriteFileAtomic(absl::StrCat(bundle, "/config.json"), runtime::SpecToJson(*oci), 0644,
-                            Durability::kVolatile));
-  lap("spec");
-  CRIB_STEP("write the spec", Failpoint("container.create.after_spec"));
-
-  // 7. The monitor and the parked init.
-  absl::StatusOr<runtime::CreatedContainer> created =
-      launcher_.Create(id, bundle, data.log_path, {spec.stdin, spec.stdin_once});
-  CRIB_STEP("start crib-monitor", created.status());
-  absl::Cleanup undo_monitor = [&] { LogUndo(id, "monitor", launcher_.Remove(bundle)); };
-  for (const std::string& warning : created->warnings) {
-    spdlog::warn("container {} ({}): {}", id.substr(0, 12), name, warning);
-  }
-  data.monitor_pid = created->monitor_pid;
-  data.init_pid = created->init_pid;
-  absl::Cleanup unwatch = [&] { exits_->Unwatch(id); };
-  CRIB_STEP("start crib-monitor", exits_->Watch(id, bundle));
-  absl::StatusOr<uint64_t> monitor_start = ProcessStartTime(created->monitor_pid);
-  absl::StatusOr<uint64_t> init_start = ProcessStartTime(created->init_pid);
-  CRIB_STEP("start crib-monitor", monitor_start.status());
-  CRIB_STEP("start crib-monitor", init_start.status());
-  data.monitor_start_time = *monitor_start;
-  data.init_start_time = *init_start;
-  lap("monitor");
-  CRIB_STEP("start crib-monitor", Failpoint("container.create.after_monitor"));
-
-  // 8. Created.
-  data.creating = false;
-  record.data = EncodeContainerData(data);
-  CRIB_STEP("record container", store_.UpdateContainer(record));
-  lap("record");
-#undef CRIB_STEP
-
-  std::move(unwatch).Cancel();
-  std::move(undo_monitor).Cancel();
-  std::move(undo_log).Cancel();
-  std::move(undo_mount).Cancel();
-  std::move(undo_dirs).Cancel();
-  std::move(undo_hold).Cancel();
-  std::move(undo_record).Cancel();
-  std::move(forget_lock).Cancel();
-  Publish(ContainerEvent::Type::kCreated, id, pod.id);
-  spdlog::debug("container {} steps: {}", id.substr(0, 12), timings);
-  spdlog::info("container {} ({}) created in {}: monitor pid {}, image {}", id.substr(0, 12), name,
-               absl::FormatDuration(absl::Now() - start), data.monitor_pid, data.image_ref);
-  return id;
+// crib-monitor with the container's init parked in it, watched for its exit.
+absl::Status ContainerService::StartMonitor(Steps& steps, const ContainerSpec& spec,
+                                            const std::string& id, const std::string& name,
+                                            ContainerData& data) {
+  const std::string bundle = Bundle(id);
+  RETURN_IF_ERROR(steps.Run(
+      "monitor", "start crib-monitor",
+      [&]() -> absl::Status {
+        ASSIGN_OR_RETURN(runtime::CreatedContainer created,
+                         launcher_.Create(id, bundle, data.log_path, {spec.stdin, spec.stdin_once}));
+        for (const std::string& warning : created.warnings) {
+          spdlog::warn("container {} ({}): {}", id.substr(0, 12), name, warning);
+        }
+        data.monitor_pid = created.monitor_pid;
+        data.init_pid = created.init_pid;
+        return absl::OkStatus();
+      },
+      [this, bundle] { return launcher_.Remove(bundle); }));
+  RETURN_IF_ERROR(steps.Run(
+      "watch", "watch crib-monitor", [&] { return exits_->Watch(id, bundle); },
+      [this, id] {
+        exits_->Unwatch(id);
+        return absl::OkStatus();
+      }));
+  return steps.Run("started", "read the start times of crib-monitor and init",
+                   [&]() -> absl::Status {
+                     ASSIGN_OR_RETURN(data.monitor_start_time, ProcessStartTime(data.monitor_pid));
+                     ASSIGN_OR_RETURN(data.init_start_time, ProcessStartTime(data.init_pid));
+                     return absl::OkStatus();
+                   });
 }
 
 }  // namespace crib::container

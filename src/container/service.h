@@ -10,6 +10,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,10 +22,14 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "cgroup/layout.h"
+#include "common/steps.h"
 #include "config/config.h"
 #include "container/container.h"
 #include "container/events.h"
+#include "container/image_config.h"
 #include "container/record.h"
+#include "container/spec_builder.h"
+#include "container/users.h"
 #include "image/image_store.h"
 #include "pod/service.h"
 #include "runtime/launcher.h"
@@ -107,6 +112,26 @@ class ContainerService {
   absl::StatusOr<Container> Refresh(store::ContainerRecord record, ContainerData data);
 
   absl::StatusOr<std::string> CreateInPod(const ContainerSpec& spec, const pod::PodSandbox& pod);
+  // CreateContainer's steps (create.cc).
+  absl::StatusOr<ContainerData> InitialData(const ContainerSpec& spec, const pod::PodSandbox& pod,
+                                            const image::Image& image, const ImageConfig& config,
+                                            const std::string& name);
+  absl::Status ReserveContainerName(Steps& steps, const ContainerSpec& spec,
+                                    const ContainerData& data, store::ContainerRecord& record,
+                                    std::optional<std::string>* same_create);
+  absl::Status MakeRootfs(Steps& steps, const std::string& id, const ContainerData& data);
+  absl::Status PrepareRun(Steps& steps, const ContainerSpec& spec, const pod::PodSandbox& pod,
+                          const ImageConfig& image_config, const std::string& id,
+                          ContainerData& data, SpecInputs* inputs);
+  static absl::StatusOr<ResolvedUser> ResolveImageUser(const ContainerSpec& spec,
+                                                       const ImageConfig& image_config,
+                                                       const std::string& rootfs);
+  absl::StatusOr<std::string> TargetPidNamespace(const ContainerSpec& spec,
+                                                 const pod::PodSandbox& pod);
+  absl::Status WriteSpec(Steps& steps, const ContainerSpec& spec, const std::string& id,
+                         SpecInputs& inputs);
+  absl::Status StartMonitor(Steps& steps, const ContainerSpec& spec, const std::string& id,
+                            const std::string& name, ContainerData& data);
   absl::Status StopLocked(const std::string& id, absl::Duration timeout);
   absl::Status RemoveLocked(const std::string& id);
 

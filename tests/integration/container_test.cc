@@ -582,6 +582,30 @@ TEST_F(ContainerTest, BadInputGivesClearErrorsAndLeavesNothing) {
   EXPECT_EQ(Count(), before) << Describe(Count());
 }
 
+// A failure after any step of CreateContainer undoes the steps before it: no record, mount,
+// bundle, layer, monitor or cgroup is left, and the error names the step.
+TEST_F(ContainerTest, FailureAfterEachCreateStepLeavesNothing) {
+  const std::string pod = RunPod("fail-create");
+  const Leftovers before = Count();
+  const std::vector<std::pair<std::string, std::string>> steps = {
+      {"reserve", "reserve name"},       {"dirs", "make the writable layer"},
+      {"rootfs", "mount rootfs"},        {"user", "resolve the user"},
+      {"log", "make the log directory"}, {"spec", "write the spec"},
+      {"monitor", "start crib-monitor"}, {"watch", "watch crib-monitor"},
+      {"started", "start times"},        {"record", "record container"}};
+  for (const auto& [step, words] : steps) {
+    ::setenv("CRIB_TEST_FAILPOINT", absl::StrCat("container.create.after_", step).c_str(), 1);
+    cribd_.reset();
+    ASSERT_TRUE(Start());
+    ::unsetenv("CRIB_TEST_FAILPOINT");
+    grpc::Status status = Create(pod, Config(absl::StrCat("fail-", step), {"sleep", "1000"}));
+    EXPECT_FALSE(status.ok()) << step;
+    EXPECT_THAT(status.error_message(), HasSubstr(words)) << step;
+    EXPECT_EQ(Count(), before) << step << ": " << Describe(Count());
+  }
+  ::unsetenv("CRIB_TEST_FAILPOINT");
+}
+
 TEST_F(ContainerTest, ListFiltersAndStatusVerbose) {
   const std::string pod_a = RunPod("list-a");
   const std::string pod_b = RunPod("list-b");
