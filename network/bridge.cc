@@ -5,7 +5,6 @@
 
 #include <cstdio>
 
-#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -16,7 +15,7 @@
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "common/unique_fd.h"
-#include "common/failpoint.h"
+#include "common/steps.h"
 #include "network/netlink.h"
 #include "network/port_mapping.h"
 #include "store/store.h"
@@ -187,55 +186,45 @@ absl::StatusOr<PodNetworkStatus> BridgeBackend::SetUpSteps(const PodNetworkConfi
         absl::StrCat("the pod is already attached (link ", host_name, " exists)"));
   }
 
-  absl::StatusOr<IpLease> lease = ipam_.Allocate(cidr, config.pod_id);
-  if (!lease.ok()) return Annotate(lease.status(), "allocate address");
-  absl::Cleanup release_address = [&] {
-    if (!lease->fresh) return;
-    if (absl::Status s = ipam_.Release(config.pod_id); !s.ok()) {
-      spdlog::warn("network: pod {}: undo address allocation: {}", config.pod_id, s.message());
-    }
-  };
-  RETURN_IF_ERROR(Annotate(Failpoint("network.bridge.allocate_address"), "allocate address"));
-
-  if (absl::Status s =
-          CreateVethPair(sock.get(), host_name, *bridge, config.interface, netns, config_.mtu);
-      !s.ok()) {
-    return Annotate(s, "create veth pair");
-  }
-  absl::Cleanup delete_veth = [&] {
-    if (absl::Status s = DeleteLink(sock.get(), host_name); !s.ok()) {
-      spdlog::warn("network: pod {}: undo veth pair: {}", config.pod_id, s.message());
-    }
-  };
-  // Lets a pod reach its own hostPorts through the bridge (the CNI bridge's hairpinMode).
-  if (absl::Status s =
-          WriteSysctl(absl::StrCat("/sys/class/net/", host_name, "/brport/hairpin_mode"), "1");
-      !s.ok()) {
-    return Annotate(s, "create veth pair: set hairpin mode");
-  }
-  RETURN_IF_ERROR(Annotate(Failpoint("network.bridge.create_veth_pair"), "create veth pair"));
-
-  if (absl::Status s =
-          ConfigurePodInterface(netns, config.interface, lease->ip, cidr.prefix, cidr.gateway());
-      !s.ok()) {
-    return Annotate(s, absl::StrCat("configure ", config.interface, " in ", config.netns_path));
-  }
-  RETURN_IF_ERROR(Annotate(Failpoint("network.bridge.configure_pod_interface"), "configure pod interface"));
-
-  if (absl::Status s = nft_.AddPod(cidr, config.pod_id, lease->ip, config.port_mappings); !s.ok()) {
-    return Annotate(s, "add nftables rules");
-  }
-  absl::Cleanup remove_rules = [&] {
-    if (absl::Status s = nft_.RemovePod(config.pod_id); !s.ok()) {
-      spdlog::warn("network: pod {}: undo nftables rules: {}", config.pod_id, s.message());
-    }
-  };
-  RETURN_IF_ERROR(Annotate(Failpoint("network.bridge.add_nftables_rules"), "add nftables rules"));
-
-  std::move(remove_rules).Cancel();
-  std::move(delete_veth).Cancel();
-  std::move(release_address).Cancel();
-  return PodNetworkStatus{{Ipv4ToString(lease->ip)}};
+  IpLease lease;
+  absl::Status attached = RunSteps(
+      absl::StrCat("network: pod ", config.pod_id), "network.bridge",
+      [&](Steps& steps) -> absl::Status {
+        RETURN_IF_ERROR(steps.Run(
+            "allocate_address", "allocate address",
+            [&]() -> absl::Status {
+              ASSIGN_OR_RETURN(lease, ipam_.Allocate(cidr, config.pod_id));
+              return absl::OkStatus();
+            },
+            [this, &lease, pod_id = config.pod_id] {
+              return lease.fresh ? ipam_.Release(pod_id) : absl::OkStatus();
+            }));
+        RETURN_IF_ERROR(steps.Run(
+            "create_veth_pair", "create veth pair",
+            [&] {
+              return CreateVethPair(sock.get(), host_name, *bridge, config.interface, netns,
+                                    config_.mtu);
+            },
+            [&sock, host_name] { return DeleteLink(sock.get(), host_name); }));
+        // Lets a pod reach its own hostPorts through the bridge (the CNI bridge's hairpinMode).
+        RETURN_IF_ERROR(steps.Run("hairpin", "set hairpin mode", [&] {
+          return WriteSysctl(absl::StrCat("/sys/class/net/", host_name, "/brport/hairpin_mode"),
+                             "1");
+        }));
+        RETURN_IF_ERROR(steps.Run(
+            "configure_pod_interface",
+            absl::StrCat("configure pod interface ", config.interface, " in ", config.netns_path),
+            [&] {
+              return ConfigurePodInterface(netns, config.interface, lease.ip, cidr.prefix,
+                                           cidr.gateway());
+            }));
+        return steps.Run(
+            "add_nftables_rules", "add nftables rules",
+            [&] { return nft_.AddPod(cidr, config.pod_id, lease.ip, config.port_mappings); },
+            [this, pod_id = config.pod_id] { return nft_.RemovePod(pod_id); });
+      });
+  if (!attached.ok()) return attached;
+  return PodNetworkStatus{{Ipv4ToString(lease.ip)}};
 }
 
 absl::Status BridgeBackend::TearDown(const PodNetworkConfig& config) {

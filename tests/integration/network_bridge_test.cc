@@ -349,7 +349,8 @@ TEST_F(BridgeTest, AFailureAfterEachStepLeavesNothing) {
        {"allocate address", "create veth pair", "configure pod interface", "add nftables rules"}) {
     SCOPED_TRACE(step);
     ::setenv("CRIB_TEST_FAILPOINT",
-             absl::StrCat("network.bridge.", absl::StrReplaceAll(step, {{" ", "_"}})).c_str(), 1);
+             absl::StrCat("network.bridge.after_", absl::StrReplaceAll(step, {{" ", "_"}})).c_str(),
+             1);
     PodNetworkConfig pod = Pod(ns, "f");
     pod.port_mappings = {{Protocol::kTcp, 80, FreePort(), ""}};
     EXPECT_THAT(backend_->SetUp(pod), StatusIs(absl::StatusCode::kInternal,
