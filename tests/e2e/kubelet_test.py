@@ -239,6 +239,11 @@ class KubeletStaticPods(unittest.TestCase):
                 container("echoer", 'while read line; do echo "echo: $line"; done',
                           stdin=True),
             ]),
+            manifest("hostns", [
+                container("plain", forever),
+                container("priv", "grep CapEff /proc/self/status; ls /dev; " + forever,
+                          securityContext={"privileged": True}),
+            ], hostPID=True, hostIPC=True),
             manifest("mutable", [
                 container("app", f"echo version $VERSION; {forever}",
                           env=[{"name": "VERSION", "value": "1"}]),
@@ -704,6 +709,24 @@ class KubeletStaticPods(unittest.TestCase):
         self.assertEqual(errors, b"")
         self.assertIn(b"hostport answers", data)
 
+    def test_43_host_pid_and_ipc_and_a_privileged_container(self):
+        pod, cid, info = self.running_container("hostns", "plain")
+        pid = info["info"]["pid"]
+        for ns in ("pid", "ipc"):
+            self.assertEqual(os.readlink(f"/proc/{pid}/ns/{ns}"),
+                             os.readlink(f"/proc/self/ns/{ns}"), ns)
+        self.assertNotEqual(os.readlink(f"/proc/{pid}/ns/net"), os.readlink("/proc/self/ns/net"))
+        # The host's processes are visible: this test's own among them.
+        out = self.cribd.crictl("exec", "-s", cid, "cat", f"/proc/{os.getpid()}/cmdline").stdout
+        self.assertIn("kubelet_test", out)
+        path = os.path.join(self.pod_log_dir(pod), "priv", "0.log")
+        wait_for(f"CapEff in {path}", lambda: "CapEff" in read_or_empty(path), 30)
+        out = [text for _, _, text in self.read_cri_log(path)]
+        with open("/proc/self/status") as f:
+            own = next(line for line in f.read().splitlines() if line.startswith("CapEff"))
+        self.assertIn(own, out)  # every capability root has here
+        self.assertIn("kmsg", out)  # the host's devices
+
     def cgroup_file(self, pid, controller, name):
         path = lab.proc_cgroup(pid, controller)
         with open(os.path.join(lab.cgroup_v1_path(controller) + path, name)) as f:
@@ -766,7 +789,7 @@ class KubeletStaticPods(unittest.TestCase):
     # ---- restarts -----------------------------------------------------------------------------
 
     STABLE = ("multi", "secure", "naming", "shared-pid", "hooks", "chatty", "interactive",
-              "probes", "crasher", "hostnet", "hostport", "limits", "guaranteed")
+              "hostns", "probes", "crasher", "hostnet", "hostport", "limits", "guaranteed")
 
     def test_80_kubelet_restart_restarts_nothing(self):
         self.wait_pod("crasher", self.restarted_once, "restarted once")
