@@ -204,6 +204,10 @@ class NodeGuard:
                 pass  # not empty: someone else's files came meanwhile
         self.made_dirs = []
         if self.lock_fd is not None:
+            try:
+                os.unlink(LOCK_PATH)  # still held: whoever opens it next makes a new one
+            except FileNotFoundError:
+                pass
             os.close(self.lock_fd)
             self.lock_fd = None
         if errors:
