@@ -273,7 +273,7 @@ class CniTest : public PodFixture {
   };
   Leftovers Count() {
     Leftovers l;
-    l.pauses = PauseProcesses().size();
+    l.pauses = PauseProcesses(options_.state_dir).size();
     for (const std::string& m : MountsUnder(dir_.path())) {
       if (m != options_.state_dir + "/netns") ++l.mounts;
     }

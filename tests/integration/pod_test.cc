@@ -93,7 +93,7 @@ class PodTest : public PodFixture {
   };
   Leftovers Count() {
     Leftovers l;
-    l.pauses = PauseProcesses().size();
+    l.pauses = PauseProcesses(options_.state_dir).size();
     // The netns directory's own shared bind mount is set up once and stays, as `ip netns` does.
     l.mounts = 0;
     for (const std::string& m : MountsUnder(dir_.path())) {
@@ -396,7 +396,7 @@ TEST_F(PodTest, TwentyPodsCreatedAndRemovedConcurrentlyLeaveNothing) {
   for (std::thread& t : threads) t.join();
   threads.clear();
   ASSERT_EQ(failures, 0) << cribd_->Log();
-  EXPECT_EQ(PauseProcesses().size(), before.pauses + kPods);
+  EXPECT_EQ(PauseProcesses(options_.state_dir).size(), before.pauses + kPods);
   for (const cri::PodSandbox& pod : List()) EXPECT_EQ(pod.state(), cri::SANDBOX_READY);
   for (int i = 0; i < kPods; ++i) {
     threads.emplace_back([&, i] {

@@ -52,7 +52,9 @@ std::set<pid_t> ProcessesWith(const std::string& needle);
 
 // The crib-pause of this build (beside cribd), and its live processes (zombies do not count).
 std::string PausePath();
-std::set<pid_t> PauseProcesses();
+// With `state_dir`, only those of the cribd with that state dir (crib-pause names its pod
+// directory, <state_dir>/pods/<id>, on its command line).
+std::set<pid_t> PauseProcesses(const std::string& state_dir = "");
 
 // A process started in the background (argv[0] looked up in PATH), killed and reaped on
 // destruction; pid() is -1 when it could not be started.
