@@ -5,7 +5,7 @@ crib_unit_test(stream_test crib::stream_codec crib::stream)
 # A workbench (containers, pods, the server) and crib's own SPDY and WebSocket clients.
 add_library(crib_stream_lab STATIC support/stream_client.cc support/stream_lab.cc)
 target_include_directories(crib_stream_lab PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})
-target_link_libraries(crib_stream_lab PUBLIC crib::stream crib::stream_codec crib::runtime
+target_link_libraries(crib_stream_lab PUBLIC crib::stream crib::stream_codec crib::runtime crib_test_support
                       PRIVATE OpenSSL::SSL OpenSSL::Crypto)
 target_compile_options(crib_stream_lab PRIVATE ${CRIB_WARNINGS})
 

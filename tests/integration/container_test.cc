@@ -261,9 +261,8 @@ TEST_F(ContainerTest, UpdateContainerResourcesReachesTheCgroup) {
   config.mutable_linux()->mutable_resources()->set_cpu_shares(256);
   const std::string id = RunContainer(pod, config);
   const std::string cgroup = absl::StrCat(cgroup_parent_, "/", pod, "/", id);
-  EXPECT_EQ(Slurp("/sys/fs/cgroup/memory" + cgroup + "/memory.limit_in_bytes"),
-            absl::StrCat(64 << 20));
-  EXPECT_EQ(Slurp("/sys/fs/cgroup/cpu" + cgroup + "/cpu.shares"), "256");
+  EXPECT_EQ(CgroupMemoryLimit(cgroup), absl::StrCat(64 << 20));
+  EXPECT_EQ(CgroupCpuShares(cgroup, 256), "256");
   cri::UpdateContainerResourcesRequest request;
   request.set_container_id(id);
   request.mutable_linux()->set_memory_limit_in_bytes(128 << 20);
@@ -273,10 +272,9 @@ TEST_F(ContainerTest, UpdateContainerResourcesReachesTheCgroup) {
   cri::UpdateContainerResourcesResponse response;
   ASSERT_THAT(runtime_->UpdateContainerResources(ContextWithDeadline().get(), request, &response),
               GrpcOk());
-  EXPECT_EQ(Slurp("/sys/fs/cgroup/memory" + cgroup + "/memory.limit_in_bytes"),
-            absl::StrCat(128 << 20));
-  EXPECT_EQ(Slurp("/sys/fs/cgroup/cpu" + cgroup + "/cpu.shares"), "512");
-  EXPECT_EQ(Slurp("/sys/fs/cgroup/cpu" + cgroup + "/cpu.cfs_quota_us"), "20000");
+  EXPECT_EQ(CgroupMemoryLimit(cgroup), absl::StrCat(128 << 20));
+  EXPECT_EQ(CgroupCpuShares(cgroup, 512), "512");
+  EXPECT_EQ(CgroupCpuQuota(cgroup), "20000");
   EXPECT_EQ(Status(id).status().resources().linux().memory_limit_in_bytes(), 128 << 20);
 }
 

@@ -205,15 +205,16 @@ TEST_F(PodTest, HostNetworkPodIsReadyWithItsPauseCgroupFilesAndShm) {
 
   // The pod cgroup, with resources plus overhead, holds the pause process.
   const std::string cg = absl::StrCat(cgroup_parent_, "/", id);
-  EXPECT_EQ(Slurp(absl::StrCat("/sys/fs/cgroup/cpu", cg, "/cpu.shares")), "512");
-  EXPECT_EQ(Slurp(absl::StrCat("/sys/fs/cgroup/cpu", cg, "/cpu.cfs_quota_us")), "40000");
-  EXPECT_EQ(Slurp(absl::StrCat("/sys/fs/cgroup/cpu", cg, "/cpu.cfs_period_us")), "100000");
-  EXPECT_EQ(Slurp(absl::StrCat("/sys/fs/cgroup/memory", cg, "/memory.limit_in_bytes")),
-            absl::StrCat(128 << 20));
-  EXPECT_EQ(Slurp(absl::StrCat("/sys/fs/cgroup/cpuset", cg, "/cpuset.cpus")), "0");
-  EXPECT_THAT(Slurp(absl::StrCat("/sys/fs/cgroup/memory", cg, "/cgroup.procs")),
+  EXPECT_EQ(CgroupCpuShares(cg, 512), "512");
+  EXPECT_EQ(CgroupCpuQuota(cg), "40000");
+  EXPECT_EQ(CgroupCpuPeriod(cg), "100000");
+  EXPECT_EQ(CgroupMemoryLimit(cg), absl::StrCat(128 << 20));
+  EXPECT_EQ(Slurp(CgroupDir("cpuset", cg) + "/cpuset.cpus"), "0");
+  // On v2 the pause process has a leaf of its own below the pod's cgroup.
+  EXPECT_THAT(Slurp(CgroupDir("memory", CgroupV2() ? cg + "/pause" : cg) + "/cgroup.procs"),
               HasSubstr(absl::StrCat(pid)));
-  EXPECT_THAT(Slurp(proc + "/cgroup"), HasSubstr(absl::StrCat(":memory:", cg)));
+  EXPECT_THAT(Slurp(proc + "/cgroup"),
+              HasSubstr(CgroupV2() ? absl::StrCat("0::", cg) : absl::StrCat(":memory:", cg)));
 
   // Files: the host's hostname, hosts and resolv.conf for a host-network pod.
   const std::string pod_dir = absl::StrCat(options_.state_dir, "/pods/", id);

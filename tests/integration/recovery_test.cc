@@ -207,8 +207,8 @@ TEST_F(RecoveryTest, MonitorGoneMeansExitedUnknownAndPauseGoneMeansNotReady) {
               GrpcOk());
   EXPECT_EQ(response.status().state(), cri::SANDBOX_NOTREADY);
   // Without its monitor, what was left of the container is gone too.
-  EXPECT_EQ(Slurp(absl::StrCat("/sys/fs/cgroup/pids", cgroup_parent_, "/", pod, "/", id,
-                               "/cgroup.procs")),
+  EXPECT_EQ(Slurp(CgroupDir("pids", absl::StrCat(cgroup_parent_, "/", pod, "/", id)) +
+                  "/cgroup.procs"),
             "");
   RemoveEverything();
 }

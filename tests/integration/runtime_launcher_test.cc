@@ -515,7 +515,7 @@ TEST_F(LauncherTest, ExecOutputExitCodeAndTimeout) {
               StatusIs(absl::StatusCode::kDeadlineExceeded, HasSubstr("timed out")));
   EXPECT_LT(absl::Now() - start, absl::Seconds(5));
   // The timed-out process was killed: only the init is left in the container.
-  std::string procs = Slurp(absl::StrCat("/sys/fs/cgroup/pids", cgroup_path_, "/cgroup.procs"));
+  std::string procs = Slurp(::crib::testing::CgroupDir("pids", cgroup_path_) + "/cgroup.procs");
   EXPECT_EQ(procs, absl::StrCat(pids_[1], "\n"));
 
   options.args = {"/bin/nope"};
@@ -835,7 +835,7 @@ TEST_F(LauncherTest, StreamExecTtyFromTheContainersDevptsWithResize) {
 TEST_F(LauncherTest, StreamExecDiesWithItsHandle) {
   ASSERT_THAT(Create(BaseSpec({"sleep", "1000"})).status(), IsOk());
   ASSERT_THAT(launcher_.Start(bundle_), IsOk());
-  std::string procs_file = absl::StrCat("/sys/fs/cgroup/pids", cgroup_path_, "/cgroup.procs");
+  std::string procs_file = ::crib::testing::CgroupDir("pids", cgroup_path_) + "/cgroup.procs";
   StreamExecOptions options;
   options.args = {"sleep", "1000"};
   {

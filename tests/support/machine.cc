@@ -54,6 +54,39 @@ void UnmountAllUnder(const std::string& dir) {
   for (const std::string& m : mounts) ::umount2(m.c_str(), MNT_DETACH);
 }
 
+bool CgroupV2() { return std::filesystem::exists("/sys/fs/cgroup/cgroup.controllers"); }
+
+std::string CgroupDir(const std::string& controller, const std::string& path) {
+  return CgroupV2() ? absl::StrCat("/sys/fs/cgroup", path)
+                    : absl::StrCat("/sys/fs/cgroup/", controller, path);
+}
+
+std::string CgroupMemoryLimit(const std::string& path) {
+  return CgroupV2() ? Slurp(CgroupDir("memory", path) + "/memory.max")
+                    : Slurp(CgroupDir("memory", path) + "/memory.limit_in_bytes");
+}
+
+std::string CgroupCpuShares(const std::string& path, int64_t expected_shares) {
+  if (!CgroupV2()) return Slurp(CgroupDir("cpu", path) + "/cpu.shares");
+  const std::string weight = Slurp(CgroupDir("cpu", path) + "/cpu.weight");
+  // runc's conversion of shares [2, 262144] to weight [1, 10000].
+  const int64_t expected_weight = 1 + ((expected_shares - 2) * 9999) / 262142;
+  return weight == absl::StrCat(expected_weight) ? absl::StrCat(expected_shares)
+                                                 : absl::StrCat("weight ", weight);
+}
+
+std::string CgroupCpuQuota(const std::string& path) {
+  if (!CgroupV2()) return Slurp(CgroupDir("cpu", path) + "/cpu.cfs_quota_us");
+  const std::string max = Slurp(CgroupDir("cpu", path) + "/cpu.max");
+  return max.substr(0, max.find(' '));
+}
+
+std::string CgroupCpuPeriod(const std::string& path) {
+  if (!CgroupV2()) return Slurp(CgroupDir("cpu", path) + "/cpu.cfs_period_us");
+  const std::string max = Slurp(CgroupDir("cpu", path) + "/cpu.max");
+  return max.substr(max.find(' ') + 1);
+}
+
 std::vector<std::string> Hierarchies() {
   std::vector<std::string> out;
   for (const char* c : {"cpu", "cpuacct", "cpuset", "memory", "pids", "blkio", "devices", "freezer",

@@ -24,6 +24,19 @@ std::vector<std::string> MountsUnder(const std::string& dir);
 // Detaches every mount at or below `dir`, deepest first.
 void UnmountAllUnder(const std::string& dir);
 
+// Whether /sys/fs/cgroup is the v2 tree alone (otherwise v1 hierarchies, maybe hybrid).
+bool CgroupV2();
+// The directory of the cgroup at `path` ("/crib/<pod>") that holds `controller`'s files:
+// on v1 in that controller's hierarchy, on v2 in the one tree.
+std::string CgroupDir(const std::string& controller, const std::string& path);
+// A cgroup's limits read back in CRI's units, wherever this layout keeps them: the memory limit
+// in bytes, cpu shares (v2: cpu.weight, given back as the shares the OCI conversion maps to it,
+// "weight N" when none does), and quota and period in microseconds ("max" for no quota).
+std::string CgroupMemoryLimit(const std::string& path);
+std::string CgroupCpuShares(const std::string& path, int64_t expected_shares);
+std::string CgroupCpuQuota(const std::string& path);
+std::string CgroupCpuPeriod(const std::string& path);
+
 // The v1 hierarchies this machine mounts (one directory each).
 std::vector<std::string> Hierarchies();
 

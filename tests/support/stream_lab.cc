@@ -19,6 +19,7 @@
 #include "runtime/defaults.h"
 #include "runtime/spec.h"
 #include "runtime/spec_json.h"
+#include "support/machine.h"
 #include "support/stream_client.h"
 
 namespace crib::testing {
@@ -29,7 +30,7 @@ int Run(const std::string& command) {
   return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
-std::string Slurp(const std::string& path) {
+std::string ReadAll(const std::string& path) {
   absl::StatusOr<std::string> text = ReadFile(path);
   return text.ok() ? *text : std::string();
 }
@@ -99,7 +100,7 @@ std::string StreamLab::bundle(const std::string& id) {
 std::string StreamLab::cgroup(const std::string& id) { return absl::StrCat("/", prefix_, "-", id); }
 
 int StreamLab::ProcessCount(const std::string& id) {
-  std::string procs = Slurp(absl::StrCat("/sys/fs/cgroup/pids", cgroup(id), "/cgroup.procs"));
+  std::string procs = ReadAll(CgroupDir("pids", cgroup(id)) + "/cgroup.procs");
   return static_cast<int>(std::count(procs.begin(), procs.end(), '\n'));
 }
 
@@ -263,7 +264,7 @@ RemoteCommandResult RunWebSocket(const std::string& url, const std::string& prot
 }
 
 long SelfRssKib() {
-  std::string status = Slurp("/proc/self/status");
+  std::string status = ReadAll("/proc/self/status");
   size_t at = status.find("VmRSS:");
   if (at == std::string::npos) return -1;
   return std::strtol(status.c_str() + at + 6, nullptr, 10);
