@@ -422,6 +422,7 @@ class Kubelet:
             "imageGCHighThresholdPercent": 100,
             "imageGCLowThresholdPercent": 99,
             "serializeImagePulls": False,
+            "registryPullQPS": 0,  # no client-side limit: many pods start at once here
             # Small enough that a chatty container's log is rotated (ReopenContainerLog).
             "containerLogMaxSize": "16Ki",
             "containerLogMaxFiles": 3,

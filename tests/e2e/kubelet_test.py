@@ -137,6 +137,7 @@ class KubeletStaticPods(unittest.TestCase):
         lab.cleanup_stack.append(("close cribd", cls.cribd.close))
         lab.cleanup_stack.append(("keep the logs", lambda: lab.keep_logs(cls.workdir)))
         cls.cribd.start()
+        cls.cribd.crictl("pull", cls.image)  # present before kubelet's pods ask for it
         cls.kubelet = lab.Kubelet(cls.cribd, os.path.join(cls.workdir, "node"))
         lab.cleanup_stack.append(("stop kubelet", cls.kubelet.stop))
         cls.kubelet.start()
@@ -716,9 +717,10 @@ class KubeletStaticPods(unittest.TestCase):
             self.assertEqual(os.readlink(f"/proc/{pid}/ns/{ns}"),
                              os.readlink(f"/proc/self/ns/{ns}"), ns)
         self.assertNotEqual(os.readlink(f"/proc/{pid}/ns/net"), os.readlink("/proc/self/ns/net"))
-        # The host's processes are visible: this test's own among them.
-        out = self.cribd.crictl("exec", "-s", cid, "cat", f"/proc/{os.getpid()}/cmdline").stdout
-        self.assertIn("kubelet_test", out)
+        # The host's processes are visible: kubelet among them.
+        out = self.cribd.crictl("exec", "-s", cid, "cat",
+                                f"/proc/{self.kubelet.proc.pid}/cmdline").stdout
+        self.assertIn(self.kubelet.config_path, out)
         path = os.path.join(self.pod_log_dir(pod), "priv", "0.log")
         wait_for(f"CapEff in {path}", lambda: "CapEff" in read_or_empty(path), 30)
         out = [text for _, _, text in self.read_cri_log(path)]
