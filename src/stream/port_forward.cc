@@ -249,12 +249,15 @@ class PortForwardSession : public Session {
       return;
     }
     mux_->Finish(pair.data);
+    // Nothing more can go wrong that the client needs to hear of, and client-go closes its
+    // local connection only once the error stream has ended (as kubelet ends both here).
+    if (pair.error != kNone) mux_->Finish(pair.error);
     if (pair.write_shut) Close(pair);
   }
 
   void Fail(Pair& pair, const std::string& message) {
     spdlog::warn("stream: port forward to pod {}: {}", params_.pod_sandbox_id, message);
-    if (pair.error != kNone) mux_->Send(pair.error, message);
+    if (pair.error != kNone && !pair.socket_eof) mux_->Send(pair.error, message);
     Close(pair);
   }
 

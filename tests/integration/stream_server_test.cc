@@ -326,6 +326,17 @@ TEST_F(StreamServerTest, PortForwardOverSpdyReachesHttpdInThePod) {
     ASSERT_THAT(c.WaitFinished(error), IsOk());
     EXPECT_EQ(c.data(error), "");
   }
+  // As client-go does: the request without half-closing the data stream; once the pod has
+  // answered and closed, both streams end (client-go waits for the error stream's end).
+  {
+    uint32_t error = c.OpenStream({{"streamtype", "error"}, {"port", "8080"}, {"requestid", "g"}});
+    uint32_t data = c.OpenStream({{"streamtype", "data"}, {"port", "8080"}, {"requestid", "g"}});
+    ASSERT_THAT(c.Send(data, "GET /index.html HTTP/1.0\r\n\r\n", /*fin=*/false), IsOk());
+    ASSERT_THAT(c.WaitFinished(data), IsOk());
+    EXPECT_THAT(c.data(data), ::testing::EndsWith("hello from the pod\n"));
+    ASSERT_THAT(c.WaitFinished(error), IsOk());
+    EXPECT_EQ(c.data(error), "");
+  }
   // A port nobody listens on: the error stream says so, the connection lives on.
   absl::StatusOr<std::string> any_url = server().PreparePortForward({pod, {}});
   ASSERT_THAT(any_url.status(), IsOk());
