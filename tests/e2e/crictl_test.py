@@ -8,7 +8,7 @@ terminal), `logs` (also `-f`), `attach`, `port-forward`, `stats`, `inspect`/`ins
 crictl's long-running commands run under deadlines; the terminal ones get a pseudo-terminal.
 
 Run as root: tests/e2e/crictl_test.py [-v] [unittest arguments]. Exits 77 (skipped) when
-../shared/k8s-node-tools is missing. Needs the built cribd in build/src/cribd.
+../shared/k8s-node-tools is missing. Needs the built cribd in build/src/cribd, or CRIBD_PATH.
 """
 import fcntl
 import json
@@ -28,7 +28,7 @@ import unittest
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kubelet_lab as lab  # noqa: E402
-from kubelet_lab import crib_lab, wait_for  # noqa: E402
+from kubelet_lab import crib_lab, read_or_empty, wait_for  # noqa: E402
 
 CRIBD = os.environ.get("CRIBD_PATH", crib_lab.DEFAULT_CRIBD)  # ctest passes the build's
 
@@ -200,7 +200,7 @@ class CrictlUserPath(unittest.TestCase):
         listed = lab.containers(self.cribd, pod_id=self.pod_id)
         self.assertIn(cid, [c["id"] for c in listed])
         log = os.path.join(self.workdir, "pod-logs", "worker.log")
-        wait_for(f"{log}", lambda: "worker up" in lab_read(log), 30)
+        wait_for(f"{log}", lambda: "worker up" in read_or_empty(log), 30)
 
     # ---- exec ---------------------------------------------------------------------------------
 
@@ -378,14 +378,6 @@ class CrictlUserPath(unittest.TestCase):
         self.assertEqual(lab.containers(self.cribd), [])
         self.assertGreaterEqual(len(footprint.pids), 2, "pause and worker processes")
         self.assertEqual(footprint.leftovers(), [])
-
-
-def lab_read(path):
-    try:
-        with open(path) as f:
-            return f.read()
-    except FileNotFoundError:
-        return ""
 
 
 def main():

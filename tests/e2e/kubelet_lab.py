@@ -107,6 +107,15 @@ def raise_on_sigterm():
     signal.signal(signal.SIGTERM, handler)
 
 
+def read_or_empty(path):
+    """A file's text, or "" while it does not exist."""
+    try:
+        with open(path) as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
 def keep_logs(workdir):
     """Copies the logs of a lab's daemons to $CRIB_E2E_LOG_DIR, when it is set."""
     target = os.environ.get("CRIB_E2E_LOG_DIR")

@@ -3,12 +3,13 @@
 
 One kubelet and one cribd serve the whole class: the pods are written to kubelet's manifest
 directory at once in setUpClass and each test checks its own from outside, through kubelet's
-own API (/pods, /containerLogs), its files (/var/log/pods, its root dir), crictl and the
-machine (cgroups, mounts, links, ports). The tests run in the order of their numbers: the
-kubelet restart, the cribd crash and the manifest removal come last.
+own API (/pods, /containerLogs, /exec, /attach, /portForward, /stats/summary), its files
+(/var/log/pods, its root dir), crictl and the machine (cgroups, mounts, links, ports). The
+tests run in the order of their numbers: the kubelet restart, the cribd crashes and the
+manifest removal come last.
 
 Run as root: tests/e2e/kubelet_test.py [-v] [unittest arguments]. Exits 77 (skipped) when
-../shared/k8s-node-tools is missing. Needs the built cribd in build/src/cribd.
+../shared/k8s-node-tools is missing. Needs the built cribd in build/src/cribd, or CRIBD_PATH.
 """
 import json
 import os
@@ -22,7 +23,7 @@ import urllib.request
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kubelet_lab as lab  # noqa: E402
-from kubelet_lab import crib_lab, wait_for  # noqa: E402
+from kubelet_lab import crib_lab, read_or_empty, wait_for  # noqa: E402
 
 IMAGE = "busybox:latest"  # pushed to the lab's registry; pods name it with the registry host
 CRI_LOG_LINE = re.compile(
@@ -87,14 +88,6 @@ def condition(pod, kind):
         if c["type"] == kind:
             return c["status"] == "True"
     return False
-
-
-def read_or_empty(path):
-    try:
-        with open(path) as f:
-            return f.read()
-    except FileNotFoundError:
-        return ""
 
 
 def http_get(port, timeout=5):
