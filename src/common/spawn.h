@@ -19,14 +19,15 @@
 namespace crib {
 
 struct SpawnOptions {
-  std::string path;               // the executable
-  std::vector<std::string> args;  // argv, argv[0] included
+  // Every member has an initializer, so that callers may name only the members they set.
+  std::string path{};               // the executable
+  std::vector<std::string> args{};  // argv, argv[0] included
   // The environment; unset: cribd's own.
-  std::optional<std::vector<std::string>> env;
+  std::optional<std::vector<std::string>> env{};
   // The child's fds, as (fd in the child, fd of cribd). Any fd of cribd may be given, also
   // one that is another entry's target.
-  std::vector<std::pair<int, int>> fds;
-  std::string cwd;  // empty: cribd's
+  std::vector<std::pair<int, int>> fds{};
+  std::string cwd{};  // empty: cribd's
   // A process group of its own (a timeout kills the helper's children too), or a session of
   // its own (it outlives cribd and no signal to cribd's group or session reaches it).
   enum class Group { kInherit, kNewProcessGroup, kNewSession };
