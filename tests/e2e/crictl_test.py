@@ -381,28 +381,9 @@ class CrictlUserPath(unittest.TestCase):
 
 
 def main():
-    lab.raise_on_sigterm()
-    if os.geteuid() != 0:
-        print("crictl_test: needs root (cribd, namespaces, cgroups, mounts)", file=sys.stderr)
-        return 77
-    if crib_lab.tools_dir() is None:
-        print("crictl_test: skipped: needs crictl v1.26.1, which Debian 12 does not package: "
-              "build it (cri-tools v1.26.1 cmd/crictl) and provide "
-              f"{crib_lab.UNPACK}, a script that prints its directory", file=sys.stderr)
-        return 77
-    if not os.access(CRIBD, os.X_OK):
-        print(f"crictl_test: no cribd at {CRIBD}: build first", file=sys.stderr)
-        return 1
-    started = time.monotonic()
-    result = None
-    try:
-        result = unittest.main(exit=False, verbosity=2).result
-    finally:
-        errors = lab.run_cleanups()
-        for e in errors:
-            print(f"cleanup: {e}", file=sys.stderr)
-        print(f"crictl_test: {time.monotonic() - started:.1f} s", file=sys.stderr)
-    return 0 if result is not None and result.wasSuccessful() and not errors else 1
+    return lab.run_tests("crictl_test", CRIBD, "cribd, namespaces, cgroups, mounts",
+                         "needs crictl v1.26.1, which Debian 12 does not package: build it "
+                         "(cri-tools v1.26.1 cmd/crictl)")
 
 
 if __name__ == "__main__":

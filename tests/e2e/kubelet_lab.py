@@ -58,6 +58,7 @@ import string
 import subprocess
 import sys
 import time
+import unittest
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -105,6 +106,33 @@ def raise_on_sigterm():
     def handler(signum, frame):
         raise KeyboardInterrupt(f"signal {signum}")
     signal.signal(signal.SIGTERM, handler)
+
+
+def run_tests(name, cribd, root_reason, tools_missing):
+    """The main of an e2e test file: skips (77) without root or the node tools, fails without a
+    built cribd, runs the file's unittest cases, runs the cleanups whatever happened, prints
+    the wall time; returns the exit code."""
+    raise_on_sigterm()
+    if os.geteuid() != 0:
+        print(f"{name}: needs root ({root_reason})", file=sys.stderr)
+        return 77
+    if crib_lab.tools_dir() is None:
+        print(f"{name}: skipped: {tools_missing} and provide {crib_lab.UNPACK}, a script that "
+              "prints their directory", file=sys.stderr)
+        return 77
+    if not os.access(cribd, os.X_OK):
+        print(f"{name}: no cribd at {cribd}: build first", file=sys.stderr)
+        return 1
+    started = time.monotonic()
+    result = None
+    try:
+        result = unittest.main(module="__main__", exit=False, verbosity=2).result
+    finally:
+        errors = run_cleanups()
+        for e in errors:
+            print(f"cleanup: {e}", file=sys.stderr)
+        print(f"{name}: {time.monotonic() - started:.1f} s", file=sys.stderr)
+    return 0 if result is not None and result.wasSuccessful() and not errors else 1
 
 
 def read_or_empty(path):

@@ -876,29 +876,10 @@ class KubeletStaticPods(unittest.TestCase):
 
 
 def main():
-    lab.raise_on_sigterm()
-    if os.geteuid() != 0:
-        print("kubelet_test: needs root (kubelet, cribd, cgroups, mounts)", file=sys.stderr)
-        return 77
-    if crib_lab.tools_dir() is None:
-        print("kubelet_test: skipped: needs kubelet and crictl v1.26.1, which Debian 12 does "
-              "not package: build them (kubernetes v1.26.1 cmd/kubelet, cri-tools v1.26.1 "
-              f"cmd/crictl) and provide {crib_lab.UNPACK}, a script that prints their "
-              "directory", file=sys.stderr)
-        return 77
-    if not os.access(CRIBD, os.X_OK):
-        print(f"kubelet_test: no cribd at {CRIBD}: build first", file=sys.stderr)
-        return 1
-    started = time.monotonic()
-    result = None
-    try:
-        result = unittest.main(exit=False, verbosity=2).result
-    finally:
-        errors = lab.run_cleanups()
-        for e in errors:
-            print(f"cleanup: {e}", file=sys.stderr)
-        print(f"kubelet_test: {time.monotonic() - started:.1f} s", file=sys.stderr)
-    return 0 if result is not None and result.wasSuccessful() and not errors else 1
+    return lab.run_tests("kubelet_test", CRIBD, "kubelet, cribd, cgroups, mounts",
+                         "needs kubelet and crictl v1.26.1, which Debian 12 does not package: "
+                         "build them (kubernetes v1.26.1 cmd/kubelet, cri-tools v1.26.1 "
+                         "cmd/crictl)")
 
 
 if __name__ == "__main__":
