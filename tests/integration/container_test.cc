@@ -311,7 +311,9 @@ TEST_F(ContainerTest, HugepageLimitsAreAppliedWhereTheMachineCan) {
         unified ? absl::StrCat("/sys/fs/cgroup", cgroup, "/hugetlb.", size, ".max")
                 : absl::StrCat("/sys/fs/cgroup/hugetlb", cgroup, "/hugetlb.", size,
                                ".limit_in_bytes");
-    if (offered) EXPECT_EQ(Slurp(file), absl::StrCat(4 << 20)) << file;
+    if (offered) {
+      EXPECT_EQ(Slurp(file), absl::StrCat(4 << 20)) << file;
+    }
   }
   const std::string log = cribd_->Log();
   EXPECT_THAT(log, HasSubstr(absl::StrCat("the kernel has no ", absent, " huge pages")));
