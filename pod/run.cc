@@ -3,7 +3,6 @@
 #include <sys/mount.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <filesystem>
 #include <optional>
@@ -13,7 +12,6 @@
 #include "absl/time/clock.h"
 #include "cgroup/cgroupfs.h"
 #include "common/errors.h"
-#include "common/failpoint.h"
 #include "common/files.h"
 #include "common/ids.h"
 #include "common/logging.h"

@@ -14,7 +14,6 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/errors.h"
-#include "common/failpoint.h"
 #include "common/files.h"
 #include "common/ids.h"
 #include "common/logging.h"

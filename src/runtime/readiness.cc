@@ -72,8 +72,11 @@ Readiness CheckRuntimeReady(const Config& config) {
 }
 
 bool SupportsRecursiveReadOnly() {
-  // A bad fd answers EBADF where the call exists.
-  return ::syscall(SYS_mount_setattr, -1, "", AT_EMPTY_PATH, nullptr, 0) != 0 && errno != ENOSYS;
+  // The kernel does not change under a running cribd: probed once (a bad fd answers EBADF
+  // where the call exists), not at each of kubelet's Status calls.
+  static const bool supported =
+      ::syscall(SYS_mount_setattr, -1, "", AT_EMPTY_PATH, nullptr, 0) != 0 && errno != ENOSYS;
+  return supported;
 }
 
 }  // namespace crib::runtime
