@@ -2,13 +2,13 @@
 
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <net/if.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 
 #include <algorithm>
 #include <cerrno>
 
-#include "absl/cleanup/cleanup.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -17,6 +17,7 @@
 #include "common/files.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "common/steps.h"
 #include "common/unique_fd.h"
 #include "network/cni_args.h"
 #include "network/cni_invoke.h"
@@ -129,7 +130,12 @@ absl::StatusOr<json> CniBackend::Invoke(const cni::Attachment& attachment, size_
   const std::string type = attachment.network.plugins.at(index).at("type").get<std::string>();
   cni::PluginCall call;
   call.type = type;
-  ASSIGN_OR_RETURN(call.executable, cni::FindPlugin(type, config_.cni_plugin_dirs));
+  absl::StatusOr<std::string> executable = cni::FindPlugin(type, config_.cni_plugin_dirs);
+  if (absl::IsNotFound(executable.status())) {  // the node's CNI set-up lacks a plugin
+    return WithCode(executable.status(), absl::StatusCode::kFailedPrecondition);
+  }
+  if (!executable.ok()) return executable.status();
+  call.executable = *std::move(executable);
   call.command = command;
   call.container_id = attachment.pod_id;
   call.netns = command == "DEL" ? NetnsForDel(attachment.netns) : attachment.netns;
@@ -169,11 +175,17 @@ absl::StatusOr<PodNetworkStatus> CniBackend::SetUp(const PodNetworkConfig& confi
 
 absl::StatusOr<PodNetworkStatus> CniBackend::SetUpSteps(const PodNetworkConfig& config) {
   RETURN_IF_ERROR(CheckPodId(config.pod_id));
-  if (config.interface.empty() || config.interface.size() > 15) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("interface name \"", config.interface, "\" is not 1 to 15 bytes"));
+  if (config.interface.empty() || config.interface.size() >= static_cast<size_t>(IFNAMSIZ)) {
+    return absl::InvalidArgumentError(absl::StrCat("interface name \"", config.interface,
+                                                   "\" is not 1 to ", IFNAMSIZ - 1, " bytes"));
   }
-  ASSIGN_OR_RETURN(std::shared_ptr<const cni::NetworkConfigList> network, CurrentNetwork());
+  absl::StatusOr<std::shared_ptr<const cni::NetworkConfigList>> current = CurrentNetwork();
+  if (absl::IsNotFound(current.status())) {
+    // No network configured yet: the node is not ready for pods (kubelet says NetworkNotReady).
+    return WithCode(current.status(), absl::StatusCode::kFailedPrecondition);
+  }
+  if (!current.ok()) return current.status();
+  const std::shared_ptr<const cni::NetworkConfigList> network = *std::move(current);
   cni::Attachment attachment;
   attachment.pod_id = config.pod_id;
   attachment.network = *network;
@@ -196,46 +208,54 @@ absl::StatusOr<PodNetworkStatus> CniBackend::SetUpSteps(const PodNetworkConfig& 
     return Annotate(s, absl::StrCat("bring up lo in ", config.netns_path));
   }
 
-  // Cached before the first ADD: whatever happens from here, a DEL knows what to undo.
-  RETURN_IF_ERROR(cache_.Save(attachment));
-  absl::Cleanup undo = [&] {
-    // The spec asks for a DEL of the whole list after a failed ADD, without a prevResult.
-    cni::Attachment failed = attachment;
-    failed.result = json();
-    if (absl::Status s = DeleteAll(failed, /*best_effort=*/true); !s.ok()) {
-      spdlog::warn("network: pod {}: undo cni ADD: {}; {} is kept for a later DEL", config.pod_id,
-                   s.message(), cache_.PathOf(config.pod_id));
-      failed.del_failures = 1;
-      (void)cache_.Save(failed);
-      return;
-    }
-    if (absl::Status s = cache_.Remove(config.pod_id); !s.ok()) {
-      spdlog::warn("network: pod {}: undo cni ADD: {}", config.pod_id, s.message());
-    }
-  };
-
-  json result;
-  for (size_t i = 0; i < network->plugins.size(); ++i) {
-    ASSIGN_OR_RETURN(json added, Invoke(attachment, i, "ADD", result));
-    if (added.is_null()) {
-      return absl::InternalError(absl::StrCat("cni plugin ", network->PluginTypes()[i],
-                                              " ADD: succeeded but printed no result"));
-    }
-    result = std::move(added);
-  }
-  absl::StatusOr<std::vector<std::string>> ips = cni::ResultIps(result, config.interface);
-  if (!ips.ok()) {
-    return Annotate(ips.status(), absl::StrCat("the result of cni network ", network->name));
-  }
-  if (ips->empty()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "cni network ", network->name, " gave the pod no IP address on ", config.interface));
-  }
-  attachment.result = result;
-  RETURN_IF_ERROR(cache_.Save(attachment));
-  std::move(undo).Cancel();
-  spdlog::debug("network: pod {}: cni result {}", config.pod_id, Dump(result));
-  return PodNetworkStatus{*std::move(ips)};
+  PodNetworkStatus status;
+  RETURN_IF_ERROR(RunSteps(
+      absl::StrCat("pod ", config.pod_id), "network.cni", [&](Steps& steps) -> absl::Status {
+        // Cached before the first ADD: whatever happens from here, a DEL knows what to undo.
+        RETURN_IF_ERROR(steps.Run(
+            "cache", "cache the attachment", [&] { return cache_.Save(attachment); },
+            [&]() -> absl::Status {
+              // The spec asks for a DEL of the whole list after a failed ADD, without a
+              // prevResult. When it fails, the cache stays for a later DEL.
+              cni::Attachment failed = attachment;
+              failed.result = json();
+              if (absl::Status s = DeleteAll(failed, /*best_effort=*/true); !s.ok()) {
+                failed.del_failures = 1;
+                (void)cache_.Save(failed);
+                return Annotate(
+                    s, absl::StrCat(cache_.PathOf(config.pod_id), " is kept for a later DEL"));
+              }
+              return cache_.Remove(config.pod_id);
+            }));
+        json result;
+        for (size_t i = 0; i < network->plugins.size(); ++i) {
+          const std::string type = network->PluginTypes()[i];
+          RETURN_IF_ERROR(
+              steps.Run("add", absl::StrCat("cni plugin ", type, " ADD"), [&]() -> absl::Status {
+                ASSIGN_OR_RETURN(json added, Invoke(attachment, i, "ADD", result));
+                if (added.is_null()) {
+                  return absl::InternalError("succeeded but printed no result");
+                }
+                result = std::move(added);
+                return absl::OkStatus();
+              }));
+        }
+        RETURN_IF_ERROR(
+            steps.Run("result", absl::StrCat("the result of cni network ", network->name),
+                      [&]() -> absl::Status {
+                        ASSIGN_OR_RETURN(status.ips, cni::ResultIps(result, config.interface));
+                        if (status.ips.empty()) {
+                          return absl::FailedPreconditionError(
+                              absl::StrCat("it gives the pod no IP address on ", config.interface));
+                        }
+                        return absl::OkStatus();
+                      }));
+        attachment.result = result;
+        spdlog::debug("network: pod {}: cni result {}", config.pod_id, Dump(result));
+        return steps.Run("record", "record the attachment",
+                         [&] { return cache_.Save(attachment); });
+      }));
+  return status;
 }
 
 absl::StatusOr<int> CniBackend::RemoveOrphans(const std::set<std::string>& live_pod_ids) {

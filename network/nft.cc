@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "common/errors.h"
 #include "common/status_macros.h"
 #include "network/port_mapping.h"
 #include "nlohmann/json.hpp"
@@ -115,7 +116,7 @@ absl::Status NftTable::AddPod(const Ipv4Cidr& cidr, absl::string_view pod_id, ui
   }
   c.insert(c.end(), pod_rules.begin(), pod_rules.end());
   if (absl::Status s = Run(absl::StrJoin(c, "\n"), nullptr); !s.ok()) {
-    return absl::Status(s.code(), absl::StrCat("table ", table_, ": ", s.message()));
+    return Annotate(s, absl::StrCat("table ", table_));
   }
   prepared_.insert(cidr.ToString());
   return absl::OkStatus();
@@ -133,7 +134,7 @@ absl::Status NftTable::RemovePod(absl::string_view pod_id) {
   if (!listed.ok()) {
     // A table without the chain holds no pod rules.
     if (!TableExists()) return absl::OkStatus();
-    return absl::Status(listed.code(), absl::StrCat(context, ": ", listed.message()));
+    return Annotate(listed, context);
   }
   const nlohmann::json j = nlohmann::json::parse(listing, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.contains("nftables")) {
@@ -150,7 +151,7 @@ absl::Status NftTable::RemovePod(absl::string_view pod_id) {
   }
   if (deletes.empty()) return absl::OkStatus();
   if (absl::Status s = Run(absl::StrJoin(deletes, "\n"), nullptr); !s.ok()) {
-    return absl::Status(s.code(), absl::StrCat(context, ": ", s.message()));
+    return Annotate(s, context);
   }
   return absl::OkStatus();
 }
@@ -170,7 +171,8 @@ absl::StatusOr<std::set<std::string>> NftTable::PodIds() {
   }
   for (const nlohmann::json& item : j["nftables"]) {
     if (!item.contains("rule")) continue;
-    absl::string_view comment = item["rule"].value("comment", "");
+    const std::string text = item["rule"].value("comment", "");
+    absl::string_view comment = text;
     if (absl::ConsumePrefix(&comment, "pod:")) ids.emplace(comment);
   }
   return ids;

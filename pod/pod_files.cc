@@ -18,27 +18,7 @@ namespace {
 // Temporary file and rename, so a container never sees a torn file; no fsync, because these
 // files live in the state dir (a tmpfs, gone on reboot) and cribd writes them again if needed.
 absl::Status ReplaceFile(const std::string& path, absl::string_view content) {
-  const std::string temp = absl::StrCat(path, ".tmp");
-  UniqueFd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (!fd) return ErrnoStatus(errno, absl::StrCat("create ", temp));
-  size_t done = 0;
-  while (done < content.size()) {
-    const ssize_t n = ::write(fd.get(), content.data() + done, content.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      absl::Status status = ErrnoStatus(errno, absl::StrCat("write ", temp));
-      ::unlink(temp.c_str());
-      return status;
-    }
-    done += static_cast<size_t>(n);
-  }
-  fd.Reset();
-  if (::rename(temp.c_str(), path.c_str()) != 0) {
-    absl::Status status = ErrnoStatus(errno, absl::StrCat("rename ", temp, " to ", path));
-    ::unlink(temp.c_str());
-    return status;
-  }
-  return absl::OkStatus();
+  return WriteFileAtomic(path, content, 0644, Durability::kVolatile);
 }
 
 }  // namespace

@@ -35,7 +35,9 @@ std::string EncodePodData(const PodData& d) {
       {"ips", d.ips},
       {"config", absl::Base64Escape(d.config_bytes)},
   };
-  return j.dump();
+  // Whatever a request carried, a record must always encode: bytes that are not UTF-8 become
+  // U+FFFD instead of an exception.
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 absl::StatusOr<PodData> DecodePodData(const std::string& id, const std::string& blob) {

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "cgroup/cgroupfs.h"
+#include "cgroup/parent.h"
 #include "common/errors.h"
 #include "common/files.h"
 #include "common/ids.h"
@@ -45,6 +46,8 @@ absl::Status PodService::EnsureNetnsDir() {
 
 absl::StatusOr<std::string> PodService::Run(const PodSandboxSpec& spec) {
   RETURN_IF_ERROR(Validate(spec));
+  RETURN_IF_ERROR(cgroup::CheckCgroupParent(spec.cgroup_parent,
+                                            config_.cgroup_driver == CgroupDriver::kSystemd));
   const absl::Time start = absl::Now();
   const std::string pod_name = absl::StrCat(spec.name, " (namespace ", spec.namespace_, ")");
   if (!spec.log_directory.empty() && !absl::StartsWith(spec.log_directory, "/")) {

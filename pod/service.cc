@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/errors.h"
+#include "common/ids.h"
 #include "common/spawn.h"
 #include "common/status_macros.h"
 #include "network/port_mapping.h"
@@ -66,9 +67,9 @@ absl::Status PodService::Validate(const PodSandboxSpec& spec) {
                                                    spec.runtime_handler,
                                                    "\": crib has only the default handler \"\""));
   }
-  if (spec.hostname.size() > 64) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("hostname \"", spec.hostname, "\" is longer than 64 characters"));
+  if (spec.hostname.size() > static_cast<size_t>(HOST_NAME_MAX)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "hostname \"", spec.hostname, "\" is longer than ", HOST_NAME_MAX, " characters"));
   }
   const bool host_network = spec.namespaces.network == NamespaceMode::kNode;
   if (spec.namespaces.network != NamespaceMode::kPod && !host_network) {
@@ -110,23 +111,9 @@ absl::Status PodService::Validate(const PodSandboxSpec& spec) {
 }
 
 absl::StatusOr<std::string> PodService::ResolveId(const std::string& id_or_prefix) {
-  if (id_or_prefix.empty()) return absl::InvalidArgumentError("pod sandbox id is empty");
-  absl::StatusOr<store::PodRecord> exact = store_.GetPod(id_or_prefix);
-  if (exact.ok()) return exact->id;
-  if (!absl::IsNotFound(exact.status())) return exact.status();
-  ASSIGN_OR_RETURN(std::vector<store::PodRecord> pods, store_.ListPods());
-  std::vector<std::string> matches;
-  for (const store::PodRecord& pod : pods) {
-    if (absl::StartsWith(pod.id, id_or_prefix)) matches.push_back(pod.id);
-  }
-  if (matches.empty()) {
-    return absl::NotFoundError(absl::StrCat("pod sandbox ", id_or_prefix, " not found"));
-  }
-  if (matches.size() > 1) {
-    return absl::InvalidArgumentError(absl::StrCat("pod sandbox id prefix ", id_or_prefix,
-                                                   " is ambiguous (", matches.size(), " pods)"));
-  }
-  return matches[0];
+  return ResolveObjectId(
+      "pod sandbox", id_or_prefix, [this](const std::string& id) { return store_.GetPod(id); },
+      [this] { return store_.ListPods(); });
 }
 
 absl::Status PodService::WithPod(const std::string& id_or_prefix,

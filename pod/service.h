@@ -56,7 +56,7 @@ class PodService {
 
   // Returns the new pod's id. All or nothing: a failure undoes every step done so far.
   absl::StatusOr<std::string> Run(const PodSandboxSpec& spec);
-  // Idempotent; NotFound only for an unknown id.
+  // Idempotent; an unknown id is OK (kubelet retries stops).
   absl::Status Stop(const std::string& id_or_prefix);
   // Idempotent; an unknown id is OK.
   absl::Status Remove(const std::string& id_or_prefix);

@@ -2,6 +2,7 @@
 // process really lives (checked against its start time, so a reused pid does not count).
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/errors.h"
 #include "common/ids.h"
 #include "common/status_macros.h"
 #include "pod/pause_process.h"
@@ -23,12 +24,16 @@ PodSandbox Live(const store::PodRecord& record, const PodData& data) {
 
 absl::StatusOr<PodSandbox> PodService::Get(const std::string& id_or_prefix) {
   ASSIGN_OR_RETURN(const std::string id, ResolveId(id_or_prefix));
-  ASSIGN_OR_RETURN(store::PodRecord record, store_.GetPod(id));
-  ASSIGN_OR_RETURN(PodData data, DecodePodData(record.id, record.data));
-  if (data.creating) {
-    return absl::NotFoundError(absl::StrCat("pod sandbox ", id, " is still being created"));
+  absl::StatusOr<store::PodRecord> record = store_.GetPod(id);
+  if (absl::IsNotFound(record.status())) {  // removed since its id was resolved
+    return CriNotFound(absl::StrCat("pod sandbox ", id, " not found"));
   }
-  return Live(record, data);
+  if (!record.ok()) return record.status();
+  ASSIGN_OR_RETURN(PodData data, DecodePodData(record->id, record->data));
+  if (data.creating) {
+    return CriNotFound(absl::StrCat("pod sandbox ", id, " is still being created"));
+  }
+  return Live(*record, data);
 }
 
 absl::StatusOr<std::string> PodService::NetnsOf(const std::string& id_or_prefix) {

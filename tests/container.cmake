@@ -1,6 +1,8 @@
 # The launcher and crib-monitor: spec encoding and CRI log framing (unit), and real
 # containers from a busybox root filesystem made by the test (integration).
 crib_unit_test(runtime_spec_test crib::runtime)
+# The init's plan of a spec (mounts, namespaces, process), as crib-monitor computes it.
+crib_unit_test(mount_plan_test crib_monitor_init crib::runtime)
 
 crib_integration_test(runtime_launcher_test crib::runtime)
 target_compile_definitions(runtime_launcher_test PRIVATE
@@ -33,3 +35,10 @@ target_compile_options(container_bench PRIVATE ${CRIB_WARNINGS})
 
 # Restarts, crashes at each step, deadlines, a full disk, concurrency and many cycles.
 crib_integration_test(recovery_test crib_registry_fixture)
+
+# The pieces of CreateContainer's translation, table-driven: users and groups from the image's
+# files, the image config, the pod and container records.
+crib_unit_test(spec_builder_test crib::container)
+crib_unit_test(users_test crib::container)
+crib_unit_test(image_config_test crib::container)
+crib_unit_test(record_codec_test crib::container crib::pod)

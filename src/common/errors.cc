@@ -2,11 +2,18 @@
 
 #include <cerrno>
 #include <cstring>
+#include <string>
 
+#include "absl/strings/cord.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
 namespace crib {
 namespace {
+
+// Status payloads: the errno of an ErrnoStatus, and the mark of a CriNotFound.
+constexpr char kErrnoPayload[] = "type.crib.dev/errno";
+constexpr char kCriNotFoundPayload[] = "type.crib.dev/cri-not-found";
 
 absl::StatusCode CodeForErrno(int err) {
   switch (err) {
@@ -56,12 +63,58 @@ absl::Status ErrnoStatus(int err, absl::string_view what) {
   // strerror capitalizes its first letter; crib's messages are lowercase.
   char& first = message[what.size() + 2];
   if (first >= 'A' && first <= 'Z') first = static_cast<char>(first - 'A' + 'a');
-  return absl::Status(CodeForErrno(err), message);
+  absl::Status status(CodeForErrno(err), message);
+  status.SetPayload(kErrnoPayload, absl::Cord(absl::StrCat(err)));
+  return status;
+}
+
+int ErrnoOf(const absl::Status& status) {
+  const auto payload = status.GetPayload(kErrnoPayload);
+  int err = 0;
+  if (!payload || !absl::SimpleAtoi(std::string(*payload), &err)) return 0;
+  return err;
+}
+
+absl::Status WithCode(const absl::Status& status, absl::StatusCode code) {
+  if (status.ok()) return status;
+  absl::Status recoded(code, status.message());
+  status.ForEachPayload([&](absl::string_view url, const absl::Cord& payload) {
+    if (url != kErrnoPayload && url != kCriNotFoundPayload) recoded.SetPayload(url, payload);
+  });
+  return recoded;
+}
+
+absl::Status CriNotFound(absl::string_view message) {
+  absl::Status status = absl::NotFoundError(message);
+  status.SetPayload(kCriNotFoundPayload, absl::Cord("1"));
+  return status;
+}
+
+bool IsCriNotFound(const absl::Status& status) {
+  return absl::IsNotFound(status) && status.GetPayload(kCriNotFoundPayload).has_value();
+}
+
+absl::StatusCode ClientCode(const absl::Status& status) {
+  if (status.ok()) return absl::StatusCode::kOk;
+  if (int err = ErrnoOf(status)) {
+    return err == ENOSPC || err == EDQUOT ? absl::StatusCode::kResourceExhausted
+                                          : absl::StatusCode::kInternal;
+  }
+  if (absl::IsNotFound(status) && !IsCriNotFound(status)) return absl::StatusCode::kInternal;
+  return status.code();
+}
+
+absl::Status Reword(const absl::Status& status, absl::string_view message) {
+  if (status.ok()) return status;
+  absl::Status out(status.code(), message);
+  status.ForEachPayload(
+      [&](absl::string_view url, const absl::Cord& payload) { out.SetPayload(url, payload); });
+  return out;
 }
 
 absl::Status Annotate(const absl::Status& status, absl::string_view context) {
   if (status.ok()) return status;
-  return absl::Status(status.code(), absl::StrCat(context, ": ", status.message()));
+  return Reword(status, absl::StrCat(context, ": ", status.message()));
 }
 
 }  // namespace crib

@@ -22,19 +22,19 @@ std::string DirName(const std::string& path) {
   return path.substr(0, slash);
 }
 
-absl::Status WriteAll(int fd, absl::string_view data, const std::string& path) {
+}  // namespace
+
+absl::Status WriteAll(int fd, absl::string_view data, absl::string_view what) {
   while (!data.empty()) {
     const ssize_t n = ::write(fd, data.data(), data.size());
     if (n < 0) {
       if (errno == EINTR) continue;
-      return ErrnoStatus(errno, absl::StrCat("write ", path));
+      return ErrnoStatus(errno, absl::StrCat("write ", what));
     }
     data.remove_prefix(static_cast<size_t>(n));
   }
   return absl::OkStatus();
 }
-
-}  // namespace
 
 absl::Status MakeDirs(const std::string& path, mode_t mode) {
   if (path.empty()) return absl::InvalidArgumentError("mkdir: empty path");

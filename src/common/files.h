@@ -1,6 +1,6 @@
-// Small file-system helpers with errno-carrying statuses. Writes that others may read while
-// they happen go through a temporary file, fsync and rename, so a reader or a crash sees
-// either the old content or the new, never a torn file.
+// Small file-system helpers whose failures are ErrnoStatus (common/errors.h). Writes that others
+// may read while they happen go through a temporary file, fsync and rename, so a reader or a crash
+// sees either the old content or the new, never a torn file.
 #pragma once
 
 #include <sys/types.h>
@@ -18,6 +18,9 @@ namespace crib {
 absl::Status MakeDirs(const std::string& path, mode_t mode = 0755);
 
 absl::StatusOr<std::string> ReadFile(const std::string& path);
+
+// Writes all of `data` to `fd`; `what` names the file in the error.
+absl::Status WriteAll(int fd, absl::string_view data, absl::string_view what);
 
 // The names in a directory (not "." or ".."); empty when it does not exist.
 std::vector<std::string> ListDirectory(const std::string& dir);

@@ -9,7 +9,9 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "common/errors.h"
 
 namespace crib {
 
@@ -29,6 +31,31 @@ void KeepIdOrUniquePrefix(std::vector<Record>* records, absl::string_view id) {
   }
   if (matches.size() > 1) matches.clear();
   *records = std::move(matches);
+}
+
+// The full id of the object `id_or_prefix` names, as crictl expects of a short id: an exact id,
+// else the one id that starts with it. `get` reads one record by id (NotFound when absent),
+// `list` all records; `kind` names the object in errors ("container", "pod sandbox").
+// InvalidArgument for an empty or ambiguous prefix, CriNotFound when nothing matches.
+template <typename Get, typename List>
+absl::StatusOr<std::string> ResolveObjectId(absl::string_view kind, const std::string& id_or_prefix,
+                                            Get get, List list) {
+  if (id_or_prefix.empty()) return absl::InvalidArgumentError(absl::StrCat(kind, " id is empty"));
+  auto exact = get(id_or_prefix);
+  if (exact.ok()) return exact->id;
+  if (!absl::IsNotFound(exact.status())) return exact.status();
+  auto all = list();
+  if (!all.ok()) return all.status();
+  std::vector<std::string> matches;
+  for (const auto& record : *all) {
+    if (absl::StartsWith(record.id, id_or_prefix)) matches.push_back(record.id);
+  }
+  if (matches.empty()) return CriNotFound(absl::StrCat(kind, " ", id_or_prefix, " not found"));
+  if (matches.size() > 1) {
+    return absl::InvalidArgumentError(absl::StrCat(kind, " id prefix ", id_or_prefix,
+                                                   " is ambiguous (", matches.size(), " ids)"));
+  }
+  return matches[0];
 }
 
 // Whether `labels` holds every key of `selector` with its value (an empty selector matches).

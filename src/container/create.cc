@@ -27,7 +27,6 @@
 #include "container/spec_builder.h"
 #include "container/users.h"
 #include "image/fs_util.h"
-#include "runtime/spec_json.h"
 
 namespace crib::container {
 namespace {
@@ -102,8 +101,9 @@ absl::StatusOr<std::string> ContainerService::CreateInPod(const ContainerSpec& s
         RETURN_IF_ERROR(MakeRootfs(steps, id, *data));
         SpecInputs inputs;
         RETURN_IF_ERROR(PrepareRun(steps, spec, pod, *image_config, id, *data, &inputs));
-        RETURN_IF_ERROR(WriteSpec(steps, spec, id, inputs));
-        RETURN_IF_ERROR(StartMonitor(steps, spec, id, name, *data));
+        runtime::Spec oci;
+        RETURN_IF_ERROR(MakeSpec(steps, spec, id, inputs, &oci));
+        RETURN_IF_ERROR(StartMonitor(steps, spec, oci, id, name, *data));
         data->creating = false;
         record.data = EncodeContainerData(*data);
         return steps.Run("record", "record container",
@@ -315,16 +315,7 @@ absl::StatusOr<ResolvedUser> ContainerService::ResolveImageUser(const ContainerS
   request.image_user = image_config.user;
   request.supplemental_groups = spec.security.supplemental_groups;
   request.policy = spec.security.supplemental_groups_policy;
-  std::string passwd, group;
-  for (auto [file, text] : {std::pair{"/etc/passwd", &passwd}, std::pair{"/etc/group", &group}}) {
-    absl::StatusOr<std::string> read = ReadFileInRoot(rootfs, file, 4 << 20);
-    if (read.ok()) {
-      *text = *std::move(read);
-    } else if (!absl::IsNotFound(read.status())) {
-      return read.status();
-    }
-  }
-  return ResolveUser(request, passwd, group, spec.image);
+  return ResolveUserInRootfs(request, rootfs, spec.image);
 }
 
 absl::StatusOr<std::string> ContainerService::TargetPidNamespace(const ContainerSpec& spec,
@@ -340,35 +331,36 @@ absl::StatusOr<std::string> ContainerService::TargetPidNamespace(const Container
   return absl::StrCat("/proc/", loaded.second.init_pid, "/ns/pid");
 }
 
-// The OCI spec in the bundle (and crib's AppArmor profile, loaded once, if it names it).
-absl::Status ContainerService::WriteSpec(Steps& steps, const ContainerSpec& spec,
-                                         const std::string& id, SpecInputs& inputs) {
-  return steps.Run("spec", "write the spec", [&]() -> absl::Status {
-    ASSIGN_OR_RETURN(runtime::Spec oci, BuildSpec(inputs));
-    FitResources(id, &oci.linux_spec.resources);
-    oci.annotations = spec.annotations;
-    if (!oci.process.apparmor_profile.empty()) {
+// The OCI spec (and crib's AppArmor profile, loaded once, if it names it).
+absl::Status ContainerService::MakeSpec(Steps& steps, const ContainerSpec& spec,
+                                        const std::string& id, const SpecInputs& inputs,
+                                        runtime::Spec* oci) {
+  return steps.Run("spec", "build the spec", [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(*oci, BuildSpec(inputs));
+    FitResources(id, &oci->linux_spec.resources);
+    oci->annotations = spec.annotations;
+    if (!oci->process.apparmor_profile.empty()) {
       absl::MutexLock apparmor(&apparmor_mu_);
-      if (!apparmor_loaded_ && oci.process.apparmor_profile == kAppArmorDefaultProfileName) {
+      if (!apparmor_loaded_ && oci->process.apparmor_profile == kAppArmorDefaultProfileName) {
         RETURN_IF_ERROR(Annotate(LoadDefaultAppArmorProfile(), "load the apparmor profile"));
         apparmor_loaded_ = true;
       }
     }
-    return WriteFileAtomic(absl::StrCat(Bundle(id), "/config.json"), runtime::SpecToJson(oci),
-                           0644, Durability::kVolatile);
+    return absl::OkStatus();
   });
 }
 
 // crib-monitor with the container's init parked in it, watched for its exit.
 absl::Status ContainerService::StartMonitor(Steps& steps, const ContainerSpec& spec,
-                                            const std::string& id, const std::string& name,
-                                            ContainerData& data) {
+                                            const runtime::Spec& oci, const std::string& id,
+                                            const std::string& name, ContainerData& data) {
   const std::string bundle = Bundle(id);
   RETURN_IF_ERROR(steps.Run(
       "monitor", "start crib-monitor",
       [&]() -> absl::Status {
-        ASSIGN_OR_RETURN(runtime::CreatedContainer created,
-                         launcher_.Create(id, bundle, data.log_path, {spec.stdin, spec.stdin_once}));
+        ASSIGN_OR_RETURN(
+            runtime::CreatedContainer created,
+            launcher_.Create(id, bundle, oci, data.log_path, {spec.stdin, spec.stdin_once}));
         for (const std::string& warning : created.warnings) {
           spdlog::warn("container {} ({}): {}", id.substr(0, 12), name, warning);
         }

@@ -88,7 +88,8 @@ std::string EncodeContainerData(const ContainerData& d) {
       {"message", d.message},
       {"config", absl::Base64Escape(d.config_bytes)},
   };
-  return j.dump();
+  // Bytes a container wrote (its termination message, cut at a byte count) may not be UTF-8.
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 absl::StatusOr<ContainerData> DecodeContainerData(const std::string& id, const std::string& blob) {

@@ -46,8 +46,8 @@ absl::Status FsContextError(int fs_fd, int err, absl::string_view what) {
   char buf[512];
   const ssize_t n = ::read(fs_fd, buf, sizeof(buf));
   if (n > 2 && (buf[0] == 'e' || buf[0] == 'w') && buf[1] == ' ') {
-    return absl::Status(status.code(), absl::StrCat(status.message(), " (",
-                                                    absl::string_view(buf + 2, n - 2), ")"));
+    return Reword(status,
+                  absl::StrCat(status.message(), " (", absl::string_view(buf + 2, n - 2), ")"));
   }
   return status;
 }
@@ -144,10 +144,8 @@ absl::Status MountOverlay(const OverlayMount& m, OverlayMethod method) {
   if (data.size() <= kMaxMountData) return MountWithData(m, data);
   absl::Status appended = MountAppendingLayers(m);
   // Kernels before 6.8 do not know "lowerdir+" (EINVAL), before 5.2 fsopen (ENOSYS).
-  if (appended.ok() || !(absl::IsInvalidArgument(appended) || absl::IsUnimplemented(appended) ||
-                         absl::IsUnknown(appended))) {
-    return appended;
-  }
+  const int err = ErrnoOf(appended);
+  if (appended.ok() || !(err == EINVAL || err == ENOSYS || err == EOPNOTSUPP)) return appended;
   return MountWithShortNames(m);
 }
 
@@ -158,16 +156,6 @@ absl::Status Unmount(const std::string& target) {
     return absl::OkStatus();
   }
   return ErrnoStatus(errno, absl::StrCat("unmount ", target));
-}
-
-bool IsMountPoint(const std::string& path) {
-  absl::StatusOr<std::string> info = ReadFile("/proc/self/mountinfo");
-  if (!info.ok()) return false;
-  for (absl::string_view line : absl::StrSplit(*info, '\n', absl::SkipEmpty())) {
-    std::vector<absl::string_view> fields = absl::StrSplit(line, ' ');
-    if (fields.size() > 4 && fields[4] == path) return true;
-  }
-  return false;
 }
 
 absl::StatusOr<std::string> ReadFileInRoot(const std::string& root, absl::string_view path,

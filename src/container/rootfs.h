@@ -35,9 +35,6 @@ absl::Status MountOverlay(const OverlayMount& mount, OverlayMethod method = Over
 // Unmounts `target` (lazily when busy); OK when nothing is mounted there.
 absl::Status Unmount(const std::string& target);
 
-// True when `path` is a mount point (from /proc/self/mountinfo).
-bool IsMountPoint(const std::string& path);
-
 // Reads `path` (absolute inside the container) under `root` with openat2 RESOLVE_IN_ROOT, so
 // an image's symlinks resolve inside the image. NotFound when it does not exist; at most
 // `max_bytes` are read (a bigger file is FailedPrecondition).

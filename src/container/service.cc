@@ -15,6 +15,7 @@
 #include "absl/time/clock.h"
 #include "common/errors.h"
 #include "common/files.h"
+#include "common/ids.h"
 #include "common/logging.h"
 #include "common/process.h"
 #include "common/spawn.h"
@@ -130,23 +131,9 @@ std::string ContainerService::LayerDir(const std::string& id) const {
 }
 
 absl::StatusOr<std::string> ContainerService::ResolveId(const std::string& id_or_prefix) {
-  if (id_or_prefix.empty()) return absl::InvalidArgumentError("container id is empty");
-  absl::StatusOr<store::ContainerRecord> exact = store_.GetContainer(id_or_prefix);
-  if (exact.ok()) return exact->id;
-  if (!absl::IsNotFound(exact.status())) return exact.status();
-  ASSIGN_OR_RETURN(std::vector<store::ContainerRecord> all, store_.ListContainers());
-  std::vector<std::string> matches;
-  for (const store::ContainerRecord& c : all) {
-    if (absl::StartsWith(c.id, id_or_prefix)) matches.push_back(c.id);
-  }
-  if (matches.empty()) {
-    return absl::NotFoundError(absl::StrCat("container ", id_or_prefix, " not found"));
-  }
-  if (matches.size() > 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "container id prefix ", id_or_prefix, " is ambiguous (", matches.size(), " containers)"));
-  }
-  return matches[0];
+  return ResolveObjectId(
+      "container", id_or_prefix, [this](const std::string& id) { return store_.GetContainer(id); },
+      [this] { return store_.ListContainers(); });
 }
 
 std::shared_ptr<absl::Mutex> ContainerService::ContainerLock(const std::string& id) {
@@ -181,12 +168,16 @@ bool ContainerService::SnapshotInUse(absl::string_view chain_id) {
 
 absl::StatusOr<std::pair<store::ContainerRecord, ContainerData>> ContainerService::Load(
     const std::string& id) {
-  ASSIGN_OR_RETURN(store::ContainerRecord record, store_.GetContainer(id));
-  ASSIGN_OR_RETURN(ContainerData data, DecodeContainerData(id, record.data));
-  if (data.creating) {
-    return absl::NotFoundError(absl::StrCat("container ", id, " is still being created"));
+  absl::StatusOr<store::ContainerRecord> record = store_.GetContainer(id);
+  if (absl::IsNotFound(record.status())) {  // removed since its id was resolved
+    return CriNotFound(absl::StrCat("container ", id, " not found"));
   }
-  return std::make_pair(std::move(record), std::move(data));
+  if (!record.ok()) return record.status();
+  ASSIGN_OR_RETURN(ContainerData data, DecodeContainerData(id, record->data));
+  if (data.creating) {
+    return CriNotFound(absl::StrCat("container ", id, " is still being created"));
+  }
+  return std::make_pair(*std::move(record), std::move(data));
 }
 
 absl::StatusOr<Container> ContainerService::Refresh(store::ContainerRecord record,

@@ -128,10 +128,10 @@ class ContainerService {
                                                        const std::string& rootfs);
   absl::StatusOr<std::string> TargetPidNamespace(const ContainerSpec& spec,
                                                  const pod::PodSandbox& pod);
-  absl::Status WriteSpec(Steps& steps, const ContainerSpec& spec, const std::string& id,
-                         SpecInputs& inputs);
-  absl::Status StartMonitor(Steps& steps, const ContainerSpec& spec, const std::string& id,
-                            const std::string& name, ContainerData& data);
+  absl::Status MakeSpec(Steps& steps, const ContainerSpec& spec, const std::string& id,
+                        const SpecInputs& inputs, runtime::Spec* oci);
+  absl::Status StartMonitor(Steps& steps, const ContainerSpec& spec, const runtime::Spec& oci,
+                            const std::string& id, const std::string& name, ContainerData& data);
   absl::Status StopLocked(const std::string& id, absl::Duration timeout);
   absl::Status RemoveLocked(const std::string& id);
 

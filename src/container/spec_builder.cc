@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <filesystem>
 #include <set>
 
 #include "absl/strings/ascii.h"
@@ -22,7 +23,6 @@
 #include "common/status_macros.h"
 #include "container/apparmor.h"
 #include "runtime/defaults.h"
-#include "runtime/spec_json.h"
 
 namespace crib::container {
 namespace {
@@ -285,10 +285,17 @@ absl::StatusOr<std::optional<runtime::Seccomp>> ComputeSeccomp(
             absl::StrCat("seccomp localhost profile \"", file, "\" is not an absolute path"));
       }
       absl::StatusOr<std::string> text = ReadFile(file);
+      if (ErrnoOf(text.status()) == ENOENT) {  // not on this node (yet): a retry may succeed
+        return WithCode(Annotate(text.status(), "seccomp localhost profile"),
+                        absl::StatusCode::kFailedPrecondition);
+      }
       if (!text.ok()) return Annotate(text.status(), "seccomp localhost profile");
-      absl::StatusOr<runtime::Seccomp> seccomp = runtime::ParseSeccompJson(*text);
-      if (!seccomp.ok()) return Annotate(seccomp.status(), absl::StrCat("seccomp profile ", file));
-      return *seccomp;
+      runtime::Seccomp seccomp;
+      std::string error;
+      if (!runtime::ParseSeccompJson(*text, &seccomp, &error)) {
+        return absl::InvalidArgumentError(absl::StrCat("seccomp profile ", file, ": ", error));
+      }
+      return seccomp;
     }
   }
   return std::nullopt;
@@ -348,6 +355,17 @@ absl::StatusOr<std::vector<runtime::Mount>> CriMounts(const std::vector<MountSpe
     if (m->host_path.empty()) {
       return absl::InvalidArgumentError(
           absl::StrCat("mount ", m->container_path, " has no host path"));
+    }
+    // A missing host path is made as a directory, as containerd and CRI-O do: kubelet's
+    // hostPath volumes without a type rely on it.
+    std::error_code made;
+    if (!std::filesystem::exists(m->host_path, made)) {
+      std::filesystem::create_directories(m->host_path, made);
+      if (made) {
+        return absl::InternalError(absl::StrCat("mount ", m->container_path,
+                                                ": make the missing host path ", m->host_path, ": ",
+                                                made.message()));
+      }
     }
     char resolved[PATH_MAX];
     if (::realpath(m->host_path.c_str(), resolved) == nullptr) {
@@ -415,16 +433,15 @@ std::vector<std::string> FitToMachine(const cgroup::Layout& layout, runtime::Res
   return left_out;
 }
 
-absl::StatusOr<runtime::Spec> BuildSpec(const SpecInputs& in) {
-  const ContainerSpec& req = *in.request;
-  const pod::PodSandbox& pod = *in.pod;
-  const SecurityContext& sec = req.security;
-  runtime::Spec spec;
+namespace {
 
-  // The process.
-  runtime::Process& p = spec.process;
+// The process: command, env, working directory, user, capabilities, AppArmor.
+absl::Status BuildProcess(const SpecInputs& in, runtime::Process* out) {
+  const ContainerSpec& req = *in.request;
+  const SecurityContext& sec = req.security;
+  runtime::Process& p = *out;
   ASSIGN_OR_RETURN(p.args, MergeCommand(req, *in.image, in.image_name));
-  p.env = MergeEnv(req, *in.image, pod.hostname, in.user.home);
+  p.env = MergeEnv(req, *in.image, in.pod->hostname, in.user.home);
   p.cwd = !req.working_dir.empty()         ? req.working_dir
           : !in.image->working_dir.empty() ? in.image->working_dir
                                            : "/";
@@ -451,11 +468,14 @@ absl::StatusOr<runtime::Spec> BuildSpec(const SpecInputs& in) {
   p.no_new_privileges = sec.no_new_privs;
   p.oom_score_adj = static_cast<int>(req.resources.oom_score_adj);
   ASSIGN_OR_RETURN(p.apparmor_profile, ComputeAppArmor(sec, in.apparmor_enabled));
+  return absl::OkStatus();
+}
 
-  spec.root_path = in.rootfs;
-  spec.root_readonly = sec.readonly_rootfs;
-
-  // Mounts: the defaults, the pod's files, the CRI mounts, the termination message file.
+// Mounts: the defaults, the pod's files, the CRI mounts, the termination message file.
+absl::Status BuildMounts(const SpecInputs& in, std::vector<runtime::Mount>* out) {
+  const ContainerSpec& req = *in.request;
+  const pod::PodSandbox& pod = *in.pod;
+  const SecurityContext& sec = req.security;
   ASSIGN_OR_RETURN(std::vector<runtime::Mount> cri_mounts, CriMounts(req.mounts));
   std::set<std::string> requested;
   for (const runtime::Mount& m : cri_mounts) requested.insert(m.destination);
@@ -464,106 +484,132 @@ absl::StatusOr<runtime::Spec> BuildSpec(const SpecInputs& in) {
     if (m.destination == "/dev/shm") {
       // The pod's /dev/shm, shared by its containers (the host's with host IPC).
       const bool host_ipc = pod.namespaces.ipc == pod::NamespaceMode::kNode;
-      spec.mounts.push_back(BindMount("/dev/shm", host_ipc ? "/dev/shm" : pod.pod_dir + "/shm",
-                                      false, {"nosuid", "nodev", "noexec"}));
+      out->push_back(BindMount("/dev/shm", host_ipc ? "/dev/shm" : pod.pod_dir + "/shm", false,
+                               {"nosuid", "nodev", "noexec"}));
       continue;
     }
     if (m.destination == "/sys" && sec.privileged) {
       m.options.erase(std::remove(m.options.begin(), m.options.end(), "ro"), m.options.end());
     }
-    spec.mounts.push_back(std::move(m));
+    out->push_back(std::move(m));
   }
   if (requested.count("/sys/fs/cgroup") == 0) {
     // The container's own cgroup as its /sys/fs/cgroup: v2 through its cgroup namespace, v1
     // as the launcher's tmpfs of per-hierarchy binds (runc's meaning of type "cgroup").
-    spec.mounts.push_back(
-        {"/sys/fs/cgroup",
-         in.cgroup_v2 ? "cgroup2" : "cgroup",
-         "cgroup",
-         {"nosuid", "noexec", "nodev", "relatime", sec.privileged ? "rw" : "ro"}});
+    out->push_back({"/sys/fs/cgroup",
+                    in.cgroup_v2 ? "cgroup2" : "cgroup",
+                    "cgroup",
+                    {"nosuid", "noexec", "nodev", "relatime", sec.privileged ? "rw" : "ro"}});
   }
   for (const char* file : {"hostname", "hosts", "resolv.conf"}) {
     const std::string destination = absl::StrCat("/etc/", file);
     if (requested.count(destination) > 0) continue;
-    spec.mounts.push_back(
+    out->push_back(
         BindMount(destination, absl::StrCat(pod.pod_dir, "/", file), sec.readonly_rootfs));
   }
-  spec.mounts.insert(spec.mounts.end(), cri_mounts.begin(), cri_mounts.end());
+  out->insert(out->end(), cri_mounts.begin(), cri_mounts.end());
   if (!in.termination_file.empty() && requested.count(in.termination_path) == 0) {
-    spec.mounts.push_back(BindMount(in.termination_path, in.termination_file, false));
+    out->push_back(BindMount(in.termination_path, in.termination_file, false));
   }
+  return absl::OkStatus();
+}
 
-  // Namespaces: the pod's network, ipc and uts; pid as asked; always a mount namespace.
-  runtime::LinuxSpec& l = spec.linux_spec;
+// Namespaces: the pod's network, ipc and uts; pid as asked; always a mount namespace.
+absl::Status BuildNamespaces(const SpecInputs& in, runtime::LinuxSpec* l) {
+  const ContainerSpec& req = *in.request;
+  const pod::PodSandbox& pod = *in.pod;
+  const SecurityContext& sec = req.security;
   // A bidirectional mount joins the host's peer group only if the mount namespace's copy of
   // its source stays shared: the root then stays rshared, as containerd asks of runc.
   if (std::any_of(req.mounts.begin(), req.mounts.end(), [](const MountSpec& m) {
         return m.propagation == Propagation::kBidirectional;
       })) {
-    l.rootfs_propagation = "rshared";
+    l->rootfs_propagation = "rshared";
   }
   const std::string pause_ns = absl::StrCat("/proc/", pod.pid, "/ns/");
   if (pod.namespaces.network != pod::NamespaceMode::kNode) {
-    l.namespaces.push_back({"network", pod.netns_path});
-    l.namespaces.push_back({"uts", pause_ns + "uts"});
+    l->namespaces.push_back({"network", pod.netns_path});
+    l->namespaces.push_back({"uts", pause_ns + "uts"});
   }
   if (pod.namespaces.ipc != pod::NamespaceMode::kNode) {
-    l.namespaces.push_back({"ipc", pause_ns + "ipc"});
+    l->namespaces.push_back({"ipc", pause_ns + "ipc"});
   }
   switch (sec.pid_mode) {
     case pod::NamespaceMode::kPod:
-      l.namespaces.push_back({"pid", pause_ns + "pid"});
+      l->namespaces.push_back({"pid", pause_ns + "pid"});
       break;
     case pod::NamespaceMode::kContainer:
-      l.namespaces.push_back({"pid", ""});
+      l->namespaces.push_back({"pid", ""});
       break;
     case pod::NamespaceMode::kTarget:
       if (in.target_pid_namespace.empty()) {
         return absl::InvalidArgumentError("pid namespace mode TARGET names no running container");
       }
-      l.namespaces.push_back({"pid", in.target_pid_namespace});
+      l->namespaces.push_back({"pid", in.target_pid_namespace});
       break;
     case pod::NamespaceMode::kNode:
       break;
   }
-  l.namespaces.push_back({"mount", ""});
-  if (in.cgroup_v2 && !sec.privileged) l.namespaces.push_back({"cgroup", ""});
-  l.cgroups_path = in.cgroup_path;
+  l->namespaces.push_back({"mount", ""});
+  if (in.cgroup_v2 && !sec.privileged) l->namespaces.push_back({"cgroup", ""});
+  return absl::OkStatus();
+}
 
-  // Security.
-  ASSIGN_OR_RETURN(l.seccomp, ComputeSeccomp(sec, p.capabilities.bounding));
-  if (!sec.privileged) {
-    l.masked_paths = sec.masked_paths.empty() ? runtime::DefaultMaskedPaths() : sec.masked_paths;
-    l.readonly_paths =
-        sec.readonly_paths.empty() ? runtime::DefaultReadonlyPaths() : sec.readonly_paths;
-  }
-
-  // Devices: the host's all for a privileged container, else the requested ones.
-  runtime::Resources& r = l.resources;
+// Devices: the host's all for a privileged container, else the requested ones, with their
+// cgroup rules.
+absl::Status BuildDevices(const SpecInputs& in, runtime::LinuxSpec* l) {
+  const SecurityContext& sec = in.request->security;
+  runtime::Resources& r = l->resources;
   if (sec.privileged) {
-    RETURN_IF_ERROR(CollectDevices("/dev", "/dev", &l.devices, /*skip_special_dirs=*/true));
+    RETURN_IF_ERROR(CollectDevices("/dev", "/dev", &l->devices, /*skip_special_dirs=*/true));
     r.devices = {{true, "a", -1, -1, "rwm"}};
   } else {
     r.devices = DefaultDeviceRules();
   }
-  for (const DeviceSpec& d : req.devices) {
+  for (const DeviceSpec& d : in.request->devices) {
     if (!IsAbsoluteClean(d.container_path) || d.host_path.empty()) {
       return absl::InvalidArgumentError(absl::StrCat("device \"", d.host_path, "\" -> \"",
                                                      d.container_path, "\" needs absolute paths"));
     }
     ASSIGN_OR_RETURN(std::string access, DeviceAccess(d.permissions, d.host_path));
     std::vector<runtime::Device> found;
-    RETURN_IF_ERROR(CollectDevices(d.host_path, d.container_path, &found, false));
+    absl::Status collected = CollectDevices(d.host_path, d.container_path, &found, false);
+    // A device the node lacks: the request is fine, this node is not (a retry may succeed).
+    if (ErrnoOf(collected) == ENOENT) {
+      return WithCode(collected, absl::StatusCode::kFailedPrecondition);
+    }
+    RETURN_IF_ERROR(collected);
     for (runtime::Device& dev : found) {
       if (!sec.privileged) r.devices.push_back({true, dev.type, dev.major, dev.minor, access});
-      l.devices.push_back(std::move(dev));
+      l->devices.push_back(std::move(dev));
     }
   }
+  return absl::OkStatus();
+}
 
+}  // namespace
+
+absl::StatusOr<runtime::Spec> BuildSpec(const SpecInputs& in) {
+  const SecurityContext& sec = in.request->security;
+  runtime::Spec spec;
+  RETURN_IF_ERROR(BuildProcess(in, &spec.process));
+  spec.root_path = in.rootfs;
+  spec.root_readonly = sec.readonly_rootfs;
+  RETURN_IF_ERROR(BuildMounts(in, &spec.mounts));
+  runtime::LinuxSpec& l = spec.linux_spec;
+  RETURN_IF_ERROR(BuildNamespaces(in, &l));
+  l.cgroups_path = in.cgroup_path;
+  ASSIGN_OR_RETURN(l.seccomp, ComputeSeccomp(sec, spec.process.capabilities.bounding));
+  if (!sec.privileged) {
+    l.masked_paths = sec.masked_paths.empty() ? runtime::DefaultMaskedPaths() : sec.masked_paths;
+    l.readonly_paths =
+        sec.readonly_paths.empty() ? runtime::DefaultReadonlyPaths() : sec.readonly_paths;
+  }
+  RETURN_IF_ERROR(BuildDevices(in, &l));
   // cgroup resources (the device rules above stay).
-  std::vector<runtime::DeviceRule> rules = std::move(r.devices);
-  r = ToRuntimeResources(req.resources, in.cgroup_v2);
-  r.devices = std::move(rules);
+  std::vector<runtime::DeviceRule> rules = std::move(l.resources.devices);
+  l.resources = ToRuntimeResources(in.request->resources, in.cgroup_v2);
+  l.resources.devices = std::move(rules);
   return spec;
 }
 

@@ -6,7 +6,8 @@
 // devices and cgroup resources, as containerd does it.
 //
 // The pieces that look at the host (host paths, devices, mount propagation, seccomp profile
-// files) are here too; nothing is created or mounted.
+// files) are here too; nothing is mounted, and the one thing created is a missing host path of
+// a mount (a directory, as containerd and CRI-O make it).
 #pragma once
 
 #include <string>
@@ -60,7 +61,7 @@ absl::StatusOr<std::optional<runtime::Seccomp>> ComputeSeccomp(
     const SecurityContext& security, const std::vector<std::string>& capabilities);
 
 // The OCI mounts of the CRI mounts: host paths resolved (symlinks followed), missing ones
-// refused, propagation checked against the source's mount. Sorted so that a parent is
+// made as directories, propagation checked against the source's mount. Sorted so that a parent is
 // mounted before what goes inside it.
 absl::StatusOr<std::vector<runtime::Mount>> CriMounts(const std::vector<MountSpec>& mounts);
 

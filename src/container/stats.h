@@ -136,7 +136,6 @@ class StatsService {
                cgroup::Layout layout);
 
   ContainerStats Sample(const container::Container& c, const std::string& pod_cgroup);
-  PodStats SamplePod(const pod::PodSandbox& pod);
   // The rate since an earlier sample of `key` at least kMinRateWindow old (the last one when
   // none is); records this sample.
   std::optional<uint64_t> CpuRate(const std::string& key, uint64_t usage_ns)

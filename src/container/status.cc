@@ -1,10 +1,12 @@
 // ContainerStatus and ListContainers: the records, each brought up to date from its monitor's
 // exit file (a container that ended while nobody asked is recorded as exited on first look).
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "common/files.h"
 #include "common/ids.h"
 #include "common/status_macros.h"
 #include "container/service.h"
+#include "runtime/monitor/protocol.h"
 
 namespace crib::container {
 
@@ -13,7 +15,7 @@ absl::StatusOr<Container> ContainerService::Get(const std::string& id_or_prefix,
   ASSIGN_OR_RETURN(auto loaded, Load(id));
   ASSIGN_OR_RETURN(Container c, Refresh(std::move(loaded.first), std::move(loaded.second)));
   if (verbose) {
-    absl::StatusOr<std::string> spec = ReadFile(c.bundle + "/config.json");
+    absl::StatusOr<std::string> spec = ReadFile(absl::StrCat(c.bundle, "/", runtime::kSpecFile));
     if (spec.ok()) c.spec_json = *std::move(spec);
   }
   return c;

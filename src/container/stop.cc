@@ -10,12 +10,6 @@
 #include "container/service.h"
 
 namespace crib::container {
-namespace {
-
-// How long a SIGKILLed container may take to be reaped and recorded by its monitor.
-constexpr absl::Duration kKillGrace = absl::Seconds(10);
-
-}  // namespace
 
 absl::Status ContainerService::Stop(const std::string& id_or_prefix, absl::Duration timeout) {
   // A container that is gone is stopped: kubelet retries stops (CRI: must not fail then).
@@ -58,7 +52,7 @@ absl::Status ContainerService::StopLocked(const std::string& id, absl::Duration 
   if (absl::Status s = launcher_.Kill(bundle, SIGKILL); !s.ok()) {
     return step_error("signal SIGKILL", s);
   }
-  absl::StatusOr<runtime::ExitInfo> exit = launcher_.WaitExit(bundle, kKillGrace);
+  absl::StatusOr<runtime::ExitInfo> exit = launcher_.WaitExit(bundle, runtime::kKillGrace);
   if (!exit.ok()) return step_error("wait for the exit after SIGKILL", exit.status());
   RETURN_IF_ERROR(Refresh(record, data).status());
   spdlog::info("container {} ({}) killed in {}", id.substr(0, 12), record.name,

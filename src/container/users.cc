@@ -5,6 +5,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "container/rootfs.h"
 
 namespace crib::container {
 namespace {
@@ -147,6 +148,21 @@ absl::StatusOr<ResolvedUser> ResolveUser(const UserRequest& request, absl::strin
     add(id);
   }
   return out;
+}
+
+absl::StatusOr<ResolvedUser> ResolveUserInRootfs(const UserRequest& request,
+                                                 const std::string& rootfs,
+                                                 absl::string_view image) {
+  std::string passwd, group;
+  for (auto [file, text] : {std::pair{"/etc/passwd", &passwd}, std::pair{"/etc/group", &group}}) {
+    absl::StatusOr<std::string> read = ReadFileInRoot(rootfs, file, kMaxUserFileSize);
+    if (read.ok()) {
+      *text = *std::move(read);
+    } else if (!absl::IsNotFound(read.status())) {
+      return read.status();
+    }
+  }
+  return ResolveUser(request, passwd, group, image);
 }
 
 }  // namespace crib::container

@@ -1,8 +1,8 @@
 // Who the container's process runs as: the CRI's run_as_user / run_as_username / run_as_group
 // or else the image's USER ("uid", "name", "uid:gid", "name:group"), resolved against the
 // container's own /etc/passwd and /etc/group, with the supplemental groups the image's
-// /etc/group gives the user (unless the policy is Strict) and the request's. Pure logic: the
-// caller reads the two files from the container's root file system.
+// /etc/group gives the user (unless the policy is Strict) and the request's. ResolveUser is
+// pure logic; ResolveUserInRootfs reads the two files inside the container's root first.
 #pragma once
 
 #include <cstdint>
@@ -52,5 +52,14 @@ struct ResolvedUser {
 // inconsistent (a group without a user).
 absl::StatusOr<ResolvedUser> ResolveUser(const UserRequest& request, absl::string_view passwd,
                                          absl::string_view group, absl::string_view image);
+
+// The image's /etc/passwd and /etc/group are read at most this big.
+inline constexpr size_t kMaxUserFileSize = 4 << 20;
+
+// ResolveUser with the image's /etc/passwd and /etc/group read inside `rootfs` (symlinks
+// resolved within it, never out of it); a missing file reads as empty.
+absl::StatusOr<ResolvedUser> ResolveUserInRootfs(const UserRequest& request,
+                                                 const std::string& rootfs,
+                                                 absl::string_view image);
 
 }  // namespace crib::container

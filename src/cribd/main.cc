@@ -83,13 +83,15 @@ absl::Status Serve(const Config& config, const sigset_t& stop_signals) {
   ASSIGN_OR_RETURN(pod::PodRecovery recovered_pods, pods->Recover());
   spdlog::info(
       "recovered in {}: {} pods ({} no longer ready), {} containers ({} exited while cribd was "
-      "away, {} without their monitor); undone {} pod runs and {} container creates, finished "
+      "away, {} without their monitor, {} whose start was recorded late); undone {} pod runs and "
+      "{} container creates, finished "
       "{} pod and {} container removals, removed {} orphaned objects",
       absl::FormatDuration(absl::Trunc(absl::Now() - recovery_start, absl::Microseconds(100))),
       recovered_pods.pods, recovered_pods.not_ready, recovered_containers.containers,
       recovered_containers.exited_while_away, recovered_containers.monitors_gone,
-      recovered_pods.runs_undone, recovered_containers.creates_undone,
-      recovered_pods.removals_finished, recovered_containers.removals_finished,
+      recovered_containers.starts_recorded, recovered_pods.runs_undone,
+      recovered_containers.creates_undone, recovered_pods.removals_finished,
+      recovered_containers.removals_finished,
       recovered_pods.orphans + recovered_containers.orphans);
 
   // Snapshots that only containers still use are known now: the rest of what a removed

@@ -79,16 +79,4 @@ absl::StatusOr<DiskUsage> MeasureUsage(const std::string& path) {
   return total;
 }
 
-absl::Status WriteAll(int fd, absl::string_view data, absl::string_view what) {
-  while (!data.empty()) {
-    const ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus(errno, absl::StrCat("write ", what));
-    }
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace crib::image

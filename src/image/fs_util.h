@@ -22,7 +22,4 @@ struct DiskUsage {
 // du over `path` without following symlinks; a missing path is zero.
 absl::StatusOr<DiskUsage> MeasureUsage(const std::string& path);
 
-// Writes all of `data` to `fd`; `what` names the file in the error.
-absl::Status WriteAll(int fd, absl::string_view data, absl::string_view what);
-
 }  // namespace crib::image

@@ -201,7 +201,7 @@ absl::StatusOr<std::pair<store::ImageRecord, std::string>> ImageStore::Find(absl
           absl::StrCat("image id prefix ", ref, " is ambiguous: ", matches.size(), " images"));
     }
   }
-  return absl::NotFoundError(absl::StrCat("image ", ref, " not found"));
+  return CriNotFound(absl::StrCat("image ", ref, " not found"));
 }
 
 absl::StatusOr<std::vector<Image>> ImageStore::List(absl::string_view filter) {

@@ -35,7 +35,6 @@
 #include "runtime/monitor/seccomp_filter.h"
 #include "runtime/monitor/socket_address.h"
 #include "runtime/spec.h"
-#include "runtime/spec_json.h"
 
 namespace crib::runtime {
 namespace {
@@ -113,11 +112,11 @@ absl::Status MakePipe(UniqueFd* r, UniqueFd* w) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<Spec> ReadDigest(const std::string& bundle) {
-  ASSIGN_OR_RETURN(std::string text, ReadFile(BundleFile(bundle, kSpecDigestFile)));
+absl::StatusOr<Spec> ReadSpec(const std::string& bundle) {
+  ASSIGN_OR_RETURN(std::string text, ReadFile(BundleFile(bundle, kSpecFile)));
   Spec spec;
   std::string error;
-  if (!DecodeSpec(text, &spec, &error)) return absl::InternalError(error);
+  if (!ParseSpecJson(text, &spec, &error)) return absl::InternalError(error);
   return spec;
 }
 
@@ -132,55 +131,52 @@ absl::Status RemoveCgroup(const Spec& spec) {
 }
 
 void RemoveRuntimeFiles(const std::string& bundle) {
-  for (const char* name : {kMonitorSocket, kMonitorPidFile, kInitPidFile, kExitFile, "exit.tmp",
-                           kSpecDigestFile, kMonitorLog, kSeccompProgramFile}) {
+  for (const char* name : {kMonitorSocket, kMonitorPidFile, kInitPidFile, kExitFile, kExitTempFile,
+                           kMonitorLog, kSeccompProgramFile}) {
     ::unlink(BundleFile(bundle, name).c_str());
   }
+  // Last: Remove takes a bundle without it for one removed already.
+  ::unlink(BundleFile(bundle, kSpecFile).c_str());
 }
 
 }  // namespace
 
+absl::StatusOr<std::string> Launcher::SeccompProgramOf(const Seccomp& profile) const {
+  {
+    std::lock_guard<std::mutex> lock(seccomp_mu_);
+    for (const auto& [known, program] : seccomp_programs_) {
+      if (known == profile) return program;
+    }
+  }
+  SeccompProgram compiled;
+  std::string error;
+  if (!CompileSeccomp(profile, &compiled, &error)) return absl::InvalidArgumentError(error);
+  std::string program(reinterpret_cast<const char*>(compiled.filter.data()),
+                      compiled.filter.size() * sizeof(sock_filter));
+  std::lock_guard<std::mutex> lock(seccomp_mu_);
+  seccomp_programs_.emplace_back(profile, program);
+  return program;
+}
+
 absl::StatusOr<CreatedContainer> Launcher::Create(absl::string_view id, const std::string& bundle,
-                                                  const std::string& log_path,
+                                                  const Spec& spec, const std::string& log_path,
                                                   const CreateOptions& options) const {
   auto annotate = [&](const absl::Status& s) {
     return Annotate(s, absl::StrCat("create container ", id));
   };
-  absl::StatusOr<std::string> json = ReadFile(BundleFile(bundle, "config.json"));
-  if (!json.ok()) return annotate(json.status());
-  absl::StatusOr<Spec> spec = ParseSpecJson(*json);
-  if (!spec.ok()) return annotate(spec.status());
-  if (absl::Status s = WriteFileAtomic(BundleFile(bundle, kSpecDigestFile), EncodeSpec(*spec), 0644,
+  if (absl::Status s = WriteFileAtomic(BundleFile(bundle, kSpecFile), SpecToJson(spec), 0644,
                                        Durability::kVolatile);
       !s.ok()) {
     return annotate(s);
   }
   absl::Cleanup undo = [&] {
-    (void)RemoveCgroup(*spec);
+    (void)RemoveCgroup(spec);
     RemoveRuntimeFiles(bundle);
   };
-  if (spec->linux_spec.seccomp) {
-    Spec profile_only;
-    profile_only.linux_spec.seccomp = spec->linux_spec.seccomp;
-    std::string key = EncodeSpec(profile_only);
-    std::string program;
-    {
-      std::lock_guard<std::mutex> lock(seccomp_mu_);
-      auto it = seccomp_programs_.find(key);
-      if (it != seccomp_programs_.end()) program = it->second;
-    }
-    if (program.empty()) {
-      SeccompProgram compiled;
-      std::string error;
-      if (!CompileSeccomp(*spec->linux_spec.seccomp, &compiled, &error)) {
-        return annotate(absl::InvalidArgumentError(error));
-      }
-      program.assign(reinterpret_cast<const char*>(compiled.filter.data()),
-                     compiled.filter.size() * sizeof(sock_filter));
-      std::lock_guard<std::mutex> lock(seccomp_mu_);
-      seccomp_programs_[key] = program;
-    }
-    if (absl::Status s = WriteFileAtomic(BundleFile(bundle, kSeccompProgramFile), program, 0644,
+  if (spec.linux_spec.seccomp) {
+    absl::StatusOr<std::string> program = SeccompProgramOf(*spec.linux_spec.seccomp);
+    if (!program.ok()) return annotate(program.status());
+    if (absl::Status s = WriteFileAtomic(BundleFile(bundle, kSeccompProgramFile), *program, 0644,
                                          Durability::kVolatile);
         !s.ok()) {
       return annotate(s);
@@ -216,7 +212,9 @@ absl::StatusOr<CreatedContainer> Launcher::Create(absl::string_view id, const st
   if (!line.ok()) return annotate(line.status());
   std::vector<std::string> words = absl::StrSplit(*line, ' ');
   if (words[0] == "error") {
-    return annotate(absl::FailedPreconditionError(line->substr(6)));
+    // The container's set-up failed (a mount, its cgroup, seccomp, its working directory...):
+    // Unknown, as containerd reports what its OCI runtime could not do.
+    return annotate(absl::UnknownError(line->substr(6)));
   }
   CreatedContainer created;
   uint32_t warnings = 0;
@@ -241,8 +239,7 @@ absl::StatusOr<std::string> Launcher::Request(const std::string& bundle, absl::s
   UniqueFd dir;
   if (int err = MakeSocketAddress(path, &addr, &dir)) {
     // A bundle directory that is gone means the monitor is gone with it.
-    if (err == ENOENT)
-      return absl::NotFoundError(absl::StrCat("monitor socket ", path, " is gone"));
+    if (err == ENOENT) return absl::InternalError(absl::StrCat("crib-monitor is gone: ", path));
     return ErrnoStatus(err, absl::StrCat("monitor socket address ", path));
   }
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -250,7 +247,8 @@ absl::StatusOr<std::string> Launcher::Request(const std::string& bundle, absl::s
   if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
     int err = errno;
     if (err == ENOENT || err == ECONNREFUSED) {
-      return absl::NotFoundError(absl::StrCat("connect to monitor ", path, ": ", ErrorText(err)));
+      return absl::InternalError(
+          absl::StrCat("crib-monitor is gone: connect to ", path, ": ", ErrorText(err)));
     }
     return ErrnoStatus(err, absl::StrCat("connect to monitor ", path));
   }
@@ -266,9 +264,10 @@ absl::StatusOr<std::string> Launcher::Request(const std::string& bundle, absl::s
   const std::string reply = reply_or->substr(0, reply_or->find('\n'));
   absl::string_view reply_view = reply;
   if (absl::StartsWith(reply, "ok")) return reply.size() > 3 ? reply.substr(3) : std::string();
-  if (absl::ConsumePrefix(&reply_view, "error ")) {
+  if (absl::ConsumePrefix(&reply_view, "refused "))
     return absl::FailedPreconditionError(reply_view);
-  }
+  if (absl::ConsumePrefix(&reply_view, "busy ")) return absl::ResourceExhaustedError(reply_view);
+  if (absl::ConsumePrefix(&reply_view, "error ")) return absl::UnknownError(reply_view);
   return absl::InternalError(absl::StrCat("monitor ", path, ": unexpected reply \"", reply, "\""));
 }
 
@@ -294,7 +293,7 @@ absl::Status Launcher::ReopenLog(const std::string& bundle) const {
 }
 
 absl::Status Launcher::KillCgroup(const std::string& bundle, int signal) const {
-  ASSIGN_OR_RETURN(Spec spec, ReadDigest(bundle));
+  ASSIGN_OR_RETURN(Spec spec, ReadSpec(bundle));
   if (spec.linux_spec.cgroups_path.empty()) return absl::OkStatus();
   ContainerCgroup cgroup;
   std::string error;
@@ -305,14 +304,14 @@ absl::Status Launcher::KillCgroup(const std::string& bundle, int signal) const {
 
 absl::Status Launcher::UpdateResources(const std::string& bundle,
                                        const Resources& resources) const {
-  ASSIGN_OR_RETURN(Spec spec, ReadDigest(bundle));
+  ASSIGN_OR_RETURN(Spec spec, ReadSpec(bundle));
   if (spec.linux_spec.cgroups_path.empty()) {
-    return absl::FailedPreconditionError("update resources: the container has no cgroup");
+    return absl::InternalError("update resources: the container has no cgroup");
   }
   ContainerCgroup cgroup;
   std::string error;
   if (!cgroup.Init(spec.linux_spec.cgroups_path, &error) || !cgroup.Apply(resources, &error)) {
-    return absl::FailedPreconditionError(absl::StrCat("update resources: ", error));
+    return absl::InternalError(absl::StrCat("update resources: ", error));
   }
   return absl::OkStatus();
 }
@@ -387,6 +386,25 @@ absl::StatusOr<ExitInfo> Launcher::WaitExit(const std::string& bundle,
     absl::SleepFor(absl::Milliseconds(5));
   }
 }
+
+namespace {
+
+// The result line of an exec helper: the exit code (128 + signal), or why there is none.
+absl::StatusOr<int> ParseExecResult(absl::string_view line) {
+  std::vector<std::string> words = absl::StrSplit(line, absl::MaxSplits(' ', 1));
+  int v = 0;
+  if (words.size() == 2 && words[0] == "error") {
+    return absl::UnknownError(absl::StrCat("exec in container: ", words[1]));
+  }
+  if (words.size() != 2 || (words[0] != "exit" && words[0] != "signal") ||
+      !absl::SimpleAtoi(words[1], &v)) {
+    return absl::InternalError(
+        absl::StrCat("exec in container: the exec helper ended without a result (\"", line, "\")"));
+  }
+  return words[0] == "signal" ? 128 + v : v;
+}
+
+}  // namespace
 
 absl::StatusOr<ExecResult> Launcher::Exec(const std::string& bundle,
                                           const ExecOptions& options) const {
@@ -474,21 +492,12 @@ absl::StatusOr<ExecResult> Launcher::Exec(const std::string& bundle,
                                                     absl::FormatDuration(options.timeout),
                                                     ", the process was killed"));
   }
-  std::vector<std::string> words = absl::StrSplit(status_line, absl::MaxSplits(' ', 1));
-  int v = 0;
-  if (words.size() == 2 && words[0] == "error") {
-    return absl::FailedPreconditionError(absl::StrCat("exec in container: ", words[1]));
-  }
-  if (words.size() != 2 || !absl::SimpleAtoi(words[1], &v)) {
-    return absl::InternalError(absl::StrCat(
-        "exec in container: the exec helper ended without a result (\"", status_line, "\")"));
-  }
-  result.exit_code = words[0] == "signal" ? 128 + v : v;
+  ASSIGN_OR_RETURN(result.exit_code, ParseExecResult(status_line));
   return result;
 }
 
 absl::Status Launcher::Remove(const std::string& bundle) const {
-  absl::StatusOr<Spec> spec = ReadDigest(bundle);
+  absl::StatusOr<Spec> spec = ReadSpec(bundle);
   if (!spec.ok()) {
     if (absl::IsNotFound(spec.status())) return absl::OkStatus();  // removed already
     return Annotate(spec.status(), "remove container");
@@ -497,7 +506,7 @@ absl::Status Launcher::Remove(const std::string& bundle) const {
     absl::Status killed = Kill(bundle, SIGKILL);
     if (killed.ok()) {
       // The monitor records the exit; if it is gone, the cgroup's removal kills the rest.
-      (void)WaitExit(bundle, absl::Seconds(10));
+      (void)WaitExit(bundle, kKillGrace);
     }
   }
   RETURN_IF_ERROR(Annotate(RemoveCgroup(*spec), "remove container"));
@@ -505,25 +514,7 @@ absl::Status Launcher::Remove(const std::string& bundle) const {
   return absl::OkStatus();
 }
 
-}  // namespace crib::runtime
-
-namespace crib::runtime {
 namespace {
-
-// The result line of an exec helper: the exit code (128 + signal), or why there is none.
-absl::StatusOr<int> ParseExecResult(absl::string_view line) {
-  std::vector<std::string> words = absl::StrSplit(line, absl::MaxSplits(' ', 1));
-  int v = 0;
-  if (words.size() == 2 && words[0] == "error") {
-    return absl::FailedPreconditionError(absl::StrCat("exec in container: ", words[1]));
-  }
-  if (words.size() != 2 || (words[0] != "exit" && words[0] != "signal") ||
-      !absl::SimpleAtoi(words[1], &v)) {
-    return absl::InternalError(
-        absl::StrCat("exec in container: the exec helper ended without a result (\"", line, "\")"));
-  }
-  return words[0] == "signal" ? 128 + v : v;
-}
 
 absl::StatusOr<UniqueFd> ConnectLoopback(int port, absl::Duration timeout) {
   absl::Time deadline = absl::Now() + timeout;

@@ -135,16 +135,19 @@ struct Attachment {
 absl::StatusOr<UniqueFd> DialInNetns(const std::string& netns_path, int port,
                                      absl::Duration timeout = absl::Seconds(10));
 
+// How long a SIGKILLed container may take to be reaped and recorded by its monitor.
+inline constexpr absl::Duration kKillGrace = absl::Seconds(10);
+
 class Launcher {
  public:
   // `monitor_path`: the crib-monitor executable.
   explicit Launcher(std::string monitor_path) : monitor_path_(std::move(monitor_path)) {}
 
-  // Parses <bundle>/config.json, writes its digest for the monitor, spawns the monitor and
+  // Writes `spec` as <bundle>/config.json (what crib-monitor reads), spawns the monitor and
   // returns once the container's init is parked before its exec (or its set-up failed, in
   // which case nothing of it is left).
   absl::StatusOr<CreatedContainer> Create(absl::string_view id, const std::string& bundle,
-                                          const std::string& log_path,
+                                          const Spec& spec, const std::string& log_path,
                                           const CreateOptions& options = {}) const;
 
   // Releases the parked init; returns once the exec succeeded or failed.
@@ -168,8 +171,8 @@ class Launcher {
   // no_new_privs and seccomp. A timeout kills it and is DeadlineExceeded.
   absl::StatusOr<ExecResult> Exec(const std::string& bundle, const ExecOptions& options) const;
 
-  // The same process set-up, streamed: returns once the process runs (or its exec failed,
-  // FailedPrecondition with the reason).
+  // The same process set-up, streamed: returns once the process runs (or its exec failed:
+  // Unknown with the reason, as for Exec).
   absl::StatusOr<std::unique_ptr<ExecProcess>> StartExec(const std::string& bundle,
                                                          const StreamExecOptions& options) const;
 
@@ -178,7 +181,7 @@ class Launcher {
   absl::StatusOr<Attachment> Attach(const std::string& bundle, const AttachOptions& options) const;
 
   // Kills whatever still runs, removes the cgroup and the files the launcher and the
-  // monitor wrote in the bundle (config.json and the bundle directory stay). Idempotent.
+  // monitor wrote in the bundle, config.json last (the bundle directory stays). Idempotent.
   absl::Status Remove(const std::string& bundle) const;
 
  private:
@@ -187,10 +190,13 @@ class Launcher {
                                       absl::Duration timeout,
                                       std::vector<UniqueFd>* fds = nullptr) const;
 
+  // The BPF program of `profile`, compiled once per distinct profile (compiling the default
+  // profile takes tens of ms; a node has a handful of profiles).
+  absl::StatusOr<std::string> SeccompProgramOf(const Seccomp& profile) const;
+
   std::string monitor_path_;
-  // Compiled seccomp programs by profile: compiling the default profile takes tens of ms.
   mutable std::mutex seccomp_mu_;
-  mutable std::map<std::string, std::string> seccomp_programs_;
+  mutable std::vector<std::pair<Seccomp, std::string>> seccomp_programs_;
 };
 
 }  // namespace crib::runtime

@@ -1,12 +1,14 @@
 // The container's OCI runtime-spec (config.json) as a plain C++ struct: the contract between
 // cribd and crib-monitor. Only the fields crib's launcher honours. This header must stay free
-// of absl, nlohmann and logging: crib-monitor includes it.
+// of absl, nlohmann and logging: crib-monitor includes it (spec_json.cc, which both link,
+// keeps nlohmann to itself).
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace crib::runtime {
@@ -15,6 +17,7 @@ struct User {
   uint32_t uid = 0;
   uint32_t gid = 0;
   std::vector<uint32_t> additional_gids;
+  bool operator==(const User&) const = default;
 };
 
 struct Capabilities {
@@ -23,12 +26,14 @@ struct Capabilities {
   std::vector<std::string> permitted;
   std::vector<std::string> inheritable;
   std::vector<std::string> ambient;
+  bool operator==(const Capabilities&) const = default;
 };
 
 struct Rlimit {
   std::string type;  // RLIMIT_NOFILE, ...
   uint64_t hard = 0;
   uint64_t soft = 0;
+  bool operator==(const Rlimit&) const = default;
 };
 
 struct Process {
@@ -42,6 +47,7 @@ struct Process {
   std::vector<Rlimit> rlimits;
   std::optional<int> oom_score_adj;
   std::string apparmor_profile;  // empty: none
+  bool operator==(const Process&) const = default;
 };
 
 struct Mount {
@@ -49,11 +55,13 @@ struct Mount {
   std::string type;
   std::string source;
   std::vector<std::string> options;
+  bool operator==(const Mount&) const = default;
 };
 
 struct Namespace {
   std::string type;  // pid, network, mount, ipc, uts, cgroup
   std::string path;  // empty: a new namespace
+  bool operator==(const Namespace&) const = default;
 };
 
 struct Device {
@@ -64,6 +72,7 @@ struct Device {
   std::optional<uint32_t> file_mode;
   std::optional<uint32_t> uid;
   std::optional<uint32_t> gid;
+  bool operator==(const Device&) const = default;
 };
 
 // A device cgroup rule (linux.resources.devices): -1 for a wildcard major or minor.
@@ -73,11 +82,13 @@ struct DeviceRule {
   int64_t major = -1;
   int64_t minor = -1;
   std::string access = "rwm";
+  bool operator==(const DeviceRule&) const = default;
 };
 
 struct HugepageLimit {
   std::string page_size;  // 2MB, 1GB
   uint64_t limit = 0;
+  bool operator==(const HugepageLimit&) const = default;
 };
 
 struct Resources {
@@ -92,6 +103,7 @@ struct Resources {
   std::vector<HugepageLimit> hugepage_limits;
   std::map<std::string, std::string> unified;  // cgroup v2 files
   std::vector<DeviceRule> devices;             // in order; empty leaves the devices cgroup alone
+  bool operator==(const Resources&) const = default;
 };
 
 struct SeccompArg {
@@ -99,6 +111,7 @@ struct SeccompArg {
   uint64_t value = 0;
   uint64_t value_two = 0;
   std::string op;  // SCMP_CMP_EQ, SCMP_CMP_MASKED_EQ, ...
+  bool operator==(const SeccompArg&) const = default;
 };
 
 struct SeccompRule {
@@ -106,6 +119,7 @@ struct SeccompRule {
   std::string action;  // SCMP_ACT_ALLOW, SCMP_ACT_ERRNO, ...
   std::optional<uint32_t> errno_ret;
   std::vector<SeccompArg> args;
+  bool operator==(const SeccompRule&) const = default;
 };
 
 struct Seccomp {
@@ -114,6 +128,7 @@ struct Seccomp {
   std::vector<std::string> architectures;  // SCMP_ARCH_X86_64, ...
   std::vector<std::string> flags;
   std::vector<SeccompRule> syscalls;
+  bool operator==(const Seccomp&) const = default;
 };
 
 struct LinuxSpec {
@@ -126,6 +141,7 @@ struct LinuxSpec {
   std::vector<Device> devices;
   std::map<std::string, std::string> sysctl;
   std::string rootfs_propagation;
+  bool operator==(const LinuxSpec&) const = default;
 };
 
 struct Spec {
@@ -137,12 +153,16 @@ struct Spec {
   std::vector<Mount> mounts;
   LinuxSpec linux_spec;
   std::map<std::string, std::string> annotations;
+  bool operator==(const Spec&) const = default;
 };
 
-// The compact text form cribd writes next to config.json for crib-monitor, which then needs no
-// JSON parser: one record a line, tab-separated fields, each escaped (\\ \t \n).
-std::string EncodeSpec(const Spec& spec);
-// Returns false and sets `error` on a malformed digest.
-bool DecodeSpec(const std::string& text, Spec* spec, std::string* error);
+// config.json, the one form of the spec: cribd writes it into the bundle, crib-monitor (and any
+// OCI runtime) reads it. Unknown fields are ignored, as runc and crun do. The parsers return
+// false with the reason in `error` on text that is not a spec.
+bool ParseSpecJson(std::string_view text, Spec* spec, std::string* error);
+// The config.json text of `spec` (indented, stable key order).
+std::string SpecToJson(const Spec& spec);
+// An OCI seccomp profile (the linux.seccomp object, as Localhost profiles are written).
+bool ParseSeccompJson(std::string_view text, Seccomp* seccomp, std::string* error);
 
 }  // namespace crib::runtime

@@ -1,9 +1,7 @@
-#include "runtime/spec_json.h"
-
+// config.json both ways, for cribd and crib-monitor alike: nlohmann-json stays inside this file.
 #include <nlohmann/json.hpp>
 
-#include "absl/status/status.h"
-#include "absl/strings/str_cat.h"
+#include "runtime/spec.h"
 
 namespace crib::runtime {
 namespace {
@@ -202,32 +200,38 @@ json SeccompToJson(const Seccomp& s) {
 
 }  // namespace
 
-absl::StatusOr<Seccomp> ParseSeccompJson(absl::string_view text) {
+bool ParseSeccompJson(std::string_view text, Seccomp* seccomp, std::string* error) {
   json j = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) {
-    return absl::InvalidArgumentError("parse seccomp profile: not a json object");
+    *error = "parse seccomp profile: not a json object";
+    return false;
   }
   try {
-    Seccomp s = SeccompFromJson(j);
-    if (s.default_action.empty()) {
-      return absl::InvalidArgumentError("parse seccomp profile: it has no defaultAction");
-    }
-    return s;
+    *seccomp = SeccompFromJson(j);
   } catch (const json::exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat("parse seccomp profile: ", e.what()));
+    *error = std::string("parse seccomp profile: ") + e.what();
+    return false;
   }
+  if (seccomp->default_action.empty()) {
+    *error = "parse seccomp profile: it has no defaultAction";
+    return false;
+  }
+  return true;
 }
 
-absl::StatusOr<Spec> ParseSpecJson(absl::string_view text) {
+bool ParseSpecJson(std::string_view text, Spec* spec, std::string* error) {
   json j = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) {
-    return absl::InvalidArgumentError("parse config.json: not a json object");
+    *error = "parse config.json: not a json object";
+    return false;
   }
   try {
-    return SpecFromJson(j);
+    *spec = SpecFromJson(j);
   } catch (const json::exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat("parse config.json: ", e.what()));
+    *error = std::string("parse config.json: ") + e.what();
+    return false;
   }
+  return true;
 }
 
 std::string SpecToJson(const Spec& spec) {

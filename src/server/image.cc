@@ -1,5 +1,6 @@
 // ImageService: PullImage, ListImages, ImageStatus, RemoveImage, ImageFsInfo, each a thin
 // translation to one image::ImageStore call.
+#include "common/errors.h"
 #include "image/image_store.h"
 #include "nlohmann/json.hpp"
 #include "server/grpc_status.h"
@@ -63,7 +64,7 @@ grpc::Status ImageService::ImageStatus(grpc::ServerContext*, const cri::ImageSta
   absl::StatusOr<image::Image> image =
       deps_.images.Status(request->image().image(), request->verbose());
   // CRI: an image that is not present is an empty response, not an error.
-  if (absl::IsNotFound(image.status())) return grpc::Status::OK;
+  if (IsCriNotFound(image.status())) return grpc::Status::OK;
   if (!image.ok()) return ToGrpcStatus(image.status());
   ToCri(*image, *response->mutable_image());
   if (request->verbose()) {
@@ -81,7 +82,7 @@ grpc::Status ImageService::RemoveImage(grpc::ServerContext*, const cri::RemoveIm
                                        cri::RemoveImageResponse*) {
   absl::Status status = deps_.images.Remove(request->image().image());
   // CRI: removing an image that is not there succeeds.
-  if (absl::IsNotFound(status)) return grpc::Status::OK;
+  if (IsCriNotFound(status)) return grpc::Status::OK;
   return ToGrpcStatus(status);
 }
 

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/errors.h"
 
 namespace crib::store {
 namespace {
@@ -166,7 +167,7 @@ absl::StatusOr<Statement> Database::Prepare(const char* sql) {
   const int rc = sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
   if (rc != SQLITE_OK) {
     absl::Status status = Error(rc);
-    return absl::Status(status.code(), absl::StrCat("prepare \"", sql, "\": ", status.message()));
+    return Annotate(status, absl::StrCat("prepare \"", sql, "\""));
   }
   if (cached.stmt != nullptr) {
     // The cached copy is busy (a nested use of the same SQL): this one is private.

@@ -1,6 +1,7 @@
 #include "stream/launcher_backend.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/errors.h"
 #include "common/status_macros.h"
 
 namespace crib::stream {
@@ -58,8 +59,7 @@ absl::StatusOr<std::string> LauncherBackend::RunningBundle(absl::string_view con
   ASSIGN_OR_RETURN(std::string bundle, resolvers_.container_bundle(container_id));
   absl::StatusOr<runtime::ContainerStatus> status = launcher_.Status(bundle);
   if (!status.ok()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("container ", container_id, " is not running: ", status.status().message()));
+    return Annotate(status.status(), absl::StrCat("state of container ", container_id));
   }
   if (status->state != runtime::ContainerState::kRunning) {
     return absl::FailedPreconditionError(

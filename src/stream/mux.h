@@ -103,8 +103,6 @@ class SpdyMux : public Mux {
   void Consumed(uint32_t id, size_t n) override;
   void Close(uint16_t code, absl::string_view reason) override;
 
-  bool peer_flow_control() const { return peer_flow_control_; }
-
  private:
   class Visitor;
   struct Stream {

@@ -48,7 +48,7 @@ std::string HostForUrl(const std::string& address) {
 
 // A status from the backend as an HTTP answer before the upgrade.
 int HttpCodeFor(const absl::Status& status) {
-  switch (status.code()) {
+  switch (ClientCode(status)) {
     case absl::StatusCode::kNotFound:
       return 404;
     case absl::StatusCode::kFailedPrecondition:

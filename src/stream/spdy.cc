@@ -255,6 +255,11 @@ absl::StatusOr<HeaderBlock> HeaderDecompressor::Decompress(absl::string_view com
 }
 
 void AppendDataFrame(std::string* out, uint32_t stream_id, uint8_t flags, absl::string_view data) {
+  // The length field has 24 bits: more data goes in several frames, the flags on the last.
+  while (data.size() > kMaxDataFrame) {
+    AppendDataFrame(out, stream_id, 0, data.substr(0, kMaxDataFrame));
+    data.remove_prefix(kMaxDataFrame);
+  }
   Put32(out, stream_id & 0x7fffffff);
   out->push_back(static_cast<char>(flags));
   Put24(out, static_cast<uint32_t>(data.size()));
@@ -274,13 +279,6 @@ std::string SynStreamFrame(uint32_t stream_id, uint32_t associated_id, uint8_t p
 
 std::string SynReplyFrame(uint32_t stream_id, uint8_t flags, absl::string_view headers) {
   std::string out = ControlFrameHeader(kSynReply, flags, 4 + headers.size());
-  Put32(&out, stream_id & 0x7fffffff);
-  out.append(headers.data(), headers.size());
-  return out;
-}
-
-std::string HeadersFrame(uint32_t stream_id, uint8_t flags, absl::string_view headers) {
-  std::string out = ControlFrameHeader(kHeaders, flags, 4 + headers.size());
   Put32(&out, stream_id & 0x7fffffff);
   out.append(headers.data(), headers.size());
   return out;

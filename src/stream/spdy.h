@@ -31,7 +31,6 @@ enum FrameType : uint16_t {
 };
 
 inline constexpr uint8_t kFlagFin = 0x01;
-inline constexpr uint8_t kFlagUnidirectional = 0x02;
 
 enum RstStatus : uint32_t {
   kProtocolError = 1,
@@ -108,7 +107,6 @@ std::string RstStreamFrame(uint32_t stream_id, uint32_t status);
 std::string SettingsFrame(const std::vector<std::pair<uint32_t, uint32_t>>& id_values);
 std::string PingFrame(uint32_t id);
 std::string GoAwayFrame(uint32_t last_good_stream_id, uint32_t status);
-std::string HeadersFrame(uint32_t stream_id, uint8_t flags, absl::string_view headers);
 std::string WindowUpdateFrame(uint32_t stream_id, uint32_t delta);
 
 // A control frame as received: its type, flags and payload (after the 8-byte header).

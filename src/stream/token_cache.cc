@@ -49,10 +49,10 @@ absl::StatusOr<std::string> TokenCache::Insert(PreparedRequest request) {
 absl::StatusOr<PreparedRequest> TokenCache::Consume(const std::string& token) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = entries_.find(token);
-  if (it == entries_.end()) return absl::NotFoundError("stream token: unknown or already used");
+  if (it == entries_.end()) return CriNotFound("stream token: unknown or already used");
   Entry entry = std::move(it->second);
   entries_.erase(it);
-  if (entry.expires <= clock_()) return absl::NotFoundError("stream token: expired");
+  if (entry.expires <= clock_()) return CriNotFound("stream token: expired");
   return std::move(entry.request);
 }
 

@@ -27,7 +27,6 @@ inline constexpr uint16_t kCloseNormal = 1000;
 inline constexpr uint16_t kCloseGoingAway = 1001;
 inline constexpr uint16_t kCloseProtocolError = 1002;
 inline constexpr uint16_t kCloseTooBig = 1009;
-inline constexpr uint16_t kCloseInternalError = 1011;
 
 // Sec-WebSocket-Accept for a client's Sec-WebSocket-Key.
 std::string AcceptKey(absl::string_view client_key);

@@ -18,7 +18,6 @@
 #include "common/files.h"
 #include "runtime/defaults.h"
 #include "runtime/launcher.h"
-#include "runtime/spec_json.h"
 #include "support/percentile.h"
 
 namespace {
@@ -80,12 +79,9 @@ int main(int argc, char** argv) {
           crib::runtime::RuntimeDefaultSeccomp(crib::runtime::DefaultCapabilities());
     spec.linux_spec.masked_paths = crib::runtime::DefaultMaskedPaths();
     spec.linux_spec.readonly_paths = crib::runtime::DefaultReadonlyPaths();
-    if (!crib::WriteFileAtomic(bundle + "/config.json", crib::runtime::SpecToJson(spec)).ok()) {
-      return 1;
-    }
     absl::Time t0 = absl::Now();
     bundles.push_back(bundle);
-    auto created = launcher.Create(absl::StrCat("c", i), bundle, bundle + "/log");
+    auto created = launcher.Create(absl::StrCat("c", i), bundle, spec, bundle + "/log");
     if (!created.ok()) {
       std::fprintf(stderr, "%s\n", created.status().ToString().c_str());
       return 1;

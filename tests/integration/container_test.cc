@@ -209,8 +209,10 @@ TEST_F(ContainerTest, SeccompRuntimeDefaultRefusesWhatItMust) {
   auto* p = missing.mutable_linux()->mutable_security_context()->mutable_seccomp();
   p->set_profile_type(cri::SecurityProfile::Localhost);
   p->set_localhost_ref(dir_.path() + "/no-such-profile.json");
+  // Not NOT_FOUND, which kubelet would read as "the container is gone": the profile is not on
+  // this node (yet).
   grpc::Status status = Create(pod, missing);
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_THAT(status.error_message(), HasSubstr("no-such-profile.json"));
 }
 
@@ -419,21 +421,23 @@ TEST_F(ContainerTest, MountsReadonlyPropagationAndTheirErrors) {
   EXPECT_EQ(status.mounts(0).container_path(), "/ro");
   EXPECT_TRUE(status.mounts(0).readonly());
 
-  const Leftovers before = Count();
-  // A missing host path, and propagation the host mount cannot give, are clear errors.
-  cri::ContainerConfig missing = Config("missing", {"true"});
+  // A missing host path is made as a directory, as containerd and CRI-O do (kubelet's
+  // hostPath volumes without a type rely on it).
+  cri::ContainerConfig missing = Config("missing", {"sh", "-c", "echo made > /data/file"});
   cri::Mount* m = missing.add_mounts();
   m->set_container_path("/data");
   m->set_host_path(dir_.path() + "/no/such/dir");
-  grpc::Status s = Create(pod, missing);
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
-  EXPECT_THAT(s.error_message(), HasSubstr(dir_.path() + "/no/such/dir"));
+  EXPECT_EQ(RunToExit(pod, missing, &status), "");
+  EXPECT_EQ(Slurp(dir_.path() + "/no/such/dir/file"), "made");
+
+  const Leftovers before = Count();
+  // Propagation the host mount cannot give is a clear error.
   cri::ContainerConfig bidirectional = Config("bidirectional", {"true"});
   m = bidirectional.add_mounts();
   m->set_container_path("/data");
   m->set_host_path(host.path());
   m->set_propagation(cri::PROPAGATION_BIDIRECTIONAL);
-  s = Create(pod, bidirectional);
+  grpc::Status s = Create(pod, bidirectional);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_THAT(s.error_message(), HasSubstr("not shared"));
   EXPECT_EQ(Count(), before) << Describe(Count());
@@ -590,7 +594,7 @@ TEST_F(ContainerTest, FailureAfterEachCreateStepLeavesNothing) {
   const std::vector<std::pair<std::string, std::string>> steps = {
       {"reserve", "reserve name"},       {"dirs", "make the writable layer"},
       {"rootfs", "mount rootfs"},        {"user", "resolve the user"},
-      {"log", "make the log directory"}, {"spec", "write the spec"},
+      {"log", "make the log directory"}, {"spec", "build the spec"},
       {"monitor", "start crib-monitor"}, {"watch", "watch crib-monitor"},
       {"started", "start times"},        {"record", "record container"}};
   for (const auto& [step, words] : steps) {

@@ -602,7 +602,7 @@ TEST_F(CniTest, ChangingTheConfDirWhileRunningSwitchesNetworkReady) {
   const std::string host = RunOk(HostPod("host"));
   EXPECT_FALSE(host.empty());
   grpc::Status status = Run(NetnsPod("early"));
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND) << status.error_message();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << status.error_message();
   EXPECT_THAT(status.error_message(), HasSubstr(conf_dir_));
   ASSERT_TRUE(Remove(host).ok());
   EXPECT_EQ(Count(), before) << Describe(Count());

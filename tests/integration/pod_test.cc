@@ -299,6 +299,21 @@ TEST_F(PodTest, InvalidRequestsAreInvalidArgumentAndLeaveNothing) {
        "net.ipv4.ip_forward"},
       {"bad port",
        [](auto& r) { r.mutable_config()->add_port_mappings()->set_container_port(70000); }, "port"},
+      // crib runs with the cgroupfs driver here: a systemd slice, a relative path and a path
+      // that climbs out are refused, never taken literally.
+      {"slice parent with the cgroupfs driver",
+       [](auto& r) {
+         r.mutable_config()->mutable_linux()->set_cgroup_parent("kubepods-besteffort.slice");
+       },
+       "cgroup_driver \"cgroupfs\""},
+      {"relative cgroup parent",
+       [](auto& r) { r.mutable_config()->mutable_linux()->set_cgroup_parent("kubepods/pod1"); },
+       "not an absolute path"},
+      {"cgroup parent climbing out",
+       [](auto& r) {
+         r.mutable_config()->mutable_linux()->set_cgroup_parent("/kubepods/../../escape");
+       },
+       "\"..\" component"},
   };
   for (const Case& c : cases) {
     cri::RunPodSandboxRequest request = HostPod("bad");

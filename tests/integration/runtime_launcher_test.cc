@@ -37,7 +37,6 @@
 #include "runtime/defaults.h"
 #include "runtime/launcher.h"
 #include "runtime/spec.h"
-#include "runtime/spec_json.h"
 #include "support/cribd_process.h"
 #include "support/machine.h"
 #include "support/status_matchers.h"
@@ -139,7 +138,7 @@ class LauncherTest : public ::testing::Test {
       std::string dir = absl::StrCat("/sys/fs/cgroup/", hierarchy, cgroup_path_);
       EXPECT_FALSE(std::filesystem::exists(dir)) << dir;
     }
-    for (const char* name : {"monitor.sock", "exit", "init.pid", "spec.digest"}) {
+    for (const char* name : {"monitor.sock", "exit", "init.pid", "config.json", "seccomp.bpf"}) {
       EXPECT_FALSE(std::filesystem::exists(bundle_ + "/" + name)) << name;
     }
     EXPECT_THAT(Slurp("/proc/self/mountinfo"), ::testing::Not(HasSubstr(dir_.path())));
@@ -163,9 +162,7 @@ class LauncherTest : public ::testing::Test {
   }
 
   absl::StatusOr<CreatedContainer> Create(const Spec& spec, const CreateOptions& options = {}) {
-    absl::Status written = WriteFileAtomic(bundle_ + "/config.json", SpecToJson(spec));
-    if (!written.ok()) return written;
-    absl::StatusOr<CreatedContainer> created = launcher_.Create(id_, bundle_, log_, options);
+    absl::StatusOr<CreatedContainer> created = launcher_.Create(id_, bundle_, spec, log_, options);
     if (created.ok()) {
       pids_.push_back(created->monitor_pid);
       pids_.push_back(created->init_pid);
@@ -444,14 +441,13 @@ TEST_F(LauncherTest, JoinsAnotherProcesssPidAndNetNamespaces) {
 
 TEST_F(LauncherTest, MonitorSurvivesTheDeathOfItsParent) {
   Spec spec = BaseSpec({"sleep", "1000"});
-  ASSERT_THAT(WriteFileAtomic(bundle_ + "/config.json", SpecToJson(spec)), IsOk());
   int report[2];
   ASSERT_EQ(::pipe(report), 0);
   // A stand-in for cribd: it creates and starts the container, then dies by SIGKILL.
   pid_t parent = ::fork();
   if (parent == 0) {
     ::close(report[0]);
-    absl::StatusOr<CreatedContainer> created = launcher_.Create(id_, bundle_, log_);
+    absl::StatusOr<CreatedContainer> created = launcher_.Create(id_, bundle_, spec, log_);
     int pids[2] = {0, 0};
     if (created.ok() && launcher_.Start(bundle_).ok()) {
       pids[0] = created->monitor_pid;
@@ -521,7 +517,7 @@ TEST_F(LauncherTest, ExecOutputExitCodeAndTimeout) {
   options.args = {"/bin/nope"};
   options.timeout = absl::ZeroDuration();
   EXPECT_THAT(launcher_.Exec(bundle_, options),
-              StatusIs(absl::StatusCode::kFailedPrecondition,
+              StatusIs(absl::StatusCode::kUnknown,
                        HasSubstr("exec \"/bin/nope\": no such file or directory")));
 }
 
@@ -644,7 +640,7 @@ TEST_F(LauncherTest, CgroupFilesShowTheLimits) {
 TEST_F(LauncherTest, MissingBinaryIsAClearStartError) {
   ASSERT_THAT(Create(BaseSpec({"/bin/nope"})).status(), IsOk());
   EXPECT_THAT(launcher_.Start(bundle_),
-              StatusIs(absl::StatusCode::kFailedPrecondition,
+              StatusIs(absl::StatusCode::kUnknown,
                        HasSubstr("exec \"/bin/nope\": no such file or directory")));
   absl::StatusOr<ExitInfo> exit = launcher_.WaitExit(bundle_, absl::Seconds(10));
   ASSERT_THAT(exit.status(), IsOk());
@@ -653,19 +649,19 @@ TEST_F(LauncherTest, MissingBinaryIsAClearStartError) {
 
 TEST_F(LauncherTest, CommandNotInPathIsAClearStartError) {
   ASSERT_THAT(Create(BaseSpec({"nope"})).status(), IsOk());
-  EXPECT_THAT(launcher_.Start(bundle_), StatusIs(absl::StatusCode::kFailedPrecondition,
-                                                 HasSubstr("exec \"nope\": no such file")));
+  EXPECT_THAT(launcher_.Start(bundle_),
+              StatusIs(absl::StatusCode::kUnknown, HasSubstr("exec \"nope\": no such file")));
 }
 
 TEST_F(LauncherTest, SetupFailureLeavesNothing) {
   Spec spec = BaseSpec({"true"});
   spec.mounts.push_back({"/data", "bind", "/nonexistent/crib/source", {"rbind"}});
-  EXPECT_THAT(Create(spec), StatusIs(absl::StatusCode::kFailedPrecondition,
-                                     HasSubstr("/nonexistent/crib/source")));
+  EXPECT_THAT(Create(spec),
+              StatusIs(absl::StatusCode::kUnknown, HasSubstr("/nonexistent/crib/source")));
   spec.mounts.pop_back();
   // A missing working directory is made (as runc does); one that is a file is an error.
   spec.process.cwd = "/etc/passwd";
-  EXPECT_THAT(Create(spec), StatusIs(absl::StatusCode::kFailedPrecondition,
+  EXPECT_THAT(Create(spec), StatusIs(absl::StatusCode::kUnknown,
                                      HasSubstr("chdir to cwd /etc/passwd: not a directory")));
   // TearDown checks that no cgroup, mount or process is left.
 }
@@ -809,7 +805,7 @@ TEST_F(LauncherTest, StreamExecWithStdinPipesAndExitCode) {
 
   options.args = {"/bin/nope"};
   EXPECT_THAT(launcher_.StartExec(bundle_, options),
-              StatusIs(absl::StatusCode::kFailedPrecondition,
+              StatusIs(absl::StatusCode::kUnknown,
                        HasSubstr("exec \"/bin/nope\": no such file or directory")));
 }
 

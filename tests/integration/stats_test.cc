@@ -160,6 +160,20 @@ class StatsTest : public CriFixture {
     return s;
   }
 
+  // The pod's stats once `done` holds (the kernel folds a child's memory counters into its
+  // parent's lazily, so the pod's numbers may trail its containers' for a moment).
+  cri::PodSandboxStats PodStatsUntil(const std::string& id,
+                                     const std::function<bool(const cri::PodSandboxStats&)>& done,
+                                     absl::Duration limit = absl::Seconds(30)) {
+    const absl::Time deadline = absl::Now() + limit;
+    cri::PodSandboxStats s = PodStats(id);
+    while (!done(s) && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(200));
+      s = PodStats(id);
+    }
+    return s;
+  }
+
   std::unique_ptr<cri::ImageService::Stub> image_;
 };
 
@@ -234,7 +248,14 @@ TEST_F(StatsTest, AllocatingFiftyMegabytesShowsInTheWorkingSet) {
   // The pod's cgroup holds its containers: the hog's anonymous 50 MB are in its numbers too
   // (file pages may move between the active and inactive lists from one read to the next, so
   // the two working sets are not compared with each other).
-  const cri::MemoryUsage pod_memory = PodStats(pod).linux().memory();
+  const cri::MemoryUsage pod_memory =
+      PodStatsUntil(pod,
+                    [](const cri::PodSandboxStats& s) {
+                      return s.linux().memory().rss_bytes().value() >= 50'000'000 &&
+                             s.linux().memory().working_set_bytes().value() >= 50'000'000;
+                    })
+          .linux()
+          .memory();
   EXPECT_GE(pod_memory.rss_bytes().value(), 50'000'000u);
   EXPECT_GE(pod_memory.working_set_bytes().value(), 50'000'000u);
 }

@@ -31,7 +31,6 @@
 #include "runtime/defaults.h"
 #include "runtime/launcher.h"
 #include "runtime/spec.h"
-#include "runtime/spec_json.h"
 #include "stream/launcher_backend.h"
 #include "stream/server.h"
 #include "support/cribd_process.h"

@@ -14,10 +14,13 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/files.h"
 #include "common/unique_fd.h"
+#include "support/machine.h"
 
 namespace crib::testing {
 namespace {
@@ -78,17 +81,6 @@ pid_t Spawn(const CribdOptions& options, const std::string& log_path) {
 }
 
 }  // namespace
-
-TempDir::TempDir() {
-  std::string templ = "/tmp/crib-test-XXXXXX";
-  if (::mkdtemp(templ.data()) == nullptr) std::abort();
-  path_ = templ;
-}
-
-TempDir::~TempDir() {
-  std::error_code ignored;
-  std::filesystem::remove_all(path_, ignored);
-}
 
 CribdOptions CribdProcess::OptionsIn(const std::string& dir) {
   CribdOptions options;
@@ -161,6 +153,30 @@ std::unique_ptr<grpc::ClientContext> ContextWithDeadline(absl::Duration d) {
   auto context = std::make_unique<grpc::ClientContext>();
   context->set_deadline(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(d));
   return context;
+}
+
+std::string PausePath() {
+  const std::string cribd = CRIBD_PATH;
+  return absl::StrCat(cribd.substr(0, cribd.rfind('/')), "/crib-pause");
+}
+
+std::set<pid_t> PauseProcesses(const std::string& state_dir) {
+  std::set<pid_t> out;
+  const std::string pause = PausePath();
+  const std::string pods = state_dir.empty() ? "" : absl::StrCat(state_dir, "/pods/");
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    pid_t pid = 0;
+    if (!absl::SimpleAtoi(entry.path().filename().string(), &pid)) continue;
+    std::error_code link_error;
+    const auto exe = std::filesystem::read_symlink(entry.path() / "exe", link_error);
+    if (link_error || exe.string() != pause || Exited(pid)) continue;
+    if (!pods.empty() && !absl::StrContains(Slurp((entry.path() / "cmdline").string()), pods)) {
+      continue;
+    }
+    out.insert(pid);
+  }
+  return out;
 }
 
 }  // namespace crib::testing

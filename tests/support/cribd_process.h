@@ -8,29 +8,18 @@
 
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "api/cri/api.grpc.pb.h"
+#include "support/temp_dir.h"
 
 namespace crib::testing {
 
 namespace cri = ::runtime::v1;
-
-// A temporary directory removed (recursively, after unmounting nothing) on destruction.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 struct CribdOptions {
   std::string root_dir;
@@ -78,6 +67,12 @@ class CribdProcess {
   std::string log_path_;
   std::shared_ptr<grpc::Channel> channel_;
 };
+
+// The crib-pause of this build (beside cribd), and its live processes (zombies do not count).
+std::string PausePath();
+// With `state_dir`, only those of the cribd with that state dir (crib-pause names its pod
+// directory, <state_dir>/pods/<id>, on its command line).
+std::set<pid_t> PauseProcesses(const std::string& state_dir = "");
 
 // gRPC client context with a deadline, for calls that must not hang a test.
 std::unique_ptr<grpc::ClientContext> ContextWithDeadline(absl::Duration d = absl::Seconds(10));

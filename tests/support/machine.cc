@@ -186,30 +186,6 @@ std::set<pid_t> ProcessesWith(const std::string& needle) {
   return out;
 }
 
-std::string PausePath() {
-  const std::string cribd = CRIBD_PATH;
-  return absl::StrCat(cribd.substr(0, cribd.rfind('/')), "/crib-pause");
-}
-
-std::set<pid_t> PauseProcesses(const std::string& state_dir) {
-  std::set<pid_t> out;
-  const std::string pause = PausePath();
-  const std::string pods = state_dir.empty() ? "" : absl::StrCat(state_dir, "/pods/");
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
-    pid_t pid = 0;
-    if (!absl::SimpleAtoi(entry.path().filename().string(), &pid)) continue;
-    std::error_code link_error;
-    const auto exe = std::filesystem::read_symlink(entry.path() / "exe", link_error);
-    if (link_error || exe.string() != pause || Exited(pid)) continue;
-    if (!pods.empty() && !absl::StrContains(Slurp((entry.path() / "cmdline").string()), pods)) {
-      continue;
-    }
-    out.insert(pid);
-  }
-  return out;
-}
-
 Background::Background(std::vector<std::string> args) {
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());

@@ -63,12 +63,6 @@ bool ExitsWithin(pid_t pid, int timeout_ms = 10000);
 // Live processes whose command line contains `needle` (zombies do not count).
 std::set<pid_t> ProcessesWith(const std::string& needle);
 
-// The crib-pause of this build (beside cribd), and its live processes (zombies do not count).
-std::string PausePath();
-// With `state_dir`, only those of the cribd with that state dir (crib-pause names its pod
-// directory, <state_dir>/pods/<id>, on its command line).
-std::set<pid_t> PauseProcesses(const std::string& state_dir = "");
-
 // A process started in the background (argv[0] looked up in PATH), killed and reaped on
 // destruction; pid() is -1 when it could not be started.
 class Background {

@@ -315,8 +315,6 @@ absl::Status SpdyClient::Reset(uint32_t id) {
   return Write(spdy::RstStreamFrame(id, spdy::kCancel));
 }
 
-absl::Status SpdyClient::GoAway() { return Write(spdy::GoAwayFrame(0, 0)); }
-
 absl::Status SpdyClient::Pump(const std::function<bool()>& done, absl::Duration timeout) {
   absl::Time deadline = absl::Now() + timeout;
   Visitor visitor(this);

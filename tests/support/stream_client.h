@@ -76,7 +76,6 @@ class SpdyClient {
   uint32_t OpenStream(const stream::spdy::HeaderBlock& headers);
   absl::Status Send(uint32_t id, absl::string_view data, bool fin = false);
   absl::Status Reset(uint32_t id);
-  absl::Status GoAway();
   // Reads and handles frames until `done()` holds (true), the peer closes, or the timeout.
   absl::Status Pump(const std::function<bool()>& done, absl::Duration timeout = absl::Seconds(20));
   // Pumps until stream `id` is finished (FIN or reset) by the server.
@@ -84,7 +83,6 @@ class SpdyClient {
 
   std::string& data(uint32_t id) { return data_[id]; }
   bool finished(uint32_t id) const { return fins_.count(id) > 0 || resets_.count(id) > 0; }
-  bool was_reset(uint32_t id) const { return resets_.count(id) > 0; }
   bool replied(uint32_t id) const { return replies_.count(id) > 0; }
   bool goaway() const { return goaway_; }
   bool closed() const { return closed_; }

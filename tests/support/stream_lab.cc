@@ -18,7 +18,6 @@
 #include "common/files.h"
 #include "runtime/defaults.h"
 #include "runtime/spec.h"
-#include "runtime/spec_json.h"
 #include "support/machine.h"
 #include "support/stream_client.h"
 
@@ -126,16 +125,12 @@ absl::StatusOr<std::string> StreamLab::StartContainer(std::vector<std::string> a
   spec.linux_spec.masked_paths = runtime::DefaultMaskedPaths();
   spec.linux_spec.readonly_paths = runtime::DefaultReadonlyPaths();
   spec.linux_spec.seccomp = runtime::RuntimeDefaultSeccomp(runtime::DefaultCapabilities());
-  if (absl::Status s = WriteFileAtomic(bundle + "/config.json", runtime::SpecToJson(spec));
-      !s.ok()) {
-    return s;
-  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     bundles_[id] = bundle;
   }
   absl::StatusOr<runtime::CreatedContainer> created =
-      launcher_.Create(id, bundle, bundle + "/container.log", create);
+      launcher_.Create(id, bundle, spec, bundle + "/container.log", create);
   if (!created.ok()) return created.status();
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -2,8 +2,8 @@
 #include "common/files.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "support/cribd_process.h"
 #include "support/status_matchers.h"
+#include "support/temp_dir.h"
 
 namespace crib::cgroup {
 namespace {

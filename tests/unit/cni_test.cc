@@ -23,8 +23,8 @@
 #include "network/cni_invoke.h"
 #include "network/cni_result.h"
 #include "nlohmann/json.hpp"
-#include "support/cribd_process.h"
 #include "support/status_matchers.h"
+#include "support/temp_dir.h"
 
 namespace crib::network::cni {
 namespace {

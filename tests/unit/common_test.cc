@@ -17,13 +17,13 @@
 #include "common/errors.h"
 #include "common/files.h"
 #include "common/spawn.h"
-#include "common/steps.h"
 #include "common/status_macros.h"
+#include "common/steps.h"
 #include "common/unique_fd.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "support/cribd_process.h"
 #include "support/status_matchers.h"
+#include "support/temp_dir.h"
 
 namespace crib {
 namespace {
@@ -41,6 +41,31 @@ TEST(ErrnoStatus, MapsCodeAndReadsLikeASentence) {
   EXPECT_EQ(ErrnoStatus(EACCES, "open").code(), absl::StatusCode::kPermissionDenied);
   EXPECT_EQ(ErrnoStatus(ENOSPC, "write").code(), absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(ErrnoStatus(EIO, "read").code(), absl::StatusCode::kInternal);
+}
+
+TEST(ErrnoStatus, KeepsItsErrnoThroughAnnotateAndReword) {
+  absl::Status s = Annotate(Annotate(ErrnoStatus(ENOTDIR, "open /a/b"), "read x"), "create");
+  EXPECT_EQ(ErrnoOf(s), ENOTDIR);
+  EXPECT_EQ(s.message(), "create: read x: open /a/b: not a directory");
+  EXPECT_EQ(ErrnoOf(Reword(s, "other words")), ENOTDIR);
+  EXPECT_EQ(ErrnoOf(absl::InternalError("no errno")), 0);
+  EXPECT_EQ(ErrnoOf(absl::OkStatus()), 0);
+  // Once a caller decided the code, the errno no longer picks it.
+  absl::Status decided = WithCode(s, absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(decided, StatusIs(absl::StatusCode::kFailedPrecondition, Eq(s.message())));
+  EXPECT_EQ(ErrnoOf(decided), 0);
+  EXPECT_EQ(ClientCode(decided), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(CriNotFound, IsTheOnlyNotFoundAClientSees) {
+  EXPECT_TRUE(IsCriNotFound(CriNotFound("container c not found")));
+  EXPECT_TRUE(IsCriNotFound(Annotate(CriNotFound("container c not found"), "stop")));
+  EXPECT_FALSE(IsCriNotFound(absl::NotFoundError("container c not found")));
+  EXPECT_FALSE(IsCriNotFound(ErrnoStatus(ENOENT, "open")));
+  EXPECT_EQ(ClientCode(CriNotFound("pod p not found")), absl::StatusCode::kNotFound);
+  EXPECT_EQ(ClientCode(absl::NotFoundError("monitor socket gone")), absl::StatusCode::kInternal);
+  EXPECT_EQ(ClientCode(ErrnoStatus(ENOENT, "open")), absl::StatusCode::kInternal);
+  EXPECT_EQ(ClientCode(absl::InvalidArgumentError("bad")), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(Annotate, PutsContextInFrontAndKeepsTheCode) {

@@ -5,8 +5,8 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
-#include "support/cribd_process.h"
 #include "support/status_matchers.h"
+#include "support/temp_dir.h"
 
 namespace crib {
 namespace {

@@ -18,8 +18,8 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "pod/netns_stats.h"
-#include "support/cribd_process.h"
 #include "support/status_matchers.h"
+#include "support/temp_dir.h"
 
 namespace crib {
 namespace {

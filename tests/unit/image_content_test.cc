@@ -9,8 +9,8 @@
 #include "gtest/gtest.h"
 #include "image/content_store.h"
 #include "image/digest.h"
-#include "support/cribd_process.h"
 #include "support/status_matchers.h"
+#include "support/temp_dir.h"
 
 namespace crib::image {
 namespace {

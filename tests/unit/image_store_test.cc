@@ -13,8 +13,8 @@
 #include "image/digest.h"
 #include "image/unpack.h"
 #include "store/store.h"
-#include "support/cribd_process.h"
 #include "support/status_matchers.h"
+#include "support/temp_dir.h"
 
 namespace crib::image {
 namespace {

@@ -23,8 +23,8 @@
 #include "gtest/gtest.h"
 #include "image/digest.h"
 #include "image/unpack.h"
-#include "support/cribd_process.h"
 #include "support/status_matchers.h"
+#include "support/temp_dir.h"
 
 namespace crib::image {
 namespace {

@@ -7,8 +7,8 @@
 #include "network/ipam.h"
 #include "network/port_mapping.h"
 #include "store/store.h"
-#include "support/cribd_process.h"
 #include "support/status_matchers.h"
+#include "support/temp_dir.h"
 
 namespace crib::network {
 namespace {

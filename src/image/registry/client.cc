@@ -250,9 +250,9 @@ struct Client::Session {
                        "registry.insecure_skip_verify) to reach it over TLS"));
     }
     for (const std::string& code : codes) {
-      if (code == "NAME_UNKNOWN" || code == "MANIFEST_UNKNOWN" || code == "BLOB_UNKNOWN") {
-        return absl::NotFoundError(message);
-      }
+      // The image the request names does not exist: the one NotFound a client sees.
+      if (code == "NAME_UNKNOWN" || code == "MANIFEST_UNKNOWN") return CriNotFound(message);
+      if (code == "BLOB_UNKNOWN") return absl::NotFoundError(message);
       if (code == "DENIED") return absl::PermissionDeniedError(message);
       if (code == "UNAUTHORIZED") return absl::UnauthenticatedError(message);
       if (code == "TOOMANYREQUESTS") return absl::UnavailableError(message);
@@ -357,9 +357,8 @@ struct Client::Session {
       const std::string want = absl::StrCat(platform.os, "/", platform.architecture,
                                             platform.variant.empty() ? "" : "/", platform.variant);
       if (best == nullptr) {
-        return absl::NotFoundError(absl::StrCat("image ", ref.String(), " has no manifest for ",
-                                                want, " (it has ", absl::StrJoin(offered, ", "),
-                                                ")"));
+        return CriNotFound(absl::StrCat("image ", ref.String(), " has no manifest for ", want,
+                                        " (it has ", absl::StrJoin(offered, ", "), ")"));
       }
       ASSIGN_OR_RETURN(Descriptor chosen, ParseDescriptor(*best, "index entry"));
       RETURN_IF_ERROR(FetchManifest(chosen.digest, chosen.digest, &body, &media_type, &digest));
@@ -370,7 +369,6 @@ struct Client::Session {
     }
     image.manifest_digest = digest;
     image.manifest_json = body;
-    image.manifest_media_type = media_type;
     const nlohmann::json manifest = nlohmann::json::parse(image.manifest_json);
     ASSIGN_OR_RETURN(image.config, ParseDescriptor(manifest.value("config", nlohmann::json()),
                                                    "manifest config"));

@@ -57,7 +57,6 @@ struct ResolvedImage {
   std::string config_json;          // its bytes, verified against config.digest
   std::vector<Descriptor> layers;   // in order, base first
   std::string media_type;           // of what the reference resolved to
-  std::string manifest_media_type;  // of the chosen image manifest
 };
 
 // The platform images are chosen for: the node's own by default.
@@ -101,9 +100,8 @@ class Client {
   RegistryConfig config_;
   Platform platform_;
   std::mutex mu_;
-  // Tokens cached per endpoint + scope; challenges per endpoint.
+  // Tokens cached per endpoint + scope.
   std::map<std::string, std::string> tokens_;
-  std::map<std::string, std::string> challenges_;
   friend struct Session;
 };
 

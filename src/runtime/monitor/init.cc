@@ -190,7 +190,6 @@ bool ParseMount(const Mount& m, MountStep* step, std::string* error) {
     step->cgroup_readonly = (step->flags & MS_RDONLY) != 0;
     step->flags &= ~MS_RDONLY;
   }
-  step->devpts = m.destination == "/dev/pts" && m.type == "devpts";
   return true;
 }
 
@@ -760,8 +759,73 @@ std::string DescribeSync(const SyncMessage& message) {
   return what + ": " + ErrorText(message.err);
 }
 
-bool BuildPlan(const Spec& spec, const std::string& bundle, bool for_exec, Plan* plan,
-               std::string* error) {
+namespace {
+
+// The bounding set of this process: capabilities it lacks cannot be granted.
+uint64_t OwnBoundingSet() {
+  int fd = ::open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+  char buf[4096];
+  ssize_t n = fd >= 0 ? ::read(fd, buf, sizeof(buf) - 1) : -1;
+  if (fd >= 0) ::close(fd);
+  if (n <= 0) return ~0ULL;
+  buf[n] = '\0';
+  const char* at = std::strstr(buf, "CapBnd:");
+  return at != nullptr ? std::strtoull(at + 7, nullptr, 16) : ~0ULL;
+}
+
+int LastCapability() {
+  int fd = ::open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
+  char buf[16] = {};
+  int last = 40;
+  if (fd >= 0 && ::read(fd, buf, sizeof(buf) - 1) > 0) last = std::atoi(buf);
+  if (fd >= 0) ::close(fd);
+  return last;
+}
+
+bool PlanCapabilities(const Capabilities& c, Plan* plan, std::string* error) {
+  plan->last_cap = LastCapability();
+  if (!CapabilityMask(c.bounding, plan->last_cap, &plan->cap_bounding, error) ||
+      !CapabilityMask(c.effective, plan->last_cap, &plan->cap_effective, error) ||
+      !CapabilityMask(c.permitted, plan->last_cap, &plan->cap_permitted, error) ||
+      !CapabilityMask(c.inheritable, plan->last_cap, &plan->cap_inheritable, error) ||
+      !CapabilityMask(c.ambient, plan->last_cap, &plan->cap_ambient, error)) {
+    return false;
+  }
+  // Left out rather than failing every privileged container on a host whose launcher lacks
+  // some capabilities.
+  const uint64_t own_bounding = OwnBoundingSet();
+  for (uint64_t* set : {&plan->cap_bounding, &plan->cap_effective, &plan->cap_permitted,
+                        &plan->cap_inheritable, &plan->cap_ambient}) {
+    *set &= own_bounding;
+  }
+  return true;
+}
+
+// argv, envp and the PATH directories the exec searches (the image's PATH, or the default).
+void PlanArgsAndEnv(const Process& p, Plan* plan) {
+  plan->cwd = p.cwd.empty() ? "/" : p.cwd;
+  plan->args_storage = p.args;
+  plan->env_storage = p.env;
+  std::string path_env = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  for (const auto& e : p.env) {
+    if (e.compare(0, 5, "PATH=") == 0) path_env = e.substr(5);
+  }
+  size_t start = 0;
+  while (start <= path_env.size()) {
+    size_t end = path_env.find(':', start);
+    if (end == std::string::npos) end = path_env.size();
+    std::string dir = path_env.substr(start, end - start);
+    plan->path_dirs.push_back(dir.empty() ? "." : dir);
+    start = end + 1;
+  }
+  for (auto& a : plan->args_storage) plan->argv.push_back(a.data());
+  plan->argv.push_back(nullptr);
+  for (auto& e : plan->env_storage) plan->envp.push_back(e.data());
+  plan->envp.push_back(nullptr);
+}
+
+// What every process of the container gets: user, capabilities, rlimits, seccomp, args.
+bool PlanProcess(const Spec& spec, const std::string& bundle, Plan* plan, std::string* error) {
   const Process& p = spec.process;
   if (p.args.empty()) {
     *error = "the process has no args";
@@ -771,38 +835,7 @@ bool BuildPlan(const Spec& spec, const std::string& bundle, bool for_exec, Plan*
   plan->uid = p.user.uid;
   plan->gid = p.user.gid;
   plan->groups.assign(p.user.additional_gids.begin(), p.user.additional_gids.end());
-  {
-    int fd = ::open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
-    char buf[16] = {};
-    if (fd >= 0 && ::read(fd, buf, sizeof(buf) - 1) > 0) plan->last_cap = std::atoi(buf);
-    if (fd >= 0) ::close(fd);
-  }
-  const Capabilities& c = p.capabilities;
-  // Capabilities the launcher itself lacks (its bounding set) cannot be granted: they are
-  // left out rather than failing every privileged container on such a host.
-  uint64_t own_bounding = ~0ULL;
-  {
-    int fd = ::open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-    char buf[4096];
-    ssize_t n = fd >= 0 ? ::read(fd, buf, sizeof(buf) - 1) : -1;
-    if (fd >= 0) ::close(fd);
-    if (n > 0) {
-      buf[n] = '\0';
-      if (const char* at = std::strstr(buf, "CapBnd:"))
-        own_bounding = std::strtoull(at + 7, nullptr, 16);
-    }
-  }
-  if (!CapabilityMask(c.bounding, plan->last_cap, &plan->cap_bounding, error) ||
-      !CapabilityMask(c.effective, plan->last_cap, &plan->cap_effective, error) ||
-      !CapabilityMask(c.permitted, plan->last_cap, &plan->cap_permitted, error) ||
-      !CapabilityMask(c.inheritable, plan->last_cap, &plan->cap_inheritable, error) ||
-      !CapabilityMask(c.ambient, plan->last_cap, &plan->cap_ambient, error)) {
-    return false;
-  }
-  for (uint64_t* set : {&plan->cap_bounding, &plan->cap_effective, &plan->cap_permitted,
-                        &plan->cap_inheritable, &plan->cap_ambient}) {
-    *set &= own_bounding;
-  }
+  if (!PlanCapabilities(p.capabilities, plan, error)) return false;
   plan->no_new_privileges = p.no_new_privileges;
   plan->apparmor_profile = p.apparmor_profile;
   for (const auto& r : p.rlimits) {
@@ -828,35 +861,19 @@ bool BuildPlan(const Spec& spec, const std::string& bundle, bool for_exec, Plan*
       return false;
     }
   }
-  plan->cwd = p.cwd.empty() ? "/" : p.cwd;
-  plan->args_storage = p.args;
-  plan->env_storage = p.env;
-  std::string path_env = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-  for (const auto& e : p.env) {
-    if (e.compare(0, 5, "PATH=") == 0) path_env = e.substr(5);
-  }
-  size_t start = 0;
-  while (start <= path_env.size()) {
-    size_t end = path_env.find(':', start);
-    if (end == std::string::npos) end = path_env.size();
-    std::string dir = path_env.substr(start, end - start);
-    plan->path_dirs.push_back(dir.empty() ? "." : dir);
-    start = end + 1;
-  }
-  for (auto& a : plan->args_storage) plan->argv.push_back(a.data());
-  plan->argv.push_back(nullptr);
-  for (auto& e : plan->env_storage) plan->envp.push_back(e.data());
-  plan->envp.push_back(nullptr);
-  if (for_exec) return true;
+  PlanArgsAndEnv(p, plan);
+  return true;
+}
 
-  const LinuxSpec& l = spec.linux_spec;
-  bool new_pid = false;
-  for (const auto& ns : l.namespaces) {
-    static constexpr struct {
-      const char* name;
-      int flag;
-    } kTypes[] = {{"pid", CLONE_NEWPID}, {"network", CLONE_NEWNET}, {"mount", CLONE_NEWNS},
-                  {"ipc", CLONE_NEWIPC}, {"uts", CLONE_NEWUTS},     {"cgroup", CLONE_NEWCGROUP}};
+// Namespaces to join (opened now) and to make; a hostname only with a uts namespace.
+bool PlanNamespaces(const Spec& spec, Plan* plan, std::string* error) {
+  static constexpr struct {
+    const char* name;
+    int flag;
+  } kTypes[] = {{"pid", CLONE_NEWPID}, {"network", CLONE_NEWNET}, {"mount", CLONE_NEWNS},
+                {"ipc", CLONE_NEWIPC}, {"uts", CLONE_NEWUTS},     {"cgroup", CLONE_NEWCGROUP}};
+  bool joined_uts = false;
+  for (const auto& ns : spec.linux_spec.namespaces) {
     int flag = 0;
     for (const auto& t : kTypes) {
       if (ns.type == t.name) flag = t.flag;
@@ -867,7 +884,7 @@ bool BuildPlan(const Spec& spec, const std::string& bundle, bool for_exec, Plan*
     }
     if (ns.path.empty()) {
       if (flag == CLONE_NEWPID) {
-        new_pid = true;
+        plan->clone_flags |= CLONE_NEWPID;
       } else if (flag == CLONE_NEWCGROUP) {
         plan->new_cgroup_ns = true;
       } else {
@@ -885,23 +902,24 @@ bool BuildPlan(const Spec& spec, const std::string& bundle, bool for_exec, Plan*
       plan->join_pid.Reset(fd);
     } else {
       plan->joins.emplace_back(flag, UniqueFd(fd));
-      if (flag == CLONE_NEWUTS) plan->new_uts = true;  // a joined uts may take the hostname
+      // A joined uts namespace may take the hostname.
+      if (flag == CLONE_NEWUTS) plan->new_uts = joined_uts = true;
     }
   }
-  if (new_pid) plan->clone_flags |= CLONE_NEWPID;
   // The launcher always gives the container a mount namespace of its own.
   plan->unshare_flags |= CLONE_NEWNS;
-  if (!spec.hostname.empty() && !(plan->unshare_flags & CLONE_NEWUTS)) {
+  if (!spec.hostname.empty() && !(plan->unshare_flags & CLONE_NEWUTS) && !joined_uts) {
     // Setting a hostname in a namespace shared with the host would rename the host.
-    bool joined_uts = false;
-    for (const auto& [flag, fd] : plan->joins) joined_uts |= flag == CLONE_NEWUTS;
-    if (!joined_uts) {
-      *error = "hostname \"" + spec.hostname + "\" needs a uts namespace";
-      return false;
-    }
+    *error = "hostname \"" + spec.hostname + "\" needs a uts namespace";
+    return false;
   }
   plan->hostname = spec.hostname;
+  return true;
+}
 
+// The root, its propagation, the mounts, device nodes, sysctls, masked and read-only paths.
+bool PlanFileSystem(const Spec& spec, const std::string& bundle, Plan* plan, std::string* error) {
+  const LinuxSpec& l = spec.linux_spec;
   std::string root = spec.root_path;
   if (root.empty() || root[0] != '/') root = bundle + "/" + root;
   char resolved[PATH_MAX];
@@ -945,18 +963,32 @@ bool BuildPlan(const Spec& spec, const std::string& bundle, bool for_exec, Plan*
   }
   plan->masked = l.masked_paths;
   plan->readonly = l.readonly_paths;
-  if (!l.cgroups_path.empty()) {
-    ContainerCgroup cgroup;
-    if (!cgroup.Init(l.cgroups_path, error)) return false;
-    plan->cgroup_procs = cgroup.ProcsFiles();
-    for (const auto& view : cgroup.Views()) {
-      plan->cgroup_views.emplace_back(view.name, view.dir);
-      for (const auto& controller : view.controllers) {
-        if (controller != view.name) plan->cgroup_links.emplace_back(controller, view.name);
-      }
+  return true;
+}
+
+// The cgroup files the init writes itself into, and the views of a "cgroup" mount on v1.
+bool PlanCgroup(const Spec& spec, Plan* plan, std::string* error) {
+  if (spec.linux_spec.cgroups_path.empty()) return true;
+  ContainerCgroup cgroup;
+  if (!cgroup.Init(spec.linux_spec.cgroups_path, error)) return false;
+  plan->cgroup_procs = cgroup.ProcsFiles();
+  for (const auto& view : cgroup.Views()) {
+    plan->cgroup_views.emplace_back(view.name, view.dir);
+    for (const auto& controller : view.controllers) {
+      if (controller != view.name) plan->cgroup_links.emplace_back(controller, view.name);
     }
   }
   return true;
+}
+
+}  // namespace
+
+bool BuildPlan(const Spec& spec, const std::string& bundle, bool for_exec, Plan* plan,
+               std::string* error) {
+  if (!PlanProcess(spec, bundle, plan, error)) return false;
+  if (for_exec) return true;
+  return PlanNamespaces(spec, plan, error) && PlanFileSystem(spec, bundle, plan, error) &&
+         PlanCgroup(spec, plan, error);
 }
 
 void RunInit(const Plan& plan, const InitStdio& stdio, int sync_fd, int start_fd) {

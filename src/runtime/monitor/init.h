@@ -51,7 +51,6 @@ struct MountStep {
   bool recursive_readonly = false;  // "rro": read-only down the whole bound tree
   bool file_target = false;         // a bind mount of a file: the target is a file
   bool dev_tmpfs = false;           // /dev: gets the standard device nodes
-  bool devpts = false;              // /dev/pts: gets the /dev/ptmx link
   bool cgroup_v1 = false;  // type "cgroup": a tmpfs with the container's v1 cgroups bound in
   bool cgroup_readonly = false;
 };

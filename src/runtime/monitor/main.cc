@@ -2,8 +2,10 @@
 // child subreaper), that creates the container init, keeps its stdio, writes the CRI log,
 // records the exit status atomically, serves attachers and answers on a unix socket
 // (protocol.h). With `exec`, it is the helper that runs one process in a running container's
-// namespaces and cgroup. It must stay tiny: no gRPC, protobuf, spdlog, absl, iostreams or JSON
-// parser; and nothing an attacher does may block the log (bounded buffers, non-blocking sends).
+// namespaces and cgroup. It must stay tiny: no gRPC, protobuf, spdlog, absl or iostreams (the
+// spec's JSON parser is used by `create` and `exec` only, before any long wait, and `serve`
+// re-executes itself so its address space holds none of it); and nothing an attacher does may
+// block the log (bounded buffers, non-blocking sends).
 #include <fcntl.h>
 #include <malloc.h>
 #include <poll.h>
@@ -132,12 +134,12 @@ bool WriteFileAtomic(const std::string& path, const std::string& content, bool d
 
 bool LoadSpec(const std::string& bundle, Spec* spec, std::string* error) {
   std::string text;
-  std::string path = bundle + "/" + kSpecDigestFile;
+  std::string path = bundle + "/" + kSpecFile;
   if (!ReadWholeFile(path, &text)) {
     *error = "read " + path + ": " + ErrorText(errno);
     return false;
   }
-  return DecodeSpec(text, spec, error);
+  return ParseSpecJson(text, spec, error);
 }
 
 // Reads one SyncMessage; false on EOF (the exec happened, or the child died).
@@ -503,7 +505,7 @@ std::string Monitor::Dispatch(const std::string& request, std::vector<UniqueFd>*
     return std::string("ok ") + s + " " + std::to_string(init_pid_);
   }
   if (cmd == "start") {
-    if (state_ != State::kCreated) return "error the container is not in the created state";
+    if (state_ != State::kCreated) return "refused the container is not in the created state";
     if (::write(start_w_.get(), "x", 1) != 1) {
       return std::string("error release the init: ") + ErrorText(errno);
     }
@@ -530,7 +532,7 @@ std::string Monitor::Dispatch(const std::string& request, std::vector<UniqueFd>*
     return "ok";
   }
   if (cmd == "resize" && words.size() == 3) {
-    if (!pty_master_) return "error the container has no terminal";
+    if (!pty_master_) return "refused the container has no terminal";
     struct winsize ws = {};
     ws.ws_row = static_cast<unsigned short>(std::atoi(words[1].c_str()));
     ws.ws_col = static_cast<unsigned short>(std::atoi(words[2].c_str()));
@@ -545,9 +547,9 @@ std::string Monitor::Dispatch(const std::string& request, std::vector<UniqueFd>*
 
 std::string Monitor::Attach(const std::vector<std::string>& words,
                             std::vector<UniqueFd>* reply_fds) {
-  if (state_ == State::kExited) return "error the container has exited";
+  if (state_ == State::kExited) return "refused the container has exited";
   if (attachers_.size() >= static_cast<size_t>(kMaxAttachers)) {
-    return "error too many attachers (" + std::to_string(kMaxAttachers) + ")";
+    return "busy too many attachers (" + std::to_string(kMaxAttachers) + ")";
   }
   Attacher a;
   bool want[3] = {words[2] == "1", words[3] == "1", words[1] == "1"};  // out, err, in

@@ -1,16 +1,18 @@
 // The files and the socket protocol between cribd's launcher and crib-monitor. Shared by
 // both sides; plain C++.
 //
-// Bundle files: spec.digest (the spec, written by cribd), monitor.sock, monitor.pid,
+// Bundle files: config.json (the OCI spec, written by cribd), seccomp.bpf (the compiled
+// filter, written by cribd), monitor.sock, monitor.pid,
 // init.pid, exit (written atomically when the container has exited), monitor.log (the
 // monitor's own diagnostics).
 //
-// Socket: one request line per connection, one reply line ("ok[ <detail>]" or
-// "error <message>"):
+// Socket: one request line per connection, one reply line: "ok[ <detail>]"; "refused <message>"
+// when the container's state does not allow the request (not created, exited, no terminal);
+// "busy <message>" when a limit is reached; "error <message>" when it failed:
 //   start            release the parked init; replies once the exec succeeded or failed
 //   kill <signal>    signal the init
 //   reopen-log       reopen the log file (after rotation)
-//   state            "ok created <pid>" or "ok running <pid>"
+//   state            "ok created <pid>", "ok running <pid>" or "ok exited <pid>"
 //   resize <rows> <cols>  the pty size (terminal containers)
 //   attach <stdin> <stdout> <stderr>  (each 0 or 1) "ok" with the attacher's ends attached as
 //                    SCM_RIGHTS, in the order stdout, stderr, stdin, for those asked for:
@@ -29,11 +31,12 @@
 
 namespace crib::runtime {
 
-inline constexpr char kSpecDigestFile[] = "spec.digest";
+inline constexpr char kSpecFile[] = "config.json";
 inline constexpr char kMonitorSocket[] = "monitor.sock";
 inline constexpr char kMonitorPidFile[] = "monitor.pid";
 inline constexpr char kInitPidFile[] = "init.pid";
 inline constexpr char kExitFile[] = "exit";
+inline constexpr char kExitTempFile[] = "exit.tmp";  // renamed to kExitFile once written
 inline constexpr char kMonitorLog[] = "monitor.log";
 inline constexpr int kMonitorStatusFd = 3;
 // Attachers served at once; one more is refused.
