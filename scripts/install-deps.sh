@@ -8,14 +8,15 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   libspdlog-dev libfmt-dev libtomlplusplus-dev libsqlite3-dev nlohmann-json3-dev
   libnl-3-dev libnl-route-3-dev libseccomp-dev libcurl4-openssl-dev libarchive-dev
-  libssl-dev libnftables-dev libzstd-dev zlib1g-dev
+  libssl-dev libnftables-dev libzstd-dev zlib1g-dev libsystemd-dev
   libgtest-dev libgmock-dev
   # run: what the CNI plugins run (crib itself spawns only its helpers and the plugins)
   iptables
   # test: a real registry, test image content, real CNI plugins, the tools the tests look at
-  # the machine with (ip, nft, ping, sqlite3), the cri-compat check, a Prometheus text parser
+  # the machine with (ip, nft, ping, sqlite3), the cri-compat check, a Prometheus text parser,
+  # a real systemd and system bus in namespaces of their own (tests/systemd)
   docker-registry apache2-utils zstd busybox-static containernetworking-plugins python3
-  iproute2 nftables iputils-ping sqlite3 python3-prometheus-client
+  iproute2 nftables iputils-ping sqlite3 python3-prometheus-client systemd dbus
 )
 
 # The streaming tests drive crib with Node.js clients (npm packages spdy-transport and ws, which

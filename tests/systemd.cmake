@@ -1,0 +1,16 @@
+# A real systemd in namespaces of its own (systemd/systemd_lab.py), for the tests of the systemd
+# cgroup driver: this checks the lab itself on the machine (systemd up, a scope's limits in its
+# cgroups, nothing left). Exit 77 (skipped) without Debian's systemd and dbus.
+add_test(NAME systemd_lab COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/systemd/systemd_lab_test.py)
+set_tests_properties(systemd_lab PROPERTIES LABELS integration RUN_SERIAL TRUE
+                     SKIP_RETURN_CODE 77 TIMEOUT 120)
+
+# SystemdBus (src/cgroup/systemd_bus.cc) against that systemd: the whole binary runs inside one
+# lab (systemd reads the pids it is sent in its own pid namespace).
+add_executable(systemd_bus_test integration/systemd_bus_test.cc)
+target_link_libraries(systemd_bus_test PRIVATE crib::systemd_bus crib::cgroup crib_test_util
+                      GTest::gmock_main)
+target_compile_options(systemd_bus_test PRIVATE ${CRIB_WARNINGS})
+add_test(NAME systemd_bus_test COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/systemd/systemd_lab.py
+         run $<TARGET_FILE:systemd_bus_test>)
+set_tests_properties(systemd_bus_test PROPERTIES LABELS integration RUN_SERIAL TRUE TIMEOUT 120)
