@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The README's first command: installs the Debian packages, builds crib, installs the default
-# configuration if there is none, and starts cribd on /run/crib/crib.sock, ready for crictl.
+# configuration if there is none, and starts cribd on /run/crib/crib.sock, ready for crictl:
+# as the systemd service crib.service (etc/crib.service) when systemd is the init, else as a
+# background process of its own session.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "setup.sh: run as root" >&2; exit 1; }
@@ -26,6 +28,17 @@ if [ -s "$state/cribd.lock" ]; then
     kill -TERM "$old"
     for _ in $(seq 100); do kill -0 "$old" 2>/dev/null || break; sleep 0.1; done
   fi
+fi
+
+if [ -d /run/systemd/system ]; then
+  sed "s|@CRIBD@|$PWD/build/src/cribd/cribd|" etc/crib.service >/etc/systemd/system/crib.service
+  systemctl daemon-reload
+  systemctl enable crib.service >/dev/null
+  # Type=notify: this returns once the socket serves, or fails.
+  systemctl restart crib.service || { journalctl -u crib.service -n 20 --no-pager >&2; exit 1; }
+  echo "cribd runs as crib.service and serves unix://$socket; log: journalctl -u crib.service"
+  echo "try: crictl --runtime-endpoint unix://$socket version"
+  exit 0
 fi
 
 mkdir -p /var/log/crib

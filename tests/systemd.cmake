@@ -14,3 +14,11 @@ target_compile_options(systemd_bus_test PRIVATE ${CRIB_WARNINGS})
 add_test(NAME systemd_bus_test COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/systemd/systemd_lab.py
          run $<TARGET_FILE:systemd_bus_test>)
 set_tests_properties(systemd_bus_test PROPERTIES LABELS integration RUN_SERIAL TRUE TIMEOUT 120)
+
+# cribd as the service of etc/crib.service under that systemd, driven by crictl: Type=notify
+# readiness, KillMode=process across a restart, a graceful stop. Exit 77 without
+# ../shared/k8s-node-tools.
+add_test(NAME crib_service COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/systemd/crib_service_test.py
+         $<TARGET_FILE:cribd>)
+set_tests_properties(crib_service PROPERTIES LABELS e2e RUN_SERIAL TRUE SKIP_RETURN_CODE 77
+                     TIMEOUT 180)

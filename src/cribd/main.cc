@@ -5,6 +5,7 @@
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -150,8 +151,13 @@ absl::Status Serve(const Config& config, const sigset_t& stop_signals) {
   spdlog::info("cribd {} serving CRI v1 on {} (root {}, state {}, cgroup driver {}) in {}",
                kRuntimeVersion, config.socket, config.root_dir, config.state_dir,
                CgroupDriverName(config.cgroup_driver), absl::FormatDuration(absl::Now() - start));
+  // Under systemd (Type=notify, etc/crib.service): the socket serves, so the unit is started.
+  // Without NOTIFY_SOCKET this does nothing.
+  sd_notifyf(0, "READY=1\nMAINPID=%d\nSTATUS=serving CRI v1 on %s", static_cast<int>(::getpid()),
+             config.socket.c_str());
 
   const int signal = WaitForStopSignal(stop_signals);
+  sd_notify(0, "STOPPING=1");
   spdlog::info("received {}: no new calls; in-flight calls have {} to finish",
                absl::StrCat("SIG", ::sigabbrev_np(signal)),
                absl::FormatDuration(config.shutdown_timeout));
