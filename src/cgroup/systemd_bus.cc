@@ -247,4 +247,12 @@ absl::StatusOr<std::string> SystemdBus::ActiveState(const std::string& name) {
   return out;
 }
 
+absl::Status SystemdAnswers() {
+  absl::StatusOr<std::unique_ptr<SystemdBus>> bus = SystemdBus::Connect();
+  if (!bus.ok()) return bus.status();
+  absl::StatusOr<std::string> version = (*bus)->Version();
+  if (!version.ok()) return absl::UnavailableError(version.status().message());
+  return absl::OkStatus();
+}
+
 }  // namespace crib::cgroup

@@ -29,6 +29,9 @@ struct UnitProperty {
   std::variant<std::string, bool, uint64_t, std::vector<uint32_t>> value;
 };
 
+// OK when systemd's manager answers on the system bus; Unavailable with the reason otherwise.
+absl::Status SystemdAnswers();
+
 class SystemdBus {
  public:
   // Connects to the system bus (DBUS_SYSTEM_BUS_ADDRESS, or /run/dbus/system_bus_socket).

@@ -1,5 +1,7 @@
 // Version, Status and RuntimeConfig: what the runtime is, whether it and its network are
 // ready, and the cgroup driver kubelet must agree with.
+#include "absl/strings/str_cat.h"
+#include "cgroup/systemd_bus.h"
 #include "common/version.h"
 #include "runtime/readiness.h"
 #include "server/grpc_status.h"
@@ -33,7 +35,15 @@ grpc::Status RuntimeService::Version(grpc::ServerContext*, const cri::VersionReq
 grpc::Status RuntimeService::Status(grpc::ServerContext*, const cri::StatusRequest* request,
                                     cri::StatusResponse* response) {
   cri::RuntimeStatus* status = response->mutable_status();
-  AddCondition(*status, "RuntimeReady", runtime::CheckRuntimeReady(deps_.config));
+  Readiness runtime_ready = runtime::CheckRuntimeReady(deps_.config);
+  if (runtime_ready.ready && deps_.config.cgroup_driver == CgroupDriver::kSystemd) {
+    if (absl::Status s = cgroup::SystemdAnswers(); !s.ok()) {
+      runtime_ready = {
+          false, "SystemdUnreachable",
+          absl::StrCat("cgroup_driver is systemd, but systemd does not answer: ", s.message())};
+    }
+  }
+  AddCondition(*status, "RuntimeReady", runtime_ready);
   AddCondition(*status, "NetworkReady", deps_.network.Status());
   // The default handler (""): crib's own launcher.
   cri::RuntimeHandler* handler = response->add_runtime_handlers();
@@ -51,9 +61,16 @@ grpc::Status RuntimeService::Status(grpc::ServerContext*, const cri::StatusReque
 
 grpc::Status RuntimeService::RuntimeConfig(grpc::ServerContext*, const cri::RuntimeConfigRequest*,
                                            cri::RuntimeConfigResponse* response) {
-  response->mutable_linux()->set_cgroup_driver(deps_.config.cgroup_driver == CgroupDriver::kSystemd
-                                                   ? cri::CgroupDriver::SYSTEMD
-                                                   : cri::CgroupDriver::CGROUPFS);
+  if (deps_.config.cgroup_driver == CgroupDriver::kCgroupfs) {
+    response->mutable_linux()->set_cgroup_driver(cri::CgroupDriver::CGROUPFS);
+    return grpc::Status::OK;
+  }
+  // SYSTEMD only while systemd answers: kubelet takes its own driver from this reply.
+  if (absl::Status s = cgroup::SystemdAnswers(); !s.ok()) {
+    return ToGrpcStatus(absl::FailedPreconditionError(
+        absl::StrCat("cgroup_driver is systemd, but systemd does not answer: ", s.message())));
+  }
+  response->mutable_linux()->set_cgroup_driver(cri::CgroupDriver::SYSTEMD);
   return grpc::Status::OK;
 }
 

@@ -112,7 +112,7 @@ TEST_F(DaemonTest, VerboseStatusCarriesTheEffectiveConfig) {
   EXPECT_EQ(config["shutdown_timeout"], "7s") << "the file overrides the default";
 }
 
-TEST_F(DaemonTest, RuntimeConfigReportsTheConfiguredCgroupDriver) {
+TEST_F(DaemonTest, RuntimeConfigReportsTheCgroupDriverOnlyWhenItWorks) {
   {
     auto cribd = StartCribd(options_);
     ASSERT_NE(cribd, nullptr);
@@ -124,15 +124,26 @@ TEST_F(DaemonTest, RuntimeConfigReportsTheConfiguredCgroupDriver) {
     EXPECT_EQ(response.linux().cgroup_driver(), cri::CgroupDriver::CGROUPFS);
     EXPECT_EQ(WEXITSTATUS(cribd->SignalAndWait(SIGTERM)), 0);
   }
+  // With the systemd driver and no systemd to answer (a bus address where nothing listens,
+  // whatever this machine runs), crib claims neither driver and is not ready, saying why.
+  // (Under a real systemd: tests/systemd/crib_service_test.py.)
   options_.config_text = "cgroup_driver = \"systemd\"\n";
+  ::setenv("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/crib-test-bus", 1);
   auto cribd = StartCribd(options_);
+  ::unsetenv("DBUS_SYSTEM_BUS_ADDRESS");
   ASSERT_NE(cribd, nullptr);
   cri::RuntimeConfigResponse response;
+  const grpc::Status config = cribd->Runtime()->RuntimeConfig(
+      ContextWithDeadline().get(), cri::RuntimeConfigRequest(), &response);
+  EXPECT_EQ(config.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(config.error_message(), HasSubstr("systemd does not answer"));
+  cri::StatusResponse status;
   ASSERT_TRUE(
-      cribd->Runtime()
-          ->RuntimeConfig(ContextWithDeadline().get(), cri::RuntimeConfigRequest(), &response)
-          .ok());
-  EXPECT_EQ(response.linux().cgroup_driver(), cri::CgroupDriver::SYSTEMD);
+      cribd->Runtime()->Status(ContextWithDeadline().get(), cri::StatusRequest(), &status).ok());
+  ASSERT_GE(status.status().conditions_size(), 1);
+  EXPECT_EQ(status.status().conditions(0).type(), "RuntimeReady");
+  EXPECT_FALSE(status.status().conditions(0).status());
+  EXPECT_EQ(status.status().conditions(0).reason(), "SystemdUnreachable");
 }
 
 TEST_F(DaemonTest, UnimplementedRpcsNameThemselves) {

@@ -3,7 +3,8 @@
 - Type=notify: `systemctl start` returns once the CRI socket serves (no polling needed);
 - KillMode=process: a restart of the service stops cribd alone; a pod's crib-pause runs on and
   the new cribd finds the pod ready again;
-- `systemctl stop` stops cribd gracefully (the socket is removed) and the pod still runs.
+- `systemctl stop` stops cribd gracefully (the socket is removed) and the pod still runs;
+- with cgroup_driver systemd, crib is ready only because this systemd answers.
 Needs crictl from ../shared/k8s-node-tools; exit 77 (skipped) without it, or without systemd.
 
 usage: crib_service_test.py CRIBD"""
@@ -63,7 +64,7 @@ def main(cribd):
     try:
         assert systemd_lab.start(str(state), "crib-lab-svc-%d" % os.getpid()) == 0
         started = True
-        exec_start = "%s --root %s --state %s --socket %s --log-level debug" % (
+        exec_start = "%s --root %s --state %s --socket %s --cgroup-driver systemd" % (
             cribd, work / "root", work / "state", sock)
         unit = (REPO / "etc" / "crib.service").read_text().replace("@CRIBD@", exec_start)
         (state / "units" / UNIT).write_text(unit)
@@ -89,6 +90,8 @@ def main(cribd):
         assert show("ActiveState") == "active", show("ActiveState")
         first_pid = show("MainPID")
         print("crib-test.service active, cribd pid %s (in the lab)" % first_pid)
+        conditions = {c["type"]: c for c in json.loads(cri("info"))["status"]["conditions"]}
+        assert conditions["RuntimeReady"]["status"] is True, conditions["RuntimeReady"]
 
         pod_config = work / "pod.json"
         pod_config.write_text(json.dumps({
