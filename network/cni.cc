@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <iterator>
+#include <optional>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -32,6 +34,9 @@ using nlohmann::json;
 std::string Dump(const json& value) {
   return value.dump(-1, ' ', false, json::error_handler_t::replace);
 }
+
+// Plugins whose calls crib makes one at a time (see Invoke).
+constexpr absl::string_view kSerializedPlugins[] = {"portmap"};
 
 // CNI_CONTAINERID's rule in the spec, which crib's pod ids (hex) always meet.
 absl::Status CheckPodId(absl::string_view id) {
@@ -128,6 +133,14 @@ absl::Status CniBackend::SetPodCidr(absl::string_view cidr) {
 absl::StatusOr<json> CniBackend::Invoke(const cni::Attachment& attachment, size_t index,
                                         const std::string& command, const json& prev_result) const {
   const std::string type = attachment.network.plugins.at(index).at("type").get<std::string>();
+  // Debian 12's portmap (containernetworking-plugins 1.1.1) creates the shared CNI-HOSTPORT-*
+  // chains by checking, then creating: two pods' ADDs at once can fail the second with
+  // "CHAIN_USER_ADD failed (File exists)". Its calls take their turn; the others run at once.
+  std::optional<absl::MutexLock> turn;
+  if (std::find(std::begin(kSerializedPlugins), std::end(kSerializedPlugins), type) !=
+      std::end(kSerializedPlugins)) {
+    turn.emplace(&serialized_mutex_);
+  }
   cni::PluginCall call;
   call.type = type;
   absl::StatusOr<std::string> executable = cni::FindPlugin(type, config_.cni_plugin_dirs);

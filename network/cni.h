@@ -77,6 +77,9 @@ class CniBackend final : public NetworkBackend {
   const std::string cni_path_;
   mutable absl::Mutex mutex_;
   mutable Loaded loaded_ ABSL_GUARDED_BY(mutex_);
+  // Held around every call of a plugin that makes shared host state with a check-then-create
+  // (kSerializedPlugins in cni.cc).
+  mutable absl::Mutex serialized_mutex_;
 };
 
 }  // namespace crib::network
