@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/errors.h"
 
 namespace crib::cgroup {
 namespace {
@@ -132,6 +133,20 @@ absl::StatusOr<std::string> SystemdBus::WaitForJob(const std::string& job, absl:
   }
 }
 
+absl::Status SystemdBus::FinishJob(sd_bus_message* reply, const std::string& what,
+                                   absl::Duration timeout) {
+  const char* job = nullptr;
+  if (int r = sd_bus_message_read(reply, "o", &job); r < 0) {
+    return absl::InternalError(absl::StrCat(what, ": read the job: ", std::strerror(-r)));
+  }
+  absl::StatusOr<std::string> result = WaitForJob(job, timeout);
+  if (!result.ok()) return Annotate(result.status(), what);
+  if (*result != "done") {
+    return absl::InternalError(absl::StrCat(what, ": its job ended \"", *result, "\""));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status SystemdBus::StartTransientUnit(const std::string& name,
                                             const std::vector<UnitProperty>& properties,
                                             absl::Duration timeout) {
@@ -155,18 +170,7 @@ absl::Status SystemdBus::StartTransientUnit(const std::string& name,
   r = sd_bus_call(bus_, call.message, absl::ToInt64Microseconds(timeout), &error.error,
                   &reply.message);
   if (r < 0) return BusStatus(what, r, error.error);
-  const char* job = nullptr;
-  if ((r = sd_bus_message_read(reply.message, "o", &job)) < 0) {
-    return absl::InternalError(absl::StrCat(what, ": read the job: ", std::strerror(-r)));
-  }
-  absl::StatusOr<std::string> result = WaitForJob(job, timeout);
-  if (!result.ok())
-    return absl::Status(result.status().code(),
-                        absl::StrCat(what, ": ", result.status().message()));
-  if (*result != "done") {
-    return absl::InternalError(absl::StrCat(what, ": its job ended \"", *result, "\""));
-  }
-  return absl::OkStatus();
+  return FinishJob(reply.message, what, timeout);
 }
 
 absl::Status SystemdBus::StopUnit(const std::string& name, absl::Duration timeout) {
@@ -180,18 +184,7 @@ absl::Status SystemdBus::StopUnit(const std::string& name, absl::Duration timeou
     if (sd_bus_error_has_name(&error.error, kNoSuchUnit)) return absl::OkStatus();
     return BusStatus(what, r, error.error);
   }
-  const char* job = nullptr;
-  if ((r = sd_bus_message_read(reply.message, "o", &job)) < 0) {
-    return absl::InternalError(absl::StrCat(what, ": read the job: ", std::strerror(-r)));
-  }
-  absl::StatusOr<std::string> result = WaitForJob(job, timeout);
-  if (!result.ok())
-    return absl::Status(result.status().code(),
-                        absl::StrCat(what, ": ", result.status().message()));
-  if (*result != "done") {
-    return absl::InternalError(absl::StrCat(what, ": its job ended \"", *result, "\""));
-  }
-  return absl::OkStatus();
+  return FinishJob(reply.message, what, timeout);
 }
 
 absl::Status SystemdBus::ResetFailedUnit(const std::string& name) {

@@ -18,6 +18,7 @@
 #include "absl/time/time.h"
 
 struct sd_bus;
+struct sd_bus_message;
 
 namespace crib::cgroup {
 
@@ -60,6 +61,9 @@ class SystemdBus {
 
  private:
   explicit SystemdBus(sd_bus* bus) : bus_(bus) {}
+  // The job in `reply` (a StartTransientUnit or StopUnit answer), waited for: an error
+  // naming `what` unless it ended "done".
+  absl::Status FinishJob(sd_bus_message* reply, const std::string& what, absl::Duration timeout);
   // Waits until JobRemoved names `job`; its result ("done", "failed", "canceled"...).
   absl::StatusOr<std::string> WaitForJob(const std::string& job, absl::Duration timeout);
   absl::StatusOr<std::string> UnitPath(const std::string& name);

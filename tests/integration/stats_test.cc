@@ -148,16 +148,22 @@ class StatsTest : public CriFixture {
   }
 
   // Stats until `done` holds for them, at most `limit`.
+  // `read()` again every 200 ms until `done` holds of it, at most `limit`; the last reading.
+  template <typename Read, typename Done>
+  static auto ReadUntil(Read read, Done done, absl::Duration limit = absl::Seconds(30)) {
+    const absl::Time deadline = absl::Now() + limit;
+    auto s = read();
+    while (!done(s) && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(200));
+      s = read();
+    }
+    return s;
+  }
+
   cri::ContainerStats StatsUntil(const std::string& id,
                                  const std::function<bool(const cri::ContainerStats&)>& done,
                                  absl::Duration limit = absl::Seconds(30)) {
-    const absl::Time deadline = absl::Now() + limit;
-    cri::ContainerStats s = Stats(id);
-    while (!done(s) && absl::Now() < deadline) {
-      absl::SleepFor(absl::Milliseconds(200));
-      s = Stats(id);
-    }
-    return s;
+    return ReadUntil([&] { return Stats(id); }, done, limit);
   }
 
   // The pod's stats once `done` holds (the kernel folds a child's memory counters into its
@@ -165,13 +171,7 @@ class StatsTest : public CriFixture {
   cri::PodSandboxStats PodStatsUntil(const std::string& id,
                                      const std::function<bool(const cri::PodSandboxStats&)>& done,
                                      absl::Duration limit = absl::Seconds(30)) {
-    const absl::Time deadline = absl::Now() + limit;
-    cri::PodSandboxStats s = PodStats(id);
-    while (!done(s) && absl::Now() < deadline) {
-      absl::SleepFor(absl::Milliseconds(200));
-      s = PodStats(id);
-    }
-    return s;
+    return ReadUntil([&] { return PodStats(id); }, done, limit);
   }
 
   std::unique_ptr<cri::ImageService::Stub> image_;
