@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "cgroup/cgroupfs.h"
+#include "cgroup/systemd_driver.h"
 #include "common/files.h"
 #include "common/logging.h"
 #include "common/process.h"
@@ -107,6 +108,22 @@ absl::StatusOr<PodRecovery> PodService::Recover() {
     orphan.KillAll(SIGKILL);
     RETURN_IF_ERROR(orphan.Remove());
     ++report.orphans;
+  }
+  if (systemd()) {
+    // The systemd driver's units of this cribd that no pod or container record names.
+    ASSIGN_OR_RETURN(std::vector<store::ContainerRecord> containers, store_.ListContainers());
+    std::set<std::string> known = live;
+    for (const store::ContainerRecord& c : containers) known.insert(c.id);
+    for (const char* pattern : {"crib-*.scope", "*crib[-_]*.slice"}) {
+      ASSIGN_OR_RETURN(std::vector<std::string> units, cgroup::SharedSystemd().ListOwn(pattern));
+      for (const std::string& unit : units) {
+        const std::string id = cgroup::IdOfUnit(unit);
+        if (id.empty() || known.count(id) > 0) continue;
+        RETURN_IF_ERROR(cgroup::SharedSystemd().Stop(unit));
+        spdlog::info("recovery: stopped systemd unit {}, which no record names", unit);
+        ++report.orphans;
+      }
+    }
   }
   ASSIGN_OR_RETURN(const int detached, network_.RemoveOrphans(live));
   report.orphans += detached;

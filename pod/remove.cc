@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "cgroup/cgroupfs.h"
+#include "cgroup/systemd_driver.h"
 #include "common/errors.h"
 #include "common/failpoint.h"
 #include "common/logging.h"
@@ -56,11 +57,21 @@ absl::Status PodService::Remove(const std::string& id_or_prefix) {
     return step_error("unmount shm", ErrnoStatus(errno, absl::StrCat("unmount ", shm)));
   }
   // A pause process that a crash kept out of the record is still in the pod's cgroup.
-  cgroup::Cgroup(layout_, PauseCgroupPath(data.cgroup_path)).KillAll(SIGKILL);
+  const std::string pause_cgroup = PauseCgroupPath(data.cgroup_path, id);
+  cgroup::Cgroup(layout_, pause_cgroup).KillAll(SIGKILL);
   cgroup::Cgroup(layout_, data.cgroup_path).KillAll(SIGKILL);
-  if (absl::Status s = cgroup::Cgroup(layout_, PauseCgroupPath(data.cgroup_path)).Remove();
-      !s.ok()) {
-    return step_error("remove cgroup", s);
+  if (cgroup::IsSystemdPath(data.cgroup_path)) {
+    // Stopping the slice stops whatever scope is left in it.
+    for (const std::string& path : {pause_cgroup, data.cgroup_path}) {
+      if (absl::Status s = cgroup::SharedSystemd().Stop(cgroup::UnitOfPath(path)); !s.ok()) {
+        return step_error("stop systemd unit", s);
+      }
+    }
+  }
+  if (pause_cgroup != data.cgroup_path) {
+    if (absl::Status s = cgroup::Cgroup(layout_, pause_cgroup).Remove(); !s.ok()) {
+      return step_error("remove cgroup", s);
+    }
   }
   if (absl::Status s = cgroup::Cgroup(layout_, data.cgroup_path).Remove(); !s.ok()) {
     return step_error("remove cgroup", s);

@@ -12,6 +12,7 @@
 #include "absl/time/clock.h"
 #include "cgroup/cgroupfs.h"
 #include "cgroup/parent.h"
+#include "cgroup/systemd_driver.h"
 #include "common/errors.h"
 #include "common/files.h"
 #include "common/ids.h"
@@ -67,11 +68,7 @@ absl::StatusOr<std::string> PodService::Run(const PodSandboxSpec& spec) {
   data.annotations = spec.annotations;
   data.namespaces = spec.namespaces;
   if (!host_network) data.port_mappings = spec.port_mappings;
-  data.cgroup_path =
-      absl::StrCat(spec.cgroup_parent.empty() ? kCribCgroupParent : spec.cgroup_parent, "/", id);
-  if (!absl::StartsWith(data.cgroup_path, "/")) {
-    data.cgroup_path = absl::StrCat("/", data.cgroup_path);
-  }
+  ASSIGN_OR_RETURN(data.cgroup_path, PodCgroupPath(spec.cgroup_parent, id));
   if (!host_network) data.netns_path = NetnsPath(id);
   data.pod_dir = PodDir(id);
   data.config_bytes = spec.config_bytes;
@@ -95,7 +92,7 @@ absl::StatusOr<std::string> PodService::Run(const PodSandboxSpec& spec) {
         if (same_run) return absl::OkStatus();
         RETURN_IF_ERROR(MakeNamespacesAndFiles(steps, spec, data));
         cgroup::Cgroup cgroup(layout_, data.cgroup_path);
-        cgroup::Cgroup pause_cgroup(layout_, PauseCgroupPath(data.cgroup_path));
+        cgroup::Cgroup pause_cgroup(layout_, PauseCgroupPath(data.cgroup_path, id));
         RETURN_IF_ERROR(MakeCgroupAndPause(steps, spec, cgroup, pause_cgroup, data));
         if (!host_network) RETURN_IF_ERROR(AttachNetwork(steps, spec, id, data));
         // Ready.
@@ -192,17 +189,49 @@ absl::Status PodService::MakeNamespacesAndFiles(Steps& steps, const PodSandboxSp
       });
 }
 
+std::string PodService::PauseCgroupPath(const std::string& pod_cgroup,
+                                        const std::string& id) const {
+  if (cgroup::IsSystemdPath(pod_cgroup))
+    return absl::StrCat(pod_cgroup, "/", cgroup::ScopeName(id));
+  return absl::StrCat(pod_cgroup, layout_.mode == cgroup::Mode::kUnified ? "/pause" : "");
+}
+
+absl::StatusOr<std::string> PodService::PodCgroupPath(const std::string& parent,
+                                                      const std::string& id) const {
+  if (systemd()) {
+    ASSIGN_OR_RETURN(const std::string slice, cgroup::PodSliceName(parent, id));
+    return cgroup::ExpandSlice(slice);
+  }
+  std::string path = absl::StrCat(parent.empty() ? kCribCgroupParent : parent, "/", id);
+  if (!absl::StartsWith(path, "/")) path = absl::StrCat("/", path);
+  return path;
+}
+
 // The pod cgroup with the pod's resources and overhead, and crib-pause in the pod's namespaces
 // and cgroup. On cgroup v2 a cgroup with processes cannot hand controllers to its children (the
-// containers): the pause gets a leaf of its own.
+// containers): the pause gets a leaf of its own. With the systemd driver, the pod cgroup is a
+// transient slice and the pause's a scope in it, which systemd makes with the pause's pid once
+// crib-pause has reported it; the cgroup files systemd does not manage are written as with
+// cgroupfs.
 absl::Status PodService::MakeCgroupAndPause(Steps& steps, const PodSandboxSpec& spec,
                                             cgroup::Cgroup& cgroup, cgroup::Cgroup& pause_cgroup,
                                             PodData& data) {
+  const bool unified = layout_.mode == cgroup::Mode::kUnified;
+  if (systemd()) {
+    const std::string slice = cgroup::UnitOfPath(cgroup.path());
+    RETURN_IF_ERROR(steps.Run(
+        "slice", "start the pod's systemd slice",
+        [&] {
+          return cgroup::SharedSystemd().StartSlice(
+              slice, cgroup::ResourceProperties(cgroup::ToSpecResources(spec.resources), unified));
+        },
+        [slice] { return cgroup::SharedSystemd().Stop(slice); }));
+  }
   RETURN_IF_ERROR(steps.Run(
       "cgroup", "create cgroup", [&] { return cgroup.Create(); },
       [cgroup]() mutable { return cgroup.Remove(); }));
   RETURN_IF_ERROR(steps.Run("limits", "limit cgroup", [&] { return cgroup.Apply(spec.resources); }));
-  const bool pause_leaf = layout_.mode == cgroup::Mode::kUnified;
+  const bool pause_leaf = unified && !systemd();
   if (pause_leaf) {
     RETURN_IF_ERROR(steps.Run(
         "pause_cgroup", "create crib-pause's cgroup", [&] { return pause_cgroup.Create(); },
@@ -218,8 +247,8 @@ absl::Status PodService::MakeCgroupAndPause(Steps& steps, const PodSandboxSpec& 
     pause.sysctls.push_back(absl::StrCat(key, "=", value));
   }
   pause.pod_dir = data.pod_dir;
-  pause.cgroup_procs = (pause_leaf ? pause_cgroup : cgroup).ProcsFiles();
-  return steps.Run(
+  if (!systemd()) pause.cgroup_procs = (pause_leaf ? pause_cgroup : cgroup).ProcsFiles();
+  RETURN_IF_ERROR(steps.Run(
       "pause", "start crib-pause",
       [&]() -> absl::Status {
         if (::access(pause_path_.c_str(), X_OK) != 0) {
@@ -230,7 +259,18 @@ absl::Status PodService::MakeCgroupAndPause(Steps& steps, const PodSandboxSpec& 
         data.pid_start_time = process.start_time;
         return absl::OkStatus();
       },
-      [&data] { return StopPause(PauseProcess{data.pid, data.pid_start_time}, absl::Seconds(2)); });
+      [&data] {
+        return StopPause(PauseProcess{data.pid, data.pid_start_time}, absl::Seconds(2));
+      }));
+  if (!systemd()) return absl::OkStatus();
+  const std::string scope = cgroup::UnitOfPath(pause_cgroup.path());
+  return steps.Run(
+      "pause_scope", "start crib-pause's systemd scope",
+      [&] {
+        return cgroup::SharedSystemd().StartScope(scope, cgroup::UnitOfPath(cgroup.path()),
+                                                  data.pid, {});
+      },
+      [scope] { return cgroup::SharedSystemd().Stop(scope); });
 }
 
 // The pod's network through the backend, and its addresses in the pod's hosts file.

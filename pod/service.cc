@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "cgroup/systemd_driver.h"
 #include "common/errors.h"
 #include "common/ids.h"
 #include "common/spawn.h"
@@ -41,6 +42,8 @@ absl::StatusOr<std::unique_ptr<PodService>> PodService::Create(const Config& con
                                                                store::Store& store) {
   ASSIGN_OR_RETURN(cgroup::Layout layout, cgroup::DetectLayout());
   ASSIGN_OR_RETURN(std::string pause, HelperPath(config.helper_dir, "crib-pause"));
+  if (config.cgroup_driver == CgroupDriver::kSystemd)
+    cgroup::SharedSystemd().SetOwner(config.state_dir);
   return std::unique_ptr<PodService>(
       new PodService(config, network, store, std::move(layout), std::move(pause)));
 }

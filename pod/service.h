@@ -107,10 +107,13 @@ class PodService {
   absl::Status StopLocked(const std::string& id, bool removing = false);
 
   std::string PodDir(const std::string& id) const;
-  // The leaf the pause process lives in on cgroup v2 (a sibling of the containers' cgroups).
-  static std::string PauseCgroupPath(const std::string& pod_cgroup) {
-    return pod_cgroup + "/pause";
-  }
+  // The cgroup crib-pause lives in: with the systemd driver its scope, crib-<pod id>.scope;
+  // with cgroupfs on v2 the leaf "pause" (a sibling of the containers' cgroups); on v1 the pod
+  // cgroup itself.
+  std::string PauseCgroupPath(const std::string& pod_cgroup, const std::string& id) const;
+  bool systemd() const { return config_.cgroup_driver == CgroupDriver::kSystemd; }
+  // The pod cgroup's path: below crib's own parent or `parent`, named by the driver.
+  absl::StatusOr<std::string> PodCgroupPath(const std::string& parent, const std::string& id) const;
   std::string NetnsPath(const std::string& id) const;
 
   const Config& config_;

@@ -3,6 +3,7 @@
 // config for PodSandboxStatus. A zero or empty value leaves that limit as it is.
 #include "absl/strings/str_cat.h"
 #include "cgroup/cgroupfs.h"
+#include "cgroup/systemd_driver.h"
 #include "common/errors.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
@@ -21,6 +22,13 @@ absl::Status PodService::UpdateResources(const std::string& id_or_prefix,
   if (record.state != static_cast<int>(PodState::kReady)) {
     return absl::FailedPreconditionError(
         absl::StrCat("update resources of pod sandbox ", id, ": it is not ready"));
+  }
+  if (cgroup::IsSystemdPath(data.cgroup_path)) {
+    absl::Status s = cgroup::SharedSystemd().Set(
+        cgroup::UnitOfPath(data.cgroup_path),
+        cgroup::ResourceProperties(cgroup::ToSpecResources(resources),
+                                   layout_.mode == cgroup::Mode::kUnified));
+    if (!s.ok()) return Annotate(s, absl::StrCat("update resources of pod sandbox ", id));
   }
   if (absl::Status s = cgroup::Cgroup(layout_, data.cgroup_path).Apply(resources); !s.ok()) {
     return Annotate(s, absl::StrCat("update resources of pod sandbox ", id));

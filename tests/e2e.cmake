@@ -13,3 +13,15 @@ foreach(e2e kubelet_test crictl_test)
                        SKIP_RETURN_CODE 77
                        ENVIRONMENT "CRIBD_PATH=$<TARGET_FILE:cribd>")
 endforeach()
+
+# The same kubelet test with kubelet and cribd on the systemd cgroup driver, inside a real
+# systemd of its own (systemd/systemd_lab.py): kubelet's slices, crib's slices and scopes.
+add_test(NAME e2e_kubelet_systemd_test
+         COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/systemd/systemd_lab.py run
+                 ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/e2e/kubelet_test.py)
+set_tests_properties(e2e_kubelet_systemd_test PROPERTIES
+                     LABELS e2e
+                     RUN_SERIAL TRUE
+                     TIMEOUT 600
+                     SKIP_RETURN_CODE 77
+                     ENVIRONMENT "CRIBD_PATH=$<TARGET_FILE:cribd>;CRIB_E2E_CGROUP_DRIVER=systemd")

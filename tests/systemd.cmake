@@ -22,3 +22,17 @@ add_test(NAME crib_service COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/systemd/c
          $<TARGET_FILE:cribd>)
 set_tests_properties(crib_service PROPERTIES LABELS e2e RUN_SERIAL TRUE SKIP_RETURN_CODE 77
                      TIMEOUT 180)
+
+# The systemd cgroup driver (src/cgroup/systemd_driver.cc): cribd with cgroup_driver =
+# "systemd" against that systemd, pods and containers in its units, their limits, updates,
+# OOM kills, failed calls, crash recovery and systemd's re-exec. The whole binary runs inside
+# one lab, with the test registry on the lab's loopback.
+add_executable(systemd_driver_test integration/systemd_driver_test.cc)
+target_link_libraries(systemd_driver_test PRIVATE crib_registry_fixture crib::systemd_bus
+                      crib_test_support GTest::gmock_main nlohmann_json::nlohmann_json)
+target_compile_options(systemd_driver_test PRIVATE ${CRIB_WARNINGS})
+target_compile_definitions(systemd_driver_test PRIVATE CRIB_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
+add_test(NAME systemd_driver_test COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/systemd/systemd_lab.py
+         run $<TARGET_FILE:systemd_driver_test>)
+set_tests_properties(systemd_driver_test PROPERTIES LABELS integration RUN_SERIAL TRUE
+                     TIMEOUT 600)

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "common/status_macros.h"
 
 namespace crib::cgroup {
 namespace {
@@ -68,17 +69,28 @@ absl::StatusOr<SystemdPath> ParseSystemdPath(absl::string_view path) {
   return out;
 }
 
+absl::StatusOr<std::string> SliceOfParent(absl::string_view parent) {
+  if (!absl::StartsWith(parent, "/")) {
+    if (!parent.empty()) RETURN_IF_ERROR(ExpandSlice(parent).status());
+    return std::string(parent);
+  }
+  absl::string_view path = absl::StripSuffix(parent, "/");
+  const absl::string_view last = path.substr(path.rfind('/') + 1);
+  absl::StatusOr<std::string> expanded =
+      absl::EndsWith(last, kSliceSuffix) ? ExpandSlice(last) : absl::StatusOr<std::string>("");
+  if (!expanded.ok() || *expanded != path) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cgroup parent \"", parent,
+        "\" is a cgroupfs path, but crib runs with cgroup_driver \"systemd\": kubelet's "
+        "cgroupDriver must be systemd too (it then sends the path of a slice, such as "
+        "/kubepods.slice/kubepods-besteffort.slice)"));
+  }
+  return std::string(last);
+}
+
 absl::Status CheckCgroupParent(absl::string_view parent, bool systemd) {
   if (parent.empty()) return absl::OkStatus();
-  if (systemd) {
-    if (absl::StartsWith(parent, "/")) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "cgroup parent \"", parent,
-          "\" is a cgroupfs path, but crib runs with cgroup_driver \"systemd\": kubelet's "
-          "cgroupDriver must be systemd too (it then sends a slice such as kubepods.slice)"));
-    }
-    return ExpandSlice(parent).status();
-  }
+  if (systemd) return SliceOfParent(parent).status();
   if (!absl::StartsWith(parent, "/")) {
     if (absl::EndsWith(parent, kSliceSuffix)) {
       return absl::InvalidArgumentError(absl::StrCat(

@@ -2,6 +2,7 @@
 
 #include <systemd/sd-bus.h>
 
+#include <cctype>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -57,13 +58,25 @@ int AppendProperty(sd_bus_message* m, const UnitProperty& p) {
     r = sd_bus_message_append(m, "v", "b", static_cast<int>(*b));
   } else if (const auto* t = std::get_if<uint64_t>(&p.value)) {
     r = sd_bus_message_append(m, "v", "t", *t);
-  } else {
-    const auto& pids = std::get<std::vector<uint32_t>>(p.value);
+  } else if (const auto* pids = std::get_if<std::vector<uint32_t>>(&p.value)) {
     if ((r = sd_bus_message_open_container(m, 'v', "au")) < 0) return r;
-    if ((r = sd_bus_message_append_array(m, 'u', pids.data(), pids.size() * sizeof(uint32_t))) <
+    if ((r = sd_bus_message_append_array(m, 'u', pids->data(), pids->size() * sizeof(uint32_t))) <
         0) {
       return r;
     }
+    r = sd_bus_message_close_container(m);
+  } else if (const auto* bytes = std::get_if<Bytes>(&p.value)) {
+    if ((r = sd_bus_message_open_container(m, 'v', "ay")) < 0) return r;
+    if ((r = sd_bus_message_append_array(m, 'y', bytes->data(), bytes->size())) < 0) return r;
+    r = sd_bus_message_close_container(m);
+  } else {
+    const auto& devices = std::get<DeviceAllowList>(p.value);
+    if ((r = sd_bus_message_open_container(m, 'v', "a(ss)")) < 0) return r;
+    if ((r = sd_bus_message_open_container(m, 'a', "(ss)")) < 0) return r;
+    for (const auto& [path, access] : devices) {
+      if ((r = sd_bus_message_append(m, "(ss)", path.c_str(), access.c_str())) < 0) return r;
+    }
+    if ((r = sd_bus_message_close_container(m)) < 0) return r;
     r = sd_bus_message_close_container(m);
   }
   if (r < 0) return r;
@@ -97,6 +110,11 @@ absl::StatusOr<std::unique_ptr<SystemdBus>> SystemdBus::Connect() {
 }
 
 SystemdBus::~SystemdBus() { sd_bus_flush_close_unref(bus_); }
+
+bool SystemdBus::IsOpen() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return sd_bus_is_open(bus_) > 0;
+}
 
 absl::StatusOr<std::string> SystemdBus::Version() {
   std::lock_guard<std::mutex> lock(mu_);
@@ -173,6 +191,64 @@ absl::Status SystemdBus::StartTransientUnit(const std::string& name,
   return FinishJob(reply.message, what, timeout);
 }
 
+absl::Status SystemdBus::SetUnitProperties(const std::string& name,
+                                           const std::vector<UnitProperty>& properties) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const std::string what = absl::StrCat("set properties of systemd unit ", name);
+  MessageHolder call;
+  int r = sd_bus_message_new_method_call(bus_, &call.message, kService, kManagerPath, kManager,
+                                         "SetUnitProperties");
+  if (r >= 0) r = sd_bus_message_append(call.message, "sb", name.c_str(), 1);
+  if (r >= 0) r = sd_bus_message_open_container(call.message, 'a', "(sv)");
+  for (const UnitProperty& p : properties) {
+    if (r >= 0) r = AppendProperty(call.message, p);
+  }
+  if (r >= 0) r = sd_bus_message_close_container(call.message);
+  if (r < 0) {
+    return absl::InternalError(absl::StrCat(what, ": build the call: ", std::strerror(-r)));
+  }
+  ErrorHolder error;
+  MessageHolder reply;
+  r = sd_bus_call(bus_, call.message, 0, &error.error, &reply.message);
+  if (r < 0) {
+    if (sd_bus_error_has_name(&error.error, kNoSuchUnit)) {
+      return absl::NotFoundError(absl::StrCat(what, ": systemd has no such unit"));
+    }
+    return BusStatus(what, r, error.error);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> SystemdBus::ListUnits(
+    const std::string& pattern) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const std::string what = absl::StrCat("list systemd units ", pattern);
+  MessageHolder call;
+  int r = sd_bus_message_new_method_call(bus_, &call.message, kService, kManagerPath, kManager,
+                                         "ListUnitsByPatterns");
+  if (r >= 0) r = sd_bus_message_append(call.message, "as", 0);
+  if (r >= 0) r = sd_bus_message_append(call.message, "as", 1, pattern.c_str());
+  if (r < 0) {
+    return absl::InternalError(absl::StrCat(what, ": build the call: ", std::strerror(-r)));
+  }
+  ErrorHolder error;
+  MessageHolder reply;
+  r = sd_bus_call(bus_, call.message, 0, &error.error, &reply.message);
+  if (r < 0) return BusStatus(what, r, error.error);
+  std::vector<std::pair<std::string, std::string>> units;
+  r = sd_bus_message_enter_container(reply.message, 'a', "(ssssssouso)");
+  while (r >= 0) {
+    const char *unit = nullptr, *description = nullptr, *text = nullptr, *object = nullptr;
+    uint32_t job = 0;
+    r = sd_bus_message_read(reply.message, "(ssssssouso)", &unit, &description, &text, &text, &text,
+                            &text, &object, &job, &text, &object);
+    if (r <= 0) break;
+    units.emplace_back(unit, description);
+  }
+  if (r < 0) return absl::InternalError(absl::StrCat(what, ": read: ", std::strerror(-r)));
+  return units;
+}
+
 absl::Status SystemdBus::StopUnit(const std::string& name, absl::Duration timeout) {
   std::lock_guard<std::mutex> lock(mu_);
   const std::string what = absl::StrCat("stop systemd unit ", name);
@@ -224,6 +300,25 @@ absl::StatusOr<bool> SystemdBus::HasUnit(const std::string& name) {
   if (absl::IsNotFound(path.status())) return false;
   if (!path.ok()) return path.status();
   return true;
+}
+
+absl::StatusOr<std::string> SystemdBus::ControlGroup(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  absl::StatusOr<std::string> path = UnitPath(name);
+  if (!path.ok()) return path.status();
+  // Slices and scopes carry it on their own interfaces; the unit type names the interface.
+  const size_t dot = name.rfind('.');
+  std::string type = dot == std::string::npos ? "" : name.substr(dot + 1);
+  if (!type.empty()) type[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(type[0])));
+  const std::string interface = absl::StrCat("org.freedesktop.systemd1.", type);
+  ErrorHolder error;
+  char* group = nullptr;
+  int r = sd_bus_get_property_string(bus_, kService, path->c_str(), interface.c_str(),
+                                     "ControlGroup", &error.error, &group);
+  if (r < 0) return BusStatus(absl::StrCat("cgroup of systemd unit ", name), r, error.error);
+  std::string out = group;
+  free(group);
+  return out;
 }
 
 absl::StatusOr<std::string> SystemdBus::ActiveState(const std::string& name) {

@@ -22,12 +22,16 @@ struct sd_bus_message;
 
 namespace crib::cgroup {
 
-// One property of a transient unit, with its D-Bus type: a string ("s": Slice, Description),
-// a boolean ("b": Delegate), a 64-bit number ("t": MemoryMax, TasksMax, CPUWeight,
-// CPUQuotaPerSecUSec...) or a list of pids ("au": PIDs).
+// One property of a unit, with its D-Bus type: a string ("s": Slice, Description,
+// DevicePolicy), a boolean ("b": Delegate), a 64-bit number ("t": MemoryMax, TasksMax,
+// CPUWeight, CPUQuotaPerSecUSec...), a list of pids ("au": PIDs), a bit mask ("ay":
+// AllowedCPUs, AllowedMemoryNodes) or device rules ("a(ss)": DeviceAllow, path and access).
+using Bytes = std::vector<uint8_t>;
+using DeviceAllowList = std::vector<std::pair<std::string, std::string>>;
 struct UnitProperty {
   std::string name;
-  std::variant<std::string, bool, uint64_t, std::vector<uint32_t>> value;
+  std::variant<std::string, bool, uint64_t, std::vector<uint32_t>, Bytes, DeviceAllowList> value;
+  bool operator==(const UnitProperty&) const = default;
 };
 
 // OK when systemd's manager answers on the system bus; Unavailable with the reason otherwise.
@@ -42,6 +46,8 @@ class SystemdBus {
   SystemdBus(const SystemdBus&) = delete;
   SystemdBus& operator=(const SystemdBus&) = delete;
 
+  // Whether the connection is still open (false once the bus went away).
+  bool IsOpen();
   // systemd's version ("252.38-1~deb12u1"): whether the manager answers.
   absl::StatusOr<std::string> Version();
 
@@ -50,12 +56,22 @@ class SystemdBus {
   absl::Status StartTransientUnit(const std::string& name,
                                   const std::vector<UnitProperty>& properties,
                                   absl::Duration timeout = absl::Seconds(10));
+  // Changes properties of a running unit, at run time only (as systemctl --runtime
+  // set-property): they are applied to its cgroup and kept until the unit stops.
+  absl::Status SetUnitProperties(const std::string& name,
+                                 const std::vector<UnitProperty>& properties);
+  // The loaded units whose names match the shell pattern `pattern` ("crib-*.scope"): name and
+  // description of each.
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ListUnits(
+      const std::string& pattern);
   // Stops the unit and waits for the job; OK when there is no such unit.
   absl::Status StopUnit(const std::string& name, absl::Duration timeout = absl::Seconds(10));
   // Forgets a failed unit (so that its name can be used again); OK when there is none.
   absl::Status ResetFailedUnit(const std::string& name);
   // Whether systemd has the unit loaded (a stopped transient unit is gone).
   absl::StatusOr<bool> HasUnit(const std::string& name);
+  // The unit's cgroup path ("ControlGroup": "/crib.slice/crib-<id>.slice"); "" when it has none.
+  absl::StatusOr<std::string> ControlGroup(const std::string& name);
   // The unit's "ActiveState" ("active", "failed", ...).
   absl::StatusOr<std::string> ActiveState(const std::string& name);
 

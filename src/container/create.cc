@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "cgroup/systemd_driver.h"
 #include "common/errors.h"
 #include "common/files.h"
 #include "common/ids.h"
@@ -355,12 +356,27 @@ absl::Status ContainerService::StartMonitor(Steps& steps, const ContainerSpec& s
                                             const runtime::Spec& oci, const std::string& id,
                                             const std::string& name, ContainerData& data) {
   const std::string bundle = Bundle(id);
+  const std::string& cgroup_path = oci.linux_spec.cgroups_path;
+  runtime::CreateOptions options{spec.stdin, spec.stdin_once, nullptr};
+  std::string scope;
+  if (cgroup::IsSystemdPath(cgroup_path)) {
+    // The systemd driver: the init's scope, made by systemd with the init in it.
+    scope = cgroup::UnitOfPath(cgroup_path);
+    const std::string slice = cgroup::UnitOfPath(cgroup_path.substr(0, cgroup_path.rfind('/')));
+    options.place_init = [&, slice](pid_t pid) {
+      return cgroup::SharedSystemd().StartScope(
+          scope, slice, pid,
+          cgroup::ResourceProperties(oci.linux_spec.resources,
+                                     layout_.mode == cgroup::Mode::kUnified));
+    };
+  }
   RETURN_IF_ERROR(steps.Run(
       "monitor", "start crib-monitor",
       [&]() -> absl::Status {
-        ASSIGN_OR_RETURN(
-            runtime::CreatedContainer created,
-            launcher_.Create(id, bundle, oci, data.log_path, {spec.stdin, spec.stdin_once}));
+        absl::StatusOr<runtime::CreatedContainer> made =
+            launcher_.Create(id, bundle, oci, data.log_path, options);
+        if (!made.ok() && !scope.empty()) (void)cgroup::SharedSystemd().Stop(scope);
+        ASSIGN_OR_RETURN(runtime::CreatedContainer created, std::move(made));
         for (const std::string& warning : created.warnings) {
           spdlog::warn("container {} ({}): {}", id.substr(0, 12), name, warning);
         }
@@ -368,7 +384,10 @@ absl::Status ContainerService::StartMonitor(Steps& steps, const ContainerSpec& s
         data.init_pid = created.init_pid;
         return absl::OkStatus();
       },
-      [this, bundle] { return launcher_.Remove(bundle); }));
+      [this, bundle, scope]() -> absl::Status {
+        RETURN_IF_ERROR(launcher_.Remove(bundle));
+        return scope.empty() ? absl::OkStatus() : cgroup::SharedSystemd().Stop(scope);
+      }));
   RETURN_IF_ERROR(steps.Run(
       "watch", "watch crib-monitor", [&] { return exits_->Watch(id, bundle); },
       [this, id] {

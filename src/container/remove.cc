@@ -2,6 +2,7 @@
 // mount, the bundle and the writable layer, and last the record; idempotent, so a remove
 // that failed half-way is finished by the next.
 #include "absl/strings/str_cat.h"
+#include "cgroup/systemd_driver.h"
 #include "common/errors.h"
 #include "common/failpoint.h"
 #include "common/logging.h"
@@ -42,6 +43,12 @@ absl::Status ContainerService::RemoveLocked(const std::string& id) {
   RETURN_IF_ERROR(Failpoint("container.remove.after_mark"));
   // Kills what still runs, waits for the monitor's record, removes the cgroup.
   if (absl::Status s = launcher_.Remove(bundle); !s.ok()) return step_error("stop and clean", s);
+  // The systemd driver's scope is gone with its last process; a failed one is forgotten.
+  if (config_.cgroup_driver == CgroupDriver::kSystemd) {
+    if (absl::Status s = cgroup::SharedSystemd().Stop(cgroup::ScopeName(id)); !s.ok()) {
+      return step_error("stop the systemd scope", s);
+    }
+  }
   RETURN_IF_ERROR(Failpoint("container.remove.after_stop"));
   if (absl::Status s = Unmount(bundle + "/rootfs"); !s.ok()) return step_error("unmount rootfs", s);
   RETURN_IF_ERROR(Failpoint("container.remove.after_unmount"));

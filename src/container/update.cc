@@ -1,6 +1,7 @@
 // UpdateContainerResources (the live cgroup, and the record that ContainerStatus reports) and
 // ReopenContainerLog.
 #include "absl/strings/str_cat.h"
+#include "cgroup/systemd_driver.h"
 #include "common/errors.h"
 #include "common/status_macros.h"
 #include "container/service.h"
@@ -23,6 +24,15 @@ absl::Status ContainerService::UpdateResources(const std::string& id_or_prefix,
   runtime::Resources limits =
       ToRuntimeResources(resources, layout_.mode == cgroup::Mode::kUnified);
   FitResources(id, &limits);
+  if (config_.cgroup_driver == CgroupDriver::kSystemd) {
+    // systemd keeps what it applies to the scope; the files cover the rest below.
+    absl::Status s = cgroup::SharedSystemd().Set(
+        cgroup::ScopeName(id),
+        cgroup::ResourceProperties(limits, layout_.mode == cgroup::Mode::kUnified));
+    if (!s.ok() && !absl::IsNotFound(s)) {
+      return Annotate(s, absl::StrCat("update resources of container ", id));
+    }
+  }
   if (absl::Status s = launcher_.UpdateResources(Bundle(id), limits); !s.ok()) {
     return Annotate(s, absl::StrCat("update resources of container ", id));
   }

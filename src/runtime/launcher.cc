@@ -22,6 +22,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/errors.h"
@@ -183,8 +184,18 @@ absl::StatusOr<CreatedContainer> Launcher::Create(absl::string_view id, const st
     }
   }
 
+  // A pipe, or a socket when the monitor waits for a reply (the cgroup hand-off).
   UniqueFd status_r, status_w;
-  if (absl::Status s = MakePipe(&status_r, &status_w); !s.ok()) return annotate(s);
+  if (options.place_init) {
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+      return annotate(ErrnoStatus(errno, "socketpair"));
+    }
+    status_r.Reset(sv[0]);
+    status_w.Reset(sv[1]);
+  } else if (absl::Status s = MakePipe(&status_r, &status_w); !s.ok()) {
+    return annotate(s);
+  }
   UniqueFd log_fd(::open(BundleFile(bundle, kMonitorLog).c_str(),
                          O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
   if (!log_fd) return annotate(ErrnoStatus(errno, "open the monitor's log"));
@@ -197,6 +208,7 @@ absl::StatusOr<CreatedContainer> Launcher::Create(absl::string_view id, const st
   if (options.stdin) {
     args.insert(args.end(), {"--stdin", "1", "--stdin-once", options.stdin_once ? "1" : "0"});
   }
+  if (options.place_init) args.insert(args.end(), {"--cgroup-handoff", "1"});
   absl::StatusOr<pid_t> pid =
       Spawn({.path = monitor_path_,
              .args = args,
@@ -206,9 +218,25 @@ absl::StatusOr<CreatedContainer> Launcher::Create(absl::string_view id, const st
   status_w.Reset();
   absl::StatusOr<std::string> line =
       ReadLine(status_r.get(), absl::Seconds(60), "wait for crib-monitor");
+  absl::Status placed;
+  if (line.ok() && absl::StartsWith(*line, "cgroup ")) {
+    // The init waits outside its cgroup: the caller places it, the monitor then goes on (or,
+    // told of the failure, kills the init and reports the error).
+    pid_t init_pid = 0;
+    placed = absl::SimpleAtoi(line->substr(7), &init_pid) && init_pid > 0
+                 ? options.place_init(init_pid)
+                 : absl::InternalError(absl::StrCat("crib-monitor: bad hand-off \"", *line, "\""));
+    const std::string reply =
+        placed.ok()
+            ? std::string("ok\n")
+            : absl::StrCat("error ", absl::StrReplaceAll(placed.message(), {{"\n", " "}}), "\n");
+    (void)::send(status_r.get(), reply.data(), reply.size(), MSG_NOSIGNAL);
+    line = ReadLine(status_r.get(), absl::Seconds(60), "wait for crib-monitor");
+  }
   int wstatus;
   while (::waitpid(*pid, &wstatus, 0) < 0 && errno == EINTR) {
   }
+  if (!placed.ok()) return annotate(Annotate(placed, "place the init in its cgroup"));
   if (!line.ok()) return annotate(line.status());
   std::vector<std::string> words = absl::StrSplit(*line, ' ');
   if (words[0] == "error") {

@@ -7,6 +7,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -29,6 +30,10 @@ struct CreateOptions {
   bool stdin = false;
   // The first attacher that used stdin closes it when it goes away.
   bool stdin_once = false;
+  // Set when another party makes the container's cgroup (the systemd driver's scope): the
+  // init stops before joining its cgroup and this is called with its pid; the monitor applies
+  // the cgroup files and lets the init go on only when it returns OK.
+  std::function<absl::Status(pid_t)> place_init;
 };
 
 struct CreatedContainer {

@@ -425,7 +425,15 @@ class Kubelet:
         self.manifest_dir = os.path.join(self.workdir, "manifests")
         self.config_path = os.path.join(self.workdir, "kubelet.json")
         self.log_path = os.path.join(self.workdir, "kubelet.log")
-        self.cgroup_root = "/crib-e2e-" + suffix()
+        # CRIB_E2E_CGROUP_DRIVER=systemd (the test then runs inside tests/systemd/systemd_lab.py):
+        # kubelet's root is the slice crib_e2e_<random>.slice, started before kubelet, and
+        # kubelet and cribd both use the systemd driver. cgroup_root is the cgroup path.
+        self.systemd = os.environ.get("CRIB_E2E_CGROUP_DRIVER", "cgroupfs") == "systemd"
+        if self.systemd:
+            self.root_slice = "crib_e2e_" + suffix() + ".slice"
+            self.cgroup_root = "/" + self.root_slice
+        else:
+            self.cgroup_root = "/crib-e2e-" + suffix()
         self.port = free_port()
         self.healthz_port = free_port()
         self.proc = None
@@ -445,8 +453,9 @@ class Kubelet:
             "healthzPort": self.healthz_port,
             "authentication": {"anonymous": {"enabled": True}, "webhook": {"enabled": False}},
             "authorization": {"mode": "AlwaysAllow"},
-            "cgroupDriver": "cgroupfs",
-            "cgroupRoot": self.cgroup_root,
+            "cgroupDriver": "systemd" if self.systemd else "cgroupfs",
+            # systemd: kubelet names its slices from the root's parts ("/a" -> a-kubepods.slice).
+            "cgroupRoot": self.cgroup_root[:-len(".slice")] if self.systemd else self.cgroup_root,
             "cgroupsPerQOS": True,
             "failSwapOn": False,
             "oomScoreAdj": 0,
@@ -470,7 +479,28 @@ class Kubelet:
 
     # ---- cgroups --------------------------------------------------------------------------------
 
+    def pod_cgroup(self, qos, uid):
+        """Where kubelet puts a pod's cgroup (qos: "burstable", "besteffort" or "" for
+        guaranteed), below the root, with a "/" at the end."""
+        if not self.systemd:
+            return f"{self.cgroup_root}/kubepods{'/' + qos if qos else ''}/pod{uid}/"
+        stem = self.root_slice[:-len(".slice")]
+        parts = ["kubepods"] + ([qos] if qos else []) + ["pod" + uid.replace("-", "_")]
+        path = self.cgroup_root
+        for i in range(len(parts)):
+            path += "/" + "-".join([stem] + parts[:i + 1]) + ".slice"
+        return path + "/"
+
+    def pod_cgroup_name(self, uid):
+        """The last part of a pod's cgroup, as kubelet names it."""
+        return "pod" + (uid.replace("-", "_") + ".slice" if self.systemd else uid)
+
     def _make_cgroups(self):
+        if self.systemd:
+            # systemd makes the slice's cgroup only in the hierarchies it uses for it; the
+            # rest are made below as with cgroupfs.
+            subprocess.run(["systemctl", "start", self.root_slice], check=True)
+            self._made_cgroups = True
         # kubelet refuses a --cgroup-root that does not exist in its controllers' hierarchies.
         for mount in cgroup_mounts():
             path = mount + self.cgroup_root
@@ -498,6 +528,15 @@ class Kubelet:
     def remove_cgroups(self):
         if not self._made_cgroups:
             return
+        if self.systemd:
+            # Stopping the root slice stops kubelet's slices below it; a process left in them
+            # would be killed by it, so a leftover is reported first.
+            busy = [f"{d}: {read_or_empty(os.path.join(d, 'cgroup.procs')).split()}"
+                    for d in self.cgroup_dirs()
+                    if read_or_empty(os.path.join(d, "cgroup.procs")).strip()]
+            subprocess.run(["systemctl", "stop", self.root_slice], check=False)
+            if busy:
+                raise LabError("processes left in cgroups: " + "; ".join(busy))
         busy = []
         for path in self.cgroup_dirs():
             try:

@@ -126,7 +126,9 @@ class KubeletStaticPods(unittest.TestCase):
         lab.cleanup_stack.append(("close kubelet", lambda: cls.kubelet and cls.kubelet.close()))
         lab.cleanup_stack.append(("kill what cribd left", lambda: lab.kill_lab_processes(
             cls.workdir, cls.kubelet.cgroup_root if cls.kubelet else None)))
-        cls.cribd = crib_lab.Cribd(os.path.join(cls.workdir, "cribd"), binary=CRIBD)
+        driver = os.environ.get("CRIB_E2E_CGROUP_DRIVER", "cgroupfs")
+        cls.cribd = crib_lab.Cribd(os.path.join(cls.workdir, "cribd"), binary=CRIBD,
+                                   extra_toml=f'cgroup_driver = "{driver}"\n')
         lab.cleanup_stack.append(("close cribd", cls.cribd.close))
         lab.cleanup_stack.append(("keep the logs", lambda: lab.keep_logs(cls.workdir)))
         cls.cribd.start()
@@ -730,7 +732,7 @@ class KubeletStaticPods(unittest.TestCase):
     def assert_limits(self, pod_name, container_name, qos_dir, cpu_milli, memory, shares):
         pod, cid, info = self.running_container(pod_name, container_name)
         pid = info["info"]["pid"]
-        parent = f"{self.kubelet.cgroup_root}/kubepods{qos_dir}/pod{pod['metadata']['uid']}/"
+        parent = self.kubelet.pod_cgroup(qos_dir, pod["metadata"]["uid"])
         path, limit = self.cgroup_file(pid, "memory", "memory.limit_in_bytes")
         self.assertTrue(path.startswith(parent), f"memory cgroup {path} not under {parent}")
         self.assertEqual(int(limit), memory)
@@ -745,7 +747,7 @@ class KubeletStaticPods(unittest.TestCase):
     def test_50_burstable_limits_in_kubelet_cgroup_root(self):
         # This machine has 2 MiB huge pages and no hugetlb controller: kubelet still sends a
         # zero hugepage limit per page size, which the container must survive.
-        self.assert_limits("limits", "burst", "/burstable", 500, 64 << 20, 102)
+        self.assert_limits("limits", "burst", "burstable", 500, 64 << 20, 102)
 
     def test_51_guaranteed_limits_in_kubelet_cgroup_root(self):
         self.assert_limits("guaranteed", "fixed", "", 200, 48 << 20, 204)
@@ -753,8 +755,7 @@ class KubeletStaticPods(unittest.TestCase):
     def test_52_best_effort_pod_cgroup(self):
         pod, cid, info = self.running_container("multi", "web")
         path = lab.proc_cgroup(info["info"]["pid"], "memory")
-        parent = (f"{self.kubelet.cgroup_root}/kubepods/besteffort/"
-                  f"pod{pod['metadata']['uid']}/")
+        parent = self.kubelet.pod_cgroup("besteffort", pod["metadata"]["uid"])
         self.assertTrue(path.startswith(parent), f"{path} not under {parent}")
 
     def test_53_stats_summary(self):
@@ -857,7 +858,7 @@ class KubeletStaticPods(unittest.TestCase):
             def gone(fps=fps, uid=uid):
                 left = [item for fp in fps for item in fp.leftovers()]
                 left += [f"pod cgroup {d}" for d in self.kubelet.cgroup_dirs()
-                         if f"pod{uid}" in d]
+                         if self.kubelet.pod_cgroup_name(uid) in d]
                 return left
             try:
                 wait_for(f"pod {name} gone", lambda: not gone(), 30, interval=0.5)

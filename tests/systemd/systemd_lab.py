@@ -202,7 +202,9 @@ def inner_root(state):
     run("mount", "-t", "proc", "-o", "nosuid,nodev,noexec", "proc", "/proc")
     run("umount", "-l", "/.old")
     os.rmdir("/.old")
-    run("mount", "-t", "sysfs", "-o", "nosuid,nodev,noexec,ro", "sysfs", "/sys")
+    # Writable, unlike a container's: crib sets bridge ports' hairpin mode through sysfs (of
+    # the lab's own network namespace).
+    run("mount", "-t", "sysfs", "-o", "nosuid,nodev,noexec", "sysfs", "/sys")
     run("mount", "-t", "tmpfs", "-o", "mode=755,nosuid,nodev,noexec", "cgroup", "/sys/fs/cgroup")
     # The same hierarchies again, now seen from the cgroup namespace (rooted at <tag>).
     for point, fstype, options in found:

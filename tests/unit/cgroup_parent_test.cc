@@ -63,6 +63,15 @@ TEST(ParseSystemdPath, ReadsContainerdsForm) {
   }
 }
 
+TEST(SliceOfParent, TakesTheNameOrThePathOfASlice) {
+  EXPECT_EQ(*SliceOfParent(""), "");
+  EXPECT_EQ(*SliceOfParent("kubepods-besteffort.slice"), "kubepods-besteffort.slice");
+  EXPECT_EQ(*SliceOfParent("/kubepods.slice/kubepods-besteffort.slice"),
+            "kubepods-besteffort.slice");
+  EXPECT_THAT(SliceOfParent("/kubepods/besteffort"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("/kubepods/besteffort")));
+}
+
 TEST(CheckCgroupParent, EachDriverTakesItsOwnForm) {
   struct Case {
     std::string parent;
@@ -82,6 +91,13 @@ TEST(CheckCgroupParent, EachDriverTakesItsOwnForm) {
       {"/kubepods/./x", false, "\".\" component"},
       {"kubepods--pod1.slice", true, "not a systemd slice name"},
       {"kubepods", true, "does not end in .slice"},
+      // kubelet's form: the slice's cgroup path.
+      {"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice", true, ""},
+      {"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice/", true, ""},
+      {"/kubepods.slice", true, ""},
+      {"/kubepods.slice/kubepods-pod1.slice/other.slice", true, "cgroupfs path"},
+      {"/system.slice/kubepods-pod1.slice", true, "cgroupfs path"},
+      {"/kubepods.slice/x", true, "cgroupfs path"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.parent + (c.systemd ? " (systemd)" : " (cgroupfs)"));

@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -292,6 +294,41 @@ uint64_t ContainerCgroup::OomKills() const {
   std::string dir = Dir("memory");
   if (dir.empty()) return 0;
   return ReadKey(dir + "/memory.oom_control", "oom_kill");
+}
+
+int ContainerCgroup::WatchOom(std::string* error) const {
+  const std::string dir = Dir("memory");
+  if (dir.empty()) {
+    *error = "no memory controller";
+    return -1;
+  }
+  if (unified_) {
+    int fd = ::inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+    if (fd < 0 || ::inotify_add_watch(fd, (dir + "/memory.events").c_str(), IN_MODIFY) < 0) {
+      *error = "watch " + dir + "/memory.events: " + ErrorText(errno);
+      if (fd >= 0) ::close(fd);
+      return -1;
+    }
+    return fd;
+  }
+  int efd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  int control = ::open((dir + "/memory.oom_control").c_str(), O_RDONLY | O_CLOEXEC);
+  int err = efd < 0 || control < 0 ? errno
+                                   : WriteText(dir + "/cgroup.event_control",
+                                               std::to_string(efd) + " " + std::to_string(control));
+  if (control >= 0) ::close(control);
+  if (err != 0) {
+    *error = "register for OOM events in " + dir + ": " + ErrorText(err);
+    if (efd >= 0) ::close(efd);
+    return -1;
+  }
+  return efd;
+}
+
+bool ContainerCgroup::WatchSawOom() const {
+  if (unified_) return OomKills() > 0;
+  const std::string dir = Dir("memory");
+  return !dir.empty() && Exists(dir + "/memory.oom_control");
 }
 
 std::vector<int> ContainerCgroup::Pids() const {

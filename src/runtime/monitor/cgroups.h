@@ -27,6 +27,16 @@ class ContainerCgroup {
   // How many processes the kernel's OOM killer killed in this cgroup.
   uint64_t OomKills() const;
 
+  // An fd that becomes readable when the kernel's OOM killer acts in this cgroup (v2: an
+  // inotify watch on memory.events; v1: an eventfd registered for memory.oom_control), so that
+  // a kill is seen while the cgroup exists, even if another party (systemd) removes the cgroup
+  // as soon as its last process is gone. -1 with `error` set when it cannot be had.
+  int WatchOom(std::string* error) const;
+  // After the watch fired: whether it told of an OOM kill. v2: memory.events counts one. v1:
+  // the eventfd fires when the OOM killer is called for the cgroup (before its kill is counted)
+  // and when the cgroup is removed: an OOM while the cgroup still exists.
+  bool WatchSawOom() const;
+
   // Pids currently in the cgroup (from the memory or first hierarchy).
   std::vector<int> Pids() const;
 

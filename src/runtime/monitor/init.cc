@@ -1002,6 +1002,17 @@ void RunInit(const Plan& plan, const InitStdio& stdio, int sync_fd, int start_fd
     if (::setns(fd.get(), flag) != 0) Fail(sync_fd, "join namespace", nullptr, errno);
   }
   if (::unshare(plan.unshare_flags) != 0) Fail(sync_fd, "unshare namespaces", nullptr, errno);
+  if (plan.cgroup_handoff) {
+    SyncMessage ask;
+    ask.type = kSyncCgroup;
+    if (::write(sync_fd, &ask, sizeof(ask)) != sizeof(ask)) _exit(1);
+    SyncMessage answer;
+    ssize_t n;
+    do {
+      n = ::read(sync_fd, &answer, sizeof(answer));
+    } while (n < 0 && errno == EINTR);
+    if (n != sizeof(answer) || answer.type != kSyncCgroup) _exit(1);
+  }
   EnterCgroup(sync_fd, plan);
   if (plan.new_cgroup_ns && ::unshare(CLONE_NEWCGROUP) != 0) {
     Fail(sync_fd, "unshare the cgroup namespace", nullptr, errno);

@@ -22,6 +22,9 @@ enum SyncType : uint32_t {
   kSyncReady = 1,     // set-up finished, parked before exec
   kSyncError = 2,     // `what` failed with `err`
   kSyncTerminal = 3,  // carries the pty master (SCM_RIGHTS) of a terminal container
+  // The cgroup hand-off: the init asks before joining its cgroup, the monitor answers when
+  // the cgroup is there (made by systemd, with the init in it) and limited.
+  kSyncCgroup = 4,
 };
 
 enum SyncWarning : uint32_t {
@@ -73,6 +76,8 @@ struct Plan {
   bool new_uts = false;
   // cgroup
   std::vector<std::string> cgroup_procs;
+  // Wait for kSyncCgroup before joining the cgroup (set by the monitor, not from the spec).
+  bool cgroup_handoff = false;
   // For a "cgroup" mount on v1: (name, host directory) per hierarchy and (link, target) for
   // each controller of a combined hierarchy ("cpu" -> "cpu,cpuacct").
   std::vector<std::pair<std::string, std::string>> cgroup_views;

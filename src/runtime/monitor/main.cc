@@ -172,9 +172,11 @@ struct Options {
   // exec: a streaming session (fd 3 is a socket, the process dies with it), with a pty.
   bool interactive = false;
   bool tty = false;
+  // create: another party (cribd, through systemd) makes the cgroup with the init in it.
+  bool cgroup_handoff = false;
   // serve: what `create` hands over when it re-executes itself.
   std::string cgroups_path;
-  std::string fds;  // sync,start,out,err,pty,listener,stdin (-1 for none)
+  std::string fds;  // sync,start,out,err,pty,listener,stdin,oom watch (-1 for none)
 };
 
 bool ParseOptions(int argc, char** argv, Options* o, std::string* error) {
@@ -216,6 +218,8 @@ bool ParseOptions(int argc, char** argv, Options* o, std::string* error) {
       o->stdin_once = v == "1";
     } else if (a == "--interactive") {
       o->interactive = v == "1";
+    } else if (a == "--cgroup-handoff") {
+      o->cgroup_handoff = v == "1";
     } else if (a == "--tty") {
       o->tty = v == "1";
     } else {
@@ -338,6 +342,7 @@ class Monitor {
 
   // Creates the parked init. On failure, `error` is set and nothing is left running.
   bool Create(std::string* error, uint32_t* warnings);
+  bool HandOffCgroup(std::string* error);
   // Serves the socket until the init has exited, then records the exit.
   void Run();
   // Listens on the bundle's monitor socket.
@@ -381,6 +386,10 @@ class Monitor {
   Plan plan_;
   ContainerCgroup cgroup_;
   bool has_cgroup_ = false;
+  // With the cgroup hand-off (systemd removes the cgroup once it is empty): readable when the
+  // OOM killer acted in the cgroup; oom_seen_ keeps what it and the reaper saw.
+  UniqueFd oom_watch_;
+  bool oom_seen_ = false;
   CriLog log_;
   UniqueFd out_r_, err_r_, pty_master_;
   UniqueFd sync_r_, start_w_;
@@ -399,7 +408,8 @@ class Monitor {
 
 bool Monitor::Create(std::string* error, uint32_t* warnings) {
   if (!BuildPlan(spec_, o_.bundle, false, &plan_, error)) return false;
-  if (!spec_.linux_spec.cgroups_path.empty()) {
+  plan_.cgroup_handoff = o_.cgroup_handoff && !spec_.linux_spec.cgroups_path.empty();
+  if (!spec_.linux_spec.cgroups_path.empty() && !plan_.cgroup_handoff) {
     if (!cgroup_.Init(spec_.linux_spec.cgroups_path, error) || !cgroup_.Create(error)) {
       return false;
     }
@@ -473,6 +483,12 @@ bool Monitor::Create(std::string* error, uint32_t* warnings) {
   init_pid_ = static_cast<pid_t>(pid);
   sync_w.Reset();
   start_r.Reset();
+  if (plan_.cgroup_handoff && !HandOffCgroup(error)) {
+    ::kill(init_pid_, SIGKILL);
+    ::waitpid(init_pid_, nullptr, 0);
+    init_pid_ = 0;
+    return false;
+  }
   SyncMessage msg;
   bool received = ReceiveSync(sync_r_.get(), &msg, &pty_master_);
   if (received && msg.type == kSyncTerminal) received = ReadSync(sync_r_.get(), &msg);
@@ -484,6 +500,44 @@ bool Monitor::Create(std::string* error, uint32_t* warnings) {
     return false;
   }
   *warnings = msg.warnings;
+  return true;
+}
+
+// The init waits before joining its cgroup; the launcher is told its pid on fd 3 and answers
+// "ok" once the cgroup holds it (a systemd scope); then the limits go into the cgroup's files
+// and the init goes on.
+bool Monitor::HandOffCgroup(std::string* error) {
+  SyncMessage msg;
+  if (!ReadSync(sync_r_.get(), &msg) || msg.type != kSyncCgroup) {
+    *error = msg.type == kSyncError ? DescribeSync(msg) : "the container init died during set-up";
+    return false;
+  }
+  WriteAll(kMonitorStatusFd, "cgroup " + std::to_string(init_pid_) + "\n");
+  std::string answer;
+  char c;
+  while (answer.size() < 4096) {
+    ssize_t n = ::read(kMonitorStatusFd, &c, 1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0 || c == '\n') break;
+    answer.push_back(c);
+  }
+  if (answer != "ok") {
+    *error = answer.compare(0, 6, "error ") == 0 ? answer.substr(6)
+                                                 : std::string("no answer for the cgroup");
+    return false;
+  }
+  if (!cgroup_.Init(spec_.linux_spec.cgroups_path, error) || !cgroup_.Create(error)) return false;
+  has_cgroup_ = true;
+  if (!cgroup_.Apply(spec_.linux_spec.resources, error)) return false;
+  std::string why;
+  oom_watch_.Reset(cgroup_.WatchOom(&why));
+  if (!oom_watch_ && !cgroup_.Dir("memory").empty()) Log("OOM kills may go unseen: " + why);
+  SyncMessage go;
+  go.type = kSyncCgroup;
+  if (::write(sync_r_.get(), &go, sizeof(go)) != sizeof(go)) {
+    *error = std::string("release the init into its cgroup: ") + ErrorText(errno);
+    return false;
+  }
   return true;
 }
 
@@ -641,7 +695,7 @@ void Monitor::Broadcast(LogStream stream, const char* data, size_t size) {
 void Monitor::ExecServe() {
   std::string fds;
   for (const UniqueFd* fd :
-       {&sync_r_, &start_w_, &out_r_, &err_r_, &pty_master_, &listener_, &stdin_w_}) {
+       {&sync_r_, &start_w_, &out_r_, &err_r_, &pty_master_, &listener_, &stdin_w_, &oom_watch_}) {
     if (fd->valid()) ::fcntl(fd->get(), F_SETFD, 0);
     fds += (fds.empty() ? "" : ",") + std::to_string(fd->get());
   }
@@ -661,22 +715,22 @@ void Monitor::ExecServe() {
   ::execve("/proc/self/exe", argv.data(), envp);
   Log(std::string("re-exec in serve mode: ") + ErrorText(errno) + "; serving as is");
   for (const UniqueFd* fd :
-       {&sync_r_, &start_w_, &out_r_, &err_r_, &pty_master_, &listener_, &stdin_w_}) {
+       {&sync_r_, &start_w_, &out_r_, &err_r_, &pty_master_, &listener_, &stdin_w_, &oom_watch_}) {
     if (fd->valid()) ::fcntl(fd->get(), F_SETFD, FD_CLOEXEC);
   }
 }
 
 bool Monitor::Adopt(std::string* error) {
   init_pid_ = o_.pid;
-  int values[7];
-  if (std::sscanf(o_.fds.c_str(), "%d,%d,%d,%d,%d,%d,%d", &values[0], &values[1], &values[2],
-                  &values[3], &values[4], &values[5], &values[6]) != 7) {
+  int values[8];
+  if (std::sscanf(o_.fds.c_str(), "%d,%d,%d,%d,%d,%d,%d,%d", &values[0], &values[1], &values[2],
+                  &values[3], &values[4], &values[5], &values[6], &values[7]) != 8) {
     *error = "bad --fds \"" + o_.fds + "\"";
     return false;
   }
-  UniqueFd* targets[] = {&sync_r_,     &start_w_,  &out_r_,  &err_r_,
-                         &pty_master_, &listener_, &stdin_w_};
-  for (int i = 0; i < 7; ++i) {
+  UniqueFd* targets[] = {&sync_r_,     &start_w_,  &out_r_,   &err_r_,
+                         &pty_master_, &listener_, &stdin_w_, &oom_watch_};
+  for (int i = 0; i < 8; ++i) {
     if (values[i] < 0) continue;
     ::fcntl(values[i], F_SETFD, FD_CLOEXEC);
     targets[i]->Reset(values[i]);
@@ -720,6 +774,8 @@ void Monitor::Reap() {
     if (pid == init_pid_) {
       wait_status_ = status;
       state_ = State::kExited;
+      // Now, while the cgroup is most likely still there.
+      if (has_cgroup_ && cgroup_.OomKills() > 0) oom_seen_ = true;
     }
   }
 }
@@ -757,6 +813,8 @@ void Monitor::Run() {
     // Reused (its capacity stays): the idle path allocates nothing and touches little code.
     std::vector<struct pollfd>& fds = poll_fds_;
     fds.clear();
+    // The OOM watch before the reaper: a kill is recorded before the exit it causes.
+    if (oom_watch_) fds.push_back({oom_watch_.get(), POLLIN, 0});
     fds.push_back({signal_fd_.get(), POLLIN, 0});
     fds.push_back({listener_.get(), POLLIN, 0});
     for (int fd : {out_r_.get(), err_r_.get(), pty_master_.get()}) {
@@ -811,7 +869,14 @@ void Monitor::Run() {
     }
     for (const auto& p : fds) {
       if (p.revents == 0) continue;
-      if (p.fd == signal_fd_.get()) {
+      if (p.fd == oom_watch_.get()) {
+        char events[512];
+        while (::read(oom_watch_.get(), events, sizeof(events)) > 0) {
+        }
+        if (cgroup_.WatchSawOom()) oom_seen_ = true;
+        // Nothing more to learn (and a v1 eventfd also fires when the cgroup goes).
+        if (oom_seen_ || state_ == State::kExited) oom_watch_.Reset();
+      } else if (p.fd == signal_fd_.get()) {
         struct signalfd_siginfo info;
         while (::read(signal_fd_.get(), &info, sizeof(info)) > 0) {
         }
@@ -829,7 +894,7 @@ void Monitor::Run() {
 
 void Monitor::Finish() {
   log_.Flush();
-  bool oom = has_cgroup_ && cgroup_.OomKills() > 0;
+  bool oom = oom_seen_ || (has_cgroup_ && cgroup_.OomKills() > 0);
   int exit_code = 0, signal = 0;
   if (WIFEXITED(wait_status_)) {
     exit_code = WEXITSTATUS(wait_status_);
