@@ -1,7 +1,7 @@
-// The cgroupfs driver: crib writes the cgroup file system itself, on v1 (one directory per
-// mounted hierarchy) and on v2 (one directory in the unified tree). It creates a cgroup,
-// applies resource limits, moves processes in and removes the cgroup; it decides nothing
-// about where pods or containers go (the pod and container rooms pass the paths).
+// A pod's cgroup for cribd: CgroupFiles (the one cgroup code cribd and crib-monitor share)
+// with cribd's statuses. It creates the cgroup, applies the pod's limits (a controller the
+// machine lacks is left unapplied: kubelet limits its own parent), moves processes in, kills
+// and removes; it decides nothing about where pods go (the pod room passes the paths).
 #pragma once
 
 #include <sys/types.h>
@@ -12,6 +12,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "cgroup/cgroup_files.h"
 #include "cgroup/layout.h"
 
 namespace crib::cgroup {
@@ -26,8 +28,9 @@ struct Resources {
   std::string cpuset_mems;
 };
 
-// cpu.weight (v2, 1..10000) for v1 cpu.shares (2..262144), as runc converts it.
-uint64_t SharesToWeight(uint64_t shares);
+// The pod's resources in the spec's terms (what CgroupFiles applies and systemd's properties
+// carry); zero and empty leave a limit unset.
+runtime::Resources ToSpecResources(const Resources& pod);
 
 // One cgroup at `path` (absolute within the cgroup tree, e.g. /crib/<pod id>).
 class Cgroup {
@@ -50,23 +53,18 @@ class Cgroup {
   std::vector<std::string> ProcsFiles() const;
   // Signals every process of the cgroup (all hierarchies).
   void KillAll(int signal) const;
-  // Removes the cgroup (not its parents). OK when it does not exist; retries briefly while the
-  // kernel still counts an exiting task.
+  // Kills what is left in the cgroup and removes it (not its parents). OK when it does not
+  // exist; retries briefly while the kernel still counts an exiting task.
   absl::Status Remove();
   // Whether the directory exists in any hierarchy.
   bool Exists() const;
 
  private:
-  std::string Dir(const std::string& hierarchy) const;
-  absl::Status Write(const std::string& hierarchy, const std::string& file,
-                     const std::string& value);
+  absl::Status Check(absl::string_view what) const;
 
-  Layout layout_;
   std::string path_;
-  bool v2_ = false;
-  // v1: hierarchy mount directories (distinct mounts among the usable controllers); v2: the
-  // unified mount.
-  std::vector<std::string> hierarchies_;
+  CgroupFiles files_;
+  std::string init_error_;  // why the hierarchies could not be found, if they could not
 };
 
 }  // namespace crib::cgroup

@@ -176,17 +176,6 @@ std::string IdOfUnit(absl::string_view unit) {
   return std::string(id);
 }
 
-runtime::Resources ToSpecResources(const Resources& pod) {
-  runtime::Resources r;
-  if (pod.cpu_shares > 0) r.cpu_shares = pod.cpu_shares;
-  if (pod.cpu_quota != 0) r.cpu_quota = pod.cpu_quota;
-  if (pod.cpu_period > 0) r.cpu_period = pod.cpu_period;
-  if (pod.memory_limit > 0) r.memory_limit = pod.memory_limit;
-  r.cpuset_cpus = pod.cpuset_cpus;
-  r.cpuset_mems = pod.cpuset_mems;
-  return r;
-}
-
 absl::StatusOr<Bytes> CpuMask(absl::string_view list) {
   Bytes mask;
   for (absl::string_view part : absl::StrSplit(list, ',', absl::SkipWhitespace())) {

@@ -46,8 +46,6 @@ std::string IdOfUnit(absl::string_view unit);
 // The unit properties that carry `resources` (v2: `unified`; v1 otherwise). Only what systemd
 // applies on this hierarchy: the rest is for the cgroup files.
 std::vector<UnitProperty> ResourceProperties(const runtime::Resources& resources, bool unified);
-// A pod's resources (cgroupfs.h) in the spec's terms, for ResourceProperties.
-runtime::Resources ToSpecResources(const Resources& pod);
 // A cpuset list ("0-3,8") as systemd's bit mask (AllowedCPUs); InvalidArgument if malformed.
 absl::StatusOr<Bytes> CpuMask(absl::string_view list);
 

@@ -25,12 +25,12 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "cgroup/cgroup_files.h"
 #include "common/errors.h"
 #include "common/files.h"
 #include "common/spawn.h"
 #include "common/status_macros.h"
 #include "common/unique_fd.h"
-#include "runtime/monitor/cgroups.h"
 #include "runtime/monitor/error_text.h"
 #include "runtime/monitor/protocol.h"
 #include "runtime/monitor/seccomp_filter.h"
@@ -123,7 +123,7 @@ absl::StatusOr<Spec> ReadSpec(const std::string& bundle) {
 
 absl::Status RemoveCgroup(const Spec& spec) {
   if (spec.linux_spec.cgroups_path.empty()) return absl::OkStatus();
-  ContainerCgroup cgroup;
+  cgroup::CgroupFiles cgroup;
   std::string error;
   if (!cgroup.Init(spec.linux_spec.cgroups_path, &error) || !cgroup.Remove(&error)) {
     return absl::InternalError(error);
@@ -323,7 +323,7 @@ absl::Status Launcher::ReopenLog(const std::string& bundle) const {
 absl::Status Launcher::KillCgroup(const std::string& bundle, int signal) const {
   ASSIGN_OR_RETURN(Spec spec, ReadSpec(bundle));
   if (spec.linux_spec.cgroups_path.empty()) return absl::OkStatus();
-  ContainerCgroup cgroup;
+  cgroup::CgroupFiles cgroup;
   std::string error;
   if (!cgroup.Init(spec.linux_spec.cgroups_path, &error)) return absl::InternalError(error);
   for (int pid : cgroup.Pids()) ::kill(pid, signal);
@@ -336,7 +336,7 @@ absl::Status Launcher::UpdateResources(const std::string& bundle,
   if (spec.linux_spec.cgroups_path.empty()) {
     return absl::InternalError("update resources: the container has no cgroup");
   }
-  ContainerCgroup cgroup;
+  cgroup::CgroupFiles cgroup;
   std::string error;
   if (!cgroup.Init(spec.linux_spec.cgroups_path, &error) || !cgroup.Apply(resources, &error)) {
     return absl::InternalError(absl::StrCat("update resources: ", error));

@@ -12,9 +12,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "cgroup/device_filter.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "runtime/monitor/device_filter.h"
 #include "support/cri_fixture.h"
 
 namespace crib::testing {
@@ -64,7 +64,7 @@ TEST_F(CgroupV2Test, PodsAndContainersGetV2CgroupsAndTheDeviceFilterIsEnforced) 
   const std::string dir = absl::StrCat(pod_dir, "/", id);
   ASSERT_TRUE(std::filesystem::is_directory(dir)) << dir << "\n" << cribd_->Log();
   EXPECT_THAT(Slurp(dir + "/cgroup.procs"), Not(IsEmpty()));
-  EXPECT_THAT(runtime::AttachedDeviceFilters(dir), SizeIs(1));
+  EXPECT_THAT(cgroup::AttachedDeviceFilters(dir), SizeIs(1));
 
   // The host's v1 devices controller leaves everything to the filter: what the container may
   // not open is refused by the program alone.
@@ -111,7 +111,7 @@ TEST_F(CgroupV2Test, APrivilegedContainerGetsNoDeviceFilter) {
   ASSERT_FALSE(id.empty());
   const std::string dir = HostDir(absl::StrCat(cgroup_parent_, "/", pod, "/", id));
   ASSERT_TRUE(std::filesystem::is_directory(dir)) << dir;
-  EXPECT_THAT(runtime::AttachedDeviceFilters(dir), IsEmpty());
+  EXPECT_THAT(cgroup::AttachedDeviceFilters(dir), IsEmpty());
 }
 
 // hugetlb is the one controller this machine leaves to v2: limits from the request for every

@@ -1,7 +1,7 @@
 // The cgroup v2 device filter on a real v2 hierarchy (the unified tree of a hybrid machine, or
 // /sys/fs/cgroup on a v2 one): a child process in a cgroup carrying the filter opens and mknods
 // real device nodes, and the kernel allows or refuses them by the rules.
-#include "runtime/monitor/device_filter.h"
+#include "cgroup/device_filter.h"
 
 #include <fcntl.h>
 #include <sched.h>
@@ -19,11 +19,16 @@
 #include <string>
 #include <vector>
 
+#include "cgroup/cgroup_files.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "runtime/monitor/cgroups.h"
 
 namespace crib::runtime {
+
+using ::crib::cgroup::AllowsEveryDevice;
+using ::crib::cgroup::AttachDeviceFilter;
+using ::crib::cgroup::AttachedDeviceFilters;
+using ::crib::cgroup::DeviceFilterProgram;
 namespace {
 
 using ::testing::ElementsAre;
@@ -222,7 +227,7 @@ TEST_F(DeviceFilterTest, AContainerCgroupOnV2GetsTheFilterFromItsResources) {
         ::mount("cgroup2", "/sys/fs/cgroup", "cgroup2", 0, nullptr) != 0) {
       report(std::string("set up the v2-only namespace: ") + std::strerror(errno));
     }
-    ContainerCgroup cgroup;
+    cgroup::CgroupFiles cgroup;
     std::string error;
     if (!cgroup.Init(leaf, &error) || !cgroup.Create(&error)) report("init/create: " + error);
     std::string out = cgroup.unified() ? "unified" : "not unified";
@@ -231,7 +236,7 @@ TEST_F(DeviceFilterTest, AContainerCgroupOnV2GetsTheFilterFromItsResources) {
     if (!cgroup.Apply(resources, &error)) report("apply: " + error);
     out += " filters=" + std::to_string(AttachedDeviceFilters(cgroup.Dir("")).size());
     // Privileged: every device, so no program.
-    ContainerCgroup privileged;
+    cgroup::CgroupFiles privileged;
     if (!privileged.Init(leaf + "-privileged", &error) || !privileged.Create(&error)) {
       report("init/create: " + error);
     }

@@ -21,8 +21,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "cgroup/cgroup_files.h"
 #include "runtime/capability_names.h"
-#include "runtime/monitor/cgroups.h"
 #include "runtime/monitor/error_text.h"
 
 namespace crib::runtime {
@@ -969,7 +969,7 @@ bool PlanFileSystem(const Spec& spec, const std::string& bundle, Plan* plan, std
 // The cgroup files the init writes itself into, and the views of a "cgroup" mount on v1.
 bool PlanCgroup(const Spec& spec, Plan* plan, std::string* error) {
   if (spec.linux_spec.cgroups_path.empty()) return true;
-  ContainerCgroup cgroup;
+  cgroup::CgroupFiles cgroup;
   if (!cgroup.Init(spec.linux_spec.cgroups_path, error)) return false;
   plan->cgroup_procs = cgroup.ProcsFiles();
   for (const auto& view : cgroup.Views()) {

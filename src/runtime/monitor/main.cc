@@ -31,8 +31,8 @@
 #include <string>
 #include <vector>
 
+#include "cgroup/cgroup_files.h"
 #include "common/unique_fd.h"
-#include "runtime/monitor/cgroups.h"
 #include "runtime/monitor/cri_log.h"
 #include "runtime/monitor/error_text.h"
 #include "runtime/monitor/init.h"
@@ -384,7 +384,7 @@ class Monitor {
   std::vector<struct pollfd> poll_fds_;
   Spec spec_;
   Plan plan_;
-  ContainerCgroup cgroup_;
+  cgroup::CgroupFiles cgroup_;
   bool has_cgroup_ = false;
   // With the cgroup hand-off (systemd removes the cgroup once it is empty): readable when the
   // OOM killer acted in the cgroup; oom_seen_ keeps what it and the reaper saw.
@@ -1017,7 +1017,7 @@ int ExecMain(Options o) {
   if (!BuildPlan(spec, o.bundle, true, &plan, &error)) return fail(error);
   if (o.pid <= 0) return fail("--pid is required");
   if (!spec.linux_spec.cgroups_path.empty()) {
-    ContainerCgroup cgroup;
+    cgroup::CgroupFiles cgroup;
     if (!cgroup.Init(spec.linux_spec.cgroups_path, &error)) return fail(error);
     for (const auto& procs : cgroup.ProcsFiles()) {
       int fd = ::open(procs.c_str(), O_WRONLY | O_CLOEXEC);

@@ -1,6 +1,9 @@
-// The container's cgroup with the cgroupfs driver, v1 (one directory per hierarchy) and v2:
-// create, apply linux.resources, find the cgroup.procs files the init joins, read the OOM
-// kill counter, remove. Part of crib-monitor and of cribd's launcher: plain C++, no absl.
+// One cgroup in the cgroup file system, v1 (one directory per hierarchy that has controllers)
+// and v2 (one directory): create it, apply linux.resources, find the cgroup.procs files a
+// process joins, read the OOM kill counter and watch for OOM events, kill and remove. Used for
+// pods (cgroupfs.cc, with the cgroupfs driver) and containers (crib-monitor and cribd's
+// launcher), and for what systemd does not write with the systemd driver. Plain C++, no absl:
+// crib-monitor links it.
 #pragma once
 
 #include <cstdint>
@@ -9,9 +12,17 @@
 
 #include "runtime/spec.h"
 
-namespace crib::runtime {
+namespace crib::cgroup {
 
-class ContainerCgroup {
+// cpu.weight (v2, 1..10000) for v1 cpu.shares (2..262144), as runc converts it; 0 for 0.
+uint64_t SharesToWeight(uint64_t shares);
+
+// What Apply does with a limit whose controller (or file) the cgroup does not have: refuse it
+// (a container's limits, fitted to the machine before, see FitToMachine), or leave it
+// unapplied (a pod's, which kubelet has applied to its own parent already).
+enum class Missing { kRefuse, kSkip };
+
+class CgroupFiles {
  public:
   // Finds the mounted hierarchies (from /proc/self/mountinfo) for `cgroups_path` ("/a/b" or
   // "a/b", relative to each hierarchy's root). Returns false with `error` set.
@@ -19,7 +30,14 @@ class ContainerCgroup {
 
   // mkdir -p in every hierarchy (cpuset levels get their parent's cpus and mems).
   bool Create(std::string* error);
-  bool Apply(const Resources& resources, std::string* error);
+  bool Apply(const runtime::Resources& resources, std::string* error,
+             Missing missing = Missing::kRefuse);
+
+  // This cgroup's directory in each hierarchy, and whether any exists.
+  std::vector<std::string> Dirs() const;
+  bool Exists() const;
+  // Signals every process of the cgroup, in every hierarchy.
+  void Kill(int signal) const;
 
   // The cgroup.procs files a process writes its pid into to join.
   std::vector<std::string> ProcsFiles() const;
@@ -68,4 +86,4 @@ class ContainerCgroup {
   std::vector<Hierarchy> hierarchies_;
 };
 
-}  // namespace crib::runtime
+}  // namespace crib::cgroup

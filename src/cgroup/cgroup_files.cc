@@ -1,4 +1,4 @@
-#include "runtime/monitor/cgroups.h"
+#include "cgroup/cgroup_files.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -10,10 +10,10 @@
 #include <cerrno>
 #include <cstring>
 
-#include "runtime/monitor/device_filter.h"
+#include "cgroup/device_filter.h"
 #include "runtime/monitor/error_text.h"
 
-namespace crib::runtime {
+namespace crib::cgroup {
 namespace {
 
 bool ReadText(const std::string& path, std::string* out) {
@@ -56,7 +56,7 @@ bool Contains(const std::vector<std::string>& v, const std::string& s) {
   return false;
 }
 
-bool Exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
+bool PathExists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
 
 uint64_t ReadKey(const std::string& path, const std::string& key) {
   std::string text;
@@ -71,7 +71,7 @@ uint64_t ReadKey(const std::string& path, const std::string& key) {
 
 }  // namespace
 
-bool ContainerCgroup::Init(const std::string& cgroups_path, std::string* error) {
+bool CgroupFiles::Init(const std::string& cgroups_path, std::string* error) {
   if (cgroups_path.find(':') != std::string::npos) {
     *error = "cgroup path " + cgroups_path + ": the systemd driver is not supported";
     return false;
@@ -84,7 +84,7 @@ bool ContainerCgroup::Init(const std::string& cgroups_path, std::string* error) 
   }
   std::string mountinfo;
   if (!ReadText("/proc/self/mountinfo", &mountinfo)) {
-    *error = std::string("read /proc/self/mountinfo: ") + ErrorText(errno);
+    *error = std::string("read /proc/self/mountinfo: ") + runtime::ErrorText(errno);
     return false;
   }
   hierarchies_.clear();
@@ -128,14 +128,14 @@ bool ContainerCgroup::Init(const std::string& cgroups_path, std::string* error) 
   return true;
 }
 
-std::string ContainerCgroup::Dir(const std::string& controller) const {
+std::string CgroupFiles::Dir(const std::string& controller) const {
   for (const auto& h : hierarchies_) {
     if (unified_ ? h.v2 : Contains(h.controllers, controller)) return h.dir;
   }
   return "";
 }
 
-bool ContainerCgroup::Create(std::string* error) {
+bool CgroupFiles::Create(std::string* error) {
   for (const auto& h : hierarchies_) {
     bool cpuset = Contains(h.controllers, "cpuset");
     std::string dir = h.mount_point;
@@ -144,7 +144,7 @@ bool ContainerCgroup::Create(std::string* error) {
       if (part.empty()) continue;
       dir += "/" + part;
       if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
-        *error = "create cgroup " + dir + ": " + ErrorText(errno);
+        *error = "create cgroup " + dir + ": " + runtime::ErrorText(errno);
         return false;
       }
       if (unified_) {
@@ -172,25 +172,54 @@ bool ContainerCgroup::Create(std::string* error) {
   return true;
 }
 
-bool ContainerCgroup::Apply(const Resources& r, std::string* error) {
+uint64_t SharesToWeight(uint64_t shares) {
+  if (shares == 0) return 0;
+  if (shares < 2) shares = 2;
+  if (shares > 262144) shares = 262144;
+  return 1 + ((shares - 2) * 9999) / 262142;
+}
+
+std::vector<std::string> CgroupFiles::Dirs() const {
+  std::vector<std::string> dirs;
+  for (const auto& h : hierarchies_) dirs.push_back(h.dir);
+  return dirs;
+}
+
+bool CgroupFiles::Exists() const {
+  for (const auto& h : hierarchies_) {
+    if (PathExists(h.dir)) return true;
+  }
+  return false;
+}
+
+void CgroupFiles::Kill(int signal) const {
+  for (const auto& h : hierarchies_) {
+    std::string text;
+    if (!ReadText(h.dir + "/cgroup.procs", &text)) continue;
+    for (const auto& line : Split(text, '\n')) {
+      if (!line.empty()) ::kill(std::atoi(line.c_str()), signal);
+    }
+  }
+}
+
+bool CgroupFiles::Apply(const runtime::Resources& r, std::string* error, Missing missing) {
   auto set = [&](const std::string& controller, const std::string& file, const std::string& value) {
     std::string dir = Dir(controller);
+    if (missing == Missing::kSkip && (dir.empty() || !PathExists(dir + "/" + file))) return true;
     if (dir.empty()) {
       *error = "set " + file + ": the " + controller + " controller is not mounted";
       return false;
     }
     int err = WriteText(dir + "/" + file, value);
     if (err != 0) {
-      *error = "write " + value + " to " + dir + "/" + file + ": " + ErrorText(err);
+      *error = "write " + value + " to " + dir + "/" + file + ": " + runtime::ErrorText(err);
       return false;
     }
     return true;
   };
   if (unified_) {
     if (r.cpu_shares && *r.cpu_shares > 0) {
-      // The OCI conversion of cpu shares [2, 262144] to cpu.weight [1, 10000].
-      uint64_t weight = 1 + ((*r.cpu_shares - 2) * 9999) / 262142;
-      if (!set("cpu", "cpu.weight", std::to_string(weight))) return false;
+      if (!set("cpu", "cpu.weight", std::to_string(SharesToWeight(*r.cpu_shares)))) return false;
     }
     if (r.cpu_quota || r.cpu_period) {
       std::string quota =
@@ -202,7 +231,7 @@ bool ContainerCgroup::Apply(const Resources& r, std::string* error) {
     if (!r.cpuset_mems.empty() && !set("cpuset", "cpuset.mems", r.cpuset_mems)) return false;
     if (r.memory_limit && *r.memory_limit > 0) {
       if (!set("memory", "memory.max", std::to_string(*r.memory_limit))) return false;
-      if (r.memory_swap && *r.memory_swap > 0 && Exists(Dir("memory") + "/memory.swap.max")) {
+      if (r.memory_swap && *r.memory_swap > 0 && PathExists(Dir("memory") + "/memory.swap.max")) {
         int64_t swap = *r.memory_swap - *r.memory_limit;
         if (!set("memory", "memory.swap.max", std::to_string(swap < 0 ? 0 : swap))) return false;
       }
@@ -242,7 +271,7 @@ bool ContainerCgroup::Apply(const Resources& r, std::string* error) {
   if (!r.cpuset_mems.empty() && !set("cpuset", "cpuset.mems", r.cpuset_mems)) return false;
   if (r.memory_limit && *r.memory_limit != 0) {
     const bool swap = r.memory_swap && *r.memory_swap != 0 &&
-                      Exists(Dir("memory") + "/memory.memsw.limit_in_bytes");
+                      PathExists(Dir("memory") + "/memory.memsw.limit_in_bytes");
     // memory+swap may never be below memory: raising both goes swap first, lowering memory
     // first; trying the swap limit first and falling back covers both.
     const std::string memsw = swap ? std::to_string(*r.memory_swap) : "";
@@ -275,7 +304,7 @@ bool ContainerCgroup::Apply(const Resources& r, std::string* error) {
   return true;
 }
 
-std::vector<ContainerCgroup::View> ContainerCgroup::Views() const {
+std::vector<CgroupFiles::View> CgroupFiles::Views() const {
   std::vector<View> views;
   for (const auto& h : hierarchies_) {
     views.push_back({h.mount_point.substr(h.mount_point.rfind('/') + 1), h.dir, h.controllers});
@@ -283,20 +312,20 @@ std::vector<ContainerCgroup::View> ContainerCgroup::Views() const {
   return views;
 }
 
-std::vector<std::string> ContainerCgroup::ProcsFiles() const {
+std::vector<std::string> CgroupFiles::ProcsFiles() const {
   std::vector<std::string> files;
   for (const auto& h : hierarchies_) files.push_back(h.dir + "/cgroup.procs");
   return files;
 }
 
-uint64_t ContainerCgroup::OomKills() const {
+uint64_t CgroupFiles::OomKills() const {
   if (unified_) return ReadKey(Dir("memory") + "/memory.events", "oom_kill");
   std::string dir = Dir("memory");
   if (dir.empty()) return 0;
   return ReadKey(dir + "/memory.oom_control", "oom_kill");
 }
 
-int ContainerCgroup::WatchOom(std::string* error) const {
+int CgroupFiles::WatchOom(std::string* error) const {
   const std::string dir = Dir("memory");
   if (dir.empty()) {
     *error = "no memory controller";
@@ -305,7 +334,7 @@ int ContainerCgroup::WatchOom(std::string* error) const {
   if (unified_) {
     int fd = ::inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
     if (fd < 0 || ::inotify_add_watch(fd, (dir + "/memory.events").c_str(), IN_MODIFY) < 0) {
-      *error = "watch " + dir + "/memory.events: " + ErrorText(errno);
+      *error = "watch " + dir + "/memory.events: " + runtime::ErrorText(errno);
       if (fd >= 0) ::close(fd);
       return -1;
     }
@@ -318,20 +347,20 @@ int ContainerCgroup::WatchOom(std::string* error) const {
                                                std::to_string(efd) + " " + std::to_string(control));
   if (control >= 0) ::close(control);
   if (err != 0) {
-    *error = "register for OOM events in " + dir + ": " + ErrorText(err);
+    *error = "register for OOM events in " + dir + ": " + runtime::ErrorText(err);
     if (efd >= 0) ::close(efd);
     return -1;
   }
   return efd;
 }
 
-bool ContainerCgroup::WatchSawOom() const {
+bool CgroupFiles::WatchSawOom() const {
   if (unified_) return OomKills() > 0;
   const std::string dir = Dir("memory");
-  return !dir.empty() && Exists(dir + "/memory.oom_control");
+  return !dir.empty() && PathExists(dir + "/memory.oom_control");
 }
 
-std::vector<int> ContainerCgroup::Pids() const {
+std::vector<int> CgroupFiles::Pids() const {
   std::vector<int> pids;
   std::string dir = Dir("memory");
   if (dir.empty() && !hierarchies_.empty()) dir = hierarchies_[0].dir;
@@ -343,11 +372,11 @@ std::vector<int> ContainerCgroup::Pids() const {
   return pids;
 }
 
-bool ContainerCgroup::Remove(std::string* error) {
+bool CgroupFiles::Remove(std::string* error) {
   for (int attempt = 0; attempt < 100; ++attempt) {
     bool left = false;
     for (const auto& h : hierarchies_) {
-      if (!Exists(h.dir)) continue;
+      if (!PathExists(h.dir)) continue;
       std::string text;
       if (ReadText(h.dir + "/cgroup.procs", &text)) {
         for (const auto& line : Split(text, '\n')) {
@@ -356,7 +385,7 @@ bool ContainerCgroup::Remove(std::string* error) {
       }
       if (::rmdir(h.dir.c_str()) != 0 && errno != ENOENT) {
         left = true;
-        *error = "remove cgroup " + h.dir + ": " + ErrorText(errno);
+        *error = "remove cgroup " + h.dir + ": " + runtime::ErrorText(errno);
       }
     }
     if (!left) {
@@ -368,4 +397,4 @@ bool ContainerCgroup::Remove(std::string* error) {
   return false;
 }
 
-}  // namespace crib::runtime
+}  // namespace crib::cgroup

@@ -1,4 +1,4 @@
-#include "runtime/monitor/device_filter.h"
+#include "cgroup/device_filter.h"
 
 #include <fcntl.h>
 #include <sys/syscall.h>
@@ -10,7 +10,7 @@
 
 #include "runtime/monitor/error_text.h"
 
-namespace crib::runtime {
+namespace crib::cgroup {
 namespace {
 
 // Registers: r1 holds the context (struct bpf_cgroup_dev_ctx: access_type, major, minor) until
@@ -66,7 +66,7 @@ int TypeOf(const std::string& type) {
 }
 
 // A rule that matches every request.
-bool Unconditional(const DeviceRule& r) {
+bool Unconditional(const runtime::DeviceRule& r) {
   return TypeOf(r.type) == 0 && r.major < 0 && r.minor < 0 && AccessBits(r.access) == kAllAccess;
 }
 
@@ -84,7 +84,7 @@ bool Query(int fd, std::vector<uint32_t>* ids, uint32_t* flags, std::string* err
   attr.query.prog_ids = Ptr(buf);
   attr.query.prog_cnt = 64;
   if (Bpf(BPF_PROG_QUERY, &attr) != 0) {
-    *error = std::string("query the cgroup's device programs: ") + ErrorText(errno);
+    *error = std::string("query the cgroup's device programs: ") + runtime::ErrorText(errno);
     return false;
   }
   ids->assign(buf, buf + (attr.query.prog_cnt < 64 ? attr.query.prog_cnt : 64));
@@ -99,7 +99,7 @@ bool Detach(int cgroup_fd, uint32_t id, std::string* error) {
   int prog = static_cast<int>(Bpf(BPF_PROG_GET_FD_BY_ID, &attr));
   if (prog < 0) {
     if (errno == ENOENT) return true;  // gone meanwhile
-    *error = "open device program " + std::to_string(id) + ": " + ErrorText(errno);
+    *error = "open device program " + std::to_string(id) + ": " + runtime::ErrorText(errno);
     return false;
   }
   std::memset(&attr, 0, sizeof(attr));
@@ -110,7 +110,7 @@ bool Detach(int cgroup_fd, uint32_t id, std::string* error) {
   int err = errno;
   ::close(prog);
   if (rc != 0 && err != ENOENT) {
-    *error = "detach device program " + std::to_string(id) + ": " + ErrorText(err);
+    *error = "detach device program " + std::to_string(id) + ": " + runtime::ErrorText(err);
     return false;
   }
   return true;
@@ -137,14 +137,14 @@ int Load(const std::vector<bpf_insn>& insns, std::string* error) {
   log.resize(std::strlen(log.c_str()));
   while (!log.empty() && log.back() == '\n') log.pop_back();
   size_t last = log.rfind('\n');
-  *error = std::string("load the device filter: ") + ErrorText(err) +
+  *error = std::string("load the device filter: ") + runtime::ErrorText(err) +
            (log.empty() ? "" : " (" + log.substr(last == std::string::npos ? 0 : last + 1) + ")");
   return -1;
 }
 
 }  // namespace
 
-std::vector<bpf_insn> DeviceFilterProgram(const std::vector<DeviceRule>& rules) {
+std::vector<bpf_insn> DeviceFilterProgram(const std::vector<runtime::DeviceRule>& rules) {
   std::vector<bpf_insn> p = {
       LoadWord(kType, offsetof(bpf_cgroup_dev_ctx, access_type)),
       AluImm(BPF_AND, kType, 0xffff),
@@ -156,12 +156,12 @@ std::vector<bpf_insn> DeviceFilterProgram(const std::vector<DeviceRule>& rules) 
   // Last rule first: the first block that matches returns its verdict; a condition that fails
   // jumps over the rest of its block to the next one.
   for (auto it = rules.rbegin(); it != rules.rend(); ++it) {
-    const DeviceRule& r = *it;
+    const runtime::DeviceRule& r = *it;
     const int type = TypeOf(r.type);
     const int32_t access = AccessBits(r.access);
     if (type < 0 || r.major > INT32_MAX || r.minor > INT32_MAX) continue;  // matches nothing
     std::vector<bpf_insn> block;
-    block.reserve(9);  // the longest block
+    block.reserve(9);           // the longest block
     std::vector<size_t> exits;  // the jumps to the next block
     if (type > 0) {
       exits.push_back(block.size());
@@ -200,7 +200,7 @@ std::vector<bpf_insn> DeviceFilterProgram(const std::vector<DeviceRule>& rules) 
   return p;
 }
 
-bool AllowsEveryDevice(const std::vector<DeviceRule>& rules) {
+bool AllowsEveryDevice(const std::vector<runtime::DeviceRule>& rules) {
   for (auto it = rules.rbegin(); it != rules.rend(); ++it) {
     if (!it->allow) return false;
     if (Unconditional(*it)) return true;
@@ -219,11 +219,11 @@ std::vector<uint32_t> AttachedDeviceFilters(const std::string& cgroup_dir) {
   return ids;
 }
 
-bool AttachDeviceFilter(const std::string& cgroup_dir, const std::vector<DeviceRule>& rules,
-                        std::string* error) {
+bool AttachDeviceFilter(const std::string& cgroup_dir,
+                        const std::vector<runtime::DeviceRule>& rules, std::string* error) {
   int cgroup = ::open(cgroup_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (cgroup < 0) {
-    *error = "open cgroup " + cgroup_dir + ": " + ErrorText(errno);
+    *error = "open cgroup " + cgroup_dir + ": " + runtime::ErrorText(errno);
     return false;
   }
   bool ok = false;
@@ -249,7 +249,7 @@ bool AttachDeviceFilter(const std::string& cgroup_dir, const std::vector<DeviceR
     attr.attach_type = BPF_CGROUP_DEVICE;
     attr.attach_flags = BPF_F_ALLOW_MULTI;
     if (Bpf(BPF_PROG_ATTACH, &attr) != 0) {
-      *error = "attach the device filter to " + cgroup_dir + ": " + ErrorText(errno);
+      *error = "attach the device filter to " + cgroup_dir + ": " + runtime::ErrorText(errno);
       break;
     }
     ok = true;
@@ -261,4 +261,4 @@ bool AttachDeviceFilter(const std::string& cgroup_dir, const std::vector<DeviceR
   return ok;
 }
 
-}  // namespace crib::runtime
+}  // namespace crib::cgroup
