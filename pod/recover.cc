@@ -100,13 +100,10 @@ absl::StatusOr<PodRecovery> PodService::Recover() {
   for (const auto& [id, leaves] : cgroups) {
     const std::string path = absl::StrCat(kCribCgroupParent, "/", id);
     for (const std::string& leaf : leaves) {
-      cgroup::Cgroup child(layout_, absl::StrCat(path, "/", leaf));
-      child.KillAll(SIGKILL);
-      RETURN_IF_ERROR(child.Remove());
+      // Remove kills what is left first.
+      RETURN_IF_ERROR(cgroup::Cgroup(layout_, absl::StrCat(path, "/", leaf)).Remove());
     }
-    cgroup::Cgroup orphan(layout_, path);
-    orphan.KillAll(SIGKILL);
-    RETURN_IF_ERROR(orphan.Remove());
+    RETURN_IF_ERROR(cgroup::Cgroup(layout_, path).Remove());
     ++report.orphans;
   }
   if (systemd()) {

@@ -1,6 +1,5 @@
 // RemovePodSandbox: stop if need be, then remove the netns pin, /dev/shm, the cgroup, the
 // pod's files and its record. Idempotent: every step accepts what is already gone.
-#include <signal.h>
 #include <sys/mount.h>
 
 #include <cerrno>
@@ -56,10 +55,9 @@ absl::Status PodService::Remove(const std::string& id_or_prefix) {
   if (::umount2(shm.c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT) {
     return step_error("unmount shm", ErrnoStatus(errno, absl::StrCat("unmount ", shm)));
   }
-  // A pause process that a crash kept out of the record is still in the pod's cgroup.
+  // A pause process that a crash kept out of the record is still in the pod's cgroup: stopping
+  // a unit, and removing a cgroup, kill what is left in it first.
   const std::string pause_cgroup = PauseCgroupPath(data.cgroup_path, id);
-  cgroup::Cgroup(layout_, pause_cgroup).KillAll(SIGKILL);
-  cgroup::Cgroup(layout_, data.cgroup_path).KillAll(SIGKILL);
   if (cgroup::IsSystemdPath(data.cgroup_path)) {
     // Stopping the slice stops whatever scope is left in it.
     for (const std::string& path : {pause_cgroup, data.cgroup_path}) {

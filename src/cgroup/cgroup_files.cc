@@ -217,6 +217,19 @@ bool CgroupFiles::Apply(const runtime::Resources& r, std::string* error, Missing
     }
     return true;
   };
+  // The same files on v1 and v2 (hugetlb's differ by their suffix only).
+  if (!r.cpuset_cpus.empty() && !set("cpuset", "cpuset.cpus", r.cpuset_cpus)) return false;
+  if (!r.cpuset_mems.empty() && !set("cpuset", "cpuset.mems", r.cpuset_mems)) return false;
+  if (r.pids_limit) {
+    std::string v = *r.pids_limit > 0 ? std::to_string(*r.pids_limit) : std::string("max");
+    if (!set("pids", "pids.max", v)) return false;
+  }
+  const char* hugetlb_suffix = unified_ ? ".max" : ".limit_in_bytes";
+  for (const auto& h : r.hugepage_limits) {
+    if (!set("hugetlb", "hugetlb." + h.page_size + hugetlb_suffix, std::to_string(h.limit))) {
+      return false;
+    }
+  }
   if (unified_) {
     if (r.cpu_shares && *r.cpu_shares > 0) {
       if (!set("cpu", "cpu.weight", std::to_string(SharesToWeight(*r.cpu_shares)))) return false;
@@ -227,22 +240,11 @@ bool CgroupFiles::Apply(const runtime::Resources& r, std::string* error, Missing
       uint64_t period = r.cpu_period && *r.cpu_period ? *r.cpu_period : 100000;
       if (!set("cpu", "cpu.max", quota + " " + std::to_string(period))) return false;
     }
-    if (!r.cpuset_cpus.empty() && !set("cpuset", "cpuset.cpus", r.cpuset_cpus)) return false;
-    if (!r.cpuset_mems.empty() && !set("cpuset", "cpuset.mems", r.cpuset_mems)) return false;
     if (r.memory_limit && *r.memory_limit > 0) {
       if (!set("memory", "memory.max", std::to_string(*r.memory_limit))) return false;
       if (r.memory_swap && *r.memory_swap > 0 && PathExists(Dir("memory") + "/memory.swap.max")) {
         int64_t swap = *r.memory_swap - *r.memory_limit;
         if (!set("memory", "memory.swap.max", std::to_string(swap < 0 ? 0 : swap))) return false;
-      }
-    }
-    if (r.pids_limit) {
-      std::string v = *r.pids_limit > 0 ? std::to_string(*r.pids_limit) : std::string("max");
-      if (!set("pids", "pids.max", v)) return false;
-    }
-    for (const auto& h : r.hugepage_limits) {
-      if (!set("hugetlb", "hugetlb." + h.page_size + ".max", std::to_string(h.limit))) {
-        return false;
       }
     }
     for (const auto& [file, value] : r.unified) {
@@ -267,8 +269,6 @@ bool CgroupFiles::Apply(const runtime::Resources& r, std::string* error, Missing
       !set("cpu", "cpu.cfs_quota_us", std::to_string(*r.cpu_quota))) {
     return false;
   }
-  if (!r.cpuset_cpus.empty() && !set("cpuset", "cpuset.cpus", r.cpuset_cpus)) return false;
-  if (!r.cpuset_mems.empty() && !set("cpuset", "cpuset.mems", r.cpuset_mems)) return false;
   if (r.memory_limit && *r.memory_limit != 0) {
     const bool swap = r.memory_swap && *r.memory_swap != 0 &&
                       PathExists(Dir("memory") + "/memory.memsw.limit_in_bytes");
@@ -279,15 +279,6 @@ bool CgroupFiles::Apply(const runtime::Resources& r, std::string* error, Missing
         swap && WriteText(Dir("memory") + "/memory.memsw.limit_in_bytes", memsw) == 0;
     if (!set("memory", "memory.limit_in_bytes", std::to_string(*r.memory_limit))) return false;
     if (swap && !swap_first && !set("memory", "memory.memsw.limit_in_bytes", memsw)) return false;
-  }
-  if (r.pids_limit) {
-    std::string v = *r.pids_limit > 0 ? std::to_string(*r.pids_limit) : std::string("max");
-    if (!set("pids", "pids.max", v)) return false;
-  }
-  for (const auto& h : r.hugepage_limits) {
-    if (!set("hugetlb", "hugetlb." + h.page_size + ".limit_in_bytes", std::to_string(h.limit))) {
-      return false;
-    }
   }
   if (!r.unified.empty()) {
     *error = "unified cgroup resources need cgroup v2";
@@ -358,18 +349,6 @@ bool CgroupFiles::WatchSawOom() const {
   if (unified_) return OomKills() > 0;
   const std::string dir = Dir("memory");
   return !dir.empty() && PathExists(dir + "/memory.oom_control");
-}
-
-std::vector<int> CgroupFiles::Pids() const {
-  std::vector<int> pids;
-  std::string dir = Dir("memory");
-  if (dir.empty() && !hierarchies_.empty()) dir = hierarchies_[0].dir;
-  std::string text;
-  if (!ReadText(dir + "/cgroup.procs", &text)) return pids;
-  for (const auto& line : Split(text, '\n')) {
-    if (!line.empty()) pids.push_back(std::atoi(line.c_str()));
-  }
-  return pids;
 }
 
 bool CgroupFiles::Remove(std::string* error) {

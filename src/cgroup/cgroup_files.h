@@ -55,9 +55,6 @@ class CgroupFiles {
   // and when the cgroup is removed: an OOM while the cgroup still exists.
   bool WatchSawOom() const;
 
-  // Pids currently in the cgroup (from the memory or first hierarchy).
-  std::vector<int> Pids() const;
-
   // Kills every process left and removes the leaf directories; true when none is left.
   bool Remove(std::string* error);
 

@@ -69,8 +69,6 @@ absl::Status Cgroup::AddProcess(pid_t pid) {
 
 std::vector<std::string> Cgroup::ProcsFiles() const { return files_.ProcsFiles(); }
 
-void Cgroup::KillAll(int signal) const { files_.Kill(signal); }
-
 absl::Status Cgroup::Remove() {
   if (!init_error_.empty()) return absl::OkStatus();  // no hierarchy: nothing was made
   std::string error;

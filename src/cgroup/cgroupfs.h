@@ -51,8 +51,6 @@ class Cgroup {
   absl::Status AddProcess(pid_t pid);
   // The cgroup.procs files a process is written into to join.
   std::vector<std::string> ProcsFiles() const;
-  // Signals every process of the cgroup (all hierarchies).
-  void KillAll(int signal) const;
   // Kills what is left in the cgroup and removes it (not its parents). OK when it does not
   // exist; retries briefly while the kernel still counts an exiting task.
   absl::Status Remove();

@@ -326,7 +326,7 @@ absl::Status Launcher::KillCgroup(const std::string& bundle, int signal) const {
   cgroup::CgroupFiles cgroup;
   std::string error;
   if (!cgroup.Init(spec.linux_spec.cgroups_path, &error)) return absl::InternalError(error);
-  for (int pid : cgroup.Pids()) ::kill(pid, signal);
+  cgroup.Kill(signal);
   return absl::OkStatus();
 }
 
