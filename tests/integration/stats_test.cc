@@ -229,8 +229,11 @@ TEST_F(StatsTest, AllocatingFiftyMegabytesShowsInTheWorkingSet) {
   hog.mutable_linux()->mutable_resources()->set_memory_limit_in_bytes(256 << 20);
   const std::string hog_id = Run(pod, hog);
   const std::string idle_id = Run(pod, Config("idle", {"sleep", "3600"}));
+  // Both numbers are awaited: awk may still be filling its string when the working set, which
+  // counts file pages too, already passes 50 MB.
   const cri::ContainerStats s = StatsUntil(hog_id, [](const cri::ContainerStats& s) {
-    return s.memory().working_set_bytes().value() >= 50'000'000;
+    return s.memory().working_set_bytes().value() >= 50'000'000 &&
+           s.memory().rss_bytes().value() >= 50'000'000;
   });
   const uint64_t usage = CgroupMemoryUsage(CgroupOf(pod, hog_id));
   const cri::MemoryUsage& m = s.memory();
