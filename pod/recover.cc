@@ -8,15 +8,12 @@
 
 #include <cerrno>
 #include <filesystem>
-#include <map>
 #include <set>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "cgroup/cgroupfs.h"
-#include "cgroup/systemd_driver.h"
 #include "common/files.h"
 #include "common/logging.h"
 #include "common/process.h"
@@ -82,52 +79,14 @@ absl::StatusOr<PodRecovery> PodService::Recover() {
     ::kill(pid, SIGKILL);
     ++report.orphans;
   }
-  // Pods under crib's own cgroup parent (kubelet's parents are kubelet's to clean), with
-  // the leaves below them (containers, the pause's on v2).
-  std::map<std::string, std::set<std::string>> cgroups;  // pod id -> leaves
-  for (const std::string& dir : cgroup::Cgroup(layout_, kCribCgroupParent).Dirs()) {
-    for (const std::string& id : ListDirectory(dir)) {
-      const std::string pod_dir = absl::StrCat(dir, "/", id);
-      if (live.count(id) > 0 || others.count(id) > 0 || !std::filesystem::is_directory(pod_dir)) {
-        continue;
-      }
-      std::set<std::string>& leaves = cgroups[id];
-      for (const std::string& leaf : ListDirectory(pod_dir)) {
-        if (std::filesystem::is_directory(absl::StrCat(pod_dir, "/", leaf))) leaves.insert(leaf);
-      }
-    }
-  }
-  for (const auto& [id, leaves] : cgroups) {
-    const std::string path = absl::StrCat(kCribCgroupParent, "/", id);
-    for (const std::string& leaf : leaves) {
-      // Remove kills what is left first.
-      RETURN_IF_ERROR(cgroup::Cgroup(layout_, absl::StrCat(path, "/", leaf)).Remove());
-    }
-    RETURN_IF_ERROR(cgroup::Cgroup(layout_, path).Remove());
-    ++report.orphans;
-  }
-  if (systemd()) {
-    // The systemd driver's units of this cribd that no pod or container record names.
-    ASSIGN_OR_RETURN(std::vector<store::ContainerRecord> containers, store_.ListContainers());
-    std::set<std::string> known = live;
-    for (const store::ContainerRecord& c : containers) known.insert(c.id);
-    for (const char* pattern : {"crib-*.scope", "*crib[-_]*.slice"}) {
-      // Without systemd, cribd still starts (Status says why it is not ready); the sweep is
-      // done at the next start that reaches systemd.
-      absl::StatusOr<std::vector<std::string>> units = cgroup::SharedSystemd().ListOwn(pattern);
-      if (!units.ok()) {
-        spdlog::warn("recovery: systemd's units left unchecked: {}", units.status().message());
-        break;
-      }
-      for (const std::string& unit : *units) {
-        const std::string id = cgroup::IdOfUnit(unit);
-        if (id.empty() || known.count(id) > 0) continue;
-        RETURN_IF_ERROR(cgroup::SharedSystemd().Stop(unit));
-        spdlog::info("recovery: stopped systemd unit {}, which no record names", unit);
-        ++report.orphans;
-      }
-    }
-  }
+  // The cgroups (and systemd units) of pods and containers that no record names; other
+  // cribds' pods are theirs.
+  ASSIGN_OR_RETURN(std::vector<store::ContainerRecord> containers, store_.ListContainers());
+  std::set<std::string> keep = live;
+  keep.insert(others.begin(), others.end());
+  for (const store::ContainerRecord& c : containers) keep.insert(c.id);
+  ASSIGN_OR_RETURN(const int cgroups, driver_->RemoveOrphans(keep));
+  report.orphans += cgroups;
   ASSIGN_OR_RETURN(const int detached, network_.RemoveOrphans(live));
   report.orphans += detached;
   return report;

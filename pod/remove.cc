@@ -6,8 +6,6 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
-#include "cgroup/cgroupfs.h"
-#include "cgroup/systemd_driver.h"
 #include "common/errors.h"
 #include "common/failpoint.h"
 #include "common/logging.h"
@@ -57,21 +55,8 @@ absl::Status PodService::Remove(const std::string& id_or_prefix) {
   }
   // A pause process that a crash kept out of the record is still in the pod's cgroup: stopping
   // a unit, and removing a cgroup, kill what is left in it first.
-  const std::string pause_cgroup = PauseCgroupPath(data.cgroup_path, id);
-  if (cgroup::IsSystemdPath(data.cgroup_path)) {
-    // Stopping the slice stops whatever scope is left in it.
-    for (const std::string& path : {pause_cgroup, data.cgroup_path}) {
-      if (absl::Status s = cgroup::SharedSystemd().Stop(cgroup::UnitOfPath(path)); !s.ok()) {
-        return step_error("stop systemd unit", s);
-      }
-    }
-  }
-  if (pause_cgroup != data.cgroup_path) {
-    if (absl::Status s = cgroup::Cgroup(layout_, pause_cgroup).Remove(); !s.ok()) {
-      return step_error("remove cgroup", s);
-    }
-  }
-  if (absl::Status s = cgroup::Cgroup(layout_, data.cgroup_path).Remove(); !s.ok()) {
+  const std::string pause_cgroup = driver_->PausePath(data.cgroup_path, id);
+  if (absl::Status s = driver_->RemovePod(data.cgroup_path, pause_cgroup); !s.ok()) {
     return step_error("remove cgroup", s);
   }
   RETURN_IF_ERROR(Failpoint("pod.remove.after_cgroup"));

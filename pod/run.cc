@@ -10,9 +10,6 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "cgroup/cgroupfs.h"
-#include "cgroup/parent.h"
-#include "cgroup/systemd_driver.h"
 #include "common/errors.h"
 #include "common/files.h"
 #include "common/ids.h"
@@ -47,8 +44,6 @@ absl::Status PodService::EnsureNetnsDir() {
 
 absl::StatusOr<std::string> PodService::Run(const PodSandboxSpec& spec) {
   RETURN_IF_ERROR(Validate(spec));
-  RETURN_IF_ERROR(cgroup::CheckCgroupParent(spec.cgroup_parent,
-                                            config_.cgroup_driver == CgroupDriver::kSystemd));
   const absl::Time start = absl::Now();
   const std::string pod_name = absl::StrCat(spec.name, " (namespace ", spec.namespace_, ")");
   if (!spec.log_directory.empty() && !absl::StartsWith(spec.log_directory, "/")) {
@@ -68,7 +63,7 @@ absl::StatusOr<std::string> PodService::Run(const PodSandboxSpec& spec) {
   data.annotations = spec.annotations;
   data.namespaces = spec.namespaces;
   if (!host_network) data.port_mappings = spec.port_mappings;
-  ASSIGN_OR_RETURN(data.cgroup_path, PodCgroupPath(spec.cgroup_parent, id));
+  ASSIGN_OR_RETURN(data.cgroup_path, driver_->PodPath(spec.cgroup_parent, id));
   if (!host_network) data.netns_path = NetnsPath(id);
   data.pod_dir = PodDir(id);
   data.config_bytes = spec.config_bytes;
@@ -91,9 +86,7 @@ absl::StatusOr<std::string> PodService::Run(const PodSandboxSpec& spec) {
         RETURN_IF_ERROR(ReserveName(steps, spec, data, record, &same_run));
         if (same_run) return absl::OkStatus();
         RETURN_IF_ERROR(MakeNamespacesAndFiles(steps, spec, data));
-        cgroup::Cgroup cgroup(layout_, data.cgroup_path);
-        cgroup::Cgroup pause_cgroup(layout_, PauseCgroupPath(data.cgroup_path, id));
-        RETURN_IF_ERROR(MakeCgroupAndPause(steps, spec, cgroup, pause_cgroup, data));
+        RETURN_IF_ERROR(MakeCgroupAndPause(steps, spec, id, data));
         if (!host_network) RETURN_IF_ERROR(AttachNetwork(steps, spec, id, data));
         // Ready.
         data.creating = false;
@@ -189,54 +182,17 @@ absl::Status PodService::MakeNamespacesAndFiles(Steps& steps, const PodSandboxSp
       });
 }
 
-std::string PodService::PauseCgroupPath(const std::string& pod_cgroup,
-                                        const std::string& id) const {
-  if (cgroup::IsSystemdPath(pod_cgroup))
-    return absl::StrCat(pod_cgroup, "/", cgroup::ScopeName(id));
-  return absl::StrCat(pod_cgroup, layout_.mode == cgroup::Mode::kUnified ? "/pause" : "");
-}
-
-absl::StatusOr<std::string> PodService::PodCgroupPath(const std::string& parent,
-                                                      const std::string& id) const {
-  if (systemd()) {
-    ASSIGN_OR_RETURN(const std::string slice, cgroup::PodSliceName(parent, id));
-    return cgroup::ExpandSlice(slice);
-  }
-  std::string path = absl::StrCat(parent.empty() ? kCribCgroupParent : parent, "/", id);
-  if (!absl::StartsWith(path, "/")) path = absl::StrCat("/", path);
-  return path;
-}
-
 // The pod cgroup with the pod's resources and overhead, and crib-pause in the pod's namespaces
-// and cgroup. On cgroup v2 a cgroup with processes cannot hand controllers to its children (the
-// containers): the pause gets a leaf of its own. With the systemd driver, the pod cgroup is a
-// transient slice and the pause's a scope in it, which systemd makes with the pause's pid once
-// crib-pause has reported it; the cgroup files systemd does not manage are written as with
-// cgroupfs.
+// and in its cgroup: joined by crib-pause itself before it does anything (cgroupfs), or handed
+// to the driver once crib-pause has reported its pid (systemd, which starts its scope with it).
 absl::Status PodService::MakeCgroupAndPause(Steps& steps, const PodSandboxSpec& spec,
-                                            cgroup::Cgroup& cgroup, cgroup::Cgroup& pause_cgroup,
-                                            PodData& data) {
-  const bool unified = layout_.mode == cgroup::Mode::kUnified;
-  if (systemd()) {
-    const std::string slice = cgroup::UnitOfPath(cgroup.path());
-    RETURN_IF_ERROR(steps.Run(
-        "slice", "start the pod's systemd slice",
-        [&] {
-          return cgroup::SharedSystemd().StartSlice(
-              slice, cgroup::ResourceProperties(cgroup::ToSpecResources(spec.resources), unified));
-        },
-        [slice] { return cgroup::SharedSystemd().Stop(slice); }));
-  }
+                                            const std::string& id, PodData& data) {
+  const std::string pod_cgroup = data.cgroup_path;
+  const std::string pause_cgroup = driver_->PausePath(pod_cgroup, id);
   RETURN_IF_ERROR(steps.Run(
-      "cgroup", "create cgroup", [&] { return cgroup.Create(); },
-      [cgroup]() mutable { return cgroup.Remove(); }));
-  RETURN_IF_ERROR(steps.Run("limits", "limit cgroup", [&] { return cgroup.Apply(spec.resources); }));
-  const bool pause_leaf = unified && !systemd();
-  if (pause_leaf) {
-    RETURN_IF_ERROR(steps.Run(
-        "pause_cgroup", "create crib-pause's cgroup", [&] { return pause_cgroup.Create(); },
-        [pause_cgroup]() mutable { return pause_cgroup.Remove(); }));
-  }
+      "cgroup", "create cgroup",
+      [&] { return driver_->CreatePod(pod_cgroup, pause_cgroup, spec.resources); },
+      [this, pod_cgroup, pause_cgroup] { return driver_->RemovePod(pod_cgroup, pause_cgroup); }));
   PauseOptions pause;
   pause.netns_path = data.netns_path;
   pause.new_ipc = spec.namespaces.ipc != NamespaceMode::kNode;
@@ -247,7 +203,7 @@ absl::Status PodService::MakeCgroupAndPause(Steps& steps, const PodSandboxSpec& 
     pause.sysctls.push_back(absl::StrCat(key, "=", value));
   }
   pause.pod_dir = data.pod_dir;
-  if (!systemd()) pause.cgroup_procs = (pause_leaf ? pause_cgroup : cgroup).ProcsFiles();
+  pause.cgroup_procs = driver_->JoinFiles(pause_cgroup);
   RETURN_IF_ERROR(steps.Run(
       "pause", "start crib-pause",
       [&]() -> absl::Status {
@@ -262,15 +218,11 @@ absl::Status PodService::MakeCgroupAndPause(Steps& steps, const PodSandboxSpec& 
       [&data] {
         return StopPause(PauseProcess{data.pid, data.pid_start_time}, absl::Seconds(2));
       }));
-  if (!systemd()) return absl::OkStatus();
-  const std::string scope = cgroup::UnitOfPath(pause_cgroup.path());
+  if (!driver_->Places()) return absl::OkStatus();
   return steps.Run(
-      "pause_scope", "start crib-pause's systemd scope",
-      [&] {
-        return cgroup::SharedSystemd().StartScope(scope, cgroup::UnitOfPath(cgroup.path()),
-                                                  data.pid, {});
-      },
-      [scope] { return cgroup::SharedSystemd().Stop(scope); });
+      "place_pause", "place crib-pause in its cgroup",
+      [&] { return driver_->Place(pause_cgroup, data.pid, {}); },
+      [this, pause_cgroup] { return driver_->Remove(pause_cgroup); });
 }
 
 // The pod's network through the backend, and its addresses in the pod's hosts file.

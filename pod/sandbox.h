@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "cgroup/cgroupfs.h"
+#include "cgroup/resources.h"
 #include "network/backend.h"
 
 namespace crib::pod {

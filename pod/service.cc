@@ -10,7 +10,6 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "cgroup/systemd_driver.h"
 #include "common/errors.h"
 #include "common/ids.h"
 #include "common/spawn.h"
@@ -42,18 +41,18 @@ absl::StatusOr<std::unique_ptr<PodService>> PodService::Create(const Config& con
                                                                store::Store& store) {
   ASSIGN_OR_RETURN(cgroup::Layout layout, cgroup::DetectLayout());
   ASSIGN_OR_RETURN(std::string pause, HelperPath(config.helper_dir, "crib-pause"));
-  if (config.cgroup_driver == CgroupDriver::kSystemd)
-    cgroup::SharedSystemd().SetOwner(config.state_dir);
-  return std::unique_ptr<PodService>(
-      new PodService(config, network, store, std::move(layout), std::move(pause)));
+  return std::unique_ptr<PodService>(new PodService(
+      config, network, store,
+      cgroup::MakeDriver(config.cgroup_driver == CgroupDriver::kSystemd, layout, config.state_dir),
+      std::move(pause)));
 }
 
 PodService::PodService(const Config& config, network::NetworkBackend& network, store::Store& store,
-                       cgroup::Layout layout, std::string pause_path)
+                       std::unique_ptr<cgroup::Driver> driver, std::string pause_path)
     : config_(config),
       network_(network),
       store_(store),
-      layout_(std::move(layout)),
+      driver_(std::move(driver)),
       pause_path_(std::move(pause_path)) {}
 
 absl::Status PodService::Validate(const PodSandboxSpec& spec) {

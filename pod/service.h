@@ -17,8 +17,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "cgroup/cgroupfs.h"
-#include "cgroup/layout.h"
+#include "cgroup/driver.h"
 #include "common/steps.h"
 #include "config/config.h"
 #include "network/backend.h"
@@ -34,9 +33,6 @@ struct ContainerHooks {
   std::function<absl::Status(const std::string& pod_id)> stop_all;
   std::function<absl::Status(const std::string& pod_id)> remove_all;
 };
-
-// The cgroup parent of pods that name none.
-inline constexpr char kCribCgroupParent[] = "/crib";
 
 // What start-up recovery found and did (recover.cc).
 struct PodRecovery {
@@ -85,7 +81,7 @@ class PodService {
 
  private:
   PodService(const Config& config, network::NetworkBackend& network, store::Store& store,
-             cgroup::Layout layout, std::string pause_path);
+             std::unique_ptr<cgroup::Driver> driver, std::string pause_path);
 
   absl::StatusOr<std::string> ResolveId(const std::string& id_or_prefix);
   // The id of a ready pod that a previous Run made from the very same spec.
@@ -95,8 +91,7 @@ class PodService {
                            store::PodRecord& record, std::optional<std::string>* same_run);
   absl::Status MakeNamespacesAndFiles(Steps& steps, const PodSandboxSpec& spec,
                                       const PodData& data);
-  absl::Status MakeCgroupAndPause(Steps& steps, const PodSandboxSpec& spec,
-                                  cgroup::Cgroup& cgroup, cgroup::Cgroup& pause_cgroup,
+  absl::Status MakeCgroupAndPause(Steps& steps, const PodSandboxSpec& spec, const std::string& id,
                                   PodData& data);
   absl::Status AttachNetwork(Steps& steps, const PodSandboxSpec& spec, const std::string& id,
                              PodData& data);
@@ -107,19 +102,12 @@ class PodService {
   absl::Status StopLocked(const std::string& id, bool removing = false);
 
   std::string PodDir(const std::string& id) const;
-  // The cgroup crib-pause lives in: with the systemd driver its scope, crib-<pod id>.scope;
-  // with cgroupfs on v2 the leaf "pause" (a sibling of the containers' cgroups); on v1 the pod
-  // cgroup itself.
-  std::string PauseCgroupPath(const std::string& pod_cgroup, const std::string& id) const;
-  bool systemd() const { return config_.cgroup_driver == CgroupDriver::kSystemd; }
-  // The pod cgroup's path: below crib's own parent or `parent`, named by the driver.
-  absl::StatusOr<std::string> PodCgroupPath(const std::string& parent, const std::string& id) const;
   std::string NetnsPath(const std::string& id) const;
 
   const Config& config_;
   network::NetworkBackend& network_;
   store::Store& store_;
-  const cgroup::Layout layout_;
+  const std::unique_ptr<cgroup::Driver> driver_;
   const std::string pause_path_;
 
   absl::Mutex locks_mutex_;

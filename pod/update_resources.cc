@@ -2,8 +2,6 @@
 // then; crib applies the new limits to the pod cgroup it made below it and keeps the new
 // config for PodSandboxStatus. A zero or empty value leaves that limit as it is.
 #include "absl/strings/str_cat.h"
-#include "cgroup/cgroupfs.h"
-#include "cgroup/systemd_driver.h"
 #include "common/errors.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
@@ -23,14 +21,8 @@ absl::Status PodService::UpdateResources(const std::string& id_or_prefix,
     return absl::FailedPreconditionError(
         absl::StrCat("update resources of pod sandbox ", id, ": it is not ready"));
   }
-  if (cgroup::IsSystemdPath(data.cgroup_path)) {
-    absl::Status s = cgroup::SharedSystemd().Set(
-        cgroup::UnitOfPath(data.cgroup_path),
-        cgroup::ResourceProperties(cgroup::ToSpecResources(resources),
-                                   layout_.mode == cgroup::Mode::kUnified));
-    if (!s.ok()) return Annotate(s, absl::StrCat("update resources of pod sandbox ", id));
-  }
-  if (absl::Status s = cgroup::Cgroup(layout_, data.cgroup_path).Apply(resources); !s.ok()) {
+  if (absl::Status s = driver_->Update(data.cgroup_path, resources, cgroup::Missing::kSkip);
+      !s.ok()) {
     return Annotate(s, absl::StrCat("update resources of pod sandbox ", id));
   }
   if (!config_bytes.empty() && config_bytes != data.config_bytes) {
@@ -39,8 +31,8 @@ absl::Status PodService::UpdateResources(const std::string& id_or_prefix,
     RETURN_IF_ERROR(store_.UpdatePod(record));
   }
   spdlog::info("pod {} ({}) resized: cpu shares {}, quota {}/{} us, memory {}", id.substr(0, 12),
-               record.name, resources.cpu_shares, resources.cpu_quota, resources.cpu_period,
-               resources.memory_limit);
+               record.name, resources.cpu_shares.value_or(0), resources.cpu_quota.value_or(0),
+               resources.cpu_period.value_or(0), resources.memory_limit.value_or(0));
   return absl::OkStatus();
 }
 

@@ -202,7 +202,7 @@ void CgroupFiles::Kill(int signal) const {
   }
 }
 
-bool CgroupFiles::Apply(const runtime::Resources& r, std::string* error, Missing missing) {
+bool CgroupFiles::Apply(const Resources& r, std::string* error, Missing missing) {
   auto set = [&](const std::string& controller, const std::string& file, const std::string& value) {
     std::string dir = Dir(controller);
     if (missing == Missing::kSkip && (dir.empty() || !PathExists(dir + "/" + file))) return true;

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/spec.h"
+#include "cgroup/resources.h"
 
 namespace crib::cgroup {
 
@@ -30,8 +30,7 @@ class CgroupFiles {
 
   // mkdir -p in every hierarchy (cpuset levels get their parent's cpus and mems).
   bool Create(std::string* error);
-  bool Apply(const runtime::Resources& resources, std::string* error,
-             Missing missing = Missing::kRefuse);
+  bool Apply(const Resources& resources, std::string* error, Missing missing = Missing::kRefuse);
 
   // This cgroup's directory in each hierarchy, and whether any exists.
   std::vector<std::string> Dirs() const;

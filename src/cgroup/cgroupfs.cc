@@ -12,17 +12,6 @@
 
 namespace crib::cgroup {
 
-runtime::Resources ToSpecResources(const Resources& pod) {
-  runtime::Resources r;
-  if (pod.cpu_shares > 0) r.cpu_shares = pod.cpu_shares;
-  if (pod.cpu_quota != 0) r.cpu_quota = pod.cpu_quota;
-  if (pod.cpu_period > 0) r.cpu_period = pod.cpu_period;
-  if (pod.memory_limit > 0) r.memory_limit = pod.memory_limit;
-  r.cpuset_cpus = pod.cpuset_cpus;
-  r.cpuset_mems = pod.cpuset_mems;
-  return r;
-}
-
 Cgroup::Cgroup(const Layout&, std::string path) : path_(std::move(path)) {
   if (path_.empty() || path_[0] != '/') path_ = absl::StrCat("/", path_);
   if (!files_.Init(path_, &init_error_) && init_error_.empty()) init_error_ = "no hierarchy";
@@ -45,10 +34,10 @@ absl::Status Cgroup::Create() {
   return absl::OkStatus();
 }
 
-absl::Status Cgroup::Apply(const Resources& resources) {
+absl::Status Cgroup::Apply(const Resources& resources, Missing missing) {
   RETURN_IF_ERROR(Check("limit"));
   std::string error;
-  if (!files_.Apply(ToSpecResources(resources), &error, Missing::kSkip)) {
+  if (!files_.Apply(resources, &error, missing)) {
     return absl::InternalError(absl::StrCat("apply resources to cgroup ", path_, ": ", error));
   }
   return absl::OkStatus();

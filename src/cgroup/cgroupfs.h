@@ -1,12 +1,10 @@
-// A pod's cgroup for cribd: CgroupFiles (the one cgroup code cribd and crib-monitor share)
-// with cribd's statuses. It creates the cgroup, applies the pod's limits (a controller the
-// machine lacks is left unapplied: kubelet limits its own parent), moves processes in, kills
-// and removes; it decides nothing about where pods go (the pod room passes the paths).
+// One cgroup for cribd: CgroupFiles (the one cgroup code cribd and crib-monitor share) with
+// cribd's statuses. It creates the cgroup, applies limits, moves processes in, kills and
+// removes; it decides nothing about where cgroups go (that is the driver's, driver.h).
 #pragma once
 
 #include <sys/types.h>
 
-#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -17,20 +15,6 @@
 #include "cgroup/layout.h"
 
 namespace crib::cgroup {
-
-// Limits in CRI's units (LinuxContainerResources); zero or empty leaves a limit unset.
-struct Resources {
-  int64_t cpu_shares = 0;
-  int64_t cpu_quota = 0;   // microseconds per period
-  int64_t cpu_period = 0;  // microseconds
-  int64_t memory_limit = 0;
-  std::string cpuset_cpus;
-  std::string cpuset_mems;
-};
-
-// The pod's resources in the spec's terms (what CgroupFiles applies and systemd's properties
-// carry); zero and empty leave a limit unset.
-runtime::Resources ToSpecResources(const Resources& pod);
 
 // One cgroup at `path` (absolute within the cgroup tree, e.g. /crib/<pod id>).
 class Cgroup {
@@ -47,7 +31,9 @@ class Cgroup {
   // On v1, new cpuset levels inherit their parent's cpus and mems (the kernel leaves them empty,
   // which refuses every task); on v2 the usable controllers are enabled down to the parent.
   absl::Status Create();
-  absl::Status Apply(const Resources& resources);
+  // Writes `resources` to the cgroup's files; `missing` says what a limit whose controller the
+  // machine lacks does.
+  absl::Status Apply(const Resources& resources, Missing missing);
   absl::Status AddProcess(pid_t pid);
   // The cgroup.procs files a process is written into to join.
   std::vector<std::string> ProcsFiles() const;

@@ -66,7 +66,7 @@ int TypeOf(const std::string& type) {
 }
 
 // A rule that matches every request.
-bool Unconditional(const runtime::DeviceRule& r) {
+bool Unconditional(const DeviceRule& r) {
   return TypeOf(r.type) == 0 && r.major < 0 && r.minor < 0 && AccessBits(r.access) == kAllAccess;
 }
 
@@ -144,7 +144,7 @@ int Load(const std::vector<bpf_insn>& insns, std::string* error) {
 
 }  // namespace
 
-std::vector<bpf_insn> DeviceFilterProgram(const std::vector<runtime::DeviceRule>& rules) {
+std::vector<bpf_insn> DeviceFilterProgram(const std::vector<DeviceRule>& rules) {
   std::vector<bpf_insn> p = {
       LoadWord(kType, offsetof(bpf_cgroup_dev_ctx, access_type)),
       AluImm(BPF_AND, kType, 0xffff),
@@ -156,7 +156,7 @@ std::vector<bpf_insn> DeviceFilterProgram(const std::vector<runtime::DeviceRule>
   // Last rule first: the first block that matches returns its verdict; a condition that fails
   // jumps over the rest of its block to the next one.
   for (auto it = rules.rbegin(); it != rules.rend(); ++it) {
-    const runtime::DeviceRule& r = *it;
+    const DeviceRule& r = *it;
     const int type = TypeOf(r.type);
     const int32_t access = AccessBits(r.access);
     if (type < 0 || r.major > INT32_MAX || r.minor > INT32_MAX) continue;  // matches nothing
@@ -200,7 +200,7 @@ std::vector<bpf_insn> DeviceFilterProgram(const std::vector<runtime::DeviceRule>
   return p;
 }
 
-bool AllowsEveryDevice(const std::vector<runtime::DeviceRule>& rules) {
+bool AllowsEveryDevice(const std::vector<DeviceRule>& rules) {
   for (auto it = rules.rbegin(); it != rules.rend(); ++it) {
     if (!it->allow) return false;
     if (Unconditional(*it)) return true;
@@ -219,8 +219,8 @@ std::vector<uint32_t> AttachedDeviceFilters(const std::string& cgroup_dir) {
   return ids;
 }
 
-bool AttachDeviceFilter(const std::string& cgroup_dir,
-                        const std::vector<runtime::DeviceRule>& rules, std::string* error) {
+bool AttachDeviceFilter(const std::string& cgroup_dir, const std::vector<DeviceRule>& rules,
+                        std::string* error) {
   int cgroup = ::open(cgroup_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (cgroup < 0) {
     *error = "open cgroup " + cgroup_dir + ": " + runtime::ErrorText(errno);

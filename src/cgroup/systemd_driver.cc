@@ -14,8 +14,10 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "cgroup/cgroupfs.h"
+#include "cgroup/driver.h"
 #include "cgroup/parent.h"
 #include "common/files.h"
+#include "common/logging.h"
 #include "common/status_macros.h"
 
 namespace crib::cgroup {
@@ -56,14 +58,13 @@ std::map<int64_t, std::string> DeviceMajors(absl::string_view type) {
 // other forms get no device properties and keep only the cgroup's own rules. A rule systemd
 // cannot name (a major that /proc/devices does not list, with any minor) is left out, which
 // denies more, never less.
-void AddDeviceProperties(const std::vector<runtime::DeviceRule>& rules,
-                         std::vector<UnitProperty>* out) {
+void AddDeviceProperties(const std::vector<DeviceRule>& rules, std::vector<UnitProperty>* out) {
   if (rules.empty() || rules[0].allow || rules[0].type != "a") return;
   DeviceAllowList allow;
   std::map<int64_t, std::string> majors[2];
   bool loaded[2] = {false, false};
   for (size_t i = 1; i < rules.size(); ++i) {
-    const runtime::DeviceRule& r = rules[i];
+    const DeviceRule& r = rules[i];
     if (!r.allow) return;
     const std::string access = r.access.empty() ? "rwm" : r.access;
     if (r.type == "a") {
@@ -194,7 +195,7 @@ absl::StatusOr<Bytes> CpuMask(absl::string_view list) {
   return mask;
 }
 
-std::vector<UnitProperty> ResourceProperties(const runtime::Resources& r, bool unified) {
+std::vector<UnitProperty> ResourceProperties(const Resources& r, bool unified) {
   std::vector<UnitProperty> out;
   if (r.cpu_shares && *r.cpu_shares > 0) {
     if (unified) {
@@ -319,6 +320,130 @@ absl::StatusOr<std::vector<std::string>> Systemd::ListOwn(const std::string& pat
 Systemd& SharedSystemd() {
   static Systemd* systemd = new Systemd();
   return *systemd;
+}
+
+namespace {
+
+// The systemd driver (see systemd_driver.h). A pod recorded with a cgroupfs path (made before
+// the driver changed) is still removed the cgroupfs way.
+class SystemdDriver final : public Driver {
+ public:
+  explicit SystemdDriver(const Layout& layout)
+      : layout_(layout),
+        unified_(layout.mode == Mode::kUnified),
+        cgroupfs_(MakeCgroupfsDriver(layout)) {}
+
+  absl::string_view Name() const override { return "systemd"; }
+
+  absl::StatusOr<std::string> PodPath(absl::string_view parent,
+                                      absl::string_view pod_id) const override {
+    RETURN_IF_ERROR(CheckCgroupParent(parent, /*systemd=*/true));
+    ASSIGN_OR_RETURN(const std::string slice, PodSliceName(parent, pod_id));
+    return ExpandSlice(slice);
+  }
+
+  std::string PausePath(absl::string_view pod_path, absl::string_view pod_id) const override {
+    if (!IsSystemdPath(pod_path)) return cgroupfs_->PausePath(pod_path, pod_id);
+    return absl::StrCat(pod_path, "/", ScopeName(pod_id));
+  }
+
+  std::string ContainerPath(absl::string_view pod_path, absl::string_view id) const override {
+    if (!IsSystemdPath(pod_path)) return cgroupfs_->ContainerPath(pod_path, id);
+    return absl::StrCat(pod_path, "/", ScopeName(id));
+  }
+
+  // The slice with the limits as properties, then the files systemd does not manage (v1
+  // hierarchies it leaves alone, such as cpuset) with all of them. crib-pause's scope comes
+  // with its pid (Place).
+  absl::Status CreatePod(const std::string& pod_path, const std::string& pause_path,
+                         const Resources& resources) override {
+    const std::string slice = UnitOfPath(pod_path);
+    RETURN_IF_ERROR(SharedSystemd().StartSlice(slice, ResourceProperties(resources, unified_)));
+    absl::Status files = [&]() -> absl::Status {
+      Cgroup pod(layout_, pod_path);
+      RETURN_IF_ERROR(pod.Create());
+      return pod.Apply(resources, Missing::kSkip);
+    }();
+    if (!files.ok()) (void)RemovePod(pod_path, pause_path);
+    return files;
+  }
+
+  // Stopping the slice stops what is left in it; the files systemd did not make go after.
+  absl::Status RemovePod(const std::string& pod_path, const std::string& pause_path) override {
+    if (!IsSystemdPath(pod_path)) return cgroupfs_->RemovePod(pod_path, pause_path);
+    for (const std::string& path : {pause_path, pod_path}) {
+      RETURN_IF_ERROR(SharedSystemd().Stop(UnitOfPath(path)));
+    }
+    return cgroupfs_->RemovePod(pod_path, pause_path);
+  }
+
+  std::vector<std::string> JoinFiles(const std::string& path) const override {
+    if (!IsSystemdPath(path)) return cgroupfs_->JoinFiles(path);
+    return {};
+  }
+
+  bool Places() const override { return true; }
+
+  absl::Status Place(const std::string& path, pid_t pid, const Resources& resources) override {
+    const absl::string_view parent = absl::string_view(path).substr(0, path.rfind('/'));
+    return SharedSystemd().StartScope(UnitOfPath(path), UnitOfPath(parent), pid,
+                                      ResourceProperties(resources, unified_));
+  }
+
+  // systemd keeps what it applies (and would reset files it manages when it reloads); the files
+  // cover the rest. A unit that is gone (its last process exited) has no cgroup to limit.
+  absl::Status Update(const std::string& path, const Resources& resources,
+                      Missing missing) override {
+    if (IsSystemdPath(path)) {
+      absl::Status s =
+          SharedSystemd().Set(UnitOfPath(path), ResourceProperties(resources, unified_));
+      if (!s.ok() && !absl::IsNotFound(s)) return s;
+    }
+    return cgroupfs_->Update(path, resources, missing);
+  }
+
+  absl::Status Remove(const std::string& path) override {
+    if (IsSystemdPath(path)) RETURN_IF_ERROR(SharedSystemd().Stop(UnitOfPath(path)));
+    return cgroupfs_->Remove(path);
+  }
+
+  // This cribd's units that no record names, and what a cgroupfs run left under /crib. Without
+  // systemd, cribd still starts (Status says why it is not ready): the units are checked at the
+  // next start that reaches systemd.
+  absl::StatusOr<int> RemoveOrphans(const std::set<std::string>& keep) override {
+    ASSIGN_OR_RETURN(int removed, cgroupfs_->RemoveOrphans(keep));
+    for (const char* pattern : {"crib-*.scope", "*crib[-_]*.slice"}) {
+      absl::StatusOr<std::vector<std::string>> units = SharedSystemd().ListOwn(pattern);
+      if (!units.ok()) {
+        spdlog::warn("recovery: systemd's units left unchecked: {}", units.status().message());
+        break;
+      }
+      for (const std::string& unit : *units) {
+        const std::string id = IdOfUnit(unit);
+        if (id.empty() || keep.count(id) > 0) continue;
+        RETURN_IF_ERROR(SharedSystemd().Stop(unit));
+        spdlog::info("recovery: stopped systemd unit {}, which no record names", unit);
+        ++removed;
+      }
+    }
+    return removed;
+  }
+
+ private:
+  const Layout layout_;
+  const bool unified_;
+  const std::unique_ptr<Driver> cgroupfs_;
+};
+
+}  // namespace
+
+std::unique_ptr<Driver> MakeSystemdDriver(const Layout& layout, const std::string& owner) {
+  SharedSystemd().SetOwner(owner);
+  return std::make_unique<SystemdDriver>(layout);
+}
+
+std::unique_ptr<Driver> MakeDriver(bool systemd, const Layout& layout, const std::string& owner) {
+  return systemd ? MakeSystemdDriver(layout, owner) : MakeCgroupfsDriver(layout);
 }
 
 }  // namespace crib::cgroup

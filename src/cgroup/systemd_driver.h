@@ -25,8 +25,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "cgroup/cgroupfs.h"
+#include "cgroup/resources.h"
 #include "cgroup/systemd_bus.h"
-#include "runtime/spec.h"
 
 namespace crib::cgroup {
 
@@ -45,7 +45,7 @@ std::string IdOfUnit(absl::string_view unit);
 
 // The unit properties that carry `resources` (v2: `unified`; v1 otherwise). Only what systemd
 // applies on this hierarchy: the rest is for the cgroup files.
-std::vector<UnitProperty> ResourceProperties(const runtime::Resources& resources, bool unified);
+std::vector<UnitProperty> ResourceProperties(const Resources& resources, bool unified);
 // A cpuset list ("0-3,8") as systemd's bit mask (AllowedCPUs); InvalidArgument if malformed.
 absl::StatusOr<Bytes> CpuMask(absl::string_view list);
 

@@ -13,7 +13,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
-#include "cgroup/systemd_driver.h"
 #include "common/errors.h"
 #include "common/files.h"
 #include "common/ids.h"
@@ -358,16 +357,11 @@ absl::Status ContainerService::StartMonitor(Steps& steps, const ContainerSpec& s
   const std::string bundle = Bundle(id);
   const std::string& cgroup_path = oci.linux_spec.cgroups_path;
   runtime::CreateOptions options{spec.stdin, spec.stdin_once, nullptr};
-  std::string scope;
-  if (cgroup::IsSystemdPath(cgroup_path)) {
-    // The systemd driver: the init's scope, made by systemd with the init in it.
-    scope = cgroup::UnitOfPath(cgroup_path);
-    const std::string slice = cgroup::UnitOfPath(cgroup_path.substr(0, cgroup_path.rfind('/')));
-    options.place_init = [&, slice](pid_t pid) {
-      return cgroup::SharedSystemd().StartScope(
-          scope, slice, pid,
-          cgroup::ResourceProperties(oci.linux_spec.resources,
-                                     layout_.mode == cgroup::Mode::kUnified));
+  if (driver_->Places()) {
+    // The driver puts the init in its cgroup (systemd: starts its scope with it) before the
+    // init joins it; the monitor then writes what the driver does not.
+    options.place_init = [&](pid_t pid) {
+      return driver_->Place(cgroup_path, pid, oci.linux_spec.resources);
     };
   }
   RETURN_IF_ERROR(steps.Run(
@@ -375,7 +369,7 @@ absl::Status ContainerService::StartMonitor(Steps& steps, const ContainerSpec& s
       [&]() -> absl::Status {
         absl::StatusOr<runtime::CreatedContainer> made =
             launcher_.Create(id, bundle, oci, data.log_path, options);
-        if (!made.ok() && !scope.empty()) (void)cgroup::SharedSystemd().Stop(scope);
+        if (!made.ok()) (void)driver_->Remove(cgroup_path);
         ASSIGN_OR_RETURN(runtime::CreatedContainer created, std::move(made));
         for (const std::string& warning : created.warnings) {
           spdlog::warn("container {} ({}): {}", id.substr(0, 12), name, warning);
@@ -384,9 +378,9 @@ absl::Status ContainerService::StartMonitor(Steps& steps, const ContainerSpec& s
         data.init_pid = created.init_pid;
         return absl::OkStatus();
       },
-      [this, bundle, scope]() -> absl::Status {
+      [this, bundle, cgroup_path]() -> absl::Status {
         RETURN_IF_ERROR(launcher_.Remove(bundle));
-        return scope.empty() ? absl::OkStatus() : cgroup::SharedSystemd().Stop(scope);
+        return driver_->Remove(cgroup_path);
       }));
   RETURN_IF_ERROR(steps.Run(
       "watch", "watch crib-monitor", [&] { return exits_->Watch(id, bundle); },

@@ -1,6 +1,5 @@
 // Where a container's parts are on the machine, for the rooms that read them.
 #include "absl/strings/str_cat.h"
-#include "cgroup/systemd_driver.h"
 #include "container/service.h"
 
 namespace crib::container {
@@ -9,10 +8,9 @@ std::string ContainerService::UpperDir(const std::string& id) const {
   return absl::StrCat(LayerDir(id), "/upper");
 }
 
-std::string ContainerService::CgroupPath(const std::string& pod_cgroup, const std::string& id) {
-  if (cgroup::IsSystemdPath(pod_cgroup))
-    return absl::StrCat(pod_cgroup, "/", cgroup::ScopeName(id));
-  return absl::StrCat(pod_cgroup, "/", id);
+std::string ContainerService::CgroupPath(const std::string& pod_cgroup,
+                                         const std::string& id) const {
+  return driver_->ContainerPath(pod_cgroup, id);
 }
 
 }  // namespace crib::container

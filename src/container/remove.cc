@@ -2,7 +2,6 @@
 // mount, the bundle and the writable layer, and last the record; idempotent, so a remove
 // that failed half-way is finished by the next.
 #include "absl/strings/str_cat.h"
-#include "cgroup/systemd_driver.h"
 #include "common/errors.h"
 #include "common/failpoint.h"
 #include "common/logging.h"
@@ -41,12 +40,20 @@ absl::Status ContainerService::RemoveLocked(const std::string& id) {
     }
   }
   RETURN_IF_ERROR(Failpoint("container.remove.after_mark"));
-  // Kills what still runs, waits for the monitor's record, removes the cgroup.
+  // The cgroup's path is in the spec, which the launcher's removal takes away (a removal that
+  // stopped half-way took it already: the pod's record says where the cgroup is).
+  std::string cgroup_path;
+  if (absl::StatusOr<std::string> path = launcher_.CgroupPath(bundle); path.ok()) {
+    cgroup_path = *path;
+  } else if (absl::StatusOr<pod::PodSandbox> pod = pods_.Get(record->pod_id); pod.ok()) {
+    cgroup_path = CgroupPath(pod->cgroup_path, id);
+  }
+  // Kills what still runs, waits for the monitor's record, removes the cgroup's files.
   if (absl::Status s = launcher_.Remove(bundle); !s.ok()) return step_error("stop and clean", s);
-  // The systemd driver's scope is gone with its last process; a failed one is forgotten.
-  if (config_.cgroup_driver == CgroupDriver::kSystemd) {
-    if (absl::Status s = cgroup::SharedSystemd().Stop(cgroup::ScopeName(id)); !s.ok()) {
-      return step_error("stop the systemd scope", s);
+  // The driver's part (systemd: the scope, gone with its last process, or failed and kept).
+  if (!cgroup_path.empty()) {
+    if (absl::Status s = driver_->Remove(cgroup_path); !s.ok()) {
+      return step_error("remove the cgroup", s);
     }
   }
   RETURN_IF_ERROR(Failpoint("container.remove.after_stop"));

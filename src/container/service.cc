@@ -96,6 +96,8 @@ ContainerService::ContainerService(const Config& config, store::Store& store, po
       pods_(pods),
       images_(images),
       layout_(std::move(layout)),
+      driver_(cgroup::MakeDriver(config.cgroup_driver == CgroupDriver::kSystemd, layout_,
+                                 config.state_dir)),
       launcher_(std::move(monitor_path)),
       apparmor_enabled_(AppArmorEnabled()) {}
 

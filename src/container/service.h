@@ -21,6 +21,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "cgroup/driver.h"
 #include "cgroup/layout.h"
 #include "common/steps.h"
 #include "config/config.h"
@@ -95,7 +96,7 @@ class ContainerService {
   // Where a container's parts are, for the rooms that read them (paths.cc): its writable
   // layer (the overlay upper dir), and its cgroup below the pod's.
   std::string UpperDir(const std::string& id) const;
-  static std::string CgroupPath(const std::string& pod_cgroup, const std::string& id);
+  std::string CgroupPath(const std::string& pod_cgroup, const std::string& id) const;
 
  private:
   ContainerService(const Config& config, store::Store& store, pod::PodService& pods,
@@ -155,6 +156,7 @@ class ContainerService {
   pod::PodService& pods_;
   image::ImageStore& images_;
   const cgroup::Layout layout_;
+  const std::unique_ptr<cgroup::Driver> driver_;
   runtime::Launcher launcher_;
   const bool apparmor_enabled_;
 

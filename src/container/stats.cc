@@ -105,7 +105,7 @@ ContainerStats StatsService::Sample(const container::Container& c, const std::st
   if ((c.state == ContainerState::kRunning || c.state == ContainerState::kCreated) &&
       !pod_cgroup.empty()) {
     absl::StatusOr<cgroup::CgroupStats> usage =
-        reader_.Read(ContainerService::CgroupPath(pod_cgroup, c.id));
+        reader_.Read(containers_.CgroupPath(pod_cgroup, c.id));
     if (usage.ok()) {
       s.usage_nano_cores = CpuRate(absl::StrCat("c/", c.id), usage->cpu.usage_ns);
       s.usage = *std::move(usage);

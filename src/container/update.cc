@@ -1,7 +1,6 @@
 // UpdateContainerResources (the live cgroup, and the record that ContainerStatus reports) and
 // ReopenContainerLog.
 #include "absl/strings/str_cat.h"
-#include "cgroup/systemd_driver.h"
 #include "common/errors.h"
 #include "common/status_macros.h"
 #include "container/service.h"
@@ -24,18 +23,11 @@ absl::Status ContainerService::UpdateResources(const std::string& id_or_prefix,
   runtime::Resources limits =
       ToRuntimeResources(resources, layout_.mode == cgroup::Mode::kUnified);
   FitResources(id, &limits);
-  if (config_.cgroup_driver == CgroupDriver::kSystemd) {
-    // systemd keeps what it applies to the scope; the files cover the rest below.
-    absl::Status s = cgroup::SharedSystemd().Set(
-        cgroup::ScopeName(id),
-        cgroup::ResourceProperties(limits, layout_.mode == cgroup::Mode::kUnified));
-    if (!s.ok() && !absl::IsNotFound(s)) {
-      return Annotate(s, absl::StrCat("update resources of container ", id));
-    }
-  }
-  if (absl::Status s = launcher_.UpdateResources(Bundle(id), limits); !s.ok()) {
-    return Annotate(s, absl::StrCat("update resources of container ", id));
-  }
+  absl::Status updated = [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(const std::string cgroup, launcher_.CgroupPath(Bundle(id)));
+    return driver_->Update(cgroup, limits, cgroup::Missing::kRefuse);
+  }();
+  if (!updated.ok()) return Annotate(updated, absl::StrCat("update resources of container ", id));
   data.resources = resources;
   record.data = EncodeContainerData(data);
   return store_.UpdateContainer(record);

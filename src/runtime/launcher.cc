@@ -330,18 +330,12 @@ absl::Status Launcher::KillCgroup(const std::string& bundle, int signal) const {
   return absl::OkStatus();
 }
 
-absl::Status Launcher::UpdateResources(const std::string& bundle,
-                                       const Resources& resources) const {
+absl::StatusOr<std::string> Launcher::CgroupPath(const std::string& bundle) const {
   ASSIGN_OR_RETURN(Spec spec, ReadSpec(bundle));
   if (spec.linux_spec.cgroups_path.empty()) {
-    return absl::InternalError("update resources: the container has no cgroup");
+    return absl::InternalError(absl::StrCat("container bundle ", bundle, " names no cgroup"));
   }
-  cgroup::CgroupFiles cgroup;
-  std::string error;
-  if (!cgroup.Init(spec.linux_spec.cgroups_path, &error) || !cgroup.Apply(resources, &error)) {
-    return absl::InternalError(absl::StrCat("update resources: ", error));
-  }
-  return absl::OkStatus();
+  return spec.linux_spec.cgroups_path;
 }
 
 absl::Status Launcher::Resize(const std::string& bundle, int rows, int cols) const {

@@ -162,8 +162,8 @@ class Launcher {
   absl::Status ReopenLog(const std::string& bundle) const;
   // Signals every process of the container's cgroup: for a container whose monitor is gone.
   absl::Status KillCgroup(const std::string& bundle, int signal) const;
-  // Writes `resources` to the live cgroup (UpdateContainerResources).
-  absl::Status UpdateResources(const std::string& bundle, const Resources& resources) const;
+  // The container's cgroup path (the spec's linux.cgroupsPath).
+  absl::StatusOr<std::string> CgroupPath(const std::string& bundle) const;
   absl::Status Resize(const std::string& bundle, int rows, int cols) const;
 
   absl::StatusOr<ContainerStatus> Status(const std::string& bundle) const;

@@ -11,6 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include "cgroup/resources.h"
+
 namespace crib::runtime {
 
 struct User {
@@ -75,36 +77,10 @@ struct Device {
   bool operator==(const Device&) const = default;
 };
 
-// A device cgroup rule (linux.resources.devices): -1 for a wildcard major or minor.
-struct DeviceRule {
-  bool allow = false;
-  std::string type = "a";  // a, c, b
-  int64_t major = -1;
-  int64_t minor = -1;
-  std::string access = "rwm";
-  bool operator==(const DeviceRule&) const = default;
-};
-
-struct HugepageLimit {
-  std::string page_size;  // 2MB, 1GB
-  uint64_t limit = 0;
-  bool operator==(const HugepageLimit&) const = default;
-};
-
-struct Resources {
-  std::optional<uint64_t> cpu_shares;
-  std::optional<int64_t> cpu_quota;
-  std::optional<uint64_t> cpu_period;
-  std::string cpuset_cpus;
-  std::string cpuset_mems;
-  std::optional<int64_t> memory_limit;
-  std::optional<int64_t> memory_swap;
-  std::optional<int64_t> pids_limit;
-  std::vector<HugepageLimit> hugepage_limits;
-  std::map<std::string, std::string> unified;  // cgroup v2 files
-  std::vector<DeviceRule> devices;             // in order; empty leaves the devices cgroup alone
-  bool operator==(const Resources&) const = default;
-};
+// The cgroup limits (linux.resources) are the cgroup library's type.
+using cgroup::DeviceRule;
+using cgroup::HugepageLimit;
+using cgroup::Resources;
 
 struct SeccompArg {
   uint32_t index = 0;

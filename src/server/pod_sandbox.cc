@@ -25,15 +25,21 @@ cri::PodSandboxState FromState(pod::PodState state) {
 
 // Pod resources plus overhead, as kubelet means them: the pod's cgroup holds both.
 cgroup::Resources ToResources(const cri::LinuxPodSandboxConfig& linux) {
+  int64_t shares = 0, quota = 0, period = 0, memory = 0;
   cgroup::Resources r;
   for (const cri::LinuxContainerResources* part : {&linux.resources(), &linux.overhead()}) {
-    r.cpu_shares += part->cpu_shares();
-    r.memory_limit += part->memory_limit_in_bytes();
-    if (part->cpu_period() > 0 && r.cpu_period == 0) r.cpu_period = part->cpu_period();
-    if (part->cpu_quota() > 0) r.cpu_quota += part->cpu_quota();
+    shares += part->cpu_shares();
+    memory += part->memory_limit_in_bytes();
+    if (part->cpu_period() > 0 && period == 0) period = part->cpu_period();
+    if (part->cpu_quota() > 0) quota += part->cpu_quota();
     if (r.cpuset_cpus.empty()) r.cpuset_cpus = part->cpuset_cpus();
     if (r.cpuset_mems.empty()) r.cpuset_mems = part->cpuset_mems();
   }
+  // Zero leaves a limit as it is.
+  if (shares > 0) r.cpu_shares = shares;
+  if (quota > 0) r.cpu_quota = quota;
+  if (period > 0) r.cpu_period = period;
+  if (memory > 0) r.memory_limit = memory;
   return r;
 }
 

@@ -29,6 +29,8 @@ using ::crib::cgroup::AllowsEveryDevice;
 using ::crib::cgroup::AttachDeviceFilter;
 using ::crib::cgroup::AttachedDeviceFilters;
 using ::crib::cgroup::DeviceFilterProgram;
+using ::crib::cgroup::DeviceRule;
+using ::crib::cgroup::Resources;
 namespace {
 
 using ::testing::ElementsAre;

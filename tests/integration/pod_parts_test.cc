@@ -179,7 +179,7 @@ TEST(CgroupfsTest, CreatesAppliesAddsAndRemovesOnV1) {
   r.cpu_period = 100000;
   r.memory_limit = 64 << 20;
   r.cpuset_cpus = "0";
-  ASSERT_THAT(cg.Apply(r), IsOk());
+  ASSERT_THAT(cg.Apply(r, cgroup::Missing::kSkip), IsOk());
   if (layout->mode != cgroup::Mode::kUnified) {
     const std::string root = layout->root;
     EXPECT_EQ(Slurp(absl::StrCat(root, "/cpu", parent, "/pod/cpu.shares")), "512");

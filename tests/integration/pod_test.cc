@@ -371,11 +371,15 @@ TEST_F(PodTest, ListFiltersByIdPrefixStateAndLabels) {
 TEST_F(PodTest, FailureAfterEachStepLeavesNothingBehind) {
   const Leftovers before = Count();
   const std::vector<std::pair<std::string, std::string>> steps = {
-      {"reserve", "reserve name"},  {"netns", "create network namespace"},
-      {"dir", "make the pod directory"}, {"files", "write pod files"},
-      {"shm", "mount shm"},               {"cgroup", "create cgroup"},
-      {"limits", "limit cgroup"},         {"pause", "start crib-pause"},
-      {"network", "set up network"},      {"hosts", "hosts file"},
+      {"reserve", "reserve name"},
+      {"netns", "create network namespace"},
+      {"dir", "make the pod directory"},
+      {"files", "write pod files"},
+      {"shm", "mount shm"},
+      {"cgroup", "create cgroup"},
+      {"pause", "start crib-pause"},
+      {"network", "set up network"},
+      {"hosts", "hosts file"},
       {"record", "record pod"}};
   for (const auto& [step, words] : steps) {
     cribd_.reset();

@@ -116,13 +116,12 @@ TEST(CpuMask, SetsTheBitsOfEachRange) {
   }
 }
 
-runtime::DeviceRule Rule(bool allow, std::string type, int64_t major, int64_t minor,
-                         std::string access) {
+DeviceRule Rule(bool allow, std::string type, int64_t major, int64_t minor, std::string access) {
   return {allow, std::move(type), major, minor, std::move(access)};
 }
 
 TEST(ResourceProperties, CarryWhatSystemdAppliesOnEachHierarchy) {
-  runtime::Resources r;
+  Resources r;
   r.cpu_shares = 1024;
   r.cpu_quota = 25001;
   r.cpu_period = 100000;
@@ -154,7 +153,7 @@ TEST(ResourceProperties, CarryWhatSystemdAppliesOnEachHierarchy) {
   EXPECT_THAT(v1, Not(Contains(UnitProperty{"AllowedCPUs", Bytes{0x03}})));
   EXPECT_EQ(v1.size(), 5u);
 
-  runtime::Resources unlimited;
+  Resources unlimited;
   unlimited.cpu_quota = -1;
   unlimited.pids_limit = -1;
   unlimited.memory_limit = 1 << 30;
@@ -164,11 +163,11 @@ TEST(ResourceProperties, CarryWhatSystemdAppliesOnEachHierarchy) {
   EXPECT_THAT(open, Contains(UnitProperty{"TasksMax", kInfinity}));
   EXPECT_THAT(open, Contains(UnitProperty{"MemorySwapMax", kInfinity}));
 
-  EXPECT_THAT(ResourceProperties(runtime::Resources{}, true), IsEmpty());
+  EXPECT_THAT(ResourceProperties(Resources{}, true), IsEmpty());
 }
 
 TEST(ResourceProperties, DeviceRulesBecomeAnAllowListWhenTheyAreOne) {
-  runtime::Resources r;
+  Resources r;
   r.devices = {Rule(false, "a", -1, -1, "rwm"), Rule(true, "c", 1, 3, "rwm"),
                Rule(true, "c", -1, -1, "m"), Rule(true, "c", 1, -1, "r"),
                Rule(true, "c", 4242, -1, "rw")};
