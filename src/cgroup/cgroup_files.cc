@@ -71,23 +71,13 @@ uint64_t ReadKey(const std::string& path, const std::string& key) {
 
 }  // namespace
 
-bool CgroupFiles::Init(const std::string& cgroups_path, std::string* error) {
-  if (cgroups_path.find(':') != std::string::npos) {
-    *error = "cgroup path " + cgroups_path + ": the systemd driver is not supported";
-    return false;
-  }
-  path_ = cgroups_path;
-  while (!path_.empty() && path_[0] == '/') path_.erase(0, 1);
-  if (path_.empty() || path_.find("..") != std::string::npos) {
-    *error = "cgroup path \"" + cgroups_path + "\": not a path below the cgroup root";
-    return false;
-  }
+bool MountedHierarchies(std::vector<Hierarchy>* out, std::string* error) {
   std::string mountinfo;
   if (!ReadText("/proc/self/mountinfo", &mountinfo)) {
     *error = std::string("read /proc/self/mountinfo: ") + runtime::ErrorText(errno);
     return false;
   }
-  hierarchies_.clear();
+  out->clear();
   for (const auto& line : Split(mountinfo, '\n')) {
     size_t dash = line.find(" - ");
     if (dash == std::string::npos) continue;
@@ -101,26 +91,59 @@ bool CgroupFiles::Init(const std::string& cgroups_path, std::string* error) {
     } else if (right[0] == "cgroup") {
       for (const auto& opt : Split(right[2], ',')) {
         if (opt == "rw" || opt == "ro" || opt.find('=') != std::string::npos) continue;
+        // Options of the hierarchy that are no controllers.
+        if (opt == "xattr" || opt == "noprefix" || opt == "clone_children" ||
+            opt == "cpuset_v2_mode" || opt == "favordynmods") {
+          continue;
+        }
         h.controllers.push_back(opt);
       }
     } else {
       continue;
     }
-    h.dir = h.mount_point + "/" + path_;
     bool seen = false;
-    for (const auto& other : hierarchies_) seen |= other.mount_point == h.mount_point;
-    if (!seen) hierarchies_.push_back(h);
+    for (const auto& other : *out) seen |= other.mount_point == h.mount_point;
+    if (!seen) out->push_back(std::move(h));
+  }
+  return true;
+}
+
+std::vector<Hierarchy> UsableHierarchies(const std::vector<Hierarchy>& mounted) {
+  std::vector<Hierarchy> v1;
+  const Hierarchy* v2 = nullptr;
+  for (const auto& h : mounted) {
+    if (!h.v2 && !h.controllers.empty()) v1.push_back(h);
+    if (h.v2 && (v2 == nullptr || h.mount_point == "/sys/fs/cgroup")) v2 = &h;
+  }
+  if (!v1.empty() || v2 == nullptr) return v1;
+  return {*v2};
+}
+
+bool CgroupFiles::Init(const std::string& cgroups_path, std::string* error) {
+  std::vector<Hierarchy> mounted;
+  return MountedHierarchies(&mounted, error) && Init(mounted, cgroups_path, error);
+}
+
+bool CgroupFiles::Init(const std::vector<Hierarchy>& mounted, const std::string& cgroups_path,
+                       std::string* error) {
+  if (cgroups_path.find(':') != std::string::npos) {
+    *error = "cgroup path " + cgroups_path + ": the systemd driver is not supported";
+    return false;
+  }
+  path_ = cgroups_path;
+  while (!path_.empty() && path_[0] == '/') path_.erase(0, 1);
+  if (path_.empty() || path_.find("..") != std::string::npos) {
+    *error = "cgroup path \"" + cgroups_path + "\": not a path below the cgroup root";
+    return false;
+  }
+  hierarchies_.clear();
+  for (const auto& h : UsableHierarchies(mounted)) {
+    Place place;
+    static_cast<Hierarchy&>(place) = h;
+    place.dir = h.mount_point + "/" + path_;
+    hierarchies_.push_back(std::move(place));
   }
   unified_ = hierarchies_.size() == 1 && hierarchies_[0].v2;
-  if (!unified_) {
-    // Beside v1 controllers, only they count: named hierarchies (name=systemd) and a hybrid
-    // machine's controller-less v2 tree are not the cgroupfs driver's, as for the pod's cgroup.
-    std::vector<Hierarchy> usable;
-    for (auto& h : hierarchies_) {
-      if (!h.controllers.empty()) usable.push_back(std::move(h));
-    }
-    hierarchies_ = std::move(usable);
-  }
   if (hierarchies_.empty()) {
     *error = "no cgroup hierarchy is mounted";
     return false;
@@ -193,6 +216,9 @@ bool CgroupFiles::Exists() const {
 }
 
 void CgroupFiles::Kill(int signal) const {
+  if (signal == SIGKILL && unified_ && WriteText(Dir("") + "/cgroup.kill", "1") == 0) return;
+  std::string error;
+  const bool frozen = signal == SIGKILL && Freeze(true, &error);
   for (const auto& h : hierarchies_) {
     std::string text;
     if (!ReadText(h.dir + "/cgroup.procs", &text)) continue;
@@ -200,6 +226,44 @@ void CgroupFiles::Kill(int signal) const {
       if (!line.empty()) ::kill(std::atoi(line.c_str()), signal);
     }
   }
+  if (frozen) Freeze(false, &error);
+}
+
+bool CgroupFiles::HasProcesses() const {
+  for (const auto& h : hierarchies_) {
+    std::string text;
+    if (ReadText(h.dir + "/cgroup.procs", &text) && !text.empty()) return true;
+  }
+  return false;
+}
+
+bool CgroupFiles::Freeze(bool frozen, std::string* error) const {
+  // v2: cgroup.freeze, done when cgroup.events says "frozen 1" (or 0). v1: freezer.state, which
+  // reads FREEZING until every task is frozen.
+  const std::string dir = unified_ ? Dir("") : Dir("freezer");
+  const std::string control = dir + (unified_ ? "/cgroup.freeze" : "/freezer.state");
+  if (dir.empty() || !PathExists(control)) {
+    *error = "cgroup " + path_ + " has no freezer";
+    return false;
+  }
+  const std::string want = unified_ ? (frozen ? "1" : "0") : (frozen ? "FROZEN" : "THAWED");
+  if (int err = WriteText(control, want); err != 0) {
+    *error = "write " + want + " to " + control + ": " + runtime::ErrorText(err);
+    return false;
+  }
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    std::string state;
+    if (unified_) {
+      if (ReadKey(dir + "/cgroup.events", "frozen") == (frozen ? 1u : 0u)) return true;
+    } else if (ReadText(control, &state) && state.compare(0, want.size(), want) == 0) {
+      return true;
+    }
+    // v1 retries a freeze that stopped half-way (FREEZING) by writing it again.
+    if (!unified_ && attempt % 10 == 9) WriteText(control, want);
+    ::usleep(1000);
+  }
+  *error = "cgroup " + path_ + " did not become " + want;
+  return false;
 }
 
 bool CgroupFiles::Apply(const Resources& r, std::string* error, Missing missing) {
@@ -353,15 +417,10 @@ bool CgroupFiles::WatchSawOom() const {
 
 bool CgroupFiles::Remove(std::string* error) {
   for (int attempt = 0; attempt < 100; ++attempt) {
+    if (HasProcesses()) Kill(SIGKILL);
     bool left = false;
     for (const auto& h : hierarchies_) {
       if (!PathExists(h.dir)) continue;
-      std::string text;
-      if (ReadText(h.dir + "/cgroup.procs", &text)) {
-        for (const auto& line : Split(text, '\n')) {
-          if (!line.empty()) ::kill(std::atoi(line.c_str()), SIGKILL);
-        }
-      }
       if (::rmdir(h.dir.c_str()) != 0 && errno != ENOENT) {
         left = true;
         *error = "remove cgroup " + h.dir + ": " + runtime::ErrorText(errno);

@@ -22,10 +22,30 @@ uint64_t SharesToWeight(uint64_t shares);
 // unapplied (a pod's, which kubelet has applied to its own parent already).
 enum class Missing { kRefuse, kSkip };
 
+// A mounted cgroup hierarchy: v2, or v1 with its controllers (none for a named one such as
+// name=systemd).
+struct Hierarchy {
+  std::string mount_point;
+  std::vector<std::string> controllers;
+  bool v2 = false;
+};
+
+// Every cgroup hierarchy /proc/self/mountinfo lists, each mount point once. The one discovery
+// of the hierarchies: the layout (layout.h) and CgroupFiles both start from it.
+bool MountedHierarchies(std::vector<Hierarchy>* out, std::string* error);
+
+// Those that crib's cgroups live in: the v1 hierarchies with controllers where there are any
+// (a hybrid machine's controller-less v2 tree and named hierarchies are left out), else the v2
+// one (the one at /sys/fs/cgroup if several are mounted).
+std::vector<Hierarchy> UsableHierarchies(const std::vector<Hierarchy>& mounted);
+
 class CgroupFiles {
  public:
-  // Finds the mounted hierarchies (from /proc/self/mountinfo) for `cgroups_path` ("/a/b" or
-  // "a/b", relative to each hierarchy's root). Returns false with `error` set.
+  // The cgroup `cgroups_path` ("/a/b" or "a/b", relative to each hierarchy's root) in the
+  // usable ones of the `mounted` hierarchies, or of those mounted now (MountedHierarchies).
+  // Returns false with `error` set.
+  bool Init(const std::vector<Hierarchy>& mounted, const std::string& cgroups_path,
+            std::string* error);
   bool Init(const std::string& cgroups_path, std::string* error);
 
   // mkdir -p in every hierarchy (cpuset levels get their parent's cpus and mems).
@@ -35,8 +55,17 @@ class CgroupFiles {
   // This cgroup's directory in each hierarchy, and whether any exists.
   std::vector<std::string> Dirs() const;
   bool Exists() const;
-  // Signals every process of the cgroup, in every hierarchy.
+  // Whether any process is in the cgroup (in any hierarchy).
+  bool HasProcesses() const;
+  // Signals every process of the cgroup, in every hierarchy. SIGKILL reaches processes forked
+  // while it is being sent too: v2 kills the whole cgroup at once (cgroup.kill) where the
+  // kernel has it; otherwise the cgroup is frozen first and thawed after.
   void Kill(int signal) const;
+
+  // Freezes (true) or thaws (false) every process of the cgroup, and waits (a second at most)
+  // until the kernel says it is done: cgroup.freeze and cgroup.events on v2, freezer.state on
+  // v1. False with `error` set when the cgroup has no freezer or the state was not reached.
+  bool Freeze(bool frozen, std::string* error) const;
 
   // The cgroup.procs files a process writes its pid into to join.
   std::vector<std::string> ProcsFiles() const;
@@ -71,15 +100,12 @@ class CgroupFiles {
   std::vector<View> Views() const;
 
  private:
-  struct Hierarchy {
-    std::string mount_point;
-    std::vector<std::string> controllers;  // empty for v2 (or named v1 hierarchies)
-    bool v2 = false;
+  struct Place : Hierarchy {
     std::string dir;  // mount_point + path
   };
   std::string path_;
   bool unified_ = false;  // pure v2
-  std::vector<Hierarchy> hierarchies_;
+  std::vector<Place> hierarchies_;
 };
 
 }  // namespace crib::cgroup

@@ -12,9 +12,12 @@
 
 namespace crib::cgroup {
 
-Cgroup::Cgroup(const Layout&, std::string path) : path_(std::move(path)) {
+Cgroup::Cgroup(const Layout& layout, std::string path) : path_(std::move(path)) {
   if (path_.empty() || path_[0] != '/') path_ = absl::StrCat("/", path_);
-  if (!files_.Init(path_, &init_error_) && init_error_.empty()) init_error_ = "no hierarchy";
+  const bool found = layout.hierarchies.empty()
+                         ? files_.Init(path_, &init_error_)
+                         : files_.Init(layout.hierarchies, path_, &init_error_);
+  if (!found && init_error_.empty()) init_error_ = "no hierarchy";
 }
 
 absl::Status Cgroup::Check(absl::string_view what) const {

@@ -19,7 +19,8 @@ namespace crib::cgroup {
 // One cgroup at `path` (absolute within the cgroup tree, e.g. /crib/<pod id>).
 class Cgroup {
  public:
-  // Names the cgroup without touching the file system (for Remove after a restart).
+  // Names the cgroup in the layout's hierarchies without touching the file system (for Remove
+  // after a restart).
   Cgroup(const Layout& layout, std::string path);
 
   const std::string& path() const { return path_; }

@@ -1,46 +1,16 @@
 #include "cgroup/layout.h"
 
-#include <linux/magic.h>
-#include <sys/stat.h>
-#include <sys/statfs.h>
-
-#include <cerrno>
-
+#include "absl/algorithm/container.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "common/errors.h"
 #include "common/files.h"
 #include "common/status_macros.h"
 
 namespace crib::cgroup {
 namespace {
-
-absl::StatusOr<bool> IsCgroup2(const std::string& path) {
-  struct statfs fs;
-  if (::statfs(path.c_str(), &fs) != 0) {
-    if (errno == ENOENT) return false;
-    return ErrnoStatus(errno, absl::StrCat("statfs ", path));
-  }
-  return fs.f_type == CGROUP2_SUPER_MAGIC;
-}
-
-// v1: the controllers the kernel has enabled (/proc/cgroups) that have a mounted hierarchy.
-absl::StatusOr<std::set<std::string>> V1Controllers(const std::string& root) {
-  ASSIGN_OR_RETURN(std::string text, ReadFile("/proc/cgroups"));
-  std::set<std::string> out;
-  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
-    if (absl::StartsWith(line, "#")) continue;
-    std::vector<absl::string_view> cols = absl::StrSplit(line, '\t');
-    if (cols.size() < 4 || cols[3] != "1") continue;
-    const std::string name(cols[0]);
-    struct statfs fs;
-    const std::string dir = absl::StrCat(root, "/", name);
-    if (::statfs(dir.c_str(), &fs) == 0 && fs.f_type == CGROUP_SUPER_MAGIC) out.insert(name);
-  }
-  return out;
-}
 
 absl::StatusOr<std::set<std::string>> V2Controllers(const std::string& mount) {
   ASSIGN_OR_RETURN(std::string text, ReadFile(absl::StrCat(mount, "/cgroup.controllers")));
@@ -72,6 +42,15 @@ std::string HugepageSizeName(uint64_t kib) {
   if (kib >= 1024 * 1024 && kib % (1024 * 1024) == 0) return absl::StrCat(kib / (1024 * 1024), "GB");
   if (kib >= 1024 && kib % 1024 == 0) return absl::StrCat(kib / 1024, "MB");
   return absl::StrCat(kib, "KB");
+}
+
+std::string ControllerMount(const Layout& layout, absl::string_view controller) {
+  for (const Hierarchy& h : layout.hierarchies) {
+    if (h.v2 ? layout.mode == Mode::kUnified : absl::c_linear_search(h.controllers, controller)) {
+      return h.mount_point;
+    }
+  }
+  return "";
 }
 
 std::string MissingController(const Layout& layout, absl::string_view controller) {
@@ -111,24 +90,39 @@ absl::StatusOr<Layout> DetectLayout(const std::string& root, const std::string& 
   Layout layout;
   layout.root = root;
   layout.hugepage_sizes = HugepageSizes(hugepages);
-  ASSIGN_OR_RETURN(bool unified, IsCgroup2(root));
-  if (unified) {
+  std::vector<Hierarchy> mounted;
+  std::string error;
+  if (!MountedHierarchies(&mounted, &error)) return absl::InternalError(error);
+  // Only what is mounted at or below `root`.
+  std::vector<Hierarchy> here;
+  const Hierarchy* v2_root = nullptr;
+  const Hierarchy* v2_unified = nullptr;
+  for (const Hierarchy& h : mounted) {
+    if (h.mount_point == root && h.v2) v2_root = &h;
+    if (h.mount_point == absl::StrCat(root, "/unified") && h.v2) v2_unified = &h;
+    if (h.mount_point == root || absl::StartsWith(h.mount_point, absl::StrCat(root, "/"))) {
+      here.push_back(h);
+    }
+  }
+  if (v2_root != nullptr) {
     layout.mode = Mode::kUnified;
     layout.unified_path = root;
+    layout.hierarchies = {*v2_root};
     ASSIGN_OR_RETURN(layout.controllers, V2Controllers(root));
     return layout;
   }
-  struct statfs fs;
-  if (::statfs(root.c_str(), &fs) != 0) return ErrnoStatus(errno, absl::StrCat("statfs ", root));
-  if (fs.f_type != TMPFS_MAGIC) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(root, " is neither a cgroup2 mount nor a tmpfs holding cgroup v1 mounts"));
+  layout.hierarchies = UsableHierarchies(here);
+  for (const Hierarchy& h : layout.hierarchies) {
+    if (!h.v2) layout.controllers.insert(h.controllers.begin(), h.controllers.end());
   }
-  ASSIGN_OR_RETURN(layout.controllers, V1Controllers(root));
-  const std::string unified_path = absl::StrCat(root, "/unified");
-  ASSIGN_OR_RETURN(bool hybrid, IsCgroup2(unified_path));
-  layout.mode = hybrid ? Mode::kHybrid : Mode::kLegacy;
-  if (hybrid) layout.unified_path = unified_path;
+  if (layout.controllers.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(root,
+                     " is neither a cgroup2 mount nor a directory holding cgroup v1 "
+                     "mounts with controllers"));
+  }
+  layout.mode = v2_unified != nullptr ? Mode::kHybrid : Mode::kLegacy;
+  if (v2_unified != nullptr) layout.unified_path = v2_unified->mount_point;
   return layout;
 }
 

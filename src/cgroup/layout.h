@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "cgroup/cgroup_files.h"
 
 namespace crib::cgroup {
 
@@ -25,14 +26,22 @@ struct Layout {
   std::set<std::string> controllers;  // usable for resource control (v1 mounted ones, or v2's)
   // The huge page sizes the kernel offers, named as the hugetlb files name them ("2MB", "1GB").
   std::set<std::string> hugepage_sizes;
+  // The hierarchies crib's cgroups live in (UsableHierarchies), read once: a cgroup named on
+  // this layout (CgroupFiles::Init) needs no new look at the mount table.
+  std::vector<Hierarchy> hierarchies;
 };
 
 absl::string_view ModeName(Mode mode);
 
-// Reads the layout under `root` (normally /sys/fs/cgroup) and the huge page sizes under
-// `hugepages` (normally /sys/kernel/mm/hugepages).
+// Reads the layout under `root` (normally /sys/fs/cgroup) from the mount table
+// (MountedHierarchies) and the huge page sizes under `hugepages` (normally
+// /sys/kernel/mm/hugepages).
 absl::StatusOr<Layout> DetectLayout(const std::string& root = "/sys/fs/cgroup",
                                     const std::string& hugepages = "/sys/kernel/mm/hugepages");
+
+// Where the hierarchy that holds `controller` is mounted: the v2 mount on a unified machine,
+// else the v1 hierarchy with it; "" when none has it.
+std::string ControllerMount(const Layout& layout, absl::string_view controller);
 
 // The name of a huge page size of `kib` KiB in hugetlb's files: 2048 -> "2MB", 1048576 -> "1GB".
 std::string HugepageSizeName(uint64_t kib);

@@ -294,9 +294,8 @@ absl::StatusOr<CgroupStats> StatsReader::Read(const std::string& path) const {
   if (relative.empty() || relative[0] != '/') relative = absl::StrCat("/", relative);
   if (layout_.mode == Mode::kUnified) return ReadStatsV2(layout_.unified_path + relative);
   auto dir = [&](const char* controller) {
-    return layout_.controllers.contains(controller)
-               ? absl::StrCat(layout_.root, "/", controller, relative)
-               : std::string();
+    const std::string mount = ControllerMount(layout_, controller);
+    return mount.empty() ? std::string() : absl::StrCat(mount, relative);
   };
   V1Dirs dirs{dir("cpuacct"), dir("cpu"), dir("memory"), dir("pids")};
   if (dirs.cpuacct.empty() || dirs.memory.empty()) {

@@ -22,10 +22,13 @@ namespace crib::testing {
 class BenchLab {
  public:
   // `name` (two letters) goes into the bridge, table and cgroup names; the pods get
-  // 10.<octet>.0.0/16.
+  // 10.<octet>.0.0/16. With `systemd`, cribd runs with cgroup_driver = "systemd" (a systemd
+  // must answer on the system bus: run the benchmark in tests/systemd/systemd_lab.py) and the
+  // pods go to crib.slice.
   static absl::StatusOr<std::unique_ptr<BenchLab>> Start(const std::string& name, int octet,
-                                                         const std::string& log_level) {
-    auto lab = std::unique_ptr<BenchLab>(new BenchLab(name));
+                                                         const std::string& log_level,
+                                                         bool systemd = false) {
+    auto lab = std::unique_ptr<BenchLab>(new BenchLab(name, systemd));
     ASSIGN_OR_RETURN(lab->registry_, LocalRegistry::Start());
     RETURN_IF_ERROR(lab->registry_->Push({"busybox:latest"}).status());
     CribdOptions& options = lab->options_;
@@ -33,6 +36,7 @@ class BenchLab {
     options.extra_args = {"--log-level", log_level};
     options.config_text = absl::StrCat("[network]\nbridge = \"", lab->bridge_, "\"\nnft_table = \"",
                                        lab->table_, "\"\npod_cidr = \"10.", octet, ".0.0/16\"\n");
+    if (systemd) options.config_text->insert(0, "cgroup_driver = \"systemd\"\n");
     ASSIGN_OR_RETURN(lab->cribd_, CribdProcess::Start(options));
     lab->image_ = absl::StrCat(lab->registry_->host(), "/busybox:latest");
     cri::PullImageRequest pull;
@@ -46,7 +50,7 @@ class BenchLab {
 
   ~BenchLab() {
     cribd_.reset();
-    RemoveCgroupTree(parent_);
+    if (!parent_.empty()) RemoveCgroupTree(parent_);
     UnmountAllUnder(dir_.path());
     (void)Sh(absl::StrCat("ip link del ", bridge_));
     (void)Sh(absl::StrCat("nft delete table inet ", table_));
@@ -70,10 +74,10 @@ class BenchLab {
   }
 
  private:
-  explicit BenchLab(const std::string& name)
+  BenchLab(const std::string& name, bool systemd)
       : bridge_(absl::StrCat("c", name, ::getpid() % 100000)),
         table_(absl::StrCat("crib_", name, ::getpid())),
-        parent_(absl::StrCat("/crib-bench-", name, "-", ::getpid())) {}
+        parent_(systemd ? "" : absl::StrCat("/crib-bench-", name, "-", ::getpid())) {}
 
   TempDir dir_;
   const std::string bridge_, table_, parent_;

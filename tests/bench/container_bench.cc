@@ -3,7 +3,10 @@
 // StartContainer (and of each call), ExecSync latency, and the RSS of each crib-monitor and
 // of cribd. Prints figures; asserts nothing.
 //
-//   container_bench [--pods N] [--execs N] [--pod-network] [--steps]
+//   container_bench [--pods N] [--execs N] [--pod-network] [--steps] [--systemd]
+//
+// --systemd runs cribd with the systemd cgroup driver; run it in a systemd of its own:
+//   python3 tests/systemd/systemd_lab.py run build/tests/container_bench --systemd
 #include <sys/mount.h>
 #include <unistd.h>
 
@@ -53,6 +56,7 @@ int Main(int argc, char** argv) {
   int pods = 50, execs = 200;
   bool pod_network = false;
   bool steps = false;  // print cribd's per-step timings of a few pods and containers
+  bool systemd = false;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--pods") == 0 && i + 1 < argc) {
       pods = std::atoi(argv[++i]);
@@ -62,14 +66,17 @@ int Main(int argc, char** argv) {
       pod_network = true;
     } else if (std::strcmp(argv[i], "--steps") == 0) {
       steps = true;
+    } else if (std::strcmp(argv[i], "--systemd") == 0) {
+      systemd = true;
     } else {
       std::fprintf(stderr,
-                   "usage: container_bench [--pods N] [--execs N] [--pod-network] [--steps]\n");
+                   "usage: container_bench [--pods N] [--execs N] [--pod-network] "
+                   "[--steps] [--systemd]\n");
       return 2;
     }
   }
   absl::StatusOr<std::unique_ptr<BenchLab>> lab =
-      BenchLab::Start("cb", 100 + ::getpid() % 50, steps ? "debug" : "warn");
+      BenchLab::Start("cb", 100 + ::getpid() % 50, steps ? "debug" : "warn", systemd);
   if (!lab.ok()) {
     std::fprintf(stderr, "set up: %s\n", std::string(lab.status().message()).c_str());
     return 1;
@@ -156,8 +163,8 @@ int Main(int argc, char** argv) {
       ok = false;
     }
   }
-  std::printf("%d pods (%s network), one busybox container each\n", pods,
-              pod_network ? "pod" : "host");
+  std::printf("%d pods (%s network, %s cgroup driver), one busybox container each\n", pods,
+              pod_network ? "pod" : "host", systemd ? "systemd" : "cgroupfs");
   Print("RunPodSandbox+CreateContainer+StartContainer", total);
   Print("  RunPodSandbox", run_ms);
   Print("  CreateContainer", create_ms);

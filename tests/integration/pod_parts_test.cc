@@ -5,19 +5,25 @@
 #include <linux/magic.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <thread>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "cgroup/cgroup_files.h"
 #include "cgroup/cgroupfs.h"
 #include "common/files.h"
 #include "gmock/gmock.h"
@@ -203,6 +209,72 @@ TEST(CgroupfsTest, CreatesAppliesAddsAndRemovesOnV1) {
   ASSERT_THAT(cg.Remove(), IsOk());
   EXPECT_FALSE(cg.Exists());
   EXPECT_THAT(cg.Remove(), IsOk()) << "idempotent";
+}
+
+// A process that keeps forking: frozen, its counter stands still and its children are held
+// too; thawed, it goes on; a kill of the cgroup (what a removal does) leaves nothing running.
+TEST(CgroupfsTest, FreezeHoldsAForkingTreeAndAKillReachesAllOfIt) {
+  const std::string path = absl::StrCat("/crib-test-freeze-", ::getpid());
+  cgroup::CgroupFiles files;
+  std::string error;
+  ASSERT_TRUE(files.Init(path, &error)) << error;
+  ASSERT_TRUE(files.Create(&error)) << error;
+  absl::Cleanup cleanup = [&] { files.Remove(&error); };
+  // One counter that every process of the tree adds to (atomics that are lock-free work across
+  // processes on shared memory).
+  void* shared =
+      ::mmap(nullptr, sizeof(uint64_t), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(shared, MAP_FAILED);
+  static_assert(std::atomic<uint64_t>::is_always_lock_free);
+  auto* counter = new (shared) std::atomic<uint64_t>(0);
+  const std::vector<std::string> procs = files.ProcsFiles();
+  const pid_t child = ::fork();
+  if (child == 0) {
+    for (const std::string& file : procs) {
+      const int fd = ::open(file.c_str(), O_WRONLY);
+      if (fd < 0 || ::write(fd, "0", 1) != 1) ::_exit(2);
+      ::close(fd);
+    }
+    for (uint64_t n = 0, kids = 0;; ++n) {
+      counter->fetch_add(1);
+      if (n % 100000 == 0 && kids < 8) {
+        ++kids;
+        if (::fork() == 0) {
+          for (;;) counter->fetch_add(1);
+        }
+      }
+    }
+  }
+  ASSERT_GT(child, 0);
+  auto members = [&] {
+    std::vector<pid_t> pids;
+    for (absl::string_view line : absl::StrSplit(Slurp(procs.front()), '\n', absl::SkipEmpty())) {
+      pid_t pid = 0;
+      if (absl::SimpleAtoi(line, &pid)) pids.push_back(pid);
+    }
+    return pids;
+  };
+  for (int i = 0; i < 5000 && members().size() < 9; ++i) ::usleep(1000);
+  const std::vector<pid_t> tree = members();
+  ASSERT_EQ(tree.size(), 9u) << "the process and its 8 children";
+
+  ASSERT_TRUE(files.Freeze(true, &error)) << error;
+  const uint64_t frozen_at = counter->load();
+  ::usleep(50'000);
+  EXPECT_EQ(counter->load(), frozen_at) << "nothing in the cgroup runs while it is frozen";
+  ASSERT_TRUE(files.Freeze(false, &error)) << error;
+  for (int i = 0; i < 5000 && counter->load() == frozen_at; ++i) ::usleep(1000);
+  EXPECT_GT(counter->load(), frozen_at) << "thawed, it runs again";
+
+  files.Kill(SIGKILL);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  for (int i = 0; i < 5000 && files.HasProcesses(); ++i) ::usleep(1000);
+  EXPECT_FALSE(files.HasProcesses());
+  ASSERT_TRUE(files.Remove(&error)) << error;
+  EXPECT_FALSE(files.Exists());
+  ::munmap(shared, sizeof(uint64_t));
 }
 
 TEST(CgroupfsTest, SharesToWeightMatchesRunc) {

@@ -1,3 +1,4 @@
+#include "absl/strings/str_split.h"
 #include "cgroup/layout.h"
 #include "common/files.h"
 #include "gmock/gmock.h"
@@ -35,6 +36,31 @@ TEST(CgroupLayout, DetectsThisMachine) {
           mounts.find(std::string(" /sys/fs/cgroup/") + name + ",") != std::string::npos;
       EXPECT_EQ(layout->controllers.contains(name), mounted) << name;
     }
+  }
+}
+
+// Each controller's hierarchy, as the layout keeps it, is the mount whose options name that
+// controller in /proc/self/mounts (read here on its own).
+TEST(CgroupLayout, NamesTheMountOfEachController) {
+  absl::StatusOr<Layout> layout = DetectLayout();
+  ASSERT_THAT(layout, IsOk());
+  ASSERT_FALSE(layout->hierarchies.empty());
+  EXPECT_EQ(ControllerMount(*layout, "no-such-controller"), "");
+  const std::string mounts = *ReadFile("/proc/self/mounts");
+  for (const std::string& controller : layout->controllers) {
+    const std::string mount = ControllerMount(*layout, controller);
+    ASSERT_FALSE(mount.empty()) << controller;
+    if (layout->mode == Mode::kUnified) {
+      EXPECT_EQ(mount, "/sys/fs/cgroup");
+      continue;
+    }
+    bool named = false;
+    for (absl::string_view line : absl::StrSplit(mounts, '\n')) {
+      std::vector<absl::string_view> fields = absl::StrSplit(line, ' ');
+      if (fields.size() < 4 || fields[1] != mount || fields[2] != "cgroup") continue;
+      for (absl::string_view option : absl::StrSplit(fields[3], ',')) named |= option == controller;
+    }
+    EXPECT_TRUE(named) << controller << " at " << mount;
   }
 }
 
