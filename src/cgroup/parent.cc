@@ -70,6 +70,15 @@ absl::StatusOr<SystemdPath> ParseSystemdPath(absl::string_view path) {
 }
 
 absl::StatusOr<std::string> SliceOfParent(absl::string_view parent) {
+  if (absl::StrContains(parent, ':')) {
+    // containerd's "<slice>:<prefix>:<name>" names a container's own scope, not a parent: the
+    // pod's slice and scopes are crib's to name.
+    RETURN_IF_ERROR(ParseSystemdPath(parent).status());
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cgroup parent \"", parent,
+        "\" is a container's systemd cgroup path (slice:prefix:name); a pod's parent is a slice, "
+        "such as kubepods-besteffort.slice or its path /kubepods.slice/kubepods-besteffort.slice"));
+  }
   if (!absl::StartsWith(parent, "/")) {
     if (!parent.empty()) RETURN_IF_ERROR(ExpandSlice(parent).status());
     return std::string(parent);

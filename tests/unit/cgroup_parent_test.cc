@@ -98,6 +98,10 @@ TEST(CheckCgroupParent, EachDriverTakesItsOwnForm) {
       {"/kubepods.slice/kubepods-pod1.slice/other.slice", true, "cgroupfs path"},
       {"/system.slice/kubepods-pod1.slice", true, "cgroupfs path"},
       {"/kubepods.slice/x", true, "cgroupfs path"},
+      // containerd's form names a container's scope, never a pod's parent.
+      {"kubepods.slice:cri-containerd:abc", true, "a container's systemd cgroup path"},
+      {"kubepods.slice:cri-containerd:abc", false, "not an absolute path"},
+      {"bad--name.slice:crib:x", true, "bad--name.slice"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.parent + (c.systemd ? " (systemd)" : " (cgroupfs)"));
