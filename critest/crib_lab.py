@@ -300,6 +300,12 @@ class Cribd:
             f"{_toml_string(h)} = [{', '.join(_toml_string(e) for e in endpoints)}]"
             for h, endpoints in (mirrors or {}).items())
         top, sections = _split_toml(extra_toml)
+        # Pods that name no cgroup parent go below a parent of this lab's own (removed by
+        # close), not crib's shared /crib; with the systemd driver they go to the lab's systemd.
+        self.cgroup_parent = None
+        if not re.search(r'^\s*cgroup_(driver\s*=\s*"systemd"|parent\s*=)', top, re.M):
+            self.cgroup_parent = "/crib-lab-" + suffix
+            top += f"\ncgroup_parent = {_toml_string(self.cgroup_parent)}\n"
         with open(self.config_path, "w") as f:
             f.write(f"# cribd of a crib lab in {self.workdir}\n"
                     f"socket = {_toml_string(self.socket)}\n"
@@ -410,6 +416,8 @@ class Cribd:
                            stderr=subprocess.DEVNULL)
             subprocess.run(["nft", "delete", "table", "inet", self.nft_table],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if self.cgroup_parent:
+                _remove_cgroup(self.cgroup_parent)
             # On a failure the directory stays for its log.
             if not self._keep_dir and error is None:
                 _remove_tree(self.workdir)
@@ -447,6 +455,19 @@ def _unused_cidr():
     used = set(int(x) for x in re.findall(r"\b10\.(\d+)\.", routes))
     free = [x for x in range(100, 251) if x not in used] or list(range(100, 251))
     return f"10.{random.choice(free)}.0.0/16"
+
+
+def _remove_cgroup(path):
+    """Removes the (empty) cgroup `path` in every hierarchy under /sys/fs/cgroup."""
+    with open("/proc/self/mountinfo") as f:
+        mounts = [line.split()[4] for line in f if " - cgroup" in line]
+    for mount in mounts:
+        try:
+            os.rmdir(mount + path)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            print(f"crib lab: cgroup {mount + path} stays: {e}", file=sys.stderr)
 
 
 def _remove_tree(path):

@@ -41,10 +41,11 @@ absl::StatusOr<std::unique_ptr<PodService>> PodService::Create(const Config& con
                                                                store::Store& store) {
   ASSIGN_OR_RETURN(cgroup::Layout layout, cgroup::DetectLayout());
   ASSIGN_OR_RETURN(std::string pause, HelperPath(config.helper_dir, "crib-pause"));
-  return std::unique_ptr<PodService>(new PodService(
-      config, network, store,
-      cgroup::MakeDriver(config.cgroup_driver == CgroupDriver::kSystemd, layout, config.state_dir),
-      std::move(pause)));
+  ASSIGN_OR_RETURN(std::unique_ptr<cgroup::Driver> driver,
+                   cgroup::MakeDriver(config.cgroup_driver == CgroupDriver::kSystemd, layout,
+                                      config.state_dir, config.cgroup_parent));
+  return std::unique_ptr<PodService>(
+      new PodService(config, network, store, std::move(driver), std::move(pause)));
 }
 
 PodService::PodService(const Config& config, network::NetworkBackend& network, store::Store& store,

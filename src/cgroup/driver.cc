@@ -6,6 +6,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "cgroup/cgroupfs.h"
 #include "cgroup/parent.h"
 #include "common/files.h"
@@ -16,15 +17,18 @@ namespace {
 
 class CgroupfsDriver final : public Driver {
  public:
-  explicit CgroupfsDriver(const Layout& layout) : layout_(layout) {}
+  CgroupfsDriver(const Layout& layout, std::string default_parent)
+      : layout_(layout),
+        default_parent_(default_parent.empty() ? kCribCgroupParent : std::move(default_parent)) {}
 
   absl::string_view Name() const override { return "cgroupfs"; }
 
   absl::StatusOr<std::string> PodPath(absl::string_view parent,
                                       absl::string_view pod_id) const override {
     RETURN_IF_ERROR(CheckCgroupParent(parent, /*systemd=*/false));
-    const absl::string_view base = parent.empty() ? kCribCgroupParent : parent;
-    return absl::StrCat(absl::StartsWith(base, "/") ? "" : "/", base, "/", pod_id);
+    const absl::string_view base = parent.empty() ? default_parent_ : parent;
+    return absl::StrCat(absl::StartsWith(base, "/") ? "" : "/", absl::StripSuffix(base, "/"), "/",
+                        pod_id);
   }
 
   // On v2 a cgroup with processes cannot hand controllers to its children (the containers'):
@@ -75,11 +79,11 @@ class CgroupfsDriver final : public Driver {
 
   absl::Status Remove(const std::string& path) override { return Cgroup(layout_, path).Remove(); }
 
-  // Pods under crib's own parent (kubelet's parents are kubelet's to clean), with the leaves
+  // Pods under the default parent (kubelet's parents are kubelet's to clean), with the leaves
   // below them (containers' cgroups, crib-pause's on v2).
   absl::StatusOr<int> RemoveOrphans(const std::set<std::string>& keep) override {
     std::map<std::string, std::set<std::string>> orphans;  // pod id -> leaves
-    for (const std::string& dir : Cgroup(layout_, kCribCgroupParent).Dirs()) {
+    for (const std::string& dir : Cgroup(layout_, default_parent_).Dirs()) {
       for (const std::string& id : ListDirectory(dir)) {
         const std::string pod_dir = absl::StrCat(dir, "/", id);
         if (keep.count(id) > 0 || !std::filesystem::is_directory(pod_dir)) continue;
@@ -90,7 +94,7 @@ class CgroupfsDriver final : public Driver {
       }
     }
     for (const auto& [id, leaves] : orphans) {
-      const std::string path = absl::StrCat(kCribCgroupParent, "/", id);
+      const std::string path = absl::StrCat(absl::StripSuffix(default_parent_, "/"), "/", id);
       for (const std::string& leaf : leaves) RETURN_IF_ERROR(Remove(absl::StrCat(path, "/", leaf)));
       RETURN_IF_ERROR(Remove(path));
     }
@@ -99,12 +103,14 @@ class CgroupfsDriver final : public Driver {
 
  private:
   const Layout layout_;
+  const std::string default_parent_;
 };
 
 }  // namespace
 
-std::unique_ptr<Driver> MakeCgroupfsDriver(const Layout& layout) {
-  return std::make_unique<CgroupfsDriver>(layout);
+std::unique_ptr<Driver> MakeCgroupfsDriver(const Layout& layout,
+                                           const std::string& default_parent) {
+  return std::make_unique<CgroupfsDriver>(layout, default_parent);
 }
 
 }  // namespace crib::cgroup

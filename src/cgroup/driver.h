@@ -28,7 +28,7 @@
 
 namespace crib::cgroup {
 
-// The cgroup parent of pods that name none, with the cgroupfs driver.
+// The cgroup parent of pods that name none, with the cgroupfs driver and no cgroup_parent set.
 inline constexpr char kCribCgroupParent[] = "/crib";
 
 class Driver {
@@ -76,12 +76,18 @@ class Driver {
   virtual absl::StatusOr<int> RemoveOrphans(const std::set<std::string>& keep) = 0;
 };
 
-// The cgroupfs driver on `layout`.
-std::unique_ptr<Driver> MakeCgroupfsDriver(const Layout& layout);
-// The systemd driver on `layout`; its units' descriptions name `owner` (cribd's state
-// directory), so that the units of another cribd on the same systemd are told apart.
-std::unique_ptr<Driver> MakeSystemdDriver(const Layout& layout, const std::string& owner);
-// The one or the other.
-std::unique_ptr<Driver> MakeDriver(bool systemd, const Layout& layout, const std::string& owner);
+// The cgroupfs driver on `layout`; pods that name no parent go below `default_parent` (an
+// absolute path; "" for kCribCgroupParent).
+std::unique_ptr<Driver> MakeCgroupfsDriver(const Layout& layout,
+                                           const std::string& default_parent = "");
+// The systemd driver on `layout`; pods that name no parent go below `default_parent` (a slice;
+// "" for crib.slice). Its units' descriptions name `owner` (cribd's state directory), so that
+// the units of another cribd on the same systemd are told apart.
+std::unique_ptr<Driver> MakeSystemdDriver(const Layout& layout, const std::string& owner,
+                                          const std::string& default_parent = "");
+// The one or the other; InvalidArgument when `default_parent` is not in the driver's form.
+absl::StatusOr<std::unique_ptr<Driver>> MakeDriver(bool systemd, const Layout& layout,
+                                                   const std::string& owner,
+                                                   const std::string& default_parent);
 
 }  // namespace crib::cgroup

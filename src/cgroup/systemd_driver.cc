@@ -328,9 +328,10 @@ namespace {
 // the driver changed) is still removed the cgroupfs way.
 class SystemdDriver final : public Driver {
  public:
-  explicit SystemdDriver(const Layout& layout)
+  SystemdDriver(const Layout& layout, std::string default_parent)
       : layout_(layout),
         unified_(layout.mode == Mode::kUnified),
+        default_parent_(std::move(default_parent)),
         cgroupfs_(MakeCgroupfsDriver(layout)) {}
 
   absl::string_view Name() const override { return "systemd"; }
@@ -338,7 +339,8 @@ class SystemdDriver final : public Driver {
   absl::StatusOr<std::string> PodPath(absl::string_view parent,
                                       absl::string_view pod_id) const override {
     RETURN_IF_ERROR(CheckCgroupParent(parent, /*systemd=*/true));
-    ASSIGN_OR_RETURN(const std::string slice, PodSliceName(parent, pod_id));
+    ASSIGN_OR_RETURN(const std::string slice,
+                     PodSliceName(parent.empty() ? default_parent_ : parent, pod_id));
     return ExpandSlice(slice);
   }
 
@@ -432,18 +434,26 @@ class SystemdDriver final : public Driver {
  private:
   const Layout layout_;
   const bool unified_;
+  const std::string default_parent_;
   const std::unique_ptr<Driver> cgroupfs_;
 };
 
 }  // namespace
 
-std::unique_ptr<Driver> MakeSystemdDriver(const Layout& layout, const std::string& owner) {
+std::unique_ptr<Driver> MakeSystemdDriver(const Layout& layout, const std::string& owner,
+                                          const std::string& default_parent) {
   SharedSystemd().SetOwner(owner);
-  return std::make_unique<SystemdDriver>(layout);
+  return std::make_unique<SystemdDriver>(layout, default_parent);
 }
 
-std::unique_ptr<Driver> MakeDriver(bool systemd, const Layout& layout, const std::string& owner) {
-  return systemd ? MakeSystemdDriver(layout, owner) : MakeCgroupfsDriver(layout);
+absl::StatusOr<std::unique_ptr<Driver>> MakeDriver(bool systemd, const Layout& layout,
+                                                   const std::string& owner,
+                                                   const std::string& default_parent) {
+  if (absl::Status s = CheckCgroupParent(default_parent, systemd); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("cgroup_parent: ", s.message()));
+  }
+  if (systemd) return MakeSystemdDriver(layout, owner, default_parent);
+  return MakeCgroupfsDriver(layout, default_parent);
 }
 
 }  // namespace crib::cgroup

@@ -85,6 +85,7 @@ const std::map<std::string, KeySetter, std::less<>>& TopLevelKeys() {
          ASSIGN_OR_RETURN(config.cgroup_driver, ParseCgroupDriver(name));
          return absl::OkStatus();
        }},
+      {"cgroup_parent", StringKey(&Config::cgroup_parent)},
       {"pod_shm_size",
        [](const toml::node& node, Config& config) -> absl::Status {
          const auto* value = node.as_integer();
@@ -546,6 +547,7 @@ std::string ConfigToJson(const Config& config) {
       {"state_dir", config.state_dir},
       {"log_level", config.log_level},
       {"cgroup_driver", CgroupDriverName(config.cgroup_driver)},
+      {"cgroup_parent", config.cgroup_parent},
       {"shutdown_timeout", absl::FormatDuration(config.shutdown_timeout)},
       {"helper_dir", config.helper_dir},
       {"pod_shm_size", config.pod_shm_size},

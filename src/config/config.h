@@ -93,6 +93,9 @@ struct Config {
   std::string state_dir = "/run/crib";
   std::string log_level = "info";
   CgroupDriver cgroup_driver = CgroupDriver::kCgroupfs;
+  // The cgroup parent of pods that name none: a path (cgroupfs) or a slice (systemd); empty:
+  // crib's own, /crib or crib.slice.
+  std::string cgroup_parent;
   absl::Duration shutdown_timeout = absl::Seconds(10);
   std::string helper_dir;           // empty: beside the cribd executable
   int64_t pod_shm_size = 64 << 20;  // bytes of each pod's /dev/shm tmpfs

@@ -62,8 +62,11 @@ absl::StatusOr<std::unique_ptr<ContainerService>> ContainerService::Create(
     const Config& config, store::Store& store, pod::PodService& pods, image::ImageStore& images) {
   ASSIGN_OR_RETURN(cgroup::Layout layout, cgroup::DetectLayout());
   ASSIGN_OR_RETURN(std::string monitor, HelperPath(config.helper_dir, "crib-monitor"));
-  std::unique_ptr<ContainerService> service(
-      new ContainerService(config, store, pods, images, std::move(layout), std::move(monitor)));
+  ASSIGN_OR_RETURN(std::unique_ptr<cgroup::Driver> driver,
+                   cgroup::MakeDriver(config.cgroup_driver == CgroupDriver::kSystemd, layout,
+                                      config.state_dir, config.cgroup_parent));
+  std::unique_ptr<ContainerService> service(new ContainerService(
+      config, store, pods, images, std::move(layout), std::move(driver), std::move(monitor)));
   // Snapshots that recorded containers use stay, whatever happens to their images.
   ASSIGN_OR_RETURN(std::vector<store::ContainerRecord> records, store.ListContainers());
   for (const store::ContainerRecord& record : records) {
@@ -90,14 +93,13 @@ absl::StatusOr<std::unique_ptr<ContainerService>> ContainerService::Create(
 
 ContainerService::ContainerService(const Config& config, store::Store& store, pod::PodService& pods,
                                    image::ImageStore& images, cgroup::Layout layout,
-                                   std::string monitor_path)
+                                   std::unique_ptr<cgroup::Driver> driver, std::string monitor_path)
     : config_(config),
       store_(store),
       pods_(pods),
       images_(images),
       layout_(std::move(layout)),
-      driver_(cgroup::MakeDriver(config.cgroup_driver == CgroupDriver::kSystemd, layout_,
-                                 config.state_dir)),
+      driver_(std::move(driver)),
       launcher_(std::move(monitor_path)),
       apparmor_enabled_(AppArmorEnabled()) {}
 

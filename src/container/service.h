@@ -100,7 +100,8 @@ class ContainerService {
 
  private:
   ContainerService(const Config& config, store::Store& store, pod::PodService& pods,
-                   image::ImageStore& images, cgroup::Layout layout, std::string monitor_path);
+                   image::ImageStore& images, cgroup::Layout layout,
+                   std::unique_ptr<cgroup::Driver> driver, std::string monitor_path);
 
   absl::StatusOr<std::string> ResolveId(const std::string& id_or_prefix);
   std::shared_ptr<absl::Mutex> ContainerLock(const std::string& id)

@@ -252,6 +252,43 @@ TEST_F(PodTest, HostNetworkPodIsReadyWithItsPauseCgroupFilesAndShm) {
   EXPECT_EQ(after, before) << Describe(before) << " vs " << Describe(after);
 }
 
+// cgroup_parent in the config: where the pods that name no parent go, and what cribd's
+// recovery sweeps; a value in the other driver's form stops cribd at start, naming the key.
+TEST_F(PodTest, TheConfiguredCgroupParentTakesPodsThatNameNone) {
+  cribd_.reset();
+  const std::string parent = absl::StrCat(cgroup_parent_, "/default");
+  const std::string network = *options_.config_text;
+  options_.config_text = absl::StrCat("cgroup_parent = \"", parent, "\"\n", network);
+  ASSERT_TRUE(Start());
+  cri::RunPodSandboxRequest request = HostPod("default-parent");
+  request.mutable_config()->mutable_linux()->clear_cgroup_parent();
+  cri::RunPodSandboxResponse response;
+  ASSERT_TRUE(runtime_->RunPodSandbox(ContextWithDeadline().get(), request, &response).ok())
+      << cribd_->Log();
+  const std::string id = response.pod_sandbox_id();
+  const std::string cg = absl::StrCat(parent, "/", id);
+  EXPECT_THAT(Slurp(absl::StrCat("/proc/", PausePid(id), "/cgroup")),
+              HasSubstr(CgroupV2() ? absl::StrCat("0::", cg) : absl::StrCat(":memory:", cg)));
+  // An orphan below the configured parent (as a crash would leave it) goes at the next start.
+  const std::string orphan = absl::StrCat(parent, "/", std::string(64, 'c'));
+  ASSERT_EQ(::mkdir(CgroupDir("memory", orphan).c_str(), 0755), 0);
+  cribd_.reset();
+  ASSERT_TRUE(Start());
+  EXPECT_FALSE(std::filesystem::exists(CgroupDir("memory", orphan)));
+  EXPECT_TRUE(std::filesystem::exists(CgroupDir("memory", cg))) << "a live pod's stays";
+  ASSERT_TRUE(Remove(id).ok());
+  EXPECT_FALSE(std::filesystem::exists(CgroupDir("memory", cg)));
+  cribd_.reset();
+
+  CribdOptions wrong = options_;
+  wrong.config_text = absl::StrCat("cgroup_parent = \"kubepods.slice\"\n", network);
+  auto [code, log] = CribdProcess::RunToExit(wrong);
+  EXPECT_NE(code, 0);
+  EXPECT_THAT(log, HasSubstr("cgroup_parent: cgroup parent \"kubepods.slice\" is a systemd slice"));
+  options_.config_text = network;
+  ASSERT_TRUE(Start());
+}
+
 TEST_F(PodTest, SecondPodWithTheSameMetadataIsAlreadyExistsNamingTheHolder) {
   const std::string id = RunOk(HostPod("dup"));
   // The same metadata with another config is another pod: refused, naming the holder.
