@@ -18,21 +18,6 @@ crib_integration_test(cgroup_v2_test crib_registry_fixture crib::runtime_base)
 # The container RPCs through a real cribd, with images from a real registry.
 crib_integration_test(container_test crib_registry_fixture crib_stream_lab)
 
-# Not a test: prints create/start and exec latency and crib-monitor's RSS.
-add_executable(runtime_bench benchmark/runtime_bench.cc)
-target_link_libraries(runtime_bench PRIVATE crib::runtime)
-target_include_directories(runtime_bench PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
-target_compile_options(runtime_bench PRIVATE ${CRIB_WARNINGS})
-target_compile_definitions(runtime_bench PRIVATE CRIB_MONITOR_PATH="$<TARGET_FILE:crib-monitor>")
-add_dependencies(runtime_bench crib-monitor)
-
-# Not a test: prints pod+container start and ExecSync latency over 50 pods, and the RSS of each
-# crib-monitor and of cribd.
-add_executable(container_bench bench/container_bench.cc)
-target_link_libraries(container_bench PRIVATE crib_test_support crib_registry_fixture
-                      nlohmann_json::nlohmann_json)
-target_compile_options(container_bench PRIVATE ${CRIB_WARNINGS})
-
 # Restarts, crashes at each step, deadlines, a full disk, concurrency and many cycles.
 crib_integration_test(recovery_test crib_registry_fixture)
 

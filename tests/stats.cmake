@@ -5,9 +5,3 @@ crib_unit_test(cgroup_stats_test crib::cgroup)
 crib_unit_test(container_stats_test crib::container crib::pod)
 crib_unit_test(metrics_test crib::common crib::config)
 crib_integration_test(stats_test crib_registry_fixture)
-
-# Not a test: prints ListContainerStats / ListPodSandboxStats latency with 50 running
-# containers and cribd's CPU use while a client polls them every second.
-add_executable(stats_bench bench/stats_bench.cc)
-target_link_libraries(stats_bench PRIVATE crib_test_support crib_registry_fixture)
-target_compile_options(stats_bench PRIVATE ${CRIB_WARNINGS})

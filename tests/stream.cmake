@@ -20,10 +20,3 @@ target_compile_definitions(stream_interop_test PRIVATE
                            CRIB_MONITOR_PATH="$<TARGET_FILE:crib-monitor>"
                            CRIB_BINARY_DIR="${CMAKE_BINARY_DIR}")
 add_dependencies(stream_interop_test crib-monitor)
-
-# Not a test: prints exec time-to-first-byte over SPDY and WebSocket and port-forward throughput.
-add_executable(stream_bench benchmark/stream_bench.cc)
-target_link_libraries(stream_bench PRIVATE crib_stream_lab)
-target_compile_options(stream_bench PRIVATE ${CRIB_WARNINGS})
-target_compile_definitions(stream_bench PRIVATE CRIB_MONITOR_PATH="$<TARGET_FILE:crib-monitor>")
-add_dependencies(stream_bench crib-monitor)

@@ -17,7 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
-#include "bench/bench_lab.h"
+#include "bench_lab.h"
 #include "common/files.h"
 #include "support/cri_calls.h"
 #include "support/cribd_process.h"

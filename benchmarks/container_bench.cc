@@ -6,7 +6,7 @@
 //   container_bench [--pods N] [--execs N] [--pod-network] [--steps] [--systemd]
 //
 // --systemd runs cribd with the systemd cgroup driver; run it in a systemd of its own:
-//   python3 tests/systemd/systemd_lab.py run build/tests/container_bench --systemd
+//   python3 tests/systemd/systemd_lab.py run build/benchmarks/container_bench --systemd
 #include <sys/mount.h>
 #include <unistd.h>
 
@@ -21,7 +21,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
-#include "bench/bench_lab.h"
+#include "bench_lab.h"
 #include "common/files.h"
 #include "nlohmann/json.hpp"
 #include "support/cri_calls.h"
