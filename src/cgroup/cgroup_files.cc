@@ -217,8 +217,10 @@ bool CgroupFiles::Exists() const {
 
 void CgroupFiles::Kill(int signal) const {
   if (signal == SIGKILL && unified_ && WriteText(Dir("") + "/cgroup.kill", "1") == 0) return;
+  // A freeze that did not finish (a task in uninterruptible sleep) is undone all the same.
   std::string error;
-  const bool frozen = signal == SIGKILL && Freeze(true, &error);
+  const bool freeze = signal == SIGKILL;
+  if (freeze) Freeze(true, &error);
   for (const auto& h : hierarchies_) {
     std::string text;
     if (!ReadText(h.dir + "/cgroup.procs", &text)) continue;
@@ -226,7 +228,7 @@ void CgroupFiles::Kill(int signal) const {
       if (!line.empty()) ::kill(std::atoi(line.c_str()), signal);
     }
   }
-  if (frozen) Freeze(false, &error);
+  if (freeze) Freeze(false, &error);
 }
 
 bool CgroupFiles::HasProcesses() const {
