@@ -329,8 +329,7 @@ namespace {
 class SystemdDriver final : public Driver {
  public:
   SystemdDriver(const Layout& layout, std::string default_parent)
-      : layout_(layout),
-        unified_(layout.mode == Mode::kUnified),
+      : unified_(layout.mode == Mode::kUnified),
         default_parent_(std::move(default_parent)),
         cgroupfs_(MakeCgroupfsDriver(layout)) {}
 
@@ -338,7 +337,7 @@ class SystemdDriver final : public Driver {
 
   absl::StatusOr<std::string> PodPath(absl::string_view parent,
                                       absl::string_view pod_id) const override {
-    RETURN_IF_ERROR(CheckCgroupParent(parent, /*systemd=*/true));
+    // PodSliceName checks the parent as CheckCgroupParent does.
     ASSIGN_OR_RETURN(const std::string slice,
                      PodSliceName(parent.empty() ? default_parent_ : parent, pod_id));
     return ExpandSlice(slice);
@@ -361,11 +360,8 @@ class SystemdDriver final : public Driver {
                          const Resources& resources) override {
     const std::string slice = UnitOfPath(pod_path);
     RETURN_IF_ERROR(SharedSystemd().StartSlice(slice, ResourceProperties(resources, unified_)));
-    absl::Status files = [&]() -> absl::Status {
-      Cgroup pod(layout_, pod_path);
-      RETURN_IF_ERROR(pod.Create());
-      return pod.Apply(resources, Missing::kSkip);
-    }();
+    // crib-pause's scope is no cgroup of its own yet: only the pod's files.
+    absl::Status files = cgroupfs_->CreatePod(pod_path, pod_path, resources);
     if (!files.ok()) (void)RemovePod(pod_path, pause_path);
     return files;
   }
@@ -432,7 +428,6 @@ class SystemdDriver final : public Driver {
   }
 
  private:
-  const Layout layout_;
   const bool unified_;
   const std::string default_parent_;
   const std::unique_ptr<Driver> cgroupfs_;
