@@ -51,6 +51,7 @@ class Layer:
 
     def __init__(self):
         self.buf = io.BytesIO()
+        self.modes = {}  # file name -> mode, for the hard links to it
         self.tar = tarfile.open(fileobj=self.buf, mode="w", format=tarfile.PAX_FORMAT)
 
     def _info(self, name, kind, mode):
@@ -73,6 +74,7 @@ class Layer:
 
     def file(self, name, data, mode=0o644, uid=0, gid=0, xattrs=None):
         info = self._info(name, tarfile.REGTYPE, mode)
+        self.modes[name] = mode
         info.size = len(data)
         info.uid, info.gid = uid, gid
         self._xattrs(info, xattrs)
@@ -85,7 +87,9 @@ class Layer:
         self.tar.addfile(info)
 
     def hardlink(self, name, target):
-        info = self._info(name, tarfile.LNKTYPE, 0o644)
+        # A link's header carries its target's mode, as tar and docker write it: some
+        # unpackers (containerd's) apply it to the shared inode.
+        info = self._info(name, tarfile.LNKTYPE, self.modes.get(target, 0o644))
         info.linkname = target
         self.tar.addfile(info)
 
