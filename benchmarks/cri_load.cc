@@ -186,16 +186,14 @@ class Client {
     remove.set_pod_sandbox_id(id);
     cri::RemovePodSandboxResponse removed;
     start = absl::Now();
-    Check(runtime_->RemovePodSandbox(Deadline().get(), remove, &removed),
-          "RemovePodSandbox " + id);
+    Check(runtime_->RemovePodSandbox(Deadline().get(), remove, &removed), "RemovePodSandbox " + id);
     if (times != nullptr) (*times)["RemovePodSandbox"].push_back(Ms(start));
   }
 
   // The ids of the pods this process made.
   std::vector<std::string> OwnPods() {
     cri::ListPodSandboxRequest request;
-    (*request.mutable_filter()->mutable_label_selector())["crib.load"] =
-        absl::StrCat(::getpid());
+    (*request.mutable_filter()->mutable_label_selector())["crib.load"] = absl::StrCat(::getpid());
     cri::ListPodSandboxResponse response;
     Check(runtime_->ListPodSandbox(Deadline().get(), request, &response), "ListPodSandbox");
     std::vector<std::string> ids;
@@ -233,8 +231,7 @@ void ListLatencies(Client& client, int calls) {
     pods.push_back(Ms(start));
     start = absl::Now();
     cri::ListContainersResponse container_list;
-    Check(client.runtime().ListContainers(Deadline().get(), {}, &container_list),
-          "ListContainers");
+    Check(client.runtime().ListContainers(Deadline().get(), {}, &container_list), "ListContainers");
     containers.push_back(Ms(start));
     start = absl::Now();
     cri::ListContainerStatsResponse stats_list;
@@ -276,9 +273,8 @@ void Density(const Options& options) {
     std::printf("at %d pods (%zu added in %.1f s):\n", target, step.size(),
                 absl::ToDoubleSeconds(absl::Now() - began));
     PrintLatency("pod + container start, first 10 pods", empty);
-    PrintLatency(absl::StrCat("pod + container start, pods ", target - step.size() + 1, "-",
-                              target),
-                 step);
+    PrintLatency(
+        absl::StrCat("pod + container start, pods ", target - step.size() + 1, "-", target), step);
     ListLatencies(client, 20);
     PrintDaemon(options);
     std::fflush(stdout);
@@ -328,9 +324,9 @@ void Concurrency(const Options& options) {
   double seconds = absl::ToDoubleSeconds(absl::Now() - began);
   std::printf("concurrency: %d clients for %.1f s: %d pod lifecycles, %.2f per second\n",
               options.clients, seconds, lifecycles.load(), lifecycles / seconds);
-  for (const char* call : {"RunPodSandbox", "CreateContainer", "StartContainer", "StopContainer",
-                           "RemoveContainer", "StopPodSandbox", "RemovePodSandbox",
-                           "whole lifecycle"}) {
+  for (const char* call :
+       {"RunPodSandbox", "CreateContainer", "StartContainer", "StopContainer", "RemoveContainer",
+        "StopPodSandbox", "RemovePodSandbox", "whole lifecycle"}) {
     PrintLatency(call, all[call]);
   }
   PrintDaemon(options);

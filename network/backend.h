@@ -49,6 +49,9 @@ struct PodNetworkConfig {
   // Set by RemovePodSandbox: a TearDown that has failed repeatedly may then give up (and log
   // what it leaves behind) instead of blocking the pod's removal forever.
   bool removing = false;
+  // Set by StopPodSandbox: links whose deletion waits on the kernel (a veth pair: about 20 ms of
+  // RCU grace periods) may be taken down at once and deleted in the background.
+  bool defer_link_deletion = false;
 };
 
 // What the pod got: its addresses, the first one primary (PodSandboxStatus.network.ip).

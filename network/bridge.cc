@@ -238,12 +238,59 @@ absl::Status BridgeBackend::TearDown(const PodNetworkConfig& config) {
   const std::string host_name = HostInterfaceName(config.pod_id);
   absl::StatusOr<NlSocket> sock = ConnectRoute();
   note(sock.status(), "delete veth pair");
-  // Deleting the host end deletes the pair; with the namespace gone it is gone already.
-  if (sock.ok()) note(DeleteLink(sock->get(), host_name), "delete veth pair");
+  // Deleting the host end deletes the pair; with the namespace gone it is gone already. A
+  // deferred deletion takes the host end down first: the bridge forwards nothing to the pod
+  // any more, and its address can go to another pod at once.
+  bool deferred = false;
+  if (sock.ok() && config.defer_link_deletion) {
+    absl::Status down = SetLinkDown(sock->get(), host_name);
+    deferred = down.ok();
+    if (!deferred) spdlog::warn("network: pod {}: {}", config.pod_id, down.message());
+  }
+  if (sock.ok() && !deferred) note(DeleteLink(sock->get(), host_name), "delete veth pair");
   note(nft_.RemovePod(config.pod_id), "remove nftables rules");
   note(ipam_.Release(config.pod_id), "release address");
+  if (deferred) reaper_.Delete(host_name);
   if (first_error.ok()) spdlog::info("network: pod {} detached", config.pod_id);
   return first_error;
+}
+
+LinkReaper::~LinkReaper() {
+  {
+    absl::MutexLock lock(&mutex_);
+    stopping_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+void LinkReaper::Delete(std::string name) {
+  absl::MutexLock lock(&mutex_);
+  queue_.push_back(std::move(name));
+  if (!thread_.joinable()) thread_ = std::thread([this] { Loop(); });
+}
+
+void LinkReaper::Loop() {
+  absl::StatusOr<NlSocket> sock = absl::UnavailableError("not connected yet");
+  while (true) {
+    std::string name;
+    {
+      absl::MutexLock lock(&mutex_);
+      auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(mutex_) {
+        return stopping_ || !queue_.empty();
+      };
+      mutex_.Await(absl::Condition(&ready));
+      if (queue_.empty()) return;  // stopping, with nothing left
+      name = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    if (!sock.ok()) sock = ConnectRoute();
+    absl::Status deleted = sock.ok() ? DeleteLink(sock->get(), name) : sock.status();
+    if (!deleted.ok()) {
+      spdlog::warn("network: delete link {}: {} (its pod's removal deletes it)", name,
+                   deleted.message());
+      sock = absl::UnavailableError("reconnect");
+    }
+  }
 }
 
 absl::StatusOr<int> BridgeBackend::RemoveOrphans(const std::set<std::string>& live_pod_ids) {

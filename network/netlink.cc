@@ -202,6 +202,20 @@ absl::Status DeleteLink(nl_sock* sock, absl::string_view name) {
   return absl::OkStatus();
 }
 
+absl::Status SetLinkDown(nl_sock* sock, absl::string_view name) {
+  absl::StatusOr<Link> link = GetLink(sock, name);
+  if (absl::IsNotFound(link.status())) return absl::OkStatus();
+  RETURN_IF_ERROR(link.status());
+  if ((rtnl_link_get_flags(link->get()) & IFF_UP) == 0) return absl::OkStatus();
+  Link change(rtnl_link_alloc());
+  rtnl_link_unset_flags(change.get(), IFF_UP);
+  const int err = rtnl_link_change(sock, link->get(), change.get(), 0);
+  if (err < 0 && err != -NLE_NODEV && err != -NLE_OBJ_NOTFOUND) {
+    return NlStatus(err, absl::StrCat("set link ", name, " down"));
+  }
+  return absl::OkStatus();
+}
+
 namespace {
 
 absl::Status LoopbackUp(nl_sock* sock) {

@@ -51,6 +51,9 @@ absl::StatusOr<std::vector<std::string>> LinksOnBridge(nl_sock* sock, int bridge
 // Deletes the link `name`; OK if it does not exist.
 absl::Status DeleteLink(nl_sock* sock, absl::string_view name);
 
+// Sets the link `name` down; OK if it does not exist.
+absl::Status SetLinkDown(nl_sock* sock, absl::string_view name);
+
 // Inside `netns` (on a thread of its own): `lo` up. For backends whose plugins configure only
 // the pod's interface (CNI).
 absl::Status SetLoopbackUp(const UniqueFd& netns);

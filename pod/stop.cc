@@ -48,6 +48,7 @@ absl::Status PodService::StopLocked(const std::string& id, bool removing) {
     net.port_mappings = data.port_mappings;
     net.annotations = data.annotations;
     net.removing = removing;
+    net.defer_link_deletion = !removing;
     if (absl::Status s = network_.TearDown(net); !s.ok()) return step_error("tear down network", s);
   }
   if (record->state != static_cast<int>(PodState::kNotReady) || !data.ips.empty()) {

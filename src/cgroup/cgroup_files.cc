@@ -119,6 +119,40 @@ std::vector<Hierarchy> UsableHierarchies(const std::vector<Hierarchy>& mounted) 
   return {*v2};
 }
 
+std::string EncodeHierarchies(const std::vector<Hierarchy>& hierarchies) {
+  std::string word;
+  for (const auto& h : hierarchies) {
+    if (h.mount_point.find(';') != std::string::npos) return "";
+    if (!word.empty()) word += ';';
+    word += h.v2 ? "v2:" : "v1:";
+    for (size_t i = 0; i < h.controllers.size(); ++i) {
+      if (i > 0) word += ',';
+      word += h.controllers[i];
+    }
+    word += ':' + h.mount_point;
+  }
+  return word;
+}
+
+bool DecodeHierarchies(const std::string& word, std::vector<Hierarchy>* out) {
+  out->clear();
+  for (const auto& entry : Split(word, ';')) {
+    const size_t first = entry.find(':');
+    const size_t second = first == std::string::npos ? first : entry.find(':', first + 1);
+    if (second == std::string::npos) return false;
+    const std::string kind = entry.substr(0, first);
+    Hierarchy h;
+    h.v2 = kind == "v2";
+    if (!h.v2 && kind != "v1") return false;
+    const std::string controllers = entry.substr(first + 1, second - first - 1);
+    if (!controllers.empty()) h.controllers = Split(controllers, ',');
+    h.mount_point = entry.substr(second + 1);
+    if (h.mount_point.empty() || h.mount_point[0] != '/') return false;
+    out->push_back(std::move(h));
+  }
+  return !out->empty();
+}
+
 bool CgroupFiles::Init(const std::string& cgroups_path, std::string* error) {
   std::vector<Hierarchy> mounted;
   return MountedHierarchies(&mounted, error) && Init(mounted, cgroups_path, error);

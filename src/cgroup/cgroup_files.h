@@ -39,6 +39,14 @@ bool MountedHierarchies(std::vector<Hierarchy>* out, std::string* error);
 // one (the one at /sys/fs/cgroup if several are mounted).
 std::vector<Hierarchy> UsableHierarchies(const std::vector<Hierarchy>& mounted);
 
+// The hierarchies as one command-line word, for crib-monitor: each "v2::<mount point>" or
+// "v1:<controller>,...:<mount point>", joined by ';'. Reading /proc/self/mountinfo instead costs
+// milliseconds once a machine has a few hundred pods' mounts. Empty when a mount point holds a
+// ';' (the monitor then reads mountinfo itself).
+std::string EncodeHierarchies(const std::vector<Hierarchy>& hierarchies);
+// False for a word EncodeHierarchies did not make.
+bool DecodeHierarchies(const std::string& word, std::vector<Hierarchy>* out);
+
 class CgroupFiles {
  public:
   // The cgroup `cgroups_path` ("/a/b" or "a/b", relative to each hierarchy's root) in the

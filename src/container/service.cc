@@ -100,7 +100,7 @@ ContainerService::ContainerService(const Config& config, store::Store& store, po
       images_(images),
       layout_(std::move(layout)),
       driver_(std::move(driver)),
-      launcher_(std::move(monitor_path)),
+      launcher_(std::move(monitor_path), layout_.hierarchies),
       apparmor_enabled_(AppArmorEnabled()) {}
 
 ContainerService::~ContainerService() {

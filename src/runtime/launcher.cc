@@ -121,16 +121,6 @@ absl::StatusOr<Spec> ReadSpec(const std::string& bundle) {
   return spec;
 }
 
-absl::Status RemoveCgroup(const Spec& spec) {
-  if (spec.linux_spec.cgroups_path.empty()) return absl::OkStatus();
-  cgroup::CgroupFiles cgroup;
-  std::string error;
-  if (!cgroup.Init(spec.linux_spec.cgroups_path, &error) || !cgroup.Remove(&error)) {
-    return absl::InternalError(error);
-  }
-  return absl::OkStatus();
-}
-
 void RemoveRuntimeFiles(const std::string& bundle) {
   for (const char* name : {kMonitorSocket, kMonitorPidFile, kInitPidFile, kExitFile, kExitTempFile,
                            kMonitorLog, kSeccompProgramFile}) {
@@ -157,6 +147,28 @@ absl::StatusOr<std::string> Launcher::SeccompProgramOf(const Seccomp& profile) c
   std::lock_guard<std::mutex> lock(seccomp_mu_);
   seccomp_programs_.emplace_back(profile, program);
   return program;
+}
+
+bool Launcher::InitCgroup(cgroup::CgroupFiles& cgroup, const Spec& spec,
+                          std::string* error) const {
+  return hierarchies_.empty() ? cgroup.Init(spec.linux_spec.cgroups_path, error)
+                              : cgroup.Init(hierarchies_, spec.linux_spec.cgroups_path, error);
+}
+
+absl::Status Launcher::RemoveCgroup(const Spec& spec) const {
+  if (spec.linux_spec.cgroups_path.empty()) return absl::OkStatus();
+  cgroup::CgroupFiles cgroup;
+  std::string error;
+  if (!InitCgroup(cgroup, spec, &error) || !cgroup.Remove(&error)) {
+    return absl::InternalError(error);
+  }
+  return absl::OkStatus();
+}
+
+void Launcher::AddHierarchies(std::vector<std::string>& args) const {
+  if (hierarchies_word_.empty()) return;
+  args.push_back("--cgroup-mounts");
+  args.push_back(hierarchies_word_);
 }
 
 absl::StatusOr<CreatedContainer> Launcher::Create(absl::string_view id, const std::string& bundle,
@@ -209,6 +221,7 @@ absl::StatusOr<CreatedContainer> Launcher::Create(absl::string_view id, const st
     args.insert(args.end(), {"--stdin", "1", "--stdin-once", options.stdin_once ? "1" : "0"});
   }
   if (options.place_init) args.insert(args.end(), {"--cgroup-handoff", "1"});
+  AddHierarchies(args);
   absl::StatusOr<pid_t> pid =
       Spawn({.path = monitor_path_,
              .args = args,
@@ -325,7 +338,7 @@ absl::Status Launcher::KillCgroup(const std::string& bundle, int signal) const {
   if (spec.linux_spec.cgroups_path.empty()) return absl::OkStatus();
   cgroup::CgroupFiles cgroup;
   std::string error;
-  if (!cgroup.Init(spec.linux_spec.cgroups_path, &error)) return absl::InternalError(error);
+  if (!InitCgroup(cgroup, spec, &error)) return absl::InternalError(error);
   cgroup.Kill(signal);
   return absl::OkStatus();
 }
@@ -441,6 +454,7 @@ absl::StatusOr<ExecResult> Launcher::Exec(const std::string& bundle,
   RETURN_IF_ERROR(annotate(MakePipe(&st_r, &st_w)));
   std::vector<std::string> args = {monitor_path_, "exec",  "--bundle",
                                    bundle,        "--pid", absl::StrCat(status.init_pid)};
+  AddHierarchies(args);
   if (options.timeout > absl::ZeroDuration()) {
     args.push_back("--timeout-ms");
     args.push_back(absl::StrCat(std::max<int64_t>(1, absl::ToInt64Milliseconds(options.timeout))));
@@ -662,6 +676,7 @@ absl::StatusOr<std::unique_ptr<ExecProcess>> Launcher::StartExec(
                                    bundle,          "--pid", absl::StrCat(status.init_pid),
                                    "--interactive", "1"};
   if (options.tty) args.insert(args.end(), {"--tty", "1"});
+  AddHierarchies(args);
   if (!options.args.empty()) {
     args.push_back("--");
     args.insert(args.end(), options.args.begin(), options.args.end());

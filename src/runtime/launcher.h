@@ -19,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "cgroup/cgroup_files.h"
 #include "common/unique_fd.h"
 #include "runtime/spec.h"
 
@@ -145,8 +146,13 @@ inline constexpr absl::Duration kKillGrace = absl::Seconds(10);
 
 class Launcher {
  public:
-  // `monitor_path`: the crib-monitor executable.
-  explicit Launcher(std::string monitor_path) : monitor_path_(std::move(monitor_path)) {}
+  // `monitor_path`: the crib-monitor executable. `hierarchies`: the cgroup hierarchies
+  // containers' cgroups live in (cgroup::Layout), handed to every monitor so that neither it
+  // nor the launcher reads /proc/self/mountinfo per container; empty: each reads it.
+  explicit Launcher(std::string monitor_path, std::vector<cgroup::Hierarchy> hierarchies = {})
+      : monitor_path_(std::move(monitor_path)),
+        hierarchies_(std::move(hierarchies)),
+        hierarchies_word_(cgroup::EncodeHierarchies(hierarchies_)) {}
 
   // Writes `spec` as <bundle>/config.json (what crib-monitor reads), spawns the monitor and
   // returns once the container's init is parked before its exec (or its set-up failed, in
@@ -199,7 +205,15 @@ class Launcher {
   // profile takes tens of ms; a node has a handful of profiles).
   absl::StatusOr<std::string> SeccompProgramOf(const Seccomp& profile) const;
 
+  // The container's cgroup files, in hierarchies_ (or those mounted now when it is empty).
+  bool InitCgroup(cgroup::CgroupFiles& cgroup, const Spec& spec, std::string* error) const;
+  absl::Status RemoveCgroup(const Spec& spec) const;
+  // "--cgroup-mounts <word>" for a monitor's command line, or nothing.
+  void AddHierarchies(std::vector<std::string>& args) const;
+
   std::string monitor_path_;
+  std::vector<cgroup::Hierarchy> hierarchies_;
+  std::string hierarchies_word_;
   mutable std::mutex seccomp_mu_;
   mutable std::vector<std::pair<Seccomp, std::string>> seccomp_programs_;
 };

@@ -118,7 +118,11 @@ class Store {
   // Runs `fn` inside BEGIN IMMEDIATE ... COMMIT. If fn returns an error, or a statement fails
   // in a way that dooms the transaction, everything fn did is rolled back and that error is
   // returned. fn must not call back into this Store (it would deadlock): use the Transaction.
+  // Its commit survives a crash of cribd, not always a power loss (synchronous = NORMAL).
   absl::Status Write(absl::FunctionRef<absl::Status(Transaction&)> fn);
+  // Write whose commit (and every commit before it) also survives a power loss: for what
+  // outlives a reboot (images). One fsync more.
+  absl::Status WriteDurable(absl::FunctionRef<absl::Status(Transaction&)> fn);
 
   // PRAGMA integrity_check and foreign_key_check; DataLoss listing the problems.
   absl::Status CheckIntegrity();
@@ -153,8 +157,8 @@ class Store {
  private:
   Store(std::string path, std::unique_ptr<Database> db);
 
-  absl::Status RunTransaction(const char* begin, absl::FunctionRef<absl::Status(Transaction&)> fn)
-      ABSL_LOCKS_EXCLUDED(mutex_);
+  absl::Status RunTransaction(const char* begin, absl::FunctionRef<absl::Status(Transaction&)> fn,
+                              bool durable = false) ABSL_LOCKS_EXCLUDED(mutex_);
   template <typename T>
   absl::StatusOr<T> Read(absl::FunctionRef<absl::StatusOr<T>(Transaction&)> fn);
 

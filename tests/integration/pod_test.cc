@@ -121,6 +121,12 @@ class PodTest : public PodFixture {
                : static_cast<int>(
                      std::vector<std::string>(absl::StrSplit(out, '\n', absl::SkipEmpty())).size());
   }
+  // The links on the bridge that are up.
+  int VethsUp() {
+    const std::string out = Sh("ip -o link show master " + bridge_ + " up").second;
+    return static_cast<int>(
+        std::vector<std::string>(absl::StrSplit(out, '\n', absl::SkipEmpty())).size());
+  }
   int Allocations() {
     const auto [rc, out] = Sh(absl::StrCat("sqlite3 ", options_.root_dir,
                                            "/metadata.db 'select count(*) from ip_allocations'"));
@@ -639,7 +645,13 @@ TEST_F(PodTest, StopAndRemoveLeaveNoVethRuleAllocationOrNetns) {
   EXPECT_EQ(Veths(), veths + 1);
   EXPECT_EQ(Allocations(), allocations + 1);
   EXPECT_GT(Rules(id), 0);
+  const int up = VethsUp();
   ASSERT_TRUE(Stop(id).ok());
+  // The host end is down at once; the pair's deletion (about 20 ms in the kernel) finishes in
+  // the background.
+  EXPECT_EQ(VethsUp(), up - 1);
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (Veths() != veths && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(10));
   EXPECT_EQ(Veths(), veths);
   EXPECT_EQ(Allocations(), allocations);
   EXPECT_EQ(Rules(id), 0);

@@ -1,4 +1,5 @@
 #include "absl/strings/str_split.h"
+#include "cgroup/cgroup_files.h"
 #include "cgroup/layout.h"
 #include "common/files.h"
 #include "gmock/gmock.h"
@@ -67,6 +68,37 @@ TEST(CgroupLayout, NamesTheMountOfEachController) {
 TEST(CgroupLayout, ADirectoryThatIsNoCgroupMountIsRefused) {
   EXPECT_THAT(DetectLayout("/proc"),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("/proc is neither")));
+}
+
+// crib-monitor gets cribd's hierarchies in one word; what comes out is what went in.
+TEST(CgroupHierarchies, OneWordCarriesThemToTheMonitor) {
+  const std::vector<Hierarchy> hierarchies = {
+      {"/sys/fs/cgroup/cpu,cpuacct", {"cpu", "cpuacct"}, false},
+      {"/sys/fs/cgroup/memory", {"memory"}, false},
+      {"/sys/fs/cgroup/unified", {}, true},
+  };
+  const std::string word = EncodeHierarchies(hierarchies);
+  EXPECT_EQ(word,
+            "v1:cpu,cpuacct:/sys/fs/cgroup/cpu,cpuacct;v1:memory:/sys/fs/cgroup/memory;"
+            "v2::/sys/fs/cgroup/unified");
+  std::vector<Hierarchy> decoded;
+  ASSERT_TRUE(DecodeHierarchies(word, &decoded));
+  ASSERT_EQ(decoded.size(), hierarchies.size());
+  for (size_t i = 0; i < decoded.size(); ++i) {
+    EXPECT_EQ(decoded[i].mount_point, hierarchies[i].mount_point);
+    EXPECT_EQ(decoded[i].controllers, hierarchies[i].controllers);
+    EXPECT_EQ(decoded[i].v2, hierarchies[i].v2);
+  }
+  // This machine's own, as the layout found them.
+  absl::StatusOr<Layout> layout = DetectLayout();
+  ASSERT_TRUE(layout.ok()) << layout.status();
+  ASSERT_TRUE(DecodeHierarchies(EncodeHierarchies(layout->hierarchies), &decoded));
+  EXPECT_EQ(decoded.size(), layout->hierarchies.size());
+
+  for (const char* bad : {"", "v3::/x", "v1:memory", "v1:memory:relative", "v2::/a;"}) {
+    EXPECT_FALSE(DecodeHierarchies(bad, &decoded)) << bad;
+  }
+  EXPECT_EQ(EncodeHierarchies({{"/odd;mount", {"memory"}, false}}), "") << "cannot be carried";
 }
 
 }  // namespace

@@ -248,7 +248,7 @@ TEST_P(MountPlanTest, MountStepOfTheSpec) {
   spec.mounts = {mount};
   Plan plan;
   std::string error;
-  ASSERT_TRUE(BuildPlan(spec, bundle(), /*for_exec=*/false, &plan, &error)) << error;
+  ASSERT_TRUE(BuildPlan(spec, bundle(), /*for_exec=*/false, {}, &plan, &error)) << error;
   ASSERT_EQ(plan.mounts.size(), 1u);
   const MountStep& m = plan.mounts[0];
   EXPECT_EQ(m.target, c.mount.destination);
@@ -321,7 +321,7 @@ TEST_P(RefusedPlanTest, SaysWhy) {
   GetParam().change(spec);
   Plan plan;
   std::string error;
-  EXPECT_FALSE(BuildPlan(spec, bundle(), /*for_exec=*/false, &plan, &error));
+  EXPECT_FALSE(BuildPlan(spec, bundle(), /*for_exec=*/false, {}, &plan, &error));
   EXPECT_THAT(error, HasSubstr(GetParam().error));
 }
 
@@ -336,7 +336,7 @@ TEST_F(PlanTest, ExecNeedsOnlyTheProcess) {
   spec.root_path = "nope";
   Plan plan;
   std::string error;
-  ASSERT_TRUE(BuildPlan(spec, bundle(), /*for_exec=*/true, &plan, &error)) << error;
+  ASSERT_TRUE(BuildPlan(spec, bundle(), /*for_exec=*/true, {}, &plan, &error)) << error;
   EXPECT_TRUE(plan.rootfs.empty());
   EXPECT_EQ(plan.unshare_flags, 0);
 }
@@ -348,7 +348,7 @@ TEST_F(PlanTest, NamespacesToMakeAndToJoin) {
       {"pid", ""}, {"ipc", ""}, {"uts", ""}, {"cgroup", ""}, {"network", "/proc/self/ns/net"}};
   Plan plan;
   std::string error;
-  ASSERT_TRUE(BuildPlan(spec, bundle(), false, &plan, &error)) << error;
+  ASSERT_TRUE(BuildPlan(spec, bundle(), false, {}, &plan, &error)) << error;
   EXPECT_EQ(plan.clone_flags, CLONE_NEWPID);
   EXPECT_EQ(plan.unshare_flags, CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNS);
   EXPECT_TRUE(plan.new_cgroup_ns);
@@ -366,7 +366,7 @@ TEST_F(PlanTest, JoinedUtsMayTakeTheHostname) {
   spec.linux_spec.namespaces = {{"uts", "/proc/self/ns/uts"}, {"pid", "/proc/self/ns/pid"}};
   Plan plan;
   std::string error;
-  ASSERT_TRUE(BuildPlan(spec, bundle(), false, &plan, &error)) << error;
+  ASSERT_TRUE(BuildPlan(spec, bundle(), false, {}, &plan, &error)) << error;
   EXPECT_EQ(plan.clone_flags, 0);
   EXPECT_EQ(plan.unshare_flags, CLONE_NEWNS);  // always a mount namespace of its own
   EXPECT_TRUE(plan.join_pid);
@@ -387,7 +387,7 @@ TEST_F(PlanTest, ProcessUserCapabilitiesAndLimits) {
   spec.process.terminal = true;
   Plan plan;
   std::string error;
-  ASSERT_TRUE(BuildPlan(spec, bundle(), false, &plan, &error)) << error;
+  ASSERT_TRUE(BuildPlan(spec, bundle(), false, {}, &plan, &error)) << error;
   EXPECT_EQ(plan.cwd, "/");
   EXPECT_THAT(plan.path_dirs, ElementsAre("/bin", ".", "/usr/bin"));
   ASSERT_EQ(plan.argv.size(), 4u);
@@ -416,7 +416,7 @@ TEST_F(PlanTest, DefaultPathWithoutPathInTheEnv) {
   Spec spec = BaseSpec();
   Plan plan;
   std::string error;
-  ASSERT_TRUE(BuildPlan(spec, bundle(), true, &plan, &error)) << error;
+  ASSERT_TRUE(BuildPlan(spec, bundle(), true, {}, &plan, &error)) << error;
   EXPECT_THAT(plan.path_dirs, ElementsAre("/usr/local/sbin", "/usr/local/bin", "/usr/sbin",
                                           "/usr/bin", "/sbin", "/bin"));
 }
@@ -432,7 +432,7 @@ TEST_F(PlanTest, RootDevicesSysctlsAndPaths) {
   spec.linux_spec.readonly_paths = {"/proc/sys"};
   Plan plan;
   std::string error;
-  ASSERT_TRUE(BuildPlan(spec, bundle(), false, &plan, &error)) << error;
+  ASSERT_TRUE(BuildPlan(spec, bundle(), false, {}, &plan, &error)) << error;
   // A relative root is the bundle's, resolved.
   EXPECT_EQ(plan.rootfs, std::filesystem::canonical(bundle() + "/rootfs").string());
   EXPECT_TRUE(plan.root_readonly);
@@ -459,7 +459,7 @@ TEST_F(PlanTest, SharedRootNamesTheMountThatHoldsIt) {
   spec.linux_spec.rootfs_propagation = "rshared";
   Plan plan;
   std::string error;
-  ASSERT_TRUE(BuildPlan(spec, bundle(), false, &plan, &error)) << error;
+  ASSERT_TRUE(BuildPlan(spec, bundle(), false, {}, &plan, &error)) << error;
   EXPECT_EQ(plan.root_propagation, static_cast<unsigned long>(MS_SHARED | MS_REC));
   // Some mount above the rootfs ("/" at least): a prefix of its path.
   ASSERT_FALSE(plan.rootfs_mount.empty());

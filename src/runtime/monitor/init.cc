@@ -967,10 +967,11 @@ bool PlanFileSystem(const Spec& spec, const std::string& bundle, Plan* plan, std
 }
 
 // The cgroup files the init writes itself into, and the views of a "cgroup" mount on v1.
-bool PlanCgroup(const Spec& spec, Plan* plan, std::string* error) {
+bool PlanCgroup(const Spec& spec, const std::vector<cgroup::Hierarchy>& hierarchies, Plan* plan,
+                std::string* error) {
   if (spec.linux_spec.cgroups_path.empty()) return true;
   cgroup::CgroupFiles cgroup;
-  if (!cgroup.Init(spec.linux_spec.cgroups_path, error)) return false;
+  if (!InitCgroupFiles(cgroup, hierarchies, spec.linux_spec.cgroups_path, error)) return false;
   plan->cgroup_procs = cgroup.ProcsFiles();
   for (const auto& view : cgroup.Views()) {
     plan->cgroup_views.emplace_back(view.name, view.dir);
@@ -983,12 +984,18 @@ bool PlanCgroup(const Spec& spec, Plan* plan, std::string* error) {
 
 }  // namespace
 
-bool BuildPlan(const Spec& spec, const std::string& bundle, bool for_exec, Plan* plan,
-               std::string* error) {
+bool InitCgroupFiles(cgroup::CgroupFiles& files, const std::vector<cgroup::Hierarchy>& hierarchies,
+                     const std::string& cgroups_path, std::string* error) {
+  return hierarchies.empty() ? files.Init(cgroups_path, error)
+                             : files.Init(hierarchies, cgroups_path, error);
+}
+
+bool BuildPlan(const Spec& spec, const std::string& bundle, bool for_exec,
+               const std::vector<cgroup::Hierarchy>& hierarchies, Plan* plan, std::string* error) {
   if (!PlanProcess(spec, bundle, plan, error)) return false;
   if (for_exec) return true;
   return PlanNamespaces(spec, plan, error) && PlanFileSystem(spec, bundle, plan, error) &&
-         PlanCgroup(spec, plan, error);
+         PlanCgroup(spec, hierarchies, plan, error);
 }
 
 void RunInit(const Plan& plan, const InitStdio& stdio, int sync_fd, int start_fd) {

@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "cgroup/cgroup_files.h"
 #include "common/unique_fd.h"
 #include "runtime/monitor/seccomp_filter.h"
 #include "runtime/spec.h"
@@ -117,9 +118,15 @@ struct Plan {
 };
 
 // Computes the plan of `spec` for a container whose bundle is `bundle`. With `for_exec`, only
-// the process part (user, capabilities, seccomp, cwd, args, env) is needed.
-bool BuildPlan(const Spec& spec, const std::string& bundle, bool for_exec, Plan* plan,
-               std::string* error);
+// the process part (user, capabilities, seccomp, cwd, args, env) is needed. `hierarchies`: see
+// InitCgroupFiles.
+bool BuildPlan(const Spec& spec, const std::string& bundle, bool for_exec,
+               const std::vector<cgroup::Hierarchy>& hierarchies, Plan* plan, std::string* error);
+
+// The files of the cgroup `cgroups_path` in `hierarchies` (cribd's, from --cgroup-mounts), or,
+// when that is empty, in the hierarchies /proc/self/mountinfo lists now.
+bool InitCgroupFiles(cgroup::CgroupFiles& files, const std::vector<cgroup::Hierarchy>& hierarchies,
+                     const std::string& cgroups_path, std::string* error);
 
 struct InitStdio {
   int in = -1;

@@ -176,6 +176,10 @@ struct Options {
   bool cgroup_handoff = false;
   // serve: what `create` hands over when it re-executes itself.
   std::string cgroups_path;
+  // cribd's cgroup hierarchies (--cgroup-mounts, cgroup::EncodeHierarchies); empty: read
+  // /proc/self/mountinfo.
+  std::string cgroup_mounts;
+  std::vector<cgroup::Hierarchy> hierarchies;
   std::string fds;  // sync,start,out,err,pty,listener,stdin,oom watch (-1 for none)
 };
 
@@ -218,6 +222,12 @@ bool ParseOptions(int argc, char** argv, Options* o, std::string* error) {
       o->stdin_once = v == "1";
     } else if (a == "--interactive") {
       o->interactive = v == "1";
+    } else if (a == "--cgroup-mounts") {
+      o->cgroup_mounts = v;
+      if (!cgroup::DecodeHierarchies(v, &o->hierarchies)) {
+        *error = "bad --cgroup-mounts \"" + v + "\"";
+        return false;
+      }
     } else if (a == "--cgroup-handoff") {
       o->cgroup_handoff = v == "1";
     } else if (a == "--tty") {
@@ -407,10 +417,11 @@ class Monitor {
 };
 
 bool Monitor::Create(std::string* error, uint32_t* warnings) {
-  if (!BuildPlan(spec_, o_.bundle, false, &plan_, error)) return false;
+  if (!BuildPlan(spec_, o_.bundle, false, o_.hierarchies, &plan_, error)) return false;
   plan_.cgroup_handoff = o_.cgroup_handoff && !spec_.linux_spec.cgroups_path.empty();
   if (!spec_.linux_spec.cgroups_path.empty() && !plan_.cgroup_handoff) {
-    if (!cgroup_.Init(spec_.linux_spec.cgroups_path, error) || !cgroup_.Create(error)) {
+    if (!InitCgroupFiles(cgroup_, o_.hierarchies, spec_.linux_spec.cgroups_path, error) ||
+        !cgroup_.Create(error)) {
       return false;
     }
     has_cgroup_ = true;
@@ -526,7 +537,10 @@ bool Monitor::HandOffCgroup(std::string* error) {
                                                  : std::string("no answer for the cgroup");
     return false;
   }
-  if (!cgroup_.Init(spec_.linux_spec.cgroups_path, error) || !cgroup_.Create(error)) return false;
+  if (!InitCgroupFiles(cgroup_, o_.hierarchies, spec_.linux_spec.cgroups_path, error) ||
+      !cgroup_.Create(error)) {
+    return false;
+  }
   has_cgroup_ = true;
   if (!cgroup_.Apply(spec_.linux_spec.resources, error)) return false;
   std::string why;
@@ -708,6 +722,7 @@ void Monitor::ExecServe() {
                                    "--stdin",        o_.stdin_open ? "1" : "0",
                                    "--stdin-once",   o_.stdin_once ? "1" : "0",
                                    "--fds",          fds};
+  if (!o_.cgroup_mounts.empty()) args.insert(args.end(), {"--cgroup-mounts", o_.cgroup_mounts});
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -736,7 +751,7 @@ bool Monitor::Adopt(std::string* error) {
     targets[i]->Reset(values[i]);
   }
   if (!o_.cgroups_path.empty()) {
-    if (!cgroup_.Init(o_.cgroups_path, error)) return false;
+    if (!InitCgroupFiles(cgroup_, o_.hierarchies, o_.cgroups_path, error)) return false;
     has_cgroup_ = true;
   }
   if (!o_.log_path.empty()) {
@@ -1014,11 +1029,13 @@ int ExecMain(Options o) {
   if (!LoadSpec(o.bundle, &spec, &error)) return fail(error);
   if (!o.args.empty()) spec.process.args = o.args;
   Plan plan;
-  if (!BuildPlan(spec, o.bundle, true, &plan, &error)) return fail(error);
+  if (!BuildPlan(spec, o.bundle, true, o.hierarchies, &plan, &error)) return fail(error);
   if (o.pid <= 0) return fail("--pid is required");
   if (!spec.linux_spec.cgroups_path.empty()) {
     cgroup::CgroupFiles cgroup;
-    if (!cgroup.Init(spec.linux_spec.cgroups_path, &error)) return fail(error);
+    if (!InitCgroupFiles(cgroup, o.hierarchies, spec.linux_spec.cgroups_path, &error)) {
+      return fail(error);
+    }
     for (const auto& procs : cgroup.ProcsFiles()) {
       int fd = ::open(procs.c_str(), O_WRONLY | O_CLOEXEC);
       if (fd < 0 || ::write(fd, "0", 1) != 1) {
