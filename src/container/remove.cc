@@ -59,8 +59,12 @@ absl::Status ContainerService::RemoveLocked(const std::string& id) {
   RETURN_IF_ERROR(Failpoint("container.remove.after_stop"));
   if (absl::Status s = Unmount(bundle + "/rootfs"); !s.ok()) return step_error("unmount rootfs", s);
   RETURN_IF_ERROR(Failpoint("container.remove.after_unmount"));
-  if (absl::Status s = image::RemoveAll(bundle); !s.ok()) return step_error("remove bundle", s);
-  if (absl::Status s = image::RemoveAll(LayerDir(id)); !s.ok()) {
+  // Into the trash (one rename each), deleted in the background.
+  if (absl::Status s = trash_.Discard(bundle, absl::StrCat(config_.state_dir, "/trash")); !s.ok()) {
+    return step_error("remove bundle", s);
+  }
+  if (absl::Status s = trash_.Discard(LayerDir(id), absl::StrCat(config_.root_dir, "/trash"));
+      !s.ok()) {
     return step_error("remove writable layer", s);
   }
   if (absl::Status s = store_.DeleteContainer(id); !s.ok()) return step_error("delete record", s);

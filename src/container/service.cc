@@ -67,6 +67,9 @@ absl::StatusOr<std::unique_ptr<ContainerService>> ContainerService::Create(
                                       config.state_dir, config.cgroup_parent));
   std::unique_ptr<ContainerService> service(new ContainerService(
       config, store, pods, images, std::move(layout), std::move(driver), std::move(monitor)));
+  // What a crash left in the trash goes first.
+  RETURN_IF_ERROR(service->trash_.AddDir(absl::StrCat(config.state_dir, "/trash")));
+  RETURN_IF_ERROR(service->trash_.AddDir(absl::StrCat(config.root_dir, "/trash")));
   // Snapshots that recorded containers use stay, whatever happens to their images.
   ASSIGN_OR_RETURN(std::vector<store::ContainerRecord> records, store.ListContainers());
   for (const store::ContainerRecord& record : records) {

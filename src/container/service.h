@@ -30,6 +30,7 @@
 #include "container/image_config.h"
 #include "container/record.h"
 #include "container/spec_builder.h"
+#include "container/trash.h"
 #include "container/users.h"
 #include "image/image_store.h"
 #include "pod/service.h"
@@ -173,6 +174,8 @@ class ContainerService {
   EventHub events_;
   // Last, so that its thread stops before the rest goes.
   std::unique_ptr<ExitWatcher> exits_;
+  // Bundles and writable layers of removed containers (<state_dir>/trash, <root_dir>/trash).
+  Trash trash_;
 };
 
 }  // namespace crib::container

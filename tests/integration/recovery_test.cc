@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <thread>
 
@@ -312,6 +313,36 @@ INSTANTIATE_TEST_SUITE_P(
       }
       return name;
     });
+
+// RemoveContainer moves the bundle and the writable layer into the trash, which a thread
+// empties; what a crash left there is deleted after the next start.
+TEST_F(RecoveryTest, TheTrashIsEmptiedInTheBackgroundAndAfterACrash) {
+  const std::string state_trash = options_.state_dir + "/trash";
+  const std::string root_trash = options_.root_dir + "/trash";
+  auto wait_empty = [](const std::string& dir) {
+    for (int i = 0; i < 3000 && EntriesIn(dir) != 0; ++i) absl::SleepFor(absl::Milliseconds(10));
+    return EntriesIn(dir);
+  };
+  auto [pod, id] = PodWithContainer("trash");
+  ASSERT_THAT(StopContainer(id), GrpcOk());
+  ASSERT_THAT(RemoveContainer(id), GrpcOk());
+  EXPECT_FALSE(std::filesystem::exists(options_.state_dir + "/containers/" + id));
+  EXPECT_FALSE(std::filesystem::exists(options_.root_dir + "/containers/" + id));
+  EXPECT_EQ(wait_empty(state_trash), 0);
+  EXPECT_EQ(wait_empty(root_trash), 0);
+
+  // A crash between the rename and the deletion: trees left in both trash directories.
+  cribd_->SignalAndWait(SIGKILL);
+  cribd_.reset();
+  for (const std::string& dir : {state_trash, root_trash}) {
+    std::filesystem::create_directories(dir + "/left.1/upper/work");
+    std::ofstream(dir + "/left.1/upper/file") << "x";
+  }
+  ASSERT_TRUE(Start());
+  EXPECT_EQ(wait_empty(state_trash), 0);
+  EXPECT_EQ(wait_empty(root_trash), 0);
+  RemoveEverything();
+}
 
 TEST_F(RecoveryTest, RunPodSandboxRetriedAfterItsDeadlineGetsTheSamePod) {
   Restart("pod.run.after_pause:sleep=2s");
