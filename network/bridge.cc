@@ -71,7 +71,15 @@ BridgeBackend::BridgeBackend(const NetworkConfig& config, store::Store& store)
       config_(config),
       ipam_(store),
       nft_(config.nft_table, config.bridge),
-      cidr_(Ipv4Cidr::Parse(config.pod_cidr)) {}
+      cidr_(Ipv4Cidr::Parse(config.pod_cidr)),
+      link_reaper_([](const std::string& name) {
+        absl::StatusOr<NlSocket> sock = ConnectRoute();
+        absl::Status deleted = sock.ok() ? DeleteLink(sock->get(), name) : sock.status();
+        if (!deleted.ok()) {
+          spdlog::warn("network: delete link {}: {} (its pod's removal deletes it)", name,
+                       deleted.message());
+        }
+      }) {}
 
 std::string BridgeBackend::HostInterfaceName(absl::string_view pod_id) {
   uint64_t hash = 14695981039346656037ull;  // FNV-1a
@@ -250,47 +258,9 @@ absl::Status BridgeBackend::TearDown(const PodNetworkConfig& config) {
   if (sock.ok() && !deferred) note(DeleteLink(sock->get(), host_name), "delete veth pair");
   note(nft_.RemovePod(config.pod_id), "remove nftables rules");
   note(ipam_.Release(config.pod_id), "release address");
-  if (deferred) reaper_.Delete(host_name);
+  if (deferred) link_reaper_.Add(host_name);
   if (first_error.ok()) spdlog::info("network: pod {} detached", config.pod_id);
   return first_error;
-}
-
-LinkReaper::~LinkReaper() {
-  {
-    absl::MutexLock lock(&mutex_);
-    stopping_ = true;
-  }
-  if (thread_.joinable()) thread_.join();
-}
-
-void LinkReaper::Delete(std::string name) {
-  absl::MutexLock lock(&mutex_);
-  queue_.push_back(std::move(name));
-  if (!thread_.joinable()) thread_ = std::thread([this] { Loop(); });
-}
-
-void LinkReaper::Loop() {
-  absl::StatusOr<NlSocket> sock = absl::UnavailableError("not connected yet");
-  while (true) {
-    std::string name;
-    {
-      absl::MutexLock lock(&mutex_);
-      auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(mutex_) {
-        return stopping_ || !queue_.empty();
-      };
-      mutex_.Await(absl::Condition(&ready));
-      if (queue_.empty()) return;  // stopping, with nothing left
-      name = std::move(queue_.front());
-      queue_.pop_front();
-    }
-    if (!sock.ok()) sock = ConnectRoute();
-    absl::Status deleted = sock.ok() ? DeleteLink(sock->get(), name) : sock.status();
-    if (!deleted.ok()) {
-      spdlog::warn("network: delete link {}: {} (its pod's removal deletes it)", name,
-                   deleted.message());
-      sock = absl::UnavailableError("reconnect");
-    }
-  }
 }
 
 absl::StatusOr<int> BridgeBackend::RemoveOrphans(const std::set<std::string>& live_pod_ids) {

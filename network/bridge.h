@@ -6,43 +6,20 @@
 // touches links, addresses or nftables tables other than its own.
 #pragma once
 
-#include <deque>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "common/work_queue.h"
 #include "config/config.h"
 #include "network/backend.h"
 #include "network/ipam.h"
 #include "network/nft.h"
 
 namespace crib::network {
-
-// Deletes links on a thread of its own, one after the other: the kernel takes about 20 ms to
-// delete a veth pair (RCU grace periods), which StopPodSandbox need not wait for. The
-// destructor deletes what is still queued. Links queued when cribd dies stay (down) until
-// their pod's RemovePodSandbox deletes them.
-class LinkReaper {
- public:
-  LinkReaper() = default;
-  LinkReaper(const LinkReaper&) = delete;
-  LinkReaper& operator=(const LinkReaper&) = delete;
-  ~LinkReaper();
-
-  void Delete(std::string name);
-
- private:
-  void Loop();
-
-  absl::Mutex mutex_;
-  std::deque<std::string> queue_ ABSL_GUARDED_BY(mutex_);
-  bool stopping_ ABSL_GUARDED_BY(mutex_) = false;
-  std::thread thread_;  // started by the first Delete
-};
 
 class BridgeBackend final : public NetworkBackend {
  public:
@@ -77,7 +54,10 @@ class BridgeBackend final : public NetworkBackend {
   mutable absl::Mutex mutex_;
   absl::StatusOr<Ipv4Cidr> cidr_ ABSL_GUARDED_BY(mutex_);
   absl::Mutex host_mutex_;
-  LinkReaper reaper_;  // last: its destructor runs first
+  // Veth pairs that StopPodSandbox took down, deleted in the background: the kernel takes about
+  // 20 ms per pair (RCU grace periods). A pair still queued when cribd dies is deleted by its
+  // pod's RemovePodSandbox. Last: its destructor runs first.
+  WorkQueue link_reaper_;
 };
 
 }  // namespace crib::network

@@ -4,25 +4,18 @@
 // deletes them. What a crash left in a trash directory is deleted after the next start.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
-#include <deque>
 #include <string>
-#include <thread>
-#include <vector>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
-#include "absl/synchronization/mutex.h"
+#include "common/work_queue.h"
 
 namespace crib::container {
 
 class Trash {
  public:
-  Trash() = default;
-  Trash(const Trash&) = delete;
-  Trash& operator=(const Trash&) = delete;
-  // Deletes what is still queued, then returns.
-  ~Trash();
+  Trash();
 
   // Makes `dir` (a trash directory) if missing and queues what it holds.
   absl::Status AddDir(const std::string& dir);
@@ -32,14 +25,8 @@ class Trash {
   absl::Status Discard(const std::string& path, const std::string& dir);
 
  private:
-  void Enqueue(std::string path);
-  void Loop();
-
-  absl::Mutex mutex_;
-  std::deque<std::string> queue_ ABSL_GUARDED_BY(mutex_);
-  bool stopping_ ABSL_GUARDED_BY(mutex_) = false;
-  uint64_t counter_ ABSL_GUARDED_BY(mutex_) = 0;
-  std::thread thread_;  // started by the first Enqueue
+  std::atomic<uint64_t> counter_{0};  // makes the names in the trash unique
+  WorkQueue deleter_;                 // last: its destructor deletes what is queued, first
 };
 
 }  // namespace crib::container
