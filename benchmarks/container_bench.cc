@@ -33,20 +33,6 @@
 namespace crib::testing {
 namespace {
 
-// A /proc/<pid>/status field in KiB ("VmRSS", "RssAnon", ...).
-double StatusKib(int pid, absl::string_view field) {
-  absl::StatusOr<std::string> status = ReadFile(absl::StrCat("/proc/", pid, "/status"));
-  if (!status.ok()) return 0;
-  for (absl::string_view line : absl::StrSplit(*status, '\n')) {
-    if (absl::ConsumePrefix(&line, field) && absl::ConsumePrefix(&line, ":")) {
-      double kib = 0;
-      (void)absl::SimpleAtod(absl::StripSuffix(absl::StripAsciiWhitespace(line), " kB"), &kib);
-      return kib;
-    }
-  }
-  return 0;
-}
-
 void Print(const char* what, const std::vector<double>& v, const char* unit = "ms") {
   std::printf("%-44s p50 %8.2f %s  p99 %8.2f %s  (n=%zu)\n", what, Percentile(v, 0.5), unit,
               Percentile(v, 0.99), unit, v.size());
@@ -143,11 +129,11 @@ int Main(int argc, char** argv) {
     }
   }
   std::vector<double> monitor_busy_rss;
-  for (int pid : monitor_pids) monitor_busy_rss.push_back(StatusKib(pid, "VmRSS"));
+  for (int pid : monitor_pids) monitor_busy_rss.push_back(ProcStatusField(pid, "VmRSS"));
   absl::SleepFor(absl::Milliseconds(1500));
   for (int pid : monitor_pids) {
-    monitor_rss.push_back(StatusKib(pid, "VmRSS"));
-    monitor_anon.push_back(StatusKib(pid, "RssAnon"));
+    monitor_rss.push_back(ProcStatusField(pid, "VmRSS"));
+    monitor_anon.push_back(ProcStatusField(pid, "RssAnon"));
   }
   for (int i = 0; i < execs && ok && !container_ids.empty(); ++i) {
     cri::ExecSyncRequest exec;
@@ -174,7 +160,7 @@ int Main(int argc, char** argv) {
   Print("crib-monitor VmRSS, idle", monitor_rss, "KiB");
   Print("crib-monitor RssAnon, idle", monitor_anon, "KiB");
   std::printf("cribd VmRSS with %zu containers: %.0f KiB\n", container_ids.size(),
-              StatusKib((*lab)->cribd().pid(), "VmRSS"));
+              ProcStatusField((*lab)->cribd().pid(), "VmRSS"));
 
   if (steps) {
     int shown = 0;

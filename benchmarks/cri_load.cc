@@ -38,6 +38,7 @@
 #include "absl/time/time.h"
 #include "api/cri/api.grpc.pb.h"
 #include "common/files.h"
+#include "support/machine.h"
 #include "support/percentile.h"
 
 namespace crib::testing {
@@ -57,20 +58,6 @@ std::unique_ptr<grpc::ClientContext> Deadline(absl::Duration d = absl::Seconds(1
   auto context = std::make_unique<grpc::ClientContext>();
   context->set_deadline(absl::ToChronoTime(absl::Now() + d));
   return context;
-}
-
-// A /proc/<pid>/status field as a number ("VmRSS" in KiB, "Threads").
-double StatusField(int pid, absl::string_view field) {
-  absl::StatusOr<std::string> status = ReadFile(absl::StrCat("/proc/", pid, "/status"));
-  if (!status.ok()) return 0;
-  for (absl::string_view line : absl::StrSplit(*status, '\n')) {
-    if (absl::ConsumePrefix(&line, field) && absl::ConsumePrefix(&line, ":")) {
-      double value = 0;
-      (void)absl::SimpleAtod(absl::StripSuffix(absl::StripAsciiWhitespace(line), " kB"), &value);
-      return value;
-    }
-  }
-  return 0;
 }
 
 double Ms(absl::Time start) { return absl::ToDoubleMilliseconds(absl::Now() - start); }
@@ -247,8 +234,8 @@ void ListLatencies(Client& client, int calls) {
 void PrintDaemon(const Options& options) {
   if (options.daemon_pid <= 0) return;
   std::printf("  daemon RSS %.1f MiB, %d threads\n",
-              StatusField(options.daemon_pid, "VmRSS") / 1024,
-              static_cast<int>(StatusField(options.daemon_pid, "Threads")));
+              ProcStatusField(options.daemon_pid, "VmRSS") / 1024,
+              static_cast<int>(ProcStatusField(options.daemon_pid, "Threads")));
 }
 
 void Density(const Options& options) {

@@ -173,6 +173,19 @@ bool ExitsWithin(pid_t pid, int timeout_ms) {
   return Exited(pid);
 }
 
+double ProcStatusField(pid_t pid, const std::string& field) {
+  absl::StatusOr<std::string> status = ReadFile(absl::StrCat("/proc/", pid, "/status"));
+  if (!status.ok()) return 0;
+  for (absl::string_view line : absl::StrSplit(*status, '\n')) {
+    if (absl::ConsumePrefix(&line, field) && absl::ConsumePrefix(&line, ":")) {
+      double value = 0;
+      (void)absl::SimpleAtod(absl::StripSuffix(absl::StripAsciiWhitespace(line), " kB"), &value);
+      return value;
+    }
+  }
+  return 0;
+}
+
 std::set<pid_t> ProcessesWith(const std::string& needle) {
   std::set<pid_t> out;
   std::error_code ec;

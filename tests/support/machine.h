@@ -60,6 +60,10 @@ bool Exited(pid_t pid);
 // Waits until `pid` has exited, at most `timeout_ms`; whether it has.
 bool ExitsWithin(pid_t pid, int timeout_ms = 10000);
 
+// A numeric field of /proc/<pid>/status ("VmRSS" and "RssAnon" in KiB, "Threads"); 0 when the
+// process or the field is gone.
+double ProcStatusField(pid_t pid, const std::string& field);
+
 // Live processes whose command line contains `needle` (zombies do not count).
 std::set<pid_t> ProcessesWith(const std::string& needle);
 
