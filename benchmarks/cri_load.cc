@@ -2,7 +2,7 @@
 // Prints figures; asserts nothing. benchmarks/compare runs it against crib and containerd.
 //
 //   cri_load --endpoint unix:///path.sock --image IMAGE [--pid DAEMON_PID] [--log-dir DIR]
-//            density --pods 100,250,500
+//            [--shared-pid] density --pods 100,250,500
 //   cri_load ... concurrency [--clients 8] [--seconds 60]
 //
 // density: starts pods of one `sleep` container each (RunPodSandbox + CreateContainer +
@@ -14,6 +14,8 @@
 // StartContainer, StopContainer, RemoveContainer, StopPodSandbox, RemovePodSandbox) for
 // `--seconds`; prints lifecycles per second and each call's p50 and p99.
 //
+// Pods and containers carry the namespace options kubelet sends: the pod's network and ipc, a
+// pid namespace of each container's own (with --shared-pid, the pod's: shareProcessNamespace).
 // Every pod it makes carries the label crib.load=<pid>; they are all removed on the way out,
 // also after a failed call.
 #include <grpcpp/grpcpp.h>
@@ -52,6 +54,7 @@ struct Options {
   std::vector<int> pods;
   int clients = 8;
   int seconds = 60;
+  bool shared_pid = false;
 };
 
 std::unique_ptr<grpc::ClientContext> Deadline(absl::Duration d = absl::Seconds(120)) {
@@ -101,7 +104,11 @@ class Client {
     config.mutable_metadata()->set_uid(absl::StrCat(name, "-", ::getpid()));
     config.set_log_directory(absl::StrCat(options_.log_dir, "/", name));
     (*config.mutable_labels())["crib.load"] = absl::StrCat(::getpid());
-    config.mutable_linux();
+    cri::NamespaceOption* ns =
+        config.mutable_linux()->mutable_security_context()->mutable_namespace_options();
+    ns->set_network(cri::POD);
+    ns->set_ipc(cri::POD);
+    ns->set_pid(options_.shared_pid ? cri::POD : cri::CONTAINER);
     return config;
   }
 
@@ -130,7 +137,8 @@ class Client {
     config.add_command("sleep");
     config.add_command("3600");
     config.set_log_path("sleep.log");
-    config.mutable_linux();
+    config.mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_pid(
+        options_.shared_pid ? cri::POD : cri::CONTAINER);
     cri::CreateContainerResponse created;
     absl::Time start = absl::Now();
     Check(runtime_->CreateContainer(Deadline().get(), create, &created),
@@ -323,6 +331,7 @@ void Concurrency(const Options& options) {
 int Usage() {
   std::fprintf(stderr,
                "usage: cri_load --endpoint unix:///SOCK --image IMAGE [--pid N] [--log-dir D]\n"
+               "                [--shared-pid]\n"
                "                density --pods N[,N...] | concurrency [--clients N] "
                "[--seconds N]\n");
   return 2;
@@ -348,6 +357,8 @@ int Main(int argc, char** argv) {
         if (!absl::SimpleAtoi(n, &count) || count <= 0) return Usage();
         options.pods.push_back(count);
       }
+    } else if (arg == "--shared-pid") {
+      options.shared_pid = true;
     } else if (arg == "--clients" && has_value) {
       options.clients = std::atoi(argv[++i]);
     } else if (arg == "--seconds" && has_value) {

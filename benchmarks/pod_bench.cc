@@ -188,7 +188,9 @@ int Main(int argc, char** argv) {
   for (const auto& entry : std::filesystem::directory_iterator("/sys/fs/cgroup")) {
     ::rmdir((entry.path().string() + parent).c_str());
   }
-  ::umount2(absl::StrCat(cribd_options.state_dir, "/netns").c_str(), MNT_DETACH);
+  for (const char* pins : {"/netns", "/ipcns", "/utsns"}) {
+    ::umount2(absl::StrCat(cribd_options.state_dir, pins).c_str(), MNT_DETACH);
+  }
   (void)std::system(absl::StrCat("ip link del ", bridge, " 2>/dev/null").c_str());
   (void)std::system(absl::StrCat("nft delete table inet ", table, " 2>/dev/null").c_str());
   return ok ? 0 : 1;

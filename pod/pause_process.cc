@@ -55,13 +55,9 @@ absl::StatusOr<PauseProcess> StartPause(const std::string& executable,
 
   std::vector<std::string> args = {executable};
   if (!options.netns_path.empty()) args.insert(args.end(), {"--netns", options.netns_path});
-  if (options.new_ipc) args.push_back("--ipc");
-  if (options.new_uts) args.push_back("--uts");
+  if (!options.ipc_ns_path.empty()) args.insert(args.end(), {"--ipcns", options.ipc_ns_path});
+  if (!options.uts_ns_path.empty()) args.insert(args.end(), {"--utsns", options.uts_ns_path});
   if (options.new_pid) args.push_back("--pid");
-  if (options.new_uts && !options.hostname.empty()) {
-    args.insert(args.end(), {"--hostname", options.hostname});
-  }
-  for (const std::string& s : options.sysctls) args.insert(args.end(), {"--sysctl", s});
   if (!options.pod_dir.empty()) args.insert(args.end(), {"--pod", options.pod_dir});
   for (const std::string& p : options.cgroup_procs) args.insert(args.end(), {"--cgroup-procs", p});
   absl::StatusOr<pid_t> spawned = Spawn({.path = executable,

@@ -1,5 +1,6 @@
-// Starting crib-pause from cribd (posix_spawn: cribd is multi-threaded) and knowing whether a
-// recorded pause process still lives, across cribd restarts and pid reuse.
+// Starting crib-pause, the process of a pod that shares its process namespace, from cribd
+// (posix_spawn: cribd is multi-threaded), and knowing whether a recorded pause process still
+// lives, across cribd restarts and pid reuse.
 #pragma once
 
 #include <sys/types.h>
@@ -15,12 +16,11 @@
 namespace crib::pod {
 
 struct PauseOptions {
-  std::string netns_path;  // empty: stay in the host's network namespace
-  bool new_ipc = true;
-  bool new_uts = true;
-  bool new_pid = false;
-  std::string hostname;                   // set when new_uts
-  std::vector<std::string> sysctls;       // key=value, applied inside the namespaces
+  // The pod's pinned namespaces it joins; empty: it stays in the host's.
+  std::string netns_path;
+  std::string ipc_ns_path;
+  std::string uts_ns_path;
+  bool new_pid = true;  // a pid namespace of which it is pid 1
   std::string pod_dir;  // <state_dir>/pods/<id> on its command line: the pod and its cribd
   std::vector<std::string> cgroup_procs;  // cgroup.procs files it is put into before it reports
 };

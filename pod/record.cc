@@ -29,6 +29,8 @@ std::string EncodePodData(const PodData& d) {
       {"port_mappings", ports},
       {"cgroup_path", d.cgroup_path},
       {"netns_path", d.netns_path},
+      {"ipc_ns_path", d.ipc_ns_path},
+      {"uts_ns_path", d.uts_ns_path},
       {"pod_dir", d.pod_dir},
       {"pid", d.pid},
       {"pid_start_time", d.pid_start_time},
@@ -67,6 +69,8 @@ absl::StatusOr<PodData> DecodePodData(const std::string& id, const std::string& 
     }
     d.cgroup_path = j.value("cgroup_path", "");
     d.netns_path = j.value("netns_path", "");
+    d.ipc_ns_path = j.value("ipc_ns_path", "");
+    d.uts_ns_path = j.value("uts_ns_path", "");
     d.pod_dir = j.value("pod_dir", "");
     d.pid = j.value("pid", 0);
     d.pid_start_time = j.value("pid_start_time", uint64_t{0});
@@ -99,6 +103,8 @@ PodSandbox ToPodSandbox(const store::PodRecord& r, const PodData& d) {
   p.hostname = d.hostname;
   p.log_directory = d.log_directory;
   p.netns_path = d.netns_path;
+  p.ipc_ns_path = d.ipc_ns_path;
+  p.uts_ns_path = d.uts_ns_path;
   p.cgroup_path = d.cgroup_path;
   p.pod_dir = d.pod_dir;
   p.config_bytes = d.config_bytes;

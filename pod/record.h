@@ -30,8 +30,10 @@ struct PodData {
   std::vector<network::PortMapping> port_mappings;
   std::string cgroup_path;
   std::string netns_path;  // empty for host-network pods
+  std::string ipc_ns_path;  // the pinned ipc namespace; empty: the host's, or crib-pause's
+  std::string uts_ns_path;  // the pinned uts namespace; empty: the host's, or crib-pause's
   std::string pod_dir;
-  pid_t pid = 0;
+  pid_t pid = 0;  // crib-pause, 0 for a pod that shares no process namespace
   uint64_t pid_start_time = 0;  // /proc/<pid>/stat field 22, against pid reuse
   std::vector<std::string> ips;
   std::string config_bytes;

@@ -1,6 +1,6 @@
 // Start-up recovery of pods: RunPodSandbox calls a crash interrupted are undone,
-// RemovePodSandbox calls are finished, ready pods whose pause process died are recorded as
-// not ready, and what belongs to no pod (netns pins, pod directories, pause processes, crib's
+// RemovePodSandbox calls are finished, ready pods whose pause process or namespace pins are
+// gone are recorded as not ready, and what belongs to no pod (namespace pins, pod directories, pause processes, crib's
 // own cgroups, the network backend's attachments) is removed. Runs after the containers'
 // recovery, before cribd serves.
 #include <signal.h>
@@ -18,8 +18,8 @@
 #include "common/logging.h"
 #include "common/process.h"
 #include "common/status_macros.h"
-#include "pod/netns.h"
 #include "pod/pause_process.h"
+#include "pod/pins.h"
 #include "pod/record.h"
 #include "pod/service.h"
 
@@ -42,19 +42,26 @@ absl::StatusOr<PodRecovery> PodService::Recover() {
     }
     live.insert(record.id);
     ++report.pods;
+    // A reboot, or someone's umount, takes the pins.
+    bool pinned = true;
+    for (const std::string& pin : {data.netns_path, data.ipc_ns_path, data.uts_ns_path}) {
+      pinned = pinned && (pin.empty() || IsPinned(pin));
+    }
     if (record.state == static_cast<int>(PodState::kReady) &&
-        !IsAlive(PauseProcess{data.pid, data.pid_start_time})) {
+        (!pinned || (data.pid != 0 && !IsAlive(PauseProcess{data.pid, data.pid_start_time})))) {
       record.state = static_cast<int>(PodState::kNotReady);
       RETURN_IF_ERROR(store_.UpdatePod(record));
       ++report.not_ready;
     }
   }
   // What no record names.
-  const std::string netns_dir = absl::StrCat(config_.state_dir, "/netns");
-  for (const std::string& id : ListDirectory(netns_dir)) {
-    if (live.count(id) > 0) continue;
-    RETURN_IF_ERROR(RemovePinnedNetns(absl::StrCat(netns_dir, "/", id)));
-    ++report.orphans;
+  for (const char* kind : {"netns", "ipcns", "utsns"}) {
+    const std::string dir = absl::StrCat(config_.state_dir, "/", kind);
+    for (const std::string& id : ListDirectory(dir)) {
+      if (live.count(id) > 0) continue;
+      RETURN_IF_ERROR(RemovePin(absl::StrCat(dir, "/", id)));
+      ++report.orphans;
+    }
   }
   const std::string pods_dir = absl::StrCat(config_.state_dir, "/pods");
   for (const std::string& id : ListDirectory(pods_dir)) {

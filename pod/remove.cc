@@ -1,4 +1,4 @@
-// RemovePodSandbox: stop if need be, then remove the netns pin, /dev/shm, the cgroup, the
+// RemovePodSandbox: stop if need be, then remove the namespace pins, /dev/shm, the cgroup, the
 // pod's files and its record. Idempotent: every step accepts what is already gone.
 #include <sys/mount.h>
 
@@ -10,7 +10,7 @@
 #include "common/failpoint.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
-#include "pod/netns.h"
+#include "pod/pins.h"
 #include "pod/record.h"
 #include "pod/service.h"
 
@@ -43,10 +43,9 @@ absl::Status PodService::Remove(const std::string& id_or_prefix) {
     if (absl::Status s = hooks_.remove_all(id); !s.ok()) return step_error("remove containers", s);
   }
   RETURN_IF_ERROR(Failpoint("pod.remove.after_containers"));
-  if (!data.netns_path.empty()) {
-    if (absl::Status s = RemovePinnedNetns(data.netns_path); !s.ok()) {
-      return step_error("remove network namespace", s);
-    }
+  for (const std::string& pin : {data.netns_path, data.ipc_ns_path, data.uts_ns_path}) {
+    if (pin.empty()) continue;
+    if (absl::Status s = RemovePin(pin); !s.ok()) return step_error("remove namespace pin", s);
   }
   RETURN_IF_ERROR(Failpoint("pod.remove.after_netns"));
   const std::string shm = absl::StrCat(data.pod_dir, "/shm");
@@ -55,7 +54,9 @@ absl::Status PodService::Remove(const std::string& id_or_prefix) {
   }
   // A pause process that a crash kept out of the record is still in the pod's cgroup: stopping
   // a unit, and removing a cgroup, kill what is left in it first.
-  const std::string pause_cgroup = driver_->PausePath(data.cgroup_path, id);
+  const bool had_pause = data.namespaces.pid == NamespaceMode::kPod || data.pid != 0;
+  const std::string pause_cgroup =
+      had_pause ? driver_->PausePath(data.cgroup_path, id) : data.cgroup_path;
   if (absl::Status s = driver_->RemovePod(data.cgroup_path, pause_cgroup); !s.ok()) {
     return step_error("remove cgroup", s);
   }

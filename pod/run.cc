@@ -1,5 +1,6 @@
-// RunPodSandbox: reserve the name, then netns, files, /dev/shm, cgroup, crib-pause, network,
-// each step with its undo, so that a failure anywhere leaves nothing behind.
+// RunPodSandbox: reserve the name, then the pinned namespaces, files, /dev/shm, cgroup,
+// crib-pause (for a pod that shares its process namespace), network, each step with its undo,
+// so that a failure anywhere leaves nothing behind.
 #include <sys/mount.h>
 #include <unistd.h>
 
@@ -16,8 +17,8 @@
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "common/steps.h"
-#include "pod/netns.h"
 #include "pod/pause_process.h"
+#include "pod/pins.h"
 #include "pod/pod_files.h"
 #include "pod/record.h"
 #include "pod/service.h"
@@ -34,11 +35,13 @@ std::string HostHostname() {
 
 }  // namespace
 
-absl::Status PodService::EnsureNetnsDir() {
-  absl::MutexLock lock(&netns_dir_mutex_);
-  if (netns_dir_ready_) return absl::OkStatus();
-  RETURN_IF_ERROR(PrepareNetnsDir(absl::StrCat(config_.state_dir, "/netns")));
-  netns_dir_ready_ = true;
+absl::Status PodService::EnsurePinDirs() {
+  absl::MutexLock lock(&pin_dirs_mutex_);
+  if (pin_dirs_ready_) return absl::OkStatus();
+  for (const char* kind : {"netns", "ipcns", "utsns"}) {
+    RETURN_IF_ERROR(PreparePinDir(absl::StrCat(config_.state_dir, "/", kind)));
+  }
+  pin_dirs_ready_ = true;
   return absl::OkStatus();
 }
 
@@ -64,7 +67,12 @@ absl::StatusOr<std::string> PodService::Run(const PodSandboxSpec& spec) {
   data.namespaces = spec.namespaces;
   if (!host_network) data.port_mappings = spec.port_mappings;
   ASSIGN_OR_RETURN(data.cgroup_path, driver_->PodPath(spec.cgroup_parent, id));
-  if (!host_network) data.netns_path = NetnsPath(id);
+  if (!host_network) {
+    data.netns_path = PinPath("netns", id);
+    // The host's uts namespace goes with the host's network, as containerd does it.
+    data.uts_ns_path = PinPath("utsns", id);
+  }
+  if (spec.namespaces.ipc != NamespaceMode::kNode) data.ipc_ns_path = PinPath("ipcns", id);
   data.pod_dir = PodDir(id);
   data.config_bytes = spec.config_bytes;
   data.creating = true;
@@ -96,9 +104,10 @@ absl::StatusOr<std::string> PodService::Run(const PodSandboxSpec& spec) {
       });
   if (!ran.ok()) return Annotate(ran, absl::StrCat("run pod sandbox ", pod_name));
   if (same_run) return *same_run;
-  spdlog::info("pod {} ({}) ready in {}: pause pid {}{}{}", id.substr(0, 12), pod_name,
-               absl::FormatDuration(absl::Now() - start), data.pid, data.ips.empty() ? "" : ", ip ",
-               data.ips.empty() ? "" : data.ips[0]);
+  spdlog::info("pod {} ({}) ready in {}: {}{}{}", id.substr(0, 12), pod_name,
+               absl::FormatDuration(absl::Now() - start),
+               data.pid == 0 ? "no pause process" : absl::StrCat("pause pid ", data.pid),
+               data.ips.empty() ? "" : ", ip ", data.ips.empty() ? "" : data.ips[0]);
   return id;
 }
 
@@ -132,20 +141,37 @@ absl::Status PodService::ReserveName(Steps& steps, const PodSandboxSpec& spec,
   });
 }
 
-// The pinned network namespace, the pod's directory with hostname, hosts and resolv.conf, and
-// its /dev/shm.
+// The pinned network, ipc and uts namespaces with the pod's hostname and sysctls, the pod's
+// directory with hostname, hosts and resolv.conf, and its /dev/shm.
 absl::Status PodService::MakeNamespacesAndFiles(Steps& steps, const PodSandboxSpec& spec,
                                                 const PodData& data) {
   const bool host_network = data.netns_path.empty();
   RETURN_IF_ERROR(steps.Run(
       "netns", "create network namespace",
       [&]() -> absl::Status {
+        RETURN_IF_ERROR(EnsurePinDirs());
         if (host_network) return absl::OkStatus();
-        RETURN_IF_ERROR(EnsureNetnsDir());
         return CreatePinnedNetns(data.netns_path);
       },
-      [path = data.netns_path] {
-        return path.empty() ? absl::OkStatus() : RemovePinnedNetns(path);
+      [path = data.netns_path] { return path.empty() ? absl::OkStatus() : RemovePin(path); }));
+  RETURN_IF_ERROR(steps.Run(
+      "pins", "create ipc and uts namespaces",
+      [&]() -> absl::Status {
+        IpcUtsPins pins;
+        pins.netns_path = data.netns_path;
+        pins.ipc_path = data.ipc_ns_path;
+        pins.uts_path = data.uts_ns_path;
+        pins.hostname = data.hostname;
+        for (const auto& [key, value] : spec.sysctls) {
+          pins.sysctls.push_back(absl::StrCat(key, "=", value));
+        }
+        return PinIpcAndUts(pins);
+      },
+      [ipc = data.ipc_ns_path, uts = data.uts_ns_path]() -> absl::Status {
+        for (const std::string& path : {ipc, uts}) {
+          if (!path.empty()) RETURN_IF_ERROR(RemovePin(path));
+        }
+        return absl::OkStatus();
       }));
   RETURN_IF_ERROR(steps.Run(
       "dir", "make the pod directory", [&] { return MakeDirs(data.pod_dir, 0755); },
@@ -182,26 +208,25 @@ absl::Status PodService::MakeNamespacesAndFiles(Steps& steps, const PodSandboxSp
       });
 }
 
-// The pod cgroup with the pod's resources and overhead, and crib-pause in the pod's namespaces
-// and in its cgroup: joined by crib-pause itself before it does anything (cgroupfs), or handed
-// to the driver once crib-pause has reported its pid (systemd, which starts its scope with it).
+// The pod cgroup with the pod's resources and overhead, and, for a pod that shares its process
+// namespace, crib-pause in the pod's namespaces and in its cgroup: joined by crib-pause itself
+// before it does anything (cgroupfs), or handed to the driver once crib-pause has reported its
+// pid (systemd, which starts its scope with it).
 absl::Status PodService::MakeCgroupAndPause(Steps& steps, const PodSandboxSpec& spec,
                                             const std::string& id, PodData& data) {
   const std::string pod_cgroup = data.cgroup_path;
-  const std::string pause_cgroup = driver_->PausePath(pod_cgroup, id);
+  const bool needs_pause = spec.namespaces.pid == NamespaceMode::kPod;
+  const std::string pause_cgroup = needs_pause ? driver_->PausePath(pod_cgroup, id) : pod_cgroup;
   RETURN_IF_ERROR(steps.Run(
       "cgroup", "create cgroup",
       [&] { return driver_->CreatePod(pod_cgroup, pause_cgroup, spec.resources); },
       [this, pod_cgroup, pause_cgroup] { return driver_->RemovePod(pod_cgroup, pause_cgroup); }));
+  if (!needs_pause) return absl::OkStatus();
   PauseOptions pause;
   pause.netns_path = data.netns_path;
-  pause.new_ipc = spec.namespaces.ipc != NamespaceMode::kNode;
-  pause.new_uts = !data.netns_path.empty();
-  pause.new_pid = spec.namespaces.pid != NamespaceMode::kNode;
-  pause.hostname = data.hostname;
-  for (const auto& [key, value] : spec.sysctls) {
-    pause.sysctls.push_back(absl::StrCat(key, "=", value));
-  }
+  pause.ipc_ns_path = data.ipc_ns_path;
+  pause.uts_ns_path = data.uts_ns_path;
+  pause.new_pid = true;
   pause.pod_dir = data.pod_dir;
   pause.cgroup_procs = driver_->JoinFiles(pause_cgroup);
   RETURN_IF_ERROR(steps.Run(

@@ -67,11 +67,15 @@ struct PodSandbox {
   std::string runtime_handler;
   NamespaceOptions namespaces;
   std::vector<std::string> ips;
-  pid_t pid = 0;  // the pause process, 0 when there is none
+  pid_t pid = 0;  // crib-pause, 0 when the pod shares no process namespace
   uint64_t pid_start_time = 0;
   std::string hostname;
   std::string log_directory;
   std::string netns_path;
+  // The pinned ipc and uts namespaces; empty for the host's (pods made before pinning have
+  // them in crib-pause, /proc/<pid>/ns).
+  std::string ipc_ns_path;
+  std::string uts_ns_path;
   std::string cgroup_path;
   std::string pod_dir;  // hostname, hosts, resolv.conf and shm/ live here
   std::string config_bytes;

@@ -141,8 +141,8 @@ std::string PodService::PodDir(const std::string& id) const {
   return absl::StrCat(config_.state_dir, "/pods/", id);
 }
 
-std::string PodService::NetnsPath(const std::string& id) const {
-  return absl::StrCat(config_.state_dir, "/netns/", id);
+std::string PodService::PinPath(const char* kind, const std::string& id) const {
+  return absl::StrCat(config_.state_dir, "/", kind, "/", id);
 }
 
 }  // namespace crib::pod

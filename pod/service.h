@@ -1,8 +1,9 @@
-// The pod room's service: the lifecycle of pod sandboxes (pinned network namespace, crib-pause
-// in the pod's ipc/uts/pid namespaces, pod cgroup, hostname/hosts/resolv.conf files, /dev/shm,
-// the network attachment), one file per RPC (run.cc, stop.cc, remove.cc, status.cc). State is
-// in the store only, so a restarted cribd finds every pod again. Must not know gRPC or CRI
-// types; attaches networks only through network::NetworkBackend.
+// The pod room's service: the lifecycle of pod sandboxes (pinned network, ipc and uts
+// namespaces, crib-pause for a pod that shares its pid namespace, pod cgroup,
+// hostname/hosts/resolv.conf files, /dev/shm, the network attachment), one file per RPC
+// (run.cc, stop.cc, remove.cc, status.cc). State is in the store only, so a restarted cribd
+// finds every pod again. Must not know gRPC or CRI types; attaches networks only through
+// network::NetworkBackend.
 #pragma once
 
 #include <functional>
@@ -28,7 +29,7 @@
 namespace crib::pod {
 
 // What the pod room asks of the container room, which sits beside it: containers are stopped
-// before the pause process that holds their namespaces, and removed before the pod's record.
+// before the pause process that holds their pid namespace, and removed before the pod's record.
 struct ContainerHooks {
   std::function<absl::Status(const std::string& pod_id)> stop_all;
   std::function<absl::Status(const std::string& pod_id)> remove_all;
@@ -37,7 +38,7 @@ struct ContainerHooks {
 // What start-up recovery found and did (recover.cc).
 struct PodRecovery {
   int pods = 0;               // records kept
-  int not_ready = 0;          // ready pods whose pause process died while cribd was away
+  int not_ready = 0;          // ready pods whose pause process or pins died while cribd was away
   int runs_undone = 0;        // RunPodSandbox calls a crash interrupted
   int removals_finished = 0;  // RemovePodSandbox calls a crash interrupted
   int orphans = 0;            // pins, directories, pause processes, cgroups, attachments
@@ -96,13 +97,16 @@ class PodService {
   absl::Status AttachNetwork(Steps& steps, const PodSandboxSpec& spec, const std::string& id,
                              PodData& data);
   absl::Mutex& PodLock(const std::string& id) ABSL_LOCKS_EXCLUDED(locks_mutex_);
-  absl::Status EnsureNetnsDir() ABSL_LOCKS_EXCLUDED(netns_dir_mutex_);
+  // The shared mount points of the netns, ipcns and utsns pins.
+  absl::Status EnsurePinDirs() ABSL_LOCKS_EXCLUDED(pin_dirs_mutex_);
   // `removing`: called by Remove, which the network backend may let through after repeated
   // tear-down failures (see network::PodNetworkConfig::removing).
   absl::Status StopLocked(const std::string& id, bool removing = false);
 
   std::string PodDir(const std::string& id) const;
-  std::string NetnsPath(const std::string& id) const;
+  // <state_dir>/<kind>/<id>, where a pod's namespace of that kind is pinned (netns, ipcns,
+  // utsns).
+  std::string PinPath(const char* kind, const std::string& id) const;
 
   const Config& config_;
   network::NetworkBackend& network_;
@@ -113,8 +117,8 @@ class PodService {
   absl::Mutex locks_mutex_;
   absl::flat_hash_map<std::string, std::unique_ptr<absl::Mutex>> locks_
       ABSL_GUARDED_BY(locks_mutex_);
-  absl::Mutex netns_dir_mutex_;
-  bool netns_dir_ready_ ABSL_GUARDED_BY(netns_dir_mutex_) = false;
+  absl::Mutex pin_dirs_mutex_;
+  bool pin_dirs_ready_ ABSL_GUARDED_BY(pin_dirs_mutex_) = false;
   ContainerHooks hooks_;  // set once, before the server serves
 };
 

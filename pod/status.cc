@@ -1,5 +1,6 @@
 // PodSandboxStatus and ListPodSandbox: the records, with READY only while the recorded pause
-// process really lives (checked against its start time, so a reused pid does not count).
+// process, if the pod has one, really lives (checked against its start time, so a reused pid
+// does not count).
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/errors.h"
@@ -14,7 +15,8 @@ namespace {
 
 PodSandbox Live(const store::PodRecord& record, const PodData& data) {
   PodSandbox pod = ToPodSandbox(record, data);
-  if (pod.state == PodState::kReady && !IsAlive(PauseProcess{data.pid, data.pid_start_time})) {
+  if (pod.state == PodState::kReady && data.pid != 0 &&
+      !IsAlive(PauseProcess{data.pid, data.pid_start_time})) {
     pod.state = PodState::kNotReady;
   }
   return pod;

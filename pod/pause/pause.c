@@ -1,8 +1,9 @@
-/* crib-pause: the pod's infra process. cribd starts it once per pod; it joins the pinned
- * network namespace, makes the pod's ipc and uts (and, for a shared process namespace, pid)
- * namespaces, sets the hostname and the namespaced sysctls inside them, joins the pod's
- * cgroup, reports to cribd on fd 3 and then waits for SIGTERM, reaping zombies when it is
- * pid 1. It must stay tiny: no C++, no allocation beyond the stack, linked statically. */
+/* crib-pause: the process of a pod that shares its process namespace. cribd starts it once
+ * for such a pod; it joins the pod's pinned network, ipc and uts namespaces, makes the pod's
+ * pid namespace, joins the pod's cgroup, reports to cribd on fd 3 and then waits for SIGTERM
+ * as pid 1 of that namespace, reaping zombies. (The pins hold the other namespaces, the
+ * hostname and the sysctls: a pod that shares no process namespace has no crib-pause.) It must
+ * stay tiny: no C++, no allocation beyond the stack, linked statically. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -114,44 +115,31 @@ static inline long RawSyscall(long nr, long a, long b, long c) {
 #define CRIB_PAUSE() pause()
 #endif
 
-/* key=value: /proc/sys/<key with dots as slashes> gets value. */
-static void ApplySysctl(const char* assignment) {
-  const char* eq = strchr(assignment, '=');
-  if (eq == NULL || eq == assignment) Fail(EINVAL, "parse sysctl", assignment);
-  char path[256];
-  const size_t key_len = (size_t)(eq - assignment);
-  if (key_len + sizeof("/proc/sys/") >= sizeof(path)) Fail(ENAMETOOLONG, "sysctl", assignment);
-  memcpy(path, "/proc/sys/", 10);
-  for (size_t i = 0; i < key_len; ++i) {
-    path[10 + i] = assignment[i] == '.' ? '/' : assignment[i];
-  }
-  path[10 + key_len] = '\0';
-  const int fd = open(path, O_WRONLY | O_CLOEXEC);
-  if (fd < 0) Fail(errno, "set sysctl: open", path);
-  const char* value = eq + 1;
-  if (write(fd, value, strlen(value)) < 0) Fail(errno, "set sysctl: write", assignment);
+/* Joins the namespace pinned at `path`. */
+static void Join(const char* path, int nstype, const char* what) {
+  const int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) Fail(errno, what, path);
+  if (setns(fd, nstype) != 0) Fail(errno, "setns", path);
   close(fd);
 }
 
 int main(int argc, char** argv) {
   const char* netns = NULL;
-  const char* hostname = NULL;
+  const char* ipcns = NULL;
+  const char* utsns = NULL;
   int flags = 0;
   for (int i = 1; i < argc; ++i) {
     const char* arg = argv[i];
     if (strcmp(arg, "--netns") == 0 && i + 1 < argc) {
       netns = argv[++i];
-    } else if (strcmp(arg, "--hostname") == 0 && i + 1 < argc) {
-      hostname = argv[++i];
-    } else if (strcmp(arg, "--ipc") == 0) {
-      flags |= CLONE_NEWIPC;
-    } else if (strcmp(arg, "--uts") == 0) {
-      flags |= CLONE_NEWUTS;
+    } else if (strcmp(arg, "--ipcns") == 0 && i + 1 < argc) {
+      ipcns = argv[++i];
+    } else if (strcmp(arg, "--utsns") == 0 && i + 1 < argc) {
+      utsns = argv[++i];
     } else if (strcmp(arg, "--pid") == 0) {
       flags |= CLONE_NEWPID;
-    } else if ((strcmp(arg, "--sysctl") == 0 || strcmp(arg, "--cgroup-procs") == 0) &&
-               i + 1 < argc) {
-      ++i; /* applied below, once inside the namespaces / once forked */
+    } else if (strcmp(arg, "--cgroup-procs") == 0 && i + 1 < argc) {
+      ++i; /* applied below, once forked */
     } else if (strcmp(arg, "--pod") == 0 && i + 1 < argc) {
       ++i; /* the pod's directory: only for finding this process and its cribd again */
     } else {
@@ -159,22 +147,10 @@ int main(int argc, char** argv) {
     }
   }
 
-  if (netns != NULL) {
-    const int fd = open(netns, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) Fail(errno, "open network namespace", netns);
-    if (setns(fd, CLONE_NEWNET) != 0) Fail(errno, "setns net", netns);
-    close(fd);
-  }
-  if (flags != 0 && unshare(flags) != 0) Fail(errno, "unshare ipc/uts/pid namespaces", NULL);
-  if (hostname != NULL && sethostname(hostname, strlen(hostname)) != 0) {
-    Fail(errno, "sethostname", hostname);
-  }
-  for (int i = 1; i < argc; ++i) {
-    if (strcmp(argv[i], "--sysctl") == 0)
-      ApplySysctl(argv[++i]);
-    else if (strcmp(argv[i], "--netns") == 0 || strcmp(argv[i], "--hostname") == 0)
-      ++i;
-  }
+  if (netns != NULL) Join(netns, CLONE_NEWNET, "open network namespace");
+  if (ipcns != NULL) Join(ipcns, CLONE_NEWIPC, "open ipc namespace");
+  if (utsns != NULL) Join(utsns, CLONE_NEWUTS, "open uts namespace");
+  if (flags != 0 && unshare(flags) != 0) Fail(errno, "unshare pid namespace", NULL);
 
   /* Handlers before the fork, so that the child never runs with SIGTERM at its default: as
    * pid 1 of a pid namespace it would then ignore SIGTERM sent from the host. */

@@ -526,16 +526,27 @@ absl::Status BuildNamespaces(const SpecInputs& in, runtime::LinuxSpec* l) {
       })) {
     l->rootfs_propagation = "rshared";
   }
+  // The pod's pinned namespaces; a pod made before they were pinned has them in crib-pause.
   const std::string pause_ns = absl::StrCat("/proc/", pod.pid, "/ns/");
+  auto pod_ns = [&](const std::string& pinned, const char* kind) {
+    return !pinned.empty() || pod.pid == 0 ? pinned : pause_ns + kind;
+  };
   if (pod.namespaces.network != pod::NamespaceMode::kNode) {
     l->namespaces.push_back({"network", pod.netns_path});
-    l->namespaces.push_back({"uts", pause_ns + "uts"});
+    l->namespaces.push_back({"uts", pod_ns(pod.uts_ns_path, "uts")});
   }
   if (pod.namespaces.ipc != pod::NamespaceMode::kNode) {
-    l->namespaces.push_back({"ipc", pause_ns + "ipc"});
+    l->namespaces.push_back({"ipc", pod_ns(pod.ipc_ns_path, "ipc")});
   }
   switch (sec.pid_mode) {
     case pod::NamespaceMode::kPod:
+      // Only a pod that shares its process namespace has one (and crib-pause as its pid 1).
+      if (pod.pid == 0) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "pid namespace mode POD: pod sandbox ", pod.id, " shares no process namespace (its pid mode is ",
+            pod.namespaces.pid == pod::NamespaceMode::kNode ? "NODE" : "CONTAINER",
+            "); ask for CONTAINER, as kubelet does for such a pod"));
+      }
       l->namespaces.push_back({"pid", pause_ns + "pid"});
       break;
     case pod::NamespaceMode::kContainer:

@@ -168,6 +168,8 @@ grpc::Status RuntimeService::PodSandboxStatus(grpc::ServerContext*,
     nlohmann::json info = {
         {"pid", pod->pid},
         {"netNamespacePath", pod->netns_path},
+        {"ipcNamespacePath", pod->ipc_ns_path},
+        {"utsNamespacePath", pod->uts_ns_path},
         {"cgroupPath", pod->cgroup_path},
         {"podDir", pod->pod_dir},
         {"runtimeHandler", pod->runtime_handler},

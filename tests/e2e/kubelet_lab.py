@@ -902,6 +902,8 @@ class Footprint:
         doc = inspectp(cribd, pod_id)
         info = doc.get("info", {})
         self.netns = info.get("netNamespacePath", "")
+        self.pins = [p for p in (info.get("ipcNamespacePath", ""), info.get("utsNamespacePath", ""))
+                     if p]
         self.cgroup = info.get("cgroupPath", "")
         self.pod_dir = info.get("podDir", "")
         network = doc["status"].get("network") or {}
@@ -954,6 +956,7 @@ class Footprint:
             left.append(f"sandbox {self.pod_id}")
         if self.netns and os.path.exists(self.netns):
             left.append(f"netns pin {self.netns}")
+        left += [f"namespace pin {p}" for p in self.pins if os.path.exists(p)]
         if self.pod_dir and os.path.exists(self.pod_dir):
             left.append(f"pod dir {self.pod_dir}")
         left += [f"mount {m}" for m in mounts_containing(self.pod_id, *self.container_ids)]

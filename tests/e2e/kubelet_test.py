@@ -864,10 +864,10 @@ class KubeletStaticPods(unittest.TestCase):
                 wait_for(f"pod {name} gone", lambda: not gone(), 30, interval=0.5)
             except crib_lab.LabError:
                 self.fail(f"pod {name} left: {gone()}")
-        # cribd keeps its netns directory a mount point of its own while it runs.
-        netns_dir = os.path.join(self.cribd.state_dir, "netns")
+        # cribd keeps its pin directories (netns, ipcns, utsns) mount points of their own.
+        pin_dirs = [os.path.join(self.cribd.state_dir, kind) for kind in ("netns", "ipcns", "utsns")]
         left = [m for m in lab.mounts_containing(self.cribd.state_dir, self.cribd.root_dir)
-                if m != netns_dir]
+                if m not in pin_dirs]
         self.assertEqual(left, [], "mounts left in cribd's directories")
         # kubelet ran the preStop hook before it stopped the container.
         self.assertEqual(read_or_empty(os.path.join(self.hooks_dir, "pre-stop")), "stopping\n")

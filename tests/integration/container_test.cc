@@ -231,6 +231,56 @@ TEST_F(ContainerTest, PidNamespaceOfItsOwnOrThePods) {
   EXPECT_THAT(out, HasSubstr("crib-pause"));
 }
 
+// A pod that shares no process namespace has no crib-pause: its containers join its pinned
+// network, ipc and uts namespaces, each has a pid namespace of its own, and one that asks for
+// the pod's is refused, naming the pod.
+TEST_F(ContainerTest, ContainersOfAPodWithoutPauseShareItsPinnedNamespaces) {
+  cri::PodSandboxConfig config = PodConfig("no-pause", /*host_network=*/false);
+  config.set_hostname("no-pause-host");
+  config.mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_pid(
+      cri::CONTAINER);
+  const std::string pod = RunPod(config);
+  EXPECT_TRUE(PauseProcesses(options_.state_dir).empty());
+  // Two containers at once (a pid namespace's inode number is reused once it is gone).
+  const std::string a = RunContainer(pod, Config("a", {"sleep", "1000"}));
+  const std::string b = RunContainer(pod, Config("b", {"sleep", "1000"}));
+  auto show = [&](const std::string& id) -> std::vector<std::string> {
+    cri::ExecSyncResponse response;
+    EXPECT_THAT(Exec(id,
+                     {"sh", "-c",
+                      "hostname; for n in net ipc uts pid; do readlink /proc/1/ns/$n; done; "
+                      "cat /proc/1/comm"},
+                     &response),
+                GrpcOk());
+    return absl::StrSplit(response.stdout(), '\n');
+  };
+  const std::vector<std::string> la = show(a);
+  const std::vector<std::string> lb = show(b);
+  ASSERT_GE(la.size(), 6u) << absl::StrJoin(la, "|");
+  ASSERT_GE(lb.size(), 6u) << absl::StrJoin(lb, "|");
+  EXPECT_EQ(la[0], "no-pause-host") << "exec joins the pinned uts namespace";
+  auto inode_text = [](const std::string& path, const char* kind) {
+    struct stat st;
+    return ::stat(path.c_str(), &st) == 0 ? absl::StrCat(kind, ":[", st.st_ino, "]") : "?";
+  };
+  EXPECT_EQ(la[1], inode_text(absl::StrCat(options_.state_dir, "/netns/", pod), "net"));
+  EXPECT_EQ(la[2], inode_text(absl::StrCat(options_.state_dir, "/ipcns/", pod), "ipc"));
+  EXPECT_EQ(la[3], inode_text(absl::StrCat(options_.state_dir, "/utsns/", pod), "uts"));
+  for (int i = 0; i <= 3; ++i) EXPECT_EQ(la[i], lb[i]) << "line " << i;
+  EXPECT_NE(la[4], lb[4]) << "a pid namespace each";
+  EXPECT_EQ(la[5], "sleep") << "pid 1 of its pid namespace is the container's own process";
+
+  const Leftovers before = Count();
+  cri::ContainerConfig in_pod = Config("in-pod", {"true"});
+  in_pod.mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_pid(
+      cri::POD);
+  const grpc::Status refused = Create(pod, in_pod);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(refused.error_message(), HasSubstr(absl::StrCat("pod sandbox ", pod,
+                                                              " shares no process namespace")));
+  EXPECT_EQ(Count(), before);
+}
+
 TEST_F(ContainerTest, ExecSyncOutputExitCodeAndTimeout) {
   const std::string pod = RunPod("exec");
   const std::string id = RunContainer(pod, Config("sleeper", {"sleep", "1000"}));

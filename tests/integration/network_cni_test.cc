@@ -268,18 +268,18 @@ class CniTest : public PodFixture {
   // Everything a pod can leave behind, counted.
   struct Leftovers {
     size_t pauses = 0, mounts = 0, allocations = 0;
-    int pod_dirs = 0, netns_pins = 0, records = 0, veths = 0, nat_rules = 0, cached = 0;
+    int pod_dirs = 0, pins = 0, records = 0, veths = 0, nat_rules = 0, cached = 0;
     bool operator==(const Leftovers&) const = default;
   };
   Leftovers Count() {
     Leftovers l;
     l.pauses = PauseProcesses(options_.state_dir).size();
     for (const std::string& m : MountsUnder(dir_.path())) {
-      if (m != options_.state_dir + "/netns") ++l.mounts;
+      if (!IsPinDir(options_.state_dir, m)) ++l.mounts;
     }
     l.allocations = Allocations().size();
     l.pod_dirs = EntriesIn(options_.state_dir + "/pods");
-    l.netns_pins = EntriesIn(options_.state_dir + "/netns");
+    l.pins = PinsIn(options_.state_dir);
     l.records = static_cast<int>(List().size());
     l.veths = Veths();
     for (const std::string& line : Lines(Sh("iptables-save -t nat").second)) {
@@ -290,7 +290,7 @@ class CniTest : public PodFixture {
   }
   static std::string Describe(const Leftovers& l) {
     return absl::StrCat("pauses ", l.pauses, ", mounts ", l.mounts, ", allocations ", l.allocations,
-                        ", pod dirs ", l.pod_dirs, ", netns pins ", l.netns_pins, ", records ",
+                        ", pod dirs ", l.pod_dirs, ", pins ", l.pins, ", records ",
                         l.records, ", veths ", l.veths, ", nat rules ", l.nat_rules,
                         ", cached attachments ", l.cached);
   }

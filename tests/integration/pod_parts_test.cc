@@ -1,6 +1,6 @@
-// The pod room's kernel-facing parts on their own, checked on the machine: a pinned network
-// namespace, crib-pause in it with its own ipc/uts/pid namespaces, hostname and sysctls seen
-// from inside, the cgroupfs driver's files. (pod_test drives the same parts through cribd.)
+// The pod room's kernel-facing parts on their own, checked on the machine: pinned network, ipc
+// and uts namespaces with the hostname and sysctls seen from inside, crib-pause in them with
+// its own pid namespace, the cgroupfs driver's files. (pod_test drives the same parts through cribd.)
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <sched.h>
@@ -28,8 +28,8 @@
 #include "common/files.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "pod/netns.h"
 #include "pod/pause_process.h"
+#include "pod/pins.h"
 #include "support/cribd_process.h"
 #include "support/status_matchers.h"
 
@@ -78,23 +78,37 @@ class PodPartsTest : public ::testing::Test {
  protected:
   void TearDown() override {
     for (pid_t pid : pids_) ::kill(pid, SIGKILL);
-    if (!netns_.empty()) (void)pod::RemovePinnedNetns(netns_);
-    ::umount2(netns_dir_.c_str(), MNT_DETACH);
+    for (const std::string& pin : {netns_, ipcns_, utsns_}) {
+      if (!pin.empty()) (void)pod::RemovePin(pin);
+    }
+    ::umount2(pin_dir_.c_str(), MNT_DETACH);
+  }
+
+  // Pins for a pod named `name`: a new network namespace, and the paths of its ipc and uts
+  // pins.
+  void PinNetns(const std::string& name) {
+    ASSERT_THAT(pod::PreparePinDir(pin_dir_), IsOk());
+    netns_ = absl::StrCat(pin_dir_, "/", name, "-net");
+    ipcns_ = absl::StrCat(pin_dir_, "/", name, "-ipc");
+    utsns_ = absl::StrCat(pin_dir_, "/", name, "-uts");
+    ASSERT_THAT(pod::CreatePinnedNetns(netns_), IsOk());
   }
 
   TempDir dir_;
-  std::string netns_dir_ = absl::StrCat(dir_.path(), "/netns");
-  std::string netns_;
+  std::string pin_dir_ = absl::StrCat(dir_.path(), "/pins");
+  std::string netns_, ipcns_, utsns_;
   std::vector<pid_t> pids_;
 };
 
 TEST_F(PodPartsTest, PinnedNetnsIsAMountedNetworkNamespaceAndGoesAwayWhole) {
-  ASSERT_THAT(pod::PrepareNetnsDir(netns_dir_), IsOk());
-  EXPECT_TRUE(MountedAt(netns_dir_));
-  netns_ = absl::StrCat(netns_dir_, "/pod1");
+  ASSERT_THAT(pod::PreparePinDir(pin_dir_), IsOk());
+  EXPECT_TRUE(MountedAt(pin_dir_));
+  netns_ = absl::StrCat(pin_dir_, "/pod1");
   const ino_t host_net = Inode("/proc/self/ns/net");
+  EXPECT_FALSE(pod::IsPinned(netns_));
   ASSERT_THAT(pod::CreatePinnedNetns(netns_), IsOk());
   EXPECT_TRUE(MountedAt(netns_));
+  EXPECT_TRUE(pod::IsPinned(netns_));
   struct statfs fs;
   ASSERT_EQ(::statfs(netns_.c_str(), &fs), 0);
   EXPECT_EQ(fs.f_type, static_cast<decltype(fs.f_type)>(NSFS_MAGIC));
@@ -104,45 +118,102 @@ TEST_F(PodPartsTest, PinnedNetnsIsAMountedNetworkNamespaceAndGoesAwayWhole) {
   EXPECT_THAT(pod::CreatePinnedNetns(netns_),
               StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr(netns_)));
 
-  ASSERT_THAT(pod::RemovePinnedNetns(netns_), IsOk());
+  ASSERT_THAT(pod::RemovePin(netns_), IsOk());
   EXPECT_FALSE(MountedAt(netns_));
+  EXPECT_FALSE(pod::IsPinned(netns_));
   EXPECT_FALSE(std::filesystem::exists(netns_));
-  EXPECT_THAT(pod::RemovePinnedNetns(netns_), IsOk()) << "idempotent";
+  EXPECT_THAT(pod::RemovePin(netns_), IsOk()) << "idempotent";
 }
 
-TEST_F(PodPartsTest, PauseJoinsThePinnedNetnsWithItsOwnIpcUtsPidHostnameAndSysctls) {
-  ASSERT_THAT(pod::PrepareNetnsDir(netns_dir_), IsOk());
-  netns_ = absl::StrCat(netns_dir_, "/pod2");
-  ASSERT_THAT(pod::CreatePinnedNetns(netns_), IsOk());
+TEST_F(PodPartsTest, IpcAndUtsPinsHoldTheHostnameAndSysctlsWithNoProcess) {
+  PinNetns("pod2");
+  pod::IpcUtsPins pins;
+  pins.netns_path = netns_;
+  pins.ipc_path = ipcns_;
+  pins.uts_path = utsns_;
+  pins.hostname = "pod-two";
+  pins.sysctls = {"net.ipv4.ip_forward=1", "kernel.shmmni=1234",
+                  "net.ipv4.ping_group_range=0 1000", "net/ipv4/conf/lo/forwarding=1"};
+  const std::string host_hostname = Slurp("/proc/sys/kernel/hostname");
+  const std::string host_shmmni = Slurp("/proc/sys/kernel/shmmni");
+  const ino_t host_ipc = Inode("/proc/self/ns/ipc");
+  const ino_t host_uts = Inode("/proc/self/ns/uts");
+  ASSERT_THAT(pod::PinIpcAndUts(pins), IsOk());
+  for (const std::string& pin : {ipcns_, utsns_}) {
+    EXPECT_TRUE(pod::IsPinned(pin)) << pin;
+    EXPECT_TRUE(MountedAt(pin)) << pin;
+  }
+  EXPECT_NE(Inode(ipcns_), host_ipc);
+  EXPECT_NE(Inode(utsns_), host_uts);
+  EXPECT_EQ(Inode("/proc/self/ns/ipc"), host_ipc) << "only the pinning thread moved";
+  EXPECT_EQ(Inode("/proc/self/ns/uts"), host_uts);
+  // No process holds them: what was set lives in the pinned namespaces.
+  EXPECT_EQ(ReadInside(utsns_, CLONE_NEWUTS, "/proc/sys/kernel/hostname"), "pod-two");
+  EXPECT_EQ(ReadInside(ipcns_, CLONE_NEWIPC, "/proc/sys/kernel/shmmni"), "1234");
+  EXPECT_EQ(ReadInside(netns_, CLONE_NEWNET, "/proc/sys/net/ipv4/ip_forward"), "1");
+  EXPECT_EQ(ReadInside(netns_, CLONE_NEWNET, "/proc/sys/net/ipv4/ping_group_range"), "0\t1000");
+  EXPECT_EQ(ReadInside(netns_, CLONE_NEWNET, "/proc/sys/net/ipv4/conf/lo/forwarding"), "1");
+  // ... and none of it leaked to the host.
+  EXPECT_EQ(Slurp("/proc/sys/kernel/shmmni"), host_shmmni);
+  EXPECT_EQ(Slurp("/proc/sys/kernel/hostname"), host_hostname);
+
+  for (const std::string& pin : {ipcns_, utsns_}) {
+    ASSERT_THAT(pod::RemovePin(pin), IsOk());
+    EXPECT_FALSE(std::filesystem::exists(pin));
+  }
+}
+
+TEST_F(PodPartsTest, ABadSysctlLeavesNoPinAndNamesTheSysctl) {
+  PinNetns("pod3");
+  pod::IpcUtsPins pins;
+  pins.netns_path = netns_;
+  pins.ipc_path = ipcns_;
+  pins.uts_path = utsns_;
+  pins.sysctls = {"kernel.shmmni=1234", "net.no_such_key=1"};
+  EXPECT_THAT(pod::PinIpcAndUts(pins),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("sysctl net.no_such_key: this kernel has no "
+                                 "/proc/sys/net/no_such_key")));
+  pins.sysctls = {"net.ipv4.ip_forward=seven"};
+  EXPECT_THAT(pod::PinIpcAndUts(pins), StatusIs(absl::StatusCode::kInvalidArgument,
+                                                HasSubstr("sysctl net.ipv4.ip_forward: write")));
+  for (const std::string& pin : {ipcns_, utsns_}) {
+    EXPECT_FALSE(std::filesystem::exists(pin)) << pin;
+    EXPECT_FALSE(MountedAt(pin)) << pin;
+  }
+  EXPECT_TRUE(pod::IsPinned(netns_)) << "the network namespace is not the pins' to remove";
+}
+
+TEST_F(PodPartsTest, PauseJoinsThePinsAndIsPidOneOfItsOwnPidNamespace) {
+  PinNetns("pod4");
+  ASSERT_THAT(pod::PinIpcAndUts({.netns_path = netns_,
+                                 .ipc_path = ipcns_,
+                                 .uts_path = utsns_,
+                                 .hostname = "pod-four",
+                                 .sysctls = {}}),
+              IsOk());
   pod::PauseOptions options;
   options.netns_path = netns_;
-  options.new_pid = true;
-  options.hostname = "pod-two";
-  options.sysctls = {"net.ipv4.ip_forward=1", "kernel.shmmni=1234",
-                     "net.ipv4.ping_group_range=0 1000"};
+  options.ipc_ns_path = ipcns_;
+  options.uts_ns_path = utsns_;
   absl::StatusOr<pod::PauseProcess> pause = pod::StartPause(PausePath(), options);
   ASSERT_THAT(pause, IsOk());
   pids_.push_back(pause->pid);
   const std::string proc = absl::StrCat("/proc/", pause->pid);
   EXPECT_TRUE(pod::IsAlive(*pause));
   EXPECT_EQ(Inode(proc + "/ns/net"), Inode(netns_));
-  for (const char* ns : {"ipc", "uts", "pid"}) {
-    EXPECT_NE(Inode(absl::StrCat(proc, "/ns/", ns)), Inode(absl::StrCat("/proc/self/ns/", ns)))
-        << ns;
-  }
+  EXPECT_EQ(Inode(proc + "/ns/ipc"), Inode(ipcns_));
+  EXPECT_EQ(Inode(proc + "/ns/uts"), Inode(utsns_));
+  EXPECT_NE(Inode(proc + "/ns/pid"), Inode("/proc/self/ns/pid"));
   // pid 1 of its own pid namespace.
   EXPECT_THAT(Slurp(proc + "/status"), HasSubstr(absl::StrCat("NSpid:\t", pause->pid, "\t1\n")));
-  EXPECT_EQ(ReadInside(proc + "/ns/uts", CLONE_NEWUTS, "/proc/sys/kernel/hostname"), "pod-two");
-  EXPECT_EQ(ReadInside(proc + "/ns/ipc", CLONE_NEWIPC, "/proc/sys/kernel/shmmni"), "1234");
-  EXPECT_EQ(ReadInside(netns_, CLONE_NEWNET, "/proc/sys/net/ipv4/ip_forward"), "1");
-  EXPECT_EQ(ReadInside(netns_, CLONE_NEWNET, "/proc/sys/net/ipv4/ping_group_range"), "0\t1000");
-  // ... and none of it leaked to the host.
-  EXPECT_NE(Slurp("/proc/sys/kernel/shmmni"), "1234");
-  EXPECT_NE(Slurp("/proc/sys/kernel/hostname"), "pod-two");
+  EXPECT_EQ(Slurp(proc + "/comm"), "crib-pause");
 
   ASSERT_THAT(pod::StopPause(*pause, absl::Seconds(2)), IsOk());
   EXPECT_FALSE(pod::IsAlive(*pause));
   EXPECT_THAT(pod::StopPause(*pause, absl::Seconds(2)), IsOk()) << "idempotent";
+  EXPECT_TRUE(pod::IsPinned(utsns_)) << "the pins outlive crib-pause";
+  EXPECT_EQ(ReadInside(utsns_, CLONE_NEWUTS, "/proc/sys/kernel/hostname"), "pod-four");
 }
 
 TEST_F(PodPartsTest, PauseReportsItsFailureWithTheStep) {
@@ -153,9 +224,16 @@ TEST_F(PodPartsTest, PauseReportsItsFailureWithTheStep) {
                        HasSubstr(absl::StrCat("open network namespace ", options.netns_path,
                                               ": no such file or directory"))));
   options.netns_path.clear();
-  options.sysctls = {"net.no_such_key=1"};
+  options.ipc_ns_path = absl::StrCat(dir_.path(), "/no-such-ipcns");
   EXPECT_THAT(pod::StartPause(PausePath(), options),
-              StatusIs(absl::StatusCode::kNotFound, HasSubstr("/proc/sys/net/no_such_key")));
+              StatusIs(absl::StatusCode::kNotFound,
+                       HasSubstr(absl::StrCat("open ipc namespace ", options.ipc_ns_path))));
+  // A file that is no namespace.
+  options.ipc_ns_path = absl::StrCat(dir_.path(), "/plain");
+  ASSERT_TRUE(std::ofstream(options.ipc_ns_path).good());
+  EXPECT_THAT(pod::StartPause(PausePath(), options),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr(absl::StrCat("setns ", options.ipc_ns_path))));
 }
 
 TEST_F(PodPartsTest, PauseLinksNothingOfCribd) {

@@ -88,7 +88,7 @@ class PodTest : public PodFixture {
   // Everything a pod can leave behind, counted.
   struct Leftovers {
     size_t pauses, mounts;
-    int cgroups, pod_dirs, netns_pins, records, veths, allocations;
+    int cgroups, pod_dirs, pins, records, veths, allocations;
     bool operator==(const Leftovers&) const = default;
   };
   Leftovers Count() {
@@ -97,11 +97,11 @@ class PodTest : public PodFixture {
     // The netns directory's own shared bind mount is set up once and stays, as `ip netns` does.
     l.mounts = 0;
     for (const std::string& m : MountsUnder(dir_.path())) {
-      if (m != options_.state_dir + "/netns") ++l.mounts;
+      if (!IsPinDir(options_.state_dir, m)) ++l.mounts;
     }
     l.cgroups = CgroupsUnder(cgroup_parent_);
     l.pod_dirs = EntriesIn(options_.state_dir + "/pods");
-    l.netns_pins = EntriesIn(options_.state_dir + "/netns");
+    l.pins = PinsIn(options_.state_dir);
     l.records = static_cast<int>(List().size());
     l.veths = Veths();
     l.allocations = Allocations();
@@ -109,7 +109,7 @@ class PodTest : public PodFixture {
   }
   static std::string Describe(const Leftovers& l) {
     return absl::StrCat("pauses ", l.pauses, ", mounts ", l.mounts, ", cgroups ", l.cgroups,
-                        ", pod dirs ", l.pod_dirs, ", netns pins ", l.netns_pins, ", records ",
+                        ", pod dirs ", l.pod_dirs, ", pins ", l.pins, ", records ",
                         l.records, ", veths ", l.veths, ", ip allocations ", l.allocations);
   }
 
@@ -416,6 +416,7 @@ TEST_F(PodTest, FailureAfterEachStepLeavesNothingBehind) {
   const std::vector<std::pair<std::string, std::string>> steps = {
       {"reserve", "reserve name"},
       {"netns", "create network namespace"},
+      {"pins", "create ipc and uts namespaces"},
       {"dir", "make the pod directory"},
       {"files", "write pod files"},
       {"shm", "mount shm"},
@@ -429,13 +430,24 @@ TEST_F(PodTest, FailureAfterEachStepLeavesNothingBehind) {
     ::setenv("CRIB_TEST_FAILPOINT", absl::StrCat("pod.run.after_", step).c_str(), 1);
     ASSERT_TRUE(Start());
     ::unsetenv("CRIB_TEST_FAILPOINT");
-    const grpc::Status status = Run(NetnsPod(absl::StrCat("fail-", step)), nullptr);
-    EXPECT_FALSE(status.ok()) << step;
-    EXPECT_THAT(status.error_message(), HasSubstr(words)) << step;
-    const Leftovers after = Count();
-    EXPECT_EQ(after, before) << step << ": " << Describe(before) << " vs " << Describe(after)
-                             << "\n"
-                             << cribd_->Log();
+    // A pod that shares its process namespace (with crib-pause), and, but for the pause step,
+    // one that does not.
+    for (const cri::NamespaceMode pid : {cri::POD, cri::CONTAINER}) {
+      if (pid == cri::CONTAINER && step == "pause") continue;
+      cri::RunPodSandboxRequest request = NetnsPod(absl::StrCat("fail-", step, "-", pid));
+      request.mutable_config()
+          ->mutable_linux()
+          ->mutable_security_context()
+          ->mutable_namespace_options()
+          ->set_pid(pid);
+      const grpc::Status status = Run(request, nullptr);
+      EXPECT_FALSE(status.ok()) << step << ", pid mode " << pid;
+      EXPECT_THAT(status.error_message(), HasSubstr(words)) << step << ", pid mode " << pid;
+      const Leftovers after = Count();
+      EXPECT_EQ(after, before) << step << ", pid mode " << pid << ": " << Describe(before)
+                               << " vs " << Describe(after) << "\n"
+                               << cribd_->Log();
+    }
   }
 }
 
@@ -584,6 +596,97 @@ TEST_F(PodTest, NetnsPodHasItsAddressHostnameSysctlsAndFiles) {
   EXPECT_TRUE(Remove(id).ok());
   EXPECT_THAT(Sh("cat /proc/mounts").second, Not(HasSubstr(netns)));
   EXPECT_FALSE(std::filesystem::exists(netns));
+}
+
+// kubelet's pods share no process namespace unless shareProcessNamespace is set: such a pod runs
+// no process; its network, ipc and uts namespaces are pinned, with the hostname and sysctls set
+// in them, and a restart of cribd finds it ready as long as its pins are there.
+TEST_F(PodTest, APodThatSharesNoProcessNamespaceRunsNoProcessAndKeepsItsNamespacesPinned) {
+  const Leftovers before = Count();
+  auto lean = [](cri::RunPodSandboxRequest request) {
+    request.mutable_config()
+        ->mutable_linux()
+        ->mutable_security_context()
+        ->mutable_namespace_options()
+        ->set_pid(cri::CONTAINER);
+    return request;
+  };
+  cri::RunPodSandboxRequest request = lean(NetnsPod("lean"));
+  cri::PodSandboxConfig* config = request.mutable_config();
+  config->set_hostname("pod-lean");
+  (*config->mutable_linux()->mutable_sysctls())["net.ipv4.ping_group_range"] = "0 2000";
+  (*config->mutable_linux()->mutable_sysctls())["kernel.shmmni"] = "4567";
+  const std::string id = RunOk(request);
+  EXPECT_EQ(PauseProcesses(options_.state_dir).size(), before.pauses) << "no crib-pause";
+  cri::PodSandboxStatusResponse response;
+  ASSERT_TRUE(Status(id, &response, true).ok());
+  EXPECT_EQ(response.status().state(), cri::SANDBOX_READY);
+  EXPECT_EQ(response.status().linux().namespaces().options().pid(), cri::CONTAINER);
+  const nlohmann::json info = nlohmann::json::parse(response.info().at("info"));
+  EXPECT_EQ(info["pid"], 0);
+  const std::string netns = absl::StrCat(options_.state_dir, "/netns/", id);
+  const std::string ipcns = absl::StrCat(options_.state_dir, "/ipcns/", id);
+  const std::string utsns = absl::StrCat(options_.state_dir, "/utsns/", id);
+  EXPECT_EQ(info["netNamespacePath"], netns);
+  EXPECT_EQ(info["ipcNamespacePath"], ipcns);
+  EXPECT_EQ(info["utsNamespacePath"], utsns);
+  const std::string mounts = Sh("cat /proc/mounts").second;
+  for (const std::string& pin : {netns, ipcns, utsns}) {
+    EXPECT_THAT(mounts, HasSubstr(absl::StrCat(" ", pin, " nsfs "))) << pin;
+  }
+  EXPECT_NE(Inode(ipcns), Inode("/proc/self/ns/ipc"));
+  EXPECT_NE(Inode(utsns), Inode("/proc/self/ns/uts"));
+  // Hostname and sysctls, seen from inside.
+  EXPECT_EQ(Sh(absl::StrCat("nsenter --uts=", utsns, " hostname")).second, "pod-lean\n");
+  EXPECT_EQ(Sh(absl::StrCat("nsenter --ipc=", ipcns, " cat /proc/sys/kernel/shmmni")).second,
+            "4567\n");
+  EXPECT_EQ(
+      Sh(absl::StrCat("nsenter --net=", netns, " cat /proc/sys/net/ipv4/ping_group_range")).second,
+      "0\t2000\n");
+  // Its cgroup is there, for its containers, with no process in it.
+  const std::string cg = absl::StrCat(cgroup_parent_, "/", id);
+  EXPECT_EQ(Slurp(CgroupDir("memory", cg) + "/cgroup.procs"), "");
+
+  // A host-network pod with its own ipc namespace: only that is pinned.
+  const std::string host = RunOk(lean(HostPod("lean-host")));
+  ASSERT_TRUE(Status(host, &response, true).ok());
+  EXPECT_EQ(response.status().state(), cri::SANDBOX_READY);
+  const nlohmann::json host_info = nlohmann::json::parse(response.info().at("info"));
+  EXPECT_EQ(host_info["utsNamespacePath"], "");
+  const std::string host_ipcns = absl::StrCat(options_.state_dir, "/ipcns/", host);
+  EXPECT_EQ(host_info["ipcNamespacePath"], host_ipcns);
+  EXPECT_EQ(PauseProcesses(options_.state_dir).size(), before.pauses);
+
+  // cribd killed: both are ready when it is back. Then one's pin goes while cribd is away (as
+  // a reboot takes them all): that pod is not ready after the next start.
+  cribd_->SignalAndWait(SIGKILL);
+  cribd_.reset();
+  ASSERT_TRUE(Start());
+  for (const std::string& pod : {id, host}) {
+    ASSERT_TRUE(Status(pod, &response).ok());
+    EXPECT_EQ(response.status().state(), cri::SANDBOX_READY) << pod;
+  }
+  cribd_->SignalAndWait(SIGKILL);
+  cribd_.reset();
+  ASSERT_EQ(::umount2(host_ipcns.c_str(), MNT_DETACH), 0);
+  ASSERT_TRUE(Start());
+  ASSERT_TRUE(Status(id, &response).ok());
+  EXPECT_EQ(response.status().state(), cri::SANDBOX_READY);
+  ASSERT_TRUE(Status(host, &response).ok());
+  EXPECT_EQ(response.status().state(), cri::SANDBOX_NOTREADY);
+
+  // Stop: not ready, the pins stay for the containers' removal; Remove takes everything.
+  ASSERT_TRUE(Stop(id).ok());
+  ASSERT_TRUE(Status(id, &response).ok());
+  EXPECT_EQ(response.status().state(), cri::SANDBOX_NOTREADY);
+  EXPECT_THAT(Sh("cat /proc/mounts").second, HasSubstr(absl::StrCat(" ", utsns, " nsfs ")));
+  ASSERT_TRUE(Remove(id).ok());
+  ASSERT_TRUE(Remove(host).ok());
+  for (const std::string& pin : {netns, ipcns, utsns, host_ipcns}) {
+    EXPECT_FALSE(std::filesystem::exists(pin)) << pin;
+  }
+  const Leftovers after = Count();
+  EXPECT_EQ(after, before) << Describe(before) << " vs " << Describe(after);
 }
 
 TEST_F(PodTest, TwoPodsPingEachOtherAndTheBridge) {

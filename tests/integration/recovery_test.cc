@@ -37,7 +37,7 @@ using ::testing::HasSubstr;
 struct MachineState {
   int processes = 0;  // crib-pause and crib-monitor of this test
   int mounts = 0;     // below the test's directory, the netns directory's own mount aside
-  int netns_pins = 0, pod_dirs = 0, bundles = 0, layers = 0;
+  int pins = 0, pod_dirs = 0, bundles = 0, layers = 0;
   int cgroups = 0;
   int veths = 0;
   int nft_pod_rules = 0;
@@ -47,8 +47,8 @@ struct MachineState {
 };
 
 std::string DescribeState(const MachineState& m) {
-  return absl::StrCat("processes ", m.processes, ", mounts ", m.mounts, ", netns pins ",
-                      m.netns_pins, ", pod dirs ", m.pod_dirs, ", bundles ", m.bundles, ", layers ",
+  return absl::StrCat("processes ", m.processes, ", mounts ", m.mounts, ", pins ",
+                      m.pins, ", pod dirs ", m.pod_dirs, ", bundles ", m.bundles, ", layers ",
                       m.layers, ", cgroups ", m.cgroups, ", veths ", m.veths, ", nft pod rules ",
                       m.nft_pod_rules, ", ip allocations ", m.ip_allocations, ", pods ", m.pods,
                       ", containers ", m.containers);
@@ -97,9 +97,9 @@ class RecoveryTest : public CriFixture {
       }
     }
     for (const std::string& mount : MountsUnder(dir_.path())) {
-      if (mount != options_.state_dir + "/netns") ++m.mounts;
+      if (!IsPinDir(options_.state_dir, mount)) ++m.mounts;
     }
-    m.netns_pins = EntriesIn(options_.state_dir + "/netns");
+    m.pins = PinsIn(options_.state_dir);
     m.pod_dirs = EntriesIn(options_.state_dir + "/pods");
     m.bundles = EntriesIn(options_.state_dir + "/containers");
     m.layers = EntriesIn(options_.root_dir + "/containers");
@@ -216,18 +216,28 @@ TEST_F(RecoveryTest, MonitorGoneMeansExitedUnknownAndPauseGoneMeansNotReady) {
 
 // Each step of RunPodSandbox, CreateContainer, StartContainer, RemoveContainer,
 // RemovePodSandbox and PullImage in turn: cribd is killed right after it, started again, and
-// the whole sequence then works and leaves nothing behind.
+// the whole sequence then works and leaves nothing behind. A step with "/lean" runs the
+// sequence with a pod that shares no process namespace (no crib-pause), as kubelet's are.
 class CrashAtStepTest : public RecoveryTest, public ::testing::WithParamInterface<std::string> {};
 
 TEST_P(CrashAtStepTest, RestartFinishesOrUndoesAndLeavesNothing) {
   const MachineState empty = Scan();
-  const std::string step = GetParam();
+  const std::vector<std::string> param = absl::StrSplit(GetParam(), '/');
+  const std::string step = param[0];
+  const bool lean = param.size() > 1 && param[1] == "lean";
   Restart(step + ":crash");
   // The sequence, until cribd dies at the armed step.
   auto sequence = [&]() -> bool {
     if (!Pull("layers:latest").ok()) return false;
     cri::RunPodSandboxRequest run;
     *run.mutable_config() = PodConfig("crash", /*host_network=*/false);
+    if (lean) {
+      run.mutable_config()
+          ->mutable_linux()
+          ->mutable_security_context()
+          ->mutable_namespace_options()
+          ->set_pid(cri::CONTAINER);
+    }
     cri::RunPodSandboxResponse ran;
     if (!runtime_->RunPodSandbox(ContextWithDeadline(absl::Seconds(30)).get(), run, &ran).ok()) {
       return false;
@@ -297,8 +307,11 @@ INSTANTIATE_TEST_SUITE_P(
     Steps, CrashAtStepTest,
     ::testing::Values("image.pull.after_resolve", "image.pull.after_layer",
                       "image.pull.before_record", "pod.run.after_reserve", "pod.run.after_netns",
-                      "pod.run.after_files", "pod.run.after_shm", "pod.run.after_cgroup",
-                      "pod.run.after_pause", "pod.run.after_network",
+                      "pod.run.after_pins", "pod.run.after_files", "pod.run.after_shm",
+                      "pod.run.after_cgroup", "pod.run.after_pause", "pod.run.after_network",
+                      "pod.run.after_pins/lean", "pod.run.after_cgroup/lean",
+                      "pod.run.after_network/lean", "pod.remove.after_stop/lean",
+                      "pod.remove.after_netns/lean",
                       "container.create.after_reserve", "container.create.after_rootfs",
                       "container.create.after_spec", "container.create.after_monitor",
                       "container.start.before_start", "container.start.after_start",
@@ -309,7 +322,7 @@ INSTANTIATE_TEST_SUITE_P(
     [](const ::testing::TestParamInfo<std::string>& info) {
       std::string name = info.param;
       for (char& c : name) {
-        if (c == '.') c = '_';
+        if (c == '.' || c == '/') c = '_';
       }
       return name;
     });

@@ -296,7 +296,7 @@ class CriFixture : public ::testing::Test {
     l.monitors = ProcessesWith(options_.state_dir + "/containers/").size();
     l.mounts = 0;
     for (const std::string& m : MountsUnder(dir_.path())) {
-      if (m != options_.state_dir + "/netns") ++l.mounts;
+      if (!IsPinDir(options_.state_dir, m)) ++l.mounts;
     }
     l.cgroups = CgroupTree(cgroup_parent_);
     l.bundles = EntriesIn(options_.state_dir + "/containers");

@@ -161,6 +161,19 @@ int EntriesIn(const std::string& dir) {
   return n;
 }
 
+bool IsPinDir(const std::string& state_dir, const std::string& mount) {
+  for (const char* kind : {"/netns", "/ipcns", "/utsns"}) {
+    if (mount == state_dir + kind) return true;
+  }
+  return false;
+}
+
+int PinsIn(const std::string& state_dir) {
+  int n = 0;
+  for (const char* kind : {"/netns", "/ipcns", "/utsns"}) n += EntriesIn(state_dir + kind);
+  return n;
+}
+
 bool Exited(pid_t pid) {
   const std::string stat = Slurp(absl::StrCat("/proc/", pid, "/stat"));
   const size_t close = stat.rfind(')');

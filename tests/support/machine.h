@@ -55,6 +55,12 @@ void RemoveCgroupTree(const std::string& parent);
 // Entries of a directory; 0 when it does not exist.
 int EntriesIn(const std::string& dir);
 
+// Whether `mount` is one of the shared mount points that cribd with `state_dir` keeps for its
+// namespace pins (netns, ipcns, utsns): made once, they stay, as /run/netns does for `ip netns`.
+bool IsPinDir(const std::string& state_dir, const std::string& mount);
+// The namespace pins below them.
+int PinsIn(const std::string& state_dir);
+
 // Whether `pid` has exited (a zombie counts: pid 1 of this machine may not reap).
 bool Exited(pid_t pid);
 // Waits until `pid` has exited, at most `timeout_ms`; whether it has.

@@ -527,7 +527,8 @@ TEST(ToContainer, TheImageIsTheRequestedOneWhenItHasNoTag) {
                                             const network::PortMapping& p) {
   [[maybe_unused]] const auto& [creating, removing, hostname, log_directory, runtime_handler,
                                 labels, annotations, namespaces, port_mappings, cgroup_path,
-                                netns_path, pod_dir, pid, pid_start_time, ips, config_bytes] = d;
+                                netns_path, ipc_ns_path, uts_ns_path, pod_dir, pid,
+                                pid_start_time, ips, config_bytes] = d;
   [[maybe_unused]] const auto& [network_mode, pid_mode, ipc_mode] = n;
   [[maybe_unused]] const auto& [protocol, container_port, host_port, host_ip] = p;
 }
@@ -561,6 +562,8 @@ PodData FullPodData() {
   d.port_mappings = {dns, sctp, web};
   d.cgroup_path = "/kubepods/burstable/poduid";
   d.netns_path = "/run/crib/netns/abc";
+  d.ipc_ns_path = "/run/crib/ipcns/abc";
+  d.uts_ns_path = "/run/crib/utsns/abc";
   d.pod_dir = "/run/crib/pods/abc";
   d.pid = 4242;
   d.pid_start_time = std::numeric_limits<uint64_t>::max() - 1;
@@ -590,6 +593,8 @@ void ExpectSamePodData(const PodData& got, const PodData& want) {
   }
   EXPECT_EQ(got.cgroup_path, want.cgroup_path);
   EXPECT_EQ(got.netns_path, want.netns_path);
+  EXPECT_EQ(got.ipc_ns_path, want.ipc_ns_path);
+  EXPECT_EQ(got.uts_ns_path, want.uts_ns_path);
   EXPECT_EQ(got.pod_dir, want.pod_dir);
   EXPECT_EQ(got.pid, want.pid);
   EXPECT_EQ(got.pid_start_time, want.pid_start_time);
@@ -601,7 +606,7 @@ TEST(PodRecordCodec, TheFullFixtureSetsEveryEncodedField) {
   const json full = json::parse(EncodePodData(FullPodData()));
   const json empty = json::parse(EncodePodData(PodData()));
   // One key per PodData field.
-  EXPECT_EQ(empty.size(), 16u);
+  EXPECT_EQ(empty.size(), 18u);
   ExpectEveryKeyDiffers(full, empty, "");
   PodData defaults;
   defaults.port_mappings.resize(1);
@@ -707,6 +712,8 @@ TEST(PodRecordCodec, OlderRecordsDecodeWithTheNewerFieldsAtTheirDefaults) {
   EXPECT_EQ(old->port_mappings[0].protocol, network::Protocol::kUdp);
   EXPECT_EQ(old->port_mappings[0].host_port, 5353);
   EXPECT_EQ(old->netns_path, "/run/crib/netns/abc");
+  EXPECT_EQ(old->ipc_ns_path, "") << "its namespaces are crib-pause's";
+  EXPECT_EQ(old->uts_ns_path, "");
   EXPECT_EQ(old->pid, 321);
   EXPECT_EQ(old->pid_start_time, 98765u);
   EXPECT_EQ(old->ips, (std::vector<std::string>{"10.88.0.7"}));
@@ -816,6 +823,8 @@ TEST(ToPodSandbox, CopiesTheRecordAndDataAndReadsAnyOtherStateAsNotReady) {
     EXPECT_EQ(got.hostname, data.hostname);
     EXPECT_EQ(got.log_directory, data.log_directory);
     EXPECT_EQ(got.netns_path, data.netns_path);
+    EXPECT_EQ(got.ipc_ns_path, data.ipc_ns_path);
+    EXPECT_EQ(got.uts_ns_path, data.uts_ns_path);
     EXPECT_EQ(got.cgroup_path, data.cgroup_path);
     EXPECT_EQ(got.pod_dir, data.pod_dir);
     EXPECT_EQ(got.config_bytes, data.config_bytes);

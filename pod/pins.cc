@@ -1,0 +1,159 @@
+#include "pod/pins.h"
+
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/errors.h"
+#include "common/files.h"
+#include "common/status_macros.h"
+#include "common/unique_fd.h"
+
+namespace crib::pod {
+namespace {
+
+absl::Status CreatePinFile(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0);
+  if (fd < 0) return ErrnoStatus(errno, absl::StrCat("create ", path));
+  ::close(fd);
+  return absl::OkStatus();
+}
+
+absl::Status Pin(const char* ns, const std::string& path) {
+  const std::string self = absl::StrCat("/proc/thread-self/ns/", ns);
+  if (::mount(self.c_str(), path.c_str(), "none", MS_BIND, nullptr) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("bind-mount the new ", ns, " namespace on ", path));
+  }
+  return absl::OkStatus();
+}
+
+// key=value: /proc/sys/<key> gets value, the key's dots read as slashes unless it is written
+// with slashes already (kubelet's form for names that hold dots, such as interface names).
+absl::Status WriteSysctl(const std::string& assignment) {
+  const size_t eq = assignment.find('=');
+  const std::string key = assignment.substr(0, eq);
+  const std::string value = eq == std::string::npos ? "" : assignment.substr(eq + 1);
+  std::string path = key;
+  if (!absl::StrContains(key, "/")) std::replace(path.begin(), path.end(), '.', '/');
+  path = absl::StrCat("/proc/sys/", path);
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd) {
+    const int err = errno;
+    if (err == ENOENT) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("sysctl ", key, ": this kernel has no ", path));
+    }
+    return ErrnoStatus(err, absl::StrCat("sysctl ", key, ": open ", path));
+  }
+  if (::write(fd.get(), value.data(), value.size()) < 0) {
+    const int err = errno;
+    return WithCode(ErrnoStatus(err, absl::StrCat("sysctl ", key, ": write \"", value, "\"")),
+                    err == EINVAL || err == ERANGE ? absl::StatusCode::kInvalidArgument
+                                                   : absl::StatusCode::kInternal);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status PreparePinDir(const std::string& dir) {
+  RETURN_IF_ERROR(MakeDirs(dir, 0755));
+  if (::mount("", dir.c_str(), "none", MS_SHARED | MS_REC, nullptr) == 0) return absl::OkStatus();
+  if (errno != EINVAL) return ErrnoStatus(errno, absl::StrCat("make ", dir, " shared"));
+  // Not a mount point yet.
+  if (::mount(dir.c_str(), dir.c_str(), "none", MS_BIND | MS_REC, nullptr) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("bind-mount ", dir, " onto itself"));
+  }
+  if (::mount("", dir.c_str(), "none", MS_SHARED | MS_REC, nullptr) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("make ", dir, " shared"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CreatePinnedNetns(const std::string& path) {
+  RETURN_IF_ERROR(CreatePinFile(path));
+  absl::Status status;
+  // unshare(CLONE_NEWNET) moves only the calling thread: a thread of its own, gone afterwards.
+  std::thread pinner([&path, &status] {
+    if (::unshare(CLONE_NEWNET) != 0) {
+      status = ErrnoStatus(errno, "unshare network namespace");
+      return;
+    }
+    status = Pin("net", path);
+  });
+  pinner.join();
+  if (!status.ok()) ::unlink(path.c_str());
+  return status;
+}
+
+absl::Status PinIpcAndUts(const IpcUtsPins& pins) {
+  const int flags = (pins.ipc_path.empty() ? 0 : CLONE_NEWIPC) |
+                    (pins.uts_path.empty() ? 0 : CLONE_NEWUTS);
+  if (flags == 0 && pins.sysctls.empty()) return absl::OkStatus();
+  std::vector<std::string> made;
+  absl::Status status = [&]() -> absl::Status {
+    for (const std::string* path : {&pins.ipc_path, &pins.uts_path}) {
+      if (path->empty()) continue;
+      RETURN_IF_ERROR(CreatePinFile(*path));
+      made.push_back(*path);
+    }
+    return absl::OkStatus();
+  }();
+  // Namespaces of the net, ipc and uts kinds belong to a thread: this one's go with it.
+  if (status.ok()) {
+    std::thread pinner([&pins, &status, flags] {
+      status = [&]() -> absl::Status {
+        if (!pins.netns_path.empty()) {
+          UniqueFd fd(::open(pins.netns_path.c_str(), O_RDONLY | O_CLOEXEC));
+          if (!fd) return ErrnoStatus(errno, absl::StrCat("open ", pins.netns_path));
+          if (::setns(fd.get(), CLONE_NEWNET) != 0) {
+            return ErrnoStatus(errno, absl::StrCat("join network namespace ", pins.netns_path));
+          }
+        }
+        if (flags != 0 && ::unshare(flags) != 0) {
+          return ErrnoStatus(errno, "unshare ipc and uts namespaces");
+        }
+        if (!pins.uts_path.empty() && !pins.hostname.empty() &&
+            ::sethostname(pins.hostname.data(), pins.hostname.size()) != 0) {
+          return ErrnoStatus(errno, absl::StrCat("set hostname \"", pins.hostname, "\""));
+        }
+        for (const std::string& sysctl : pins.sysctls) RETURN_IF_ERROR(WriteSysctl(sysctl));
+        if (!pins.ipc_path.empty()) RETURN_IF_ERROR(Pin("ipc", pins.ipc_path));
+        if (!pins.uts_path.empty()) RETURN_IF_ERROR(Pin("uts", pins.uts_path));
+        return absl::OkStatus();
+      }();
+    });
+    pinner.join();
+  }
+  if (!status.ok()) {
+    for (const std::string& path : made) (void)RemovePin(path);
+  }
+  return status;
+}
+
+absl::Status RemovePin(const std::string& path) {
+  if (::umount2(path.c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT) {
+    return ErrnoStatus(errno, absl::StrCat("unmount ", path));
+  }
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+    return ErrnoStatus(errno, absl::StrCat("remove ", path));
+  }
+  return absl::OkStatus();
+}
+
+bool IsPinned(const std::string& path) {
+  struct statfs fs;
+  return ::statfs(path.c_str(), &fs) == 0 &&
+         fs.f_type == static_cast<decltype(fs.f_type)>(NSFS_MAGIC);
+}
+
+}  // namespace crib::pod

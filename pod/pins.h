@@ -1,0 +1,44 @@
+// A pod's namespaces pinned by bind mounts, as `ip netns add` and CRI-O's pinns do, so that they
+// live without any process in them: the network namespace, and the ipc and uts namespaces that
+// the pod's containers join. A pod needs a process of its own (crib-pause) only when it shares
+// a process namespace.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace crib::pod {
+
+// Makes `dir` a shared mount point (bind-mounting it onto itself first if it is not a mount
+// point), so that unmounting a pin there also unmounts its copies in mount namespaces created
+// later; otherwise such a copy would keep the namespace alive.
+absl::Status PreparePinDir(const std::string& dir);
+
+// Creates a new network namespace and pins it at `path` (an empty file bind-mounted onto
+// /proc/thread-self/ns/net of a short-lived thread that unshared it; cribd's other threads stay
+// in the host's namespace).
+absl::Status CreatePinnedNetns(const std::string& path);
+
+struct IpcUtsPins {
+  std::string netns_path;  // joined first, for the net.* sysctls; empty: the host's
+  std::string ipc_path;    // where the new ipc namespace is pinned; empty: none is made
+  std::string uts_path;    // where the new uts namespace is pinned; empty: none is made
+  std::string hostname;    // set in the new uts namespace
+  std::vector<std::string> sysctls;  // key=value, written inside the namespaces
+};
+
+// Makes the new ipc and uts namespaces on a short-lived thread, which joins the network
+// namespace, sets the hostname and the sysctls in them, and pins them. All or nothing: on an
+// error no pin is left. A sysctl the kernel does not know, or a value it refuses, is
+// InvalidArgument naming the sysctl.
+absl::Status PinIpcAndUts(const IpcUtsPins& pins);
+
+// Unmounts and deletes a pin; OK if it is already gone.
+absl::Status RemovePin(const std::string& path);
+
+// Whether `path` is a pinned namespace (a mounted nsfs file).
+bool IsPinned(const std::string& path);
+
+}  // namespace crib::pod
