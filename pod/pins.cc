@@ -98,7 +98,14 @@ absl::Status CreatePinnedNetns(const std::string& path) {
 absl::Status PinIpcAndUts(const IpcUtsPins& pins) {
   const int flags = (pins.ipc_path.empty() ? 0 : CLONE_NEWIPC) |
                     (pins.uts_path.empty() ? 0 : CLONE_NEWUTS);
-  if (flags == 0 && pins.sysctls.empty()) return absl::OkStatus();
+  if (flags == 0 && pins.netns_path.empty()) {
+    // Sysctls would be the host's: the pod has no namespace of its own to hold them.
+    if (!pins.sysctls.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "sysctl ", pins.sysctls.front(), ": the pod has the host's network, ipc and uts"));
+    }
+    return absl::OkStatus();
+  }
   std::vector<std::string> made;
   absl::Status status = [&]() -> absl::Status {
     for (const std::string* path : {&pins.ipc_path, &pins.uts_path}) {

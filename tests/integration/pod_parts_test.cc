@@ -182,6 +182,15 @@ TEST_F(PodPartsTest, ABadSysctlLeavesNoPinAndNamesTheSysctl) {
     EXPECT_FALSE(MountedAt(pin)) << pin;
   }
   EXPECT_TRUE(pod::IsPinned(netns_)) << "the network namespace is not the pins' to remove";
+  // No namespace of the pod's own: a sysctl would be the host's.
+  const std::string host_shmmni = Slurp("/proc/sys/kernel/shmmni");
+  EXPECT_THAT(pod::PinIpcAndUts({.netns_path = "",
+                                 .ipc_path = "",
+                                 .uts_path = "",
+                                 .hostname = "",
+                                 .sysctls = {"kernel.shmmni=1234"}}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("kernel.shmmni")));
+  EXPECT_EQ(Slurp("/proc/sys/kernel/shmmni"), host_shmmni);
 }
 
 TEST_F(PodPartsTest, PauseJoinsThePinsAndIsPidOneOfItsOwnPidNamespace) {

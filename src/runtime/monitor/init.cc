@@ -613,7 +613,12 @@ void SetupRootfs(int sync_fd, const Plan& plan) {
   }
   if (::fchdir(old_root.get()) != 0) Fail(sync_fd, "chdir to the old root", nullptr, errno);
   old_root.Reset();
-  if (::mount(nullptr, ".", nullptr, MS_SLAVE | MS_REC, nullptr) != 0) {
+  // Its mounts must not take the host's along when they go: they are slaves or private already
+  // when / was made so at the start (a walk over every mount, saved here); with rshared (a
+  // bidirectional mount) they become slaves now.
+  const bool cut_already = (plan.root_propagation & MS_REC) != 0 &&
+                           (plan.root_propagation & (MS_SLAVE | MS_PRIVATE)) != 0;
+  if (!cut_already && ::mount(nullptr, ".", nullptr, MS_SLAVE | MS_REC, nullptr) != 0) {
     Fail(sync_fd, "make the old root a slave", nullptr, errno);
   }
   if (::umount2(".", MNT_DETACH) != 0) Fail(sync_fd, "detach the old root", nullptr, errno);
