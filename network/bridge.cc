@@ -72,13 +72,17 @@ BridgeBackend::BridgeBackend(const NetworkConfig& config, store::Store& store)
       ipam_(store),
       nft_(config.nft_table, config.bridge),
       cidr_(Ipv4Cidr::Parse(config.pod_cidr)),
-      link_reaper_([](const std::string& name) {
+      link_reaper_([this](const std::string& name) {
         absl::StatusOr<NlSocket> sock = ConnectRoute();
         absl::Status deleted = sock.ok() ? DeleteLink(sock->get(), name) : sock.status();
         if (!deleted.ok()) {
-          spdlog::warn("network: delete link {}: {} (its pod's removal deletes it)", name,
-                       deleted.message());
+          spdlog::warn(
+              "network: delete link {}: {} (it goes with its pod's network namespace, or with "
+              "the stray veths at the next start)",
+              name, deleted.message());
         }
+        absl::MutexLock lock(&reaping_mutex_);
+        reaping_.erase(name);
       }) {}
 
 std::string BridgeBackend::HostInterfaceName(absl::string_view pod_id) {
@@ -255,7 +259,15 @@ absl::Status BridgeBackend::TearDown(const PodNetworkConfig& config) {
     deferred = down.ok();
     if (!deferred) spdlog::warn("network: pod {}: {}", config.pod_id, down.message());
   }
-  if (sock.ok() && !deferred) note(DeleteLink(sock->get(), host_name), "delete veth pair");
+  bool reaping = false;
+  {
+    absl::MutexLock lock(&reaping_mutex_);
+    reaping = reaping_.count(host_name) > 0;
+    if (deferred) reaping_.insert(host_name);
+  }
+  if (sock.ok() && !deferred && !reaping) {
+    note(DeleteLink(sock->get(), host_name), "delete veth pair");
+  }
   note(nft_.RemovePod(config.pod_id), "remove nftables rules");
   note(ipam_.Release(config.pod_id), "release address");
   if (deferred) link_reaper_.Add(host_name);

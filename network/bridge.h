@@ -7,6 +7,7 @@
 #pragma once
 
 #include <memory>
+#include <set>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
@@ -54,9 +55,14 @@ class BridgeBackend final : public NetworkBackend {
   mutable absl::Mutex mutex_;
   absl::StatusOr<Ipv4Cidr> cidr_ ABSL_GUARDED_BY(mutex_);
   absl::Mutex host_mutex_;
+  // The host ends queued on link_reaper_ and not yet deleted: RemovePodSandbox leaves those to
+  // it instead of deleting the same pair at the same time and waiting for the kernel twice.
+  absl::Mutex reaping_mutex_;
+  std::set<std::string> reaping_ ABSL_GUARDED_BY(reaping_mutex_);
   // Veth pairs that StopPodSandbox took down, deleted in the background: the kernel takes about
   // 20 ms per pair (RCU grace periods). A pair still queued when cribd dies is deleted by its
-  // pod's RemovePodSandbox. Last: its destructor runs first.
+  // pod's RemovePodSandbox, or with its network namespace when the pin goes. Last: its
+  // destructor runs first.
   WorkQueue link_reaper_;
 };
 

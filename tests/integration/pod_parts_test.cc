@@ -85,18 +85,21 @@ class PodPartsTest : public ::testing::Test {
   }
 
   // Pins for a pod named `name`: a new network namespace, and the paths of its ipc and uts
-  // pins.
+  // pins, which `pins_` names with that network namespace.
   void PinNetns(const std::string& name) {
     ASSERT_THAT(pod::PreparePinDir(pin_dir_), IsOk());
     netns_ = absl::StrCat(pin_dir_, "/", name, "-net");
     ipcns_ = absl::StrCat(pin_dir_, "/", name, "-ipc");
     utsns_ = absl::StrCat(pin_dir_, "/", name, "-uts");
     ASSERT_THAT(pod::CreatePinnedNetns(netns_), IsOk());
+    pins_ = {.netns_path = netns_, .ipc_path = ipcns_, .uts_path = utsns_, .hostname = "",
+             .sysctls = {}};
   }
 
   TempDir dir_;
   std::string pin_dir_ = absl::StrCat(dir_.path(), "/pins");
   std::string netns_, ipcns_, utsns_;
+  pod::IpcUtsPins pins_;
   std::vector<pid_t> pids_;
 };
 
@@ -127,10 +130,7 @@ TEST_F(PodPartsTest, PinnedNetnsIsAMountedNetworkNamespaceAndGoesAwayWhole) {
 
 TEST_F(PodPartsTest, IpcAndUtsPinsHoldTheHostnameAndSysctlsWithNoProcess) {
   PinNetns("pod2");
-  pod::IpcUtsPins pins;
-  pins.netns_path = netns_;
-  pins.ipc_path = ipcns_;
-  pins.uts_path = utsns_;
+  pod::IpcUtsPins pins = pins_;
   pins.hostname = "pod-two";
   pins.sysctls = {"net.ipv4.ip_forward=1", "kernel.shmmni=1234",
                   "net.ipv4.ping_group_range=0 1000", "net/ipv4/conf/lo/forwarding=1"};
@@ -165,10 +165,7 @@ TEST_F(PodPartsTest, IpcAndUtsPinsHoldTheHostnameAndSysctlsWithNoProcess) {
 
 TEST_F(PodPartsTest, ABadSysctlLeavesNoPinAndNamesTheSysctl) {
   PinNetns("pod3");
-  pod::IpcUtsPins pins;
-  pins.netns_path = netns_;
-  pins.ipc_path = ipcns_;
-  pins.uts_path = utsns_;
+  pod::IpcUtsPins pins = pins_;
   pins.sysctls = {"kernel.shmmni=1234", "net.no_such_key=1"};
   EXPECT_THAT(pod::PinIpcAndUts(pins),
               StatusIs(absl::StatusCode::kInvalidArgument,
@@ -195,12 +192,9 @@ TEST_F(PodPartsTest, ABadSysctlLeavesNoPinAndNamesTheSysctl) {
 
 TEST_F(PodPartsTest, PauseJoinsThePinsAndIsPidOneOfItsOwnPidNamespace) {
   PinNetns("pod4");
-  ASSERT_THAT(pod::PinIpcAndUts({.netns_path = netns_,
-                                 .ipc_path = ipcns_,
-                                 .uts_path = utsns_,
-                                 .hostname = "pod-four",
-                                 .sysctls = {}}),
-              IsOk());
+  pod::IpcUtsPins pins = pins_;
+  pins.hostname = "pod-four";
+  ASSERT_THAT(pod::PinIpcAndUts(pins), IsOk());
   pod::PauseOptions options;
   options.netns_path = netns_;
   options.ipc_ns_path = ipcns_;

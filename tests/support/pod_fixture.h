@@ -70,12 +70,21 @@ class PodFixture : public ::testing::Test {
   }
   cri::RunPodSandboxRequest NetnsPod(const std::string& name) {
     cri::RunPodSandboxRequest request = HostPod(name);
-    request.mutable_config()
-        ->mutable_linux()
-        ->mutable_security_context()
-        ->mutable_namespace_options()
-        ->set_network(cri::POD);
+    Namespaces(request).set_network(cri::POD);
     return request;
+  }
+  // `request` with the pod's pid namespace mode set to `pid` (CONTAINER: as kubelet's pods
+  // without shareProcessNamespace, which have no crib-pause).
+  static cri::RunPodSandboxRequest WithPid(cri::RunPodSandboxRequest request,
+                                           cri::NamespaceMode pid) {
+    Namespaces(request).set_pid(pid);
+    return request;
+  }
+  static cri::NamespaceOption& Namespaces(cri::RunPodSandboxRequest& request) {
+    return *request.mutable_config()
+                ->mutable_linux()
+                ->mutable_security_context()
+                ->mutable_namespace_options();
   }
 
   grpc::Status Run(const cri::RunPodSandboxRequest& request, std::string* id = nullptr) {
