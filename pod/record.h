@@ -37,6 +37,15 @@ struct PodData {
   uint64_t pid_start_time = 0;  // /proc/<pid>/stat field 22, against pid reuse
   std::vector<std::string> ips;
   std::string config_bytes;
+
+  // The pins this pod has (netns, ipc, uts; not the empty ones).
+  std::vector<std::string> Pins() const {
+    std::vector<std::string> pins;
+    for (const std::string* pin : {&netns_path, &ipc_ns_path, &uts_ns_path}) {
+      if (!pin->empty()) pins.push_back(*pin);
+    }
+    return pins;
+  }
 };
 
 std::string EncodePodData(const PodData& data);

@@ -1,11 +1,12 @@
 // Start-up recovery of pods: RunPodSandbox calls a crash interrupted are undone,
 // RemovePodSandbox calls are finished, ready pods whose pause process or namespace pins are
-// gone are recorded as not ready, and what belongs to no pod (namespace pins, pod directories, pause processes, crib's
-// own cgroups, the network backend's attachments) is removed. Runs after the containers'
-// recovery, before cribd serves.
+// gone are recorded as not ready, and what belongs to no pod (namespace pins, pod directories,
+// pause processes, crib's own cgroups, the network backend's attachments) is removed. Runs after
+// the containers' recovery, before cribd serves.
 #include <signal.h>
 #include <sys/mount.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <filesystem>
 #include <set>
@@ -43,10 +44,8 @@ absl::StatusOr<PodRecovery> PodService::Recover() {
     live.insert(record.id);
     ++report.pods;
     // A reboot, or someone's umount, takes the pins.
-    bool pinned = true;
-    for (const std::string& pin : {data.netns_path, data.ipc_ns_path, data.uts_ns_path}) {
-      pinned = pinned && (pin.empty() || IsPinned(pin));
-    }
+    const std::vector<std::string> pins = data.Pins();
+    const bool pinned = std::all_of(pins.begin(), pins.end(), IsPinned);
     if (record.state == static_cast<int>(PodState::kReady) &&
         (!pinned || (data.pid != 0 && !IsAlive(PauseProcess{data.pid, data.pid_start_time})))) {
       record.state = static_cast<int>(PodState::kNotReady);
@@ -55,7 +54,7 @@ absl::StatusOr<PodRecovery> PodService::Recover() {
     }
   }
   // What no record names.
-  for (const char* kind : {"netns", "ipcns", "utsns"}) {
+  for (const char* kind : kPinKinds) {
     const std::string dir = absl::StrCat(config_.state_dir, "/", kind);
     for (const std::string& id : ListDirectory(dir)) {
       if (live.count(id) > 0) continue;

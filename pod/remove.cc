@@ -43,8 +43,7 @@ absl::Status PodService::Remove(const std::string& id_or_prefix) {
     if (absl::Status s = hooks_.remove_all(id); !s.ok()) return step_error("remove containers", s);
   }
   RETURN_IF_ERROR(Failpoint("pod.remove.after_containers"));
-  for (const std::string& pin : {data.netns_path, data.ipc_ns_path, data.uts_ns_path}) {
-    if (pin.empty()) continue;
+  for (const std::string& pin : data.Pins()) {
     if (absl::Status s = RemovePin(pin); !s.ok()) return step_error("remove namespace pin", s);
   }
   RETURN_IF_ERROR(Failpoint("pod.remove.after_netns"));

@@ -38,7 +38,7 @@ std::string HostHostname() {
 absl::Status PodService::EnsurePinDirs() {
   absl::MutexLock lock(&pin_dirs_mutex_);
   if (pin_dirs_ready_) return absl::OkStatus();
-  for (const char* kind : {"netns", "ipcns", "utsns"}) {
+  for (const char* kind : kPinKinds) {
     RETURN_IF_ERROR(PreparePinDir(absl::StrCat(config_.state_dir, "/", kind)));
   }
   pin_dirs_ready_ = true;

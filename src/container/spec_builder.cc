@@ -542,10 +542,11 @@ absl::Status BuildNamespaces(const SpecInputs& in, runtime::LinuxSpec* l) {
     case pod::NamespaceMode::kPod:
       // Only a pod that shares its process namespace has one (and crib-pause as its pid 1).
       if (pod.pid == 0) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "pid namespace mode POD: pod sandbox ", pod.id, " shares no process namespace (its pid mode is ",
-            pod.namespaces.pid == pod::NamespaceMode::kNode ? "NODE" : "CONTAINER",
-            "); ask for CONTAINER, as kubelet does for such a pod"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("pid namespace mode POD: pod sandbox ", pod.id,
+                         " shares no process namespace (its pid mode is ",
+                         pod.namespaces.pid == pod::NamespaceMode::kNode ? "NODE" : "CONTAINER",
+                         "); ask for CONTAINER, as kubelet does for such a pod"));
       }
       l->namespaces.push_back({"pid", pause_ns + "pid"});
       break;

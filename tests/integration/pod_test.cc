@@ -110,12 +110,8 @@ class PodTest : public PodFixture {
   // Count() once it equals `want`, or after 10 s: a stopped pod's veth pair is deleted in the
   // background, and its removal leaves it to that.
   Leftovers Settled(const Leftovers& want) {
-    const absl::Time deadline = absl::Now() + absl::Seconds(10);
-    Leftovers now = Count();
-    while (!(now == want) && absl::Now() < deadline) {
-      absl::SleepFor(absl::Milliseconds(20));
-      now = Count();
-    }
+    Leftovers now{};
+    WaitFor([&] { return (now = Count()) == want; });
     return now;
   }
   static std::string Describe(const Leftovers& l) {

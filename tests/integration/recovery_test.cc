@@ -87,12 +87,8 @@ class RecoveryTest : public CriFixture {
   // Scan() once it equals `want`, or after 10 s: a stopped pod's veth pair is deleted in the
   // background, and its removal leaves it to that.
   MachineState Settled(const MachineState& want) {
-    const absl::Time deadline = absl::Now() + absl::Seconds(10);
-    MachineState now = Scan();
-    while (!(now == want) && absl::Now() < deadline) {
-      absl::SleepFor(absl::Milliseconds(20));
-      now = Scan();
-    }
+    MachineState now;
+    WaitFor([&] { return (now = Scan()) == want; });
     return now;
   }
 

@@ -48,6 +48,7 @@ using ::crib::testing::RunWebSocket;
 using ::crib::testing::SelfRssKib;
 using ::crib::testing::SpdyClient;
 using ::crib::testing::StatusIs;
+using ::crib::testing::WaitFor;
 using ::crib::testing::WebSocketClient;
 using ::testing::HasSubstr;
 using ::testing::MatchesRegex;

@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
 #include "common/files.h"
 
 extern char** environ;
@@ -179,6 +180,15 @@ bool Exited(pid_t pid) {
   const size_t close = stat.rfind(')');
   return close == std::string::npos || stat.size() < close + 3 || stat[close + 2] == 'Z' ||
          stat[close + 2] == 'X';
+}
+
+bool WaitFor(const std::function<bool()>& done, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    if (done()) return true;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return done();
 }
 
 bool ExitsWithin(pid_t pid, int timeout_ms) {

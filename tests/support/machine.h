@@ -5,10 +5,13 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <set>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "absl/time/time.h"
 
 namespace crib::testing {
 
@@ -60,6 +63,9 @@ int EntriesIn(const std::string& dir);
 bool IsPinDir(const std::string& state_dir, const std::string& mount);
 // The namespace pins below them.
 int PinsIn(const std::string& state_dir);
+
+// Polls `done` every 10 ms until it holds or `timeout` has passed; whether it held.
+bool WaitFor(const std::function<bool()>& done, absl::Duration timeout = absl::Seconds(10));
 
 // Whether `pid` has exited (a zombie counts: pid 1 of this machine may not reap).
 bool Exited(pid_t pid);

@@ -55,16 +55,6 @@ class StreamFixture : public ::testing::Test {
     return options;
   }
 
-  static bool WaitFor(const std::function<bool()>& done,
-                      absl::Duration timeout = absl::Seconds(10)) {
-    absl::Time deadline = absl::Now() + timeout;
-    while (absl::Now() < deadline) {
-      if (done()) return true;
-      absl::SleepFor(absl::Milliseconds(10));
-    }
-    return done();
-  }
-
   stream::Server& server() { return lab_->server(); }
   stream::LauncherBackend& backend() { return lab_->backend(); }
   runtime::Launcher& launcher() { return lab_->launcher(); }
