@@ -56,7 +56,7 @@ PodService::PodService(const Config& config, network::NetworkBackend& network, s
       driver_(std::move(driver)),
       pause_path_(std::move(pause_path)) {}
 
-absl::Status PodService::Validate(const PodSandboxSpec& spec) {
+absl::Status PodService::Validate(const PodSandboxSpec& spec) const {
   std::vector<std::string> missing;
   if (spec.name.empty()) missing.push_back("name");
   if (spec.namespace_.empty()) missing.push_back("namespace");
@@ -65,11 +65,7 @@ absl::Status PodService::Validate(const PodSandboxSpec& spec) {
     return absl::InvalidArgumentError(
         absl::StrCat("pod sandbox metadata lacks ", absl::StrJoin(missing, ", ")));
   }
-  if (!spec.runtime_handler.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("unknown runtime handler \"",
-                                                   spec.runtime_handler,
-                                                   "\": crib has only the default handler \"\""));
-  }
+  RETURN_IF_ERROR(KnownRuntimeHandler(config_, spec.runtime_handler));
   if (spec.hostname.size() > static_cast<size_t>(HOST_NAME_MAX)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "hostname \"", spec.hostname, "\" is longer than ", HOST_NAME_MAX, " characters"));

@@ -68,7 +68,7 @@ class PodService {
                                const std::string& config_bytes);
 
   // Checks a spec without creating anything (InvalidArgument naming the field).
-  static absl::Status Validate(const PodSandboxSpec& spec);
+  absl::Status Validate(const PodSandboxSpec& spec) const;
 
   // Runs `fn` on the pod with its lock held shared, so that it is neither stopped nor removed
   // meanwhile (several containers may be made in one pod at once). NotFound for an unknown id.

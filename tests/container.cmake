@@ -27,3 +27,6 @@ crib_unit_test(spec_builder_test crib::container)
 crib_unit_test(users_test crib::container)
 crib_unit_test(image_config_test crib::container)
 crib_unit_test(record_codec_test crib::container crib::pod)
+
+# Runtime handlers: pods under Debian's runc and crun through a real cribd.
+crib_integration_test(runtime_handler_test crib_registry_fixture)

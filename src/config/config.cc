@@ -11,6 +11,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "common/errors.h"
 #include "common/files.h"
@@ -86,6 +87,7 @@ const std::map<std::string, KeySetter, std::less<>>& TopLevelKeys() {
          return absl::OkStatus();
        }},
       {"cgroup_parent", StringKey(&Config::cgroup_parent)},
+      {"default_runtime_name", StringKey(&Config::default_runtime_name)},
       {"pod_shm_size",
        [](const toml::node& node, Config& config) -> absl::Status {
          const auto* value = node.as_integer();
@@ -321,6 +323,63 @@ absl::Status KeyError(absl::string_view source, absl::string_view key, const tom
                                                  node.source().begin.line, "): ", what));
 }
 
+absl::StatusOr<bool> AsBool(const toml::node& node) {
+  const auto* value = node.as_boolean();
+  if (value == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("want a boolean, got ", TypeName(node)));
+  }
+  return value->get();
+}
+
+// [runtimes.<handler>] tables.
+absl::Status ParseRuntimes(absl::string_view source, const toml::node& node, Config& config) {
+  const toml::table* handlers = node.as_table();
+  if (handlers == nullptr) {
+    return KeyError(source, "runtimes", node, absl::StrCat("want a table, got ", TypeName(node)));
+  }
+  for (const auto& [name_key, handler_node] : *handlers) {
+    const std::string name(name_key.str());
+    const std::string prefix = absl::StrCat("runtimes.", name);
+    const toml::table* table = handler_node.as_table();
+    if (table == nullptr) {
+      return KeyError(source, prefix, handler_node,
+                      absl::StrCat("want a table, got ", TypeName(handler_node)));
+    }
+    RuntimeHandlerConfig handler;
+    for (const auto& [key_key, value] : *table) {
+      const std::string key(key_key.str());
+      absl::Status parsed = [&]() -> absl::Status {
+        if (key == "path") {
+          ASSIGN_OR_RETURN(handler.path, AsString(value));
+          return absl::OkStatus();
+        }
+        if (key == "root") {
+          ASSIGN_OR_RETURN(handler.root, AsString(value));
+          return absl::OkStatus();
+        }
+        if (key == "args") {
+          ASSIGN_OR_RETURN(handler.args, AsStringArray(value));
+          return absl::OkStatus();
+        }
+        if (key == "timeout") {
+          ASSIGN_OR_RETURN(handler.timeout, AsDuration(value));
+          return absl::OkStatus();
+        }
+        if (key == "recursive_read_only_mounts") {
+          ASSIGN_OR_RETURN(handler.recursive_read_only_mounts, AsBool(value));
+          return absl::OkStatus();
+        }
+        return absl::InvalidArgumentError("unknown key");
+      }();
+      if (!parsed.ok()) {
+        return KeyError(source, absl::StrCat(prefix, ".", key), value, parsed.message());
+      }
+    }
+    config.runtimes[name] = std::move(handler);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ApplyKey(absl::string_view source, absl::string_view prefix, absl::string_view key,
                       const toml::node& node,
                       const std::map<std::string, KeySetter, std::less<>>& keys, Config& config) {
@@ -384,6 +443,47 @@ absl::Status ValidateNetwork(const NetworkConfig& network) {
   return absl::OkStatus();
 }
 
+// A handler's name is a DNS label, as a RuntimeClass's handler must be.
+bool IsHandlerName(const std::string& name) {
+  if (name.empty() || name.size() > 63 || name.front() == '-' || name.back() == '-') return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+  });
+}
+
+absl::Status ValidateRuntimes(const Config& config) {
+  if (!IsHandlerName(config.default_runtime_name)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "key default_runtime_name: \"", config.default_runtime_name,
+        "\" is not a runtime handler name (lower-case letters, digits and -, at most 63)"));
+  }
+  if (!config.runtimes.empty() && config.cgroup_driver != CgroupDriver::kCgroupfs) {
+    return absl::InvalidArgumentError(
+        "key runtimes: runtime handlers need cgroup_driver = \"cgroupfs\" (with the systemd "
+        "driver crib places each container's process in its scope itself)");
+  }
+  for (const auto& [name, handler] : config.runtimes) {
+    const std::string key = absl::StrCat("runtimes.", name);
+    if (!IsHandlerName(name)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "key ", key, ": \"", name,
+          "\" is not a runtime handler name (lower-case letters, digits and -, at most 63)"));
+    }
+    if (name == config.default_runtime_name) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("key ", key, ": \"", name,
+                       "\" is crib's own launcher (default_runtime_name); pick another name"));
+    }
+    RETURN_IF_ERROR(CheckAbsolute(absl::StrCat(key, ".path"), handler.path));
+    if (!handler.root.empty())
+      RETURN_IF_ERROR(CheckAbsolute(absl::StrCat(key, ".root"), handler.root));
+    if (handler.timeout <= absl::ZeroDuration()) {
+      return absl::InvalidArgumentError(absl::StrCat("key ", key, ".timeout: want more than 0"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateStream(const StreamConfig& stream) {
   in6_addr addr{};
   if (::inet_pton(AF_INET, stream.address.c_str(), &addr) != 1 &&
@@ -440,6 +540,10 @@ absl::StatusOr<Config> ParseConfig(absl::string_view text, absl::string_view sou
   Config config;
   for (const auto& [toml_key, node] : root) {
     const absl::string_view key(toml_key.str().data(), toml_key.str().size());
+    if (key == "runtimes") {
+      RETURN_IF_ERROR(ParseRuntimes(source, node, config));
+      continue;
+    }
     if (key != "network" && key != "registry" && key != "stream") {
       RETURN_IF_ERROR(ApplyKey(source, "", key, node, TopLevelKeys(), config));
       continue;
@@ -504,6 +608,7 @@ absl::Status ValidateConfig(const Config& config) {
   RETURN_IF_ERROR(ValidateNetwork(config.network));
   RETURN_IF_ERROR(ValidateRegistry(config.registry));
   RETURN_IF_ERROR(ValidateStream(config.stream));
+  RETURN_IF_ERROR(ValidateRuntimes(config));
   if (!config.metrics_address.empty()) {
     if (absl::Status s = ParseHostPort(config.metrics_address).status(); !s.ok()) {
       return Annotate(s, "key metrics_address");
@@ -540,7 +645,45 @@ absl::StatusOr<HostPort> ParseHostPort(absl::string_view address) {
   return out;
 }
 
+const RuntimeHandlerConfig* FindRuntimeHandler(const Config& config, const std::string& handler) {
+  auto it = config.runtimes.find(handler);
+  return it == config.runtimes.end() ? nullptr : &it->second;
+}
+
+absl::Status KnownRuntimeHandler(const Config& config, const std::string& handler) {
+  if (handler.empty() || handler == config.default_runtime_name ||
+      config.runtimes.count(handler) > 0) {
+    return absl::OkStatus();
+  }
+  std::vector<std::string> known = {
+      absl::StrCat("\"\" and \"", config.default_runtime_name, "\" (crib's own launcher)")};
+  for (const auto& [name, unused] : config.runtimes)
+    known.push_back(absl::StrCat("\"", name, "\""));
+  return absl::InvalidArgumentError(absl::StrCat("runtime handler \"", handler,
+                                                 "\" is not configured; the handlers are ",
+                                                 absl::StrJoin(known, ", ")));
+}
+
+std::vector<std::string> RuntimeHandlerArgv(const Config& config, const std::string& handler) {
+  const RuntimeHandlerConfig* runtime = FindRuntimeHandler(config, handler);
+  if (runtime == nullptr) return {};
+  std::vector<std::string> argv = {runtime->path, "--root",
+                                   runtime->root.empty()
+                                       ? absl::StrCat(config.state_dir, "/runtimes/", handler)
+                                       : runtime->root};
+  argv.insert(argv.end(), runtime->args.begin(), runtime->args.end());
+  return argv;
+}
+
 std::string ConfigToJson(const Config& config) {
+  nlohmann::json runtimes = nlohmann::json::object();
+  for (const auto& [name, handler] : config.runtimes) {
+    runtimes[name] = {{"path", handler.path},
+                      {"root", handler.root},
+                      {"args", handler.args},
+                      {"timeout", absl::FormatDuration(handler.timeout)},
+                      {"recursive_read_only_mounts", handler.recursive_read_only_mounts}};
+  }
   nlohmann::json j = {
       {"socket", config.socket},
       {"root_dir", config.root_dir},
@@ -552,6 +695,8 @@ std::string ConfigToJson(const Config& config) {
       {"helper_dir", config.helper_dir},
       {"pod_shm_size", config.pod_shm_size},
       {"metrics_address", config.metrics_address},
+      {"default_runtime_name", config.default_runtime_name},
+      {"runtimes", runtimes},
       {"network",
        {{"backend", NetworkBackendName(config.network.backend)},
         {"bridge", config.network.bridge},

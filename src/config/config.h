@@ -87,6 +87,17 @@ struct StreamConfig {
   bool operator==(const StreamConfig&) const = default;
 };
 
+// An OCI runtime that pods of a RuntimeClass run under (`[runtimes.<handler>]`).
+struct RuntimeHandlerConfig {
+  std::string path;               // the executable (runc, crun, runsc, ...)
+  std::string root;               // its state (--root); empty: <state_dir>/runtimes/<handler>
+  std::vector<std::string> args;  // more global flags, given after --root
+  absl::Duration timeout = absl::Minutes(1);  // one call (create, start, exec, ...) at most
+  // What Status reports as this handler's features (the kernel must allow them too).
+  bool recursive_read_only_mounts = false;
+  bool operator==(const RuntimeHandlerConfig&) const = default;
+};
+
 struct Config {
   std::string socket = "/run/crib/crib.sock";
   std::string root_dir = "/var/lib/crib";
@@ -100,6 +111,9 @@ struct Config {
   std::string helper_dir;           // empty: beside the cribd executable
   int64_t pod_shm_size = 64 << 20;  // bytes of each pod's /dev/shm tmpfs
   std::string metrics_address;      // the Prometheus endpoint's host:port; empty: none
+  // The name crib's own launcher answers to as a runtime handler, besides "".
+  std::string default_runtime_name = "crib";
+  std::map<std::string, RuntimeHandlerConfig> runtimes;  // by handler name
   NetworkConfig network;
   RegistryConfig registry;
   StreamConfig stream;
@@ -138,6 +152,15 @@ struct HostPort {
 
 // "host:port", "[ipv6]:port" or ":port", with a port of 0 to 65535.
 absl::StatusOr<HostPort> ParseHostPort(absl::string_view address);
+
+// The configured OCI runtime of `handler`; nullptr for crib's own launcher ("" or
+// default_runtime_name) and for a handler that is not configured (see KnownRuntimeHandler).
+const RuntimeHandlerConfig* FindRuntimeHandler(const Config& config, const std::string& handler);
+// InvalidArgument naming `handler` and the configured ones when it is neither crib's own
+// launcher nor a configured runtime.
+absl::Status KnownRuntimeHandler(const Config& config, const std::string& handler);
+// The executable and global flags of `handler`'s runtime: path, --root, args.
+std::vector<std::string> RuntimeHandlerArgv(const Config& config, const std::string& handler);
 
 // The effective configuration as a JSON object, as Status(verbose) reports it.
 std::string ConfigToJson(const Config& config);

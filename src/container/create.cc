@@ -103,7 +103,7 @@ absl::StatusOr<std::string> ContainerService::CreateInPod(const ContainerSpec& s
         RETURN_IF_ERROR(PrepareRun(steps, spec, pod, *image_config, id, *data, &inputs));
         runtime::Spec oci;
         RETURN_IF_ERROR(MakeSpec(steps, spec, id, inputs, &oci));
-        RETURN_IF_ERROR(StartMonitor(steps, spec, oci, id, name, *data));
+        RETURN_IF_ERROR(StartMonitor(steps, spec, pod, oci, id, name, *data));
         data->creating = false;
         record.data = EncodeContainerData(*data);
         return steps.Run("record", "record container",
@@ -352,12 +352,33 @@ absl::Status ContainerService::MakeSpec(Steps& steps, const ContainerSpec& spec,
 
 // crib-monitor with the container's init parked in it, watched for its exit.
 absl::Status ContainerService::StartMonitor(Steps& steps, const ContainerSpec& spec,
-                                            const runtime::Spec& oci, const std::string& id,
-                                            const std::string& name, ContainerData& data) {
+                                            const pod::PodSandbox& pod, const runtime::Spec& oci,
+                                            const std::string& id, const std::string& name,
+                                            ContainerData& data) {
   const std::string bundle = Bundle(id);
   const std::string& cgroup_path = oci.linux_spec.cgroups_path;
-  runtime::CreateOptions options{spec.stdin, spec.stdin_once, nullptr};
-  if (driver_->Places()) {
+  runtime::CreateOptions options{spec.stdin, spec.stdin_once, nullptr, std::nullopt};
+  // The pod's runtime handler runs its containers: an OCI runtime, or crib's own init. A
+  // handler taken out of the configuration since the pod was made runs nothing.
+  if (absl::Status known = KnownRuntimeHandler(config_, pod.runtime_handler); !known.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("pod sandbox ", pod.id, ": ", known.message()));
+  }
+  if (const RuntimeHandlerConfig* handler = FindRuntimeHandler(config_, pod.runtime_handler)) {
+    for (const runtime::Mount& m : oci.mounts) {
+      if (!handler->recursive_read_only_mounts &&
+          std::find(m.options.begin(), m.options.end(), "rro") != m.options.end()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "mount ", m.destination, ": runtime handler ", pod.runtime_handler,
+            " does not support recursive read-only mounts (its recursive_read_only_mounts)"));
+      }
+    }
+    options.oci_runtime = runtime::OciRuntime{
+        .handler = pod.runtime_handler,
+        .id = id,
+        .argv = RuntimeHandlerArgv(config_, pod.runtime_handler),
+        .timeout_ms = static_cast<long>(absl::ToInt64Milliseconds(handler->timeout))};
+  } else if (driver_->Places()) {
     // The driver puts the init in its cgroup (systemd: starts its scope with it) before the
     // init joins it; the monitor then writes what the driver does not.
     options.place_init = [&](pid_t pid) {

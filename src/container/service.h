@@ -133,8 +133,9 @@ class ContainerService {
                                                  const pod::PodSandbox& pod);
   absl::Status MakeSpec(Steps& steps, const ContainerSpec& spec, const std::string& id,
                         const SpecInputs& inputs, runtime::Spec* oci);
-  absl::Status StartMonitor(Steps& steps, const ContainerSpec& spec, const runtime::Spec& oci,
-                            const std::string& id, const std::string& name, ContainerData& data);
+  absl::Status StartMonitor(Steps& steps, const ContainerSpec& spec, const pod::PodSandbox& pod,
+                            const runtime::Spec& oci, const std::string& id,
+                            const std::string& name, ContainerData& data);
   absl::Status StopLocked(const std::string& id, absl::Duration timeout);
   absl::Status RemoveLocked(const std::string& id);
 

@@ -24,6 +24,8 @@ absl::Status ContainerService::UpdateResources(const std::string& id_or_prefix,
       ToRuntimeResources(resources, layout_.mode == cgroup::Mode::kUnified);
   FitResources(id, &limits);
   absl::Status updated = [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(std::optional<runtime::OciRuntime> oci, launcher_.RuntimeOf(Bundle(id)));
+    if (oci) return launcher_.UpdateWithRuntime(Bundle(id), *oci, limits);
     ASSIGN_OR_RETURN(const std::string cgroup, launcher_.CgroupPath(Bundle(id)));
     return driver_->Update(cgroup, limits, cgroup::Missing::kRefuse);
   }();

@@ -7,12 +7,16 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <system_error>
@@ -122,15 +126,164 @@ absl::StatusOr<Spec> ReadSpec(const std::string& bundle) {
 }
 
 void RemoveRuntimeFiles(const std::string& bundle) {
-  for (const char* name : {kMonitorSocket, kMonitorPidFile, kInitPidFile, kExitFile, kExitTempFile,
-                           kMonitorLog, kSeccompProgramFile}) {
+  for (const char* name :
+       {kMonitorSocket, kMonitorPidFile, kInitPidFile, kExitFile, kExitTempFile, kMonitorLog,
+        kSeccompProgramFile, kRuntimeFile, kRuntimeLog, kConsoleSocket}) {
     ::unlink(BundleFile(bundle, name).c_str());
   }
   // Last: Remove takes a bundle without it for one removed already.
   ::unlink(BundleFile(bundle, kSpecFile).c_str());
 }
 
+// One call of an OCI runtime, waited for within its timeout (then its process group is
+// killed); the error carries what the runtime logged.
+absl::Status RunRuntime(const OciRuntime& runtime, const std::string& bundle,
+                        const std::vector<std::string>& command) {
+  const std::string log_path = BundleFile(bundle, kRuntimeLog);
+  struct stat st;
+  const size_t log_offset = ::stat(log_path.c_str(), &st) == 0 ? st.st_size : 0;
+  const std::string what =
+      absl::StrCat("runtime handler ", runtime.handler, " (", runtime.argv[0], ") ", command[0]);
+  UniqueFd err_r, err_w;
+  RETURN_IF_ERROR(Annotate(MakePipe(&err_r, &err_w), what));
+  absl::StatusOr<pid_t> pid = Spawn({.path = runtime.argv[0],
+                                     .args = RuntimeCommand(runtime, bundle, command),
+                                     .fds = {{2, err_w.get()}},
+                                     .group = SpawnOptions::Group::kNewProcessGroup});
+  if (!pid.ok()) return Annotate(pid.status(), what);
+  err_w.Reset();
+  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, *pid, 0)));
+  std::string said_on_stderr;
+  bool timed_out = false;
+  const absl::Time deadline = absl::Now() + absl::Milliseconds(runtime.timeout_ms);
+  while (pidfd) {
+    struct pollfd p[2] = {{pidfd.get(), POLLIN, 0}, {err_r.get(), POLLIN, 0}};
+    const int64_t left = absl::ToInt64Milliseconds(deadline - absl::Now());
+    if (left <= 0) {
+      timed_out = true;
+      ::kill(-*pid, SIGKILL);
+      break;
+    }
+    int n = ::poll(p, err_r ? 2 : 1, static_cast<int>(left));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 || p[0].revents != 0) break;
+    if (err_r && p[1].revents != 0) {
+      char buf[4096];
+      ssize_t r = ::read(err_r.get(), buf, sizeof(buf));
+      if (r <= 0) {
+        err_r.Reset();
+      } else if (said_on_stderr.size() < 65536) {
+        said_on_stderr.append(buf, r);
+      }
+    }
+  }
+  int status = 0;
+  while (::waitpid(*pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (timed_out) {
+    return absl::DeadlineExceededError(
+        absl::StrCat(what, ": no answer in ", runtime.timeout_ms, " ms, killed"));
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return absl::OkStatus();
+  if (err_r) {
+    ::fcntl(err_r.get(), F_SETFL, O_NONBLOCK);
+    char buf[4096];
+    ssize_t r;
+    while (said_on_stderr.size() < 65536 && (r = ::read(err_r.get(), buf, sizeof(buf))) > 0) {
+      said_on_stderr.append(buf, r);
+    }
+  }
+  absl::StatusOr<std::string> log = ReadFile(log_path);
+  std::string said = log.ok() ? LastRuntimeError(*log, log_offset) : std::string();
+  if (said.empty()) said = LastRuntimeError(said_on_stderr);
+  return absl::UnknownError(absl::StrCat(what, " failed (",
+                                         WIFSIGNALED(status)
+                                             ? absl::StrCat("signal ", WTERMSIG(status))
+                                             : absl::StrCat("exit code ", WEXITSTATUS(status)),
+                                         ")", said.empty() ? "" : ": ", said));
+}
+
+// What an OCI runtime would refuse outright but crib's own launcher takes as best effort
+// (without CAP_SYS_RESOURCE): an oom_score_adj below cribd's own, a hard rlimit above its own.
+// Both are raised or lowered to what cribd may set, with a warning.
+std::vector<std::string> ClampForRuntime(Spec& spec) {
+  std::vector<std::string> warnings;
+  if (spec.process.oom_score_adj) {
+    absl::StatusOr<std::string> own = ReadFile("/proc/self/oom_score_adj");
+    int floor = 0;
+    if (own.ok() && absl::SimpleAtoi(absl::StripAsciiWhitespace(*own), &floor) &&
+        *spec.process.oom_score_adj < floor) {
+      warnings.push_back(absl::StrCat("oom_score_adj ", *spec.process.oom_score_adj, " raised to ",
+                                      floor, ": lowering it needs CAP_SYS_RESOURCE"));
+      spec.process.oom_score_adj = floor;
+    }
+  }
+  for (Rlimit& limit : spec.process.rlimits) {
+    const auto* name = std::find(std::begin(kRlimitNames), std::end(kRlimitNames), limit.type);
+    struct rlimit current;
+    if (name == std::end(kRlimitNames) ||
+        ::getrlimit(static_cast<__rlimit_resource>(name - std::begin(kRlimitNames)), &current) !=
+            0) {
+      continue;
+    }
+    if (current.rlim_max != RLIM_INFINITY && limit.hard > current.rlim_max) {
+      warnings.push_back(absl::StrCat(limit.type, " hard limit ", limit.hard, " lowered to ",
+                                      current.rlim_max, ": raising it needs CAP_SYS_RESOURCE"));
+      limit.hard = current.rlim_max;
+      limit.soft = std::min(limit.soft, limit.hard);
+    }
+  }
+  return warnings;
+}
+
 }  // namespace
+
+absl::StatusOr<std::optional<OciRuntime>> Launcher::RuntimeOf(const std::string& bundle) {
+  absl::StatusOr<std::string> text = ReadFile(BundleFile(bundle, kRuntimeFile));
+  if (!text.ok()) {
+    if (absl::IsNotFound(text.status())) return std::nullopt;
+    return text.status();
+  }
+  OciRuntime runtime;
+  std::string error;
+  if (!ParseRuntimeFile(*text, &runtime, &error)) {
+    return absl::InternalError(absl::StrCat(BundleFile(bundle, kRuntimeFile), ": ", error));
+  }
+  return runtime;
+}
+
+absl::Status Launcher::UpdateWithRuntime(const std::string& bundle, const OciRuntime& runtime,
+                                         const Resources& resources) const {
+  const std::string file = BundleFile(bundle, "update.json");
+  RETURN_IF_ERROR(WriteFileAtomic(file, ResourcesToJson(resources), 0600, Durability::kVolatile));
+  absl::Status updated = RunRuntime(runtime, bundle, {"update", "--resources", file, runtime.id});
+  ::unlink(file.c_str());
+  return updated;
+}
+
+void Launcher::RemoveRuntimeCgroupParents(const std::string& cgroups_path) const {
+  std::call_once(other_hierarchies_once_, [this] {
+    std::vector<cgroup::Hierarchy> mounted;
+    std::string error;
+    if (!cgroup::MountedHierarchies(&mounted, &error)) return;
+    const std::vector<cgroup::Hierarchy> ours =
+        hierarchies_.empty() ? cgroup::UsableHierarchies(mounted) : hierarchies_;
+    for (const cgroup::Hierarchy& h : mounted) {
+      if (std::none_of(ours.begin(), ours.end(), [&](const cgroup::Hierarchy& o) {
+            return o.mount_point == h.mount_point;
+          })) {
+        other_hierarchies_.push_back(h.mount_point);
+      }
+    }
+  });
+  if (cgroups_path.empty() || cgroups_path.find("..") != std::string::npos) return;
+  const std::string path = cgroups_path[0] == '/' ? cgroups_path : "/" + cgroups_path;
+  const std::string parent = path.substr(0, path.rfind('/'));
+  for (const std::string& mount : other_hierarchies_) {
+    ::rmdir((mount + path).c_str());
+    if (!parent.empty()) ::rmdir((mount + parent).c_str());  // busy while others live there
+  }
+}
 
 absl::StatusOr<std::string> Launcher::SeccompProgramOf(const Seccomp& profile) const {
   {
@@ -177,16 +330,37 @@ absl::StatusOr<CreatedContainer> Launcher::Create(absl::string_view id, const st
   auto annotate = [&](const absl::Status& s) {
     return Annotate(s, absl::StrCat("create container ", id));
   };
-  if (absl::Status s = WriteFileAtomic(BundleFile(bundle, kSpecFile), SpecToJson(spec), 0644,
-                                       Durability::kVolatile);
-      !s.ok()) {
-    return annotate(s);
+  std::vector<std::string> runtime_warnings;
+  Spec for_runtime;
+  if (options.oci_runtime) {
+    if (options.place_init) {
+      return annotate(absl::FailedPreconditionError(absl::StrCat(
+          "runtime handler ", options.oci_runtime->handler,
+          " cannot run a container whose cgroup another party places (the systemd driver)")));
+    }
+    for_runtime = spec;
+    runtime_warnings = ClampForRuntime(for_runtime);
   }
+  const Spec& written = options.oci_runtime ? for_runtime : spec;
   absl::Cleanup undo = [&] {
     (void)RemoveCgroup(spec);
     RemoveRuntimeFiles(bundle);
   };
-  if (spec.linux_spec.seccomp) {
+  if (options.oci_runtime) {
+    if (absl::Status s =
+            WriteFileAtomic(BundleFile(bundle, kRuntimeFile), RuntimeFileText(*options.oci_runtime),
+                            0644, Durability::kVolatile);
+        !s.ok()) {
+      return annotate(s);
+    }
+  }
+  if (absl::Status s = WriteFileAtomic(BundleFile(bundle, kSpecFile), SpecToJson(written), 0644,
+                                       Durability::kVolatile);
+      !s.ok()) {
+    return annotate(s);
+  }
+  // An OCI runtime compiles the spec's seccomp profile itself.
+  if (spec.linux_spec.seccomp && !options.oci_runtime) {
     absl::StatusOr<std::string> program = SeccompProgramOf(*spec.linux_spec.seccomp);
     if (!program.ok()) return annotate(program.status());
     if (absl::Status s = WriteFileAtomic(BundleFile(bundle, kSeccompProgramFile), *program, 0644,
@@ -268,6 +442,7 @@ absl::StatusOr<CreatedContainer> Launcher::Create(absl::string_view id, const st
   if (warnings & 1) {
     created.warnings.push_back("oom_score_adj not applied: lowering it needs CAP_SYS_RESOURCE");
   }
+  created.warnings.insert(created.warnings.end(), runtime_warnings.begin(), runtime_warnings.end());
   std::move(undo).Cancel();
   return created;
 }
@@ -545,6 +720,14 @@ absl::Status Launcher::Remove(const std::string& bundle) const {
       (void)WaitExit(bundle, kKillGrace);
     }
   }
+  absl::StatusOr<std::optional<OciRuntime>> runtime = RuntimeOf(bundle);
+  if (!runtime.ok()) return Annotate(runtime.status(), "remove container");
+  if (*runtime) {
+    // The runtime's state of the container (and whatever of it still runs).
+    RETURN_IF_ERROR(Annotate(RunRuntime(**runtime, bundle, {"delete", "--force", (*runtime)->id}),
+                             "remove container"));
+    RemoveRuntimeCgroupParents(spec->linux_spec.cgroups_path);
+  }
   RETURN_IF_ERROR(Annotate(RemoveCgroup(*spec), "remove container"));
   RemoveRuntimeFiles(bundle);
   return absl::OkStatus();
@@ -685,7 +868,8 @@ absl::StatusOr<std::unique_ptr<ExecProcess>> Launcher::StartExec(
   if (in_r) helper_fds.emplace_back(0, in_r.get());
   if (out_w) helper_fds.emplace_back(1, out_w.get());
   if (err_w) helper_fds.emplace_back(2, err_w.get());
-  absl::StatusOr<pid_t> pid = Spawn({.path = monitor_path_, .args = args, .fds = std::move(helper_fds)});
+  absl::StatusOr<pid_t> pid =
+      Spawn({.path = monitor_path_, .args = args, .fds = std::move(helper_fds)});
   if (!pid.ok()) return annotate(pid.status());
   in_r.Reset();
   out_w.Reset();

@@ -21,6 +21,7 @@
 #include "absl/time/time.h"
 #include "cgroup/cgroup_files.h"
 #include "common/unique_fd.h"
+#include "runtime/oci_runtime.h"
 #include "runtime/spec.h"
 
 namespace crib::runtime {
@@ -35,6 +36,10 @@ struct CreateOptions {
   // init stops before joining its cgroup and this is called with its pid; the monitor applies
   // the cgroup files and lets the init go on only when it returns OK.
   std::function<absl::Status(pid_t)> place_init;
+  // Run by this OCI runtime (a runtime handler) instead of crib's own init: crib-monitor stays
+  // the container's shim (stdio, log, exit, attach) and calls the runtime's create, start,
+  // kill and exec; the launcher its update and delete. Not with place_init.
+  std::optional<OciRuntime> oci_runtime;
 };
 
 struct CreatedContainer {
@@ -192,8 +197,15 @@ class Launcher {
   absl::StatusOr<Attachment> Attach(const std::string& bundle, const AttachOptions& options) const;
 
   // Kills whatever still runs, removes the cgroup and the files the launcher and the
-  // monitor wrote in the bundle, config.json last (the bundle directory stays). Idempotent.
+  // monitor wrote in the bundle, config.json last (the bundle directory stays); the OCI
+  // runtime's state of the container too (`delete --force`). Idempotent.
   absl::Status Remove(const std::string& bundle) const;
+
+  // The OCI runtime that runs the container in `bundle`; nullopt for crib's own launcher.
+  static absl::StatusOr<std::optional<OciRuntime>> RuntimeOf(const std::string& bundle);
+  // New limits through the container's OCI runtime (`update --resources`).
+  absl::Status UpdateWithRuntime(const std::string& bundle, const OciRuntime& runtime,
+                                 const Resources& resources) const;
 
  private:
   // One request line, one reply line; `fds` (if given) receives the fds the reply carries.
@@ -211,8 +223,15 @@ class Launcher {
   // "--cgroup-mounts <word>" for a monitor's command line, or nothing.
   void AddHierarchies(std::vector<std::string>& args) const;
 
+  // The cgroup directories an OCI runtime made for the container at `cgroups_path` in the
+  // hierarchies crib leaves alone (named ones, a hybrid machine's v2 tree), and its pod's
+  // directory there once empty: `delete` removes only the container's own.
+  void RemoveRuntimeCgroupParents(const std::string& cgroups_path) const;
+
   std::string monitor_path_;
   std::vector<cgroup::Hierarchy> hierarchies_;
+  mutable std::once_flag other_hierarchies_once_;
+  mutable std::vector<std::string> other_hierarchies_;  // their mount points
   std::string hierarchies_word_;
   mutable std::mutex seccomp_mu_;
   mutable std::vector<std::pair<Seccomp, std::string>> seccomp_programs_;

@@ -31,6 +31,14 @@ struct Capabilities {
   bool operator==(const Capabilities&) const = default;
 };
 
+// The rlimit types, at the index of their resource number (RLIMIT_CPU is 0).
+inline constexpr const char* kRlimitNames[] = {
+    "RLIMIT_CPU",      "RLIMIT_FSIZE", "RLIMIT_DATA",   "RLIMIT_STACK",
+    "RLIMIT_CORE",     "RLIMIT_RSS",   "RLIMIT_NPROC",  "RLIMIT_NOFILE",
+    "RLIMIT_MEMLOCK",  "RLIMIT_AS",    "RLIMIT_LOCKS",  "RLIMIT_SIGPENDING",
+    "RLIMIT_MSGQUEUE", "RLIMIT_NICE",  "RLIMIT_RTPRIO", "RLIMIT_RTTIME",
+};
+
 struct Rlimit {
   std::string type;  // RLIMIT_NOFILE, ...
   uint64_t hard = 0;
@@ -138,6 +146,10 @@ struct Spec {
 bool ParseSpecJson(std::string_view text, Spec* spec, std::string* error);
 // The config.json text of `spec` (indented, stable key order).
 std::string SpecToJson(const Spec& spec);
+// The process object alone (what `runc exec --process` reads) and linux.resources alone (what
+// `runc update --resources` reads).
+std::string ProcessToJson(const Process& process);
+std::string ResourcesToJson(const Resources& resources);
 // An OCI seccomp profile (the linux.seccomp object, as Localhost profiles are written).
 bool ParseSeccompJson(std::string_view text, Seccomp* seccomp, std::string* error);
 

@@ -234,8 +234,9 @@ bool ParseSpecJson(std::string_view text, Spec* spec, std::string* error) {
   return true;
 }
 
-std::string SpecToJson(const Spec& spec) {
-  const Process& p = spec.process;
+namespace {
+
+json ProcessJson(const Process& p) {
   json proc = {
       {"terminal", p.terminal},
       {"user",
@@ -258,22 +259,10 @@ std::string SpecToJson(const Spec& spec) {
   proc["rlimits"] = rlimits;
   if (p.oom_score_adj) proc["oomScoreAdj"] = *p.oom_score_adj;
   if (!p.apparmor_profile.empty()) proc["apparmorProfile"] = p.apparmor_profile;
+  return proc;
+}
 
-  json mounts = json::array();
-  for (const auto& m : spec.mounts) {
-    mounts.push_back({{"destination", m.destination},
-                      {"type", m.type},
-                      {"source", m.source},
-                      {"options", m.options}});
-  }
-  const LinuxSpec& l = spec.linux_spec;
-  json namespaces = json::array();
-  for (const auto& ns : l.namespaces) {
-    json n = {{"type", ns.type}};
-    if (!ns.path.empty()) n["path"] = ns.path;
-    namespaces.push_back(n);
-  }
-  const Resources& r = l.resources;
+json ResourcesJson(const Resources& r) {
   json res = json::object();
   json cpu = json::object();
   if (r.cpu_shares) cpu["shares"] = *r.cpu_shares;
@@ -305,6 +294,32 @@ std::string SpecToJson(const Spec& spec) {
     }
     res["devices"] = rules;
   }
+  return res;
+}
+
+}  // namespace
+
+std::string ProcessToJson(const Process& process) { return ProcessJson(process).dump(2); }
+
+std::string ResourcesToJson(const Resources& resources) { return ResourcesJson(resources).dump(2); }
+
+std::string SpecToJson(const Spec& spec) {
+  json proc = ProcessJson(spec.process);
+  json mounts = json::array();
+  for (const auto& m : spec.mounts) {
+    mounts.push_back({{"destination", m.destination},
+                      {"type", m.type},
+                      {"source", m.source},
+                      {"options", m.options}});
+  }
+  const LinuxSpec& l = spec.linux_spec;
+  json namespaces = json::array();
+  for (const auto& ns : l.namespaces) {
+    json n = {{"type", ns.type}};
+    if (!ns.path.empty()) n["path"] = ns.path;
+    namespaces.push_back(n);
+  }
+  json res = ResourcesJson(l.resources);
 
   json devices = json::array();
   for (const auto& d : l.devices) {

@@ -45,12 +45,20 @@ grpc::Status RuntimeService::Status(grpc::ServerContext*, const cri::StatusReque
   }
   AddCondition(*status, "RuntimeReady", runtime_ready);
   AddCondition(*status, "NetworkReady", deps_.network.Status());
-  // The default handler (""): crib's own launcher.
-  cri::RuntimeHandler* handler = response->add_runtime_handlers();
-  handler->set_name("");
-  handler->mutable_features()->set_recursive_read_only_mounts(
-      runtime::SupportsRecursiveReadOnly());
-  handler->mutable_features()->set_user_namespaces(false);
+  // The default handler (""), also by its name: crib's own launcher; then the OCI runtimes.
+  // No handler runs pods in user namespaces yet.
+  const bool kernel_rro = runtime::SupportsRecursiveReadOnly();
+  auto add_handler = [&](const std::string& name, bool rro) {
+    cri::RuntimeHandler* handler = response->add_runtime_handlers();
+    handler->set_name(name);
+    handler->mutable_features()->set_recursive_read_only_mounts(kernel_rro && rro);
+    handler->mutable_features()->set_user_namespaces(false);
+  };
+  add_handler("", true);
+  add_handler(deps_.config.default_runtime_name, true);
+  for (const auto& [name, runtime] : deps_.config.runtimes) {
+    add_handler(name, runtime.recursive_read_only_mounts);
+  }
   // Merge and Strict are both implemented (container/users.cc).
   response->mutable_features()->set_supplemental_groups_policy(true);
   if (request->verbose()) {

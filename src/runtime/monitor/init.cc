@@ -28,13 +28,6 @@
 namespace crib::runtime {
 namespace {
 
-constexpr const char* kRlimitNames[] = {
-    "RLIMIT_CPU",      "RLIMIT_FSIZE", "RLIMIT_DATA",   "RLIMIT_STACK",
-    "RLIMIT_CORE",     "RLIMIT_RSS",   "RLIMIT_NPROC",  "RLIMIT_NOFILE",
-    "RLIMIT_MEMLOCK",  "RLIMIT_AS",    "RLIMIT_LOCKS",  "RLIMIT_SIGPENDING",
-    "RLIMIT_MSGQUEUE", "RLIMIT_NICE",  "RLIMIT_RTPRIO", "RLIMIT_RTTIME",
-};
-
 bool CapabilityMask(const std::vector<std::string>& names, int last_cap, uint64_t* mask,
                     std::string* error) {
   *mask = 0;

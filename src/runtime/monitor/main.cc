@@ -38,6 +38,7 @@
 #include "runtime/monitor/init.h"
 #include "runtime/monitor/protocol.h"
 #include "runtime/monitor/socket_address.h"
+#include "runtime/oci_runtime.h"
 #include "runtime/spec.h"
 
 namespace crib::runtime {
@@ -154,6 +155,207 @@ bool MakeSyncPair(UniqueFd* a, UniqueFd* b, std::string* error) {
   a->Reset(sv[0]);
   b->Reset(sv[1]);
   return true;
+}
+
+// The bundle's OCI runtime, when a runtime handler runs the container (the `runtime` file);
+// false without one.
+bool LoadRuntime(const std::string& bundle, OciRuntime* runtime, std::string* error) {
+  std::string text;
+  if (!ReadWholeFile(bundle + "/" + kRuntimeFile, &text)) return false;
+  if (!ParseRuntimeFile(text, runtime, error)) {
+    runtime->argv.clear();
+    return false;
+  }
+  return true;
+}
+
+off_t FileSize(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 ? st.st_size : 0;
+}
+
+// Runs one call of the OCI runtime with `in`, `out` and `err` as its stdio (-1: /dev/null;
+// for `err`, a pipe read here, whose last line says what went wrong when the runtime logged
+// nothing) and waits for it, for the runtime's timeout at most (then its process group is
+// killed). False with the runtime's own error, or how it ended, when it did not exit with 0.
+// `err_reader`: the read end of a given `err` pipe, read for the message likewise.
+bool RunRuntime(const OciRuntime& runtime, const std::string& bundle,
+                const std::vector<std::string>& command, int in, int out, int err,
+                std::string* error, int err_reader = -1) {
+  const std::string log_path = bundle + "/" + kRuntimeLog;
+  const off_t log_offset = FileSize(log_path);
+  std::vector<std::string> args = RuntimeCommand(runtime, bundle, command);
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const std::string what =
+      "runtime handler " + runtime.handler + " (" + runtime.argv[0] + ") " + command[0];
+  UniqueFd stderr_r, stderr_w;
+  if (err < 0) {
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) != 0) {
+      *error = what + ": pipe: " + ErrorText(errno);
+      return false;
+    }
+    stderr_r.Reset(p[0]);
+    stderr_w.Reset(p[1]);
+    err = stderr_w.get();
+  }
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    *error = what + ": fork: " + ErrorText(errno);
+    return false;
+  }
+  if (pid == 0) {
+    ::setpgid(0, 0);
+    int null_fd = ::open("/dev/null", O_RDWR);
+    const int from[3] = {in < 0 ? null_fd : in, out < 0 ? null_fd : out, err};
+    for (int target = 0; target < 3; ++target) {
+      if (from[target] == target) {
+        ::fcntl(target, F_SETFD, 0);
+      } else {
+        ::dup2(from[target], target);
+      }
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::signal(SIGPIPE, SIG_DFL);
+    ::signal(SIGHUP, SIG_DFL);
+    ::execv(argv[0], argv.data());
+    WriteAll(2, "exec " + args[0] + ": " + ErrorText(errno) + "\n");
+    _exit(127);
+  }
+  stderr_w.Reset();
+  UniqueFd pidfd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
+  std::string said_on_stderr;
+  bool timed_out = false;
+  const long long deadline = NowNanos() + runtime.timeout_ms * 1000000LL;
+  while (pidfd) {
+    struct pollfd p[2] = {{pidfd.get(), POLLIN, 0}, {stderr_r.get(), POLLIN, 0}};
+    const long long left_ms = (deadline - NowNanos()) / 1000000LL;
+    if (left_ms <= 0) {
+      timed_out = true;
+      ::kill(-pid, SIGKILL);
+      ::kill(pid, SIGKILL);
+      break;
+    }
+    int n = ::poll(p, stderr_r ? 2 : 1, static_cast<int>(left_ms));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 || p[0].revents != 0) break;
+    if (stderr_r && p[1].revents != 0) {
+      char buf[4096];
+      ssize_t r = ::read(stderr_r.get(), buf, sizeof(buf));
+      if (r <= 0) {
+        stderr_r.Reset();
+      } else if (said_on_stderr.size() < 65536) {
+        said_on_stderr.append(buf, r);
+      }
+    }
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (timed_out) {
+    *error = what + ": no answer in " + std::to_string(runtime.timeout_ms) + " ms, killed";
+    return false;
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return true;
+  if (stderr_r) err_reader = stderr_r.get();
+  if (err_reader >= 0) {
+    SetNonBlocking(err_reader);
+    char buf[4096];
+    ssize_t r;
+    while (said_on_stderr.size() < 65536 && (r = ::read(err_reader, buf, sizeof(buf))) > 0) {
+      said_on_stderr.append(buf, r);
+    }
+  }
+  std::string log;
+  ReadWholeFile(log_path, &log);
+  std::string said = LastRuntimeError(log, static_cast<size_t>(log_offset));
+  if (said.empty()) said = LastRuntimeError(said_on_stderr);
+  *error = what + " failed" +
+           (WIFSIGNALED(status) ? " (signal " + std::to_string(WTERMSIG(status)) + ")"
+                                : " (exit code " + std::to_string(WEXITSTATUS(status)) + ")") +
+           (said.empty() ? std::string() : ": " + said);
+  return false;
+}
+
+// A listening socket for the runtime's --console-socket at `path`, and the name the runtime
+// can connect to (through this process's fd of the directory when the path is too long).
+bool ListenConsole(const std::string& path, UniqueFd* listener, UniqueFd* dir, std::string* name,
+                   std::string* error) {
+  struct sockaddr_un addr;
+  if (int err = MakeSocketAddress(path, &addr, dir)) {
+    *error = "socket address " + path + ": " + ErrorText(err);
+    return false;
+  }
+  ::unlink(path.c_str());
+  listener->Reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!*listener ||
+      ::bind(listener->get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      ::listen(listener->get(), 1) != 0) {
+    *error = "listen on " + path + ": " + ErrorText(errno);
+    return false;
+  }
+  *name = addr.sun_path;
+  if (name->compare(0, 14, "/proc/self/fd/") == 0) {
+    *name = "/proc/" + std::to_string(::getpid()) + name->substr(10);
+  }
+  return true;
+}
+
+// The terminal's master that the runtime sent to the console socket.
+bool ReceiveConsole(int listener, long timeout_ms, UniqueFd* master, std::string* error) {
+  struct pollfd p = {listener, POLLIN, 0};
+  int n;
+  do {
+    n = ::poll(&p, 1, static_cast<int>(timeout_ms));
+  } while (n < 0 && errno == EINTR);
+  UniqueFd conn(n > 0 ? ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC) : -1);
+  if (!conn) {
+    *error = "the runtime sent no terminal to the console socket";
+    return false;
+  }
+  struct pollfd q = {conn.get(), POLLIN, 0};
+  do {
+    n = ::poll(&q, 1, static_cast<int>(timeout_ms));
+  } while (n < 0 && errno == EINTR);
+  char buf[4096];
+  struct iovec iov = {buf, sizeof(buf)};
+  union {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } control;
+  struct msghdr mh = {};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  mh.msg_control = control.buf;
+  mh.msg_controllen = sizeof(control.buf);
+  if (n <= 0 || ::recvmsg(conn.get(), &mh, MSG_CMSG_CLOEXEC) < 0) {
+    *error =
+        "receive the terminal from the console socket: " + ErrorText(n < 0 ? errno : ETIMEDOUT);
+    return false;
+  }
+  for (struct cmsghdr* c = CMSG_FIRSTHDR(&mh); c != nullptr; c = CMSG_NXTHDR(&mh, c)) {
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+      int received;
+      std::memcpy(&received, CMSG_DATA(c), sizeof(int));
+      master->Reset(received);
+    }
+  }
+  if (!*master) {
+    *error = "the runtime's message on the console socket carried no terminal";
+    return false;
+  }
+  return true;
+}
+
+// The pid the runtime wrote into `path`.
+pid_t ReadPidFile(const std::string& path) {
+  std::string text;
+  if (!ReadWholeFile(path, &text)) return 0;
+  return static_cast<pid_t>(std::atol(text.c_str()));
 }
 
 struct Options {
@@ -352,6 +554,11 @@ class Monitor {
 
   // Creates the parked init. On failure, `error` is set and nothing is left running.
   bool Create(std::string* error, uint32_t* warnings);
+  // The container is run by an OCI runtime (a runtime handler), not by crib's own init.
+  void set_runtime(OciRuntime runtime) {
+    runtime_ = std::move(runtime);
+    oci_ = true;
+  }
   bool HandOffCgroup(std::string* error);
   // Serves the socket until the init has exited, then records the exit.
   void Run();
@@ -388,8 +595,16 @@ class Monitor {
   void StdinDetached();
   int StdinTarget() const;
   void Finish();
+  // With an OCI runtime: `create` (the init waits in the runtime's own way until `start`).
+  bool CreateWithRuntime(std::string* error);
+  // Runs one call of the runtime on this container with no stdio.
+  bool Runtime(const std::vector<std::string>& command, std::string* error) const {
+    return RunRuntime(runtime_, o_.bundle, command, -1, -1, -1, error);
+  }
 
   Options o_;
+  OciRuntime runtime_;
+  bool oci_ = false;
   const ImageTrimmer* trimmer_ = nullptr;
   std::vector<struct pollfd> poll_fds_;
   Spec spec_;
@@ -417,6 +632,7 @@ class Monitor {
 };
 
 bool Monitor::Create(std::string* error, uint32_t* warnings) {
+  if (oci_) return CreateWithRuntime(error);
   if (!BuildPlan(spec_, o_.bundle, false, o_.hierarchies, &plan_, error)) return false;
   plan_.cgroup_handoff = o_.cgroup_handoff && !spec_.linux_spec.cgroups_path.empty();
   if (!spec_.linux_spec.cgroups_path.empty() && !plan_.cgroup_handoff) {
@@ -514,6 +730,86 @@ bool Monitor::Create(std::string* error, uint32_t* warnings) {
   return true;
 }
 
+// The runtime's `create` with the container's stdio (pipes, or a terminal it makes and sends
+// to the console socket); its init is parked by the runtime until `start`. The runtime makes
+// the cgroup from the spec; the monitor only reads it (OOM kills). As a child subreaper the
+// monitor inherits the init once the runtime's `create` exits, and reaps it like its own.
+bool Monitor::CreateWithRuntime(std::string* error) {
+  const bool terminal = spec_.process.terminal;
+  if (!o_.log_path.empty()) {
+    if (int err = log_.Open(o_.log_path)) {
+      *error = "open log " + o_.log_path + ": " + ErrorText(err);
+      return false;
+    }
+  }
+  UniqueFd in, out_w, err_w;
+  if (o_.stdin_open && !terminal) {
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) != 0) {
+      *error = std::string("pipe: ") + ErrorText(errno);
+      return false;
+    }
+    in.Reset(p[0]);
+    stdin_w_.Reset(p[1]);
+  }
+  if (!terminal) {
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) != 0) {
+      *error = std::string("pipe: ") + ErrorText(errno);
+      return false;
+    }
+    out_r_.Reset(p[0]);
+    out_w.Reset(p[1]);
+    if (::pipe2(p, O_CLOEXEC) != 0) {
+      *error = std::string("pipe: ") + ErrorText(errno);
+      return false;
+    }
+    err_r_.Reset(p[0]);
+    err_w.Reset(p[1]);
+  }
+  const std::string pid_file = o_.bundle + "/" + kInitPidFile;
+  const std::string console_path = o_.bundle + "/" + kConsoleSocket;
+  UniqueFd console, console_dir;
+  std::vector<std::string> command = {"create", "--bundle", o_.bundle, "--pid-file", pid_file};
+  if (terminal) {
+    std::string name;
+    if (!ListenConsole(console_path, &console, &console_dir, &name, error)) return false;
+    command.insert(command.end(), {"--console-socket", name});
+  }
+  command.push_back(runtime_.id);
+  ::unlink(pid_file.c_str());
+  bool created =
+      RunRuntime(runtime_, o_.bundle, command, in ? in.get() : -1, out_w ? out_w.get() : -1,
+                 err_w ? err_w.get() : -1, error, err_r_ ? err_r_.get() : -1);
+  in.Reset();
+  out_w.Reset();
+  err_w.Reset();
+  if (created) {
+    init_pid_ = ReadPidFile(pid_file);
+    if (init_pid_ <= 0) {
+      *error = runtime_.handler + " create wrote no pid to " + pid_file;
+      created = false;
+    }
+  }
+  if (created && terminal)
+    created = ReceiveConsole(console.get(), runtime_.timeout_ms, &pty_master_, error);
+  if (terminal) ::unlink(console_path.c_str());
+  if (!created) {
+    // What the runtime made of the container (its state, the init, the cgroup) goes.
+    std::string ignored;
+    Runtime({"delete", "--force", runtime_.id}, &ignored);
+    if (init_pid_ > 0) ::waitpid(init_pid_, nullptr, WNOHANG);
+    init_pid_ = 0;
+    return false;
+  }
+  if (!spec_.linux_spec.cgroups_path.empty()) {
+    std::string why;
+    has_cgroup_ = InitCgroupFiles(cgroup_, o_.hierarchies, spec_.linux_spec.cgroups_path, &why);
+    if (!has_cgroup_) Log("OOM kills may go unseen: " + why);
+  }
+  return true;
+}
+
 // The init waits before joining its cgroup; the launcher is told its pid on fd 3 and answers
 // "ok" once the cgroup holds it (a systemd scope); then the limits go into the cgroup's files
 // and the init goes on.
@@ -574,6 +870,13 @@ std::string Monitor::Dispatch(const std::string& request, std::vector<UniqueFd>*
   }
   if (cmd == "start") {
     if (state_ != State::kCreated) return "refused the container is not in the created state";
+    if (oci_) {
+      std::string error;
+      if (!Runtime({"start", runtime_.id}, &error)) return "error " + error;
+      started_at_ = NowNanos();
+      state_ = State::kRunning;
+      return "ok";
+    }
     if (::write(start_w_.get(), "x", 1) != 1) {
       return std::string("error release the init: ") + ErrorText(errno);
     }
@@ -592,6 +895,13 @@ std::string Monitor::Dispatch(const std::string& request, std::vector<UniqueFd>*
   if (cmd == "kill" && words.size() == 2) {
     int sig = std::atoi(words[1].c_str());
     if (state_ == State::kExited) return "ok exited";
+    if (oci_) {
+      std::string error;
+      if (Runtime({"kill", runtime_.id, std::to_string(sig)}, &error)) return "ok";
+      Reap();  // the runtime refuses a container whose init has just exited
+      if (state_ == State::kExited) return "ok exited";
+      return "error " + error;
+    }
     if (::kill(init_pid_, sig) != 0) return std::string("error kill: ") + ErrorText(errno);
     return "ok";
   }
@@ -737,6 +1047,11 @@ void Monitor::ExecServe() {
 
 bool Monitor::Adopt(std::string* error) {
   init_pid_ = o_.pid;
+  if (OciRuntime runtime; LoadRuntime(o_.bundle, &runtime, error)) {
+    set_runtime(std::move(runtime));
+  } else if (!error->empty()) {
+    return false;
+  }
   int values[8];
   if (std::sscanf(o_.fds.c_str(), "%d,%d,%d,%d,%d,%d,%d,%d", &values[0], &values[1], &values[2],
                   &values[3], &values[4], &values[5], &values[6], &values[7]) != 8) {
@@ -972,7 +1287,14 @@ int CreateMain(Options o) {
   if (::chdir("/") != 0) return 1;
 
   std::string bundle = o.bundle;
+  OciRuntime runtime;
+  const bool oci = LoadRuntime(bundle, &runtime, &error);
+  if (!oci && !error.empty()) {
+    WriteAll(kMonitorStatusFd, "error " + error + "\n");
+    return 1;
+  }
   Monitor monitor(std::move(o), std::move(spec));
+  if (oci) monitor.set_runtime(std::move(runtime));
   uint32_t warnings = 0;
   if (!monitor.Create(&error, &warnings) || !monitor.Listen(&error)) {
     // The launcher removes the cgroup and the bundle's files after a failed create.
@@ -1008,6 +1330,112 @@ int ServeMain(Options o) {
   return 0;
 }
 
+// The exec'd process `child` runs: tells cribd so (with the terminal's master) when it is
+// interactive, waits for its end (killing it at the timeout, or when cribd goes away from an
+// interactive one) and reports how it ended.
+template <typename Report>
+int AwaitExec(const Options& o, pid_t child, UniqueFd master, const Report& report) {
+  const bool interactive = o.interactive;
+  UniqueFd pidfd(static_cast<int>(syscall(SYS_pidfd_open, child, 0)));
+  if (interactive) {
+    std::vector<int> fds;
+    if (master) fds.push_back(master.get());
+    bool told = SendWithFds(kMonitorStatusFd, "started\n", fds);
+    master.Reset();
+    // Until the process exits; cribd closing its end (the client went away) kills it.
+    bool killed = !told;
+    if (killed) ::kill(child, SIGKILL);
+    while (pidfd && !killed) {
+      struct pollfd p[2] = {{pidfd.get(), POLLIN, 0}, {kMonitorStatusFd, POLLIN, 0}};
+      int n = ::poll(p, 2, -1);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 || p[0].revents != 0) break;
+      char buf[64];
+      if (p[1].revents != 0 && ::read(kMonitorStatusFd, buf, sizeof(buf)) <= 0) {
+        ::kill(child, SIGKILL);
+        killed = true;
+      }
+    }
+  }
+  bool timed_out = false;
+  if (o.timeout_ms > 0 && pidfd) {
+    struct pollfd p = {pidfd.get(), POLLIN, 0};
+    int n;
+    do {
+      n = ::poll(&p, 1, static_cast<int>(o.timeout_ms));
+    } while (n < 0 && errno == EINTR);
+    if (n == 0) {
+      timed_out = true;
+      ::kill(child, SIGKILL);
+    }
+  }
+  int status = 0;
+  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (timed_out) {
+    report("timeout\n");
+  } else if (WIFSIGNALED(status)) {
+    report("signal " + std::to_string(WTERMSIG(status)) + "\n");
+  } else {
+    report("exit " + std::to_string(WEXITSTATUS(status)) + "\n");
+  }
+  return 0;
+}
+
+// `exec` through the container's OCI runtime: the process (the spec's, with its args and
+// terminal) goes to `<runtime> exec --process --detach`, with this helper's stdio, or a
+// terminal the runtime sends to a console socket. The helper is a child subreaper, so the
+// process becomes its child when the runtime exits, and is waited for as crib's own.
+template <typename Report, typename Fail>
+int ExecWithRuntime(const Options& o, Spec& spec, const OciRuntime& runtime, const Report& report,
+                    const Fail& fail) {
+  ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+  const bool terminal = o.interactive && o.tty;
+  spec.process.terminal = terminal;
+  const std::string stem = o.bundle + "/exec-" + std::to_string(::getpid());
+  const std::string process_file = stem + ".json";
+  const std::string pid_file = stem + ".pid";
+  const std::string console_path = stem + ".sock";
+  struct Files {
+    std::string paths[3];
+    ~Files() {
+      for (const std::string& p : paths) ::unlink(p.c_str());
+    }
+  } files{{process_file, pid_file, console_path}};
+  if (!WriteFileAtomic(process_file, ProcessToJson(spec.process), false)) {
+    return fail("write " + process_file + ": " + ErrorText(errno));
+  }
+  std::string error;
+  UniqueFd console, console_dir;
+  std::vector<std::string> command = {"exec",       "--process", process_file,
+                                      "--pid-file", pid_file,    "--detach"};
+  if (terminal) {
+    std::string name;
+    if (!ListenConsole(console_path, &console, &console_dir, &name, &error)) return fail(error);
+    command.insert(command.end(), {"--console-socket", name});
+  }
+  command.push_back(runtime.id);
+  if (!RunRuntime(runtime, o.bundle, command, terminal ? -1 : 0, terminal ? -1 : 1,
+                  terminal ? -1 : 2, &error)) {
+    return fail(error);
+  }
+  const pid_t child = ReadPidFile(pid_file);
+  if (child <= 0) return fail(runtime.handler + " exec wrote no pid to " + pid_file);
+  UniqueFd master;
+  if (terminal && !ReceiveConsole(console.get(), runtime.timeout_ms, &master, &error)) {
+    ::kill(child, SIGKILL);
+    ::waitpid(child, nullptr, 0);
+    return fail(error);
+  }
+  // The captured output must reach EOF when the process is done, not when this helper is.
+  int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  ::dup2(null_fd, 0);
+  ::dup2(null_fd, 1);
+  ::dup2(null_fd, 2);
+  ::close(null_fd);
+  return AwaitExec(o, child, std::move(master), report);
+}
+
 // Runs one process in the namespaces and cgroup of the container whose init is --pid, with
 // the process settings of the container's spec (args replaced by the ones after --).
 int ExecMain(Options o) {
@@ -1028,6 +1456,11 @@ int ExecMain(Options o) {
   std::string error;
   if (!LoadSpec(o.bundle, &spec, &error)) return fail(error);
   if (!o.args.empty()) spec.process.args = o.args;
+  if (OciRuntime runtime; LoadRuntime(o.bundle, &runtime, &error)) {
+    return ExecWithRuntime(o, spec, runtime, report, fail);
+  } else if (!error.empty()) {
+    return fail(error);
+  }
   Plan plan;
   if (!BuildPlan(spec, o.bundle, true, o.hierarchies, &plan, &error)) return fail(error);
   if (o.pid <= 0) return fail("--pid is required");
@@ -1098,50 +1531,7 @@ int ExecMain(Options o) {
     ::waitpid(child, nullptr, 0);
     return fail(DescribeSync(msg));
   }
-  UniqueFd pidfd(static_cast<int>(syscall(SYS_pidfd_open, child, 0)));
-  if (interactive) {
-    std::vector<int> fds;
-    if (master) fds.push_back(master.get());
-    bool told = SendWithFds(kMonitorStatusFd, "started\n", fds);
-    master.Reset();
-    // Until the process exits; cribd closing its end (the client went away) kills it.
-    bool killed = !told;
-    if (killed) ::kill(child, SIGKILL);
-    while (pidfd && !killed) {
-      struct pollfd p[2] = {{pidfd.get(), POLLIN, 0}, {kMonitorStatusFd, POLLIN, 0}};
-      int n = ::poll(p, 2, -1);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 || p[0].revents != 0) break;
-      char buf[64];
-      if (p[1].revents != 0 && ::read(kMonitorStatusFd, buf, sizeof(buf)) <= 0) {
-        ::kill(child, SIGKILL);
-        killed = true;
-      }
-    }
-  }
-  bool timed_out = false;
-  if (o.timeout_ms > 0 && pidfd) {
-    struct pollfd p = {pidfd.get(), POLLIN, 0};
-    int n;
-    do {
-      n = ::poll(&p, 1, static_cast<int>(o.timeout_ms));
-    } while (n < 0 && errno == EINTR);
-    if (n == 0) {
-      timed_out = true;
-      ::kill(child, SIGKILL);
-    }
-  }
-  int status = 0;
-  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (timed_out) {
-    report("timeout\n");
-  } else if (WIFSIGNALED(status)) {
-    report("signal " + std::to_string(WTERMSIG(status)) + "\n");
-  } else {
-    report("exit " + std::to_string(WEXITSTATUS(status)) + "\n");
-  }
-  return 0;
+  return AwaitExec(o, child, std::move(master), report);
 }
 
 }  // namespace

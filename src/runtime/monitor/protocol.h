@@ -4,7 +4,8 @@
 // Bundle files: config.json (the OCI spec, written by cribd), seccomp.bpf (the compiled
 // filter, written by cribd), monitor.sock, monitor.pid,
 // init.pid, exit (written atomically when the container has exited), monitor.log (the
-// monitor's own diagnostics).
+// monitor's own diagnostics); for a container of an OCI runtime, runtime (which one, written
+// by cribd), runtime.log (the runtime's own log) and, while it is created, console.sock.
 //
 // Socket: one request line per connection, one reply line: "ok[ <detail>]"; "refused <message>"
 // when the container's state does not allow the request (not created, exited, no terminal);
@@ -38,6 +39,11 @@ inline constexpr char kInitPidFile[] = "init.pid";
 inline constexpr char kExitFile[] = "exit";
 inline constexpr char kExitTempFile[] = "exit.tmp";  // renamed to kExitFile once written
 inline constexpr char kMonitorLog[] = "monitor.log";
+// With an OCI runtime (a runtime handler): which one (oci_runtime.h), the JSON log it writes,
+// and the sockets it sends a terminal's master on (the container's; one per exec).
+inline constexpr char kRuntimeFile[] = "runtime";
+inline constexpr char kRuntimeLog[] = "runtime.log";
+inline constexpr char kConsoleSocket[] = "console.sock";
 inline constexpr int kMonitorStatusFd = 3;
 // Attachers served at once; one more is refused.
 inline constexpr int kMaxAttachers = 16;
