@@ -27,15 +27,17 @@ class BenchLab {
   // pods go to crib.slice.
   static absl::StatusOr<std::unique_ptr<BenchLab>> Start(const std::string& name, int octet,
                                                          const std::string& log_level,
-                                                         bool systemd = false) {
+                                                         bool systemd = false,
+                                                         const std::string& extra_config = "") {
     auto lab = std::unique_ptr<BenchLab>(new BenchLab(name, systemd));
     ASSIGN_OR_RETURN(lab->registry_, LocalRegistry::Start());
     RETURN_IF_ERROR(lab->registry_->Push({"busybox:latest"}).status());
     CribdOptions& options = lab->options_;
     options = CribdProcess::OptionsIn(lab->dir_.path());
     options.extra_args = {"--log-level", log_level};
-    options.config_text = absl::StrCat("[network]\nbridge = \"", lab->bridge_, "\"\nnft_table = \"",
-                                       lab->table_, "\"\npod_cidr = \"10.", octet, ".0.0/16\"\n");
+    options.config_text =
+        absl::StrCat("[network]\nbridge = \"", lab->bridge_, "\"\nnft_table = \"", lab->table_,
+                     "\"\npod_cidr = \"10.", octet, ".0.0/16\"\n", extra_config);
     if (systemd) options.config_text->insert(0, "cgroup_driver = \"systemd\"\n");
     ASSIGN_OR_RETURN(lab->cribd_, CribdProcess::Start(options));
     lab->image_ = absl::StrCat(lab->registry_->host(), "/busybox:latest");

@@ -4,6 +4,11 @@
 // of cribd. Prints figures; asserts nothing.
 //
 //   container_bench [--pods N] [--execs N] [--pod-network] [--steps] [--systemd]
+//                   [--handlers crib,runc,crun]
+//
+// --handlers runs the pods of each runtime handler in turn (crib: crib's own launcher; runc
+// and crun: Debian's, configured as in the README), and adds StopContainer and the pods'
+// stop and removal to the figures.
 //
 // --systemd runs cribd with the systemd cgroup driver; run it in a systemd of its own:
 //   python3 tests/systemd/systemd_lab.py run build/benchmarks/container_bench --systemd
@@ -38,11 +43,15 @@ void Print(const char* what, const std::vector<double>& v, const char* unit = "m
               Percentile(v, 0.99), unit, v.size());
 }
 
+bool RunPods(BenchLab& bench, const std::string& handler, int pods, int execs, bool pod_network,
+             bool steps, bool systemd, bool stop_figures);
+
 int Main(int argc, char** argv) {
   int pods = 50, execs = 200;
   bool pod_network = false;
   bool steps = false;  // print cribd's per-step timings of a few pods and containers
   bool systemd = false;
+  std::vector<std::string> handlers = {""};
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--pods") == 0 && i + 1 < argc) {
       pods = std::atoi(argv[++i]);
@@ -54,34 +63,61 @@ int Main(int argc, char** argv) {
       steps = true;
     } else if (std::strcmp(argv[i], "--systemd") == 0) {
       systemd = true;
+    } else if (std::strcmp(argv[i], "--handlers") == 0 && i + 1 < argc) {
+      handlers = absl::StrSplit(argv[++i], ',', absl::SkipEmpty());
     } else {
       std::fprintf(stderr,
                    "usage: container_bench [--pods N] [--execs N] [--pod-network] "
-                   "[--steps] [--systemd]\n");
+                   "[--steps] [--systemd] [--handlers crib,runc,crun]\n");
       return 2;
     }
   }
-  absl::StatusOr<std::unique_ptr<BenchLab>> lab =
-      BenchLab::Start("cb", 100 + ::getpid() % 50, steps ? "debug" : "warn", systemd);
+  std::string runtimes;
+  for (const char* handler : {"runc", "crun"}) {
+    absl::StrAppend(&runtimes, "[runtimes.", handler, "]\npath = \"",
+                    OciRuntimePath(handler, CRIB_SOURCE_DIR), "\"\n");
+  }
+  absl::StatusOr<std::unique_ptr<BenchLab>> lab = BenchLab::Start(
+      "cb", 100 + ::getpid() % 50, steps ? "debug" : "warn", systemd, systemd ? "" : runtimes);
   if (!lab.ok()) {
     std::fprintf(stderr, "set up: %s\n", std::string(lab.status().message()).c_str());
     return 1;
   }
-  auto runtime = (*lab)->cribd().Runtime();
-  const std::string image = (*lab)->image();
+  bool ok = true;
+  for (const std::string& handler : handlers) {
+    ok = RunPods(**lab, handler, pods, execs, pod_network, steps, systemd, handlers.size() > 1) &&
+         ok;
+  }
+  return ok ? 0 : 1;
+}
+
+// `pods` pods of `handler` with one container each, their figures, then their removal (timed
+// with `stop_figures`).
+bool RunPods(BenchLab& bench, const std::string& handler, int pods, int execs, bool pod_network,
+             bool steps, bool systemd, bool stop_figures) {
+  auto runtime = bench.cribd().Runtime();
+  const std::string image = bench.image();
   std::vector<double> total, run_ms, create_ms, start_ms, exec_ms, monitor_rss, monitor_anon;
+  std::vector<double> stop_ms, teardown_ms;
   std::vector<std::string> pod_ids, container_ids;
   bool ok = true;
   for (int i = 0; i < pods && ok; ++i) {
     cri::RunPodSandboxRequest run;
-    *run.mutable_config() = (*lab)->PodConfig(i, pod_network);
+    *run.mutable_config() = bench.PodConfig(i, pod_network);
+    run.mutable_config()->mutable_metadata()->set_name(
+        absl::StrCat(run.config().metadata().name(), handler.empty() ? "" : "-", handler));
+    run.mutable_config()->mutable_metadata()->set_uid(
+        absl::StrCat(run.config().metadata().uid(), handler));
+    run.set_runtime_handler(handler);
     cri::PodSandboxConfig* config = run.mutable_config();
     cri::CreateContainerRequest create;
     cri::ContainerConfig* c = create.mutable_config();
     c->mutable_metadata()->set_name("sleeper");
     c->mutable_image()->set_image(image);
-    c->add_command("sleep");
-    c->add_command("100000");
+    // Ends at SIGTERM (a pid 1 without a handler ignores it), so that StopContainer is timed.
+    for (const char* arg : {"sh", "-c", "trap 'exit 0' TERM; sleep 100000 & wait"}) {
+      c->add_command(arg);
+    }
     c->set_log_path("sleeper/0.log");
     c->mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_pid(
         cri::CONTAINER);
@@ -122,7 +158,7 @@ int Main(int argc, char** argv) {
   std::vector<int> monitor_pids;
   for (const std::string& id : container_ids) {
     absl::StatusOr<std::string> pid_text =
-        ReadFile(absl::StrCat((*lab)->state_dir(), "/containers/", id, "/monitor.pid"));
+        ReadFile(absl::StrCat(bench.state_dir(), "/containers/", id, "/monitor.pid"));
     int pid = 0;
     if (pid_text.ok() && absl::SimpleAtoi(absl::StripAsciiWhitespace(*pid_text), &pid)) {
       monitor_pids.push_back(pid);
@@ -149,8 +185,11 @@ int Main(int argc, char** argv) {
       ok = false;
     }
   }
-  std::printf("%d pods (%s network, %s cgroup driver), one busybox container each\n", pods,
-              pod_network ? "pod" : "host", systemd ? "systemd" : "cgroupfs");
+  std::printf(
+      "%d pods (%s network, %s cgroup driver, runtime handler %s), one busybox "
+      "container each\n",
+      pods, pod_network ? "pod" : "host", systemd ? "systemd" : "cgroupfs",
+      handler.empty() ? "\"\" (crib)" : handler.c_str());
   Print("RunPodSandbox+CreateContainer+StartContainer", total);
   Print("  RunPodSandbox", run_ms);
   Print("  CreateContainer", create_ms);
@@ -160,25 +199,41 @@ int Main(int argc, char** argv) {
   Print("crib-monitor VmRSS, idle", monitor_rss, "KiB");
   Print("crib-monitor RssAnon, idle", monitor_anon, "KiB");
   std::printf("cribd VmRSS with %zu containers: %.0f KiB\n", container_ids.size(),
-              ProcStatusField((*lab)->cribd().pid(), "VmRSS"));
+              ProcStatusField(bench.cribd().pid(), "VmRSS"));
 
   if (steps) {
     int shown = 0;
-    for (absl::string_view line : absl::StrSplit((*lab)->cribd().Log(), '\n')) {
+    for (absl::string_view line : absl::StrSplit(bench.cribd().Log(), '\n')) {
       if (absl::StrContains(line, " steps: ") && shown++ < 12) {
         std::printf("%s\n", std::string(line).c_str());
       }
     }
   }
-  for (const std::string& id : pod_ids) {
-    (void)StopPod(*runtime, id);
-    grpc::Status s = RemovePod(*runtime, id);
+  for (size_t i = 0; i < pod_ids.size(); ++i) {
+    const absl::Time t0 = absl::Now();
+    cri::StopContainerRequest stop;
+    stop.set_container_id(container_ids[i]);
+    stop.set_timeout(10);
+    cri::StopContainerResponse stopped;
+    grpc::Status s =
+        runtime->StopContainer(ContextWithDeadline(absl::Seconds(30)).get(), stop, &stopped);
+    const absl::Time t1 = absl::Now();
+    if (s.ok()) s = StopPod(*runtime, pod_ids[i]);
+    if (s.ok()) s = RemovePod(*runtime, pod_ids[i]);
     if (!s.ok()) {
-      std::fprintf(stderr, "remove pod: %s\n", s.error_message().c_str());
+      std::fprintf(stderr, "stop and remove pod: %s\n", s.error_message().c_str());
       ok = false;
+      continue;
     }
+    stop_ms.push_back(absl::ToDoubleMilliseconds(t1 - t0));
+    teardown_ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - t1));
   }
-  return ok ? 0 : 1;
+  if (stop_figures) {
+    Print("StopContainer (SIGTERM)", stop_ms);
+    Print("StopPodSandbox+RemovePodSandbox", teardown_ms);
+  }
+  std::printf("\n");
+  return ok;
 }
 
 }  // namespace

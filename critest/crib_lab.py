@@ -25,6 +25,11 @@ API:
         JSON (per "repo:tag": digest, media type, layers). critest=True builds the stand-ins of
         the images critest v1.26.1 pulls instead, under their upstream repository paths, with
         shell_busybox() as their /bin/sh when there is one.
+    oci_runtime_path(handler) -> str
+        The executable of Debian's runc or crun ("runc", "crun") as this machine needs it (crun
+        through etc/crun-without-unified on a hybrid machine whose v2 tree has controllers).
+    runtime_handlers_toml() -> str
+        [runtimes.runc] and [runtimes.crun] tables for a Cribd's extra_toml.
     shell_busybox() -> str | None
         A busybox built without FEATURE_SH_STANDALONE (Debian's `busybox` package, which
         conflicts with the installed busybox-static, so it is fetched with `apt-get download`,
@@ -265,6 +270,28 @@ def push_test_images(host, only=None, critest=False, extra_args=()):
     if out.returncode != 0:
         raise LabError(f"build_images.py exited with {out.returncode}: {out.stderr.strip()}")
     return json.loads(out.stdout)
+
+
+def oci_runtime_path(handler):
+    """The executable that runs OCI runtime `handler` ("runc" or "crun") on this machine: crun
+    1.8 refuses a hybrid cgroup machine whose v2 tree has controllers enabled, and there runs
+    through etc/crun-without-unified, which hides that tree from it."""
+    if handler == "runc":
+        return "/usr/sbin/runc"
+    try:
+        with open("/sys/fs/cgroup/unified/cgroup.subtree_control") as f:
+            controllers = f.read().strip()
+    except OSError:
+        controllers = ""
+    if controllers and not os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+        return os.path.join(REPO, "etc", "crun-without-unified")
+    return "/usr/bin/crun"
+
+
+def runtime_handlers_toml():
+    """[runtimes] tables for Debian's runc and crun, handlers "runc" and "crun"."""
+    return "".join(f"[runtimes.{h}]\npath = {_toml_string(oci_runtime_path(h))}\n"
+                   for h in ("runc", "crun"))
 
 
 def _suffix():

@@ -17,6 +17,8 @@ packages=(
   # a real systemd and system bus in namespaces of their own (tests/systemd)
   docker-registry apache2-utils zstd busybox-static containernetworking-plugins python3
   iproute2 nftables iputils-ping sqlite3 python3-prometheus-client systemd dbus
+  # the OCI runtimes the runtime handler tests run pods under
+  runc crun
 )
 
 # The streaming tests drive crib with Node.js clients (npm packages spdy-transport and ws, which

@@ -12,3 +12,16 @@ set_tests_properties(critest PROPERTIES
                      RUN_SERIAL TRUE
                      TIMEOUT 1800
                      SKIP_RETURN_CODE 77)
+
+# The same specs with every pod under a runtime handler: Debian's runc and crun (critest's
+# -runtime-handler; the private cribd has both configured).
+foreach(handler runc crun)
+  add_test(NAME critest_${handler}
+           COMMAND Python3::Interpreter ${CMAKE_SOURCE_DIR}/critest/run
+                   --cribd $<TARGET_FILE:cribd> --runtime-handler ${handler})
+  set_tests_properties(critest_${handler} PROPERTIES
+                       LABELS e2e
+                       RUN_SERIAL TRUE
+                       TIMEOUT 1800
+                       SKIP_RETURN_CODE 77)
+endforeach()

@@ -525,6 +525,12 @@ absl::Status BuildNamespaces(const SpecInputs& in, runtime::LinuxSpec* l) {
         return m.propagation == Propagation::kBidirectional;
       })) {
     l->rootfs_propagation = "rshared";
+  } else if (std::any_of(req.mounts.begin(), req.mounts.end(), [](const MountSpec& m) {
+               return m.propagation == Propagation::kHostToContainer;
+             })) {
+    // A host-to-container mount needs its copy to stay a slave: said outright, since the
+    // default root propagation is the runtime's (crun's is rprivate, runc's rslave).
+    l->rootfs_propagation = "rslave";
   }
   // The pod's pinned namespaces; a pod made before they were pinned has them in crib-pause.
   const std::string pause_ns = absl::StrCat("/proc/", pod.pid, "/ns/");

@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <set>
 #include <system_error>
 #include <thread>
 
@@ -26,6 +27,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
@@ -35,6 +37,7 @@
 #include "common/spawn.h"
 #include "common/status_macros.h"
 #include "common/unique_fd.h"
+#include "runtime/capability_names.h"
 #include "runtime/monitor/error_text.h"
 #include "runtime/monitor/protocol.h"
 #include "runtime/monitor/seccomp_filter.h"
@@ -204,10 +207,40 @@ absl::Status RunRuntime(const OciRuntime& runtime, const std::string& bundle,
 }
 
 // What an OCI runtime would refuse outright but crib's own launcher takes as best effort
-// (without CAP_SYS_RESOURCE): an oom_score_adj below cribd's own, a hard rlimit above its own.
-// Both are raised or lowered to what cribd may set, with a warning.
+// (without CAP_SYS_RESOURCE): an oom_score_adj below cribd's own, a hard rlimit above its own
+// (both raised or lowered to what cribd may set, with a warning), and capabilities outside
+// cribd's bounding set, which no child of it can have (privileged and ALL ask for every one;
+// they are left out, as containerd gives a privileged container the capabilities it has).
 std::vector<std::string> ClampForRuntime(Spec& spec) {
   std::vector<std::string> warnings;
+  uint64_t bounding = ~0ULL;
+  if (absl::StatusOr<std::string> status = ReadFile("/proc/self/status"); status.ok()) {
+    for (absl::string_view line : absl::StrSplit(*status, '\n')) {
+      if (absl::ConsumePrefix(&line, "CapBnd:")) {
+        (void)absl::SimpleHexAtoi(absl::StripAsciiWhitespace(line), &bounding);
+      }
+    }
+  }
+  auto held = [bounding](const std::string& name) {
+    const auto* known = std::find(std::begin(kCapabilityNames), std::end(kCapabilityNames), name);
+    const size_t bit = known - std::begin(kCapabilityNames);
+    return known == std::end(kCapabilityNames) || bit >= 64 || (bounding >> bit) & 1;
+  };
+  Capabilities& caps = spec.process.capabilities;
+  std::set<std::string> dropped;
+  for (std::vector<std::string>* set :
+       {&caps.bounding, &caps.effective, &caps.permitted, &caps.inheritable, &caps.ambient}) {
+    for (const std::string& name : *set) {
+      if (!held(name)) dropped.insert(name);
+    }
+    set->erase(std::remove_if(set->begin(), set->end(),
+                              [&](const std::string& name) { return !held(name); }),
+               set->end());
+  }
+  if (!dropped.empty()) {
+    warnings.push_back(
+        absl::StrCat("capabilities cribd does not hold left out: ", absl::StrJoin(dropped, ", ")));
+  }
   if (spec.process.oom_score_adj) {
     absl::StatusOr<std::string> own = ReadFile("/proc/self/oom_score_adj");
     int floor = 0;

@@ -110,7 +110,11 @@ class Client:
 
 
 class CrictlUserPath(unittest.TestCase):
-    """One pod made with crictl runp; the numbered tests run in order."""
+    """One pod made with crictl runp; the numbered tests run in order. HANDLER: the pod's
+    runtime handler (`crictl runp --runtime`): "" for crib's own launcher; the subclasses
+    below run the same path under Debian's runc and crun."""
+
+    HANDLER = ""
 
     @classmethod
     def setUpClass(cls):
@@ -121,7 +125,8 @@ class CrictlUserPath(unittest.TestCase):
         lab.cleanup_stack.append(("stop the registry", cls.registry.stop))
         crib_lab.push_test_images(cls.registry.host, only=["busybox:latest"])
         cls.image = f"{cls.registry.host}/busybox:latest"
-        cls.cribd = crib_lab.Cribd(os.path.join(cls.workdir, "cribd"), binary=CRIBD)
+        cls.cribd = crib_lab.Cribd(os.path.join(cls.workdir, "cribd"), binary=CRIBD,
+                                   extra_toml=crib_lab.runtime_handlers_toml())
         lab.cleanup_stack.append(("kill what cribd left",
                                   lambda: lab.kill_lab_processes(cls.workdir)))
         lab.cleanup_stack.append(("close cribd", cls.cribd.close))
@@ -138,7 +143,8 @@ class CrictlUserPath(unittest.TestCase):
             "log_directory": os.path.join(cls.workdir, "pod-logs"),
             "linux": {},
         })
-        cls.pod_id = cls.crictl("runp", cls.pod_config).stdout.strip()
+        runtime = ["--runtime", cls.HANDLER] if cls.HANDLER else []
+        cls.pod_id = cls.crictl("runp", *runtime, cls.pod_config).stdout.strip()
         cls.ids = {}
 
     @classmethod
@@ -378,6 +384,21 @@ class CrictlUserPath(unittest.TestCase):
         self.assertEqual(lab.containers(self.cribd), [])
         self.assertGreaterEqual(len(footprint.pids), 2, "pause and worker processes")
         self.assertEqual(footprint.leftovers(), [])
+
+
+class CrictlUserPathRunc(CrictlUserPath):
+    HANDLER = "runc"
+
+    def test_11_the_runtime_runs_it(self):
+        cid = self.worker()
+        self.assertEqual(lab.inspectp(self.cribd, self.pod_id)["status"]["runtimeHandler"],
+                         self.HANDLER)
+        state = os.path.join(self.cribd.state_dir, "runtimes", self.HANDLER, cid)
+        self.assertTrue(os.path.isdir(state), f"{state}: the runtime holds no state of it")
+
+
+class CrictlUserPathCrun(CrictlUserPathRunc):
+    HANDLER = "crun"
 
 
 def main():

@@ -23,17 +23,8 @@ namespace {
 
 using ::testing::HasSubstr;
 
-// The executable that runs `handler` on this machine. crun 1.8 refuses a hybrid machine whose
-// v2 tree has controllers enabled ("cgroups in hybrid mode not supported"); there it runs
-// through etc/crun-without-unified, which hides that tree from it (README: runtime handlers).
 std::string RuntimePath(const std::string& handler) {
-  if (handler == "runc") return "/usr/sbin/runc";
-  const std::string controllers = std::string(
-      absl::StripAsciiWhitespace(Slurp("/sys/fs/cgroup/unified/cgroup.subtree_control")));
-  if (!CgroupV2() && !controllers.empty()) {
-    return absl::StrCat(CRIB_SOURCE_DIR, "/etc/crun-without-unified");
-  }
-  return "/usr/bin/crun";
+  return OciRuntimePath(handler, CRIB_SOURCE_DIR);
 }
 
 // A stand-in runtime: a shell script that fails every create with a message, or hangs in it.

@@ -88,6 +88,16 @@ std::string CgroupCpuPeriod(const std::string& path) {
   return max.substr(max.find(' ') + 1);
 }
 
+std::string OciRuntimePath(const std::string& handler, const std::string& source_dir) {
+  if (handler == "runc") return "/usr/sbin/runc";
+  const std::string controllers = std::string(
+      absl::StripAsciiWhitespace(Slurp("/sys/fs/cgroup/unified/cgroup.subtree_control")));
+  if (!CgroupV2() && !controllers.empty()) {
+    return absl::StrCat(source_dir, "/etc/crun-without-unified");
+  }
+  return "/usr/bin/crun";
+}
+
 std::vector<std::string> Hierarchies() {
   std::vector<std::string> out;
   for (const char* c : {"cpu", "cpuacct", "cpuset", "memory", "pids", "blkio", "devices", "freezer",

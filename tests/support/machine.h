@@ -43,6 +43,11 @@ std::string CgroupCpuPeriod(const std::string& path);
 // The v1 hierarchies this machine mounts (one directory each).
 std::vector<std::string> Hierarchies();
 
+// The executable of Debian's runc or crun (handler "runc" or "crun") as this machine needs it:
+// crun 1.8 refuses a hybrid machine whose v2 tree has controllers enabled and there runs
+// through etc/crun-without-unified (README: runtime handlers). `source_dir`: the checkout.
+std::string OciRuntimePath(const std::string& handler, const std::string& source_dir);
+
 // The huge page sizes this machine's kernel offers (/sys/kernel/mm/hugepages), smallest
 // first, named as hugetlb's cgroup files name them ("2MB", "1GB").
 std::vector<std::string> HugepageSizes();

@@ -216,6 +216,54 @@ TEST(Config, MissingFileIsDefaultsUnlessNamed) {
   EXPECT_EQ(LoadConfig(path, true)->state_dir, "/run/other");
 }
 
+TEST(Config, RuntimeHandlers) {
+  absl::StatusOr<Config> config = ParseConfig(
+      "state_dir = \"/run/x\"\n"
+      "[runtimes.runc]\npath = \"/usr/sbin/runc\"\nrecursive_read_only_mounts = true\n"
+      "[runtimes.kata-qemu]\npath = \"/opt/kata/bin/kata-runtime\"\nroot = \"/run/kata\"\n"
+      "args = [\"--systemd-cgroup=false\"]\ntimeout = \"2m\"\n",
+      "f");
+  ASSERT_THAT(config, IsOk());
+  ASSERT_EQ(config->runtimes.size(), 2u);
+  EXPECT_TRUE(config->runtimes["runc"].recursive_read_only_mounts);
+  EXPECT_EQ(config->runtimes["runc"].timeout, absl::Minutes(1));
+  EXPECT_EQ(config->runtimes["kata-qemu"].timeout, absl::Minutes(2));
+  // The executable, its --root (crib's state dir unless named), then the extra args.
+  EXPECT_THAT(RuntimeHandlerArgv(*config, "runc"),
+              ::testing::ElementsAre("/usr/sbin/runc", "--root", "/run/x/runtimes/runc"));
+  EXPECT_THAT(RuntimeHandlerArgv(*config, "kata-qemu"),
+              ::testing::ElementsAre("/opt/kata/bin/kata-runtime", "--root", "/run/kata",
+                                     "--systemd-cgroup=false"));
+  // crib's own launcher: "" and its name; nothing else that is not configured.
+  EXPECT_EQ(FindRuntimeHandler(*config, ""), nullptr);
+  EXPECT_EQ(FindRuntimeHandler(*config, "crib"), nullptr);
+  EXPECT_NE(FindRuntimeHandler(*config, "runc"), nullptr);
+  EXPECT_THAT(KnownRuntimeHandler(*config, ""), IsOk());
+  EXPECT_THAT(KnownRuntimeHandler(*config, "crib"), IsOk());
+  EXPECT_THAT(KnownRuntimeHandler(*config, "gvisor"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("\"gvisor\" is not configured"), HasSubstr("\"runc\""),
+                             HasSubstr("\"kata-qemu\""), HasSubstr("\"crib\""))));
+  const nlohmann::json j = nlohmann::json::parse(ConfigToJson(*config));
+  EXPECT_EQ(j["runtimes"]["kata-qemu"]["root"], "/run/kata");
+  EXPECT_EQ(j["default_runtime_name"], "crib");
+
+  for (const auto& [text, key] : std::vector<std::pair<std::string, std::string>>{
+           {"[runtimes.runc]\npath = \"runc\"\n", "runtimes.runc.path"},
+           {"[runtimes.runc]\npath = \"/r\"\nroot = \"rel\"\n", "runtimes.runc.root"},
+           {"[runtimes.runc]\npath = \"/r\"\nshim = \"x\"\n", "runtimes.runc.shim"},
+           {"[runtimes.runc]\npath = \"/r\"\ntimeout = \"0s\"\n", "runtimes.runc.timeout"},
+           {"[runtimes.Runc]\npath = \"/r\"\n", "runtimes.Runc"},
+           {"[runtimes.crib]\npath = \"/r\"\n", "runtimes.crib"},
+           {"default_runtime_name = \"\"\n", "default_runtime_name"},
+           {"cgroup_driver = \"systemd\"\n[runtimes.runc]\npath = \"/r\"\n", "runtimes"},
+       }) {
+    EXPECT_THAT(ParseConfig(text, "f"),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(key)))
+        << text;
+  }
+}
+
 TEST(Config, JsonFormIsTheEffectiveConfig) {
   Config config;
   config.socket = "/s.sock";

@@ -12,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "runtime/defaults.h"
 #include "runtime/monitor/cri_log.h"
+#include "runtime/oci_runtime.h"
 #include "runtime/spec.h"
 #include "support/status_matchers.h"
 #include "support/temp_dir.h"
@@ -251,6 +252,36 @@ std::vector<std::string> AllowedUnconditionally(const Seccomp& s) {
     }
   }
   return names;
+}
+
+TEST(OciRuntimeTest, RuntimeFileRoundTripsAndCommandsCarryTheLogFlags) {
+  OciRuntime runtime{.handler = "runc",
+                     .id = "abc",
+                     .argv = {"/usr/sbin/runc", "--root", "/run/crib/runtimes/runc"},
+                     .timeout_ms = 1500};
+  OciRuntime parsed;
+  std::string error;
+  ASSERT_TRUE(ParseRuntimeFile(RuntimeFileText(runtime), &parsed, &error)) << error;
+  EXPECT_EQ(parsed, runtime);
+  EXPECT_FALSE(ParseRuntimeFile("handler x\nid y\n", &parsed, &error));  // no executable
+  EXPECT_FALSE(ParseRuntimeFile("arg /r\nid y\nshim z\n", &parsed, &error));
+  EXPECT_THAT(error, ::testing::HasSubstr("shim z"));
+  EXPECT_THAT(RuntimeCommand(runtime, "/b", {"start", "abc"}),
+              ::testing::ElementsAre("/usr/sbin/runc", "--root", "/run/crib/runtimes/runc", "--log",
+                                     "/b/runtime.log", "--log-format", "json", "start", "abc"));
+}
+
+TEST(OciRuntimeTest, LastRuntimeErrorIsTheLastErrorLineAfterTheOffset) {
+  const std::string log =
+      "{\"level\":\"error\",\"msg\":\"old failure\",\"time\":\"t\"}\n"
+      "{\"level\":\"warning\",\"msg\":\"a warning\"}\n";
+  EXPECT_EQ(LastRuntimeError(log), "old failure");
+  EXPECT_EQ(LastRuntimeError(log, log.size()), "");
+  const std::string more =
+      log + "{\"msg\": \"exec: \\\"x\\\": not found\", \"level\": \"error\"}\n";
+  EXPECT_EQ(LastRuntimeError(more, log.size()), "exec: \"x\": not found");
+  // A runtime that writes plain text: its last line.
+  EXPECT_EQ(LastRuntimeError("first\nlast words\n"), "last words");
 }
 
 TEST(DefaultsTest, RuntimeDefaultRefusesWhatContainerdRefuses) {
