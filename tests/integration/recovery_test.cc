@@ -225,14 +225,25 @@ TEST_F(RecoveryTest, MonitorGoneMeansExitedUnknownAndPauseGoneMeansNotReady) {
 // Each step of RunPodSandbox, CreateContainer, StartContainer, RemoveContainer,
 // RemovePodSandbox and PullImage in turn: cribd is killed right after it, started again, and
 // the whole sequence then works and leaves nothing behind. A step with "/lean" runs the
-// sequence with a pod that shares no process namespace (no crib-pause), as kubelet's are.
-class CrashAtStepTest : public RecoveryTest, public ::testing::WithParamInterface<std::string> {};
+// sequence with a pod that shares no process namespace (no crib-pause), as kubelet's are; one
+// with "/runc" with a pod of runtime handler runc (Debian's), whose state must go too.
+class CrashAtStepTest : public RecoveryTest, public ::testing::WithParamInterface<std::string> {
+ protected:
+  void SetUp() override {
+    if (absl::EndsWith(GetParam(), "/runc")) {
+      extra_config_ = absl::StrCat("[runtimes.runc]\npath = \"",
+                                   OciRuntimePath("runc", CRIB_SOURCE_DIR), "\"\n");
+    }
+    RecoveryTest::SetUp();
+  }
+};
 
 TEST_P(CrashAtStepTest, RestartFinishesOrUndoesAndLeavesNothing) {
   const MachineState empty = Scan();
   const std::vector<std::string> param = absl::StrSplit(GetParam(), '/');
   const std::string step = param[0];
   const bool lean = param.size() > 1 && param[1] == "lean";
+  const bool runc = param.size() > 1 && param[1] == "runc";
   Restart(step + ":crash");
   // The sequence, until cribd dies at the armed step.
   auto sequence = [&]() -> bool {
@@ -246,6 +257,7 @@ TEST_P(CrashAtStepTest, RestartFinishesOrUndoesAndLeavesNothing) {
           ->mutable_namespace_options()
           ->set_pid(cri::CONTAINER);
     }
+    if (runc) run.set_runtime_handler("runc");
     cri::RunPodSandboxResponse ran;
     if (!runtime_->RunPodSandbox(ContextWithDeadline(absl::Seconds(30)).get(), run, &ran).ok()) {
       return false;
@@ -309,24 +321,27 @@ TEST_P(CrashAtStepTest, RestartFinishesOrUndoesAndLeavesNothing) {
               GrpcOk());
   EXPECT_EQ(EntriesIn(options_.root_dir + "/snapshots"), 0);
   EXPECT_EQ(EntriesIn(options_.root_dir + "/content/blobs/sha256"), 0);
+  // runc's own state of the containers is gone with them.
+  if (runc) EXPECT_EQ(EntriesIn(options_.state_dir + "/runtimes/runc"), 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(
     Steps, CrashAtStepTest,
-    ::testing::Values("image.pull.after_resolve", "image.pull.after_layer",
-                      "image.pull.before_record", "pod.run.after_reserve", "pod.run.after_netns",
-                      "pod.run.after_pins", "pod.run.after_files", "pod.run.after_shm",
-                      "pod.run.after_cgroup", "pod.run.after_pause", "pod.run.after_network",
-                      "pod.run.after_pins/lean", "pod.run.after_cgroup/lean",
-                      "pod.run.after_network/lean", "pod.remove.after_stop/lean",
-                      "pod.remove.after_netns/lean",
-                      "container.create.after_reserve", "container.create.after_rootfs",
-                      "container.create.after_spec", "container.create.after_monitor",
-                      "container.start.before_start", "container.start.after_start",
-                      "container.remove.after_mark", "container.remove.after_stop",
-                      "container.remove.after_unmount", "pod.remove.after_mark",
-                      "pod.remove.after_stop", "pod.remove.after_containers",
-                      "pod.remove.after_netns", "pod.remove.after_cgroup"),
+    ::testing::Values(
+        "image.pull.after_resolve", "image.pull.after_layer", "image.pull.before_record",
+        "pod.run.after_reserve", "pod.run.after_netns", "pod.run.after_pins", "pod.run.after_files",
+        "pod.run.after_shm", "pod.run.after_cgroup", "pod.run.after_pause", "pod.run.after_network",
+        "pod.run.after_pins/lean", "pod.run.after_cgroup/lean", "pod.run.after_network/lean",
+        "pod.remove.after_stop/lean", "pod.remove.after_netns/lean",
+        "container.create.after_reserve", "container.create.after_rootfs",
+        "container.create.after_spec", "container.create.after_monitor",
+        "container.start.before_start", "container.start.after_start",
+        "container.remove.after_mark", "container.remove.after_stop",
+        "container.remove.after_unmount", "pod.remove.after_mark", "pod.remove.after_stop",
+        "pod.remove.after_containers", "pod.remove.after_netns", "pod.remove.after_cgroup",
+        "container.create.after_spec/runc", "container.create.after_monitor/runc",
+        "container.start.before_start/runc", "container.start.after_start/runc",
+        "container.remove.after_stop/runc", "pod.remove.after_containers/runc"),
     [](const ::testing::TestParamInfo<std::string>& info) {
       std::string name = info.param;
       for (char& c : name) {
