@@ -155,55 +155,13 @@ absl::Status RunRuntime(const OciRuntime& runtime, const std::string& bundle,
                                      .group = SpawnOptions::Group::kNewProcessGroup});
   if (!pid.ok()) return Annotate(pid.status(), what);
   err_w.Reset();
-  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, *pid, 0)));
-  std::string said_on_stderr;
-  bool timed_out = false;
-  const absl::Time deadline = absl::Now() + absl::Milliseconds(runtime.timeout_ms);
-  while (pidfd) {
-    struct pollfd p[2] = {{pidfd.get(), POLLIN, 0}, {err_r.get(), POLLIN, 0}};
-    const int64_t left = absl::ToInt64Milliseconds(deadline - absl::Now());
-    if (left <= 0) {
-      timed_out = true;
-      ::kill(-*pid, SIGKILL);
-      break;
-    }
-    int n = ::poll(p, err_r ? 2 : 1, static_cast<int>(left));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 || p[0].revents != 0) break;
-    if (err_r && p[1].revents != 0) {
-      char buf[4096];
-      ssize_t r = ::read(err_r.get(), buf, sizeof(buf));
-      if (r <= 0) {
-        err_r.Reset();
-      } else if (said_on_stderr.size() < 65536) {
-        said_on_stderr.append(buf, r);
-      }
-    }
-  }
-  int status = 0;
-  while (::waitpid(*pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (timed_out) {
-    return absl::DeadlineExceededError(
-        absl::StrCat(what, ": no answer in ", runtime.timeout_ms, " ms, killed"));
-  }
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return absl::OkStatus();
-  if (err_r) {
-    ::fcntl(err_r.get(), F_SETFL, O_NONBLOCK);
-    char buf[4096];
-    ssize_t r;
-    while (said_on_stderr.size() < 65536 && (r = ::read(err_r.get(), buf, sizeof(buf))) > 0) {
-      said_on_stderr.append(buf, r);
-    }
-  }
+  std::string said;
+  const int status = AwaitRuntime(*pid, runtime.timeout_ms, err_r.get(), &said);
+  if (status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0) return absl::OkStatus();
   absl::StatusOr<std::string> log = ReadFile(log_path);
-  std::string said = log.ok() ? LastRuntimeError(*log, log_offset) : std::string();
-  if (said.empty()) said = LastRuntimeError(said_on_stderr);
-  return absl::UnknownError(absl::StrCat(what, " failed (",
-                                         WIFSIGNALED(status)
-                                             ? absl::StrCat("signal ", WTERMSIG(status))
-                                             : absl::StrCat("exit code ", WEXITSTATUS(status)),
-                                         ")", said.empty() ? "" : ": ", said));
+  const std::string error =
+      RuntimeFailure(what, runtime, status, log.ok() ? *log : "", log_offset, said);
+  return status == -1 ? absl::DeadlineExceededError(error) : absl::UnknownError(error);
 }
 
 // What an OCI runtime would refuse outright but crib's own launcher takes as best effort

@@ -1,5 +1,14 @@
 #include "runtime/oci_runtime.h"
 
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
@@ -52,6 +61,75 @@ std::vector<std::string> RuntimeCommand(const OciRuntime& runtime, const std::st
   args.insert(args.end(), {"--log", bundle + "/" + kRuntimeLog, "--log-format", "json"});
   args.insert(args.end(), command.begin(), command.end());
   return args;
+}
+
+namespace {
+
+long long MonotonicMillis() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+void ReadInto(int fd, std::string* said) {
+  char buf[4096];
+  ssize_t r;
+  while (said->size() < 65536 && (r = ::read(fd, buf, sizeof(buf))) > 0) said->append(buf, r);
+}
+
+}  // namespace
+
+int AwaitRuntime(int pid, long timeout_ms, int stderr_fd, std::string* said) {
+  const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  bool timed_out = false;
+  const long long deadline = MonotonicMillis() + timeout_ms;
+  while (pidfd >= 0) {
+    struct pollfd p[2] = {{pidfd, POLLIN, 0}, {stderr_fd, POLLIN, 0}};
+    const long long left = deadline - MonotonicMillis();
+    if (left <= 0) {
+      timed_out = true;
+      ::kill(-pid, SIGKILL);
+      ::kill(pid, SIGKILL);
+      break;
+    }
+    int n = ::poll(p, stderr_fd >= 0 ? 2 : 1, static_cast<int>(left));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 || p[0].revents != 0) break;
+    if (stderr_fd >= 0 && p[1].revents != 0) {
+      char buf[4096];
+      ssize_t r = ::read(stderr_fd, buf, sizeof(buf));
+      if (r <= 0) {
+        stderr_fd = -1;
+      } else if (said->size() < 65536) {
+        said->append(buf, r);
+      }
+    }
+  }
+  if (pidfd >= 0) ::close(pidfd);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (timed_out) return -1;
+  if (stderr_fd >= 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+    // What is left in the pipe (a descendant may hold its write end: never block on it).
+    ::fcntl(stderr_fd, F_SETFL, ::fcntl(stderr_fd, F_GETFL) | O_NONBLOCK);
+    ReadInto(stderr_fd, said);
+  }
+  return status;
+}
+
+std::string RuntimeFailure(const std::string& what, const OciRuntime& runtime, int wait_status,
+                           std::string_view log, size_t log_offset, std::string_view said) {
+  if (wait_status == -1) {
+    return what + ": no answer in " + std::to_string(runtime.timeout_ms) + " ms, killed";
+  }
+  std::string why = LastRuntimeError(log, log_offset);
+  if (why.empty()) why = LastRuntimeError(said);
+  return what + " failed" +
+         (WIFSIGNALED(wait_status)
+              ? " (signal " + std::to_string(WTERMSIG(wait_status)) + ")"
+              : " (exit code " + std::to_string(WEXITSTATUS(wait_status)) + ")") +
+         (why.empty() ? std::string() : ": " + why);
 }
 
 std::string LastRuntimeError(std::string_view text, size_t offset) {

@@ -29,6 +29,18 @@ bool ParseRuntimeFile(std::string_view text, OciRuntime* runtime, std::string* e
 std::vector<std::string> RuntimeCommand(const OciRuntime& runtime, const std::string& bundle,
                                         const std::vector<std::string>& command);
 
+// Waits for the runtime's process `pid` for `timeout_ms` at most, reading what it writes on
+// `stderr_fd` (-1: nothing) into `said` (its first 64 KiB) meanwhile; at the timeout, kills
+// its process group (it runs in one of its own) and reaps it. Returns its wait status, or -1
+// when it timed out.
+int AwaitRuntime(int pid, long timeout_ms, int stderr_fd, std::string* said);
+
+// The error of a call that ended with `wait_status` (AwaitRuntime's) other than exit 0:
+// `what` and how it ended, with the runtime's last logged error in `log` after `log_offset`,
+// or else the last line it wrote to stderr (`said`).
+std::string RuntimeFailure(const std::string& what, const OciRuntime& runtime, int wait_status,
+                           std::string_view log, size_t log_offset, std::string_view said);
+
 // What the runtime said went wrong last: the "msg" of the last error line of its JSON log
 // (`text` from `offset` on, so that one call's error is not taken for another's); empty when
 // it logged none.

@@ -53,7 +53,8 @@ class RuntimeHandlerTest : public CriFixture, public ::testing::WithParamInterfa
         absl::StrCat("[runtimes.runc]\npath = \"", RuntimePath("runc"),
                      "\"\nrecursive_read_only_mounts = true\n", "[runtimes.crun]\npath = \"",
                      RuntimePath("crun"), "\"\n", "[runtimes.failing]\npath = \"", failing_, "\"\n",
-                     "[runtimes.hanging]\npath = \"", hanging_, "\"\ntimeout = \"2s\"\n");
+                     "[runtimes.hanging]\npath = \"", hanging_, "\"\ntimeout = \"2s\"\n",
+                     "[runtimes.absent]\npath = \"", dir_.path(), "/no-such-runtime\"\n");
     CriFixture::SetUp();
   }
 
@@ -227,10 +228,10 @@ TEST_P(RuntimeHandlerTest, StatusListsTheHandlers) {
     rro[h.name()] = h.features().recursive_read_only_mounts();
     EXPECT_FALSE(h.features().user_namespaces()) << h.name();
   }
-  EXPECT_THAT(
-      rro, ::testing::UnorderedElementsAre(::testing::Key(""), ::testing::Key("crib"),
-                                           ::testing::Key("runc"), ::testing::Key("crun"),
-                                           ::testing::Key("failing"), ::testing::Key("hanging")));
+  EXPECT_THAT(rro, ::testing::UnorderedElementsAre(
+                       ::testing::Key(""), ::testing::Key("crib"), ::testing::Key("runc"),
+                       ::testing::Key("crun"), ::testing::Key("failing"), ::testing::Key("hanging"),
+                       ::testing::Key("absent")));
   EXPECT_EQ(rro["runc"], rro["crib"]);  // configured as supported: as the kernel allows
   EXPECT_FALSE(rro["crun"]);            // not configured
 }
@@ -257,7 +258,7 @@ TEST_P(RuntimeHandlerTest, AnUnknownHandlerIsRefusedNamingTheConfiguredOnes) {
 }
 
 TEST_P(RuntimeHandlerTest, ARuntimeThatFailsOrHangsLeavesNothing) {
-  for (const std::string handler : {"failing", "hanging"}) {
+  for (const std::string handler : {"failing", "hanging", "absent"}) {
     SCOPED_TRACE(handler);
     const std::string pod = HandlerPod(handler, handler);
     const Leftovers before = Count();
@@ -268,6 +269,8 @@ TEST_P(RuntimeHandlerTest, ARuntimeThatFailsOrHangsLeavesNothing) {
     if (handler == "failing") {
       EXPECT_THAT(status.error_message(), HasSubstr("create failed (exit code 1)"));
       EXPECT_THAT(status.error_message(), HasSubstr("the runtime says no"));
+    } else if (handler == "absent") {
+      EXPECT_THAT(status.error_message(), HasSubstr("no-such-runtime: no such file or directory"));
     } else {
       EXPECT_THAT(status.error_message(), HasSubstr("no answer in 2000 ms, killed"));
       EXPECT_LT(absl::Now() - start, absl::Seconds(30));

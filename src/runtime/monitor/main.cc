@@ -178,7 +178,7 @@ off_t FileSize(const std::string& path) {
 // for `err`, a pipe read here, whose last line says what went wrong when the runtime logged
 // nothing) and waits for it, for the runtime's timeout at most (then its process group is
 // killed). False with the runtime's own error, or how it ended, when it did not exit with 0.
-// `err_reader`: the read end of a given `err` pipe, read for the message likewise.
+// `err_reader`: the read end of a given `err` pipe (the container's stderr), read likewise.
 bool RunRuntime(const OciRuntime& runtime, const std::string& bundle,
                 const std::vector<std::string>& command, int in, int out, int err,
                 std::string* error, int err_reader = -1) {
@@ -227,57 +227,13 @@ bool RunRuntime(const OciRuntime& runtime, const std::string& bundle,
     _exit(127);
   }
   stderr_w.Reset();
-  UniqueFd pidfd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
-  std::string said_on_stderr;
-  bool timed_out = false;
-  const long long deadline = NowNanos() + runtime.timeout_ms * 1000000LL;
-  while (pidfd) {
-    struct pollfd p[2] = {{pidfd.get(), POLLIN, 0}, {stderr_r.get(), POLLIN, 0}};
-    const long long left_ms = (deadline - NowNanos()) / 1000000LL;
-    if (left_ms <= 0) {
-      timed_out = true;
-      ::kill(-pid, SIGKILL);
-      ::kill(pid, SIGKILL);
-      break;
-    }
-    int n = ::poll(p, stderr_r ? 2 : 1, static_cast<int>(left_ms));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 || p[0].revents != 0) break;
-    if (stderr_r && p[1].revents != 0) {
-      char buf[4096];
-      ssize_t r = ::read(stderr_r.get(), buf, sizeof(buf));
-      if (r <= 0) {
-        stderr_r.Reset();
-      } else if (said_on_stderr.size() < 65536) {
-        said_on_stderr.append(buf, r);
-      }
-    }
-  }
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (timed_out) {
-    *error = what + ": no answer in " + std::to_string(runtime.timeout_ms) + " ms, killed";
-    return false;
-  }
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return true;
-  if (stderr_r) err_reader = stderr_r.get();
-  if (err_reader >= 0) {
-    SetNonBlocking(err_reader);
-    char buf[4096];
-    ssize_t r;
-    while (said_on_stderr.size() < 65536 && (r = ::read(err_reader, buf, sizeof(buf))) > 0) {
-      said_on_stderr.append(buf, r);
-    }
-  }
+  std::string said;
+  const int status =
+      AwaitRuntime(pid, runtime.timeout_ms, stderr_r ? stderr_r.get() : err_reader, &said);
+  if (status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0) return true;
   std::string log;
   ReadWholeFile(log_path, &log);
-  std::string said = LastRuntimeError(log, static_cast<size_t>(log_offset));
-  if (said.empty()) said = LastRuntimeError(said_on_stderr);
-  *error = what + " failed" +
-           (WIFSIGNALED(status) ? " (signal " + std::to_string(WTERMSIG(status)) + ")"
-                                : " (exit code " + std::to_string(WEXITSTATUS(status)) + ")") +
-           (said.empty() ? std::string() : ": " + said);
+  *error = RuntimeFailure(what, runtime, status, log, static_cast<size_t>(log_offset), said);
   return false;
 }
 
