@@ -335,6 +335,7 @@ absl::StatusOr<CreatedContainer> Launcher::Create(absl::string_view id, const st
   const Spec& written = options.oci_runtime ? for_runtime : spec;
   absl::Cleanup undo = [&] {
     (void)RemoveCgroup(spec);
+    if (options.oci_runtime) RemoveRuntimeCgroupParents(spec.linux_spec.cgroups_path);
     RemoveRuntimeFiles(bundle);
   };
   if (options.oci_runtime) {

@@ -119,10 +119,14 @@ TEST_P(RuntimeHandlerTest, RunsContainersWithTheirLogsExitCodesAndReasons) {
   status = WaitExited(killed);
   EXPECT_EQ(status.exit_code(), 128 + SIGKILL);
   EXPECT_EQ(status.reason(), "Error");
-  // An executable that is not there: the runtime's create fails and says why.
-  grpc::Status missing = Create(pod, Config("missing", {"/no/such/binary"}));
+  // An executable that is not there: the runtime's create fails and says why, and leaves
+  // nothing (the runtime's cgroups included, also in hierarchies crib does not use).
+  const std::string lonely = HandlerPod("lonely");
+  const Leftovers empty_pod = Count();
+  grpc::Status missing = Create(lonely, Config("missing", {"/no/such/binary"}));
   EXPECT_FALSE(missing.ok());
   EXPECT_THAT(missing.error_message(), HasSubstr(GetParam()));
+  EXPECT_EQ(Count(), empty_pod) << Describe(Count());
 }
 
 TEST_P(RuntimeHandlerTest, MemoryLimitInTheCgroupAndOomKill) {
