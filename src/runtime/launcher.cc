@@ -39,6 +39,7 @@
 #include "common/unique_fd.h"
 #include "runtime/capability_names.h"
 #include "runtime/monitor/error_text.h"
+#include "runtime/monitor/fd_passing.h"
 #include "runtime/monitor/protocol.h"
 #include "runtime/monitor/seccomp_filter.h"
 #include "runtime/monitor/socket_address.h"
@@ -52,32 +53,6 @@ std::string BundleFile(const std::string& bundle, const char* name) {
 }
 
 absl::Time FromNanos(int64_t nanos) { return absl::FromUnixNanos(nanos); }
-
-// One recvmsg on a unix socket; the fds passed along (SCM_RIGHTS) are appended to `fds`.
-ssize_t RecvWithFds(int fd, char* buf, size_t size, std::vector<UniqueFd>* fds) {
-  struct iovec iov = {buf, size};
-  union {
-    char buf[CMSG_SPACE(sizeof(int) * 4)];
-    struct cmsghdr align;
-  } control;
-  struct msghdr mh = {};
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  mh.msg_control = control.buf;
-  mh.msg_controllen = sizeof(control.buf);
-  ssize_t r = ::recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
-  if (r < 0) return r;
-  for (struct cmsghdr* c = CMSG_FIRSTHDR(&mh); c != nullptr; c = CMSG_NXTHDR(&mh, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (size_t i = 0; i < count; ++i) {
-      int received;
-      std::memcpy(&received, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-      fds->emplace_back(received);
-    }
-  }
-  return r;
-}
 
 // Reads from `fd` until EOF or a newline, within `timeout`; returns everything read (the line
 // is up to the first newline, the rest follows it). With `fds`, `fd` is a unix socket and the
@@ -96,7 +71,7 @@ absl::StatusOr<std::string> ReadWithFds(int fd, absl::Duration timeout, absl::st
     if (n == 0) continue;
     char buf[512];
     ssize_t r =
-        fds != nullptr ? RecvWithFds(fd, buf, sizeof(buf), fds) : ::read(fd, buf, sizeof(buf));
+        fds != nullptr ? ReceiveWithFds(fd, buf, sizeof(buf), fds) : ::read(fd, buf, sizeof(buf));
     if (r < 0 && errno == EINTR) continue;
     if (r < 0)
       return ErrnoStatus(errno, absl::StrCat(what, fds != nullptr ? ": recvmsg" : ": read"));

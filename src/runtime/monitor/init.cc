@@ -24,6 +24,7 @@
 #include "cgroup/cgroup_files.h"
 #include "runtime/capability_names.h"
 #include "runtime/monitor/error_text.h"
+#include "runtime/monitor/fd_passing.h"
 
 namespace crib::runtime {
 namespace {
@@ -726,28 +727,9 @@ uint32_t SetupProcess(int sync_fd, const Plan& plan) {
 }  // namespace
 
 bool ReceiveSync(int sock, SyncMessage* message, UniqueFd* fd) {
-  struct iovec iov = {message, sizeof(*message)};
-  union {
-    char buf[CMSG_SPACE(sizeof(int))];
-    struct cmsghdr align;
-  } control;
-  struct msghdr mh = {};
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  mh.msg_control = control.buf;
-  mh.msg_controllen = sizeof(control.buf);
-  ssize_t n;
-  do {
-    n = ::recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
-  } while (n < 0 && errno == EINTR);
-  if (n != sizeof(*message)) return false;
-  for (struct cmsghdr* c = CMSG_FIRSTHDR(&mh); c != nullptr; c = CMSG_NXTHDR(&mh, c)) {
-    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && fd != nullptr) {
-      int received;
-      std::memcpy(&received, CMSG_DATA(c), sizeof(int));
-      fd->Reset(received);
-    }
-  }
+  std::vector<UniqueFd> fds;
+  if (ReceiveWithFds(sock, message, sizeof(*message), &fds) != sizeof(*message)) return false;
+  if (fd != nullptr && !fds.empty()) *fd = std::move(fds[0]);
   return true;
 }
 

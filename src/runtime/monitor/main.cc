@@ -35,6 +35,7 @@
 #include "common/unique_fd.h"
 #include "runtime/monitor/cri_log.h"
 #include "runtime/monitor/error_text.h"
+#include "runtime/monitor/fd_passing.h"
 #include "runtime/monitor/init.h"
 #include "runtime/monitor/protocol.h"
 #include "runtime/monitor/socket_address.h"
@@ -278,28 +279,13 @@ bool ReceiveConsole(int listener, long timeout_ms, UniqueFd* master, std::string
     n = ::poll(&q, 1, static_cast<int>(timeout_ms));
   } while (n < 0 && errno == EINTR);
   char buf[4096];
-  struct iovec iov = {buf, sizeof(buf)};
-  union {
-    char buf[CMSG_SPACE(sizeof(int))];
-    struct cmsghdr align;
-  } control;
-  struct msghdr mh = {};
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  mh.msg_control = control.buf;
-  mh.msg_controllen = sizeof(control.buf);
-  if (n <= 0 || ::recvmsg(conn.get(), &mh, MSG_CMSG_CLOEXEC) < 0) {
+  std::vector<UniqueFd> fds;
+  if (n <= 0 || ReceiveWithFds(conn.get(), buf, sizeof(buf), &fds) < 0) {
     *error =
         "receive the terminal from the console socket: " + ErrorText(n < 0 ? errno : ETIMEDOUT);
     return false;
   }
-  for (struct cmsghdr* c = CMSG_FIRSTHDR(&mh); c != nullptr; c = CMSG_NXTHDR(&mh, c)) {
-    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-      int received;
-      std::memcpy(&received, CMSG_DATA(c), sizeof(int));
-      master->Reset(received);
-    }
-  }
+  if (!fds.empty()) *master = std::move(fds[0]);
   if (!*master) {
     *error = "the runtime's message on the console socket carried no terminal";
     return false;
@@ -553,6 +539,10 @@ class Monitor {
   void Finish();
   // With an OCI runtime: `create` (the init waits in the runtime's own way until `start`).
   bool CreateWithRuntime(std::string* error);
+  // The container's stdio: stdin a pipe whose write end the monitor keeps (stdin_open, no
+  // terminal) or /dev/null; without a terminal, stdout and stderr pipes whose read ends it
+  // keeps. `in`, `out_w` and `err_w` are the container's ends.
+  bool MakeStdio(bool terminal, UniqueFd* in, UniqueFd* out_w, UniqueFd* err_w, std::string* error);
   // Runs one call of the runtime on this container with no stdio.
   bool Runtime(const std::vector<std::string>& command, std::string* error) const {
     return RunRuntime(runtime_, o_.bundle, command, -1, -1, -1, error);
@@ -605,37 +595,12 @@ bool Monitor::Create(std::string* error, uint32_t* warnings) {
       return false;
     }
   }
-  InitStdio stdio;
   UniqueFd in, out_w, err_w;
-  if (o_.stdin_open && !plan_.terminal) {
-    int p[2];
-    if (::pipe2(p, O_CLOEXEC) != 0) {
-      *error = std::string("pipe: ") + ErrorText(errno);
-      return false;
-    }
-    in.Reset(p[0]);
-    stdin_w_.Reset(p[1]);
-  } else {
-    in.Reset(::open("/dev/null", O_RDWR | O_CLOEXEC));
-  }
-  if (plan_.terminal) {
-    stdio = {in.get(), in.get(), in.get(), true};  // the init opens its pty later
-  } else {
-    int p[2];
-    if (::pipe2(p, O_CLOEXEC) != 0) {
-      *error = std::string("pipe: ") + ErrorText(errno);
-      return false;
-    }
-    out_r_.Reset(p[0]);
-    out_w.Reset(p[1]);
-    if (::pipe2(p, O_CLOEXEC) != 0) {
-      *error = std::string("pipe: ") + ErrorText(errno);
-      return false;
-    }
-    err_r_.Reset(p[0]);
-    err_w.Reset(p[1]);
-    stdio = {in.get(), out_w.get(), err_w.get(), false};
-  }
+  if (!MakeStdio(plan_.terminal, &in, &out_w, &err_w, error)) return false;
+  InitStdio stdio = plan_.terminal
+                        // the init opens its pty later
+                        ? InitStdio{in.get(), in.get(), in.get(), true}
+                        : InitStdio{in.get(), out_w.get(), err_w.get(), false};
   int st[2];
   UniqueFd sync_w;
   if (!MakeSyncPair(&sync_r_, &sync_w, error)) return false;
@@ -686,6 +651,26 @@ bool Monitor::Create(std::string* error, uint32_t* warnings) {
   return true;
 }
 
+bool Monitor::MakeStdio(bool terminal, UniqueFd* in, UniqueFd* out_w, UniqueFd* err_w,
+                        std::string* error) {
+  auto pipe = [error](UniqueFd* r, UniqueFd* w) {
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) != 0) {
+      *error = std::string("pipe: ") + ErrorText(errno);
+      return false;
+    }
+    r->Reset(p[0]);
+    w->Reset(p[1]);
+    return true;
+  };
+  if (o_.stdin_open && !terminal) {
+    if (!pipe(in, &stdin_w_)) return false;
+  } else {
+    in->Reset(::open("/dev/null", O_RDWR | O_CLOEXEC));
+  }
+  return terminal || (pipe(&out_r_, out_w) && pipe(&err_r_, err_w));
+}
+
 // The runtime's `create` with the container's stdio (pipes, or a terminal it makes and sends
 // to the console socket); its init is parked by the runtime until `start`. The runtime makes
 // the cgroup from the spec; the monitor only reads it (OOM kills). As a child subreaper the
@@ -699,30 +684,7 @@ bool Monitor::CreateWithRuntime(std::string* error) {
     }
   }
   UniqueFd in, out_w, err_w;
-  if (o_.stdin_open && !terminal) {
-    int p[2];
-    if (::pipe2(p, O_CLOEXEC) != 0) {
-      *error = std::string("pipe: ") + ErrorText(errno);
-      return false;
-    }
-    in.Reset(p[0]);
-    stdin_w_.Reset(p[1]);
-  }
-  if (!terminal) {
-    int p[2];
-    if (::pipe2(p, O_CLOEXEC) != 0) {
-      *error = std::string("pipe: ") + ErrorText(errno);
-      return false;
-    }
-    out_r_.Reset(p[0]);
-    out_w.Reset(p[1]);
-    if (::pipe2(p, O_CLOEXEC) != 0) {
-      *error = std::string("pipe: ") + ErrorText(errno);
-      return false;
-    }
-    err_r_.Reset(p[0]);
-    err_w.Reset(p[1]);
-  }
+  if (!MakeStdio(terminal, &in, &out_w, &err_w, error)) return false;
   const std::string pid_file = o_.bundle + "/" + kInitPidFile;
   const std::string console_path = o_.bundle + "/" + kConsoleSocket;
   UniqueFd console, console_dir;
