@@ -10,7 +10,6 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -146,15 +145,19 @@ absl::Status RunRuntime(const OciRuntime& runtime, const std::string& bundle,
 // they are left out, as containerd gives a privileged container the capabilities it has).
 std::vector<std::string> ClampForRuntime(Spec& spec) {
   std::vector<std::string> warnings;
-  uint64_t bounding = ~0ULL;
-  if (absl::StatusOr<std::string> status = ReadFile("/proc/self/status"); status.ok()) {
-    for (absl::string_view line : absl::StrSplit(*status, '\n')) {
-      if (absl::ConsumePrefix(&line, "CapBnd:")) {
-        (void)absl::SimpleHexAtoi(absl::StripAsciiWhitespace(line), &bounding);
+  // cribd's bounding set never grows or shrinks: read once.
+  static const uint64_t bounding = [] {
+    uint64_t mask = ~0ULL;
+    if (absl::StatusOr<std::string> status = ReadFile("/proc/self/status"); status.ok()) {
+      for (absl::string_view line : absl::StrSplit(*status, '\n')) {
+        if (absl::ConsumePrefix(&line, "CapBnd:")) {
+          (void)absl::SimpleHexAtoi(absl::StripAsciiWhitespace(line), &mask);
+        }
       }
     }
-  }
-  auto held = [bounding](const std::string& name) {
+    return mask;
+  }();
+  auto held = [](const std::string& name) {
     const auto* known = std::find(std::begin(kCapabilityNames), std::end(kCapabilityNames), name);
     const size_t bit = known - std::begin(kCapabilityNames);
     return known == std::end(kCapabilityNames) || bit >= 64 || (bounding >> bit) & 1;
