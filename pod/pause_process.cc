@@ -57,6 +57,9 @@ absl::StatusOr<PauseProcess> StartPause(const std::string& executable,
   if (!options.netns_path.empty()) args.insert(args.end(), {"--netns", options.netns_path});
   if (!options.ipc_ns_path.empty()) args.insert(args.end(), {"--ipcns", options.ipc_ns_path});
   if (!options.uts_ns_path.empty()) args.insert(args.end(), {"--utsns", options.uts_ns_path});
+  if (!options.user_ns_path.empty()) {
+    args.insert(args.end(), {"--userns", options.user_ns_path});
+  }
   if (options.new_pid) args.push_back("--pid");
   if (!options.pod_dir.empty()) args.insert(args.end(), {"--pod", options.pod_dir});
   for (const std::string& p : options.cgroup_procs) args.insert(args.end(), {"--cgroup-procs", p});

@@ -12,7 +12,7 @@
 namespace crib::pod {
 
 // The kinds of pin, each in a directory of that name below the state dir.
-inline constexpr const char* kPinKinds[] = {"netns", "ipcns", "utsns"};
+inline constexpr const char* kPinKinds[] = {"netns", "ipcns", "utsns", "userns"};
 
 // Makes `dir` a shared mount point (bind-mounting it onto itself first if it is not a mount
 // point), so that unmounting a pin there also unmounts its copies in mount namespaces created

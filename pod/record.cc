@@ -6,6 +6,24 @@
 
 namespace crib::pod {
 
+namespace {
+
+nlohmann::json MappingsJson(const std::vector<IdMapping>& mappings) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const IdMapping& m : mappings) out.push_back({m.container_id, m.host_id, m.length});
+  return out;
+}
+
+std::vector<IdMapping> MappingsOf(const nlohmann::json& j) {
+  std::vector<IdMapping> out;
+  for (const nlohmann::json& m : j) {
+    out.push_back({m.at(0).get<uint32_t>(), m.at(1).get<uint32_t>(), m.at(2).get<uint32_t>()});
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string EncodePodData(const PodData& d) {
   nlohmann::json ports = nlohmann::json::array();
   for (const network::PortMapping& p : d.port_mappings) {
@@ -25,12 +43,16 @@ std::string EncodePodData(const PodData& d) {
       {"namespaces",
        {{"network", static_cast<int>(d.namespaces.network)},
         {"pid", static_cast<int>(d.namespaces.pid)},
-        {"ipc", static_cast<int>(d.namespaces.ipc)}}},
+        {"ipc", static_cast<int>(d.namespaces.ipc)},
+        {"user", static_cast<int>(d.namespaces.user)},
+        {"uid_mappings", MappingsJson(d.namespaces.uid_mappings)},
+        {"gid_mappings", MappingsJson(d.namespaces.gid_mappings)}}},
       {"port_mappings", ports},
       {"cgroup_path", d.cgroup_path},
       {"netns_path", d.netns_path},
       {"ipc_ns_path", d.ipc_ns_path},
       {"uts_ns_path", d.uts_ns_path},
+      {"user_ns_path", d.user_ns_path},
       {"pod_dir", d.pod_dir},
       {"pid", d.pid},
       {"pid_start_time", d.pid_start_time},
@@ -58,6 +80,9 @@ absl::StatusOr<PodData> DecodePodData(const std::string& id, const std::string& 
       d.namespaces.network = static_cast<NamespaceMode>(ns.value("network", 0));
       d.namespaces.pid = static_cast<NamespaceMode>(ns.value("pid", 1));
       d.namespaces.ipc = static_cast<NamespaceMode>(ns.value("ipc", 0));
+      d.namespaces.user = static_cast<NamespaceMode>(ns.value("user", 2));
+      d.namespaces.uid_mappings = MappingsOf(ns.value("uid_mappings", nlohmann::json::array()));
+      d.namespaces.gid_mappings = MappingsOf(ns.value("gid_mappings", nlohmann::json::array()));
     }
     for (const nlohmann::json& p : j.value("port_mappings", nlohmann::json::array())) {
       network::PortMapping m;
@@ -71,6 +96,7 @@ absl::StatusOr<PodData> DecodePodData(const std::string& id, const std::string& 
     d.netns_path = j.value("netns_path", "");
     d.ipc_ns_path = j.value("ipc_ns_path", "");
     d.uts_ns_path = j.value("uts_ns_path", "");
+    d.user_ns_path = j.value("user_ns_path", "");
     d.pod_dir = j.value("pod_dir", "");
     d.pid = j.value("pid", 0);
     d.pid_start_time = j.value("pid_start_time", uint64_t{0});
@@ -105,6 +131,7 @@ PodSandbox ToPodSandbox(const store::PodRecord& r, const PodData& d) {
   p.netns_path = d.netns_path;
   p.ipc_ns_path = d.ipc_ns_path;
   p.uts_ns_path = d.uts_ns_path;
+  p.user_ns_path = d.user_ns_path;
   p.cgroup_path = d.cgroup_path;
   p.pod_dir = d.pod_dir;
   p.config_bytes = d.config_bytes;

@@ -32,16 +32,17 @@ struct PodData {
   std::string netns_path;  // empty for host-network pods
   std::string ipc_ns_path;  // the pinned ipc namespace; empty: the host's, or crib-pause's
   std::string uts_ns_path;  // the pinned uts namespace; empty: the host's, or crib-pause's
+  std::string user_ns_path;  // the pinned user namespace; empty: the host's
   std::string pod_dir;
   pid_t pid = 0;  // crib-pause, 0 for a pod that shares no process namespace
   uint64_t pid_start_time = 0;  // /proc/<pid>/stat field 22, against pid reuse
   std::vector<std::string> ips;
   std::string config_bytes;
 
-  // The pins this pod has (netns, ipc, uts; not the empty ones).
+  // The pins this pod has (netns, ipc, uts, user; not the empty ones).
   std::vector<std::string> Pins() const {
     std::vector<std::string> pins;
-    for (const std::string* pin : {&netns_path, &ipc_ns_path, &uts_ns_path}) {
+    for (const std::string* pin : {&netns_path, &ipc_ns_path, &uts_ns_path, &user_ns_path}) {
       if (!pin->empty()) pins.push_back(*pin);
     }
     return pins;

@@ -22,6 +22,7 @@
 #include "pod/pod_files.h"
 #include "pod/record.h"
 #include "pod/service.h"
+#include "pod/userns.h"
 
 namespace crib::pod {
 namespace {
@@ -73,6 +74,7 @@ absl::StatusOr<std::string> PodService::Run(const PodSandboxSpec& spec) {
     data.uts_ns_path = PinPath("utsns", id);
   }
   if (spec.namespaces.ipc != NamespaceMode::kNode) data.ipc_ns_path = PinPath("ipcns", id);
+  if (spec.namespaces.user == NamespaceMode::kPod) data.user_ns_path = PinPath("userns", id);
   data.pod_dir = PodDir(id);
   data.config_bytes = spec.config_bytes;
   data.creating = true;
@@ -146,33 +148,56 @@ absl::Status PodService::ReserveName(Steps& steps, const PodSandboxSpec& spec,
 absl::Status PodService::MakeNamespacesAndFiles(Steps& steps, const PodSandboxSpec& spec,
                                                 const PodData& data) {
   const bool host_network = data.netns_path.empty();
-  RETURN_IF_ERROR(steps.Run(
-      "netns", "create network namespace",
-      [&]() -> absl::Status {
-        RETURN_IF_ERROR(EnsurePinDirs());
-        if (host_network) return absl::OkStatus();
-        return CreatePinnedNetns(data.netns_path);
-      },
-      [path = data.netns_path] { return path.empty() ? absl::OkStatus() : RemovePin(path); }));
-  RETURN_IF_ERROR(steps.Run(
-      "pins", "create ipc and uts namespaces",
-      [&]() -> absl::Status {
-        IpcUtsPins pins;
-        pins.netns_path = data.netns_path;
-        pins.ipc_path = data.ipc_ns_path;
-        pins.uts_path = data.uts_ns_path;
-        pins.hostname = data.hostname;
-        for (const auto& [key, value] : spec.sysctls) {
-          pins.sysctls.push_back(absl::StrCat(key, "=", value));
-        }
-        return PinIpcAndUts(pins);
-      },
-      [ipc = data.ipc_ns_path, uts = data.uts_ns_path]() -> absl::Status {
-        for (const std::string& path : {ipc, uts}) {
-          if (!path.empty()) RETURN_IF_ERROR(RemovePin(path));
-        }
-        return absl::OkStatus();
-      }));
+  std::vector<std::string> sysctls;
+  for (const auto& [key, value] : spec.sysctls) sysctls.push_back(absl::StrCat(key, "=", value));
+  if (!data.user_ns_path.empty()) {
+    // The pod's user namespace owns its network, ipc and uts namespaces: made together.
+    RETURN_IF_ERROR(steps.Run(
+        "userns", "create user, network, ipc and uts namespaces",
+        [&]() -> absl::Status {
+          RETURN_IF_ERROR(EnsurePinDirs());
+          UsernsPins pins;
+          pins.user_path = data.user_ns_path;
+          pins.net_path = data.netns_path;
+          pins.ipc_path = data.ipc_ns_path;
+          pins.uts_path = data.uts_ns_path;
+          pins.uid_mappings = spec.namespaces.uid_mappings;
+          pins.gid_mappings = spec.namespaces.gid_mappings;
+          pins.hostname = data.hostname;
+          pins.sysctls = sysctls;
+          return PinUserNamespace(pins);
+        },
+        [pins = data.Pins()]() -> absl::Status {
+          for (const std::string& path : pins) RETURN_IF_ERROR(RemovePin(path));
+          return absl::OkStatus();
+        }));
+  } else {
+    RETURN_IF_ERROR(steps.Run(
+        "netns", "create network namespace",
+        [&]() -> absl::Status {
+          RETURN_IF_ERROR(EnsurePinDirs());
+          if (host_network) return absl::OkStatus();
+          return CreatePinnedNetns(data.netns_path);
+        },
+        [path = data.netns_path] { return path.empty() ? absl::OkStatus() : RemovePin(path); }));
+    RETURN_IF_ERROR(steps.Run(
+        "pins", "create ipc and uts namespaces",
+        [&]() -> absl::Status {
+          IpcUtsPins pins;
+          pins.netns_path = data.netns_path;
+          pins.ipc_path = data.ipc_ns_path;
+          pins.uts_path = data.uts_ns_path;
+          pins.hostname = data.hostname;
+          pins.sysctls = sysctls;
+          return PinIpcAndUts(pins);
+        },
+        [ipc = data.ipc_ns_path, uts = data.uts_ns_path]() -> absl::Status {
+          for (const std::string& path : {ipc, uts}) {
+            if (!path.empty()) RETURN_IF_ERROR(RemovePin(path));
+          }
+          return absl::OkStatus();
+        }));
+  }
   RETURN_IF_ERROR(steps.Run(
       "dir", "make the pod directory", [&] { return MakeDirs(data.pod_dir, 0755); },
       [dir = data.pod_dir]() -> absl::Status {
@@ -226,6 +251,7 @@ absl::Status PodService::MakeCgroupAndPause(Steps& steps, const PodSandboxSpec& 
   pause.netns_path = data.netns_path;
   pause.ipc_ns_path = data.ipc_ns_path;
   pause.uts_ns_path = data.uts_ns_path;
+  pause.user_ns_path = data.user_ns_path;
   pause.new_pid = true;
   pause.pod_dir = data.pod_dir;
   pause.cgroup_procs = driver_->JoinFiles(pause_cgroup);

@@ -19,10 +19,23 @@ namespace crib::pod {
 // CRI's NamespaceMode values.
 enum class NamespaceMode { kPod = 0, kContainer = 1, kNode = 2, kTarget = 3 };
 
+// A range of ids: `length` ids from `container_id` inside a user namespace are the ids from
+// `host_id` outside (CRI's IDMapping, a line of /proc/<pid>/uid_map).
+struct IdMapping {
+  uint32_t container_id = 0;
+  uint32_t host_id = 0;
+  uint32_t length = 0;
+  bool operator==(const IdMapping&) const = default;
+};
+
 struct NamespaceOptions {
   NamespaceMode network = NamespaceMode::kPod;
   NamespaceMode pid = NamespaceMode::kContainer;
   NamespaceMode ipc = NamespaceMode::kPod;
+  // kPod: a user namespace of the pod's own with these mappings; kNode: the host's.
+  NamespaceMode user = NamespaceMode::kNode;
+  std::vector<IdMapping> uid_mappings;
+  std::vector<IdMapping> gid_mappings;
 };
 
 struct DnsConfig {
@@ -76,6 +89,7 @@ struct PodSandbox {
   // them in crib-pause, /proc/<pid>/ns).
   std::string ipc_ns_path;
   std::string uts_ns_path;
+  std::string user_ns_path;  // the pinned user namespace; empty: the host's
   std::string cgroup_path;
   std::string pod_dir;  // hostname, hosts, resolv.conf and shm/ live here
   std::string config_bytes;

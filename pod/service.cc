@@ -15,6 +15,7 @@
 #include "common/spawn.h"
 #include "common/status_macros.h"
 #include "network/port_mapping.h"
+#include "pod/userns.h"
 
 namespace crib::pod {
 namespace {
@@ -79,6 +80,19 @@ absl::Status PodService::Validate(const PodSandboxSpec& spec) const {
   }
   if (spec.namespaces.pid == NamespaceMode::kTarget) {
     return absl::InvalidArgumentError("pid namespace mode TARGET is for containers, not pods");
+  }
+  RETURN_IF_ERROR(ValidateUserNamespace(spec.namespaces));
+  if (spec.namespaces.user == NamespaceMode::kPod) {
+    if (FindRuntimeHandler(config_, spec.runtime_handler) != nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "user namespaces are not supported under runtime handler \"", spec.runtime_handler,
+          "\" (an OCI runtime): only under crib's own launcher"));
+    }
+    const UsernsSupport& support = UserNamespaceSupport(config_.root_dir);
+    if (!support.supported) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("user namespaces are not supported on this host: ", support.reason));
+    }
   }
   for (const auto& [key, value] : spec.sysctls) {
     if (!SysctlKeyCharsOk(key) || absl::StrContains(value, "\n")) {

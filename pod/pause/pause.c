@@ -127,6 +127,7 @@ int main(int argc, char** argv) {
   const char* netns = NULL;
   const char* ipcns = NULL;
   const char* utsns = NULL;
+  const char* userns = NULL;
   int flags = 0;
   for (int i = 1; i < argc; ++i) {
     const char* arg = argv[i];
@@ -136,6 +137,8 @@ int main(int argc, char** argv) {
       ipcns = argv[++i];
     } else if (strcmp(arg, "--utsns") == 0 && i + 1 < argc) {
       utsns = argv[++i];
+    } else if (strcmp(arg, "--userns") == 0 && i + 1 < argc) {
+      userns = argv[++i];
     } else if (strcmp(arg, "--pid") == 0) {
       flags |= CLONE_NEWPID;
     } else if (strcmp(arg, "--cgroup-procs") == 0 && i + 1 < argc) {
@@ -150,6 +153,22 @@ int main(int argc, char** argv) {
   if (netns != NULL) Join(netns, CLONE_NEWNET, "open network namespace");
   if (ipcns != NULL) Join(ipcns, CLONE_NEWIPC, "open ipc namespace");
   if (utsns != NULL) Join(utsns, CLONE_NEWUTS, "open uts namespace");
+  /* Into the pod's cgroup while still the host's root, and before the fork: a cribd killed at
+   * any moment leaves no pause process that its cgroup does not hold. */
+  for (int i = 1; i < argc; ++i) {
+    if (strcmp(argv[i], "--cgroup-procs") != 0) continue;
+    const char* procs = argv[++i];
+    const int fd = open(procs, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || write(fd, "0", 1) < 0) Fail(errno, "join cgroup", procs);
+    close(fd);
+  }
+  /* Last, so that the pid namespace below belongs to the pod's user namespace; the pod's
+   * root there, not the host's. */
+  if (userns != NULL) {
+    Join(userns, CLONE_NEWUSER, "open user namespace");
+    if (setresgid(0, 0, 0) != 0 || setresuid(0, 0, 0) != 0)
+      Fail(errno, "become the pod's root", NULL);
+  }
   if (flags != 0 && unshare(flags) != 0) Fail(errno, "unshare pid namespace", NULL);
 
   /* Handlers before the fork, so that the child never runs with SIGTERM at its default: as
@@ -170,21 +189,6 @@ int main(int argc, char** argv) {
   const pid_t child = fork();
   if (child < 0) Fail(errno, "fork", NULL);
   if (child > 0) {
-    /* Into the pod's cgroup before cribd hears of it: a cribd killed at any moment leaves no
-     * pause process that its cgroup does not hold. */
-    char pid_text[16];
-    snprintf(pid_text, sizeof(pid_text), "%d", (int)child);
-    for (int i = 1; i < argc; ++i) {
-      if (strcmp(argv[i], "--cgroup-procs") != 0) continue;
-      const char* procs = argv[++i];
-      const int fd = open(procs, O_WRONLY | O_CLOEXEC);
-      if (fd < 0 || write(fd, pid_text, strlen(pid_text)) < 0) {
-        const int err = errno;
-        kill(child, SIGKILL);
-        Fail(err, "join cgroup", procs);
-      }
-      close(fd);
-    }
     Report(0, child);
     _exit(0);
   }

@@ -29,6 +29,10 @@ struct MountSpec {
   Propagation propagation = Propagation::kPrivate;
   std::string image;  // an image volume: the image's root file system, read-only
   std::string image_sub_path;
+  // CRI's uidMappings and gidMappings: an id-mapped mount. Only the mappings of the pod's user
+  // namespace are accepted; a pod with one id-maps its bind mounts whether asked or not.
+  std::vector<pod::IdMapping> uid_mappings;
+  std::vector<pod::IdMapping> gid_mappings;
   bool operator==(const MountSpec&) const = default;
 };
 
@@ -75,6 +79,9 @@ struct SecurityContext {
   bool privileged = false;
   pod::NamespaceMode pid_mode = pod::NamespaceMode::kContainer;
   std::string target_id;  // the container whose pid namespace TARGET joins
+  // The container's userns_options, when it has them (kubelet sends the pod's): they must be
+  // the pod's.
+  std::optional<pod::NamespaceOptions> user_namespace;
   std::optional<int64_t> run_as_user;
   std::optional<int64_t> run_as_group;
   std::string run_as_username;

@@ -27,6 +27,7 @@
 #include "container/spec_builder.h"
 #include "container/users.h"
 #include "image/fs_util.h"
+#include "pod/userns.h"
 
 namespace crib::container {
 namespace {
@@ -98,7 +99,7 @@ absl::StatusOr<std::string> ContainerService::CreateInPod(const ContainerSpec& s
       [&](Steps& steps) -> absl::Status {
         RETURN_IF_ERROR(ReserveContainerName(steps, spec, *data, record, &same_create));
         if (same_create) return absl::OkStatus();
-        RETURN_IF_ERROR(MakeRootfs(steps, id, *data));
+        RETURN_IF_ERROR(MakeRootfs(steps, id, pod, *data));
         SpecInputs inputs;
         RETURN_IF_ERROR(PrepareRun(steps, spec, pod, *image_config, id, *data, &inputs));
         runtime::Spec oci;
@@ -216,7 +217,7 @@ absl::Status ContainerService::ReserveContainerName(Steps& steps, const Containe
 
 // The writable layer and the overlay root file system in the bundle.
 absl::Status ContainerService::MakeRootfs(Steps& steps, const std::string& id,
-                                          const ContainerData& data) {
+                                          const pod::PodSandbox& pod, const ContainerData& data) {
   const std::string bundle = Bundle(id);
   const std::string layer_dir = LayerDir(id);
   const std::string rootfs = absl::StrCat(bundle, "/rootfs");
@@ -225,7 +226,16 @@ absl::Status ContainerService::MakeRootfs(Steps& steps, const std::string& id,
       [&]() -> absl::Status {
         RETURN_IF_ERROR(MakeDirs(layer_dir + "/upper", 0755));
         RETURN_IF_ERROR(MakeDirs(layer_dir + "/work", 0700));
-        return MakeDirs(rootfs, 0755);
+        RETURN_IF_ERROR(MakeDirs(rootfs, 0755));
+        if (pod.user_ns_path.empty()) return absl::OkStatus();
+        // The writable layer's root is the overlay's: the pod's root owns it.
+        const std::string upper = layer_dir + "/upper";
+        const int64_t uid = pod::HostIdOf(pod.namespaces.uid_mappings, 0);
+        const int64_t gid = pod::HostIdOf(pod.namespaces.gid_mappings, 0);
+        if (::chown(upper.c_str(), static_cast<uid_t>(uid), static_cast<gid_t>(gid)) != 0) {
+          return ErrnoStatus(errno, absl::StrCat("chown ", upper, " to ", uid, ":", gid));
+        }
+        return absl::OkStatus();
       },
       [bundle, layer_dir]() -> absl::Status {
         absl::Status bundle_removed = image::RemoveAll(bundle);
@@ -240,6 +250,10 @@ absl::Status ContainerService::MakeRootfs(Steps& steps, const std::string& id,
   overlay.work_dir = layer_dir + "/work";
   overlay.target = rootfs;
   overlay.scratch_dir = layer_dir + "/lower";
+  if (!pod.user_ns_path.empty()) {
+    overlay.idmap_userns = pod.user_ns_path;
+    overlay.idmap_dir = layer_dir + "/idmapped";
+  }
   return steps.Run(
       "rootfs", "mount rootfs", [&] { return MountOverlay(overlay); },
       [rootfs] { return Unmount(rootfs); });

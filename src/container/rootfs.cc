@@ -4,6 +4,7 @@
 #include <linux/openat2.h>
 #include <sched.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -124,12 +125,66 @@ absl::Status MountWithShortNames(const OverlayMount& m) {
   return status;
 }
 
+// Each lower layer's id-mapped copy, mounted at <idmap_dir>/<i>; `detach` unmounts them.
+absl::Status MapLayers(const OverlayMount& m, std::vector<std::string>* mapped) {
+  UniqueFd userns(::open(m.idmap_userns.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!userns) return ErrnoStatus(errno, absl::StrCat("open user namespace ", m.idmap_userns));
+  RETURN_IF_ERROR(MakeDirs(m.idmap_dir, 0700));
+  for (size_t i = 0; i < m.lower_dirs.size(); ++i) {
+    const std::string& layer = m.lower_dirs[i];
+    const std::string point = absl::StrCat(m.idmap_dir, "/", i);
+    if (::mkdir(point.c_str(), 0700) != 0 && errno != EEXIST) {
+      return ErrnoStatus(errno, absl::StrCat("make ", point));
+    }
+    UniqueFd tree(static_cast<int>(
+        ::syscall(SYS_open_tree, AT_FDCWD, layer.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC)));
+    if (!tree) return ErrnoStatus(errno, absl::StrCat("open_tree ", layer));
+    struct mount_attr attr = {};
+    attr.attr_set = MOUNT_ATTR_IDMAP;
+    attr.userns_fd = static_cast<uint64_t>(userns.get());
+    if (::syscall(SYS_mount_setattr, tree.get(), "", AT_EMPTY_PATH, &attr, sizeof(attr)) != 0) {
+      return ErrnoStatus(errno, absl::StrCat("id-map layer ", layer));
+    }
+    if (::syscall(SYS_move_mount, tree.get(), "", AT_FDCWD, point.c_str(),
+                  MOVE_MOUNT_F_EMPTY_PATH) != 0) {
+      return ErrnoStatus(errno, absl::StrCat("mount the id-mapped layer ", layer, " on ", point));
+    }
+    mapped->push_back(point);
+  }
+  return absl::OkStatus();
+}
+
+void UnmapLayers(const OverlayMount& m, const std::vector<std::string>& mapped) {
+  for (const std::string& point : mapped) ::umount2(point.c_str(), MNT_DETACH);
+  for (size_t i = 0; i < m.lower_dirs.size(); ++i) {
+    ::rmdir(absl::StrCat(m.idmap_dir, "/", i).c_str());
+  }
+  ::rmdir(m.idmap_dir.c_str());
+}
+
+absl::Status MountLayers(const OverlayMount& m, OverlayMethod method);
+
 }  // namespace
 
 absl::Status MountOverlay(const OverlayMount& m, OverlayMethod method) {
   if (m.lower_dirs.empty()) {
     return absl::InvalidArgumentError(absl::StrCat("overlay on ", m.target, " has no layers"));
   }
+  if (m.idmap_userns.empty()) return MountLayers(m, method);
+  std::vector<std::string> mapped;
+  absl::Status status = MapLayers(m, &mapped);
+  if (status.ok()) {
+    OverlayMount over_mapped = m;
+    over_mapped.lower_dirs = mapped;
+    status = MountLayers(over_mapped, method);
+  }
+  UnmapLayers(m, mapped);
+  return status;
+}
+
+namespace {
+
+absl::Status MountLayers(const OverlayMount& m, OverlayMethod method) {
   const std::string data = Options(m, absl::StrJoin(m.lower_dirs, ":"));
   switch (method) {
     case OverlayMethod::kOnePage:
@@ -148,6 +203,8 @@ absl::Status MountOverlay(const OverlayMount& m, OverlayMethod method) {
   if (appended.ok() || !(err == EINVAL || err == ENOSYS || err == EOPNOTSUPP)) return appended;
   return MountWithShortNames(m);
 }
+
+}  // namespace
 
 absl::Status Unmount(const std::string& target) {
   if (::umount2(target.c_str(), UMOUNT_NOFOLLOW) == 0) return absl::OkStatus();

@@ -28,6 +28,12 @@ struct OverlayMount {
   std::string target;
   std::string scratch_dir;  // for kShortNames: where the short names go (removed after)
   bool readonly = false;    // no upper dir: the lower layers only (image volumes)
+  // A user namespace file (a pod's pin): the lower layers are mounted id-mapped with its
+  // mappings, so that an image's root-owned files read as root inside it. The id-mapped copies
+  // are mounted under `idmap_dir` for as long as the overlay mount takes (it keeps private
+  // copies of its layers), and gone after.
+  std::string idmap_userns;
+  std::string idmap_dir;
 };
 
 absl::Status MountOverlay(const OverlayMount& mount, OverlayMethod method = OverlayMethod::kAuto);

@@ -575,8 +575,11 @@ absl::Status BuildNamespaces(const SpecInputs& in, runtime::LinuxSpec* l) {
 
 // Devices: the host's all for a privileged container, else the requested ones, with their
 // cgroup rules.
-absl::Status BuildDevices(const SpecInputs& in, runtime::LinuxSpec* l) {
+absl::Status BuildDevices(const SpecInputs& in, runtime::LinuxSpec* l,
+                          std::vector<runtime::Mount>* mounts) {
   const SecurityContext& sec = in.request->security;
+  // In a user namespace no device node can be made: the host's are bound instead.
+  const bool bind_devices = !in.pod->user_ns_path.empty();
   runtime::Resources& r = l->resources;
   if (sec.privileged) {
     RETURN_IF_ERROR(CollectDevices("/dev", "/dev", &l->devices, /*skip_special_dirs=*/true));
@@ -599,8 +602,92 @@ absl::Status BuildDevices(const SpecInputs& in, runtime::LinuxSpec* l) {
     RETURN_IF_ERROR(collected);
     for (runtime::Device& dev : found) {
       if (!sec.privileged) r.devices.push_back({true, dev.type, dev.major, dev.minor, access});
+      if (bind_devices) {
+        const std::string source = d.host_path + dev.path.substr(d.container_path.size());
+        mounts->push_back(BindMount(dev.path, source, false, {"nosuid", "noexec"}));
+        continue;
+      }
       l->devices.push_back(std::move(dev));
     }
+  }
+  return absl::OkStatus();
+}
+
+std::vector<runtime::IdMapping> RuntimeMappings(const std::vector<pod::IdMapping>& mappings) {
+  std::vector<runtime::IdMapping> out;
+  for (const pod::IdMapping& m : mappings) out.push_back({m.container_id, m.host_id, m.length});
+  return out;
+}
+
+// A pod with a user namespace: its containers join it (it comes first: the launcher makes
+// their other namespaces from inside it), and the pod's files, /dev/shm, crib's termination
+// message file and the CRI mounts that ask for it are id-mapped with its mappings, so that ids
+// on the host's disk read as the same ids inside. What a container asks of user namespaces
+// and id-mapped mounts must agree with its pod.
+absl::Status ApplyUserNamespace(const SpecInputs& in, runtime::Spec* spec) {
+  const pod::PodSandbox& pod = *in.pod;
+  const SecurityContext& sec = in.request->security;
+  const bool has_userns = !pod.user_ns_path.empty();
+  if (sec.user_namespace) {
+    const pod::NamespaceOptions& asked = *sec.user_namespace;
+    if (asked.user != (has_userns ? pod::NamespaceMode::kPod : pod::NamespaceMode::kNode) ||
+        (has_userns && (asked.uid_mappings != pod.namespaces.uid_mappings ||
+                        asked.gid_mappings != pod.namespaces.gid_mappings))) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("userns_options: the container's differ from those of pod sandbox ", pod.id,
+                       " (", has_userns ? "mode POD with other mappings" : "mode NODE",
+                       "): a pod's containers share its user namespace"));
+    }
+  }
+  for (const MountSpec& m : in.request->mounts) {
+    if (m.uid_mappings.empty() && m.gid_mappings.empty()) continue;
+    if (!has_userns) {
+      return absl::InvalidArgumentError(absl::StrCat("mount ", m.container_path,
+                                                     ": an id-mapped mount needs a pod with a user "
+                                                     "namespace (userns_options mode POD)"));
+    }
+    if (m.uid_mappings != pod.namespaces.uid_mappings ||
+        m.gid_mappings != pod.namespaces.gid_mappings) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("mount ", m.container_path,
+                       ": uidMappings and gidMappings must be those of the pod's user namespace"));
+    }
+  }
+  if (!has_userns) return absl::OkStatus();
+  if (sec.privileged) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a privileged container cannot run in pod sandbox ", pod.id,
+                     ", which has a user namespace (hostUsers: false)"));
+  }
+  for (const MountSpec& m : in.request->mounts) {
+    // The kernel turns a user namespace's copies of shared mounts into slaves.
+    if (m.propagation == Propagation::kBidirectional) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("mount ", m.container_path,
+                       ": bidirectional propagation cannot reach the host from "
+                       "pod sandbox ",
+                       pod.id, ", which has a user namespace"));
+    }
+  }
+  runtime::LinuxSpec& l = spec->linux_spec;
+  l.namespaces.insert(l.namespaces.begin(), {"user", pod.user_ns_path});
+  l.uid_mappings = RuntimeMappings(pod.namespaces.uid_mappings);
+  l.gid_mappings = RuntimeMappings(pod.namespaces.gid_mappings);
+  // A CRI mount is id-mapped when the client asks (kubelet sets the mappings on the volumes
+  // it does not chown to the pod's ids itself); crib's own files always are.
+  std::set<std::string> plain;
+  for (const MountSpec& m : in.request->mounts) {
+    if (m.uid_mappings.empty() && m.gid_mappings.empty()) plain.insert(m.container_path);
+  }
+  for (runtime::Mount& m : spec->mounts) {
+    if (m.type != "bind" || plain.count(m.destination) > 0) continue;
+    // Device nodes keep their owners: an id-mapped devtmpfs is not possible.
+    struct stat st;
+    if (::stat(m.source.c_str(), &st) == 0 && (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode))) {
+      continue;
+    }
+    m.uid_mappings = l.uid_mappings;
+    m.gid_mappings = l.gid_mappings;
   }
   return absl::OkStatus();
 }
@@ -623,7 +710,8 @@ absl::StatusOr<runtime::Spec> BuildSpec(const SpecInputs& in) {
     l.readonly_paths =
         sec.readonly_paths.empty() ? runtime::DefaultReadonlyPaths() : sec.readonly_paths;
   }
-  RETURN_IF_ERROR(BuildDevices(in, &l));
+  RETURN_IF_ERROR(BuildDevices(in, &l, &spec.mounts));
+  RETURN_IF_ERROR(ApplyUserNamespace(in, &spec));
   // cgroup resources (the device rules above stay).
   std::vector<runtime::DeviceRule> rules = std::move(l.resources.devices);
   l.resources = ToRuntimeResources(in.request->resources, in.cgroup_v2);

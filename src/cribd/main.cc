@@ -28,6 +28,7 @@
 #include "image/image_store.h"
 #include "network/backend.h"
 #include "pod/service.h"
+#include "pod/userns.h"
 #include "server/image_service.h"
 #include "server/interceptor.h"
 #include "server/metrics_endpoint.h"
@@ -151,6 +152,8 @@ absl::Status Serve(const Config& config, const sigset_t& stop_signals) {
   spdlog::info("cribd {} serving CRI v1 on {} (root {}, state {}, cgroup driver {}) in {}",
                kRuntimeVersion, config.socket, config.root_dir, config.state_dir,
                CgroupDriverName(config.cgroup_driver), absl::FormatDuration(absl::Now() - start));
+  // Logs whether pods may have user namespaces here, and why not.
+  (void)pod::UserNamespaceSupport(config.root_dir);
   // Under systemd (Type=notify, etc/crib.service): the socket serves, so the unit is started.
   // Without NOTIFY_SOCKET this does nothing.
   sd_notifyf(0, "READY=1\nMAINPID=%d\nSTATUS=serving CRI v1 on %s", static_cast<int>(::getpid()),

@@ -60,16 +60,29 @@ struct Process {
   bool operator==(const Process&) const = default;
 };
 
+// A range of ids of a user namespace or an id-mapped mount: `size` ids from `container_id`
+// are those from `host_id` outside.
+struct IdMapping {
+  uint32_t container_id = 0;
+  uint32_t host_id = 0;
+  uint32_t size = 0;
+  bool operator==(const IdMapping&) const = default;
+};
+
 struct Mount {
   std::string destination;
   std::string type;
   std::string source;
   std::vector<std::string> options;
+  // Set: a bind mount made id-mapped with these mappings (those of the container's user
+  // namespace, whose file the launcher uses for it).
+  std::vector<IdMapping> uid_mappings = {};
+  std::vector<IdMapping> gid_mappings = {};
   bool operator==(const Mount&) const = default;
 };
 
 struct Namespace {
-  std::string type;  // pid, network, mount, ipc, uts, cgroup
+  std::string type;  // pid, network, mount, ipc, uts, cgroup, user
   std::string path;  // empty: a new namespace
   bool operator==(const Namespace&) const = default;
 };
@@ -117,6 +130,9 @@ struct Seccomp {
 
 struct LinuxSpec {
   std::vector<Namespace> namespaces;
+  // The user namespace's mappings (with a "user" namespace; informative when it is joined).
+  std::vector<IdMapping> uid_mappings;
+  std::vector<IdMapping> gid_mappings;
   std::string cgroups_path;
   Resources resources;
   std::optional<Seccomp> seccomp;

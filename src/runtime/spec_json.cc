@@ -18,6 +18,26 @@ void GetOptional(const json& j, const char* key, std::optional<T>* out) {
   if (j.contains(key) && !j.at(key).is_null()) *out = j.at(key).get<T>();
 }
 
+// OCI's id mappings: [{"containerID", "hostID", "size"}].
+void GetMappings(const json& j, const char* key, std::vector<IdMapping>* out) {
+  if (!j.contains(key) || j.at(key).is_null()) return;
+  for (const auto& m : j.at(key)) {
+    IdMapping mapping;
+    Get(m, "containerID", &mapping.container_id);
+    Get(m, "hostID", &mapping.host_id);
+    Get(m, "size", &mapping.size);
+    out->push_back(mapping);
+  }
+}
+
+json MappingsJson(const std::vector<IdMapping>& mappings) {
+  json out = json::array();
+  for (const IdMapping& m : mappings) {
+    out.push_back({{"containerID", m.container_id}, {"hostID", m.host_id}, {"size", m.size}});
+  }
+  return out;
+}
+
 Seccomp SeccompFromJson(const json& j) {
   Seccomp s;
   Get(j, "defaultAction", &s.default_action);
@@ -95,6 +115,8 @@ Spec SpecFromJson(const json& j) {
       Get(m, "type", &mount.type);
       Get(m, "source", &mount.source);
       Get(m, "options", &mount.options);
+      GetMappings(m, "uidMappings", &mount.uid_mappings);
+      GetMappings(m, "gidMappings", &mount.gid_mappings);
       spec.mounts.push_back(std::move(mount));
     }
   }
@@ -110,6 +132,8 @@ Spec SpecFromJson(const json& j) {
         ls.namespaces.push_back(ns);
       }
     }
+    GetMappings(l, "uidMappings", &ls.uid_mappings);
+    GetMappings(l, "gidMappings", &ls.gid_mappings);
     Get(l, "cgroupsPath", &ls.cgroups_path);
     if (l.contains("resources")) {
       const json& r = l.at("resources");
@@ -307,10 +331,13 @@ std::string SpecToJson(const Spec& spec) {
   json proc = ProcessJson(spec.process);
   json mounts = json::array();
   for (const auto& m : spec.mounts) {
-    mounts.push_back({{"destination", m.destination},
-                      {"type", m.type},
-                      {"source", m.source},
-                      {"options", m.options}});
+    json mount = {{"destination", m.destination},
+                  {"type", m.type},
+                  {"source", m.source},
+                  {"options", m.options}};
+    if (!m.uid_mappings.empty()) mount["uidMappings"] = MappingsJson(m.uid_mappings);
+    if (!m.gid_mappings.empty()) mount["gidMappings"] = MappingsJson(m.gid_mappings);
+    mounts.push_back(std::move(mount));
   }
   const LinuxSpec& l = spec.linux_spec;
   json namespaces = json::array();
@@ -333,6 +360,8 @@ std::string SpecToJson(const Spec& spec) {
       {"namespaces", namespaces},          {"resources", res},   {"maskedPaths", l.masked_paths},
       {"readonlyPaths", l.readonly_paths}, {"devices", devices},
   };
+  if (!l.uid_mappings.empty()) linux_json["uidMappings"] = MappingsJson(l.uid_mappings);
+  if (!l.gid_mappings.empty()) linux_json["gidMappings"] = MappingsJson(l.gid_mappings);
   if (!l.cgroups_path.empty()) linux_json["cgroupsPath"] = l.cgroups_path;
   if (l.seccomp) linux_json["seccomp"] = SeccompToJson(*l.seccomp);
   if (!l.sysctl.empty()) linux_json["sysctl"] = l.sysctl;

@@ -83,10 +83,6 @@ absl::StatusOr<container::ContainerSpec> ToSpec(const cri::CreateContainerReques
   spec.working_dir = config.working_dir();
   for (const cri::KeyValue& kv : config.envs()) spec.envs.emplace_back(kv.key(), kv.value());
   for (const cri::Mount& m : config.mounts()) {
-    if (m.uidmappings_size() > 0 || m.gidmappings_size() > 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "mount ", m.container_path(), ": id-mapped mounts are not supported by crib"));
-    }
     if (!m.image().image().empty()) {
       return absl::InvalidArgumentError(absl::StrCat(
           "mount ", m.container_path(), ": image volumes are not supported by crib yet"));
@@ -98,6 +94,12 @@ absl::StatusOr<container::ContainerSpec> ToSpec(const cri::CreateContainerReques
     mount.recursive_readonly = m.recursive_read_only();
     mount.selinux_relabel = m.selinux_relabel();
     mount.propagation = static_cast<container::Propagation>(m.propagation());
+    for (const cri::IDMapping& id : m.uidmappings()) {
+      mount.uid_mappings.push_back({id.container_id(), id.host_id(), id.length()});
+    }
+    for (const cri::IDMapping& id : m.gidmappings()) {
+      mount.gid_mappings.push_back({id.container_id(), id.host_id(), id.length()});
+    }
     spec.mounts.push_back(std::move(mount));
   }
   for (const cri::Device& d : config.devices()) {
@@ -124,9 +126,16 @@ absl::StatusOr<container::ContainerSpec> ToSpec(const cri::CreateContainerReques
   sec.privileged = sc.privileged();
   sec.pid_mode = static_cast<pod::NamespaceMode>(sc.namespace_options().pid());
   sec.target_id = sc.namespace_options().target_id();
-  if (sc.namespace_options().has_userns_options() &&
-      sc.namespace_options().userns_options().mode() != cri::NODE) {
-    return absl::InvalidArgumentError("user namespaces are not supported by crib");
+  if (sc.namespace_options().has_userns_options()) {
+    const cri::UserNamespace& userns = sc.namespace_options().userns_options();
+    pod::NamespaceOptions& ns = sec.user_namespace.emplace();
+    ns.user = static_cast<pod::NamespaceMode>(userns.mode());
+    for (const cri::IDMapping& m : userns.uids()) {
+      ns.uid_mappings.push_back({m.container_id(), m.host_id(), m.length()});
+    }
+    for (const cri::IDMapping& m : userns.gids()) {
+      ns.gid_mappings.push_back({m.container_id(), m.host_id(), m.length()});
+    }
   }
   if (sc.has_run_as_user()) sec.run_as_user = sc.run_as_user().value();
   if (sc.has_run_as_group()) sec.run_as_group = sc.run_as_group().value();

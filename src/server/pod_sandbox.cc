@@ -94,6 +94,15 @@ absl::StatusOr<pod::PodSandboxSpec> ToSpec(const cri::RunPodSandboxRequest& requ
   spec.namespaces.network = ToMode(ns.network());
   spec.namespaces.pid = ToMode(ns.pid());
   spec.namespaces.ipc = ToMode(ns.ipc());
+  if (ns.has_userns_options()) {
+    spec.namespaces.user = ToMode(ns.userns_options().mode());
+    for (const cri::IDMapping& m : ns.userns_options().uids()) {
+      spec.namespaces.uid_mappings.push_back({m.container_id(), m.host_id(), m.length()});
+    }
+    for (const cri::IDMapping& m : ns.userns_options().gids()) {
+      spec.namespaces.gid_mappings.push_back({m.container_id(), m.host_id(), m.length()});
+    }
+  }
   spec.resources = ToResources(linux);
   spec.config_bytes = config.SerializeAsString();
   return spec;
@@ -123,6 +132,20 @@ void FillPodSandboxStatus(const pod::PodSandbox& pod, cri::PodSandboxStatus* sta
   ns->set_network(FromMode(pod.namespaces.network));
   ns->set_pid(FromMode(pod.namespaces.pid));
   ns->set_ipc(FromMode(pod.namespaces.ipc));
+  cri::UserNamespace* user = ns->mutable_userns_options();
+  user->set_mode(FromMode(pod.namespaces.user));
+  for (const pod::IdMapping& m : pod.namespaces.uid_mappings) {
+    cri::IDMapping* out = user->add_uids();
+    out->set_container_id(m.container_id);
+    out->set_host_id(m.host_id);
+    out->set_length(m.length);
+  }
+  for (const pod::IdMapping& m : pod.namespaces.gid_mappings) {
+    cri::IDMapping* out = user->add_gids();
+    out->set_container_id(m.container_id);
+    out->set_host_id(m.host_id);
+    out->set_length(m.length);
+  }
   status->mutable_labels()->insert(pod.labels.begin(), pod.labels.end());
   status->mutable_annotations()->insert(pod.annotations.begin(), pod.annotations.end());
   status->set_runtime_handler(pod.runtime_handler);
@@ -170,6 +193,7 @@ grpc::Status RuntimeService::PodSandboxStatus(grpc::ServerContext*,
         {"netNamespacePath", pod->netns_path},
         {"ipcNamespacePath", pod->ipc_ns_path},
         {"utsNamespacePath", pod->uts_ns_path},
+        {"userNamespacePath", pod->user_ns_path},
         {"cgroupPath", pod->cgroup_path},
         {"podDir", pod->pod_dir},
         {"runtimeHandler", pod->runtime_handler},

@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "cgroup/systemd_bus.h"
 #include "common/version.h"
+#include "pod/userns.h"
 #include "runtime/readiness.h"
 #include "server/grpc_status.h"
 #include "server/runtime_service.h"
@@ -46,18 +47,19 @@ grpc::Status RuntimeService::Status(grpc::ServerContext*, const cri::StatusReque
   AddCondition(*status, "RuntimeReady", runtime_ready);
   AddCondition(*status, "NetworkReady", deps_.network.Status());
   // The default handler (""), also by its name: crib's own launcher; then the OCI runtimes.
-  // No handler runs pods in user namespaces yet.
+  // Only crib's launcher runs pods in user namespaces, where the kernel id-maps mounts.
   const bool kernel_rro = runtime::SupportsRecursiveReadOnly();
-  auto add_handler = [&](const std::string& name, bool rro) {
+  const bool kernel_userns = pod::UserNamespaceSupport(deps_.config.root_dir).supported;
+  auto add_handler = [&](const std::string& name, bool rro, bool userns) {
     cri::RuntimeHandler* handler = response->add_runtime_handlers();
     handler->set_name(name);
     handler->mutable_features()->set_recursive_read_only_mounts(kernel_rro && rro);
-    handler->mutable_features()->set_user_namespaces(false);
+    handler->mutable_features()->set_user_namespaces(userns);
   };
-  add_handler("", true);
-  add_handler(deps_.config.default_runtime_name, true);
+  add_handler("", true, kernel_userns);
+  add_handler(deps_.config.default_runtime_name, true, kernel_userns);
   for (const auto& [name, runtime] : deps_.config.runtimes) {
-    add_handler(name, runtime.recursive_read_only_mounts);
+    add_handler(name, runtime.recursive_read_only_mounts, false);
   }
   // Merge and Strict are both implemented (container/users.cc).
   response->mutable_features()->set_supplemental_groups_policy(true);

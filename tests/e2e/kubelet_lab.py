@@ -473,6 +473,8 @@ class Kubelet:
             "containerLogMaxSize": "16Ki",
             "containerLogMaxFiles": 3,
             "resolvConf": "/etc/resolv.conf",
+            # hostUsers: false (user namespaces for pods) is alpha in kubelet 1.26.
+            "featureGates": {"UserNamespacesStatelessPodsSupport": True},
         }
         with open(self.config_path, "w") as f:
             json.dump(config, f, indent=2)

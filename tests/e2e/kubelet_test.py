@@ -240,6 +240,16 @@ class KubeletStaticPods(unittest.TestCase):
                 container("priv", "grep CapEff /proc/self/status; ls /dev; " + forever,
                           securityContext={"privileged": True}),
             ], hostPID=True, hostIPC=True),
+            # A pod in a user namespace of its own, kubelet's mappings.
+            manifest("userns", [
+                container("app", "cat /proc/self/uid_map /proc/self/gid_map; id -u; "
+                                 "stat -c 'image %u:%g' /bin/busybox; "
+                                 "stat -c 'pod files %u:%g' /etc/hostname /etc/resolv.conf; "
+                                 "echo by root of the pod > /data/root-file; "
+                                 "touch /made-in-rootfs && echo rootfs writable; "
+                                 f"{forever}",
+                          volumeMounts=[{"name": "data", "mountPath": "/data"}]),
+            ], hostUsers=False, volumes=[{"name": "data", "emptyDir": {}}]),
             manifest("mutable", [
                 container("app", f"echo version $VERSION; {forever}",
                           env=[{"name": "VERSION", "value": "1"}]),
@@ -724,6 +734,50 @@ class KubeletStaticPods(unittest.TestCase):
         self.assertIn(own, out)  # every capability root has here
         self.assertIn("kmsg", out)  # the host's devices
 
+    def test_44_pod_in_a_user_namespace(self):
+        pod, cid, info = self.running_container("userns", "app")
+        sandbox = lab.inspectp(self.cribd, self.sandbox_of("userns")["id"])
+        options = sandbox["status"]["linux"]["namespaces"]["options"]
+        userns = options.get("usernsOptions", options.get("userns_options"))
+        self.assertIsNotNone(userns, options)
+        self.assertIn(userns.get("mode", 0), (0, "POD"), userns)
+        uids, gids = userns["uids"], userns["gids"]
+        self.assertEqual(len(uids), 1, userns)
+        host = int(uids[0].get("hostId", uids[0].get("host_id", 0)))
+        self.assertGreater(host, 0, userns)  # kubelet keeps the first range for the host
+        self.assertEqual(int(uids[0].get("containerId", uids[0].get("container_id", 0))), 0)
+        self.assertEqual(int(uids[0]["length"]), 65536)
+        gid_host = int(gids[0].get("hostId", gids[0].get("host_id", 0)))
+        path = os.path.join(self.pod_log_dir(pod), "app", "0.log")
+        wait_for(f"'rootfs writable' in {path}", lambda: "rootfs writable" in read_or_empty(path),
+                 30)
+        out = [" ".join(text.split()) for _, _, text in self.read_cri_log(path)]
+        self.assertEqual(out[0], f"0 {host} 65536", out)
+        self.assertEqual(out[1], f"0 {gid_host} 65536", out)
+        self.assertEqual(out[2], "0", out)  # root inside
+        self.assertIn("image 0:0", out)  # the image's owners, through id-mapped layers
+        # crib's own pod files are id-mapped: root's inside.
+        self.assertEqual(out.count("pod files 0:0"), 2, out)
+        # kubelet 1.26 sends its volumes (/etc/hosts, the emptyDir) without mappings and gives
+        # the emptyDir's group to the pod itself: plain bind mounts, which the pod's root may
+        # write.
+        self.assertFalse(any("can't create" in line for line in out), out)
+        # On the host, the container's root is the first id of the pod's range.
+        pid = info["info"]["pid"]
+        with open(f"/proc/{pid}/status") as f:
+            ids = {k: v.split() for k, v in (line.split(":", 1) for line in f if ":" in line)}
+        self.assertEqual(ids["Uid"], [str(host)] * 4)
+        self.assertNotEqual(os.readlink(f"/proc/{pid}/ns/user"), os.readlink("/proc/self/ns/user"))
+        # And what the pod's root wrote there is the pod's root's on the host.
+        written = os.path.join(self.kubelet.root_dir, "pods", pod["metadata"]["uid"], "volumes",
+                               "kubernetes.io~empty-dir", "data", "root-file")
+        self.assertTrue(os.path.exists(written), f"{written}: {out}")
+        self.assertEqual((os.stat(written).st_uid, os.stat(written).st_gid), (host, gid_host))
+        # kubelet's exec joins the user namespace.
+        out, _, status = self.kubelet.exec("userns", "app",
+                                           ["sh", "-c", "id -u; cat /data/root-file"])
+        self.assertEqual(out, "0\nby root of the pod\n", status)
+
     def cgroup_file(self, pid, controller, name):
         path = lab.proc_cgroup(pid, controller)
         with open(os.path.join(lab.cgroup_v1_path(controller) + path, name)) as f:
@@ -864,8 +918,9 @@ class KubeletStaticPods(unittest.TestCase):
                 wait_for(f"pod {name} gone", lambda: not gone(), 30, interval=0.5)
             except crib_lab.LabError:
                 self.fail(f"pod {name} left: {gone()}")
-        # cribd keeps its pin directories (netns, ipcns, utsns) mount points of their own.
-        pin_dirs = [os.path.join(self.cribd.state_dir, kind) for kind in ("netns", "ipcns", "utsns")]
+        # cribd keeps its pin directories (netns, ipcns, utsns, userns) mount points of their own.
+        pin_dirs = [os.path.join(self.cribd.state_dir, kind)
+                    for kind in ("netns", "ipcns", "utsns", "userns")]
         left = [m for m in lab.mounts_containing(self.cribd.state_dir, self.cribd.root_dir)
                 if m not in pin_dirs]
         self.assertEqual(left, [], "mounts left in cribd's directories")

@@ -11,8 +11,10 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -166,6 +168,13 @@ bool ParseMount(const Mount& m, MountStep* step, std::string* error) {
     if (!known) step->data += (step->data.empty() ? "" : ",") + opt;
   }
   if (m.type == "bind") step->bind = true;
+  if (!m.uid_mappings.empty() || !m.gid_mappings.empty()) {
+    if (!step->bind) {
+      *error = "mount " + m.destination + ": only bind mounts can be id-mapped";
+      return false;
+    }
+    step->idmap = true;
+  }
   if (step->bind) {
     struct stat st;
     if (::stat(m.source.c_str(), &st) != 0) {
@@ -377,12 +386,27 @@ void FdPath(int fd, char* out, size_t size) {
   out[at] = '\0';
 }
 
+// In a user namespace the flags nosuid, nodev and noexec of a mount copied from the host are
+// locked: a remount must keep them.
+unsigned long LockedFlags(int fd, const Plan& plan) {
+  if (!plan.join_user) return 0;
+  struct statvfs st;
+  if (::fstatvfs(fd, &st) != 0) return 0;
+  return ((st.f_flag & ST_NOSUID) ? MS_NOSUID : 0) | ((st.f_flag & ST_NODEV) ? MS_NODEV : 0) |
+         ((st.f_flag & ST_NOEXEC) ? MS_NOEXEC : 0);
+}
+
 void DoMount(int sync_fd, int root_fd, const MountStep& m, const Plan& plan) {
   UniqueFd target(ResolveInRoot(root_fd, m.target.c_str(), true, m.file_target));
   if (target.get() < 0) Fail(sync_fd, "create mount point", m.target.c_str(), -target.get());
   char path[32];
   FdPath(target.get(), path, sizeof(path));
-  if (m.bind) {
+  if (m.tree_fd >= 0) {
+    if (::syscall(SYS_move_mount, m.tree_fd, "", target.get(), "",
+                  MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0) {
+      Fail(sync_fd, "move the bind mount's tree on", m.target.c_str(), errno);
+    }
+  } else if (m.bind) {
     unsigned long flags = MS_BIND | (m.recursive ? MS_REC : 0);
     if (::mount(m.source.c_str(), path, nullptr, flags, nullptr) != 0) {
       Fail(sync_fd, "bind mount on", m.target.c_str(), errno);
@@ -400,7 +424,9 @@ void DoMount(int sync_fd, int root_fd, const MountStep& m, const Plan& plan) {
   UniqueFd mounted(ResolveInRoot(root_fd, m.target.c_str(), false, false));
   if (mounted.get() < 0) Fail(sync_fd, "reopen mount point", m.target.c_str(), -mounted.get());
   FdPath(mounted.get(), path, sizeof(path));
-  if (remount && ::mount(nullptr, path, nullptr, MS_BIND | MS_REMOUNT | m.flags, nullptr) != 0) {
+  if (remount &&
+      ::mount(nullptr, path, nullptr,
+              MS_BIND | MS_REMOUNT | m.flags | LockedFlags(mounted.get(), plan), nullptr) != 0) {
     Fail(sync_fd, "remount bind mount", m.target.c_str(), errno);
   }
   if (m.recursive_readonly) {
@@ -460,6 +486,19 @@ void DoMount(int sync_fd, int root_fd, const MountStep& m, const Plan& plan) {
     UniqueFd dev(::openat(mounted.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (dev.get() < 0) Fail(sync_fd, "open", m.target.c_str(), errno);
     for (const auto& node : kNodes) {
+      if (plan.join_user) {
+        // No mknod in a user namespace: the host's node, bound on an empty file.
+        UniqueFd file(::openat(dev.get(), node.name, O_CREAT | O_WRONLY | O_CLOEXEC, 0666));
+        if (!file) Fail(sync_fd, "make a file in /dev for", node.name, errno);
+        char host[16] = "/dev/";
+        std::strncat(host, node.name, sizeof(host) - 6);
+        char file_path[32];
+        FdPath(file.get(), file_path, sizeof(file_path));
+        if (::mount(host, file_path, nullptr, MS_BIND, nullptr) != 0) {
+          Fail(sync_fd, "bind the host's device", host, errno);
+        }
+        continue;
+      }
       if (::mknodat(dev.get(), node.name, S_IFCHR | 0666, makedev(node.major, node.minor)) != 0 &&
           errno != EEXIST) {
         Fail(sync_fd, "mknod in /dev", node.name, errno);
@@ -530,10 +569,12 @@ void SetupRootfs(int sync_fd, const Plan& plan) {
       ::mount(nullptr, plan.rootfs_mount.c_str(), nullptr, MS_PRIVATE, nullptr) != 0) {
     Fail(sync_fd, "make the rootfs's mount private", plan.rootfs_mount.c_str(), errno);
   }
-  if (::mount(plan.rootfs.c_str(), plan.rootfs.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) {
+  // The rootfs by its name in the working directory, its parent (see RunInit).
+  const char* rootfs = plan.rootfs_name.c_str();
+  if (::mount(rootfs, rootfs, nullptr, MS_BIND | MS_REC, nullptr) != 0) {
     Fail(sync_fd, "bind mount rootfs", plan.rootfs.c_str(), errno);
   }
-  UniqueFd root(::open(plan.rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  UniqueFd root(::open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (root.get() < 0) Fail(sync_fd, "open rootfs", plan.rootfs.c_str(), errno);
   for (const auto& m : plan.mounts) DoMount(sync_fd, root.get(), m, plan);
   char path[32];
@@ -601,7 +642,7 @@ void SetupRootfs(int sync_fd, const Plan& plan) {
   // making that a slave would cut the container's bidirectional mounts from their peers.
   UniqueFd old_root(::open("/", O_DIRECTORY | O_RDONLY | O_CLOEXEC));
   if (old_root.get() < 0) Fail(sync_fd, "open the old root", nullptr, errno);
-  if (::chdir(plan.rootfs.c_str()) != 0) Fail(sync_fd, "chdir", plan.rootfs.c_str(), errno);
+  if (::chdir(rootfs) != 0) Fail(sync_fd, "chdir", plan.rootfs.c_str(), errno);
   if (syscall(SYS_pivot_root, ".", ".") != 0) {
     Fail(sync_fd, "pivot_root", plan.rootfs.c_str(), errno);
   }
@@ -850,8 +891,9 @@ bool PlanNamespaces(const Spec& spec, Plan* plan, std::string* error) {
   static constexpr struct {
     const char* name;
     int flag;
-  } kTypes[] = {{"pid", CLONE_NEWPID}, {"network", CLONE_NEWNET}, {"mount", CLONE_NEWNS},
-                {"ipc", CLONE_NEWIPC}, {"uts", CLONE_NEWUTS},     {"cgroup", CLONE_NEWCGROUP}};
+  } kTypes[] = {{"pid", CLONE_NEWPID},  {"network", CLONE_NEWNET}, {"mount", CLONE_NEWNS},
+                {"ipc", CLONE_NEWIPC},  {"uts", CLONE_NEWUTS},     {"cgroup", CLONE_NEWCGROUP},
+                {"user", CLONE_NEWUSER}};
   bool joined_uts = false;
   for (const auto& ns : spec.linux_spec.namespaces) {
     int flag = 0;
@@ -860,6 +902,10 @@ bool PlanNamespaces(const Spec& spec, Plan* plan, std::string* error) {
     }
     if (flag == 0) {
       *error = "unsupported namespace \"" + ns.type + "\"";
+      return false;
+    }
+    if (ns.path.empty() && flag == CLONE_NEWUSER) {
+      *error = "a new user namespace: the launcher only joins one (a pod's)";
       return false;
     }
     if (ns.path.empty()) {
@@ -880,6 +926,8 @@ bool PlanNamespaces(const Spec& spec, Plan* plan, std::string* error) {
     }
     if (flag == CLONE_NEWPID) {
       plan->join_pid.Reset(fd);
+    } else if (flag == CLONE_NEWUSER) {
+      plan->join_user.Reset(fd);
     } else {
       plan->joins.emplace_back(flag, UniqueFd(fd));
       // A joined uts namespace may take the hostname.
@@ -897,6 +945,44 @@ bool PlanNamespaces(const Spec& spec, Plan* plan, std::string* error) {
   return true;
 }
 
+// A copy of a bind mount's source as a detached mount tree, made by the monitor as the host's
+// root (in a user namespace the init may not even reach the source: the directories above it
+// can be closed to the pod's root), id-mapped with the user namespace's mappings when the mount
+// asks. Its fd goes in step->tree_fd (owned by plan->trees).
+bool DetachedTree(const Mount& m, Plan& plan, MountStep* step, std::string* error) {
+  if (!plan.join_user) {
+    *error = "mount " + m.destination + ": an id-mapped mount needs the pod's user namespace";
+    return false;
+  }
+  const unsigned recursive = step->recursive ? AT_RECURSIVE : 0;
+  UniqueFd tree(static_cast<int>(::syscall(SYS_open_tree, AT_FDCWD, m.source.c_str(),
+                                           OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | recursive)));
+  if (!tree) {
+    *error = "mount " + m.destination + ": open_tree " + m.source + ": " + ErrorText(errno);
+    return false;
+  }
+  if (!step->idmap) {
+    step->tree_fd = tree.get();
+    plan.trees.push_back(std::move(tree));
+    return true;
+  }
+  struct mount_attr attr;
+  std::memset(&attr, 0, sizeof(attr));
+  attr.attr_set = MOUNT_ATTR_IDMAP;
+  attr.userns_fd = static_cast<uint64_t>(plan.join_user.get());
+  if (::syscall(SYS_mount_setattr, tree.get(), "", AT_EMPTY_PATH | recursive, &attr,
+                sizeof(attr)) != 0) {
+    const int err = errno;
+    *error =
+        "mount " + m.destination + ": id-mapped mount of " + m.source + ": " + ErrorText(err) +
+        (err == EINVAL ? " (its file system, or one mounted below it, cannot be id-mapped)" : "");
+    return false;
+  }
+  step->tree_fd = tree.get();
+  plan.trees.push_back(std::move(tree));
+  return true;
+}
+
 // The root, its propagation, the mounts, device nodes, sysctls, masked and read-only paths.
 bool PlanFileSystem(const Spec& spec, const std::string& bundle, Plan* plan, std::string* error) {
   const LinuxSpec& l = spec.linux_spec;
@@ -908,6 +994,10 @@ bool PlanFileSystem(const Spec& spec, const std::string& bundle, Plan* plan, std
     return false;
   }
   plan->rootfs = resolved;
+  const char* slash = std::strrchr(resolved, '/');
+  plan->rootfs_parent =
+      slash == resolved ? "/" : std::string(resolved, static_cast<size_t>(slash - resolved));
+  plan->rootfs_name = slash + 1;
   plan->root_readonly = spec.root_readonly;
   plan->root_propagation = MS_SLAVE | MS_REC;
   if (!l.rootfs_propagation.empty()) {
@@ -924,6 +1014,9 @@ bool PlanFileSystem(const Spec& spec, const std::string& bundle, Plan* plan, std
   for (const auto& m : spec.mounts) {
     MountStep step;
     if (!ParseMount(m, &step, error)) return false;
+    if ((step.idmap || (step.bind && plan->join_user)) && !DetachedTree(m, *plan, &step, error)) {
+      return false;
+    }
     plan->mounts.push_back(std::move(step));
   }
   for (const auto& d : l.devices) {
@@ -985,10 +1078,16 @@ void RunInit(const Plan& plan, const InitStdio& stdio, int sync_fd, int start_fd
   if (::setsid() < 0) Fail(sync_fd, "setsid", nullptr, errno);
   // The monitor's death must not leave a parked init behind.
   ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  // Reached now, as the host's root: in the pod's user namespace the directories above the
+  // bundle may be closed to the pod's root. The new mount namespace keeps this directory
+  // (its copy), and the rootfs is named relative to it from then on.
+  if (::chdir(plan.rootfs_parent.c_str()) != 0) {
+    Fail(sync_fd, "chdir", plan.rootfs_parent.c_str(), errno);
+  }
   for (const auto& [flag, fd] : plan.joins) {
     if (::setns(fd.get(), flag) != 0) Fail(sync_fd, "join namespace", nullptr, errno);
   }
-  if (::unshare(plan.unshare_flags) != 0) Fail(sync_fd, "unshare namespaces", nullptr, errno);
+  // Into the cgroup while still the host's root: the cgroup's files are the host's.
   if (plan.cgroup_handoff) {
     SyncMessage ask;
     ask.type = kSyncCgroup;
@@ -1001,6 +1100,30 @@ void RunInit(const Plan& plan, const InitStdio& stdio, int sync_fd, int start_fd
     if (n != sizeof(answer) || answer.type != kSyncCgroup) _exit(1);
   }
   EnterCgroup(sync_fd, plan);
+  if (plan.join_user) {
+    if (::setns(plan.join_user.get(), CLONE_NEWUSER) != 0) {
+      Fail(sync_fd, "join the pod's user namespace", nullptr, errno);
+    }
+    // The pod's root from here on: what the init makes in the rootfs is the pod's root's.
+    if (::setresgid(0, 0, 0) != 0 || ::setresuid(0, 0, 0) != 0) {
+      Fail(sync_fd, "become root of the user namespace", nullptr, errno);
+    }
+    if (plan.fork_into_pid_ns) {
+      if (::unshare(CLONE_NEWPID) != 0) Fail(sync_fd, "unshare the pid namespace", nullptr, errno);
+      const long child = syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr, nullptr);
+      if (child < 0) Fail(sync_fd, "fork the container's pid 1", nullptr, errno);
+      if (child > 0) {
+        SyncMessage forked;
+        forked.type = kSyncPid;
+        forked.pid = static_cast<int32_t>(child);
+        (void)!::write(sync_fd, &forked, sizeof(forked));
+        _exit(0);
+      }
+      // Pid 1 now. No parent-death signal: its parent exits at once, and a monitor that dies
+      // before the start closes start_fd, which ends the wait below.
+    }
+  }
+  if (::unshare(plan.unshare_flags) != 0) Fail(sync_fd, "unshare namespaces", nullptr, errno);
   if (plan.new_cgroup_ns && ::unshare(CLONE_NEWCGROUP) != 0) {
     Fail(sync_fd, "unshare the cgroup namespace", nullptr, errno);
   }

@@ -26,6 +26,9 @@ enum SyncType : uint32_t {
   // The cgroup hand-off: the init asks before joining its cgroup, the monitor answers when
   // the cgroup is there (made by systemd, with the init in it) and limited.
   kSyncCgroup = 4,
+  // In a user namespace the init makes the container's pid namespace and forks its pid 1:
+  // `pid` is that process, which the monitor (a subreaper) adopts as the container's init.
+  kSyncPid = 5,
 };
 
 enum SyncWarning : uint32_t {
@@ -36,7 +39,8 @@ struct SyncMessage {
   uint32_t type = 0;
   int32_t err = 0;
   uint32_t warnings = 0;
-  char what[500] = {};
+  int32_t pid = 0;
+  char what[496] = {};
 };
 static_assert(sizeof(SyncMessage) == 512);
 
@@ -57,6 +61,11 @@ struct MountStep {
   bool dev_tmpfs = false;           // /dev: gets the standard device nodes
   bool cgroup_v1 = false;  // type "cgroup": a tmpfs with the container's v1 cgroups bound in
   bool cgroup_readonly = false;
+  // A bind mount made id-mapped with the container's user namespace.
+  bool idmap = false;
+  // In a user namespace every bind mount's source is copied by the monitor, as the host's root,
+  // before the clone (open_tree, id-mapped when asked): the init moves this tree into place.
+  int tree_fd = -1;
 };
 
 struct DeviceStep {
@@ -71,7 +80,13 @@ struct Plan {
   // Namespaces.
   std::vector<std::pair<int, UniqueFd>> joins;  // CLONE_NEW* type and an fd to setns
   UniqueFd join_pid;                            // joined by the monitor before clone
+  // The pod's user namespace: joined after the other joins and the cgroup, before the new
+  // namespaces are made (so they are its). Device nodes are then bound from the host.
+  UniqueFd join_user;
   int clone_flags = 0;                          // CLONE_NEWPID when the init gets its own
+  // With join_user, a pid namespace of the container's own must be the user namespace's: the
+  // init unshares it after joining and forks the container's pid 1 (kSyncPid).
+  bool fork_into_pid_ns = false;
   int unshare_flags = 0;                        // the other new namespaces
   bool new_cgroup_ns = false;
   bool new_uts = false;
@@ -85,11 +100,13 @@ struct Plan {
   std::vector<std::pair<std::string, std::string>> cgroup_links;
   // File system.
   std::string rootfs;  // absolute, resolved
+  std::string rootfs_parent, rootfs_name;  // its directory and its name there
   unsigned long root_propagation = 0;
   // With a shared root: the mount that holds the rootfs, made private in the container's
   // namespace so that the container's own mounts never propagate back to the host.
   std::string rootfs_mount;
   std::vector<MountStep> mounts;
+  std::vector<UniqueFd> trees;  // owns the mounts' tree_fds
   std::vector<DeviceStep> devices;
   // Paths here are absolute inside the container and resolved under the rootfs.
   std::vector<std::pair<std::string, std::string>> sysctls;  // file, value

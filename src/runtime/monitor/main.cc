@@ -610,6 +610,13 @@ bool Monitor::Create(std::string* error, uint32_t* warnings) {
   }
   UniqueFd start_r(st[0]);
   start_w_.Reset(st[1]);
+  if (plan_.join_user && (plan_.clone_flags & CLONE_NEWPID)) {
+    // A pid namespace of the container's own must be the pod's user namespace's, or the init
+    // could not mount /proc in it: the init makes it once inside (a kernel makes no pid
+    // namespace that has no process yet joinable).
+    plan_.fork_into_pid_ns = true;
+    plan_.clone_flags &= ~CLONE_NEWPID;
+  }
   if (plan_.join_pid && ::setns(plan_.join_pid.get(), CLONE_NEWPID) != 0) {
     *error = std::string("join pid namespace: ") + ErrorText(errno);
     return false;
@@ -631,6 +638,7 @@ bool Monitor::Create(std::string* error, uint32_t* warnings) {
   init_pid_ = static_cast<pid_t>(pid);
   sync_w.Reset();
   start_r.Reset();
+  plan_.trees.clear();  // the init has its copies
   if (plan_.cgroup_handoff && !HandOffCgroup(error)) {
     ::kill(init_pid_, SIGKILL);
     ::waitpid(init_pid_, nullptr, 0);
@@ -639,6 +647,14 @@ bool Monitor::Create(std::string* error, uint32_t* warnings) {
   }
   SyncMessage msg;
   bool received = ReceiveSync(sync_r_.get(), &msg, &pty_master_);
+  if (received && msg.type == kSyncPid) {
+    // The first process is gone once it has forked the container's pid 1, which this
+    // subreaper adopts.
+    while (::waitpid(init_pid_, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    init_pid_ = msg.pid;
+    received = ReceiveSync(sync_r_.get(), &msg, &pty_master_);
+  }
   if (received && msg.type == kSyncTerminal) received = ReadSync(sync_r_.get(), &msg);
   if (!received || msg.type != kSyncReady) {
     *error = msg.type == kSyncError ? DescribeSync(msg) : "the container init died during set-up";
@@ -1406,11 +1422,24 @@ int ExecMain(Options o) {
     ns_fds.emplace_back(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!ns_fds.back()) return fail("open " + path + ": " + ErrorText(errno));
   }
+  // The container's user namespace, when it is not this process's (a pod's): joined last, so
+  // that the joins above are made as the host's root.
+  const std::string user_path = "/proc/" + std::to_string(o.pid) + "/ns/user";
+  UniqueFd user_ns(::open(user_path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!user_ns) return fail("open " + user_path + ": " + ErrorText(errno));
+  struct stat theirs, ours;
+  const bool join_user = ::fstat(user_ns.get(), &theirs) == 0 &&
+                         ::stat("/proc/self/ns/user", &ours) == 0 &&
+                         (theirs.st_ino != ours.st_ino || theirs.st_dev != ours.st_dev);
   for (size_t i = 0; i < ns_fds.size(); ++i) {
     if (::setns(ns_fds[i].get(), kTypes[i]) != 0) {
       return fail(std::string("join ") + kNamespaces[i] + " namespace of pid " +
                   std::to_string(o.pid) + ": " + ErrorText(errno));
     }
+  }
+  if (join_user && ::setns(user_ns.get(), CLONE_NEWUSER) != 0) {
+    return fail("join the user namespace of pid " + std::to_string(o.pid) + ": " +
+                ErrorText(errno));
   }
   // The terminal comes from the container's own devpts (joined with the mount namespace), so
   // ttyname works inside; its master goes to cribd.
