@@ -56,11 +56,12 @@ absl::Status ValidateMappings(const std::vector<IdMapping>& mappings, const char
     const IdMapping& m = mappings[i];
     const std::string name = absl::StrCat("userns_options.", field, "[", i, "]");
     if (m.length == 0) return absl::InvalidArgumentError(absl::StrCat(name, ": length is 0"));
-    if (uint64_t{m.container_id} + m.length > kIdSpace ||
-        uint64_t{m.host_id} + m.length > kIdSpace) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(name, ": container_id ", m.container_id, ", host_id ", m.host_id,
-                       " and length ", m.length, " run past the last id (", kIdSpace - 1, ")"));
+    // The last id, 2^32 - 1, is (uid_t)-1, which no map may hold.
+    if (uint64_t{m.container_id} + m.length >= kIdSpace ||
+        uint64_t{m.host_id} + m.length >= kIdSpace) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          name, ": container_id ", m.container_id, ", host_id ", m.host_id, " and length ",
+          m.length, " run past the last id a map may hold (", kIdSpace - 2, ")"));
     }
     for (size_t j = 0; j < i; ++j) {
       const IdMapping& o = mappings[j];

@@ -30,7 +30,7 @@ struct MountSpec {
   std::string image;  // an image volume: the image's root file system, read-only
   std::string image_sub_path;
   // CRI's uidMappings and gidMappings: an id-mapped mount. Only the mappings of the pod's user
-  // namespace are accepted; a pod with one id-maps its bind mounts whether asked or not.
+  // namespace are accepted; without them a CRI mount is a plain bind mount.
   std::vector<pod::IdMapping> uid_mappings;
   std::vector<pod::IdMapping> gid_mappings;
   bool operator==(const MountSpec&) const = default;

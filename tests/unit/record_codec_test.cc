@@ -61,8 +61,11 @@ std::string AllBytes() {
                                 fallback_to_logs, monitor_pid, monitor_start_time, init_pid,
                                 init_start_time, started_at_ns, finished_at_ns, exit_code, reason,
                                 message, config_bytes] = d;
+  // A mount's uid_mappings and gid_mappings are not in the record: they matter only to the
+  // spec that CreateContainer builds, and ContainerStatus does not report them.
   [[maybe_unused]] const auto& [container_path, host_path, readonly, recursive_readonly,
-                                selinux_relabel, propagation, mount_image, image_sub_path] = m;
+                                selinux_relabel, propagation, mount_image, image_sub_path,
+                                mount_uid_mappings, mount_gid_mappings] = m;
   [[maybe_unused]] const auto& [cpu_period, cpu_quota, cpu_shares, memory_limit, oom_score_adj,
                                 cpuset_cpus, cpuset_mems, hugepage_limits, unified,
                                 memory_swap_limit] = r;
@@ -524,12 +527,15 @@ TEST(ToContainer, TheImageIsTheRequestedOneWhenItHasNoTag) {
 // Fails to compile when a field is added to one of these structs: set it in FullPodData() and
 // compare it in ExpectSamePodData().
 [[maybe_unused]] void PodFieldsAreAllListed(const PodData& d, const pod::NamespaceOptions& n,
+                                            const pod::IdMapping& i,
                                             const network::PortMapping& p) {
   [[maybe_unused]] const auto& [creating, removing, hostname, log_directory, runtime_handler,
                                 labels, annotations, namespaces, port_mappings, cgroup_path,
-                                netns_path, ipc_ns_path, uts_ns_path, pod_dir, pid,
+                                netns_path, ipc_ns_path, uts_ns_path, user_ns_path, pod_dir, pid,
                                 pid_start_time, ips, config_bytes] = d;
-  [[maybe_unused]] const auto& [network_mode, pid_mode, ipc_mode] = n;
+  [[maybe_unused]] const auto& [network_mode, pid_mode, ipc_mode, user_mode, uid_mappings,
+                                gid_mappings] = n;
+  [[maybe_unused]] const auto& [container_id, host_id, length] = i;
   [[maybe_unused]] const auto& [protocol, container_port, host_port, host_ip] = p;
 }
 
@@ -546,6 +552,9 @@ PodData FullPodData() {
   d.namespaces.network = pod::NamespaceMode::kNode;
   d.namespaces.pid = pod::NamespaceMode::kPod;
   d.namespaces.ipc = pod::NamespaceMode::kNode;
+  d.namespaces.user = pod::NamespaceMode::kPod;
+  d.namespaces.uid_mappings = {{0, 1 << 20, 1000}, {1000, 3 << 20, 64536}};
+  d.namespaces.gid_mappings = {{0, 5 << 20, 1000}, {1000, 7 << 20, 64536}};
   network::PortMapping dns;
   dns.protocol = network::Protocol::kUdp;
   dns.container_port = 53;
@@ -564,6 +573,7 @@ PodData FullPodData() {
   d.netns_path = "/run/crib/netns/abc";
   d.ipc_ns_path = "/run/crib/ipcns/abc";
   d.uts_ns_path = "/run/crib/utsns/abc";
+  d.user_ns_path = "/run/crib/userns/abc";
   d.pod_dir = "/run/crib/pods/abc";
   d.pid = 4242;
   d.pid_start_time = std::numeric_limits<uint64_t>::max() - 1;
@@ -583,6 +593,9 @@ void ExpectSamePodData(const PodData& got, const PodData& want) {
   EXPECT_EQ(got.namespaces.network, want.namespaces.network);
   EXPECT_EQ(got.namespaces.pid, want.namespaces.pid);
   EXPECT_EQ(got.namespaces.ipc, want.namespaces.ipc);
+  EXPECT_EQ(got.namespaces.user, want.namespaces.user);
+  EXPECT_EQ(got.namespaces.uid_mappings, want.namespaces.uid_mappings);
+  EXPECT_EQ(got.namespaces.gid_mappings, want.namespaces.gid_mappings);
   ASSERT_EQ(got.port_mappings.size(), want.port_mappings.size());
   for (size_t i = 0; i < want.port_mappings.size(); ++i) {
     SCOPED_TRACE(::testing::Message() << "port mapping " << i);
@@ -595,6 +608,7 @@ void ExpectSamePodData(const PodData& got, const PodData& want) {
   EXPECT_EQ(got.netns_path, want.netns_path);
   EXPECT_EQ(got.ipc_ns_path, want.ipc_ns_path);
   EXPECT_EQ(got.uts_ns_path, want.uts_ns_path);
+  EXPECT_EQ(got.user_ns_path, want.user_ns_path);
   EXPECT_EQ(got.pod_dir, want.pod_dir);
   EXPECT_EQ(got.pid, want.pid);
   EXPECT_EQ(got.pid_start_time, want.pid_start_time);
@@ -606,7 +620,7 @@ TEST(PodRecordCodec, TheFullFixtureSetsEveryEncodedField) {
   const json full = json::parse(EncodePodData(FullPodData()));
   const json empty = json::parse(EncodePodData(PodData()));
   // One key per PodData field.
-  EXPECT_EQ(empty.size(), 18u);
+  EXPECT_EQ(empty.size(), 19u);
   ExpectEveryKeyDiffers(full, empty, "");
   PodData defaults;
   defaults.port_mappings.resize(1);
@@ -630,6 +644,9 @@ TEST(PodRecordCodec, RoundTripsEveryField) {
   extremes.namespaces.network = pod::NamespaceMode::kPod;
   extremes.namespaces.pid = pod::NamespaceMode::kTarget;
   extremes.namespaces.ipc = pod::NamespaceMode::kContainer;
+  extremes.namespaces.user = pod::NamespaceMode::kTarget;
+  extremes.namespaces.uid_mappings = {{0xFFFFFFFFu, 0xFFFFFFFFu, 0xFFFFFFFFu}, {0, 0, 0}};
+  extremes.namespaces.gid_mappings = {{0, 0, 1}};
   network::PortMapping top;
   top.container_port = 65535;
   top.host_port = 65535;
@@ -714,16 +731,137 @@ TEST(PodRecordCodec, OlderRecordsDecodeWithTheNewerFieldsAtTheirDefaults) {
   EXPECT_EQ(old->netns_path, "/run/crib/netns/abc");
   EXPECT_EQ(old->ipc_ns_path, "") << "its namespaces are crib-pause's";
   EXPECT_EQ(old->uts_ns_path, "");
+  EXPECT_EQ(old->namespaces.user, pod::NamespaceMode::kNode) << "the host's user namespace";
+  EXPECT_THAT(old->namespaces.uid_mappings, ::testing::IsEmpty());
+  EXPECT_THAT(old->namespaces.gid_mappings, ::testing::IsEmpty());
+  EXPECT_EQ(old->user_ns_path, "");
   EXPECT_EQ(old->pid, 321);
   EXPECT_EQ(old->pid_start_time, 98765u);
   EXPECT_EQ(old->ips, (std::vector<std::string>{"10.88.0.7"}));
   EXPECT_EQ(old->config_bytes, "");
 }
 
+// As the cribd before user namespaces wrote it: every other key, no "user", "uid_mappings",
+// "gid_mappings" in "namespaces" and no "user_ns_path".
+constexpr char kPodDataBeforeUserNamespaces[] = R"({
+  "creating": false,
+  "removing": false,
+  "hostname": "web-0",
+  "log_directory": "/var/log/pods/ns_web-0_uid",
+  "runtime_handler": "",
+  "labels": {},
+  "annotations": {},
+  "namespaces": {"network": 0, "pid": 0, "ipc": 0},
+  "port_mappings": [],
+  "cgroup_path": "/kubepods/poduid",
+  "netns_path": "/run/crib/netns/abc",
+  "ipc_ns_path": "/run/crib/ipcns/abc",
+  "uts_ns_path": "/run/crib/utsns/abc",
+  "pod_dir": "/run/crib/pods/abc",
+  "pid": 321,
+  "pid_start_time": 98765,
+  "ips": ["10.88.0.7"],
+  "config": ""
+})";
+
+TEST(PodRecordCodec, ARecordFromBeforeUserNamespacesHasTheHostsUserNamespace) {
+  absl::StatusOr<PodData> old = DecodePodData("p1", kPodDataBeforeUserNamespaces);
+  ASSERT_THAT(old, IsOk());
+  EXPECT_EQ(old->namespaces.user, pod::NamespaceMode::kNode);
+  EXPECT_THAT(old->namespaces.uid_mappings, ::testing::IsEmpty());
+  EXPECT_THAT(old->namespaces.gid_mappings, ::testing::IsEmpty());
+  EXPECT_EQ(old->user_ns_path, "");
+  EXPECT_EQ(old->namespaces.pid, pod::NamespaceMode::kPod);
+  EXPECT_EQ(old->ipc_ns_path, "/run/crib/ipcns/abc");
+  EXPECT_EQ(old->Pins(), (std::vector<std::string>{"/run/crib/netns/abc", "/run/crib/ipcns/abc",
+                                                   "/run/crib/utsns/abc"}));
+  // Written again, it has the new keys at their defaults.
+  const json again = json::parse(EncodePodData(*old));
+  EXPECT_EQ(again.at("namespaces").at("user"), 2);
+  EXPECT_EQ(again.at("namespaces").at("uid_mappings"), json::array());
+  EXPECT_EQ(again.at("user_ns_path"), "");
+}
+
+// Each key of "namespaces" left out (as by an older cribd) decodes to its default, the
+// others stay.
+TEST(PodRecordCodec, EachMissingNamespacesKeyDecodesToItsDefault) {
+  const json encoded = json::parse(EncodePodData(FullPodData()));
+  const json defaults = json::parse(EncodePodData(PodData()));
+  for (const auto& [key, unused] : encoded.at("namespaces").items()) {
+    SCOPED_TRACE(key);
+    json without = encoded;
+    without["namespaces"].erase(key);
+    absl::StatusOr<PodData> got = DecodePodData("p1", without.dump());
+    ASSERT_THAT(got, IsOk());
+    json got_encoded = json::parse(EncodePodData(*got));
+    EXPECT_EQ(got_encoded.at("namespaces").at(key), defaults.at("namespaces").at(key));
+    got_encoded["namespaces"][key] = encoded.at("namespaces").at(key);
+    EXPECT_EQ(got_encoded, encoded);
+  }
+}
+
+// The stored form of a mapping, [container_id, host_id, length]: records on disk have it, so it
+// must not change.
+TEST(PodRecordCodec, MappingsAreStoredAsTriples) {
+  PodData data;
+  data.namespaces.user = pod::NamespaceMode::kPod;
+  data.namespaces.uid_mappings = {{0, 1048576, 65536}};
+  data.namespaces.gid_mappings = {{0, 2097152, 1000}, {1000, 3145728, 64536}};
+  data.user_ns_path = "/run/crib/userns/abc";
+  const json encoded = json::parse(EncodePodData(data));
+  EXPECT_EQ(encoded.at("namespaces").at("user"), 0);
+  EXPECT_EQ(encoded.at("namespaces").at("uid_mappings"), json::parse("[[0, 1048576, 65536]]"));
+  EXPECT_EQ(encoded.at("namespaces").at("gid_mappings"),
+            json::parse("[[0, 2097152, 1000], [1000, 3145728, 64536]]"));
+  EXPECT_EQ(encoded.at("user_ns_path"), "/run/crib/userns/abc");
+  absl::StatusOr<PodData> got = DecodePodData("p1", R"({
+    "namespaces": {"user": 0, "uid_mappings": [[0, 1048576, 65536]],
+                   "gid_mappings": [[0, 2097152, 1000], [1000, 3145728, 64536]]},
+    "user_ns_path": "/run/crib/userns/abc"})");
+  ASSERT_THAT(got, IsOk());
+  ExpectSamePodData(*got, data);
+}
+
+TEST(PodRecordCodec, BadMappingsAreDataLoss) {
+  const std::vector<GarbageCase> cases = {
+      {"mappings not a list", R"({"namespaces": {"uid_mappings": 5}})", "pod p1: bad stored data"},
+      {"a mapping of two numbers", R"({"namespaces": {"uid_mappings": [[0, 1]]}})",
+       "pod p1: bad stored data"},
+      {"a mapping of strings", R"({"namespaces": {"gid_mappings": [["0", "1", "2"]]}})",
+       "pod p1: bad stored data"},
+      {"a mapping an object",
+       R"({"namespaces": {"gid_mappings": [{"container_id": 0, "host_id": 1, "length": 2}]}})",
+       "pod p1: bad stored data"},
+      {"the user mode a string", R"({"namespaces": {"user": "pod"}})", "pod p1: bad stored data"},
+      {"user_ns_path a number", R"({"user_ns_path": 1})", "pod p1: bad stored data"},
+  };
+  for (const GarbageCase& c : cases) {
+    SCOPED_TRACE(c.name);
+    EXPECT_THAT(DecodePodData("p1", c.blob),
+                StatusIs(absl::StatusCode::kDataLoss, HasSubstr(c.error)));
+  }
+}
+
+// Pins: the pinned namespaces, the user namespace's among them; empty paths left out.
+TEST(PodRecordPins, IncludeTheUserNamespaceWhenPinned) {
+  EXPECT_THAT(PodData().Pins(), ::testing::IsEmpty());
+  EXPECT_EQ(FullPodData().Pins(),
+            (std::vector<std::string>{"/run/crib/netns/abc", "/run/crib/ipcns/abc",
+                                      "/run/crib/utsns/abc", "/run/crib/userns/abc"}));
+  PodData only_user;
+  only_user.user_ns_path = "/run/crib/userns/abc";
+  EXPECT_EQ(only_user.Pins(), (std::vector<std::string>{"/run/crib/userns/abc"}));
+  PodData no_user = FullPodData();
+  no_user.user_ns_path.clear();
+  EXPECT_EQ(no_user.Pins(), (std::vector<std::string>{"/run/crib/netns/abc", "/run/crib/ipcns/abc",
+                                                      "/run/crib/utsns/abc"}));
+}
+
 struct NamespacesCase {
   std::string name;
   std::string blob;
   pod::NamespaceMode network, pid, ipc;
+  pod::NamespaceMode user = pod::NamespaceOptions().user;
 };
 
 // A missing namespace mode is the same as PodData's default for it (pid: CONTAINER, not POD).
@@ -738,6 +876,11 @@ TEST(PodRecordCodec, MissingNamespaceModesAreTheDefaultOptions) {
        defaults.ipc},
       {"only ipc", R"({"namespaces": {"ipc": 2}})", defaults.network, defaults.pid,
        pod::NamespaceMode::kNode},
+      {"only user", R"({"namespaces": {"user": 0}})", defaults.network, defaults.pid, defaults.ipc,
+       pod::NamespaceMode::kPod},
+      {"no user: the host's", R"({"namespaces": {"network": 0, "pid": 0, "ipc": 0}})",
+       pod::NamespaceMode::kPod, pod::NamespaceMode::kPod, pod::NamespaceMode::kPod,
+       pod::NamespaceMode::kNode},
   };
   for (const NamespacesCase& c : cases) {
     SCOPED_TRACE(c.name);
@@ -746,6 +889,7 @@ TEST(PodRecordCodec, MissingNamespaceModesAreTheDefaultOptions) {
     EXPECT_EQ(got->namespaces.network, c.network);
     EXPECT_EQ(got->namespaces.pid, c.pid);
     EXPECT_EQ(got->namespaces.ipc, c.ipc);
+    EXPECT_EQ(got->namespaces.user, c.user);
   }
   absl::StatusOr<PodData> empty = DecodePodData("p1", "{}");
   ASSERT_THAT(empty, IsOk());
@@ -771,7 +915,7 @@ TEST(PodRecordCodec, EachMissingKeyDecodesToItsDefault) {
 TEST(PodRecordCodec, KeysFromANewerCribdAreIgnored) {
   json encoded = json::parse(EncodePodData(FullPodData()));
   encoded["added_later"] = "x";
-  encoded["namespaces"]["user"] = 2;
+  encoded["namespaces"]["time"] = 2;
   encoded["port_mappings"][0]["range"] = 10;
   absl::StatusOr<PodData> got = DecodePodData("p1", encoded.dump());
   ASSERT_THAT(got, IsOk());
@@ -817,6 +961,9 @@ TEST(ToPodSandbox, CopiesTheRecordAndDataAndReadsAnyOtherStateAsNotReady) {
     EXPECT_EQ(got.namespaces.network, data.namespaces.network);
     EXPECT_EQ(got.namespaces.pid, data.namespaces.pid);
     EXPECT_EQ(got.namespaces.ipc, data.namespaces.ipc);
+    EXPECT_EQ(got.namespaces.user, data.namespaces.user);
+    EXPECT_EQ(got.namespaces.uid_mappings, data.namespaces.uid_mappings);
+    EXPECT_EQ(got.namespaces.gid_mappings, data.namespaces.gid_mappings);
     EXPECT_EQ(got.ips, data.ips);
     EXPECT_EQ(got.pid, data.pid);
     EXPECT_EQ(got.pid_start_time, data.pid_start_time);
@@ -825,6 +972,7 @@ TEST(ToPodSandbox, CopiesTheRecordAndDataAndReadsAnyOtherStateAsNotReady) {
     EXPECT_EQ(got.netns_path, data.netns_path);
     EXPECT_EQ(got.ipc_ns_path, data.ipc_ns_path);
     EXPECT_EQ(got.uts_ns_path, data.uts_ns_path);
+    EXPECT_EQ(got.user_ns_path, data.user_ns_path);
     EXPECT_EQ(got.cgroup_path, data.cgroup_path);
     EXPECT_EQ(got.pod_dir, data.pod_dir);
     EXPECT_EQ(got.config_bytes, data.config_bytes);

@@ -10,6 +10,7 @@
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 #include "runtime/defaults.h"
 #include "runtime/monitor/cri_log.h"
 #include "runtime/oci_runtime.h"
@@ -46,7 +47,12 @@ Spec FullSpec() {
   spec.hostname = "web-0";
   spec.mounts = DefaultMounts();
   spec.mounts.push_back({"/data", "bind", "/srv/data", {"rbind", "ro", "rslave"}});
-  spec.linux_spec.namespaces = {{"pid", ""}, {"network", "/run/crib/netns/x"}, {"mount", ""}};
+  spec.mounts.back().uid_mappings = {{0, 1 << 20, 1000}, {1000, 3 << 20, 64536}};
+  spec.mounts.back().gid_mappings = {{0, 5 << 20, 65536}};
+  spec.linux_spec.namespaces = {
+      {"user", "/run/crib/userns/x"}, {"pid", ""}, {"network", "/run/crib/netns/x"}, {"mount", ""}};
+  spec.linux_spec.uid_mappings = {{0, 1 << 20, 1000}, {1000, 3 << 20, 64536}};
+  spec.linux_spec.gid_mappings = {{0, 5 << 20, 65536}};
   spec.linux_spec.cgroups_path = "/crib/pod/ctr";
   Resources& r = spec.linux_spec.resources;
   r.cpu_shares = 512;
@@ -120,8 +126,35 @@ const FieldCase kFieldCases[] = {
     {"mounts.type", [](Spec& s) { s.mounts.back().type = "tmpfs"; }},
     {"mounts.source", [](Spec& s) { s.mounts.back().source = "/y"; }},
     {"mounts.options", [](Spec& s) { s.mounts.back().options = {"rbind"}; }},
+    {"mounts.uidMappings", [](Spec& s) { s.mounts.back().uid_mappings.pop_back(); }},
+    {"mounts.uidMappings.containerID",
+     [](Spec& s) { s.mounts.back().uid_mappings[1].container_id = 2000; }},
+    {"mounts.uidMappings.hostID", [](Spec& s) { s.mounts.back().uid_mappings[1].host_id = 7; }},
+    {"mounts.uidMappings.size", [](Spec& s) { s.mounts.back().uid_mappings[1].size = 1; }},
+    {"mounts.gidMappings", [](Spec& s) { s.mounts.back().gid_mappings.clear(); }},
+    {"mounts.gidMappings.containerID",
+     [](Spec& s) { s.mounts.back().gid_mappings[0].container_id = 1; }},
+    {"mounts.gidMappings.hostID", [](Spec& s) { s.mounts.back().gid_mappings[0].host_id = 7; }},
+    {"mounts.gidMappings.size", [](Spec& s) { s.mounts.back().gid_mappings[0].size = 1; }},
+    {"mounts.uidMappings on another mount",
+     [](Spec& s) {
+       s.mounts.front().uid_mappings = {{0, 0, 1}};
+     }},
     {"linux.namespaces.type", [](Spec& s) { s.linux_spec.namespaces[0].type = "ipc"; }},
     {"linux.namespaces.path", [](Spec& s) { s.linux_spec.namespaces[0].path = "/p"; }},
+    {"linux.uidMappings", [](Spec& s) { s.linux_spec.uid_mappings.clear(); }},
+    {"linux.uidMappings.containerID",
+     [](Spec& s) { s.linux_spec.uid_mappings[1].container_id = 2000; }},
+    {"linux.uidMappings.hostID", [](Spec& s) { s.linux_spec.uid_mappings[1].host_id = 7; }},
+    {"linux.uidMappings.size", [](Spec& s) { s.linux_spec.uid_mappings[1].size = 1; }},
+    {"linux.gidMappings",
+     [](Spec& s) {
+       s.linux_spec.gid_mappings.push_back({65536, 9, 1});
+     }},
+    {"linux.gidMappings.containerID",
+     [](Spec& s) { s.linux_spec.gid_mappings[0].container_id = 1; }},
+    {"linux.gidMappings.hostID", [](Spec& s) { s.linux_spec.gid_mappings[0].host_id = 7; }},
+    {"linux.gidMappings.size", [](Spec& s) { s.linux_spec.gid_mappings[0].size = 1; }},
     {"linux.cgroupsPath", [](Spec& s) { s.linux_spec.cgroups_path = "/other"; }},
     {"resources.cpu.shares", [](Spec& s) { s.linux_spec.resources.cpu_shares = 2; }},
     {"resources.cpu.quota", [](Spec& s) { s.linux_spec.resources.cpu_quota = 5000; }},
@@ -220,6 +253,71 @@ TEST(SpecJsonTest, ReadsOciFieldNames) {
   EXPECT_EQ(spec.linux_spec.resources.cpu_shares, 2u);
   EXPECT_EQ(spec.linux_spec.seccomp->syscalls[0].args[0].op, "SCMP_CMP_EQ");
   EXPECT_THAT(spec.linux_spec.masked_paths, ElementsAre("/proc/kcore"));
+}
+
+// Id mappings under OCI's names, {"containerID", "hostID", "size"}, in linux and on the
+// id-mapped mounts; a mount without mappings (and a spec without a user namespace) has no
+// such keys, so that runtimes that do not know them see the spec they did before.
+TEST(SpecJsonTest, WritesIdMappingsUnderOciNames) {
+  const nlohmann::json j = nlohmann::json::parse(SpecToJson(FullSpec()));
+  const nlohmann::json uids = nlohmann::json::parse(R"([
+    {"containerID": 0, "hostID": 1048576, "size": 1000},
+    {"containerID": 1000, "hostID": 3145728, "size": 64536}])");
+  const nlohmann::json gids =
+      nlohmann::json::parse(R"([{"containerID": 0, "hostID": 5242880, "size": 65536}])");
+  EXPECT_EQ(j.at("linux").at("uidMappings"), uids);
+  EXPECT_EQ(j.at("linux").at("gidMappings"), gids);
+  EXPECT_EQ(j.at("linux").at("namespaces").at(0),
+            nlohmann::json::parse(R"({"type": "user", "path": "/run/crib/userns/x"})"));
+  size_t mapped = 0;
+  for (const nlohmann::json& m : j.at("mounts")) {
+    SCOPED_TRACE(m.dump());
+    if (m.at("destination") == "/data") {
+      ++mapped;
+      EXPECT_EQ(m.at("uidMappings"), uids);
+      EXPECT_EQ(m.at("gidMappings"), gids);
+    } else {
+      EXPECT_FALSE(m.contains("uidMappings"));
+      EXPECT_FALSE(m.contains("gidMappings"));
+    }
+  }
+  EXPECT_EQ(mapped, 1u);
+  // Without a user namespace: no mapping keys anywhere.
+  Spec plain = FullSpec();
+  plain.linux_spec.uid_mappings.clear();
+  plain.linux_spec.gid_mappings.clear();
+  plain.mounts.back().uid_mappings.clear();
+  plain.mounts.back().gid_mappings.clear();
+  const std::string text = SpecToJson(plain);
+  EXPECT_THAT(text, Not(HasSubstr("uidMappings")));
+  EXPECT_THAT(text, Not(HasSubstr("gidMappings")));
+  EXPECT_THAT(text, Not(HasSubstr("containerID")));
+}
+
+// A config.json another tool wrote: the OCI names are read, from linux and from mounts; a
+// null or missing list is no mappings.
+TEST(SpecJsonTest, ReadsOciIdMappings) {
+  Spec spec = Parsed(R"({
+    "mounts": [
+      {"destination": "/data", "type": "bind", "source": "/srv", "options": ["rbind"],
+       "uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
+       "gidMappings": [{"containerID": 0, "hostID": 200000, "size": 10},
+                       {"containerID": 10, "hostID": 300000, "size": 20}]},
+      {"destination": "/proc", "type": "proc", "source": "proc", "uidMappings": null}],
+    "linux": {"namespaces": [{"type": "user"}],
+              "uidMappings": [{"containerID": 0, "hostID": 4294901760, "size": 65536}],
+              "gidMappings": [{"containerID": 1, "hostID": 2, "size": 3}]}
+  })");
+  ASSERT_EQ(spec.mounts.size(), 2u);
+  EXPECT_THAT(spec.mounts[0].uid_mappings, ElementsAre(IdMapping{0, 100000, 65536}));
+  EXPECT_THAT(spec.mounts[0].gid_mappings,
+              ElementsAre(IdMapping{0, 200000, 10}, IdMapping{10, 300000, 20}));
+  EXPECT_TRUE(spec.mounts[1].uid_mappings.empty());
+  EXPECT_TRUE(spec.mounts[1].gid_mappings.empty());
+  EXPECT_THAT(spec.linux_spec.uid_mappings, ElementsAre(IdMapping{0, 4294901760u, 65536}));
+  EXPECT_THAT(spec.linux_spec.gid_mappings, ElementsAre(IdMapping{1, 2, 3}));
+  EXPECT_EQ(spec.linux_spec.namespaces[0].type, "user");
+  EXPECT_EQ(spec.linux_spec.namespaces[0].path, "");
 }
 
 TEST(SpecJsonTest, RefusesWhatIsNotASpec) {

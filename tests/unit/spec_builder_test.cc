@@ -2084,5 +2084,327 @@ TEST(BuildSpecTest, Refusals) {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// A pod with a user namespace of its own (userns_options mode POD): its containers join it
+// first and take its mappings; crib's own bind mounts (the pod's files, /dev/shm, the
+// termination file) are id-mapped with them, a CRI mount only when it asks (with the pod's
+// mappings, as kubelet does), a device node never.
+
+// Unlike uids, so that a swap shows.
+const std::vector<pod::IdMapping> kPodUids = {{0, 1 << 20, 1000}, {1000, 3 << 20, 64536}};
+const std::vector<pod::IdMapping> kPodGids = {{0, 5 << 20, 1000}, {1000, 7 << 20, 64536}};
+const std::vector<runtime::IdMapping> kSpecUids = {{0, 1 << 20, 1000}, {1000, 3 << 20, 64536}};
+const std::vector<runtime::IdMapping> kSpecGids = {{0, 5 << 20, 1000}, {1000, 7 << 20, 64536}};
+
+void WithUserNamespace(SpecFixture& f) {
+  f.pod.namespaces.user = pod::NamespaceMode::kPod;
+  f.pod.namespaces.uid_mappings = kPodUids;
+  f.pod.namespaces.gid_mappings = kPodGids;
+  f.pod.user_ns_path = "/run/crib/pods/pod1/ns/user";
+  f.pod.ipc_ns_path = "/run/crib/pods/pod1/ns/ipc";
+  f.pod.uts_ns_path = "/run/crib/pods/pod1/ns/uts";
+}
+
+pod::NamespaceOptions PodsUserNamespace() {
+  pod::NamespaceOptions ns;
+  ns.user = pod::NamespaceMode::kPod;
+  ns.uid_mappings = kPodUids;
+  ns.gid_mappings = kPodGids;
+  return ns;
+}
+
+std::string DescribeMappings(const std::vector<runtime::IdMapping>& mappings) {
+  std::vector<std::string> parts;
+  for (const runtime::IdMapping& m : mappings) {
+    parts.push_back(absl::StrCat(m.container_id, ":", m.host_id, ":", m.size));
+  }
+  return absl::StrJoin(parts, ",");
+}
+
+MountSpec IdMapped(MountSpec m) {
+  m.uid_mappings = kPodUids;
+  m.gid_mappings = kPodGids;
+  return m;
+}
+
+TEST(BuildSpecUserNamespaceTest, JoinsThePodsAndIdMapsItsBindMounts) {
+  TempDir dir;
+  std::filesystem::create_directories(dir.path() + "/data");
+  std::filesystem::create_directories(dir.path() + "/cache");
+  const std::string data = RealPath(dir.path() + "/data");
+  const std::string cache = RealPath(dir.path() + "/cache");
+  SpecFixture f;
+  WithUserNamespace(f);
+  f.request.mounts = {Bind("/data", data, /*readonly=*/true), IdMapped(Bind("/cache", cache))};
+  f.inputs.termination_file = "/var/lib/crib/containers/c1/termination-log";
+  f.inputs.termination_path = "/dev/termination-log";
+  absl::StatusOr<runtime::Spec> spec = f.Build();
+  ASSERT_THAT(spec, IsOk());
+  const runtime::LinuxSpec& l = spec->linux_spec;
+  EXPECT_THAT(DescribeAll(l.namespaces),
+              ElementsAre("user:/run/crib/pods/pod1/ns/user", "network:/var/run/netns/cni-1",
+                          "uts:/run/crib/pods/pod1/ns/uts", "ipc:/run/crib/pods/pod1/ns/ipc",
+                          "pid:", "mount:"));
+  EXPECT_EQ(l.uid_mappings, kSpecUids);
+  EXPECT_EQ(l.gid_mappings, kSpecGids);
+  std::set<std::string> mapped, unmapped;
+  for (const runtime::Mount& m : spec->mounts) {
+    SCOPED_TRACE(Describe(m));
+    if (!m.uid_mappings.empty() || !m.gid_mappings.empty()) {
+      mapped.insert(m.destination);
+      EXPECT_EQ(m.type, "bind");
+      EXPECT_EQ(DescribeMappings(m.uid_mappings), DescribeMappings(kSpecUids));
+      EXPECT_EQ(DescribeMappings(m.gid_mappings), DescribeMappings(kSpecGids));
+    } else {
+      unmapped.insert(m.destination);
+    }
+  }
+  EXPECT_EQ(mapped, (std::set<std::string>{"/dev/shm", "/etc/hostname", "/etc/hosts",
+                                           "/etc/resolv.conf", "/cache", "/dev/termination-log"}));
+  EXPECT_EQ(unmapped, (std::set<std::string>{"/proc", "/dev", "/dev/pts", "/dev/mqueue", "/sys",
+                                             "/sys/fs/cgroup", "/data"}));
+  // The mounts are otherwise the same as without a user namespace.
+  SpecFixture plain;
+  plain.request.mounts = {Bind("/data", data, /*readonly=*/true), Bind("/cache", cache)};
+  plain.inputs = f.inputs;
+  absl::StatusOr<runtime::Spec> without = plain.Build();
+  ASSERT_THAT(without, IsOk());
+  EXPECT_THAT(DescribeAll(spec->mounts), ElementsAreArray(DescribeAll(without->mounts)));
+}
+
+TEST(BuildSpecUserNamespaceTest, CgroupV2AndCriMountsThatReplaceThePodsFiles) {
+  TempDir dir;
+  std::filesystem::create_directories(dir.path() + "/shm");
+  WriteText(dir.path() + "/hosts", "127.0.0.1 localhost\n");
+  const std::string root = RealPath(dir.path());
+  SpecFixture f;
+  WithUserNamespace(f);
+  f.inputs.cgroup_v2 = true;
+  // The request's /etc/hosts asks for the mapping, its /dev/shm does not.
+  f.request.mounts = {IdMapped(Bind("/etc/hosts", root + "/hosts", /*readonly=*/true)),
+                      Bind("/dev/shm", root + "/shm")};
+  absl::StatusOr<runtime::Spec> spec = f.Build();
+  ASSERT_THAT(spec, IsOk());
+  EXPECT_THAT(DescribeAll(spec->linux_spec.namespaces),
+              ElementsAre("user:/run/crib/pods/pod1/ns/user", "network:/var/run/netns/cni-1",
+                          "uts:/run/crib/pods/pod1/ns/uts", "ipc:/run/crib/pods/pod1/ns/ipc",
+                          "pid:", "mount:", "cgroup:"));
+  for (const runtime::Mount& m : spec->mounts) {
+    SCOPED_TRACE(Describe(m));
+    const bool mapped = m.type == "bind" && m.destination != "/dev/shm";
+    EXPECT_EQ(m.uid_mappings, mapped ? kSpecUids : std::vector<runtime::IdMapping>());
+    EXPECT_EQ(m.gid_mappings, mapped ? kSpecGids : std::vector<runtime::IdMapping>());
+  }
+  EXPECT_THAT(DescribeAll(spec->mounts),
+              Contains("/etc/hosts bind " + root + "/hosts rbind,rprivate,ro"));
+  EXPECT_THAT(DescribeAll(spec->mounts),
+              Contains("/dev/shm bind " + root + "/shm rbind,rprivate,rw"));
+}
+
+// No node can be made in a user namespace: a requested device is bound from the host, and
+// keeps its owner (no id mapping of a device node); its cgroup rule stays.
+TEST(BuildSpecUserNamespaceTest, DevicesAreBoundNotMade) {
+  SpecFixture f;
+  WithUserNamespace(f);
+  f.request.devices = {{"/dev/mynull", "/dev/null", "rw"}};
+  absl::StatusOr<runtime::Spec> spec = f.Build();
+  ASSERT_THAT(spec, IsOk());
+  EXPECT_THAT(spec->linux_spec.devices, IsEmpty());
+  EXPECT_THAT(DescribeAll(spec->linux_spec.resources.devices), Contains("allow c 1:3 rw"));
+  const runtime::Mount* device = nullptr;
+  for (const runtime::Mount& m : spec->mounts) {
+    if (m.destination == "/dev/mynull") device = &m;
+  }
+  ASSERT_NE(device, nullptr) << absl::StrJoin(DescribeAll(spec->mounts), "\n");
+  EXPECT_EQ(Describe(*device), "/dev/mynull bind /dev/null rbind,rprivate,rw,nosuid,noexec");
+  EXPECT_THAT(device->uid_mappings, IsEmpty());
+  EXPECT_THAT(device->gid_mappings, IsEmpty());
+}
+
+TEST(BuildSpecUserNamespaceTest, APodWithoutOneHasNoUserNamespaceNorMappings) {
+  TempDir dir;
+  const std::string data = RealPath(dir.path());
+  for (const bool asks_node : {false, true}) {
+    SCOPED_TRACE(asks_node ? "the container asks for NODE" : "the container asks nothing");
+    SpecFixture f;
+    f.request.mounts = {Bind("/data", data)};
+    if (asks_node) f.request.security.user_namespace = pod::NamespaceOptions();
+    absl::StatusOr<runtime::Spec> spec = f.Build();
+    ASSERT_THAT(spec, IsOk());
+    for (const runtime::Namespace& ns : spec->linux_spec.namespaces) {
+      EXPECT_NE(ns.type, "user");
+    }
+    EXPECT_THAT(spec->linux_spec.uid_mappings, IsEmpty());
+    EXPECT_THAT(spec->linux_spec.gid_mappings, IsEmpty());
+    for (const runtime::Mount& m : spec->mounts) {
+      SCOPED_TRACE(Describe(m));
+      EXPECT_THAT(m.uid_mappings, IsEmpty());
+      EXPECT_THAT(m.gid_mappings, IsEmpty());
+    }
+  }
+}
+
+// The kernel makes a user namespace's copies of shared mounts slaves: bidirectional
+// propagation cannot work there and is refused; host-to-container still is. The source must be
+// shared, so this runs in namespaces of the test's own, as BidirectionalMountKeepsTheRootShared.
+TEST(BuildSpecUserNamespaceTest, BidirectionalPropagationIsRefused) {
+  if (std::string why = NamespacesUnavailable(); !why.empty()) {
+    GTEST_SKIP() << "no user and mount namespaces here: " << why;
+  }
+  TempDir dir;
+  std::filesystem::create_directories(dir.path() + "/a");
+  std::filesystem::create_directories(dir.path() + "/b");
+  const std::string root = RealPath(dir.path());
+  for (const Propagation propagation :
+       {Propagation::kBidirectional, Propagation::kHostToContainer}) {
+    SCOPED_TRACE(static_cast<int>(propagation));
+    std::string source;
+    ChildReport report = RunInOwnMountNamespace(
+        [&] { return MakeSourceMount(SourceMount::kShared, root + "/a", root + "/b", &source); },
+        [&]() -> absl::StatusOr<std::string> {
+          SpecFixture f;
+          WithUserNamespace(f);
+          f.request.mounts = {IdMapped(Bind("/data", source, false, propagation))};
+          absl::StatusOr<runtime::Spec> spec = f.Build();
+          if (!spec.ok()) return spec.status();
+          return spec->linux_spec.rootfs_propagation;
+        });
+    ASSERT_THAT(report.skipped, IsEmpty());
+    if (propagation == Propagation::kBidirectional) {
+      EXPECT_THAT(report.result, StatusIs(absl::StatusCode::kInvalidArgument,
+                                          HasAll({"mount /data", "bidirectional", "pod1"})));
+    } else {
+      EXPECT_THAT(report.result, IsOk());
+      if (report.result.ok()) {
+        EXPECT_EQ(*report.result, "rslave");
+      }
+    }
+  }
+}
+
+struct UserNamespaceCase {
+  std::string name{};
+  Modify modify{};
+  absl::StatusCode code = absl::StatusCode::kOk;
+  std::vector<std::string> message{};
+};
+
+TEST(BuildSpecUserNamespaceTest, WhatTheContainerAsksMustBeThePods) {
+  TempDir dir;
+  const std::string data = RealPath(dir.path());
+  auto id_mapped = [data](std::vector<pod::IdMapping> uids, std::vector<pod::IdMapping> gids) {
+    MountSpec m = Bind("/data", data);
+    m.uid_mappings = std::move(uids);
+    m.gid_mappings = std::move(gids);
+    return m;
+  };
+  const std::vector<pod::IdMapping> other = {{0, 9 << 20, 65536}};
+  const std::vector<UserNamespaceCase> cases = {
+      {.name = "the pod's options",
+       .modify =
+           [](SpecFixture& f) {
+             WithUserNamespace(f);
+             f.request.security.user_namespace = PodsUserNamespace();
+           }},
+      {.name = "an id-mapped CRI mount with the pod's mappings",
+       .modify =
+           [id_mapped](SpecFixture& f) {
+             WithUserNamespace(f);
+             f.request.mounts = {id_mapped(kPodUids, kPodGids)};
+           }},
+      {.name = "a CRI mount without mappings",
+       .modify =
+           [data](SpecFixture& f) {
+             WithUserNamespace(f);
+             f.request.mounts = {Bind("/data", data)};
+           }},
+      {.name = "a privileged container",
+       .modify =
+           [](SpecFixture& f) {
+             WithUserNamespace(f);
+             f.request.security.privileged = true;
+           },
+       .code = absl::StatusCode::kInvalidArgument,
+       .message = {"privileged", "pod1", "user namespace"}},
+      {.name = "mode NODE in a pod with a user namespace",
+       .modify =
+           [](SpecFixture& f) {
+             WithUserNamespace(f);
+             f.request.security.user_namespace = pod::NamespaceOptions();
+           },
+       .code = absl::StatusCode::kInvalidArgument,
+       .message = {"userns_options", "pod1"}},
+      {.name = "other uid mappings",
+       .modify =
+           [other](SpecFixture& f) {
+             WithUserNamespace(f);
+             f.request.security.user_namespace = PodsUserNamespace();
+             f.request.security.user_namespace->uid_mappings = other;
+           },
+       .code = absl::StatusCode::kInvalidArgument,
+       .message = {"userns_options", "pod1", "other mappings"}},
+      {.name = "other gid mappings",
+       .modify =
+           [](SpecFixture& f) {
+             WithUserNamespace(f);
+             f.request.security.user_namespace = PodsUserNamespace();
+             f.request.security.user_namespace->gid_mappings = kPodUids;
+           },
+       .code = absl::StatusCode::kInvalidArgument,
+       .message = {"userns_options", "pod1", "other mappings"}},
+      {.name = "the pod's mappings in another order",
+       .modify =
+           [](SpecFixture& f) {
+             WithUserNamespace(f);
+             f.request.security.user_namespace = PodsUserNamespace();
+             std::swap(f.request.security.user_namespace->uid_mappings[0],
+                       f.request.security.user_namespace->uid_mappings[1]);
+           },
+       .code = absl::StatusCode::kInvalidArgument,
+       .message = {"userns_options", "pod1"}},
+      {.name = "mode POD in a pod without a user namespace",
+       .modify = [](SpecFixture& f) { f.request.security.user_namespace = PodsUserNamespace(); },
+       .code = absl::StatusCode::kInvalidArgument,
+       .message = {"userns_options", "pod1", "mode NODE"}},
+      {.name = "an id-mapped CRI mount in a pod without a user namespace",
+       .modify =
+           [id_mapped](SpecFixture& f) { f.request.mounts = {id_mapped(kPodUids, kPodGids)}; },
+       .code = absl::StatusCode::kInvalidArgument,
+       .message = {"mount /data", "user namespace"}},
+      {.name = "a CRI mount with only gid mappings in a pod without a user namespace",
+       .modify = [id_mapped](SpecFixture& f) { f.request.mounts = {id_mapped({}, kPodGids)}; },
+       .code = absl::StatusCode::kInvalidArgument,
+       .message = {"mount /data", "user namespace"}},
+      {.name = "a CRI mount with other mappings than the pod's",
+       .modify =
+           [id_mapped, other](SpecFixture& f) {
+             WithUserNamespace(f);
+             f.request.mounts = {id_mapped(other, other)};
+           },
+       .code = absl::StatusCode::kInvalidArgument,
+       .message = {"mount /data", "uidMappings and gidMappings"}},
+      {.name = "a CRI mount with the pod's uids and no gids",
+       .modify =
+           [id_mapped](SpecFixture& f) {
+             WithUserNamespace(f);
+             f.request.mounts = {id_mapped(kPodUids, {})};
+           },
+       .code = absl::StatusCode::kInvalidArgument,
+       .message = {"mount /data", "uidMappings and gidMappings"}},
+  };
+  for (const UserNamespaceCase& c : cases) {
+    SCOPED_TRACE(c.name);
+    absl::StatusOr<runtime::Spec> spec = BuildWith(c.modify);
+    if (c.code != absl::StatusCode::kOk) {
+      EXPECT_THAT(spec, StatusIs(c.code, HasAll(c.message)));
+      continue;
+    }
+    ASSERT_THAT(spec, IsOk());
+    EXPECT_EQ(DescribeAll(spec->linux_spec.namespaces).front(), "user:/run/crib/pods/pod1/ns/user");
+    EXPECT_EQ(spec->linux_spec.uid_mappings, kSpecUids);
+    EXPECT_EQ(spec->linux_spec.gid_mappings, kSpecGids);
+  }
+}
+
 }  // namespace
 }  // namespace crib::container
