@@ -115,6 +115,7 @@ class CrictlUserPath(unittest.TestCase):
     below run the same path under Debian's runc and crun."""
 
     HANDLER = ""
+    LINUX = {}  # the pod's and its containers' `linux` object
 
     @classmethod
     def setUpClass(cls):
@@ -141,7 +142,7 @@ class CrictlUserPath(unittest.TestCase):
                          "attempt": 0},
             "hostname": "crictl-pod",
             "log_directory": os.path.join(cls.workdir, "pod-logs"),
-            "linux": {},
+            "linux": cls.LINUX,
         })
         runtime = ["--runtime", cls.HANDLER] if cls.HANDLER else []
         cls.pod_id = cls.crictl("runp", *runtime, cls.pod_config).stdout.strip()
@@ -179,7 +180,8 @@ class CrictlUserPath(unittest.TestCase):
         if name in self.ids:
             return self.ids[name]
         config = {"metadata": {"name": name}, "image": {"image": self.image},
-                  "command": ["sh", "-c", script], "log_path": f"{name}.log", "linux": {}}
+                  "command": ["sh", "-c", script], "log_path": f"{name}.log",
+                  "linux": self.LINUX}
         config.update(extra)
         path = self.write_json(f"{name}.json", config)
         cid = self.crictl("create", self.pod_id, path, self.pod_config).stdout.strip()
@@ -399,6 +401,29 @@ class CrictlUserPathRunc(CrictlUserPath):
 
 class CrictlUserPathCrun(CrictlUserPathRunc):
     HANDLER = "crun"
+
+
+USERNS_HOST_ID = 3 << 20
+
+
+class CrictlUserPathUserns(CrictlUserPath):
+    """The same path for a pod in a user namespace of its own (hostUsers: false)."""
+
+    LINUX = {"security_context": {"namespace_options": {"userns_options": {
+        "mode": 0,
+        "uids": [{"host_id": USERNS_HOST_ID, "container_id": 0, "length": 65536}],
+        "gids": [{"host_id": USERNS_HOST_ID, "container_id": 0, "length": 65536}]}}}}
+
+    def test_11_in_the_pods_user_namespace(self):
+        cid = self.worker()
+        out = self.crictl("exec", "-s", cid, "cat", "/proc/self/uid_map").stdout.split()
+        self.assertEqual(out, ["0", str(USERNS_HOST_ID), "65536"])
+        pid = lab.inspect(self.cribd, cid)["info"]["pid"]
+        with open(f"/proc/{pid}/status") as f:
+            uids = next(line for line in f if line.startswith("Uid:")).split()[1:]
+        self.assertEqual(uids, [str(USERNS_HOST_ID)] * 4)
+        pin = os.path.join(self.cribd.state_dir, "userns", self.pod_id)
+        self.assertEqual(os.stat(f"/proc/{pid}/ns/user").st_ino, os.stat(pin).st_ino)
 
 
 def main():
