@@ -226,7 +226,8 @@ TEST_F(RecoveryTest, MonitorGoneMeansExitedUnknownAndPauseGoneMeansNotReady) {
 // RemovePodSandbox and PullImage in turn: cribd is killed right after it, started again, and
 // the whole sequence then works and leaves nothing behind. A step with "/lean" runs the
 // sequence with a pod that shares no process namespace (no crib-pause), as kubelet's are; one
-// with "/runc" with a pod of runtime handler runc (Debian's), whose state must go too.
+// with "/runc" with a pod of runtime handler runc (Debian's), whose state must go too; one with
+// "/userns" with a pod in a user namespace of its own (its pin and id-mapped layers too).
 class CrashAtStepTest : public RecoveryTest, public ::testing::WithParamInterface<std::string> {
  protected:
   void SetUp() override {
@@ -244,6 +245,7 @@ TEST_P(CrashAtStepTest, RestartFinishesOrUndoesAndLeavesNothing) {
   const std::string step = param[0];
   const bool lean = param.size() > 1 && param[1] == "lean";
   const bool runc = param.size() > 1 && param[1] == "runc";
+  const bool userns = param.size() > 1 && param[1] == "userns";
   Restart(step + ":crash");
   // The sequence, until cribd dies at the armed step.
   auto sequence = [&]() -> bool {
@@ -258,6 +260,18 @@ TEST_P(CrashAtStepTest, RestartFinishesOrUndoesAndLeavesNothing) {
           ->set_pid(cri::CONTAINER);
     }
     if (runc) run.set_runtime_handler("runc");
+    if (userns) {
+      cri::UserNamespace* user = run.mutable_config()
+                                     ->mutable_linux()
+                                     ->mutable_security_context()
+                                     ->mutable_namespace_options()
+                                     ->mutable_userns_options();
+      user->set_mode(cri::POD);
+      for (cri::IDMapping* m : {user->add_uids(), user->add_gids()}) {
+        m->set_host_id(4 << 20);
+        m->set_length(65536);
+      }
+    }
     cri::RunPodSandboxResponse ran;
     if (!runtime_->RunPodSandbox(ContextWithDeadline(absl::Seconds(30)).get(), run, &ran).ok()) {
       return false;
@@ -327,21 +341,26 @@ TEST_P(CrashAtStepTest, RestartFinishesOrUndoesAndLeavesNothing) {
 
 INSTANTIATE_TEST_SUITE_P(
     Steps, CrashAtStepTest,
-    ::testing::Values(
-        "image.pull.after_resolve", "image.pull.after_layer", "image.pull.before_record",
-        "pod.run.after_reserve", "pod.run.after_netns", "pod.run.after_pins", "pod.run.after_files",
-        "pod.run.after_shm", "pod.run.after_cgroup", "pod.run.after_pause", "pod.run.after_network",
-        "pod.run.after_pins/lean", "pod.run.after_cgroup/lean", "pod.run.after_network/lean",
-        "pod.remove.after_stop/lean", "pod.remove.after_netns/lean",
-        "container.create.after_reserve", "container.create.after_rootfs",
-        "container.create.after_spec", "container.create.after_monitor",
-        "container.start.before_start", "container.start.after_start",
-        "container.remove.after_mark", "container.remove.after_stop",
-        "container.remove.after_unmount", "pod.remove.after_mark", "pod.remove.after_stop",
-        "pod.remove.after_containers", "pod.remove.after_netns", "pod.remove.after_cgroup",
-        "container.create.after_spec/runc", "container.create.after_monitor/runc",
-        "container.start.before_start/runc", "container.start.after_start/runc",
-        "container.remove.after_stop/runc", "pod.remove.after_containers/runc"),
+    ::testing::Values("image.pull.after_resolve", "image.pull.after_layer",
+                      "image.pull.before_record", "pod.run.after_reserve", "pod.run.after_netns",
+                      "pod.run.after_pins", "pod.run.after_files", "pod.run.after_shm",
+                      "pod.run.after_cgroup", "pod.run.after_pause", "pod.run.after_network",
+                      "pod.run.after_pins/lean", "pod.run.after_cgroup/lean",
+                      "pod.run.after_network/lean", "pod.remove.after_stop/lean",
+                      "pod.remove.after_netns/lean", "container.create.after_reserve",
+                      "container.create.after_rootfs", "container.create.after_spec",
+                      "container.create.after_monitor", "container.start.before_start",
+                      "container.start.after_start", "container.remove.after_mark",
+                      "container.remove.after_stop", "container.remove.after_unmount",
+                      "pod.remove.after_mark", "pod.remove.after_stop",
+                      "pod.remove.after_containers", "pod.remove.after_netns",
+                      "pod.remove.after_cgroup", "container.create.after_spec/runc",
+                      "container.create.after_monitor/runc", "container.start.before_start/runc",
+                      "container.start.after_start/runc", "container.remove.after_stop/runc",
+                      "pod.remove.after_containers/runc", "pod.run.after_userns/userns",
+                      "pod.run.after_files/userns", "container.create.after_rootfs/userns",
+                      "container.create.after_monitor/userns", "container.start.after_start/userns",
+                      "container.remove.after_unmount/userns", "pod.remove.after_netns/userns"),
     [](const ::testing::TestParamInfo<std::string>& info) {
       std::string name = info.param;
       for (char& c : name) {

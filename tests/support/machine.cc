@@ -173,7 +173,7 @@ int EntriesIn(const std::string& dir) {
 }
 
 bool IsPinDir(const std::string& state_dir, const std::string& mount) {
-  for (const char* kind : {"/netns", "/ipcns", "/utsns"}) {
+  for (const char* kind : {"/netns", "/ipcns", "/utsns", "/userns"}) {
     if (mount == state_dir + kind) return true;
   }
   return false;
@@ -181,7 +181,9 @@ bool IsPinDir(const std::string& state_dir, const std::string& mount) {
 
 int PinsIn(const std::string& state_dir) {
   int n = 0;
-  for (const char* kind : {"/netns", "/ipcns", "/utsns"}) n += EntriesIn(state_dir + kind);
+  for (const char* kind : {"/netns", "/ipcns", "/utsns", "/userns"}) {
+    n += EntriesIn(state_dir + kind);
+  }
   return n;
 }
 

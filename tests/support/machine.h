@@ -64,7 +64,8 @@ void RemoveCgroupTree(const std::string& parent);
 int EntriesIn(const std::string& dir);
 
 // Whether `mount` is one of the shared mount points that cribd with `state_dir` keeps for its
-// namespace pins (netns, ipcns, utsns): made once, they stay, as /run/netns does for `ip netns`.
+// namespace pins (netns, ipcns, utsns, userns): made once, they stay, as /run/netns does for
+// `ip netns`.
 bool IsPinDir(const std::string& state_dir, const std::string& mount);
 // The namespace pins below them.
 int PinsIn(const std::string& state_dir);
