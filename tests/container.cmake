@@ -30,3 +30,6 @@ crib_unit_test(record_codec_test crib::container crib::pod)
 
 # Runtime handlers: pods under Debian's runc and crun through a real cribd.
 crib_integration_test(runtime_handler_test crib_registry_fixture)
+
+# Pods in user namespaces of their own: maps, id-mapped volumes, capabilities, refusals.
+crib_integration_test(userns_test crib_registry_fixture)

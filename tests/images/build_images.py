@@ -8,6 +8,7 @@ Python 3 standard library only, plus the zstd CLI for the zstd layer.
 Usage: build_images.py --registry 127.0.0.1:5000 [--user U --password P] [--ca-file CA]
                        [--only a,b] [--big] [--critest [--shell-busybox PATH]]
 --critest pushes the stand-ins of critest's images instead (critest_images.py).
+"nginx:latest" (the host's Debian nginx with its libraries) is built only when named.
 Prints a JSON object to stdout: per image "repo:tag" its digest, media type and, for indexes,
 its children; per image its layer digests.
 """
@@ -18,13 +19,19 @@ import hashlib
 import http.client
 import io
 import json
+import os
 import random
 import ssl
 import subprocess
 import sys
 import tarfile
+import tempfile
 
 BUSYBOX = "/bin/busybox"
+# Debian's nginx, for the image built only when named: the host's, or the package's binary
+# unpacked (not installed: installing it would start a web server on the host).
+NGINX = "/usr/sbin/nginx"
+NGINX_CACHE = "/var/cache/crib-critest/nginx"
 MTIME = 1700000000
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -445,6 +452,91 @@ def big_layers(total_mb, count):
     return layers
 
 
+def shared_libraries(binary):
+    """The absolute paths of the shared libraries and the loader that `binary` needs (ldd)."""
+    out = subprocess.run(["ldd", binary], stdout=subprocess.PIPE, check=True, text=True).stdout
+    paths = []
+    for line in out.splitlines():
+        for word in line.split():
+            if word.startswith("/"):
+                paths.append(word)
+                break
+    return paths
+
+
+NGINX_CONF = b"""user www-data;
+worker_processes 2;
+daemon off;
+pid /run/nginx.pid;
+error_log stderr notice;
+events {
+    worker_connections 64;
+}
+http {
+    access_log off;
+    server {
+        listen 80;
+        root /var/www/html;
+        index index.html;
+    }
+}
+"""
+
+
+def nginx_binary():
+    """/usr/sbin/nginx, or the one of Debian's nginx package, downloaded and unpacked (once) in
+    NGINX_CACHE; its libraries (libssl, libpcre2, zlib, libcrypt) are the host's."""
+    if os.access(NGINX, os.X_OK):
+        return NGINX
+    unpacked = os.path.join(NGINX_CACHE, "usr", "sbin", "nginx")
+    if os.access(unpacked, os.X_OK):
+        return unpacked
+    os.makedirs(NGINX_CACHE, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=NGINX_CACHE) as tmp:
+        def download():
+            return subprocess.run(["apt-get", "download", "nginx"], cwd=tmp,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        out = download()
+        if out.returncode != 0:  # no package lists yet on a fresh machine
+            subprocess.run(["apt-get", "update", "-qq"], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+            out = download()
+        debs = [f for f in os.listdir(tmp) if f.endswith(".deb")]
+        if out.returncode != 0 or not debs:
+            raise SystemExit(f"apt-get download nginx failed ({out.returncode}): "
+                             f"{out.stdout.strip()[-300:]}")
+        subprocess.run(["dpkg-deb", "-x", os.path.join(tmp, debs[0]), NGINX_CACHE], check=True)
+    return unpacked
+
+
+def nginx_layer():
+    """Debian's nginx with the libraries it loads, a configuration that serves one page on port
+    80 from workers running as www-data (33), and the directories it writes to."""
+    layer = Layer()
+    nginx = nginx_binary()
+    libraries = shared_libraries(nginx)
+    dirs = {"etc/nginx", "var", "var/log", "var/log/nginx", "var/lib", "var/lib/nginx", "var/www",
+            "var/www/html", "run"}
+    for path in libraries:
+        parts = path.strip("/").split("/")[:-1]
+        dirs.update("/".join(parts[:i]) for i in range(1, len(parts) + 1))
+    for d in sorted(dirs):
+        layer.dir(d)
+    for path in sorted(libraries):
+        with open(path, "rb") as f:
+            layer.file(path.lstrip("/"), f.read(), mode=0o755)
+    with open(nginx, "rb") as f:
+        layer.file("usr/sbin/nginx", f.read(), mode=0o755)
+    layer.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n"
+               b"www-data:x:33:33:www-data:/var/www:/bin/false\n"
+               b"nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
+    layer.file("etc/group", b"root:x:0:\nwww-data:x:33:\nnogroup:x:65534:\n")
+    layer.file("etc/nsswitch.conf", b"passwd: files\ngroup: files\n")
+    layer.file("etc/nginx/nginx.conf", NGINX_CONF)
+    layer.file("var/www/html/index.html", b"served by nginx in a user namespace\n")
+    return layer.tar_bytes()
+
+
 def build(builder, only, big):
     def want(name):
         return only is None or name in only
@@ -502,6 +594,10 @@ def build(builder, only, big):
             builder.image(f"evil-{kind}:latest", [busybox, (evil_layer(kind), "gzip")])
     if big and want("big:latest"):
         builder.image("big:latest", [busybox] + big_layers(100, 5))
+    # The host's nginx (scripts/install-deps.sh installs it): only when named.
+    if only is not None and "nginx:latest" in only:
+        builder.image("nginx:latest", [busybox, (nginx_layer(), "gzip")],
+                      entrypoint=(NGINX,), cmd=None, stop_signal="SIGQUIT")
 
 
 def main():
