@@ -8,7 +8,8 @@ Python 3 standard library only, plus the zstd CLI for the zstd layer.
 Usage: build_images.py --registry 127.0.0.1:5000 [--user U --password P] [--ca-file CA]
                        [--only a,b] [--big] [--critest [--shell-busybox PATH]]
 --critest pushes the stand-ins of critest's images instead (critest_images.py).
-"nginx:latest" (the host's Debian nginx with its libraries) is built only when named.
+"nginx:latest" (Debian's nginx binary, the host's or unpacked from its package, with the host's
+libraries it loads) is built only when named.
 Prints a JSON object to stdout: per image "repo:tag" its digest, media type and, for indexes,
 its children; per image its layer digests.
 """
