@@ -299,9 +299,19 @@ const RefusedCase kRefusedCases[] = {
      "mount source /nonexistent/crib for /data"},
     {"unsupported_namespace",
      [](Spec& s) {
+       s.linux_spec.namespaces = {{"time", ""}};
+     },
+     "unsupported namespace \"time\""},
+    {"new_user_namespace",
+     [](Spec& s) {
        s.linux_spec.namespaces = {{"user", ""}};
      },
-     "unsupported namespace \"user\""},
+     "a new user namespace: the launcher only joins one"},
+    {"idmapped_mount_without_user_namespace",
+     [](Spec& s) {
+       s.mounts = {{"/data", "bind", "/tmp", {"rbind"}, {{0, 1 << 20, 65536}}, {{0, 1 << 20, 65536}}}};
+     },
+     "mount /data: an id-mapped mount needs the pod's user namespace"},
     {"missing_namespace_path",
      [](Spec& s) {
        s.linux_spec.namespaces = {{"network", "/nonexistent/netns"}};
