@@ -309,7 +309,8 @@ const RefusedCase kRefusedCases[] = {
      "a new user namespace: the launcher only joins one"},
     {"idmapped_mount_without_user_namespace",
      [](Spec& s) {
-       s.mounts = {{"/data", "bind", "/tmp", {"rbind"}, {{0, 1 << 20, 65536}}, {{0, 1 << 20, 65536}}}};
+       s.mounts = {
+           {"/data", "bind", "/tmp", {"rbind"}, {{0, 1 << 20, 65536}}, {{0, 1 << 20, 65536}}}};
      },
      "mount /data: an id-mapped mount needs the pod's user namespace"},
     {"missing_namespace_path",
