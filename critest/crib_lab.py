@@ -228,32 +228,22 @@ class Registry:
 
 
 def shell_busybox():
-    cache = os.path.join(os.environ.get("XDG_CACHE_HOME") or "/var/cache", "crib-critest")
-    binary = os.path.join(cache, "busybox", "bin", "busybox")
-    if os.access(binary, os.X_OK):
-        return binary
-    os.makedirs(cache, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=cache) as tmp:
-        def download():
-            return subprocess.run(["apt-get", "download", "busybox"], cwd=tmp,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    cache = os.path.join(os.environ.get("XDG_CACHE_HOME") or "/var/cache", "crib-critest",
+                         "busybox")
+    path, error = _build_images().unpacked_package("busybox", cache, "bin/busybox")
+    if path is None:
+        print(f"crib_lab: {error}; /bin/sh of critest's images stays busybox-static's "
+              "standalone shell", file=sys.stderr)
+    return path
 
-        out = download()
-        if out.returncode != 0:  # no package lists yet on a fresh machine
-            subprocess.run(["apt-get", "update", "-qq"], stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
-            out = download()
-        debs = [f for f in os.listdir(tmp) if f.endswith(".deb")]
-        if out.returncode != 0 or not debs:
-            print(f"crib_lab: apt-get download busybox failed ({out.returncode}): "
-                  f"{out.stdout.strip()[-300:]}; /bin/sh of critest's images stays "
-                  "busybox-static's standalone shell", file=sys.stderr)
-            return None
-        unpacked = os.path.join(tmp, "x")
-        subprocess.run(["dpkg-deb", "-x", os.path.join(tmp, debs[0]), unpacked], check=True)
-        shutil.rmtree(os.path.join(cache, "busybox"), ignore_errors=True)
-        os.rename(unpacked, os.path.join(cache, "busybox"))
-    return binary
+
+def _build_images():
+    """tests/images/build_images.py as a module (it is also run as a program)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("build_images", BUILD_IMAGES)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def push_test_images(host, only=None, critest=False, extra_args=()):

@@ -22,6 +22,7 @@ import io
 import json
 import os
 import random
+import shutil
 import ssl
 import subprocess
 import sys
@@ -484,19 +485,19 @@ http {
 """
 
 
-def nginx_binary():
-    """/usr/sbin/nginx, or the one of Debian's nginx package, downloaded and unpacked (once) in
-    NGINX_CACHE; its libraries (libssl, libpcre2, zlib, libcrypt) are the host's."""
-    if os.access(NGINX, os.X_OK):
-        return NGINX
-    unpacked = os.path.join(NGINX_CACHE, "usr", "sbin", "nginx")
-    if os.access(unpacked, os.X_OK):
-        return unpacked
-    os.makedirs(NGINX_CACHE, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=NGINX_CACHE) as tmp:
+def unpacked_package(package, cache, member):
+    """`member` (a path inside Debian's package `package`), unpacked once below `cache` from the
+    package `apt-get download` fetches (running `apt-get update` first if it must), not
+    installed. Returns (path, None), or (None, what apt said)."""
+    path = os.path.join(cache, member)
+    if os.path.exists(path):
+        return path, None
+    os.makedirs(cache, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache) as tmp:
         def download():
-            return subprocess.run(["apt-get", "download", "nginx"], cwd=tmp,
+            return subprocess.run(["apt-get", "download", package], cwd=tmp,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
         out = download()
         if out.returncode != 0:  # no package lists yet on a fresh machine
             subprocess.run(["apt-get", "update", "-qq"], stdout=subprocess.DEVNULL,
@@ -504,10 +505,25 @@ def nginx_binary():
             out = download()
         debs = [f for f in os.listdir(tmp) if f.endswith(".deb")]
         if out.returncode != 0 or not debs:
-            raise SystemExit(f"apt-get download nginx failed ({out.returncode}): "
-                             f"{out.stdout.strip()[-300:]}")
-        subprocess.run(["dpkg-deb", "-x", os.path.join(tmp, debs[0]), NGINX_CACHE], check=True)
-    return unpacked
+            return None, (f"apt-get download {package} failed ({out.returncode}): "
+                          f"{out.stdout.strip()[-300:]}")
+        unpacked = os.path.join(tmp, "x")
+        subprocess.run(["dpkg-deb", "-x", os.path.join(tmp, debs[0]), unpacked], check=True)
+        for entry in os.listdir(unpacked):
+            shutil.rmtree(os.path.join(cache, entry), ignore_errors=True)
+            os.rename(os.path.join(unpacked, entry), os.path.join(cache, entry))
+    return path, None
+
+
+def nginx_binary():
+    """/usr/sbin/nginx, or the one of Debian's nginx package unpacked in NGINX_CACHE; its
+    libraries (libssl, libpcre2, zlib, libcrypt) are the host's."""
+    if os.access(NGINX, os.X_OK):
+        return NGINX
+    path, error = unpacked_package("nginx", NGINX_CACHE, "usr/sbin/nginx")
+    if path is None:
+        raise SystemExit(error)
+    return path
 
 
 def nginx_layer():
