@@ -21,13 +21,6 @@
 namespace crib::pod {
 namespace {
 
-absl::Status CreatePinFile(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0);
-  if (fd < 0) return ErrnoStatus(errno, absl::StrCat("create ", path));
-  ::close(fd);
-  return absl::OkStatus();
-}
-
 absl::Status Pin(const char* ns, const std::string& path) {
   const std::string self = absl::StrCat("/proc/thread-self/ns/", ns);
   if (::mount(self.c_str(), path.c_str(), "none", MS_BIND, nullptr) != 0) {
@@ -36,15 +29,8 @@ absl::Status Pin(const char* ns, const std::string& path) {
   return absl::OkStatus();
 }
 
-// key=value: /proc/sys/<key> gets value, the key's dots read as slashes unless it is written
-// with slashes already (kubelet's form for names that hold dots, such as interface names).
 absl::Status WriteSysctl(const std::string& assignment) {
-  const size_t eq = assignment.find('=');
-  const std::string key = assignment.substr(0, eq);
-  const std::string value = eq == std::string::npos ? "" : assignment.substr(eq + 1);
-  std::string path = key;
-  if (!absl::StrContains(key, "/")) std::replace(path.begin(), path.end(), '.', '/');
-  path = absl::StrCat("/proc/sys/", path);
+  const auto [key, path, value] = ParseSysctl(assignment);
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
   if (!fd) {
     const int err = errno;
@@ -64,6 +50,24 @@ absl::Status WriteSysctl(const std::string& assignment) {
 }
 
 }  // namespace
+
+absl::Status CreatePinFile(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0);
+  if (fd < 0) return ErrnoStatus(errno, absl::StrCat("create ", path));
+  ::close(fd);
+  return absl::OkStatus();
+}
+
+SysctlWrite ParseSysctl(const std::string& assignment) {
+  const size_t eq = assignment.find('=');
+  SysctlWrite w;
+  w.key = assignment.substr(0, eq);
+  w.value = eq == std::string::npos ? "" : assignment.substr(eq + 1);
+  std::string path = w.key;
+  if (!absl::StrContains(w.key, "/")) std::replace(path.begin(), path.end(), '.', '/');
+  w.file = absl::StrCat("/proc/sys/", path);
+  return w;
+}
 
 absl::Status PreparePinDir(const std::string& dir) {
   RETURN_IF_ERROR(MakeDirs(dir, 0755));

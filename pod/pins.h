@@ -38,6 +38,19 @@ struct IpcUtsPins {
 // InvalidArgument naming the sysctl.
 absl::Status PinIpcAndUts(const IpcUtsPins& pins);
 
+// Makes the empty file a namespace is pinned on; AlreadyExists-like errno error if it exists.
+absl::Status CreatePinFile(const std::string& path);
+
+// A pod sysctl "key=value": the file under /proc/sys that takes it (the key's dots read as
+// slashes unless it is written with slashes already, kubelet's form for names that hold dots,
+// such as interface names) and the value.
+struct SysctlWrite {
+  std::string key;
+  std::string file;
+  std::string value;
+};
+SysctlWrite ParseSysctl(const std::string& assignment);
+
 // Unmounts and deletes a pin; OK if it is already gone.
 absl::Status RemovePin(const std::string& path);
 

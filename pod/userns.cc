@@ -14,7 +14,6 @@
 #include <cstring>
 #include <mutex>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/errors.h"
 #include "common/logging.h"
@@ -221,34 +220,18 @@ absl::Status MakeProbeNamespace(ProbeNamespace* probe) {
   return absl::OkStatus();
 }
 
-// An id-mapped copy of the mount at `tree` (an fd, or a path with AT_FDCWD), made and dropped.
-absl::Status TryIdmap(int dir_fd, const char* path, int userns_fd, const std::string& what) {
-  UniqueFd tree(static_cast<int>(
-      ::syscall(SYS_open_tree, dir_fd, path,
-                OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (path[0] == '\0' ? AT_EMPTY_PATH : 0))));
-  if (!tree) return ErrnoStatus(errno, absl::StrCat("open_tree ", what));
-  struct mount_attr attr;
-  std::memset(&attr, 0, sizeof(attr));
-  attr.attr_set = MOUNT_ATTR_IDMAP;
-  attr.userns_fd = static_cast<uint64_t>(userns_fd);
-  if (::syscall(SYS_mount_setattr, tree.get(), "", AT_EMPTY_PATH, &attr, sizeof(attr)) != 0) {
-    return ErrnoStatus(errno, absl::StrCat("id-mapped mount of ", what));
-  }
-  return absl::OkStatus();
-}
-
 UsernsSupport Probe(const std::string& root_dir) {
   UsernsSupport support;
   ProbeNamespace probe;
   absl::Status status = MakeProbeNamespace(&probe);
-  if (status.ok()) status = TryIdmap(AT_FDCWD, root_dir.c_str(), probe.ns.get(), root_dir);
+  if (status.ok()) status = IdmappedCopy(AT_FDCWD, root_dir, probe.ns.get(), root_dir).status();
   if (status.ok()) {
     UniqueFd fs(static_cast<int>(::syscall(SYS_fsopen, "tmpfs", FSOPEN_CLOEXEC)));
     if (!fs || ::syscall(SYS_fsconfig, fs.get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) != 0) {
       status = ErrnoStatus(errno, "make a tmpfs");
     } else {
       UniqueFd mnt(static_cast<int>(::syscall(SYS_fsmount, fs.get(), FSMOUNT_CLOEXEC, 0)));
-      status = mnt ? TryIdmap(mnt.get(), "", probe.ns.get(), "a tmpfs")
+      status = mnt ? IdmappedCopy(mnt.get(), "", probe.ns.get(), "a tmpfs").status()
                    : ErrnoStatus(errno, "mount a tmpfs");
     }
   }
@@ -258,6 +241,22 @@ UsernsSupport Probe(const std::string& root_dir) {
 }
 
 }  // namespace
+
+absl::StatusOr<UniqueFd> IdmappedCopy(int dir_fd, const std::string& path, int userns_fd,
+                                      const std::string& what) {
+  UniqueFd tree(static_cast<int>(
+      ::syscall(SYS_open_tree, dir_fd, path.c_str(),
+                OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (path.empty() ? AT_EMPTY_PATH : 0))));
+  if (!tree) return ErrnoStatus(errno, absl::StrCat("open_tree ", what));
+  struct mount_attr attr;
+  std::memset(&attr, 0, sizeof(attr));
+  attr.attr_set = MOUNT_ATTR_IDMAP;
+  attr.userns_fd = static_cast<uint64_t>(userns_fd);
+  if (::syscall(SYS_mount_setattr, tree.get(), "", AT_EMPTY_PATH, &attr, sizeof(attr)) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("id-mapped mount of ", what));
+  }
+  return tree;
+}
 
 absl::Status ValidateUserNamespace(const NamespaceOptions& ns) {
   if (ns.user == NamespaceMode::kNode) return absl::OkStatus();
@@ -310,12 +309,8 @@ absl::Status PinUserNamespace(const UsernsPins& pins) {
   // Everything the child needs, computed before the fork.
   std::vector<std::pair<std::string, std::string>> sysctls;
   for (const std::string& assignment : pins.sysctls) {
-    const size_t eq = assignment.find('=');
-    const std::string key = assignment.substr(0, eq);
-    std::string path = key;
-    if (!absl::StrContains(key, "/")) std::replace(path.begin(), path.end(), '.', '/');
-    sysctls.emplace_back(absl::StrCat("/proc/sys/", path),
-                         eq == std::string::npos ? "" : assignment.substr(eq + 1));
+    SysctlWrite w = ParseSysctl(assignment);
+    sysctls.emplace_back(std::move(w.file), std::move(w.value));
   }
   const std::string* paths[] = {&pins.user_path, &pins.net_path, &pins.ipc_path, &pins.uts_path};
   static constexpr const char* kKinds[] = {"user", "net", "ipc", "uts"};
@@ -324,13 +319,10 @@ absl::Status PinUserNamespace(const UsernsPins& pins) {
     for (const std::string& path : made) (void)RemovePin(path);
   };
   for (const std::string* path : paths) {
-    const int fd = ::open(path->c_str(), O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0);
-    if (fd < 0) {
-      const int err = errno;
+    if (absl::Status created = CreatePinFile(*path); !created.ok()) {
       undo();
-      return ErrnoStatus(err, absl::StrCat("create ", *path));
+      return created;
     }
-    ::close(fd);
     made.push_back(*path);
   }
   int report[2], go[2];

@@ -7,6 +7,8 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/unique_fd.h"
 #include "pod/sandbox.h"
 
 namespace crib::pod {
@@ -40,6 +42,12 @@ struct UsernsPins {
 // error no pin is left. A sysctl the kernel does not know, or a value it refuses, is
 // InvalidArgument naming the sysctl.
 absl::Status PinUserNamespace(const UsernsPins& pins);
+
+// A detached copy (open_tree) of the mount at `path` under `dir_fd` (an empty path: `dir_fd`
+// itself), id-mapped with the mappings of the user namespace `userns_fd`; errors name `what`.
+// The one way cribd makes id-mapped mounts (crib-monitor, without absl, has its own).
+absl::StatusOr<UniqueFd> IdmappedCopy(int dir_fd, const std::string& path, int userns_fd,
+                                      const std::string& what);
 
 // Whether pods may have user namespaces here: the kernel makes id-mapped mounts of the file
 // system of `root_dir` (the image layers and the pods' files) and of tmpfs (/dev/shm). Probed

@@ -19,6 +19,7 @@
 #include "common/files.h"
 #include "common/status_macros.h"
 #include "common/unique_fd.h"
+#include "pod/userns.h"
 
 namespace crib::container {
 namespace {
@@ -136,15 +137,8 @@ absl::Status MapLayers(const OverlayMount& m, std::vector<std::string>* mapped) 
     if (::mkdir(point.c_str(), 0700) != 0 && errno != EEXIST) {
       return ErrnoStatus(errno, absl::StrCat("make ", point));
     }
-    UniqueFd tree(static_cast<int>(
-        ::syscall(SYS_open_tree, AT_FDCWD, layer.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC)));
-    if (!tree) return ErrnoStatus(errno, absl::StrCat("open_tree ", layer));
-    struct mount_attr attr = {};
-    attr.attr_set = MOUNT_ATTR_IDMAP;
-    attr.userns_fd = static_cast<uint64_t>(userns.get());
-    if (::syscall(SYS_mount_setattr, tree.get(), "", AT_EMPTY_PATH, &attr, sizeof(attr)) != 0) {
-      return ErrnoStatus(errno, absl::StrCat("id-map layer ", layer));
-    }
+    ASSIGN_OR_RETURN(UniqueFd tree, pod::IdmappedCopy(AT_FDCWD, layer, userns.get(),
+                                                      absl::StrCat("layer ", layer)));
     if (::syscall(SYS_move_mount, tree.get(), "", AT_FDCWD, point.c_str(),
                   MOVE_MOUNT_F_EMPTY_PATH) != 0) {
       return ErrnoStatus(errno, absl::StrCat("mount the id-mapped layer ", layer, " on ", point));
