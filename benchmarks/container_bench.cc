@@ -77,8 +77,8 @@ int Main(int argc, char** argv) {
     absl::StrAppend(&runtimes, "[runtimes.", handler, "]\npath = \"",
                     OciRuntimePath(handler, CRIB_SOURCE_DIR), "\"\n");
   }
-  absl::StatusOr<std::unique_ptr<BenchLab>> lab = BenchLab::Start(
-      "cb", 100 + ::getpid() % 50, steps ? "debug" : "warn", systemd, systemd ? "" : runtimes);
+  absl::StatusOr<std::unique_ptr<BenchLab>> lab =
+      BenchLab::Start("cb", 100 + ::getpid() % 50, steps ? "debug" : "warn", systemd, runtimes);
   if (!lab.ok()) {
     std::fprintf(stderr, "set up: %s\n", std::string(lab.status().message()).c_str());
     return 1;

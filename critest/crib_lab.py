@@ -264,12 +264,13 @@ def push_test_images(host, only=None, critest=False, extra_args=()):
 
 def oci_runtime_path(handler):
     """The executable that runs OCI runtime `handler` ("runc" or "crun") on this machine: crun
-    1.8 refuses a hybrid cgroup machine whose v2 tree has controllers enabled, and there runs
-    through etc/crun-without-unified, which hides that tree from it."""
+    1.8 refuses a hybrid cgroup machine whose v2 tree has controllers (in cgroup.controllers: also
+    inside a cgroup namespace, where the root enables none), and there runs through
+    etc/crun-without-unified, which hides that tree from it."""
     if handler == "runc":
         return "/usr/sbin/runc"
     try:
-        with open("/sys/fs/cgroup/unified/cgroup.subtree_control") as f:
+        with open("/sys/fs/cgroup/unified/cgroup.controllers") as f:
             controllers = f.read().strip()
     except OSError:
         controllers = ""

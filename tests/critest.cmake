@@ -25,3 +25,19 @@ foreach(handler runc crun)
                        TIMEOUT 1800
                        SKIP_RETURN_CODE 77)
 endforeach()
+
+# And with cribd on the systemd cgroup driver, inside a real systemd of its own
+# (tests/systemd/systemd_lab.py): the runtimes run with --systemd-cgroup and have systemd start
+# each container's scope.
+foreach(handler runc crun)
+  add_test(NAME critest_${handler}_systemd
+           COMMAND Python3::Interpreter ${CMAKE_SOURCE_DIR}/tests/systemd/systemd_lab.py run
+                   ${Python3_EXECUTABLE} ${CMAKE_SOURCE_DIR}/critest/run
+                   --cribd $<TARGET_FILE:cribd> --cgroup-driver systemd
+                   --runtime-handler ${handler})
+  set_tests_properties(critest_${handler}_systemd PROPERTIES
+                       LABELS e2e
+                       RUN_SERIAL TRUE
+                       TIMEOUT 1800
+                       SKIP_RETURN_CODE 77)
+endforeach()

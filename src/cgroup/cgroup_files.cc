@@ -153,6 +153,62 @@ bool DecodeHierarchies(const std::string& word, std::vector<Hierarchy>* out) {
   return !out->empty();
 }
 
+std::string SlicePath(const std::string& slice) {
+  constexpr char kSuffix[] = ".slice";
+  std::string name = slice;
+  if (name.size() >= 6 && name.compare(name.size() - 6, 6, kSuffix) == 0)
+    name.resize(name.size() - 6);
+  if (name == "-" || name.empty()) return "/";
+  std::string path, prefix;
+  for (const std::string& part : Split(name, '-')) {
+    path += "/" + prefix + part + kSuffix;
+    prefix += part + "-";
+  }
+  return path;
+}
+
+std::string CgroupPathOfSpec(const std::string& cgroups_path) {
+  const std::vector<std::string> parts = Split(cgroups_path, ':');
+  if (parts.size() != 3) return cgroups_path;
+  std::string slice = SlicePath(parts[0].empty() ? "system.slice" : parts[0]);
+  if (slice == "/") slice.clear();
+  return slice + "/" + parts[1] + "-" + parts[2] + ".scope";
+}
+
+std::string SystemdCgroupsPath(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  if (slash == std::string::npos || slash == 0) return "";
+  const std::string unit = path.substr(slash + 1);
+  const std::string parent = path.substr(0, slash);
+  const std::string slice = parent.substr(parent.rfind('/') + 1);
+  const size_t dash = unit.find('-');
+  constexpr char kScope[] = ".scope";
+  if (dash == std::string::npos || dash == 0 || unit.size() <= dash + 1 + 6 ||
+      unit.compare(unit.size() - 6, 6, kScope) != 0 || slice.size() <= 6 ||
+      slice.compare(slice.size() - 6, 6, ".slice") != 0 || SlicePath(slice) != parent) {
+    return "";
+  }
+  return slice + ":" + unit.substr(0, dash) + ":" + unit.substr(dash + 1, unit.size() - dash - 7);
+}
+
+std::string CgroupOfProcess(int pid, const std::string& controller) {
+  std::string text;
+  if (!ReadText("/proc/" + std::to_string(pid) + "/cgroup", &text)) return "";
+  std::string unified;
+  for (const std::string& line : Split(text, '\n')) {
+    const size_t first = line.find(':');
+    const size_t second = first == std::string::npos ? first : line.find(':', first + 1);
+    if (second == std::string::npos) continue;
+    const std::string controllers = line.substr(first + 1, second - first - 1);
+    if (line.compare(0, first, "0") == 0 && controllers.empty()) {
+      unified = line.substr(second + 1);
+    } else if (Contains(Split(controllers, ','), controller)) {
+      return line.substr(second + 1);
+    }
+  }
+  return unified;
+}
+
 bool CgroupFiles::Init(const std::string& cgroups_path, std::string* error) {
   std::vector<Hierarchy> mounted;
   return MountedHierarchies(&mounted, error) && Init(mounted, cgroups_path, error);
@@ -160,11 +216,7 @@ bool CgroupFiles::Init(const std::string& cgroups_path, std::string* error) {
 
 bool CgroupFiles::Init(const std::vector<Hierarchy>& mounted, const std::string& cgroups_path,
                        std::string* error) {
-  if (cgroups_path.find(':') != std::string::npos) {
-    *error = "cgroup path " + cgroups_path + ": the systemd driver is not supported";
-    return false;
-  }
-  path_ = cgroups_path;
+  path_ = CgroupPathOfSpec(cgroups_path);
   while (!path_.empty() && path_[0] == '/') path_.erase(0, 1);
   if (path_.empty() || path_.find("..") != std::string::npos) {
     *error = "cgroup path \"" + cgroups_path + "\": not a path below the cgroup root";

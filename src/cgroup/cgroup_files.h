@@ -30,6 +30,24 @@ struct Hierarchy {
   bool v2 = false;
 };
 
+// The cgroup path of the systemd slice `slice` as systemd places it: "a-b-c.slice" is
+// /a.slice/a-b.slice/a-b-c.slice, "-.slice" is /. No checks: parent.h's ExpandSlice checks a
+// name a client sent first.
+std::string SlicePath(const std::string& slice);
+// The cgroup an OCI spec's `cgroups_path` names: a path as it is; the systemd form
+// "<slice>:<prefix>:<name>" (what runc and crun take with --systemd-cgroup) as the cgroup of
+// the unit <prefix>-<name>.scope that they have systemd start in <slice> (system.slice when
+// empty).
+std::string CgroupPathOfSpec(const std::string& cgroups_path);
+// The systemd form of the cgroup `path` of a scope in a slice, for an OCI runtime run with
+// --systemd-cgroup: "/a.slice/a-b.slice/crib-<id>.scope" is "a-b.slice:crib:<id>"; "" for a path
+// of another shape.
+std::string SystemdCgroupsPath(const std::string& path);
+
+// The cgroup of process `pid` (/proc/<pid>/cgroup) in the v1 hierarchy that holds
+// `controller`, or its v2 cgroup when none does; "" when it cannot be read.
+std::string CgroupOfProcess(int pid, const std::string& controller);
+
 // Every cgroup hierarchy /proc/self/mountinfo lists, each mount point once. The one discovery
 // of the hierarchies: the layout (layout.h) and CgroupFiles both start from it.
 bool MountedHierarchies(std::vector<Hierarchy>* out, std::string* error);

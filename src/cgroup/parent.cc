@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "cgroup/cgroup_files.h"
 #include "common/status_macros.h"
 
 namespace crib::cgroup {
@@ -39,17 +40,11 @@ absl::StatusOr<std::string> ExpandSlice(absl::string_view slice) {
     if (!IsUnitNameChar(c))
       return BadSlice(slice, absl::StrCat("it has the character '", std::string(1, c), "'"));
   }
-  if (name == "-") return std::string("/");
-  std::string path;
-  std::string prefix;
-  for (absl::string_view part : absl::StrSplit(name, '-')) {
-    if (part.empty()) {
-      return BadSlice(slice, "a dash at its start or end, or two dashes in a row");
-    }
-    absl::StrAppend(&path, "/", prefix, part, kSliceSuffix);
-    absl::StrAppend(&prefix, part, "-");
+  if (name != "-" &&
+      (absl::StartsWith(name, "-") || absl::EndsWith(name, "-") || absl::StrContains(name, "--"))) {
+    return BadSlice(slice, "a dash at its start or end, or two dashes in a row");
   }
-  return path;
+  return SlicePath(std::string(slice));
 }
 
 absl::StatusOr<SystemdPath> ParseSystemdPath(absl::string_view path) {

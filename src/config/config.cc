@@ -457,11 +457,6 @@ absl::Status ValidateRuntimes(const Config& config) {
         "key default_runtime_name: \"", config.default_runtime_name,
         "\" is not a runtime handler name (lower-case letters, digits and -, at most 63)"));
   }
-  if (!config.runtimes.empty() && config.cgroup_driver != CgroupDriver::kCgroupfs) {
-    return absl::InvalidArgumentError(
-        "key runtimes: runtime handlers need cgroup_driver = \"cgroupfs\" (with the systemd "
-        "driver crib places each container's process in its scope itself)");
-  }
   for (const auto& [name, handler] : config.runtimes) {
     const std::string key = absl::StrCat("runtimes.", name);
     if (!IsHandlerName(name)) {
@@ -671,6 +666,9 @@ std::vector<std::string> RuntimeHandlerArgv(const Config& config, const std::str
                                    runtime->root.empty()
                                        ? absl::StrCat(config.state_dir, "/runtimes/", handler)
                                        : runtime->root};
+  // With the systemd driver the runtime has systemd start each container's scope, as crib
+  // does for its own containers (the spec names it as <slice>:crib:<id>).
+  if (config.cgroup_driver == CgroupDriver::kSystemd) argv.push_back("--systemd-cgroup");
   argv.insert(argv.end(), runtime->args.begin(), runtime->args.end());
   return argv;
 }

@@ -392,6 +392,7 @@ absl::Status ContainerService::StartMonitor(Steps& steps, const ContainerSpec& s
         .id = id,
         .argv = RuntimeHandlerArgv(config_, pod.runtime_handler),
         .timeout_ms = static_cast<long>(absl::ToInt64Milliseconds(handler->timeout))};
+    options.systemd_cgroup = driver_->Places();
   } else if (driver_->Places()) {
     // The driver puts the init in its cgroup (systemd: starts its scope with it) before the
     // init joins it; the monitor then writes what the driver does not.

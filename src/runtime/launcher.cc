@@ -245,7 +245,11 @@ void Launcher::RemoveRuntimeCgroupParents(const std::string& cgroups_path) const
       }
     }
   });
-  if (cgroups_path.empty() || cgroups_path.find("..") != std::string::npos) return;
+  // A systemd form (<slice>:<prefix>:<name>): systemd removes what it made.
+  if (cgroups_path.empty() || cgroups_path.find("..") != std::string::npos ||
+      cgroups_path.find(':') != std::string::npos) {
+    return;
+  }
   const std::string path = cgroups_path[0] == '/' ? cgroups_path : "/" + cgroups_path;
   const std::string parent = path.substr(0, path.rfind('/'));
   for (const std::string& mount : other_hierarchies_) {
@@ -309,11 +313,29 @@ absl::StatusOr<CreatedContainer> Launcher::Create(absl::string_view id, const st
     }
     for_runtime = spec;
     runtime_warnings = ClampForRuntime(for_runtime);
+    if (options.systemd_cgroup) {
+      const std::string unit = cgroup::SystemdCgroupsPath(spec.linux_spec.cgroups_path);
+      if (unit.empty()) {
+        return annotate(absl::InternalError(
+            absl::StrCat("cgroup path ", spec.linux_spec.cgroups_path, " is not a systemd scope")));
+      }
+      for_runtime.linux_spec.cgroups_path = unit;
+      // "Every device" (a privileged container) becomes every char and every block device:
+      // the same access, but said as rules that systemd keeps the devices controller for. For
+      // a lone allow-all runc gives systemd no device rule (DevicePolicy=auto), systemd on v1
+      // then trims the scope's devices cgroup when it realizes the scope again, and the
+      // runtime's next exec fails to enter it.
+      std::vector<cgroup::DeviceRule>& devices = for_runtime.linux_spec.resources.devices;
+      if (devices == std::vector<cgroup::DeviceRule>{{true, "a", -1, -1, "rwm"}}) {
+        devices = {
+            {false, "a", -1, -1, "rwm"}, {true, "c", -1, -1, "rwm"}, {true, "b", -1, -1, "rwm"}};
+      }
+    }
   }
   const Spec& written = options.oci_runtime ? for_runtime : spec;
   absl::Cleanup undo = [&] {
     (void)RemoveCgroup(spec);
-    if (options.oci_runtime) RemoveRuntimeCgroupParents(spec.linux_spec.cgroups_path);
+    if (options.oci_runtime) RemoveRuntimeCgroupParents(written.linux_spec.cgroups_path);
     RemoveRuntimeFiles(bundle);
   };
   if (options.oci_runtime) {
@@ -493,7 +515,7 @@ absl::StatusOr<std::string> Launcher::CgroupPath(const std::string& bundle) cons
   if (spec.linux_spec.cgroups_path.empty()) {
     return absl::InternalError(absl::StrCat("container bundle ", bundle, " names no cgroup"));
   }
-  return spec.linux_spec.cgroups_path;
+  return cgroup::CgroupPathOfSpec(spec.linux_spec.cgroups_path);
 }
 
 absl::Status Launcher::Resize(const std::string& bundle, int rows, int cols) const {

@@ -40,6 +40,9 @@ struct CreateOptions {
   // the container's shim (stdio, log, exit, attach) and calls the runtime's create, start,
   // kill and exec; the launcher its update and delete. Not with place_init.
   std::optional<OciRuntime> oci_runtime;
+  // With oci_runtime: the runtime has systemd start the container's scope (its argv carries
+  // --systemd-cgroup), so its spec names the cgroup in systemd's form, <slice>:<prefix>:<name>.
+  bool systemd_cgroup = false;
 };
 
 struct CreatedContainer {
@@ -173,7 +176,7 @@ class Launcher {
   absl::Status ReopenLog(const std::string& bundle) const;
   // Signals every process of the container's cgroup: for a container whose monitor is gone.
   absl::Status KillCgroup(const std::string& bundle, int signal) const;
-  // The container's cgroup path (the spec's linux.cgroupsPath).
+  // The container's cgroup path (the spec's linux.cgroupsPath, also when in systemd's form).
   absl::StatusOr<std::string> CgroupPath(const std::string& bundle) const;
   absl::Status Resize(const std::string& bundle, int rows, int cols) const;
 

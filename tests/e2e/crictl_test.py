@@ -126,8 +126,11 @@ class CrictlUserPath(unittest.TestCase):
         lab.cleanup_stack.append(("stop the registry", cls.registry.stop))
         crib_lab.push_test_images(cls.registry.host, only=["busybox:latest"])
         cls.image = f"{cls.registry.host}/busybox:latest"
+        # CRIB_E2E_CGROUP_DRIVER=systemd: inside tests/systemd/systemd_lab.py, on its systemd.
+        driver = os.environ.get("CRIB_E2E_CGROUP_DRIVER", "cgroupfs")
         cls.cribd = crib_lab.Cribd(os.path.join(cls.workdir, "cribd"), binary=CRIBD,
-                                   extra_toml=crib_lab.runtime_handlers_toml())
+                                   extra_toml=f'cgroup_driver = "{driver}"\n' +
+                                   crib_lab.runtime_handlers_toml())
         lab.cleanup_stack.append(("kill what cribd left",
                                   lambda: lab.kill_lab_processes(cls.workdir)))
         lab.cleanup_stack.append(("close cribd", cls.cribd.close))
@@ -397,6 +400,15 @@ class CrictlUserPathRunc(CrictlUserPath):
                          self.HANDLER)
         state = os.path.join(self.cribd.state_dir, "runtimes", self.HANDLER, cid)
         self.assertTrue(os.path.isdir(state), f"{state}: the runtime holds no state of it")
+        if os.environ.get("CRIB_E2E_CGROUP_DRIVER") == "systemd":
+            # The runtime had systemd start the container's scope in the pod's slice.
+            pid = lab.inspect(self.cribd, cid)["info"]["pid"]
+            with open(f"/proc/{pid}/cgroup") as f:
+                memory = next(line for line in f if ":memory:" in line or line.startswith("0::"))
+            self.assertIn(f"{self.pod_id}.slice/crib-{cid}.scope", memory)
+            unit = subprocess.run(["systemctl", "is-active", f"crib-{cid}.scope"],
+                                  capture_output=True, text=True).stdout.strip()
+            self.assertEqual(unit, "active")
 
 
 class CrictlUserPathCrun(CrictlUserPathRunc):

@@ -23,6 +23,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "support/cri_fixture.h"
+#include "support/machine.h"
 
 namespace crib::testing {
 namespace {
@@ -37,7 +38,8 @@ class SystemdDriverTest : public CriFixture {
     absl::StatusOr<std::unique_ptr<cgroup::SystemdBus>> bus = cgroup::SystemdBus::Connect();
     ASSERT_THAT(bus.status(), IsOk()) << "this binary runs inside tests/systemd/systemd_lab.py";
     bus_ = std::move(*bus);
-    extra_config_ = "cgroup_driver = \"systemd\"\n";
+    // Top-level keys before the sections a derived fixture adds.
+    extra_config_ = "cgroup_driver = \"systemd\"\n" + extra_config_;
     CriFixture::SetUp();
   }
 
@@ -346,6 +348,167 @@ TEST_F(SystemdDriverTest, RecoveryKeepsLiveScopesStopsOrphansAndSurvivesReexec) 
   ASSERT_THAT(RemovePod(pod), GrpcOk());
   EXPECT_THAT(OwnUnits(), IsEmpty());
 }
+
+// Runtime handlers with the systemd driver: runc and crun, run with --systemd-cgroup, have
+// systemd start each container's scope (crib-<id>.scope in the pod's slice, where crib's own
+// launcher puts it), and crib reads its cgroup there: limits, updates, stats, OOM kills,
+// recovery after kill -9, and nothing left after the removal.
+class SystemdHandlerTest : public SystemdDriverTest,
+                           public ::testing::WithParamInterface<std::string> {
+ protected:
+  void SetUp() override {
+    const std::string path = OciRuntimePath(GetParam(), CRIB_SOURCE_DIR);
+    ASSERT_EQ(::access(path.c_str(), X_OK), 0) << path << " is not installed";
+    extra_config_ = absl::StrCat("[runtimes.", GetParam(), "]\npath = \"", path, "\"\n");
+    SystemdDriverTest::SetUp();
+  }
+
+  std::string HandlerPod(const std::string& name, const std::string& parent) {
+    cri::RunPodSandboxRequest request;
+    *request.mutable_config() = PodConfig(name);
+    request.mutable_config()->mutable_linux()->set_cgroup_parent(parent);
+    request.set_runtime_handler(GetParam());
+    cri::RunPodSandboxResponse response;
+    grpc::Status status =
+        runtime_->RunPodSandbox(ContextWithDeadline(absl::Seconds(30)).get(), request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message() << "\n" << cribd_->Log();
+    pod_configs_[response.pod_sandbox_id()] = request.config();
+    return response.pod_sandbox_id();
+  }
+
+  // The runtime's own state of container `id`.
+  std::string RuntimeState(const std::string& id) const {
+    return absl::StrCat(options_.state_dir, "/runtimes/", GetParam(), "/", id);
+  }
+};
+
+TEST_P(SystemdHandlerTest, ContainersRunInScopesTheRuntimeHasSystemdStart) {
+  const std::string parent = "kubepods-burstable-pod5e6f.slice";
+  const std::string pod =
+      HandlerPod("handler", absl::StrCat("/kubepods.slice/kubepods-burstable.slice/", parent));
+  ASSERT_FALSE(pod.empty());
+  const std::string slice = absl::StrCat("kubepods-burstable-pod5e6f-crib_", pod, ".slice");
+  const std::string pod_cgroup =
+      absl::StrCat("/kubepods.slice/kubepods-burstable.slice/", parent, "/", slice);
+  EXPECT_EQ(State(slice), "active");
+
+  cri::ContainerConfig top = Config("top", {"sleep", "3600"});
+  top.mutable_linux()->mutable_resources()->set_memory_limit_in_bytes(64 << 20);
+  top.mutable_linux()->mutable_resources()->set_cpu_quota(50000);
+  top.mutable_linux()->mutable_resources()->set_cpu_period(100000);
+  const std::string id = RunContainer(pod, top);
+  ASSERT_FALSE(id.empty()) << cribd_->Log();
+  EXPECT_TRUE(std::filesystem::exists(RuntimeState(id))) << RuntimeState(id);
+  const std::string scope = absl::StrCat("crib-", id, ".scope");
+  const std::string cgroup = absl::StrCat(pod_cgroup, "/", scope);
+  EXPECT_EQ(State(scope), "active");
+  EXPECT_EQ(Property(scope, "Slice"), slice);
+  const pid_t init = PidOf(Status(id, true));
+  ASSERT_GT(init, 0);
+  // In the scope, or in a cgroup of the runtime's below it (crun: "<scope>/container").
+  const std::string own = CgroupOf(init, "memory");
+  EXPECT_TRUE(own == cgroup || absl::StartsWith(own, cgroup + "/")) << own;
+  for (const char* controller : {"cpu", "pids"}) {
+    EXPECT_EQ(CgroupOf(init, controller), own) << controller;
+  }
+  EXPECT_EQ(CgroupMemoryLimit(own), "67108864");
+  EXPECT_EQ(CgroupCpuQuota(own), "50000");
+  cri::ExecSyncResponse exec;
+  ASSERT_THAT(Exec(id, {"cat", "/proc/self/cgroup"}, &exec), GrpcOk());
+  EXPECT_THAT(exec.stdout(), HasSubstr(scope)) << exec.stdout();
+
+  // The runtime's update reaches the scope's cgroup; stats are read from it.
+  cri::UpdateContainerResourcesRequest update;
+  update.set_container_id(id);
+  update.mutable_linux()->set_memory_limit_in_bytes(96 << 20);
+  cri::UpdateContainerResourcesResponse updated;
+  ASSERT_THAT(runtime_->UpdateContainerResources(ContextWithDeadline().get(), update, &updated),
+              GrpcOk());
+  EXPECT_EQ(CgroupMemoryLimit(own), "100663296");
+  cri::ContainerStatsRequest stats_request;
+  stats_request.set_container_id(id);
+  cri::ContainerStatsResponse stats;
+  ASSERT_THAT(runtime_->ContainerStats(ContextWithDeadline().get(), stats_request, &stats),
+              GrpcOk());
+  EXPECT_GT(stats.stats().memory().usage_bytes().value(), 0u);
+  EXPECT_GT(stats.stats().cpu().usage_core_nano_seconds().value(), 0u);
+
+  // A privileged container (all devices: the runtime gives systemd no device rules) runs and
+  // execs in its scope.
+  cri::ContainerConfig privileged = Config("privileged", {"sleep", "3600"});
+  privileged.mutable_linux()->mutable_security_context()->set_privileged(true);
+  cri::RunPodSandboxRequest privileged_pod;
+  *privileged_pod.mutable_config() = PodConfig("privileged", /*host_network=*/false);
+  privileged_pod.mutable_config()->mutable_linux()->mutable_security_context()->set_privileged(
+      true);
+  privileged_pod.mutable_config()->mutable_linux()->set_cgroup_parent("");
+  privileged_pod.set_runtime_handler(GetParam());
+  cri::RunPodSandboxResponse privileged_made;
+  ASSERT_THAT(runtime_->RunPodSandbox(ContextWithDeadline(absl::Seconds(30)).get(), privileged_pod,
+                                      &privileged_made),
+              GrpcOk());
+  pod_configs_[privileged_made.pod_sandbox_id()] = privileged_pod.config();
+  const std::string root = RunContainer(privileged_made.pod_sandbox_id(), privileged);
+  ASSERT_FALSE(root.empty()) << cribd_->Log();
+  // runc asks systemd for the devices controller (every char and block device allowed), so
+  // that systemd keeps the scope's devices cgroup that its execs enter.
+  if (GetParam() == "runc") {
+    EXPECT_EQ(Property(absl::StrCat("crib-", root, ".scope"), "DevicePolicy"), "strict");
+  }
+  // Other scopes starting in the slice make systemd realize it again.
+  std::vector<std::string> others;
+  for (int i = 0; i < 3; ++i) {
+    others.push_back(RunContainer(pod, Config(absl::StrCat("other", i), {"sleep", "3600"})));
+  }
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_THAT(Exec(root, {"cat", "/proc/self/cgroup"}, &exec), GrpcOk()) << cribd_->Log();
+    EXPECT_THAT(exec.stdout(), HasSubstr(absl::StrCat("crib-", root, ".scope"))) << exec.stdout();
+  }
+  ASSERT_THAT(RemoveContainer(root), GrpcOk());
+  for (const std::string& other : others) ASSERT_THAT(RemoveContainer(other), GrpcOk());
+  ASSERT_THAT(RemovePod(privileged_made.pod_sandbox_id()), GrpcOk());
+
+  // kill -9 of cribd: the container and its scope stay; the new cribd execs into it, stops it
+  // (the scope goes with its last process) and removes it.
+  ASSERT_EQ(cribd_->SignalAndWait(SIGKILL), SIGKILL);
+  cribd_.reset();
+  ASSERT_TRUE(Start());
+  EXPECT_EQ(State(scope), "active");
+  ASSERT_THAT(Exec(id, {"true"}, &exec), GrpcOk());
+  EXPECT_EQ(exec.exit_code(), 0);
+  ASSERT_THAT(StopContainer(id), GrpcOk());
+  EXPECT_TRUE(WaitGone(scope));
+  ASSERT_THAT(RemoveContainer(id), GrpcOk());
+  EXPECT_THAT(HierarchiesWith(cgroup), IsEmpty());
+  EXPECT_FALSE(std::filesystem::exists(RuntimeState(id)));
+
+  // An OOM kill in the runtime's scope is seen.
+  cri::ContainerConfig hog = Config("hog", {"sh", "-c", "dd if=/dev/zero of=/dev/null bs=256M"});
+  hog.mutable_linux()->mutable_resources()->set_memory_limit_in_bytes(32 << 20);
+  cri::ContainerStatus status;
+  RunToExit(pod, hog, &status);
+  EXPECT_EQ(status.exit_code(), 137);
+  EXPECT_EQ(status.reason(), "OOMKilled");
+  ASSERT_THAT(RemoveContainer(status.id()), GrpcOk());
+  EXPECT_TRUE(WaitGone(absl::StrCat("crib-", status.id(), ".scope")));
+
+  // A container whose create fails leaves no scope, cgroup or runtime state.
+  grpc::Status missing = Create(pod, Config("missing", {"/no/such/binary"}));
+  EXPECT_FALSE(missing.ok());
+  EXPECT_THAT(missing.error_message(), HasSubstr(GetParam()));
+  // Below the pod's slice, only the pause's scope (with no cgroup below it).
+  EXPECT_EQ(
+      CgroupTree(pod_cgroup),
+      static_cast<int>(HierarchiesWith(absl::StrCat(pod_cgroup, "/crib-", pod, ".scope")).size()));
+
+  ASSERT_THAT(RemovePod(pod), GrpcOk());
+  EXPECT_TRUE(WaitGone(slice));
+  EXPECT_THAT(OwnUnits(), IsEmpty());
+  EXPECT_THAT(HierarchiesWith(pod_cgroup), IsEmpty());
+}
+
+INSTANTIATE_TEST_SUITE_P(Handlers, SystemdHandlerTest, ::testing::Values("runc", "crun"),
+                         [](const auto& info) { return info.param; });
 
 }  // namespace
 }  // namespace crib::testing

@@ -79,7 +79,8 @@ class CriFixture : public ::testing::Test {
         absl::StrCat(extra_config_, "[network]\nbridge = \"", bridge_, "\"\nnft_table = \"", table_,
                      "\"\npod_cidr = \"", subnet_, "0/24\"\n");
     ASSERT_TRUE(Start());
-    ASSERT_TRUE(Pull("busybox:latest").ok());
+    grpc::Status pulled = Pull("busybox:latest");
+    ASSERT_TRUE(pulled.ok()) << pulled.error_message() << "\n" << cribd_->Log();
   }
 
   void TearDown() override {
@@ -111,14 +112,14 @@ class CriFixture : public ::testing::Test {
     return absl::StrCat(registry_->host(), "/", name);
   }
 
-  // Pushes the test image on first use in this process (each test runs in a process of its
-  // own under ctest), then pulls it into cribd.
+  // Pushes the test image on first use in this registry (each test suite starts its own),
+  // then pulls it into cribd.
   grpc::Status Pull(const std::string& name) {
     static std::set<std::string> pushed;
-    if (pushed.count(name) == 0) {
+    if (pushed.count(Ref(name)) == 0) {
       absl::StatusOr<TestImages> images = registry_->Push({name});
       if (!images.ok()) return grpc::Status(grpc::StatusCode::INTERNAL, "push " + name);
-      pushed.insert(name);
+      pushed.insert(Ref(name));
     }
     cri::PullImageRequest request;
     request.mutable_image()->set_image(Ref(name));

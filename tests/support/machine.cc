@@ -90,8 +90,8 @@ std::string CgroupCpuPeriod(const std::string& path) {
 
 std::string OciRuntimePath(const std::string& handler, const std::string& source_dir) {
   if (handler == "runc") return "/usr/sbin/runc";
-  const std::string controllers = std::string(
-      absl::StripAsciiWhitespace(Slurp("/sys/fs/cgroup/unified/cgroup.subtree_control")));
+  const std::string controllers =
+      std::string(absl::StripAsciiWhitespace(Slurp("/sys/fs/cgroup/unified/cgroup.controllers")));
   if (!CgroupV2() && !controllers.empty()) {
     return absl::StrCat(source_dir, "/etc/crun-without-unified");
   }

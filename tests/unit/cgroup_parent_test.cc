@@ -2,6 +2,7 @@
 #include <string>
 #include <vector>
 
+#include "cgroup/cgroup_files.h"
 #include "cgroup/parent.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -46,6 +47,28 @@ TEST(ExpandSlice, PlacesASliceUnderItsPrefixes) {
       ASSERT_THAT(path, IsOk());
       EXPECT_EQ(*path, c.path);
     }
+  }
+}
+
+// What an OCI runtime run with --systemd-cgroup is given (SystemdCgroupsPath) and where the
+// scope it has systemd start lands (CgroupPathOfSpec), for the containers of a runtime handler.
+TEST(SystemdCgroupsPath, ScopesInSlicesGoBothWays) {
+  const std::string pod =
+      "/kubepods.slice/kubepods-besteffort.slice/"
+      "kubepods-besteffort-pod7c.slice/kubepods-besteffort-pod7c-crib_9d.slice";
+  const std::string scope = pod + "/crib-4f2a.scope";
+  EXPECT_EQ(SystemdCgroupsPath(scope), "kubepods-besteffort-pod7c-crib_9d.slice:crib:4f2a");
+  EXPECT_EQ(CgroupPathOfSpec("kubepods-besteffort-pod7c-crib_9d.slice:crib:4f2a"), scope);
+  EXPECT_EQ(SystemdCgroupsPath("/crib.slice/crib-crib_9d.slice/crib-4f2a.scope"),
+            "crib-crib_9d.slice:crib:4f2a");
+  EXPECT_EQ(CgroupPathOfSpec(":crib:4f2a"), "/system.slice/crib-4f2a.scope");
+  EXPECT_EQ(CgroupPathOfSpec("-.slice:crib:4f2a"), "/crib-4f2a.scope");
+  // Paths stay paths; what is not a scope where systemd would put it has no systemd form.
+  EXPECT_EQ(CgroupPathOfSpec("/crib/9d/4f2a"), "/crib/9d/4f2a");
+  for (const char* other :
+       {"/crib/9d/4f2a", "/crib-4f2a.scope", "/a.slice/b.slice/crib-4f2a.scope",
+        "/a.slice/crib.scope", "/a.slice/-4f2a.scope", "/a.slice/crib-4f2a", "crib-4f2a.scope"}) {
+    EXPECT_EQ(SystemdCgroupsPath(other), "") << other;
   }
 }
 

@@ -244,6 +244,15 @@ TEST(Config, RuntimeHandlers) {
               StatusIs(absl::StatusCode::kInvalidArgument,
                        AllOf(HasSubstr("\"gvisor\" is not configured"), HasSubstr("\"runc\""),
                              HasSubstr("\"kata-qemu\""), HasSubstr("\"crib\""))));
+  // With the systemd driver every runtime has systemd make the containers' cgroups.
+  absl::StatusOr<Config> systemd = ParseConfig(
+      "cgroup_driver = \"systemd\"\nstate_dir = \"/run/x\"\n[runtimes.runc]\npath = \"/r\"\n"
+      "args = [\"--debug\"]\n",
+      "f");
+  ASSERT_THAT(systemd, IsOk());
+  EXPECT_THAT(RuntimeHandlerArgv(*systemd, "runc"),
+              ::testing::ElementsAre("/r", "--root", "/run/x/runtimes/runc", "--systemd-cgroup",
+                                     "--debug"));
   const nlohmann::json j = nlohmann::json::parse(ConfigToJson(*config));
   EXPECT_EQ(j["runtimes"]["kata-qemu"]["root"], "/run/kata");
   EXPECT_EQ(j["default_runtime_name"], "crib");
@@ -256,7 +265,6 @@ TEST(Config, RuntimeHandlers) {
            {"[runtimes.Runc]\npath = \"/r\"\n", "runtimes.Runc"},
            {"[runtimes.crib]\npath = \"/r\"\n", "runtimes.crib"},
            {"default_runtime_name = \"\"\n", "default_runtime_name"},
-           {"cgroup_driver = \"systemd\"\n[runtimes.runc]\npath = \"/r\"\n", "runtimes"},
        }) {
     EXPECT_THAT(ParseConfig(text, "f"),
                 StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(key)))

@@ -557,6 +557,8 @@ class Monitor {
   Plan plan_;
   cgroup::CgroupFiles cgroup_;
   bool has_cgroup_ = false;
+  // The cgroup's path when it is not the spec's (a runtime's own below it); "" otherwise.
+  std::string cgroup_path_;
   // With the cgroup hand-off (systemd removes the cgroup once it is empty): readable when the
   // OOM killer acted in the cgroup; oom_seen_ keeps what it and the reaper saw.
   UniqueFd oom_watch_;
@@ -737,9 +739,20 @@ bool Monitor::CreateWithRuntime(std::string* error) {
     return false;
   }
   if (!spec_.linux_spec.cgroups_path.empty()) {
+    // Where the runtime put the init: the spec's cgroup, or one below it (crun with
+    // --systemd-cgroup uses "<scope>/container"). The OOM killer acts there.
+    cgroup_path_ = cgroup::CgroupPathOfSpec(spec_.linux_spec.cgroups_path);
+    const std::string actual = cgroup::CgroupOfProcess(init_pid_, "memory");
+    if (actual.compare(0, cgroup_path_.size() + 1, cgroup_path_ + "/") == 0) cgroup_path_ = actual;
     std::string why;
-    has_cgroup_ = InitCgroupFiles(cgroup_, o_.hierarchies, spec_.linux_spec.cgroups_path, &why);
+    has_cgroup_ = InitCgroupFiles(cgroup_, o_.hierarchies, cgroup_path_, &why);
     if (!has_cgroup_) Log("OOM kills may go unseen: " + why);
+    // Watched, not only read at the exit: with --systemd-cgroup systemd removes the scope's
+    // cgroup as soon as its last process is gone.
+    if (has_cgroup_) oom_watch_.Reset(cgroup_.WatchOom(&why));
+    if (has_cgroup_ && !oom_watch_ && !cgroup_.Dir("memory").empty()) {
+      Log("OOM kills may go unseen: " + why);
+    }
   }
   return true;
 }
@@ -957,15 +970,16 @@ void Monitor::ExecServe() {
     if (fd->valid()) ::fcntl(fd->get(), F_SETFD, 0);
     fds += (fds.empty() ? "" : ",") + std::to_string(fd->get());
   }
-  std::vector<std::string> args = {"crib-monitor",   "serve",
-                                   "--bundle",       o_.bundle,
-                                   "--log",          o_.log_path,
-                                   "--log-max-line", std::to_string(o_.log_max_line),
-                                   "--pid",          std::to_string(init_pid_),
-                                   "--cgroup",       spec_.linux_spec.cgroups_path,
-                                   "--stdin",        o_.stdin_open ? "1" : "0",
-                                   "--stdin-once",   o_.stdin_once ? "1" : "0",
-                                   "--fds",          fds};
+  std::vector<std::string> args = {
+      "crib-monitor",   "serve",
+      "--bundle",       o_.bundle,
+      "--log",          o_.log_path,
+      "--log-max-line", std::to_string(o_.log_max_line),
+      "--pid",          std::to_string(init_pid_),
+      "--cgroup",       cgroup_path_.empty() ? spec_.linux_spec.cgroups_path : cgroup_path_,
+      "--stdin",        o_.stdin_open ? "1" : "0",
+      "--stdin-once",   o_.stdin_once ? "1" : "0",
+      "--fds",          fds};
   if (!o_.cgroup_mounts.empty()) args.insert(args.end(), {"--cgroup-mounts", o_.cgroup_mounts});
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
