@@ -19,6 +19,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "cgroup/systemd_bus.h"
+#include "common/files.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -505,6 +506,71 @@ TEST_P(SystemdHandlerTest, ContainersRunInScopesTheRuntimeHasSystemdStart) {
   EXPECT_TRUE(WaitGone(slice));
   EXPECT_THAT(OwnUnits(), IsEmpty());
   EXPECT_THAT(HierarchiesWith(pod_cgroup), IsEmpty());
+}
+
+// cribd killed in the middle of a create, a start or a removal of a runtime's container: the
+// restarted cribd undoes or finishes it, and neither the runtime's scope nor its state is left.
+TEST_P(SystemdHandlerTest, ACrashMidCallLeavesNoScopeOrRuntimeState) {
+  const std::string pod = HandlerPod("crash", "");
+  ASSERT_FALSE(pod.empty());
+  const std::string pause_scope = absl::StrCat("crib-", pod, ".scope");
+  const std::string runtime_root = absl::StrCat(options_.state_dir, "/runtimes/", GetParam());
+  auto container_scopes = [&] {
+    std::vector<std::string> out;
+    absl::StatusOr<std::vector<std::pair<std::string, std::string>>> units =
+        bus_->ListUnits("crib-*.scope");
+    EXPECT_THAT(units.status(), IsOk());
+    if (!units.ok()) return out;
+    for (const auto& [name, description] : *units) {
+      if (name != pause_scope) out.push_back(name);
+    }
+    return out;
+  };
+  for (const char* step : {"container.create.after_monitor", "container.start.after_start",
+                           "container.remove.after_stop"}) {
+    SCOPED_TRACE(step);
+    std::string id;
+    if (!absl::StartsWith(step, "container.create")) {
+      if (absl::StartsWith(step, "container.remove")) {
+        id = RunContainer(pod, Config("c", {"sleep", "3600"}));
+      } else {
+        ASSERT_THAT(Create(pod, Config("c", {"sleep", "3600"}), &id), GrpcOk());
+      }
+      ASSERT_FALSE(id.empty());
+    }
+    cribd_.reset();
+    ::setenv("CRIB_TEST_FAILPOINT", absl::StrCat(step, ":crash").c_str(), 1);
+    ASSERT_TRUE(Start());
+    ::unsetenv("CRIB_TEST_FAILPOINT");
+    grpc::Status status = absl::StartsWith(step, "container.create")
+                              ? Create(pod, Config("c", {"sleep", "3600"}), &id)
+                          : absl::StartsWith(step, "container.start") ? StartContainer(id)
+                                                                      : RemoveContainer(id);
+    EXPECT_FALSE(status.ok());
+    EXPECT_THAT(cribd_->Log(), HasSubstr(absl::StrCat("failpoint ", step, ": killing cribd")));
+    cribd_->SignalAndWait(SIGKILL);  // reaps it (dead already: the call failed with it)
+    cribd_.reset();
+    ASSERT_TRUE(Start());
+    if (absl::StartsWith(step, "container.start")) {
+      // The start was recorded late: the container runs in its scope; removed, nothing stays.
+      EXPECT_EQ(Status(id).status().state(), cri::CONTAINER_RUNNING);
+      EXPECT_THAT(container_scopes(), ::testing::ElementsAre(absl::StrCat("crib-", id, ".scope")));
+      ASSERT_THAT(RemoveContainer(id), GrpcOk());
+    }
+    EXPECT_THAT(List(), IsEmpty());
+    for (int i = 0; i < 500 && !container_scopes().empty(); ++i) {
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    EXPECT_THAT(container_scopes(), IsEmpty());
+    EXPECT_THAT(ListDirectory(runtime_root), IsEmpty());
+    EXPECT_EQ(State(pause_scope), "active");
+  }
+  // And the whole sequence runs again.
+  const std::string id = RunContainer(pod, Config("again", {"sleep", "3600"}));
+  ASSERT_FALSE(id.empty());
+  EXPECT_EQ(State(absl::StrCat("crib-", id, ".scope")), "active");
+  ASSERT_THAT(RemovePod(pod), GrpcOk());
+  EXPECT_THAT(OwnUnits(), IsEmpty());
 }
 
 INSTANTIATE_TEST_SUITE_P(Handlers, SystemdHandlerTest, ::testing::Values("runc", "crun"),
