@@ -51,16 +51,18 @@ long long NowNanos() {
   return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-void WriteAll(int fd, const std::string& s) {
+// False when a write failed (the rest is not written).
+bool WriteAll(int fd, const std::string& s) {
   const char* p = s.data();
   size_t left = s.size();
   while (left > 0) {
     ssize_t n = ::write(fd, p, left);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
+    if (n <= 0) return false;
     p += n;
     left -= n;
   }
+  return true;
 }
 
 // The monitor's own diagnostics go to its stderr (the bundle's monitor.log).
@@ -123,13 +125,14 @@ bool ReadWholeFile(const std::string& path, std::string* out) {
   return n == 0;
 }
 
-// `durable`: fsync before the rename (the exit file; pid files need not survive a crash).
-bool WriteFileAtomic(const std::string& path, const std::string& content, bool durable = true) {
+// Written whole under a temporary name, then renamed into place: a reader sees all of it or
+// nothing. No fsync: everything under state_dir lasts until a reboot only, and a crash of
+// cribd or of the monitor leaves the page cache's copy.
+bool WriteFileAtomic(const std::string& path, const std::string& content) {
   std::string tmp = path + ".tmp";
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return false;
-  WriteAll(fd, content);
-  bool ok = !durable || ::fsync(fd) == 0;
+  const bool ok = WriteAll(fd, content);
   ::close(fd);
   return ok && ::rename(tmp.c_str(), path.c_str()) == 0;
 }
@@ -1250,8 +1253,8 @@ int CreateMain(Options o) {
     return 1;
   }
   std::string pid_text = std::to_string(::getpid());
-  WriteFileAtomic(bundle + "/" + kMonitorPidFile, pid_text + "\n", false);
-  WriteFileAtomic(bundle + "/" + kInitPidFile, std::to_string(monitor.init_pid()) + "\n", false);
+  WriteFileAtomic(bundle + "/" + kMonitorPidFile, pid_text + "\n");
+  WriteFileAtomic(bundle + "/" + kInitPidFile, std::to_string(monitor.init_pid()) + "\n");
   WriteAll(kMonitorStatusFd, "ready " + pid_text + " " + std::to_string(monitor.init_pid()) + " " +
                                  std::to_string(warnings) + "\n");
   ::close(kMonitorStatusFd);
@@ -1350,7 +1353,7 @@ int ExecWithRuntime(const Options& o, Spec& spec, const OciRuntime& runtime, con
       for (const std::string& p : paths) ::unlink(p.c_str());
     }
   } files{{process_file, pid_file, console_path}};
-  if (!WriteFileAtomic(process_file, ProcessToJson(spec.process), false)) {
+  if (!WriteFileAtomic(process_file, ProcessToJson(spec.process))) {
     return fail("write " + process_file + ": " + ErrorText(errno));
   }
   std::string error;
