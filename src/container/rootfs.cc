@@ -8,6 +8,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <thread>
 
@@ -27,18 +28,38 @@ namespace {
 // mount(2) copies at most one page of options.
 constexpr size_t kMaxMountData = 4096 - 1;
 
-std::string Options(const OverlayMount& m, const std::string& lower) {
+// A container's writable layer is mounted once and never again, and does not outlive a reboot
+// (its container is found exited then, and removed): overlayfs's "volatile" spares it every
+// sync of the upper file system, at syncfs(2) and at the unmount (kernel 5.10 and later; where
+// the kernel refuses it the mount is made without).
+std::atomic<bool> volatile_upper{true};
+
+std::string Options(const OverlayMount& m, const std::string& lower, bool with_volatile) {
   if (m.readonly) return absl::StrCat("lowerdir=", lower);
-  return absl::StrCat("lowerdir=", lower, ",upperdir=", m.upper_dir, ",workdir=", m.work_dir);
+  return absl::StrCat("lowerdir=", lower, ",upperdir=", m.upper_dir, ",workdir=", m.work_dir,
+                      with_volatile ? ",volatile" : "");
 }
 
-absl::Status MountWithData(const OverlayMount& m, const std::string& data) {
+// The options of the mount of `lower` ("a:b:c"), with "volatile" while the kernel takes it.
+std::string Options(const OverlayMount& m, const std::string& lower) {
+  return Options(m, lower, volatile_upper);
+}
+
+absl::Status MountWithData(const OverlayMount& m, const std::string& lower) {
   const unsigned long flags = m.readonly ? MS_RDONLY : 0;
-  if (::mount("overlay", m.target.c_str(), "overlay", flags, data.c_str()) != 0) {
+  for (;;) {
+    const bool with_volatile = volatile_upper && !m.readonly;
+    const std::string data = Options(m, lower, with_volatile);
+    if (::mount("overlay", m.target.c_str(), "overlay", flags, data.c_str()) == 0) {
+      return absl::OkStatus();
+    }
+    if (errno == EINVAL && with_volatile) {
+      volatile_upper = false;  // a kernel before 5.10
+      continue;
+    }
     return ErrnoStatus(
         errno, absl::StrCat("mount overlay of ", m.lower_dirs.size(), " layers on ", m.target));
   }
-  return absl::OkStatus();
 }
 
 // errno's text for `what`, with the kernel's own explanation from the fs context ("e overlay:
@@ -67,6 +88,10 @@ absl::Status MountAppendingLayers(const OverlayMount& m) {
   if (!m.readonly) {
     RETURN_IF_ERROR(set("upperdir", m.upper_dir));
     RETURN_IF_ERROR(set("workdir", m.work_dir));
+    if (volatile_upper &&
+        ::syscall(SYS_fsconfig, fs.get(), FSCONFIG_SET_FLAG, "volatile", nullptr, 0) != 0) {
+      volatile_upper = false;
+    }
   }
   if (::syscall(SYS_fsconfig, fs.get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) != 0) {
     return FsContextError(fs.get(), errno,
@@ -102,8 +127,8 @@ absl::Status MountWithShortNames(const OverlayMount& m) {
     }
     names.push_back(absl::StrCat(i));
   }
-  const std::string data = Options(m, absl::StrJoin(names, ":"));
-  if (data.size() > kMaxMountData) {
+  const std::string lower = absl::StrJoin(names, ":");
+  if (Options(m, lower).size() > kMaxMountData) {
     return absl::InvalidArgumentError(
         absl::StrCat("overlay of ", m.lower_dirs.size(),
                      " layers: its options do not fit in a page even with "
@@ -120,7 +145,7 @@ absl::Status MountWithShortNames(const OverlayMount& m) {
       status = ErrnoStatus(errno, absl::StrCat("chdir ", m.scratch_dir));
       return;
     }
-    status = MountWithData(m, data);
+    status = MountWithData(m, lower);
   });
   worker.join();
   return status;
@@ -179,10 +204,10 @@ absl::Status MountOverlay(const OverlayMount& m, OverlayMethod method) {
 namespace {
 
 absl::Status MountLayers(const OverlayMount& m, OverlayMethod method) {
-  const std::string data = Options(m, absl::StrJoin(m.lower_dirs, ":"));
+  const std::string lower = absl::StrJoin(m.lower_dirs, ":");
   switch (method) {
     case OverlayMethod::kOnePage:
-      return MountWithData(m, data);
+      return MountWithData(m, lower);
     case OverlayMethod::kAppendLayers:
       return MountAppendingLayers(m);
     case OverlayMethod::kShortNames:
@@ -190,7 +215,7 @@ absl::Status MountLayers(const OverlayMount& m, OverlayMethod method) {
     case OverlayMethod::kAuto:
       break;
   }
-  if (data.size() <= kMaxMountData) return MountWithData(m, data);
+  if (Options(m, lower).size() <= kMaxMountData) return MountWithData(m, lower);
   absl::Status appended = MountAppendingLayers(m);
   // Kernels before 6.8 do not know "lowerdir+" (EINVAL), before 5.2 fsopen (ENOSYS).
   const int err = ErrnoOf(appended);

@@ -156,6 +156,25 @@ TEST_F(ContainerTest, ReadonlyRootfsRefusesWrites) {
   EXPECT_THAT(out, HasSubstr("refused"));
 }
 
+// The writable layer is a volatile overlay (no sync of the upper file system: it never
+// outlives a reboot), and writes and fsync in it work.
+TEST_F(ContainerTest, TheWritableLayerIsAVolatileOverlay) {
+  const std::string pod = RunPod("volatile");
+  const std::string id =
+      RunContainer(pod, Config("w", {"sh", "-c", "echo data > /kept; sync /kept; sleep 600"}));
+  ASSERT_FALSE(id.empty());
+  const std::string rootfs = absl::StrCat(options_.state_dir, "/containers/", id, "/rootfs");
+  std::string line;
+  for (absl::string_view l : absl::StrSplit(Slurp("/proc/self/mountinfo"), '\n')) {
+    if (absl::StrContains(l, absl::StrCat(" ", rootfs, " "))) line = std::string(l);
+  }
+  ASSERT_THAT(line, HasSubstr(" - overlay ")) << rootfs;
+  EXPECT_THAT(line, HasSubstr("volatile")) << line;
+  cri::ExecSyncResponse exec;
+  ASSERT_THAT(Exec(id, {"cat", "/kept"}, &exec), GrpcOk());
+  EXPECT_EQ(exec.stdout(), "data\n");
+}
+
 TEST_F(ContainerTest, CapabilitiesAsRequested) {
   const std::string pod = RunPod("caps");
   auto cap_eff = [&](const std::string& name, std::vector<std::string> add,
