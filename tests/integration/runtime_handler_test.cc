@@ -60,15 +60,7 @@ class RuntimeHandlerTest : public CriFixture, public ::testing::WithParamInterfa
 
   // A pod of `handler` (this test's parameter unless named) on the bridge.
   std::string HandlerPod(const std::string& name, const std::string& handler = "") {
-    cri::RunPodSandboxRequest request;
-    *request.mutable_config() = PodConfig(name, /*host_network=*/false);
-    request.set_runtime_handler(handler.empty() ? GetParam() : handler);
-    cri::RunPodSandboxResponse response;
-    grpc::Status status =
-        runtime_->RunPodSandbox(ContextWithDeadline(absl::Seconds(30)).get(), request, &response);
-    EXPECT_TRUE(status.ok()) << status.error_message() << "\n" << cribd_->Log();
-    pod_configs_[response.pod_sandbox_id()] = request.config();
-    return response.pod_sandbox_id();
+    return RunPod(PodConfig(name, /*host_network=*/false), handler.empty() ? GetParam() : handler);
   }
 
   // The runtime's own state directory of this test's handler.

@@ -365,16 +365,9 @@ class SystemdHandlerTest : public SystemdDriverTest,
   }
 
   std::string HandlerPod(const std::string& name, const std::string& parent) {
-    cri::RunPodSandboxRequest request;
-    *request.mutable_config() = PodConfig(name);
-    request.mutable_config()->mutable_linux()->set_cgroup_parent(parent);
-    request.set_runtime_handler(GetParam());
-    cri::RunPodSandboxResponse response;
-    grpc::Status status =
-        runtime_->RunPodSandbox(ContextWithDeadline(absl::Seconds(30)).get(), request, &response);
-    EXPECT_TRUE(status.ok()) << status.error_message() << "\n" << cribd_->Log();
-    pod_configs_[response.pod_sandbox_id()] = request.config();
-    return response.pod_sandbox_id();
+    cri::PodSandboxConfig config = PodConfig(name);
+    config.mutable_linux()->set_cgroup_parent(parent);
+    return RunPod(config, GetParam());
   }
 
   // The runtime's own state of container `id`.
@@ -438,18 +431,12 @@ TEST_P(SystemdHandlerTest, ContainersRunInScopesTheRuntimeHasSystemdStart) {
   // execs in its scope.
   cri::ContainerConfig privileged = Config("privileged", {"sleep", "3600"});
   privileged.mutable_linux()->mutable_security_context()->set_privileged(true);
-  cri::RunPodSandboxRequest privileged_pod;
-  *privileged_pod.mutable_config() = PodConfig("privileged", /*host_network=*/false);
-  privileged_pod.mutable_config()->mutable_linux()->mutable_security_context()->set_privileged(
-      true);
-  privileged_pod.mutable_config()->mutable_linux()->set_cgroup_parent("");
-  privileged_pod.set_runtime_handler(GetParam());
-  cri::RunPodSandboxResponse privileged_made;
-  ASSERT_THAT(runtime_->RunPodSandbox(ContextWithDeadline(absl::Seconds(30)).get(), privileged_pod,
-                                      &privileged_made),
-              GrpcOk());
-  pod_configs_[privileged_made.pod_sandbox_id()] = privileged_pod.config();
-  const std::string root = RunContainer(privileged_made.pod_sandbox_id(), privileged);
+  cri::PodSandboxConfig privileged_config = PodConfig("privileged", /*host_network=*/false);
+  privileged_config.mutable_linux()->mutable_security_context()->set_privileged(true);
+  privileged_config.mutable_linux()->set_cgroup_parent("");
+  const std::string privileged_pod = RunPod(privileged_config, GetParam());
+  ASSERT_FALSE(privileged_pod.empty());
+  const std::string root = RunContainer(privileged_pod, privileged);
   ASSERT_FALSE(root.empty()) << cribd_->Log();
   // runc asks systemd for the devices controller (every char and block device allowed), so
   // that systemd keeps the scope's devices cgroup that its execs enter.
@@ -467,7 +454,7 @@ TEST_P(SystemdHandlerTest, ContainersRunInScopesTheRuntimeHasSystemdStart) {
   }
   ASSERT_THAT(RemoveContainer(root), GrpcOk());
   for (const std::string& other : others) ASSERT_THAT(RemoveContainer(other), GrpcOk());
-  ASSERT_THAT(RemovePod(privileged_made.pod_sandbox_id()), GrpcOk());
+  ASSERT_THAT(RemovePod(privileged_pod), GrpcOk());
 
   // kill -9 of cribd: the container and its scope stay; the new cribd execs into it, stops it
   // (the scope goes with its last process) and removes it.

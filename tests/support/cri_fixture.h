@@ -140,9 +140,11 @@ class CriFixture : public ::testing::Test {
     return config;
   }
 
-  std::string RunPod(const cri::PodSandboxConfig& config) {
+  // A pod of `config` under `runtime_handler` ("": crib's own launcher).
+  std::string RunPod(const cri::PodSandboxConfig& config, const std::string& runtime_handler = "") {
     cri::RunPodSandboxRequest request;
     *request.mutable_config() = config;
+    request.set_runtime_handler(runtime_handler);
     cri::RunPodSandboxResponse response;
     grpc::Status status =
         runtime_->RunPodSandbox(ContextWithDeadline(absl::Seconds(30)).get(), request, &response);
