@@ -153,15 +153,22 @@ bool DecodeHierarchies(const std::string& word, std::vector<Hierarchy>* out) {
   return !out->empty();
 }
 
+// `s` without `suffix` when it ends with it; false otherwise.
+bool CutSuffix(std::string& s, const std::string& suffix) {
+  if (s.size() < suffix.size() || s.compare(s.size() - suffix.size(), suffix.size(), suffix) != 0) {
+    return false;
+  }
+  s.resize(s.size() - suffix.size());
+  return true;
+}
+
 std::string SlicePath(const std::string& slice) {
-  constexpr char kSuffix[] = ".slice";
   std::string name = slice;
-  if (name.size() >= 6 && name.compare(name.size() - 6, 6, kSuffix) == 0)
-    name.resize(name.size() - 6);
+  CutSuffix(name, ".slice");
   if (name == "-" || name.empty()) return "/";
   std::string path, prefix;
   for (const std::string& part : Split(name, '-')) {
-    path += "/" + prefix + part + kSuffix;
+    path += "/" + prefix + part + ".slice";
     prefix += part + "-";
   }
   return path;
@@ -178,17 +185,17 @@ std::string CgroupPathOfSpec(const std::string& cgroups_path) {
 std::string SystemdCgroupsPath(const std::string& path) {
   const size_t slash = path.rfind('/');
   if (slash == std::string::npos || slash == 0) return "";
-  const std::string unit = path.substr(slash + 1);
+  std::string unit = path.substr(slash + 1);  // <prefix>-<name>.scope
   const std::string parent = path.substr(0, slash);
   const std::string slice = parent.substr(parent.rfind('/') + 1);
+  std::string slice_name = slice;
   const size_t dash = unit.find('-');
-  constexpr char kScope[] = ".scope";
-  if (dash == std::string::npos || dash == 0 || unit.size() <= dash + 1 + 6 ||
-      unit.compare(unit.size() - 6, 6, kScope) != 0 || slice.size() <= 6 ||
-      slice.compare(slice.size() - 6, 6, ".slice") != 0 || SlicePath(slice) != parent) {
+  if (!CutSuffix(unit, ".scope") || dash == std::string::npos || dash == 0 ||
+      dash + 1 >= unit.size() || !CutSuffix(slice_name, ".slice") || slice_name.empty() ||
+      SlicePath(slice) != parent) {
     return "";
   }
-  return slice + ":" + unit.substr(0, dash) + ":" + unit.substr(dash + 1, unit.size() - dash - 7);
+  return slice + ":" + unit.substr(0, dash) + ":" + unit.substr(dash + 1);
 }
 
 std::string CgroupOfProcess(int pid, const std::string& controller) {

@@ -128,12 +128,7 @@ TEST_P(RuntimeHandlerTest, MemoryLimitInTheCgroupAndOomKill) {
   const std::string id = RunContainer(pod, sleeper);
   EXPECT_EQ(CgroupMemoryLimit(CgroupOf(pod, id)), std::to_string(64 << 20));
   // UpdateContainerResources reaches the cgroup (through the runtime's update).
-  cri::UpdateContainerResourcesRequest update;
-  update.set_container_id(id);
-  update.mutable_linux()->set_memory_limit_in_bytes(96 << 20);
-  cri::UpdateContainerResourcesResponse updated;
-  ASSERT_THAT(runtime_->UpdateContainerResources(ContextWithDeadline().get(), update, &updated),
-              GrpcOk());
+  ASSERT_THAT(UpdateMemoryLimit(id, 96 << 20), GrpcOk());
   EXPECT_EQ(CgroupMemoryLimit(CgroupOf(pod, id)), std::to_string(96 << 20));
   EXPECT_EQ(Status(id).status().resources().linux().memory_limit_in_bytes(), 96 << 20);
 

@@ -178,12 +178,7 @@ TEST_F(SystemdDriverTest, PodsAndContainersRunInUnitsThatCarryTheirLimits) {
   EXPECT_THAT(exec.stdout(), HasSubstr(scope)) << exec.stdout();
 
   // Update: the unit's property and the file.
-  cri::UpdateContainerResourcesRequest update;
-  update.set_container_id(id);
-  update.mutable_linux()->set_memory_limit_in_bytes(96 << 20);
-  cri::UpdateContainerResourcesResponse updated;
-  ASSERT_THAT(runtime_->UpdateContainerResources(ContextWithDeadline().get(), update, &updated),
-              GrpcOk());
+  ASSERT_THAT(UpdateMemoryLimit(id, 96 << 20), GrpcOk());
   EXPECT_EQ(Property(scope, CgroupV2() ? "MemoryMax" : "MemoryLimit"), "100663296");
   EXPECT_EQ(CgroupMemoryLimit(cgroup), "100663296");
 
@@ -412,12 +407,7 @@ TEST_P(SystemdHandlerTest, ContainersRunInScopesTheRuntimeHasSystemdStart) {
   EXPECT_THAT(exec.stdout(), HasSubstr(scope)) << exec.stdout();
 
   // The runtime's update reaches the scope's cgroup; stats are read from it.
-  cri::UpdateContainerResourcesRequest update;
-  update.set_container_id(id);
-  update.mutable_linux()->set_memory_limit_in_bytes(96 << 20);
-  cri::UpdateContainerResourcesResponse updated;
-  ASSERT_THAT(runtime_->UpdateContainerResources(ContextWithDeadline().get(), update, &updated),
-              GrpcOk());
+  ASSERT_THAT(UpdateMemoryLimit(id, 96 << 20), GrpcOk());
   EXPECT_EQ(CgroupMemoryLimit(own), "100663296");
   cri::ContainerStatsRequest stats_request;
   stats_request.set_container_id(id);

@@ -154,6 +154,15 @@ class CriFixture : public ::testing::Test {
   }
   std::string RunPod(const std::string& name) { return RunPod(PodConfig(name)); }
 
+  // UpdateContainerResources with a new memory limit only.
+  grpc::Status UpdateMemoryLimit(const std::string& id, int64_t bytes) {
+    cri::UpdateContainerResourcesRequest update;
+    update.set_container_id(id);
+    update.mutable_linux()->set_memory_limit_in_bytes(bytes);
+    cri::UpdateContainerResourcesResponse updated;
+    return runtime_->UpdateContainerResources(ContextWithDeadline().get(), update, &updated);
+  }
+
   cri::ContainerConfig Config(const std::string& name, std::vector<std::string> command,
                               const std::string& image = "busybox:latest") {
     cri::ContainerConfig config;
