@@ -126,9 +126,7 @@ Platform Platform::Host() {
   return p;
 }
 
-Client::Client(const Config& config) : config_(config.registry), platform_(Platform::Host()) {
-  InitCurl();
-}
+Client::Client(const Config& config) : config_(config.registry), platform_(Platform::Host()) {}
 
 Client::~Client() = default;
 
