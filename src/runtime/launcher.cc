@@ -389,13 +389,18 @@ absl::StatusOr<CreatedContainer> Launcher::Create(absl::string_view id, const st
   }
   if (options.place_init) args.insert(args.end(), {"--cgroup-handoff", "1"});
   AddHierarchies(args);
-  absl::StatusOr<pid_t> pid =
-      Spawn({.path = monitor_path_,
-             .args = args,
-             .fds = {{2, log_fd.get()}, {kMonitorStatusFd, status_w.get()}},
-             .group = SpawnOptions::Group::kNewSession});
-  if (!pid.ok()) return annotate(pid.status());
+  // The monitor that waits already, or a new one; then a standby for the next create, started
+  // while this one's monitor sets up the container.
+  absl::StatusOr<pid_t> pid = 0;
+  if (!HandToStandby(args, log_fd.get(), status_w.get())) {
+    pid = Spawn({.path = monitor_path_,
+                 .args = args,
+                 .fds = {{2, log_fd.get()}, {kMonitorStatusFd, status_w.get()}},
+                 .group = SpawnOptions::Group::kNewSession});
+    if (!pid.ok()) return annotate(pid.status());
+  }
   status_w.Reset();
+  StartStandby();
   absl::StatusOr<std::string> line =
       ReadLine(status_r.get(), absl::Seconds(60), "wait for crib-monitor");
   absl::Status placed;
@@ -414,7 +419,7 @@ absl::StatusOr<CreatedContainer> Launcher::Create(absl::string_view id, const st
     line = ReadLine(status_r.get(), absl::Seconds(60), "wait for crib-monitor");
   }
   int wstatus;
-  while (::waitpid(*pid, &wstatus, 0) < 0 && errno == EINTR) {
+  while (*pid > 0 && ::waitpid(*pid, &wstatus, 0) < 0 && errno == EINTR) {
   }
   if (!placed.ok()) return annotate(Annotate(placed, "place the init in its cgroup"));
   if (!line.ok()) return annotate(line.status());
@@ -438,6 +443,84 @@ absl::StatusOr<CreatedContainer> Launcher::Create(absl::string_view id, const st
   created.warnings.insert(created.warnings.end(), runtime_warnings.begin(), runtime_warnings.end());
   std::move(undo).Cancel();
   return created;
+}
+
+Launcher::~Launcher() {
+  std::lock_guard<std::mutex> lock(standby_mu_);
+  if (standby_) EndStandby(*standby_);
+}
+
+void Launcher::EndStandby(Standby& standby) {
+  standby.socket.Reset();  // its end of the socket ends it
+  if (standby.spawned > 0) {
+    while (::waitpid(standby.spawned, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    standby.spawned = 0;
+  }
+}
+
+bool Launcher::HandToStandby(const std::vector<std::string>& args, int log_fd,
+                             int status_fd) const {
+  std::optional<Standby> standby;
+  {
+    std::lock_guard<std::mutex> lock(standby_mu_);
+    standby.swap(standby_);
+  }
+  if (!standby) return false;
+  absl::Cleanup end = [&] { EndStandby(*standby); };
+  int wstatus = 0;
+  pid_t reaped;
+  while ((reaped = ::waitpid(standby->spawned, &wstatus, 0)) < 0 && errno == EINTR) {
+  }
+  standby->spawned = 0;
+  if (reaped < 0 || !WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0) return false;
+  // The arguments after the program name, each ended by a NUL.
+  std::string message;
+  for (size_t i = 1; i < args.size(); ++i) message.append(args[i]).push_back('\0');
+  struct iovec iov = {message.data(), message.size()};
+  union {
+    char buf[CMSG_SPACE(sizeof(int) * 2)];
+    struct cmsghdr align;
+  } control = {};
+  struct msghdr mh = {};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  mh.msg_control = control.buf;
+  mh.msg_controllen = sizeof(control.buf);
+  struct cmsghdr* c = CMSG_FIRSTHDR(&mh);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int) * 2);
+  const int fds[2] = {log_fd, status_fd};
+  std::memcpy(CMSG_DATA(c), fds, sizeof(fds));
+  ssize_t sent;
+  while ((sent = ::sendmsg(standby->socket.get(), &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
+  }
+  // Sent whole (a packet is), the standby has the fds; a standby that died before it read
+  // them closes them with its socket, and the create reads the status fd's end.
+  return sent == static_cast<ssize_t>(message.size());
+}
+
+void Launcher::StartStandby() const {
+  {
+    std::lock_guard<std::mutex> lock(standby_mu_);
+    if (standby_) return;
+  }
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return;
+  UniqueFd ours(sv[0]), theirs(sv[1]);
+  absl::StatusOr<pid_t> pid = Spawn({.path = monitor_path_,
+                                     .args = {monitor_path_, "standby"},
+                                     .fds = {{kStandbyFd, theirs.get()}},
+                                     .group = SpawnOptions::Group::kNewSession});
+  if (!pid.ok()) return;
+  Standby standby{std::move(ours), *pid};
+  std::lock_guard<std::mutex> lock(standby_mu_);
+  if (standby_) {
+    EndStandby(standby);  // another create started one meanwhile
+    return;
+  }
+  standby_ = std::move(standby);
 }
 
 absl::StatusOr<std::string> Launcher::Request(const std::string& bundle, absl::string_view request,

@@ -161,6 +161,10 @@ class Launcher {
       : monitor_path_(std::move(monitor_path)),
         hierarchies_(std::move(hierarchies)),
         hierarchies_word_(cgroup::EncodeHierarchies(hierarchies_)) {}
+  // Ends the standby monitor, if one waits.
+  ~Launcher();
+  Launcher(const Launcher&) = delete;
+  Launcher& operator=(const Launcher&) = delete;
 
   // Writes `spec` as <bundle>/config.json (what crib-monitor reads), spawns the monitor and
   // returns once the container's init is parked before its exec (or its set-up failed, in
@@ -231,8 +235,24 @@ class Launcher {
   // directory there once empty: `delete` removes only the container's own.
   void RemoveRuntimeCgroupParents(const std::string& cgroups_path) const;
 
+  // A crib-monitor started ahead of the next create (`crib-monitor standby`): it has started
+  // and detached already, and waits on `socket` for the create's arguments and fds.
+  struct Standby {
+    UniqueFd socket;
+    pid_t spawned = 0;  // the process spawned, which exits once it has detached; not yet reaped
+  };
+  // Hands the create's arguments and fds to the standby, if there is one ready; false when
+  // there is none or it is gone (the caller spawns a monitor as without a standby).
+  bool HandToStandby(const std::vector<std::string>& args, int log_fd, int status_fd) const;
+  // Starts a standby for the next create when none waits. Best effort: without one, the next
+  // create spawns its monitor itself.
+  void StartStandby() const;
+  static void EndStandby(Standby& standby);
+
   std::string monitor_path_;
   std::vector<cgroup::Hierarchy> hierarchies_;
+  mutable std::mutex standby_mu_;
+  mutable std::optional<Standby> standby_;
   mutable std::once_flag other_hierarchies_once_;
   mutable std::vector<std::string> other_hierarchies_;  // their mount points
   std::string hierarchies_word_;

@@ -19,6 +19,8 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <optional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -46,6 +48,7 @@ namespace {
 
 using ::crib::testing::ExitsWithin;
 using ::crib::testing::IsOk;
+using ::crib::testing::ProcStatusField;
 using ::crib::testing::StatusIs;
 using ::crib::testing::TempDir;
 using ::testing::HasSubstr;
@@ -672,6 +675,83 @@ bool WaitFor(const std::function<bool()>& done) {
     ::usleep(10000);
   }
   return false;
+}
+
+// The standby monitors (`crib-monitor standby`) started by this test: the launcher spawns them
+// with this process's environment, which the test marks.
+std::set<pid_t> MarkedStandbys(const std::string& mark) {
+  std::set<pid_t> out;
+  for (pid_t pid : ::crib::testing::ProcessesWith("standby")) {
+    if (Slurp(absl::StrCat("/proc/", pid, "/cmdline")) !=
+        absl::StrCat(CRIB_MONITOR_PATH, std::string("\0standby\0", 9))) {
+      continue;
+    }
+    for (absl::string_view var :
+         absl::StrSplit(Slurp(absl::StrCat("/proc/", pid, "/environ")), '\0')) {
+      if (var == absl::StrCat("CRIB_TEST_MARK=", mark)) out.insert(pid);
+    }
+  }
+  return out;
+}
+
+TEST_F(LauncherTest, TheNextCreateIsHandedToAStandbyMonitor) {
+  ASSERT_EQ(::setenv("CRIB_TEST_MARK", id_.c_str(), 1), 0);
+  absl::Cleanup unmark = [] { ::unsetenv("CRIB_TEST_MARK"); };
+  std::optional<Launcher> launcher(std::in_place, CRIB_MONITOR_PATH);
+  const std::string first_bundle = dir_.path() + "/first";
+  std::filesystem::create_directories(first_bundle);
+  // The first create spawns its monitor, and a standby for the next one.
+  Spec spec = BaseSpec({"sh", "-c", "echo from-$0", "first"});
+  absl::StatusOr<CreatedContainer> first = launcher->Create(id_ + "a", first_bundle, spec, log_);
+  ASSERT_THAT(first.status(), IsOk());
+  ASSERT_THAT(launcher->Start(first_bundle), IsOk());
+  ASSERT_THAT(launcher->WaitExit(first_bundle, absl::Seconds(20)).status(), IsOk());
+  ASSERT_THAT(launcher->Remove(first_bundle), IsOk());
+  std::set<pid_t> standbys;
+  ASSERT_TRUE(WaitFor([&] { return (standbys = MarkedStandbys(id_)).size() == 1; }));
+  const pid_t standby = *standbys.begin();
+  EXPECT_LT(ProcStatusField(standby, "VmRSS"), 1024) << "a waiting standby keeps little resident";
+
+  // The second is that standby: the same process, now the container's monitor, with the log,
+  // the exit and the status it would have had.
+  spec.process.args = {"sh", "-c", "echo from-$0", "second"};
+  absl::StatusOr<CreatedContainer> second = launcher->Create(id_, bundle_, spec, log_);
+  ASSERT_THAT(second.status(), IsOk());
+  pids_ = {second->monitor_pid, second->init_pid};
+  EXPECT_EQ(second->monitor_pid, standby);
+  EXPECT_EQ(::getsid(second->monitor_pid), second->monitor_pid);
+  ASSERT_THAT(launcher->Start(bundle_), IsOk());
+  absl::StatusOr<ExitInfo> exit = launcher->WaitExit(bundle_, absl::Seconds(20));
+  ASSERT_THAT(exit.status(), IsOk());
+  EXPECT_EQ(exit->exit_code, 0);
+  EXPECT_THAT(Stdout(), HasSubstr("from-second"));
+
+  // A new standby waits; the launcher's end ends it.
+  ASSERT_TRUE(WaitFor([&] {
+    standbys = MarkedStandbys(id_);
+    return standbys.size() == 1 && *standbys.begin() != standby;
+  }));
+  launcher.reset();
+  EXPECT_TRUE(ExitsWithin(*standbys.begin()));
+}
+
+TEST_F(LauncherTest, AStandbyThatDiedIsReplacedBySpawningTheMonitor) {
+  ASSERT_EQ(::setenv("CRIB_TEST_MARK", id_.c_str(), 1), 0);
+  absl::Cleanup unmark = [] { ::unsetenv("CRIB_TEST_MARK"); };
+  const std::string first_bundle = dir_.path() + "/first";
+  std::filesystem::create_directories(first_bundle);
+  Spec spec = BaseSpec({"true"});
+  ASSERT_THAT(launcher_.Create(id_ + "a", first_bundle, spec, log_).status(), IsOk());
+  ASSERT_THAT(launcher_.Remove(first_bundle), IsOk());
+  std::set<pid_t> standbys;
+  ASSERT_TRUE(WaitFor([&] { return (standbys = MarkedStandbys(id_)).size() == 1; }));
+  const pid_t standby = *standbys.begin();
+  ASSERT_EQ(::kill(standby, SIGKILL), 0);
+  ASSERT_TRUE(ExitsWithin(standby));
+  absl::StatusOr<ExitInfo> exit = RunToExit(spec);
+  ASSERT_THAT(exit.status(), IsOk());
+  EXPECT_EQ(exit->exit_code, 0);
+  EXPECT_NE(pids_[0], standby);
 }
 
 TEST_F(LauncherTest, ReopenLogAfterRotation) {

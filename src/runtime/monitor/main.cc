@@ -1212,20 +1212,12 @@ bool Monitor::Listen(std::string* error) {
   return true;
 }
 
-int CreateMain(Options o) {
-  Spec spec;
-  std::string error;
-  if (!LoadSpec(o.bundle, &spec, &error)) {
-    WriteAll(kMonitorStatusFd, "error " + error + "\n");
-    return 1;
-  }
-  // Detach: the spawned process exits at once, its child starts a session of its own and is
-  // adopted by init (or a subreaper), so nothing that happens to cribd reaches it.
+// Detaches from cribd: the spawned process exits at once, its child starts a session of its
+// own and is adopted by init (or a subreaper), so nothing that happens to cribd reaches it.
+// Returns in the child; false (errno set) when the fork failed.
+bool Detach() {
   pid_t pid = ::fork();
-  if (pid < 0) {
-    WriteAll(kMonitorStatusFd, std::string("error fork: ") + ErrorText(errno) + "\n");
-    return 1;
-  }
+  if (pid < 0) return false;
   if (pid > 0) _exit(0);
   ::setsid();
   ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
@@ -1235,7 +1227,21 @@ int CreateMain(Options o) {
   sigemptyset(&mask);
   sigaddset(&mask, SIGCHLD);
   sigprocmask(SIG_BLOCK, &mask, nullptr);
-  if (::chdir("/") != 0) return 1;
+  return ::chdir("/") == 0;
+}
+
+// `detached`: a standby that detached before it was given the container.
+int CreateMain(Options o, bool detached) {
+  Spec spec;
+  std::string error;
+  if (!LoadSpec(o.bundle, &spec, &error)) {
+    WriteAll(kMonitorStatusFd, "error " + error + "\n");
+    return 1;
+  }
+  if (!detached && !Detach()) {
+    WriteAll(kMonitorStatusFd, std::string("error detach: ") + ErrorText(errno) + "\n");
+    return 1;
+  }
 
   std::string bundle = o.bundle;
   OciRuntime runtime;
@@ -1265,6 +1271,47 @@ int CreateMain(Options o) {
   monitor.ExecServe();
   monitor.Run();
   return 0;
+}
+
+// standby: a monitor started before the container it will serve, so that a create does not
+// wait for a process to be spawned, to start and to detach. It detaches at once, leaves only
+// the page it waits on resident, and waits on kStandbyFd for one message: the `create` command
+// line (NUL-separated, without the program name) with two fds, the monitor's log (its stderr)
+// and the status fd. Then it is that `create`. An end of the socket before a message (cribd
+// done with it, or gone) ends it.
+int StandbyMain() {
+  if (!Detach()) return 1;
+  {
+    ImageTrimmer trimmer;
+    trimmer.Init();
+    struct pollfd pfd = {kStandbyFd, POLLIN, 0};
+    while (trimmer.TrimAndWait(&pfd, 1) < 0 && errno == EINTR) {
+    }
+  }
+  std::vector<char> message(64 * 1024);
+  std::vector<UniqueFd> fds;
+  const ssize_t n = ReceiveWithFds(kStandbyFd, message.data(), message.size() - 1, &fds);
+  ::close(kStandbyFd);
+  if (n <= 0) return 0;
+  if (fds.size() != 2) return 1;
+  // Received as the lowest free numbers, which may be the ones they go to: moved out first.
+  UniqueFd log(::fcntl(fds[0].get(), F_DUPFD_CLOEXEC, kStandbyFd + 1));
+  UniqueFd status(::fcntl(fds[1].get(), F_DUPFD_CLOEXEC, kStandbyFd + 1));
+  fds.clear();
+  if (!log || !status || ::dup2(log.get(), 2) < 0 || ::dup2(status.get(), kMonitorStatusFd) < 0) {
+    return 1;
+  }
+  message[n] = '\0';
+  std::vector<char*> argv = {const_cast<char*>("crib-monitor")};
+  for (char* p = message.data(); p < message.data() + n; p += std::strlen(p) + 1) argv.push_back(p);
+  Options options;
+  std::string error;
+  if (!ParseOptions(static_cast<int>(argv.size()), argv.data(), &options, &error) ||
+      options.mode != "create") {
+    WriteAll(kMonitorStatusFd, "error standby: " + (error.empty() ? "not a create" : error) + "\n");
+    return 2;
+  }
+  return CreateMain(std::move(options), true);
 }
 
 int ServeMain(Options o) {
@@ -1502,13 +1549,14 @@ int ExecMain(Options o) {
 }  // namespace crib::runtime
 
 int main(int argc, char** argv) {
+  if (argc == 2 && std::strcmp(argv[1], "standby") == 0) return crib::runtime::StandbyMain();
   crib::runtime::Options options;
   std::string error;
   if (!crib::runtime::ParseOptions(argc, argv, &options, &error)) {
     crib::runtime::WriteAll(2, "crib-monitor: " + error + "\n");
     return 2;
   }
-  if (options.mode == "create") return crib::runtime::CreateMain(std::move(options));
+  if (options.mode == "create") return crib::runtime::CreateMain(std::move(options), false);
   if (options.mode == "exec") return crib::runtime::ExecMain(std::move(options));
   if (options.mode == "serve") {
     // Re-executed through /proc/self/exe, whose name the kernel would show as "exe".

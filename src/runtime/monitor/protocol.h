@@ -24,7 +24,10 @@
 //                    end (EOF) ends this attacher's stdin. All end when the container exits.
 //
 // Start-up (fd 3 of `crib-monitor create`): "ready <monitor pid> <init pid> <warnings>" or
-// "error <message>". Exec result (fd 3 of `crib-monitor exec`): "exit <code>",
+// "error <message>". A standby (`crib-monitor standby`, started ahead of the next create)
+// receives on fd 4 one message, the `create` arguments after the program name separated by
+// NULs, with the monitor's log and the status fd as SCM_RIGHTS; it then answers on that status
+// fd like `create`. Exec result (fd 3 of `crib-monitor exec`): "exit <code>",
 // "signal <number>", "timeout" or "error <message>". With `exec --interactive`, fd 3 is a
 // unix stream socket: "started" once the process runs (with `--tty`, the pty master attached
 // as SCM_RIGHTS), then the result line; the process is killed when cribd closes its end.
@@ -45,6 +48,8 @@ inline constexpr char kRuntimeFile[] = "runtime";
 inline constexpr char kRuntimeLog[] = "runtime.log";
 inline constexpr char kConsoleSocket[] = "console.sock";
 inline constexpr int kMonitorStatusFd = 3;
+// `crib-monitor standby`: a SOCK_SEQPACKET socket on which it receives its `create` command.
+inline constexpr int kStandbyFd = 4;
 // Attachers served at once; one more is refused.
 inline constexpr int kMaxAttachers = 16;
 // The largest packet of output an attacher receives.
