@@ -8,6 +8,8 @@ target_compile_options(crib_registry_fixture PRIVATE ${CRIB_WARNINGS})
 crib_unit_test(reference_test crib::image_registry)
 crib_integration_test(registry_fixture_test crib_registry_fixture)
 crib_integration_test(registry_client_test crib::image_registry crib_registry_fixture)
+target_compile_definitions(registry_client_test PRIVATE
+                           CRIB_HELPER_DIR="$<TARGET_FILE_DIR:crib-fetch>")
 # end registry side
 
 # store side: content store, unpack, image store, and the ImageService through cribd.
@@ -22,4 +24,5 @@ target_link_libraries(image_unpack_test PRIVATE PkgConfig::TEST_LIBARCHIVE PkgCo
                       ZLIB::ZLIB)
 crib_integration_test(image_test)
 crib_integration_test(image_pull_test crib::image crib_registry_fixture)
+target_compile_definitions(image_pull_test PRIVATE CRIB_HELPER_DIR="$<TARGET_FILE_DIR:crib-fetch>")
 # end store side

@@ -1,6 +1,10 @@
 #include "image/digest.h"
 
-#include <openssl/evp.h>
+// The one-shot sha256 functions, which OpenSSL 3 marks deprecated in favour of EVP: they run
+// the same assembly, while the first EVP digest loads OpenSSL's configuration and its default
+// provider, about 2 MiB of libcrypto that would stay resident in cribd for good.
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include <openssl/sha.h>
 
 #include <cstdlib>
 
@@ -33,27 +37,24 @@ absl::string_view DigestHex(absl::string_view digest) {
 }
 
 struct Sha256::Context {
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  ~Context() { EVP_MD_CTX_free(ctx); }
+  SHA256_CTX ctx;
 };
 
 Sha256::Sha256() : context_(std::make_unique<Context>()) {
   // Failing to set up sha256 means OpenSSL itself is broken; nothing can be verified then.
-  if (context_->ctx == nullptr || EVP_DigestInit_ex(context_->ctx, EVP_sha256(), nullptr) != 1) {
-    std::abort();
-  }
+  if (SHA256_Init(&context_->ctx) != 1) std::abort();
 }
 
 Sha256::~Sha256() = default;
 
 void Sha256::Update(absl::string_view bytes) {
-  if (!bytes.empty()) EVP_DigestUpdate(context_->ctx, bytes.data(), bytes.size());
+  if (!bytes.empty()) SHA256_Update(&context_->ctx, bytes.data(), bytes.size());
 }
 
 std::string Sha256::Finish() {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(context_->ctx, md, &len);
+  unsigned char md[SHA256_DIGEST_LENGTH];
+  const unsigned int len = SHA256_DIGEST_LENGTH;
+  SHA256_Final(md, &context_->ctx);
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out(kSha256Prefix);
   out.reserve(kSha256Prefix.size() + 2 * len);

@@ -1,5 +1,5 @@
 // Content digests as OCI names them ("sha256:<64 lowercase hex>"): validation and a streaming
-// sha256 over OpenSSL's EVP interface. Knows nothing of files, registries or the store.
+// sha256 over OpenSSL. Knows nothing of files, registries or the store.
 #pragma once
 
 #include <memory>

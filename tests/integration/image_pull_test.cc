@@ -28,6 +28,7 @@
 #include "image/unpack.h"
 #include "store/store.h"
 #include "support/cribd_process.h"
+#include "support/machine.h"
 #include "support/registry.h"
 #include "support/status_matchers.h"
 
@@ -158,6 +159,10 @@ TEST_F(ImagePullTest, PullListStatusRemoveAndRepullOnDisk) {
   grpc::Status status = Pull(ref, &id);
   ASSERT_TRUE(status.ok()) << status.error_message() << cribd_->Log();
   EXPECT_EQ(id, layers.config);
+  // The download ran in crib-fetch: cribd has neither libcurl nor its TLS stacks mapped.
+  const std::string maps = Slurp(absl::StrCat("/proc/", cribd_->pid(), "/maps"));
+  EXPECT_THAT(maps, Not(HasSubstr("libcurl")));
+  EXPECT_THAT(maps, Not(HasSubstr("libgnutls")));
 
   std::vector<cri::Image> listed = List();
   ASSERT_EQ(listed.size(), 1u);
@@ -528,6 +533,7 @@ struct DirectStore {
   std::unique_ptr<image::ImageStore> images;
 
   explicit DirectStore(const std::string& dir, Config base = {}) : config(std::move(base)) {
+    config.helper_dir = CRIB_HELPER_DIR;
     config.root_dir = dir + "/root";
     EXPECT_THAT(MakeDirs(config.root_dir), IsOk());
     auto opened = store::Store::Open(config.root_dir + "/metadata.db");

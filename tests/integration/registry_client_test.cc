@@ -1,23 +1,29 @@
 // The registry client against a real docker-registry (plain and basic auth) with the project's
 // test images, and against scripted HTTP servers for what a real registry will not do: token
 // realms, dropped connections, stalls, schema 1 manifests.
+#include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <set>
 #include <sstream>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "common/status_macros.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "image/digest.h"
 #include "image/registry/auth.h"
 #include "image/registry/client.h"
+#include "image/registry/fetch_protocol.h"
 #include "nlohmann/json.hpp"
 #include "spdlog/sinks/ostream_sink.h"
 #include "spdlog/spdlog.h"
 #include "support/cribd_process.h"
+#include "support/machine.h"
 #include "support/registry.h"
 #include "support/status_matchers.h"
 
@@ -25,12 +31,14 @@ namespace crib::image::registry {
 namespace {
 
 using ::crib::testing::BuildAndPushTestImages;
+using ::crib::testing::ExitsWithin;
 using ::crib::testing::HttpConnection;
 using ::crib::testing::HttpRequest;
 using ::crib::testing::IsOk;
 using ::crib::testing::LocalRegistry;
 using ::crib::testing::LocalRegistryOptions;
 using ::crib::testing::ScriptedHttpServer;
+using ::crib::testing::Slurp;
 using ::crib::testing::StatusIs;
 using ::crib::testing::TestImages;
 using ::testing::AllOf;
@@ -38,6 +46,31 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::SizeIs;
+
+// Every crib-fetch this test process starts has this in its environment, so that a test can
+// tell them from those of other processes.
+const bool kMarked = ::setenv("CRIB_TEST_PROCESS", std::to_string(::getpid()).c_str(), 1) == 0;
+
+// The crib-fetch processes this test process started.
+std::set<pid_t> OurFetchers() {
+  std::set<pid_t> out;
+  const std::string mark = absl::StrCat("CRIB_TEST_PROCESS=", ::getpid());
+  for (pid_t pid : ::crib::testing::ProcessesWith("crib-fetch")) {
+    for (absl::string_view var :
+         absl::StrSplit(Slurp(absl::StrCat("/proc/", pid, "/environ")), '\0')) {
+      if (var == mark) out.insert(pid);
+    }
+  }
+  return out;
+}
+
+// A configuration whose helper_dir is where crib-fetch is built (the client's exchanges run
+// in it; beside this test it is not).
+Config TestConfig() {
+  Config config;
+  config.helper_dir = CRIB_HELPER_DIR;
+  return config;
+}
 
 Reference Ref(const std::string& text) {
   absl::StatusOr<Reference> ref = ParseReference(text);
@@ -68,7 +101,7 @@ class RegistryClientTest : public ::testing::Test {
     return absl::StrCat(registry_->host(), "/", image);
   }
   static Config FastConfig() {
-    Config config;
+    Config config = TestConfig();
     config.registry.stall_timeout = absl::Seconds(2);
     return config;
   }
@@ -80,7 +113,7 @@ LocalRegistry* RegistryClientTest::registry_ = nullptr;
 TestImages* RegistryClientTest::images_ = nullptr;
 
 TEST_F(RegistryClientTest, ResolvesAnOciManifest) {
-  Client client{Config{}};
+  Client client{TestConfig()};
   absl::StatusOr<ResolvedImage> image = client.Resolve(Ref(Name("busybox:latest")), {});
   ASSERT_THAT(image, IsOk());
   const crib::testing::TestImage& want = images_->at("busybox:latest");
@@ -99,7 +132,7 @@ TEST_F(RegistryClientTest, ResolvesAnOciManifest) {
 }
 
 TEST_F(RegistryClientTest, ResolvesEachManifestKind) {
-  Client client{Config{}};
+  Client client{TestConfig()};
   for (const char* name : {"multiarch:latest", "dockerlist:latest"}) {
     absl::StatusOr<ResolvedImage> image = client.Resolve(Ref(Name(name)), {});
     ASSERT_THAT(image, IsOk()) << name;
@@ -128,7 +161,7 @@ TEST_F(RegistryClientTest, ResolvesEachManifestKind) {
 }
 
 TEST_F(RegistryClientTest, ChoosesThePlatformFromAnIndex) {
-  Client client{Config{}};
+  Client client{TestConfig()};
   EXPECT_EQ(Platform::Host().architecture, "amd64");
   client.set_platform({"linux", "arm64", ""});  // no variant means v8 on arm64
   absl::StatusOr<ResolvedImage> arm64 = client.Resolve(Ref(Name("multiarch:latest")), {});
@@ -147,14 +180,14 @@ TEST_F(RegistryClientTest, ChoosesThePlatformFromAnIndex) {
   EXPECT_THAT(client.Resolve(Ref(Name("multiarch:latest")), {}),
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("no manifest for linux/arm/v6")));
 
-  Client host_client{Config{}};
+  Client host_client{TestConfig()};
   EXPECT_THAT(host_client.Resolve(Ref(Name("armonly:latest")), {}),
               StatusIs(absl::StatusCode::kNotFound, AllOf(HasSubstr("no manifest for linux/amd64"),
                                                           HasSubstr("linux/arm64/v8"))));
 }
 
 TEST_F(RegistryClientTest, ResolvesByDigestAndByTagAndDigest) {
-  Client client{Config{}};
+  Client client{TestConfig()};
   const std::string digest = images_->at("multiarch:latest").digest;
   absl::StatusOr<ResolvedImage> image = client.Resolve(Ref(Name("multiarch@" + digest)), {});
   ASSERT_THAT(image, IsOk());
@@ -166,7 +199,7 @@ TEST_F(RegistryClientTest, ResolvesByDigestAndByTagAndDigest) {
 }
 
 TEST_F(RegistryClientTest, StreamsABlobIntact) {
-  Client client{Config{}};
+  Client client{TestConfig()};
   const crib::testing::TestImage& want = images_->at("layers:latest");
   for (size_t i = 0; i < want.layers.size(); ++i) {
     std::string data;
@@ -188,7 +221,7 @@ TEST_F(RegistryClientTest, StreamsABlobIntact) {
 }
 
 TEST_F(RegistryClientTest, SinkErrorsStopTheTransfer) {
-  Client client{Config{}};
+  Client client{TestConfig()};
   const crib::testing::TestImage& want = images_->at("busybox:latest");
   int calls = 0;
   EXPECT_THAT(
@@ -202,7 +235,7 @@ TEST_F(RegistryClientTest, SinkErrorsStopTheTransfer) {
 }
 
 TEST_F(RegistryClientTest, UnknownRepositoryTagOrBlobIsNotFound) {
-  Client client{Config{}};
+  Client client{TestConfig()};
   EXPECT_THAT(client.Resolve(Ref(Name("no-such-repo:latest")), {}),
               StatusIs(absl::StatusCode::kNotFound,
                        AllOf(HasSubstr("no-such-repo"), HasSubstr("_UNKNOWN"))));
@@ -215,14 +248,14 @@ TEST_F(RegistryClientTest, UnknownRepositoryTagOrBlobIsNotFound) {
 }
 
 TEST(RegistryClient, ClosedPortIsUnavailable) {
-  Client client{Config{}};
+  Client client{TestConfig()};
   const int port = crib::testing::FreeLoopbackPort();
   EXPECT_THAT(client.Resolve(Ref(absl::StrCat("127.0.0.1:", port, "/busybox")), {}),
               StatusIs(absl::StatusCode::kUnavailable, HasSubstr(absl::StrCat(port))));
 }
 
 TEST(RegistryClient, EndpointsAreMirrorsThenTheRegistry) {
-  Config config;
+  Config config = TestConfig();
   config.registry.mirrors["docker.io"] = {"https://mirror.example.com/", "10.0.0.5:5000",
                                           "http://plain.example.com/v2"};
   config.registry.plain_http = {"10.0.0.5:5000", "registry.lan:5000"};
@@ -266,7 +299,7 @@ TEST_F(RegistryClientTest, MirrorThatIsDownFallsBackToTheRegistry) {
 TEST_F(RegistryClientTest, AWorkingMirrorIsUsedFirst) {
   // The mirror is the real registry; the upstream is a scripted server that must not be asked.
   ScriptedHttpServer upstream([](const HttpRequest&, HttpConnection& c) { c.Respond(500, ""); });
-  Config config;
+  Config config = TestConfig();
   config.registry.mirrors[upstream.host()] = {absl::StrCat("http://", registry_->host())};
   Client client(config);
   absl::StatusOr<ResolvedImage> image =
@@ -325,7 +358,7 @@ LocalRegistry* TlsRegistryTest::registry_ = nullptr;
 TestImages* TlsRegistryTest::images_ = nullptr;
 
 TEST_F(TlsRegistryTest, CaFileOfTheHostVerifiesItsCertificate) {
-  Config config;
+  Config config = TestConfig();
   config.registry.ca_files[registry_->host()] = registry_->certificates().ca_file;
   Client client(config);
   EXPECT_THAT(client.Endpoints(registry_->host()),
@@ -342,7 +375,7 @@ TEST_F(TlsRegistryTest, AnotherCaIsACertificateErrorNamingTheHost) {
   absl::StatusOr<crib::testing::TestCertificates> other =
       crib::testing::MakeTestCertificates(dir.path());
   ASSERT_THAT(other, IsOk());
-  Config config;
+  Config config = TestConfig();
   config.registry.ca_files[registry_->host()] = other->ca_file;
   EXPECT_THAT(Pull(config, registry_->host()),
               StatusIs(absl::StatusCode::kUnavailable,
@@ -359,7 +392,7 @@ TEST_F(TlsRegistryTest, AnotherCaIsACertificateErrorNamingTheHost) {
 }
 
 TEST_F(TlsRegistryTest, InsecureSkipVerifyPullsWithoutTheCa) {
-  Config config;
+  Config config = TestConfig();
   config.registry.insecure_skip_verify = {registry_->host()};
   Client client(config);
   EXPECT_THAT(client.Endpoints(registry_->host()),
@@ -368,7 +401,7 @@ TEST_F(TlsRegistryTest, InsecureSkipVerifyPullsWithoutTheCa) {
 }
 
 TEST_F(TlsRegistryTest, AnUnlistedLoopbackHostIsPlainHttpAndTheErrorSaysWhatToDo) {
-  EXPECT_THAT(Pull(Config{}, registry_->host()),
+  EXPECT_THAT(Pull(TestConfig(), registry_->host()),
               StatusIs(absl::StatusCode::kUnavailable,
                        AllOf(HasSubstr(absl::StrCat(registry_->host(), " speaks HTTPS")),
                              HasSubstr("registry.ca_files"))));
@@ -384,11 +417,11 @@ TEST_F(TlsRegistryTest, TheTokenRealmIsVerifiedWithTheCaOfItsOwnHost) {
   });
   const Reference ref = Ref(absl::StrCat(plain.host(), "/app:latest"));
   // The realm's host has no CA configured: its certificate is not trusted.
-  EXPECT_THAT(Client(Config{}).Resolve(ref, {}),
+  EXPECT_THAT(Client(TestConfig()).Resolve(ref, {}),
               StatusIs(absl::StatusCode::kUnavailable,
                        HasSubstr(absl::StrCat("TLS certificate of ", registry_->host()))));
   // With its CA, the TLS exchange succeeds and the token request itself is answered.
-  Config config;
+  Config config = TestConfig();
   config.registry.ca_files[registry_->host()] = registry_->certificates().ca_file;
   EXPECT_THAT(Client(config).Resolve(ref, {}),
               StatusIs(absl::StatusCode::kUnknown,
@@ -396,7 +429,7 @@ TEST_F(TlsRegistryTest, TheTokenRealmIsVerifiedWithTheCaOfItsOwnHost) {
 }
 
 TEST_F(TlsRegistryTest, AMissingCaFileIsFailedPrecondition) {
-  Config config;
+  Config config = TestConfig();
   config.registry.ca_files[registry_->host()] = "/nonexistent/crib-ca.pem";
   EXPECT_THAT(Pull(config, registry_->host()), StatusIs(absl::StatusCode::kFailedPrecondition,
                                                         AllOf(HasSubstr("/nonexistent/crib-ca.pem"),
@@ -428,7 +461,7 @@ LocalRegistry* BasicAuthTest::registry_ = nullptr;
 std::string* BasicAuthTest::digest_ = nullptr;
 
 TEST_F(BasicAuthTest, RightPasswordPulls) {
-  Client client{Config{}};
+  Client client{TestConfig()};
   PullOptions options;
   options.credentials.username = registry_->options().username;
   options.credentials.password = registry_->options().password;
@@ -449,7 +482,7 @@ TEST_F(BasicAuthTest, RightPasswordPulls) {
   PullOptions encoded;
   encoded.credentials.auth = absl::Base64Escape(
       absl::StrCat(registry_->options().username, ":", registry_->options().password));
-  EXPECT_THAT(Client(Config{}).Resolve(ref, encoded), IsOk());
+  EXPECT_THAT(Client(TestConfig()).Resolve(ref, encoded), IsOk());
 }
 
 TEST_F(BasicAuthTest, WrongOrNoPasswordIsUnauthenticatedAndNeverShown) {
@@ -461,7 +494,7 @@ TEST_F(BasicAuthTest, WrongOrNoPasswordIsUnauthenticatedAndNeverShown) {
   spdlog::set_default_logger(logger);
 
   const std::string secret = "wrong-Secret-4711";
-  Config config;
+  Config config = TestConfig();
   // A mirror that is down makes the client log a warning with the first failure.
   config.registry.mirrors[registry_->host()] = {
       absl::StrCat("http://127.0.0.1:", crib::testing::FreeLoopbackPort())};
@@ -532,7 +565,7 @@ TEST(RegistryClient, ConnectionDroppedMidBlobIsAnErrorNotAHang) {
     c.Write(absl::StrCat("HTTP/1.1 200 OK\r\nContent-Length: ", image.layer.size(), "\r\n\r\n"));
     c.Write(absl::string_view(image.layer).substr(0, 30000));
   });
-  Client client{Config{}};
+  Client client{TestConfig()};
   std::string data;
   const absl::Time start = absl::Now();
   EXPECT_THAT(client.FetchBlob(Ref(server.host() + "/app:latest"), image.Layer(), {},
@@ -553,7 +586,7 @@ TEST(RegistryClient, StalledTransferHitsTheStallTimeout) {
     c.Write(absl::string_view(image.layer).substr(0, 1000));
     c.Stall(absl::Seconds(60));
   });
-  Config config;
+  Config config = TestConfig();
   config.registry.stall_timeout = absl::Seconds(1);
   Client client(config);
   const absl::Time start = absl::Now();
@@ -570,7 +603,7 @@ TEST(RegistryClient, TimeSpentInTheSinkCountsAsProgress) {
   FakeImage image;
   ScriptedHttpServer server(
       [&](const HttpRequest& request, HttpConnection& c) { image.Serve(request, c); });
-  Config config;
+  Config config = TestConfig();
   config.registry.stall_timeout = absl::Seconds(1);
   config.registry.min_rate = 1 << 20;
   config.registry.min_rate_window = absl::Seconds(1);
@@ -596,7 +629,7 @@ TEST(RegistryClient, TransferBelowTheFloorRateIsAborted) {
       c.Stall(absl::Milliseconds(100));
     }
   });
-  Config config;
+  Config config = TestConfig();
   config.registry.min_rate = 10000;
   config.registry.min_rate_window = absl::Seconds(2);
   Client client(config);
@@ -614,7 +647,7 @@ TEST(RegistryClient, CancellationStopsATransfer) {
     c.Write(absl::StrCat("HTTP/1.1 200 OK\r\nContent-Length: ", image.layer.size(), "\r\n\r\n"));
     c.Stall(absl::Seconds(60));
   });
-  Client client{Config{}};
+  Client client{TestConfig()};
   PullOptions options;
   const absl::Time cancel_at = absl::Now() + absl::Milliseconds(300);
   options.cancelled = [cancel_at] { return absl::Now() > cancel_at; };
@@ -622,6 +655,77 @@ TEST(RegistryClient, CancellationStopsATransfer) {
                                [](absl::string_view) { return absl::OkStatus(); }),
               StatusIs(absl::StatusCode::kCancelled, HasSubstr("cancelled")));
   EXPECT_LT(absl::Now() - cancel_at, absl::Seconds(5));
+}
+
+TEST(RegistryClient, ExchangesRunInCribFetchProcessesThatEndWhenIdle) {
+  ASSERT_TRUE(kMarked);
+  FakeImage image;
+  ScriptedHttpServer server(
+      [&](const HttpRequest& request, HttpConnection& c) { image.Serve(request, c); });
+  Client client{TestConfig()};
+  auto fetch = [&]() -> absl::StatusOr<std::string> {
+    std::string data;
+    absl::Status s = client.FetchBlob(Ref(server.host() + "/app:latest"), image.Layer(), {},
+                                      [&](absl::string_view chunk) {
+                                        data.append(chunk.data(), chunk.size());
+                                        return absl::OkStatus();
+                                      });
+    if (!s.ok()) return s;
+    return data;
+  };
+  absl::StatusOr<std::string> first = fetch();
+  ASSERT_THAT(first.status(), IsOk());
+  EXPECT_EQ(*first, image.layer);
+  const std::set<pid_t> fetchers = OurFetchers();
+  ASSERT_FALSE(fetchers.empty());
+  for (pid_t pid : fetchers) {
+    EXPECT_EQ(::getsid(pid), pid) << "detached: a session of its own";
+    EXPECT_TRUE(ExitsWithin(
+        pid, static_cast<int>(absl::ToInt64Milliseconds(kFetchIdleTimeout + absl::Seconds(10)))))
+        << "crib-fetch " << pid << " still runs after its idle time";
+  }
+  // The client finds its idle helpers gone and starts another.
+  absl::StatusOr<std::string> again = fetch();
+  ASSERT_THAT(again.status(), IsOk());
+  EXPECT_EQ(*again, image.layer);
+}
+
+TEST(RegistryClient, ACribFetchKilledMidTransferIsUnavailableAndTheNextExchangeWorks) {
+  ASSERT_TRUE(kMarked);
+  FakeImage image;
+  std::atomic<int> requests{0};
+  ScriptedHttpServer server([&](const HttpRequest& request, HttpConnection& c) {
+    if (requests++ == 0) {
+      c.Write(absl::StrCat("HTTP/1.1 200 OK\r\nContent-Length: ", image.layer.size(), "\r\n\r\n"));
+      c.Write(absl::string_view(image.layer).substr(0, 1000));
+      c.Stall(absl::Seconds(60));
+      return;
+    }
+    image.Serve(request, c);
+  });
+  Client client{TestConfig()};
+  std::set<pid_t> killed;
+  const absl::Time start = absl::Now();
+  EXPECT_THAT(client.FetchBlob(Ref(server.host() + "/app:latest"), image.Layer(), {},
+                               [&](absl::string_view) {
+                                 // The first bytes are here; the rest never comes.
+                                 for (pid_t pid : OurFetchers()) {
+                                   if (::kill(pid, SIGKILL) == 0) killed.insert(pid);
+                                 }
+                                 return absl::OkStatus();
+                               }),
+              StatusIs(absl::StatusCode::kUnavailable,
+                       AllOf(HasSubstr(image.Layer().digest), HasSubstr("crib-fetch ended"))));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+  EXPECT_FALSE(killed.empty());
+  std::string data;
+  EXPECT_THAT(client.FetchBlob(Ref(server.host() + "/app:latest"), image.Layer(), {},
+                               [&](absl::string_view chunk) {
+                                 data.append(chunk.data(), chunk.size());
+                                 return absl::OkStatus();
+                               }),
+              IsOk());
+  EXPECT_EQ(data, image.layer);
 }
 
 TEST(RegistryClient, FollowsRedirectsToBlobStorage) {
@@ -632,7 +736,7 @@ TEST(RegistryClient, FollowsRedirectsToBlobStorage) {
   ScriptedHttpServer server([&](const HttpRequest&, HttpConnection& c) {
     c.Respond(307, "", {{"Location", "http://" + storage.host() + "/storage/layer"}});
   });
-  Client client{Config{}};
+  Client client{TestConfig()};
   PullOptions options;
   options.credentials.registry_token = "never-sent-to-storage";
   std::string data;
@@ -650,7 +754,7 @@ TEST(RegistryClient, SchemaOneIsRefusedClearly) {
     c.Respond(200, R"({"schemaVersion":1,"name":"app","tag":"latest","fsLayers":[]})",
               {{"Content-Type", kDockerSchema1Signed}});
   });
-  Client client{Config{}};
+  Client client{TestConfig()};
   EXPECT_THAT(client.Resolve(Ref(server.host() + "/app:latest"), {}),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("schema 1")));
 }
@@ -659,7 +763,7 @@ TEST(RegistryClient, ManifestOrConfigWithTheWrongDigestIsRefused) {
   FakeImage image;
   ScriptedHttpServer server(
       [&](const HttpRequest& request, HttpConnection& c) { image.Serve(request, c); });
-  Client client{Config{}};
+  Client client{TestConfig()};
   // The config that arrives has the right size but other bytes.
   FakeImage bad;
   bad.config = R"({"architecture":"amd64","os":"linux","rootfs":{"type":"layerz"}})";
@@ -727,7 +831,7 @@ struct TokenRegistry {
 
 TEST(RegistryClient, AnonymousBearerTokenFlowWithACachedToken) {
   TokenRegistry registry;
-  Client client{Config{}};
+  Client client{TestConfig()};
   const Reference ref = Ref(registry.server->host() + "/app:latest");
   absl::StatusOr<ResolvedImage> image = client.Resolve(ref, {});
   ASSERT_THAT(image, IsOk());
@@ -750,7 +854,7 @@ TEST(RegistryClient, AnonymousBearerTokenFlowWithACachedToken) {
 
 TEST(RegistryClient, BearerTokenFlowWithBasicCredentials) {
   TokenRegistry registry;
-  Client client{Config{}};
+  Client client{TestConfig()};
   PullOptions options;
   options.credentials.username = "alice";
   options.credentials.password = "s3cret";
@@ -762,7 +866,7 @@ TEST(RegistryClient, BearerTokenFlowWithBasicCredentials) {
 
 TEST(RegistryClient, IdentityTokenIsExchangedAtTheRealm) {
   TokenRegistry registry;
-  Client client{Config{}};
+  Client client{TestConfig()};
   PullOptions options;
   options.credentials.identity_token = "refresh-me";
   ASSERT_THAT(client.Resolve(Ref(registry.server->host() + "/app:latest"), options), IsOk());
@@ -776,7 +880,7 @@ TEST(RegistryClient, IdentityTokenIsExchangedAtTheRealm) {
 
 TEST(RegistryClient, RegistryTokenIsUsedAsTheBearerDirectly) {
   TokenRegistry registry;
-  Client client{Config{}};
+  Client client{TestConfig()};
   PullOptions options;
   options.credentials.registry_token = registry.token;
   ASSERT_THAT(client.Resolve(Ref(registry.server->host() + "/app:latest"), options), IsOk());
@@ -791,7 +895,7 @@ TEST(RegistryClient, ForbiddenIsPermissionDenied) {
   ScriptedHttpServer server([](const HttpRequest&, HttpConnection& c) {
     c.Respond(403, R"({"errors":[{"code":"DENIED","message":"requested access is denied"}]})");
   });
-  EXPECT_THAT(Client(Config{}).Resolve(Ref(server.host() + "/app:latest"), {}),
+  EXPECT_THAT(Client(TestConfig()).Resolve(Ref(server.host() + "/app:latest"), {}),
               StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("DENIED")));
 }
 

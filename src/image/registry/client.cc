@@ -10,6 +10,7 @@
 #include "absl/strings/strip.h"
 #include "common/errors.h"
 #include "common/logging.h"
+#include "common/spawn.h"
 #include "common/status_macros.h"
 #include "image/digest.h"
 #include "image/registry/auth.h"
@@ -126,7 +127,10 @@ Platform Platform::Host() {
   return p;
 }
 
-Client::Client(const Config& config) : config_(config.registry), platform_(Platform::Host()) {}
+Client::Client(const Config& config) : config_(config.registry), platform_(Platform::Host()) {
+  absl::StatusOr<std::string> fetch = HelperPath(config.helper_dir, "crib-fetch");
+  SetFetchHelperPath(fetch.ok() ? *fetch : "");
+}
 
 Client::~Client() = default;
 

@@ -1,231 +1,205 @@
 #include "image/registry/transport.h"
 
-#include <curl/curl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 
-#include <memory>
+#include <cerrno>
 #include <mutex>
+#include <utility>
 
-#include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/strip.h"
+#include "common/errors.h"
+#include "common/spawn.h"
+#include "common/unique_fd.h"
+#include "image/registry/fetch_protocol.h"
 
 namespace crib::image::registry {
 namespace {
 
-enum class Abort { kNone, kCancelled, kStalled, kTooSlow, kTooBig, kSink };
+// crib-fetch processes: idle ones wait for the next exchange; an exchange takes one (or starts
+// one) and gives it back when it ended cleanly.
+class FetchHelpers {
+ public:
+  static FetchHelpers& Global() {
+    static FetchHelpers* helpers = new FetchHelpers();
+    return *helpers;
+  }
 
-struct TransferState {
-  const HttpExchange* exchange;
-  const TransferLimits* limits;
-  HttpResponse* response;
-  Abort abort = Abort::kNone;
-  absl::Status sink_status;
-  absl::Time last_progress;
-  absl::Time window_start;
-  int64_t window_bytes = 0;
-  absl::Duration window_sink_time;
+  void SetPath(std::string path) {
+    std::lock_guard<std::mutex> lock(mu_);
+    path_ = std::move(path);
+  }
+
+  // An idle helper (`reused`), or a new one.
+  absl::StatusOr<UniqueFd> Take(bool* reused) {
+    std::string path;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!idle_.empty()) {
+        UniqueFd fd = std::move(idle_.back());
+        idle_.pop_back();
+        *reused = true;
+        return fd;
+      }
+      path = path_;
+    }
+    *reused = false;
+    if (path.empty()) return absl::InternalError("crib-fetch: no path set");
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+      return ErrnoStatus(errno, "crib-fetch: socketpair");
+    }
+    UniqueFd ours(sv[0]), theirs(sv[1]);
+    absl::StatusOr<pid_t> pid = Spawn({.path = path,
+                                       .args = {path},
+                                       .fds = {{kFetchSocketFd, theirs.get()}},
+                                       .group = SpawnOptions::Group::kNewSession});
+    if (!pid.ok()) return absl::UnavailableError(absl::StrCat("start ", pid.status().message()));
+    // The spawned process exits once it has detached.
+    int wstatus = 0;
+    while (::waitpid(*pid, &wstatus, 0) < 0 && errno == EINTR) {
+    }
+    if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0) {
+      return absl::UnavailableError(absl::StrCat("start ", path, ": it exited with status ",
+                                                 WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1));
+    }
+    return ours;
+  }
+
+  void Put(UniqueFd fd) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (idle_.size() < kMaxIdle) idle_.push_back(std::move(fd));
+  }
+
+ private:
+  static constexpr size_t kMaxIdle = 4;  // more end with their socket
+  std::mutex mu_;
+  std::string path_;
+  std::vector<UniqueFd> idle_;
 };
 
-size_t OnHeader(char* data, size_t size, size_t count, void* user) {
-  auto* state = static_cast<TransferState*>(user);
-  const size_t n = size * count;
-  absl::string_view line(data, n);
-  line = absl::StripTrailingAsciiWhitespace(line);
-  if (absl::StartsWith(line, "HTTP/")) {
-    // A new response (after a redirect or a 100): forget the previous one's headers.
-    state->response->headers.clear();
-    const size_t space = line.find(' ');
-    long status = 0;
-    if (space != absl::string_view::npos && line.size() >= space + 4) {
-      absl::SimpleAtoi(line.substr(space + 1, 3), &status);
-    }
-    state->response->status = status;
-    return n;
-  }
-  const size_t colon = line.find(':');
-  if (colon != absl::string_view::npos) {
-    state->response->headers[absl::AsciiStrToLower(line.substr(0, colon))] =
-        std::string(absl::StripAsciiWhitespace(line.substr(colon + 1)));
-  }
-  return n;
+std::string RequestFrame(const HttpExchange& exchange, const TlsOptions& tls,
+                         const TransferLimits& limits) {
+  FrameWriter out;
+  out.Str(exchange.method);
+  out.Str(exchange.url);
+  out.Int(static_cast<int64_t>(exchange.headers.size()));
+  for (const std::string& header : exchange.headers) out.Str(header);
+  out.Str(exchange.body);
+  out.Int(exchange.sink != nullptr ? 1 : 0);
+  out.Int(exchange.max_body);
+  out.Int(tls.verify ? 1 : 0);
+  out.Str(tls.ca_file);
+  out.Int(absl::ToInt64Milliseconds(limits.stall_timeout));
+  out.Int(limits.min_rate);
+  out.Int(absl::ToInt64Milliseconds(limits.min_rate_window));
+  return out.Frame('Q');
 }
 
-size_t OnBody(char* data, size_t size, size_t count, void* user) {
-  auto* state = static_cast<TransferState*>(user);
-  const size_t n = size * count;
-  HttpResponse& response = *state->response;
-  const absl::Time arrived = absl::Now();
-  state->window_bytes += n;
-  if (state->exchange->sink != nullptr && response.status >= 200 && response.status < 300) {
-    absl::Status s = (*state->exchange->sink)(absl::string_view(data, n));
-    const absl::Time done = absl::Now();
-    state->window_sink_time += done - arrived;
-    state->last_progress = done;  // the sink's own work (unpacking) counts as progress
-    if (!s.ok()) {
-      state->sink_status = std::move(s);
-      state->abort = Abort::kSink;
-      return 0;
-    }
-    response.streamed += n;
-    return n;
+absl::StatusOr<HttpResponse> ReadResult(const std::string& payload, const std::string& what) {
+  FrameReader in(payload);
+  int64_t code = 0, status = 0, count = 0;
+  std::string message;
+  auto bad = [&] { return absl::InternalError(absl::StrCat(what, ": crib-fetch: bad reply")); };
+  if (!in.Int(&code) || !in.Str(&message) || code < 0 || code > 16) return bad();
+  if (code != 0) return absl::Status(static_cast<absl::StatusCode>(code), message);
+  HttpResponse response;
+  if (!in.Int(&status) || !in.Int(&count) || count < 0) return bad();
+  response.status = static_cast<long>(status);
+  for (int64_t i = 0; i < count; ++i) {
+    std::string name, value;
+    if (!in.Str(&name) || !in.Str(&value)) return bad();
+    response.headers[name] = value;
   }
-  state->last_progress = arrived;
-  if (static_cast<int64_t>(response.body.size() + n) > state->exchange->max_body) {
-    state->abort = Abort::kTooBig;
-    return 0;
-  }
-  response.body.append(data, n);
-  return n;
+  if (!in.Str(&response.body) || !in.Int(&response.streamed)) return bad();
+  return response;
 }
 
-int OnProgress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
-  auto* state = static_cast<TransferState*>(user);
-  const TransferLimits& limits = *state->limits;
-  if (limits.cancelled && limits.cancelled()) {
-    state->abort = Abort::kCancelled;
-    return 1;
-  }
-  const absl::Time now = absl::Now();
-  if (now - state->last_progress > limits.stall_timeout) {
-    state->abort = Abort::kStalled;
-    return 1;
-  }
-  if (limits.min_rate > 0 && now - state->window_start >= limits.min_rate_window) {
-    const double seconds =
-        absl::ToDoubleSeconds(now - state->window_start - state->window_sink_time);
-    if (seconds > 0 && state->window_bytes < limits.min_rate * seconds) {
-      state->abort = Abort::kTooSlow;
-      return 1;
-    }
-    state->window_start = now;
-    state->window_bytes = 0;
-    state->window_sink_time = absl::ZeroDuration();
-  }
-  return 0;
-}
+// How one exchange with one helper ended.
+enum class Ended { kDone, kGoneBeforeReply, kBroken };
 
-struct CurlDeleter {
-  void operator()(CURL* c) const { curl_easy_cleanup(c); }
-};
-struct SlistDeleter {
-  void operator()(curl_slist* l) const { curl_slist_free_all(l); }
-};
+// Sends the request and reads the replies, handing 'B' frames to the sink. kDone with the
+// result (the helper may serve again); kGoneBeforeReply when the helper was gone before it
+// read the request or sent anything (it may have ended while idle); kBroken otherwise.
+Ended Exchange(int fd, const std::string& request, const HttpExchange& exchange,
+               const TransferLimits& limits, const std::string& what,
+               absl::StatusOr<HttpResponse>* result) {
+  if (!SendAll(fd, request)) {
+    *result = absl::UnavailableError(absl::StrCat(what, ": crib-fetch is gone"));
+    return Ended::kGoneBeforeReply;
+  }
+  bool replied = false;
+  for (;;) {
+    struct pollfd p = {fd, POLLIN, 0};
+    const int ready = ::poll(&p, 1, 100);
+    if (ready < 0 && errno != EINTR) {
+      *result = ErrnoStatus(errno, absl::StrCat(what, ": poll crib-fetch"));
+      return Ended::kBroken;
+    }
+    if (limits.cancelled && limits.cancelled()) {
+      *result = absl::CancelledError(absl::StrCat(what, ": cancelled"));
+      return Ended::kBroken;
+    }
+    if (ready <= 0) continue;
+    char header[kFetchFrameHeader];
+    const int got = ReadExactly(fd, header, sizeof(header));
+    if (got <= 0) {
+      *result = absl::UnavailableError(absl::StrCat(
+          what, replied ? ": crib-fetch ended during the transfer" : ": crib-fetch ended"));
+      return got == 0 && !replied ? Ended::kGoneBeforeReply : Ended::kBroken;
+    }
+    replied = true;
+    const uint32_t size = FrameReader::FrameLength(header + 1);
+    std::string payload(size, '\0');
+    if (size > kFetchMaxFrame || (size > 0 && ReadExactly(fd, payload.data(), size) != 1)) {
+      *result =
+          absl::UnavailableError(absl::StrCat(what, ": crib-fetch ended during the transfer"));
+      return Ended::kBroken;
+    }
+    if (header[0] == 'B' && exchange.sink != nullptr) {
+      if (absl::Status s = (*exchange.sink)(payload); !s.ok()) {
+        *result = std::move(s);
+        return Ended::kBroken;
+      }
+      continue;
+    }
+    if (header[0] != 'R') {
+      *result = absl::InternalError(absl::StrCat(what, ": crib-fetch: unexpected frame"));
+      return Ended::kBroken;
+    }
+    *result = ReadResult(payload, what);
+    return Ended::kDone;
+  }
+}
 
 }  // namespace
 
-std::string HttpResponse::Header(const std::string& name) const {
-  auto it = headers.find(name);
-  return it == headers.end() ? "" : it->second;
-}
-
-std::string UrlHost(absl::string_view url) {
-  if (const size_t scheme = url.find("://"); scheme != absl::string_view::npos) {
-    url.remove_prefix(scheme + 3);
-  }
-  return std::string(url.substr(0, url.find_first_of("/?#")));
-}
-
-void InitCurl() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
+void SetFetchHelperPath(std::string path) { FetchHelpers::Global().SetPath(std::move(path)); }
 
 absl::StatusOr<HttpResponse> Perform(const HttpExchange& exchange, const TlsOptions& tls,
                                      const TransferLimits& limits) {
-  InitCurl();
   const std::string what = absl::StrCat(exchange.method, " ", exchange.url);
-  std::unique_ptr<CURL, CurlDeleter> curl(curl_easy_init());
-  if (!curl) return absl::InternalError(absl::StrCat(what, ": curl_easy_init failed"));
-  CURL* c = curl.get();
-  curl_slist* list = nullptr;
-  for (const std::string& h : exchange.headers) list = curl_slist_append(list, h.c_str());
-  std::unique_ptr<curl_slist, SlistDeleter> header_list(list);
-
-  HttpResponse response;
-  TransferState state;
-  state.exchange = &exchange;
-  state.limits = &limits;
-  state.response = &response;
-  state.last_progress = state.window_start = absl::Now();
-  char error[CURL_ERROR_SIZE] = {};
-
-  curl_easy_setopt(c, CURLOPT_URL, exchange.url.c_str());
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, list);
-  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-  curl_easy_setopt(c, CURLOPT_MAXREDIRS, 10L);
-  // Authorization is never sent on to a redirect target on another host (storage backends).
-  curl_easy_setopt(c, CURLOPT_UNRESTRICTED_AUTH, 0L);
-  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_USERAGENT, "crib");
-  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, error);
-  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, OnHeader);
-  curl_easy_setopt(c, CURLOPT_HEADERDATA, &state);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, OnBody);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &state);
-  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, OnProgress);
-  curl_easy_setopt(c, CURLOPT_XFERINFODATA, &state);
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
-                   static_cast<long>(absl::ToInt64Milliseconds(
-                       std::min(limits.stall_timeout, absl::Seconds(30)))));
-  curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
-  if (!tls.verify) {
-    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
-    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+  const std::string request = RequestFrame(exchange, tls, limits);
+  FetchHelpers& helpers = FetchHelpers::Global();
+  for (;;) {
+    bool reused = false;
+    absl::StatusOr<UniqueFd> fd = helpers.Take(&reused);
+    if (!fd.ok()) return Annotate(fd.status(), what);
+    absl::StatusOr<HttpResponse> result;
+    switch (Exchange(fd->get(), request, exchange, limits, what, &result)) {
+      case Ended::kDone:
+        helpers.Put(std::move(*fd));
+        return result;
+      case Ended::kGoneBeforeReply:
+        // An idle helper may have ended just as the request came: ask another. A new one that
+        // ends at once is an error.
+        if (reused) continue;
+        return result;
+      case Ended::kBroken:
+        return result;  // closing the socket ends the helper's transfer
+    }
   }
-  if (!tls.ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, tls.ca_file.c_str());
-  if (exchange.method == "HEAD") {
-    curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-  } else if (exchange.method == "POST") {
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, exchange.body.c_str());
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, static_cast<long>(exchange.body.size()));
-  }
-
-  const CURLcode code = curl_easy_perform(c);
-  if (code == CURLE_OK) return response;
-  switch (state.abort) {
-    case Abort::kCancelled:
-      return absl::CancelledError(absl::StrCat(what, ": cancelled"));
-    case Abort::kStalled:
-      return absl::DeadlineExceededError(absl::StrCat(
-          what, ": no progress for ", absl::FormatDuration(limits.stall_timeout),
-          " (registry.stall_timeout), transfer aborted after ", response.streamed, " bytes"));
-    case Abort::kTooSlow:
-      return absl::DeadlineExceededError(absl::StrCat(
-          what, ": slower than ", limits.min_rate, " bytes/s over ",
-          absl::FormatDuration(limits.min_rate_window),
-          " (registry.min_rate), transfer aborted after ", response.streamed, " bytes"));
-    case Abort::kTooBig:
-      return absl::FailedPreconditionError(
-          absl::StrCat(what, ": response larger than ", exchange.max_body, " bytes"));
-    case Abort::kSink:
-      return state.sink_status;
-    case Abort::kNone:
-      break;
-  }
-  const std::string detail = error[0] != '\0' ? error : curl_easy_strerror(code);
-  if (code == CURLE_PEER_FAILED_VERIFICATION) {
-    return absl::UnavailableError(absl::StrCat(
-        what, ": the TLS certificate of ", UrlHost(exchange.url), " is not trusted: ", detail,
-        tls.ca_file.empty()
-            ? " (checked against the system's CAs; registry.ca_files names a "
-              "host's own CA)"
-            : absl::StrCat(" (checked against ", tls.ca_file, " from registry.ca_files)")));
-  }
-  if (code == CURLE_SSL_CACERT_BADFILE) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        what, ": cannot use the CA file ", tls.ca_file, " (registry.ca_files): ", detail));
-  }
-  if (code == CURLE_PARTIAL_FILE || code == CURLE_RECV_ERROR || code == CURLE_GOT_NOTHING) {
-    return absl::UnavailableError(absl::StrCat(what, ": connection lost after ",
-                                               response.streamed + response.body.size(),
-                                               " bytes: ", detail));
-  }
-  return absl::UnavailableError(absl::StrCat(what, ": ", detail));
 }
 
 }  // namespace crib::image::registry

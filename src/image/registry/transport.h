@@ -1,6 +1,8 @@
-// One HTTP exchange over libcurl for the registry client: redirects followed, TLS options per
-// host, the body buffered or streamed to a sink, and a transfer aborted when it is cancelled,
-// stalls or trickles below the floor rate. Knows nothing of registries or auth.
+// One HTTP exchange for the registry client: redirects followed, TLS options per host, the body
+// buffered or streamed to a sink, and a transfer aborted when it is cancelled, stalls or
+// trickles below the floor rate. Knows nothing of registries or auth. The exchange runs in a
+// crib-fetch process (libcurl, curl_transport.h) that streams the response back: cribd never
+// loads libcurl and the TLS stacks and protocol libraries that come with it.
 #pragma once
 
 #include <cstdint>
@@ -43,20 +45,30 @@ struct HttpResponse {
   std::map<std::string, std::string> headers;  // lowercase names, of the final response
   std::string body;                            // unless streamed
   int64_t streamed = 0;                        // bytes handed to the sink
-  std::string Header(const std::string& name) const;
+  std::string Header(const std::string& name) const {
+    auto it = headers.find(name);
+    return it == headers.end() ? "" : it->second;
+  }
 };
 
 // Performs `exchange`. A status from the server (404, 500...) is a response, not an error;
 // errors are Unavailable (connect, TLS, an untrusted certificate, a dropped connection),
 // FailedPrecondition (an unusable CA file), DeadlineExceeded (stalled, too slow), Cancelled,
-// or the sink's own error. Messages name the method and URL only.
+// or the sink's own error; Unavailable also when crib-fetch cannot be started or dies mid-way.
+// Messages name the method and URL only.
 absl::StatusOr<HttpResponse> Perform(const HttpExchange& exchange, const TlsOptions& tls,
                                      const TransferLimits& limits);
 
-// Initializes libcurl once per process.
-void InitCurl();
+// Where crib-fetch is (config.helper_dir, or beside the executable): set by the registry
+// client before its first exchange.
+void SetFetchHelperPath(std::string path);
 
 // "host:port" of a URL ("https://a.example:5000/v2/" -> "a.example:5000").
-std::string UrlHost(absl::string_view url);
+inline std::string UrlHost(absl::string_view url) {
+  if (const size_t scheme = url.find("://"); scheme != absl::string_view::npos) {
+    url.remove_prefix(scheme + 3);
+  }
+  return std::string(url.substr(0, url.find_first_of("/?#")));
+}
 
 }  // namespace crib::image::registry
