@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "setup.sh: run as root" >&2; exit 1; }
 
 ./scripts/install-deps.sh
-./scripts/build.sh cribd crib-monitor crib-pause
+./scripts/build.sh cribd crib-monitor crib-pause crib-fetch
 
 if [ ! -e /etc/crib/config.toml ]; then
   install -D -m 0644 etc/config.toml /etc/crib/config.toml
