@@ -735,6 +735,35 @@ TEST_F(LauncherTest, TheNextCreateIsHandedToAStandbyMonitor) {
   EXPECT_TRUE(ExitsWithin(*standbys.begin()));
 }
 
+TEST_F(LauncherTest, AStartRightAfterTheCreateIsServedBeforeTheReExec) {
+  absl::StatusOr<CreatedContainer> created = Create(BaseSpec({"sleep", "1000"}));
+  ASSERT_THAT(created.status(), IsOk());
+  ASSERT_THAT(launcher_.Start(bundle_), IsOk());
+  // Then the monitor re-executes itself as `serve` and goes on with a running container.
+  const std::string cmdline_path = absl::StrCat("/proc/", created->monitor_pid, "/cmdline");
+  std::string cmdline;
+  ASSERT_TRUE(WaitFor([&] { return absl::StrContains(cmdline = Slurp(cmdline_path), "serve"); }));
+  absl::StatusOr<ContainerStatus> status = launcher_.Status(bundle_);
+  ASSERT_THAT(status.status(), IsOk());
+  EXPECT_EQ(status->state, ContainerState::kRunning);
+  EXPECT_THAT(launcher_.Start(bundle_), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                                 HasSubstr("not in the created state")));
+  ASSERT_THAT(launcher_.Kill(bundle_, SIGKILL), IsOk());
+  absl::StatusOr<ExitInfo> exit = launcher_.WaitExit(bundle_, absl::Seconds(10));
+  ASSERT_THAT(exit.status(), IsOk());
+  EXPECT_EQ(exit->signal, SIGKILL);
+  EXPECT_GT(exit->started_at, absl::UnixEpoch());
+  EXPECT_LE(exit->started_at, exit->finished_at);
+  // Started before the re-exec (the usual case: the start came within the window), `serve`
+  // was told when, and that is the time the exit file has.
+  std::vector<std::string> args = absl::StrSplit(cmdline, '\0');
+  for (size_t i = 0; i + 1 < args.size(); ++i) {
+    if (args[i] == "--started-at") {
+      EXPECT_EQ(args[i + 1], absl::StrCat(absl::ToUnixNanos(exit->started_at)));
+    }
+  }
+}
+
 TEST_F(LauncherTest, AStandbyThatDiedIsReplacedBySpawningTheMonitor) {
   ASSERT_EQ(::setenv("CRIB_TEST_MARK", id_.c_str(), 1), 0);
   absl::Cleanup unmark = [] { ::unsetenv("CRIB_TEST_MARK"); };

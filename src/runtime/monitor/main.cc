@@ -328,6 +328,8 @@ struct Options {
   std::string cgroup_mounts;
   std::vector<cgroup::Hierarchy> hierarchies;
   std::string fds;  // sync,start,out,err,pty,listener,stdin,oom watch (-1 for none)
+  // serve: the container was started before the re-exec, at this time (ns); 0: not started.
+  long long started_at = 0;
 };
 
 bool ParseOptions(int argc, char** argv, Options* o, std::string* error) {
@@ -379,6 +381,8 @@ bool ParseOptions(int argc, char** argv, Options* o, std::string* error) {
       o->cgroup_handoff = v == "1";
     } else if (a == "--tty") {
       o->tty = v == "1";
+    } else if (a == "--started-at") {
+      o->started_at = std::atoll(v.c_str());
     } else {
       *error = "unknown flag " + a;
       return false;
@@ -512,6 +516,10 @@ class Monitor {
   // Re-executes crib-monitor in `serve` mode with the same fds and children: the set-up's
   // heap and code (spec, plan, libseccomp) leave the resident set. Returns only on failure.
   void ExecServe();
+  // Serves the first request if one comes within `timeout_ms` (usually the start, which
+  // follows the create at once and then need not wait for the re-exec). False when it must
+  // not re-exec afterwards: an attacher's sockets live in this process.
+  bool ServeFirstRequest(int timeout_ms);
   // The serve side: takes the fds and the state handed over by ExecServe.
   bool Adopt(std::string* error);
   // While idle, the serve loop drops the executable's mappings (see ImageTrimmer).
@@ -984,6 +992,8 @@ void Monitor::ExecServe() {
       "--stdin-once",   o_.stdin_once ? "1" : "0",
       "--fds",          fds};
   if (!o_.cgroup_mounts.empty()) args.insert(args.end(), {"--cgroup-mounts", o_.cgroup_mounts});
+  if (state_ == State::kRunning)
+    args.insert(args.end(), {"--started-at", std::to_string(started_at_)});
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -998,6 +1008,10 @@ void Monitor::ExecServe() {
 
 bool Monitor::Adopt(std::string* error) {
   init_pid_ = o_.pid;
+  if (o_.started_at != 0) {
+    state_ = State::kRunning;
+    started_at_ = o_.started_at;
+  }
   if (OciRuntime runtime; LoadRuntime(o_.bundle, &runtime, error)) {
     set_runtime(std::move(runtime));
   } else if (!error->empty()) {
@@ -1027,6 +1041,18 @@ bool Monitor::Adopt(std::string* error) {
     }
   }
   return true;
+}
+
+bool Monitor::ServeFirstRequest(int timeout_ms) {
+  struct pollfd p = {listener_.get(), POLLIN, 0};
+  int n;
+  do {
+    n = ::poll(&p, 1, timeout_ms);
+  } while (n < 0 && errno == EINTR);
+  if (n <= 0) return true;
+  UniqueFd client(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  if (client) HandleClient(client.get());
+  return attachers_.empty();
 }
 
 void Monitor::HandleClient(int fd) {
@@ -1230,6 +1256,10 @@ bool Detach() {
   return ::chdir("/") == 0;
 }
 
+// How long `create` waits, once ready, for a first request (the start) before it re-executes
+// itself as `serve`.
+constexpr int kFirstRequestWindowMs = 50;
+
 // `detached`: a standby that detached before it was given the container.
 int CreateMain(Options o, bool detached) {
   Spec spec;
@@ -1268,7 +1298,7 @@ int CreateMain(Options o, bool detached) {
   ::dup2(null_fd, 0);
   ::dup2(null_fd, 1);
   ::close(null_fd);
-  monitor.ExecServe();
+  if (monitor.ServeFirstRequest(kFirstRequestWindowMs)) monitor.ExecServe();
   monitor.Run();
   return 0;
 }
