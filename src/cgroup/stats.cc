@@ -179,7 +179,9 @@ absl::StatusOr<std::optional<uint64_t>> ParseLimit(absl::string_view text) {
   return absl::DataLossError(absl::StrCat("limit \"", text, "\" is not a number or \"max\""));
 }
 
-absl::StatusOr<CgroupStats> ReadStatsV1(const V1Dirs& paths, uint64_t clock_ticks) {
+absl::StatusOr<CgroupStats> ReadStatsV1(const V1Dirs& paths, uint64_t clock_ticks,
+                                        StatsDetail detail) {
+  const bool all = detail == StatsDetail::kAll;
   // cpu and cpuacct are often one hierarchy mounted twice.
   const CgroupDir cpuacct(paths.cpuacct), memory(paths.memory), pids(paths.pids);
   const CgroupDir cpu_dir(paths.cpu == paths.cpuacct ? std::string() : paths.cpu);
@@ -191,12 +193,14 @@ absl::StatusOr<CgroupStats> ReadStatsV1(const V1Dirs& paths, uint64_t clock_tick
 
   CpuStats& cpu = stats.cpu;
   ASSIGN_OR_RETURN(cpu.usage_ns, ReadRequired(cpuacct, "cpuacct.usage"));
-  if (std::optional<std::string> text = ReadOptional(cpuacct, "cpuacct.stat")) {
+  if (std::optional<std::string> text =
+          all ? ReadOptional(cpuacct, "cpuacct.stat") : std::nullopt) {
     const Keyed ticks = ParseFlatKeyed(*text);
     cpu.user_ns = Get(ticks, "user") * (1'000'000'000 / clock_ticks);
     cpu.system_ns = Get(ticks, "system") * (1'000'000'000 / clock_ticks);
   }
-  if (std::optional<std::string> text = ReadOptional(cpu_controller, "cpu.stat")) {
+  if (std::optional<std::string> text =
+          all ? ReadOptional(cpu_controller, "cpu.stat") : std::nullopt) {
     const Keyed keyed = ParseFlatKeyed(*text);
     cpu.periods = Get(keyed, "nr_periods");
     cpu.throttled_periods = Get(keyed, "nr_throttled");
@@ -215,11 +219,13 @@ absl::StatusOr<CgroupStats> ReadStatsV1(const V1Dirs& paths, uint64_t clock_tick
   mem.mapped_file = GetTotal(keyed, "mapped_file");
   mem.page_faults = GetTotal(keyed, "pgfault");
   mem.major_page_faults = GetTotal(keyed, "pgmajfault");
-  mem.max_usage = ReadNumber(memory, "memory.max_usage_in_bytes").value_or(0);
-  mem.failcnt = ReadNumber(memory, "memory.failcnt").value_or(0);
-  mem.kernel = ReadNumber(memory, "memory.kmem.usage_in_bytes").value_or(0);
-  mem.oom_kills =
-      Get(ParseFlatKeyed(ReadOptional(memory, "memory.oom_control").value_or("")), "oom_kill");
+  if (all) {
+    mem.max_usage = ReadNumber(memory, "memory.max_usage_in_bytes").value_or(0);
+    mem.failcnt = ReadNumber(memory, "memory.failcnt").value_or(0);
+    mem.kernel = ReadNumber(memory, "memory.kmem.usage_in_bytes").value_or(0);
+    mem.oom_kills =
+        Get(ParseFlatKeyed(ReadOptional(memory, "memory.oom_control").value_or("")), "oom_kill");
+  }
   // memsw counts memory and swap together; it exists only with swap accounting.
   if (std::optional<uint64_t> memsw = ReadNumber(memory, "memory.memsw.usage_in_bytes")) {
     mem.swap_usage = *memsw > mem.usage ? *memsw - mem.usage : 0;
@@ -229,15 +235,18 @@ absl::StatusOr<CgroupStats> ReadStatsV1(const V1Dirs& paths, uint64_t clock_tick
     }
   }
 
-  stats.pids = ReadNumber(pids, "pids.current").value_or(0);
-  if (std::optional<std::string> text = ReadOptional(pids, "pids.max")) {
-    absl::StatusOr<std::optional<uint64_t>> limit = ParseLimit(*text);
-    if (limit.ok()) stats.pids_limit = *limit;
+  if (all) {
+    stats.pids = ReadNumber(pids, "pids.current").value_or(0);
+    if (std::optional<std::string> text = ReadOptional(pids, "pids.max")) {
+      absl::StatusOr<std::optional<uint64_t>> limit = ParseLimit(*text);
+      if (limit.ok()) stats.pids_limit = *limit;
+    }
   }
   return stats;
 }
 
-absl::StatusOr<CgroupStats> ReadStatsV2(const std::string& path) {
+absl::StatusOr<CgroupStats> ReadStatsV2(const std::string& path, StatsDetail detail) {
+  const bool all = detail == StatsDetail::kAll;
   const CgroupDir dir(path);
   RETURN_IF_ERROR(NotFoundUnlessExists(dir));
   CgroupStats stats;
@@ -266,19 +275,23 @@ absl::StatusOr<CgroupStats> ReadStatsV2(const std::string& path) {
     mem.page_faults = Get(keyed, "pgfault");
     mem.major_page_faults = Get(keyed, "pgmajfault");
     mem.kernel = keyed.contains("kernel") ? Get(keyed, "kernel") : Get(keyed, "kernel_stack");
-    mem.max_usage = ReadNumber(dir, "memory.peak").value_or(0);
-    mem.oom_kills =
-        Get(ParseFlatKeyed(ReadOptional(dir, "memory.events").value_or("")), "oom_kill");
+    if (all) {
+      mem.max_usage = ReadNumber(dir, "memory.peak").value_or(0);
+      mem.oom_kills =
+          Get(ParseFlatKeyed(ReadOptional(dir, "memory.events").value_or("")), "oom_kill");
+    }
     if (std::optional<uint64_t> swap = ReadNumber(dir, "memory.swap.current")) {
       mem.swap_usage = *swap;
       mem.swap_limit = ReadLimit(dir, "memory.swap.max");
     }
   }
 
-  stats.pids = ReadNumber(dir, "pids.current").value_or(0);
-  if (std::optional<std::string> text = ReadOptional(dir, "pids.max")) {
-    absl::StatusOr<std::optional<uint64_t>> limit = ParseLimit(*text);
-    if (limit.ok()) stats.pids_limit = *limit;
+  if (all) {
+    stats.pids = ReadNumber(dir, "pids.current").value_or(0);
+    if (std::optional<std::string> text = ReadOptional(dir, "pids.max")) {
+      absl::StatusOr<std::optional<uint64_t>> limit = ParseLimit(*text);
+      if (limit.ok()) stats.pids_limit = *limit;
+    }
   }
   stats.cpu_psi = ReadPsi(dir, "cpu.pressure");
   stats.memory_psi = ReadPsi(dir, "memory.pressure");
@@ -289,10 +302,10 @@ absl::StatusOr<CgroupStats> ReadStatsV2(const std::string& path) {
 StatsReader::StatsReader(Layout layout)
     : layout_(std::move(layout)), clock_ticks_(static_cast<uint64_t>(::sysconf(_SC_CLK_TCK))) {}
 
-absl::StatusOr<CgroupStats> StatsReader::Read(const std::string& path) const {
+absl::StatusOr<CgroupStats> StatsReader::Read(const std::string& path, StatsDetail detail) const {
   std::string relative = path;
   if (relative.empty() || relative[0] != '/') relative = absl::StrCat("/", relative);
-  if (layout_.mode == Mode::kUnified) return ReadStatsV2(layout_.unified_path + relative);
+  if (layout_.mode == Mode::kUnified) return ReadStatsV2(layout_.unified_path + relative, detail);
   auto dir = [&](const char* controller) {
     const std::string mount = ControllerMount(layout_, controller);
     return mount.empty() ? std::string() : absl::StrCat(mount, relative);
@@ -302,7 +315,7 @@ absl::StatusOr<CgroupStats> StatsReader::Read(const std::string& path) const {
     return absl::FailedPreconditionError(
         "cgroup v1 stats need the cpuacct and memory controllers mounted");
   }
-  return ReadStatsV1(dirs, clock_ticks_);
+  return ReadStatsV1(dirs, clock_ticks_, detail);
 }
 
 }  // namespace crib::cgroup

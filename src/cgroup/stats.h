@@ -77,6 +77,11 @@ absl::StatusOr<Psi> ParsePsi(absl::string_view text);
 // callers compare with kUnlimitedMemory.
 absl::StatusOr<std::optional<uint64_t>> ParseLimit(absl::string_view text);
 
+// What to read. kCri: only what a CRI ContainerStats carries (CPU time; memory usage, limit,
+// working set, rss, page faults; swap; pressure), a third of the files on v1: ListContainerStats
+// reads every container's. kAll: everything above (metrics, pod stats).
+enum class StatsDetail { kAll, kCri };
+
 // The v1 directories of one cgroup, one per controller; an empty one is not read.
 struct V1Dirs {
   std::string cpuacct;
@@ -87,17 +92,20 @@ struct V1Dirs {
 
 // Reads a v1 cgroup. NotFound when its cpuacct or memory directory does not exist.
 // `clock_ticks` is USER_HZ, the unit of cpuacct.stat.
-absl::StatusOr<CgroupStats> ReadStatsV1(const V1Dirs& dirs, uint64_t clock_ticks);
+absl::StatusOr<CgroupStats> ReadStatsV1(const V1Dirs& dirs, uint64_t clock_ticks,
+                                        StatsDetail detail = StatsDetail::kAll);
 
 // Reads a v2 cgroup directory. NotFound when it does not exist.
-absl::StatusOr<CgroupStats> ReadStatsV2(const std::string& dir);
+absl::StatusOr<CgroupStats> ReadStatsV2(const std::string& dir,
+                                        StatsDetail detail = StatsDetail::kAll);
 
 // Reads the cgroup at `path` (as the pod and container rooms name it, "/crib/<pod>/<ctr>")
 // in this machine's layout: v2 on a unified machine, the v1 controllers otherwise.
 class StatsReader {
  public:
   explicit StatsReader(Layout layout);
-  absl::StatusOr<CgroupStats> Read(const std::string& path) const;
+  absl::StatusOr<CgroupStats> Read(const std::string& path,
+                                   StatsDetail detail = StatsDetail::kAll) const;
 
  private:
   Layout layout_;

@@ -89,7 +89,8 @@ void StatsService::ForgetOldCpuHistory() {
       cpu_, [now](const auto& entry) { return now - entry.second.last_seen_ns > kForgetAfterNs; });
 }
 
-ContainerStats StatsService::Sample(const container::Container& c, const std::string& pod_cgroup) {
+ContainerStats StatsService::Sample(const container::Container& c, const std::string& pod_cgroup,
+                                    cgroup::StatsDetail detail) {
   ContainerStats s;
   s.id = c.id;
   s.pod_id = c.pod_id;
@@ -105,7 +106,7 @@ ContainerStats StatsService::Sample(const container::Container& c, const std::st
   if ((c.state == ContainerState::kRunning || c.state == ContainerState::kCreated) &&
       !pod_cgroup.empty()) {
     absl::StatusOr<cgroup::CgroupStats> usage =
-        reader_.Read(containers_.CgroupPath(pod_cgroup, c.id));
+        reader_.Read(containers_.CgroupPath(pod_cgroup, c.id), detail);
     if (usage.ok()) {
       s.usage_nano_cores = CpuRate(absl::StrCat("c/", c.id), usage->cpu.usage_ns);
       s.usage = *std::move(usage);
@@ -123,7 +124,7 @@ ContainerStats StatsService::Sample(const container::Container& c, const std::st
 absl::StatusOr<ContainerStats> StatsService::Container(const std::string& id_or_prefix) {
   ASSIGN_OR_RETURN(container::Container c, containers_.Get(id_or_prefix));
   absl::StatusOr<pod::PodSandbox> pod = pods_.Get(c.pod_id);
-  return Sample(c, pod.ok() ? pod->cgroup_path : std::string());
+  return Sample(c, pod.ok() ? pod->cgroup_path : std::string(), cgroup::StatsDetail::kCri);
 }
 
 absl::StatusOr<std::vector<ContainerStats>> StatsService::ListContainers(
@@ -144,7 +145,8 @@ absl::StatusOr<std::vector<ContainerStats>> StatsService::ListContainers(
   out.reserve(containers.size());
   for (const container::Container& c : containers) {
     auto it = pod_cgroups.find(c.pod_id);
-    out.push_back(Sample(c, it == pod_cgroups.end() ? std::string() : it->second));
+    out.push_back(
+        Sample(c, it == pod_cgroups.end() ? std::string() : it->second, cgroup::StatsDetail::kCri));
   }
   ForgetOldCpuHistory();
   return out;
@@ -201,7 +203,7 @@ absl::StatusOr<std::vector<PodStats>> StatsService::SamplePods(std::vector<pod::
     }
     ps.network = std::move(networks[i]);
     for (const container::Container* c : by_pod[pod.id]) {
-      ps.containers.push_back(Sample(*c, pod.cgroup_path));
+      ps.containers.push_back(Sample(*c, pod.cgroup_path, cgroup::StatsDetail::kAll));
     }
     out.push_back(std::move(ps));
   }

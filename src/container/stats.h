@@ -135,7 +135,8 @@ class StatsService {
   StatsService(const Config& config, ContainerService& containers, pod::PodService& pods,
                cgroup::Layout layout);
 
-  ContainerStats Sample(const container::Container& c, const std::string& pod_cgroup);
+  ContainerStats Sample(const container::Container& c, const std::string& pod_cgroup,
+                        cgroup::StatsDetail detail);
   // The rate since an earlier sample of `key` at least kMinRateWindow old (the last one when
   // none is); records this sample.
   std::optional<uint64_t> CpuRate(const std::string& key, uint64_t usage_ns)

@@ -85,6 +85,30 @@ TEST(CgroupStatsV1, ReadsCpuMemoryPidsFromAFixture) {
   EXPECT_EQ(s->cpu_psi, std::nullopt);
 }
 
+// What a CRI ContainerStats carries, and no more files read: the rest stays zero.
+TEST(CgroupStatsV1, CriDetailReadsWhatContainerStatsCarries) {
+  TempDir dir;
+  absl::StatusOr<CgroupStats> s =
+      ReadStatsV1(MakeV1(dir.path(), /*with_swap=*/true), 100, StatsDetail::kCri);
+  ASSERT_THAT(s, IsOk());
+  EXPECT_EQ(s->cpu.usage_ns, 2'500'000'000u);
+  const MemoryStats& m = s->memory;
+  EXPECT_EQ(m.usage, 104857600u);
+  EXPECT_THAT(m.limit, Optional(268435456u));
+  EXPECT_EQ(m.working_set, 104857600u - 31457280u);
+  EXPECT_EQ(m.rss, 62914560u);
+  EXPECT_EQ(m.page_faults, 12345u);
+  EXPECT_EQ(m.major_page_faults, 67u);
+  EXPECT_THAT(m.swap_usage, Optional(5u << 20));
+  EXPECT_EQ(s->cpu.user_ns, 0u);
+  EXPECT_EQ(s->cpu.throttled_periods, 0u);
+  EXPECT_EQ(m.max_usage, 0u);
+  EXPECT_EQ(m.failcnt, 0u);
+  EXPECT_EQ(m.kernel, 0u);
+  EXPECT_EQ(m.oom_kills, 0u);
+  EXPECT_EQ(s->pids, 0u);
+}
+
 TEST(CgroupStatsV1, SwapFromMemswAndUnlimitedMemory) {
   TempDir dir;
   V1Dirs d = MakeV1(dir.path(), /*with_swap=*/true);
@@ -188,6 +212,23 @@ TEST(CgroupStatsV2, ReadsCpuMemorySwapPidsAndPressure) {
   ASSERT_TRUE(s->io_psi.has_value());
   EXPECT_FALSE(s->io_psi->full.has_value());
   EXPECT_EQ(s->io_psi->some->total_ns, 5'000u);
+}
+
+TEST(CgroupStatsV2, CriDetailReadsWhatContainerStatsCarries) {
+  TempDir dir;
+  absl::StatusOr<CgroupStats> s = ReadStatsV2(MakeV2(dir.path()), StatsDetail::kCri);
+  ASSERT_THAT(s, IsOk());
+  EXPECT_EQ(s->cpu.usage_ns, 3'000'000'000u);
+  EXPECT_EQ(s->memory.working_set, 52428800u - 8388608u);
+  EXPECT_EQ(s->memory.rss, 41943040u);
+  EXPECT_EQ(s->memory.page_faults, 999u);
+  EXPECT_THAT(s->memory.swap_usage, Optional(4096u));
+  ASSERT_TRUE(s->cpu_psi.has_value());
+  ASSERT_TRUE(s->memory_psi.has_value());
+  EXPECT_EQ(s->memory.max_usage, 0u);
+  EXPECT_EQ(s->memory.oom_kills, 0u);
+  EXPECT_EQ(s->pids, 0u);
+  EXPECT_EQ(s->pids_limit, std::nullopt);
 }
 
 TEST(CgroupStatsV2, ALimitAndAMissingCgroup) {
