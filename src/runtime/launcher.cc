@@ -503,24 +503,24 @@ bool Launcher::HandToStandby(const std::vector<std::string>& args, int log_fd,
 
 void Launcher::StartStandby() const {
   {
+    // One at a time: concurrent creates would otherwise each start one and end all but one.
     std::lock_guard<std::mutex> lock(standby_mu_);
-    if (standby_) return;
+    if (standby_ || standby_starting_) return;
+    standby_starting_ = true;
   }
+  std::optional<Standby> started;
   int sv[2];
-  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return;
-  UniqueFd ours(sv[0]), theirs(sv[1]);
-  absl::StatusOr<pid_t> pid = Spawn({.path = monitor_path_,
-                                     .args = {monitor_path_, "standby"},
-                                     .fds = {{kStandbyFd, theirs.get()}},
-                                     .group = SpawnOptions::Group::kNewSession});
-  if (!pid.ok()) return;
-  Standby standby{std::move(ours), *pid};
-  std::lock_guard<std::mutex> lock(standby_mu_);
-  if (standby_) {
-    EndStandby(standby);  // another create started one meanwhile
-    return;
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0) {
+    UniqueFd ours(sv[0]), theirs(sv[1]);
+    absl::StatusOr<pid_t> pid = Spawn({.path = monitor_path_,
+                                       .args = {monitor_path_, "standby"},
+                                       .fds = {{kStandbyFd, theirs.get()}},
+                                       .group = SpawnOptions::Group::kNewSession});
+    if (pid.ok()) started = Standby{std::move(ours), *pid};
   }
-  standby_ = std::move(standby);
+  std::lock_guard<std::mutex> lock(standby_mu_);
+  standby_starting_ = false;
+  standby_ = std::move(started);
 }
 
 absl::StatusOr<std::string> Launcher::Request(const std::string& bundle, absl::string_view request,

@@ -253,6 +253,7 @@ class Launcher {
   std::vector<cgroup::Hierarchy> hierarchies_;
   mutable std::mutex standby_mu_;
   mutable std::optional<Standby> standby_;
+  mutable bool standby_starting_ = false;  // a StartStandby is spawning one
   mutable std::once_flag other_hierarchies_once_;
   mutable std::vector<std::string> other_hierarchies_;  // their mount points
   std::string hierarchies_word_;
