@@ -474,31 +474,12 @@ bool Launcher::HandToStandby(const std::vector<std::string>& args, int log_fd,
   }
   standby->spawned = 0;
   if (reaped < 0 || !WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0) return false;
-  // The arguments after the program name, each ended by a NUL.
+  // The arguments after the program name, each ended by a NUL; a packet arrives whole.
   std::string message;
   for (size_t i = 1; i < args.size(); ++i) message.append(args[i]).push_back('\0');
-  struct iovec iov = {message.data(), message.size()};
-  union {
-    char buf[CMSG_SPACE(sizeof(int) * 2)];
-    struct cmsghdr align;
-  } control = {};
-  struct msghdr mh = {};
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  mh.msg_control = control.buf;
-  mh.msg_controllen = sizeof(control.buf);
-  struct cmsghdr* c = CMSG_FIRSTHDR(&mh);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int) * 2);
-  const int fds[2] = {log_fd, status_fd};
-  std::memcpy(CMSG_DATA(c), fds, sizeof(fds));
-  ssize_t sent;
-  while ((sent = ::sendmsg(standby->socket.get(), &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
-  }
-  // Sent whole (a packet is), the standby has the fds; a standby that died before it read
-  // them closes them with its socket, and the create reads the status fd's end.
-  return sent == static_cast<ssize_t>(message.size());
+  // A standby that died before it read the fds closes them with its socket, and the create
+  // then reads the status fd's end.
+  return SendWithFds(standby->socket.get(), message, {log_fd, status_fd});
 }
 
 void Launcher::StartStandby() const {

@@ -15,6 +15,7 @@
 #include "common/errors.h"
 #include "common/logging.h"
 #include "common/metrics.h"
+#include "common/send_all.h"
 #include "config/config.h"
 
 namespace crib::server {
@@ -24,23 +25,13 @@ constexpr size_t kMaxRequestBytes = 16 << 10;
 constexpr int kReadTimeoutSeconds = 2;
 constexpr int kWriteTimeoutSeconds = 5;
 
-bool WriteAllTo(int fd, absl::string_view data) {
-  while (!data.empty()) {
-    const ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return true;
-}
-
 void Respond(int fd, absl::string_view status, absl::string_view content_type,
              absl::string_view body, bool head, absl::string_view extra_header = "") {
   std::string out = absl::StrCat("HTTP/1.1 ", status, "\r\nContent-Type: ", content_type,
                                  "\r\nContent-Length: ", body.size(), "\r\n", extra_header,
                                  "Connection: close\r\n\r\n");
   if (!head) out.append(body.data(), body.size());
-  WriteAllTo(fd, out);
+  SendAll(fd, out.data(), out.size());
 }
 
 // Gauges of the objects crib holds, counted when a scrape asks.

@@ -27,6 +27,7 @@
 
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/send_all.h"
 
 namespace crib::image::registry {
 
@@ -99,13 +100,7 @@ class FrameReader {
 
 // Writes all of `data` (a peer that is gone is an error, not a signal); false with errno set.
 inline bool SendAll(int fd, absl::string_view data) {
-  while (!data.empty()) {
-    const ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return true;
+  return ::crib::SendAll(fd, data.data(), data.size());
 }
 
 // Reads exactly `size` bytes; 1 when done, 0 at an end of the stream before the first byte, -1

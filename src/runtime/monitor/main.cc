@@ -68,50 +68,6 @@ bool WriteAll(int fd, const std::string& s) {
 // The monitor's own diagnostics go to its stderr (the bundle's monitor.log).
 void Log(const std::string& line) { WriteAll(2, "crib-monitor: " + line + "\n"); }
 
-// send() of a whole string without SIGPIPE (a peer that went away is not a reason to die, and
-// ignoring SIGPIPE would be inherited by exec'd processes).
-bool SendAll(int fd, const std::string& s) {
-  const char* p = s.data();
-  size_t left = s.size();
-  while (left > 0) {
-    ssize_t n = ::send(fd, p, left, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    p += n;
-    left -= n;
-  }
-  return true;
-}
-
-// Sends `text` with `fds` attached (SCM_RIGHTS) on a unix socket.
-bool SendWithFds(int sock, const std::string& text, const std::vector<int>& fds) {
-  struct iovec iov = {const_cast<char*>(text.data()), text.size()};
-  struct msghdr mh = {};
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  union {
-    char buf[CMSG_SPACE(sizeof(int) * 4)];
-    struct cmsghdr align;
-  } control;
-  std::memset(&control, 0, sizeof(control));
-  if (!fds.empty()) {
-    mh.msg_control = control.buf;
-    mh.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
-    struct cmsghdr* c = CMSG_FIRSTHDR(&mh);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-    std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
-  }
-  ssize_t n;
-  do {
-    n = ::sendmsg(sock, &mh, MSG_NOSIGNAL);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) return false;
-  return static_cast<size_t>(n) == text.size() ||
-         SendAll(sock, text.substr(static_cast<size_t>(n)));
-}
-
 void SetNonBlocking(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK); }
 
 bool ReadWholeFile(const std::string& path, std::string* out) {
@@ -1471,7 +1427,7 @@ int ExecMain(Options o) {
   const bool interactive = o.interactive;
   auto report = [interactive](const std::string& line) {
     if (interactive) {
-      SendAll(kMonitorStatusFd, line);
+      SendAll(kMonitorStatusFd, line.data(), line.size());
     } else {
       WriteAll(kMonitorStatusFd, line);
     }
