@@ -198,10 +198,12 @@ absl::Status MakeProbeNamespace(ProbeNamespace* probe) {
   int ready[2];
   if (::pipe2(ready, O_CLOEXEC) != 0) return ErrnoStatus(errno, "pipe");
   UniqueFd ready_r(ready[0]), ready_w(ready[1]);
+  const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
   if (pid < 0) return ErrnoStatus(errno, "fork");
   if (pid == 0) {
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    // A cribd that exits before this line (stopped right after its start) sends no signal.
+    if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || ::getppid() != parent) ::_exit(0);
     const char result = ::unshare(CLONE_NEWUSER) == 0 ? 1 : 0;
     (void)!::write(ready_w.get(), &result, 1);
     for (;;) ::pause();

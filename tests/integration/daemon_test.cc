@@ -17,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "support/cribd_process.h"
+#include "support/machine.h"
 #include "support/status_matchers.h"
 
 namespace crib::testing {
@@ -32,6 +33,13 @@ class DaemonTest : public ::testing::Test {
     absl::StatusOr<std::unique_ptr<CribdProcess>> cribd = CribdProcess::Start(options);
     EXPECT_THAT(cribd, IsOk());
     return cribd.ok() ? std::move(*cribd) : nullptr;
+  }
+
+  // What a test's cribd started ends with it (its cribd is gone by now): no process names the
+  // test's directory.
+  void TearDown() override {
+    EXPECT_TRUE(WaitFor([&] { return ProcessesWith(dir_.path()).empty(); }))
+        << "a process still names " << dir_.path();
   }
 
   TempDir dir_;
