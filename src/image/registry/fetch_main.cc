@@ -66,13 +66,11 @@ int Serve() {
     const int ready = ::poll(&wait, 1, idle_ms);
     if (ready < 0 && errno == EINTR) continue;
     if (ready <= 0) return ready == 0 ? 0 : 1;
-    char header[kFetchFrameHeader];
-    const int got = ReadExactly(kFetchSocketFd, header, sizeof(header));
+    char type = 0;
+    std::string payload;
+    const int got = ReadFrame(kFetchSocketFd, &type, &payload);
     if (got <= 0) return got == 0 ? 0 : 1;
-    const uint32_t size = FrameReader::FrameLength(header + 1);
-    if (header[0] != 'Q' || size > kFetchMaxFrame) return 1;
-    std::string payload(size, '\0');
-    if (size > 0 && ReadExactly(kFetchSocketFd, payload.data(), size) != 1) return 1;
+    if (type != 'Q') return 1;
 
     HttpExchange exchange;
     TlsOptions tls;

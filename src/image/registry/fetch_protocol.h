@@ -121,4 +121,22 @@ inline int ReadExactly(int fd, char* buf, size_t size) {
   return 1;
 }
 
+// Reads one frame: 1 with its type and payload; 0 at an end of the stream before it; -1 for an
+// end or an error inside it, or a length over kFetchMaxFrame (checked before anything is
+// allocated for it).
+inline int ReadFrame(int fd, char* type, std::string* payload) {
+  char header[kFetchFrameHeader];
+  const int got = ReadExactly(fd, header, sizeof(header));
+  if (got <= 0) return got;
+  const uint32_t size = FrameReader::FrameLength(header + 1);
+  if (size > kFetchMaxFrame) {
+    errno = EMSGSIZE;
+    return -1;
+  }
+  payload->assign(size, '\0');
+  if (size > 0 && ReadExactly(fd, payload->data(), size) != 1) return -1;
+  *type = header[0];
+  return 1;
+}
+
 }  // namespace crib::image::registry

@@ -142,29 +142,24 @@ Ended Exchange(int fd, const std::string& request, const HttpExchange& exchange,
       return Ended::kBroken;
     }
     if (ready <= 0) continue;
-    char header[kFetchFrameHeader];
-    const int got = ReadExactly(fd, header, sizeof(header));
+    char type = 0;
+    std::string payload;
+    const int got = ReadFrame(fd, &type, &payload);
     if (got <= 0) {
-      *result = absl::UnavailableError(absl::StrCat(
-          what, replied ? ": crib-fetch ended during the transfer" : ": crib-fetch ended"));
+      *result = absl::UnavailableError(
+          absl::StrCat(what, replied || got < 0 ? ": crib-fetch ended during the transfer"
+                                                : ": crib-fetch ended"));
       return got == 0 && !replied ? Ended::kGoneBeforeReply : Ended::kBroken;
     }
     replied = true;
-    const uint32_t size = FrameReader::FrameLength(header + 1);
-    std::string payload(size, '\0');
-    if (size > kFetchMaxFrame || (size > 0 && ReadExactly(fd, payload.data(), size) != 1)) {
-      *result =
-          absl::UnavailableError(absl::StrCat(what, ": crib-fetch ended during the transfer"));
-      return Ended::kBroken;
-    }
-    if (header[0] == 'B' && exchange.sink != nullptr) {
+    if (type == 'B' && exchange.sink != nullptr) {
       if (absl::Status s = (*exchange.sink)(payload); !s.ok()) {
         *result = std::move(s);
         return Ended::kBroken;
       }
       continue;
     }
-    if (header[0] != 'R') {
+    if (type != 'R') {
       *result = absl::InternalError(absl::StrCat(what, ": crib-fetch: unexpected frame"));
       return Ended::kBroken;
     }
