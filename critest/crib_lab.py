@@ -20,11 +20,11 @@ API:
         (made if missing and left there), or in a temp dir that stop() removes.
         .start() (waits until /v2/ answers), .host ("127.0.0.1:PORT"), .stop(); a context
         manager: `with Registry() as reg:` starts it and stops it on the way out.
-    push_test_images(host, only=None, critest=False, extra_args=()) -> dict
+    push_test_images(host, only=None, critest=False, extra_args=(), shell=True) -> dict
         Builds images with tests/images/build_images.py and pushes them to `host`; returns its
         JSON (per "repo:tag": digest, media type, layers). critest=True builds the stand-ins of
         the images critest v1.26.1 pulls instead, under their upstream repository paths, with
-        shell_busybox() as their /bin/sh when there is one.
+        shell_busybox() as their /bin/sh when there is one and `shell` is true.
     oci_runtime_path(handler) -> str
         The executable of Debian's runc or crun ("runc", "crun") as this machine needs it (crun
         through etc/crun-without-unified on a hybrid machine whose v2 tree has controllers).
@@ -246,11 +246,11 @@ def _build_images():
     return module
 
 
-def push_test_images(host, only=None, critest=False, extra_args=()):
+def push_test_images(host, only=None, critest=False, extra_args=(), shell=True):
     argv = [sys.executable, BUILD_IMAGES, "--registry", host]
     if critest:
         argv.append("--critest")
-        shell = shell_busybox()
+        shell = shell_busybox() if shell else None
         if shell:
             argv += ["--shell-busybox", shell]
     if only:

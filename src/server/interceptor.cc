@@ -9,6 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/heap.h"
 #include "common/logging.h"
 #include "common/metrics.h"
 
@@ -78,6 +79,7 @@ class RpcLogInterceptor final : public grpc::experimental::Interceptor {
         methods->ModifySendStatus(status);
       }
       Log(status);
+      heap::NoteActivity();
     }
     methods->Proceed();
   }

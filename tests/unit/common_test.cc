@@ -7,8 +7,11 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
@@ -16,6 +19,7 @@
 #include "absl/strings/str_split.h"
 #include "common/errors.h"
 #include "common/files.h"
+#include "common/heap.h"
 #include "common/spawn.h"
 #include "common/status_macros.h"
 #include "common/steps.h"
@@ -286,6 +290,42 @@ TEST(Steps, FailpointAfterAStepFailsItAndUndoesIt) {
   ::unsetenv("CRIB_TEST_FAILPOINT");
   EXPECT_THAT(failed, StatusIs(absl::StatusCode::kInternal, HasSubstr("step a: failpoint")));
   EXPECT_THAT(undone, ::testing::ElementsAre("a"));
+}
+
+// Resident KiB of this process (/proc/self/statm).
+long ResidentKib() {
+  absl::StatusOr<std::string> statm = ReadFile("/proc/self/statm");
+  if (!statm.ok()) return -1;
+  std::vector<std::string> fields = absl::StrSplit(*statm, ' ');
+  long pages = 0;
+  if (fields.size() < 2 || !absl::SimpleAtoi(fields[1], &pages)) return -1;
+  return pages * (::sysconf(_SC_PAGESIZE) / 1024);
+}
+
+TEST(IdleTrimmer, TrimsOnceAfterAQuietTickThatFollowsActivity) {
+  heap::IdleTrimmer trimmer;
+  trimmer.Tick();  // whatever other tests did
+  EXPECT_FALSE(trimmer.Tick()) << "nothing happened since the last tick";
+
+  // 32 MiB in blocks below the mmap threshold, freed but for the last one, which keeps the
+  // heap's top in place: free() alone cannot give those pages back.
+  std::vector<char*> blocks;
+  for (int i = 0; i < 1024; ++i) {
+    char* block = static_cast<char*>(std::malloc(32 << 10));
+    ASSERT_NE(block, nullptr);
+    std::memset(block, 1, 32 << 10);
+    blocks.push_back(block);
+  }
+  for (size_t i = 0; i + 1 < blocks.size(); ++i) std::free(blocks[i]);
+  const long before = ResidentKib();
+
+  heap::NoteActivity();
+  EXPECT_FALSE(trimmer.Tick()) << "a call ended since the last tick: not quiet yet";
+  EXPECT_TRUE(trimmer.Tick());
+  const long after = ResidentKib();
+  EXPECT_GT(before - after, 16 << 10) << before << " KiB before, " << after << " after";
+  EXPECT_FALSE(trimmer.Tick()) << "no activity since the trim";
+  std::free(blocks.back());
 }
 
 }  // namespace
