@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -17,6 +18,7 @@
 #include "common/files.h"
 #include "common/process.h"
 #include "common/spawn.h"
+#include "common/status_macros.h"
 #include "common/unique_fd.h"
 #include "pod/pause/protocol.h"
 
@@ -46,8 +48,27 @@ bool WaitExit(const UniqueFd& pidfd, absl::Duration timeout) {
 
 }  // namespace
 
-absl::StatusOr<PauseProcess> StartPause(const std::string& executable,
-                                        const PauseOptions& options) {
+PendingPause::PendingPause(PendingPause&& other) noexcept
+    : pid_(std::exchange(other.pid_, 0)), report_fd_(std::exchange(other.report_fd_, -1)) {}
+
+PendingPause& PendingPause::operator=(PendingPause&& other) noexcept {
+  if (this != &other) {
+    PendingPause gone(std::move(*this));
+    pid_ = std::exchange(other.pid_, 0);
+    report_fd_ = std::exchange(other.report_fd_, -1);
+  }
+  return *this;
+}
+
+PendingPause::~PendingPause() {
+  if (pid_ <= 0) return;
+  // Its report names the pause process it forked, if it got that far.
+  absl::StatusOr<PauseProcess> process = AwaitPause(*this);
+  if (process.ok()) (void)StopPause(*process, absl::ZeroDuration());
+}
+
+absl::StatusOr<PendingPause> LaunchPause(const std::string& executable,
+                                         const PauseOptions& options) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) return ErrnoStatus(errno, "pipe for crib-pause's report");
   UniqueFd read_end(fds[0]);
@@ -66,10 +87,17 @@ absl::StatusOr<PauseProcess> StartPause(const std::string& executable,
   absl::StatusOr<pid_t> spawned = Spawn({.path = executable,
                                          .args = std::move(args),
                                          .fds = {{CRIB_PAUSE_REPORT_FD, write_end.get()}}});
-  write_end.Reset();
   if (!spawned.ok()) return spawned.status();
-  const pid_t pid = *spawned;
+  PendingPause pending;
+  pending.pid_ = *spawned;
+  pending.report_fd_ = read_end.Release();
+  return pending;
+}
 
+absl::StatusOr<PauseProcess> AwaitPause(PendingPause& pending) {
+  if (pending.pid_ <= 0) return absl::FailedPreconditionError("no crib-pause was started");
+  const pid_t pid = std::exchange(pending.pid_, 0);
+  UniqueFd read_end(std::exchange(pending.report_fd_, -1));
   crib_pause_report report;
   std::memset(&report, 0, sizeof(report));
   size_t got = 0;
@@ -113,6 +141,12 @@ absl::StatusOr<PauseProcess> StartPause(const std::string& executable,
   }
   process.start_time = *start;
   return process;
+}
+
+absl::StatusOr<PauseProcess> StartPause(const std::string& executable,
+                                        const PauseOptions& options) {
+  ASSIGN_OR_RETURN(PendingPause pending, LaunchPause(executable, options));
+  return AwaitPause(pending);
 }
 
 bool IsAlive(const PauseProcess& process) {

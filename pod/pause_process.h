@@ -31,8 +31,34 @@ struct PauseProcess {
   uint64_t start_time = 0;
 };
 
-// Starts `executable` and waits for its report: the pause process once it is ready, or the
-// error it reported ("crib-pause: sethostname x: invalid argument").
+// A crib-pause started and not heard from yet: RunPodSandbox sets up the pod's network while
+// it joins the namespaces and the cgroup. Destroying one that was not awaited kills it and
+// whatever it started.
+class PendingPause {
+ public:
+  PendingPause() = default;
+  PendingPause(PendingPause&& other) noexcept;
+  PendingPause& operator=(PendingPause&& other) noexcept;
+  ~PendingPause();
+
+  bool started() const { return pid_ > 0; }
+
+ private:
+  friend absl::StatusOr<PendingPause> LaunchPause(const std::string&, const PauseOptions&);
+  friend absl::StatusOr<PauseProcess> AwaitPause(PendingPause& pending);
+  pid_t pid_ = 0;  // the process cribd spawned, which forks the pause process and exits
+  int report_fd_ = -1;
+};
+
+// Starts `executable`; it reports on a pipe that AwaitPause reads.
+absl::StatusOr<PendingPause> LaunchPause(const std::string& executable,
+                                         const PauseOptions& options);
+
+// Waits for the report of `pending` (which is then spent): the pause process once it is
+// ready, or the error it reported ("crib-pause: sethostname x: invalid argument").
+absl::StatusOr<PauseProcess> AwaitPause(PendingPause& pending);
+
+// LaunchPause, then AwaitPause.
 absl::StatusOr<PauseProcess> StartPause(const std::string& executable, const PauseOptions& options);
 
 // True while `process` runs (a zombie or a reused pid counts as gone).

@@ -1,6 +1,7 @@
-// RunPodSandbox: reserve the name, then the pinned namespaces, files, /dev/shm, cgroup,
-// crib-pause (for a pod that shares its process namespace), network, each step with its undo,
-// so that a failure anywhere leaves nothing behind.
+// RunPodSandbox: reserve the name, then the pinned namespaces, cgroup, crib-pause (for a pod
+// that shares its process namespace; it sets itself up while cribd goes on), files, /dev/shm,
+// network, crib-pause's report, each step with its undo, so that a failure anywhere leaves
+// nothing behind.
 #include <sys/mount.h>
 #include <unistd.h>
 
@@ -91,13 +92,18 @@ absl::StatusOr<std::string> PodService::Run(const PodSandboxSpec& spec) {
   // A second RunPodSandbox of the same pod with the same config, as kubelet sends after its
   // deadline, gets the pod the first one made.
   std::optional<std::string> same_run;
+  PendingPause pause;
   absl::Status ran = RunSteps(
       absl::StrCat("pod ", id.substr(0, 12)), "pod.run", [&](Steps& steps) -> absl::Status {
         RETURN_IF_ERROR(ReserveName(steps, spec, data, record, &same_run));
         if (same_run) return absl::OkStatus();
-        RETURN_IF_ERROR(MakeNamespacesAndFiles(steps, spec, data));
-        RETURN_IF_ERROR(MakeCgroupAndPause(steps, spec, id, data));
+        RETURN_IF_ERROR(MakeNamespaces(steps, spec, data));
+        // crib-pause joins the namespaces and the cgroup while cribd makes the pod's files and
+        // its network.
+        RETURN_IF_ERROR(MakeCgroupAndLaunchPause(steps, spec, id, data, pause));
+        RETURN_IF_ERROR(MakePodFiles(steps, spec, data));
         if (!host_network) RETURN_IF_ERROR(AttachNetwork(steps, spec, id, data));
+        RETURN_IF_ERROR(AwaitAndPlacePause(steps, id, data, pause));
         // Ready.
         data.creating = false;
         record.state = static_cast<int>(PodState::kReady);
@@ -143,10 +149,9 @@ absl::Status PodService::ReserveName(Steps& steps, const PodSandboxSpec& spec,
   });
 }
 
-// The pinned network, ipc and uts namespaces with the pod's hostname and sysctls, the pod's
-// directory with hostname, hosts and resolv.conf, and its /dev/shm.
-absl::Status PodService::MakeNamespacesAndFiles(Steps& steps, const PodSandboxSpec& spec,
-                                                const PodData& data) {
+// The pinned network, ipc and uts namespaces with the pod's hostname and sysctls.
+absl::Status PodService::MakeNamespaces(Steps& steps, const PodSandboxSpec& spec,
+                                        const PodData& data) {
   const bool host_network = data.netns_path.empty();
   std::vector<std::string> sysctls;
   for (const auto& [key, value] : spec.sysctls) sysctls.push_back(absl::StrCat(key, "=", value));
@@ -198,6 +203,13 @@ absl::Status PodService::MakeNamespacesAndFiles(Steps& steps, const PodSandboxSp
           return absl::OkStatus();
         }));
   }
+  return absl::OkStatus();
+}
+
+// The pod's directory with hostname, hosts and resolv.conf, and its /dev/shm.
+absl::Status PodService::MakePodFiles(Steps& steps, const PodSandboxSpec& spec,
+                                      const PodData& data) {
+  const bool host_network = data.netns_path.empty();
   RETURN_IF_ERROR(steps.Run(
       "dir", "make the pod directory", [&] { return MakeDirs(data.pod_dir, 0755); },
       [dir = data.pod_dir]() -> absl::Status {
@@ -234,11 +246,12 @@ absl::Status PodService::MakeNamespacesAndFiles(Steps& steps, const PodSandboxSp
 }
 
 // The pod cgroup with the pod's resources and overhead, and, for a pod that shares its process
-// namespace, crib-pause in the pod's namespaces and in its cgroup: joined by crib-pause itself
-// before it does anything (cgroupfs), or handed to the driver once crib-pause has reported its
-// pid (systemd, which starts its scope with it).
-absl::Status PodService::MakeCgroupAndPause(Steps& steps, const PodSandboxSpec& spec,
-                                            const std::string& id, PodData& data) {
+// namespace, crib-pause started into the pod's namespaces and its cgroup: joined by crib-pause
+// itself before it does anything (cgroupfs), or handed to the driver once crib-pause has
+// reported its pid (systemd, which starts its scope with it; AwaitAndPlacePause).
+absl::Status PodService::MakeCgroupAndLaunchPause(Steps& steps, const PodSandboxSpec& spec,
+                                                  const std::string& id, PodData& data,
+                                                  PendingPause& pause) {
   const std::string pod_cgroup = data.cgroup_path;
   const bool needs_pause = spec.namespaces.pid == NamespaceMode::kPod;
   const std::string pause_cgroup = needs_pause ? driver_->PausePath(pod_cgroup, id) : pod_cgroup;
@@ -247,29 +260,46 @@ absl::Status PodService::MakeCgroupAndPause(Steps& steps, const PodSandboxSpec& 
       [&] { return driver_->CreatePod(pod_cgroup, pause_cgroup, spec.resources); },
       [this, pod_cgroup, pause_cgroup] { return driver_->RemovePod(pod_cgroup, pause_cgroup); }));
   if (!needs_pause) return absl::OkStatus();
-  PauseOptions pause;
-  pause.netns_path = data.netns_path;
-  pause.ipc_ns_path = data.ipc_ns_path;
-  pause.uts_ns_path = data.uts_ns_path;
-  pause.user_ns_path = data.user_ns_path;
-  pause.new_pid = true;
-  pause.pod_dir = data.pod_dir;
-  pause.cgroup_procs = driver_->JoinFiles(pause_cgroup);
-  RETURN_IF_ERROR(steps.Run(
+  PauseOptions options;
+  options.netns_path = data.netns_path;
+  options.ipc_ns_path = data.ipc_ns_path;
+  options.uts_ns_path = data.uts_ns_path;
+  options.user_ns_path = data.user_ns_path;
+  options.new_pid = true;
+  options.pod_dir = data.pod_dir;
+  options.cgroup_procs = driver_->JoinFiles(pause_cgroup);
+  return steps.Run(
       "pause", "start crib-pause",
       [&]() -> absl::Status {
         if (::access(pause_path_.c_str(), X_OK) != 0) {
           return ErrnoStatus(errno, absl::StrCat("access ", pause_path_));
         }
-        ASSIGN_OR_RETURN(PauseProcess process, StartPause(pause_path_, pause));
-        data.pid = process.pid;
-        data.pid_start_time = process.start_time;
+        ASSIGN_OR_RETURN(pause, LaunchPause(pause_path_, options));
         return absl::OkStatus();
       },
-      [&data] {
+      [&data, &pause] {
+        // Not heard from yet: dropping it stops it, and the process it forked.
+        if (pause.started()) {
+          PendingPause gone(std::move(pause));
+          return absl::OkStatus();
+        }
         return StopPause(PauseProcess{data.pid, data.pid_start_time}, absl::Seconds(2));
-      }));
+      });
+}
+
+// crib-pause's report (the start step's undo stops it from here on), then, with the systemd
+// driver, its scope.
+absl::Status PodService::AwaitAndPlacePause(Steps& steps, const std::string& id, PodData& data,
+                                            PendingPause& pause) {
+  if (!pause.started()) return absl::OkStatus();
+  RETURN_IF_ERROR(steps.Run("pause_ready", "start crib-pause", [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(PauseProcess process, AwaitPause(pause));
+    data.pid = process.pid;
+    data.pid_start_time = process.start_time;
+    return absl::OkStatus();
+  }));
   if (!driver_->Places()) return absl::OkStatus();
+  const std::string pause_cgroup = driver_->PausePath(data.cgroup_path, id);
   return steps.Run(
       "place_pause", "place crib-pause in its cgroup",
       [&] { return driver_->Place(pause_cgroup, data.pid, {}); },

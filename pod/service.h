@@ -22,6 +22,7 @@
 #include "common/steps.h"
 #include "config/config.h"
 #include "network/backend.h"
+#include "pod/pause_process.h"
 #include "pod/record.h"
 #include "pod/sandbox.h"
 #include "store/store.h"
@@ -90,10 +91,12 @@ class PodService {
   // RunPodSandbox's steps (run.cc).
   absl::Status ReserveName(Steps& steps, const PodSandboxSpec& spec, const PodData& data,
                            store::PodRecord& record, std::optional<std::string>* same_run);
-  absl::Status MakeNamespacesAndFiles(Steps& steps, const PodSandboxSpec& spec,
-                                      const PodData& data);
-  absl::Status MakeCgroupAndPause(Steps& steps, const PodSandboxSpec& spec, const std::string& id,
-                                  PodData& data);
+  absl::Status MakeNamespaces(Steps& steps, const PodSandboxSpec& spec, const PodData& data);
+  absl::Status MakeCgroupAndLaunchPause(Steps& steps, const PodSandboxSpec& spec,
+                                        const std::string& id, PodData& data, PendingPause& pause);
+  absl::Status MakePodFiles(Steps& steps, const PodSandboxSpec& spec, const PodData& data);
+  absl::Status AwaitAndPlacePause(Steps& steps, const std::string& id, PodData& data,
+                                  PendingPause& pause);
   absl::Status AttachNetwork(Steps& steps, const PodSandboxSpec& spec, const std::string& id,
                              PodData& data);
   absl::Mutex& PodLock(const std::string& id) ABSL_LOCKS_EXCLUDED(locks_mutex_);

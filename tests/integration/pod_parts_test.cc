@@ -15,7 +15,10 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
@@ -36,7 +39,10 @@
 namespace crib::testing {
 namespace {
 
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::Not;
 
 std::string PausePath() {
   const std::string cribd = CRIBD_PATH;
@@ -217,6 +223,51 @@ TEST_F(PodPartsTest, PauseJoinsThePinsAndIsPidOneOfItsOwnPidNamespace) {
   EXPECT_THAT(pod::StopPause(*pause, absl::Seconds(2)), IsOk()) << "idempotent";
   EXPECT_TRUE(pod::IsPinned(utsns_)) << "the pins outlive crib-pause";
   EXPECT_EQ(ReadInside(utsns_, CLONE_NEWUTS, "/proc/sys/kernel/hostname"), "pod-four");
+}
+
+// The pids of live processes whose command line names `word`.
+std::vector<pid_t> ProcessesNaming(const std::string& word) {
+  std::vector<pid_t> found;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    int pid = 0;
+    if (!absl::SimpleAtoi(entry.path().filename().string(), &pid)) continue;
+    std::ifstream in(entry.path() / "cmdline");
+    const std::string cmdline((std::istreambuf_iterator<char>(in)), {});
+    if (cmdline.find(word) != std::string::npos) found.push_back(pid);
+  }
+  return found;
+}
+
+// RunPodSandbox starts crib-pause and reads its report later; an error in between drops it.
+TEST_F(PodPartsTest, ALaunchedPauseIsAwaitedOrStoppedWhenDropped) {
+  PinNetns("pod5");
+  ASSERT_THAT(pod::PinIpcAndUts(pins_), IsOk());
+  pod::PauseOptions options;
+  options.netns_path = netns_;
+  options.ipc_ns_path = ipcns_;
+  options.uts_ns_path = utsns_;
+  options.pod_dir = absl::StrCat(dir_.path(), "/awaited");
+  absl::StatusOr<pod::PendingPause> pending = pod::LaunchPause(PausePath(), options);
+  ASSERT_THAT(pending, IsOk());
+  EXPECT_TRUE(pending->started());
+  absl::StatusOr<pod::PauseProcess> pause = pod::AwaitPause(*pending);
+  ASSERT_THAT(pause, IsOk());
+  pids_.push_back(pause->pid);
+  EXPECT_FALSE(pending->started()) << "spent";
+  EXPECT_THAT(pod::AwaitPause(*pending),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("no crib-pause")));
+  EXPECT_EQ(Inode(absl::StrCat("/proc/", pause->pid, "/ns/net")), Inode(netns_));
+  EXPECT_THAT(ProcessesNaming(options.pod_dir), ElementsAre(pause->pid));
+  ASSERT_THAT(pod::StopPause(*pause, absl::Seconds(2)), IsOk());
+
+  options.pod_dir = absl::StrCat(dir_.path(), "/dropped");
+  {
+    absl::StatusOr<pod::PendingPause> dropped = pod::LaunchPause(PausePath(), options);
+    ASSERT_THAT(dropped, IsOk());
+    EXPECT_THAT(ProcessesNaming(options.pod_dir), Not(IsEmpty()));
+  }
+  EXPECT_THAT(ProcessesNaming(options.pod_dir), IsEmpty())
+      << "neither crib-pause's first process nor the pause process it forked";
 }
 
 TEST_F(PodPartsTest, PauseReportsItsFailureWithTheStep) {

@@ -336,31 +336,32 @@ TEST_P(CrashAtStepTest, RestartFinishesOrUndoesAndLeavesNothing) {
   EXPECT_EQ(EntriesIn(options_.root_dir + "/snapshots"), 0);
   EXPECT_EQ(EntriesIn(options_.root_dir + "/content/blobs/sha256"), 0);
   // runc's own state of the containers is gone with them.
-  if (runc) EXPECT_EQ(EntriesIn(options_.state_dir + "/runtimes/runc"), 0);
+  if (runc) {
+    EXPECT_EQ(EntriesIn(options_.state_dir + "/runtimes/runc"), 0);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(
     Steps, CrashAtStepTest,
-    ::testing::Values("image.pull.after_resolve", "image.pull.after_layer",
-                      "image.pull.before_record", "pod.run.after_reserve", "pod.run.after_netns",
-                      "pod.run.after_pins", "pod.run.after_files", "pod.run.after_shm",
-                      "pod.run.after_cgroup", "pod.run.after_pause", "pod.run.after_network",
-                      "pod.run.after_pins/lean", "pod.run.after_cgroup/lean",
-                      "pod.run.after_network/lean", "pod.remove.after_stop/lean",
-                      "pod.remove.after_netns/lean", "container.create.after_reserve",
-                      "container.create.after_rootfs", "container.create.after_spec",
-                      "container.create.after_monitor", "container.start.before_start",
-                      "container.start.after_start", "container.remove.after_mark",
-                      "container.remove.after_stop", "container.remove.after_unmount",
-                      "pod.remove.after_mark", "pod.remove.after_stop",
-                      "pod.remove.after_containers", "pod.remove.after_netns",
-                      "pod.remove.after_cgroup", "container.create.after_spec/runc",
-                      "container.create.after_monitor/runc", "container.start.before_start/runc",
-                      "container.start.after_start/runc", "container.remove.after_stop/runc",
-                      "pod.remove.after_containers/runc", "pod.run.after_userns/userns",
-                      "pod.run.after_files/userns", "container.create.after_rootfs/userns",
-                      "container.create.after_monitor/userns", "container.start.after_start/userns",
-                      "container.remove.after_unmount/userns", "pod.remove.after_netns/userns"),
+    ::testing::Values(
+        "image.pull.after_resolve", "image.pull.after_layer", "image.pull.before_record",
+        "pod.run.after_reserve", "pod.run.after_netns", "pod.run.after_pins", "pod.run.after_files",
+        "pod.run.after_shm", "pod.run.after_cgroup", "pod.run.after_pause", "pod.run.after_network",
+        "pod.run.after_pause_ready", "pod.run.after_pins/lean", "pod.run.after_cgroup/lean",
+        "pod.run.after_network/lean", "pod.remove.after_stop/lean", "pod.remove.after_netns/lean",
+        "container.create.after_reserve", "container.create.after_rootfs",
+        "container.create.after_spec", "container.create.after_monitor",
+        "container.start.before_start", "container.start.after_start",
+        "container.remove.after_mark", "container.remove.after_stop",
+        "container.remove.after_unmount", "pod.remove.after_mark", "pod.remove.after_stop",
+        "pod.remove.after_containers", "pod.remove.after_netns", "pod.remove.after_cgroup",
+        "container.create.after_spec/runc", "container.create.after_monitor/runc",
+        "container.start.before_start/runc", "container.start.after_start/runc",
+        "container.remove.after_stop/runc", "pod.remove.after_containers/runc",
+        "pod.run.after_userns/userns", "pod.run.after_files/userns",
+        "container.create.after_rootfs/userns", "container.create.after_monitor/userns",
+        "container.start.after_start/userns", "container.remove.after_unmount/userns",
+        "pod.remove.after_netns/userns"),
     [](const ::testing::TestParamInfo<std::string>& info) {
       std::string name = info.param;
       for (char& c : name) {

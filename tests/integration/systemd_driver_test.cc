@@ -277,7 +277,7 @@ TEST_F(SystemdDriverTest, FailedCallsLeaveNoUnit) {
         static_cast<int>(HierarchiesWith(absl::StrCat(pod_slice, "/crib-", pod, ".scope")).size()))
         << step;
   }
-  for (const char* step : {"cgroup", "pause", "place_pause"}) {
+  for (const char* step : {"cgroup", "pause", "pause_ready", "place_pause"}) {
     ::setenv("CRIB_TEST_FAILPOINT", absl::StrCat("pod.run.after_", step).c_str(), 1);
     cribd_.reset();
     ASSERT_TRUE(Start());
