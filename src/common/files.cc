@@ -10,6 +10,7 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "common/errors.h"
+#include "common/status_macros.h"
 #include "common/unique_fd.h"
 
 namespace crib {
@@ -38,12 +39,18 @@ absl::Status WriteAll(int fd, absl::string_view data, absl::string_view what) {
 
 absl::Status MakeDirs(const std::string& path, mode_t mode) {
   if (path.empty()) return absl::InvalidArgumentError("mkdir: empty path");
-  for (size_t pos = 1; pos <= path.size(); ++pos) {
-    if (pos != path.size() && path[pos] != '/') continue;
-    const std::string prefix = path.substr(0, pos);
-    if (::mkdir(prefix.c_str(), mode) == 0 || errno == EEXIST) continue;
-    return ErrnoStatus(errno, absl::StrCat("mkdir ", prefix));
+  // The directory itself first: its parents usually exist, and one mkdir then does it.
+  if (::mkdir(path.c_str(), mode) == 0) return absl::OkStatus();
+  if (errno == ENOENT) {
+    const size_t slash = path.find_last_not_of('/') == std::string::npos
+                             ? std::string::npos
+                             : path.rfind('/', path.find_last_not_of('/'));
+    if (slash != std::string::npos && slash > 0) {
+      RETURN_IF_ERROR(MakeDirs(path.substr(0, slash), mode));
+    }
+    if (::mkdir(path.c_str(), mode) == 0) return absl::OkStatus();
   }
+  if (errno != EEXIST) return ErrnoStatus(errno, absl::StrCat("mkdir ", path));
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) return ErrnoStatus(errno, absl::StrCat("stat ", path));
   if (!S_ISDIR(st.st_mode)) {

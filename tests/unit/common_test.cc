@@ -136,6 +136,14 @@ TEST(Files, MakeDirsWriteAtomicAndRead) {
   }
   EXPECT_EQ(entries, 1);
   EXPECT_THAT(MakeDirs(file + "/x"), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(file)));
+  EXPECT_THAT(MakeDirs(file + "/x/y"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(file)));
+  EXPECT_THAT(MakeDirs(file), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                       HasSubstr(file + " exists and is not a directory")));
+  ASSERT_THAT(MakeDirs(dir.path() + "/d/e/", 0750), IsOk()) << "a trailing slash";
+  ASSERT_EQ(::stat((dir.path() + "/d").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISDIR(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0750u) << "parents get the mode too";
   EXPECT_THAT(ReadFile(nested + "/missing"),
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("open " + nested + "/missing")));
 }
