@@ -40,18 +40,22 @@ absl::Status ContainerService::RemoveLocked(const std::string& id) {
     }
   }
   RETURN_IF_ERROR(Failpoint("container.remove.after_mark"));
-  // The cgroup's path is in the spec, which the launcher's removal takes away (a removal that
-  // stopped half-way took it already: the pod's record says where the cgroup is).
+  // Kills what still runs, waits for the monitor's record, removes the cgroup's files. The
+  // cgroup's path is in the spec, which this takes away (a removal that stopped half-way took
+  // it already: the pod's record says where the cgroup is).
   std::string cgroup_path;
-  if (absl::StatusOr<std::string> path = launcher_.CgroupPath(bundle); path.ok()) {
-    cgroup_path = *path;
-  } else if (absl::StatusOr<pod::PodSandbox> pod = pods_.Get(record->pod_id); pod.ok()) {
-    cgroup_path = CgroupPath(pod->cgroup_path, id);
+  if (absl::Status s = launcher_.Remove(bundle, &cgroup_path); !s.ok()) {
+    return step_error("stop and clean", s);
   }
-  // Kills what still runs, waits for the monitor's record, removes the cgroup's files.
-  if (absl::Status s = launcher_.Remove(bundle); !s.ok()) return step_error("stop and clean", s);
-  // The driver's part (systemd: the scope, gone with its last process, or failed and kept).
-  if (!cgroup_path.empty()) {
+  const bool launcher_removed_cgroup = !cgroup_path.empty();
+  if (cgroup_path.empty()) {
+    if (absl::StatusOr<pod::PodSandbox> pod = pods_.Get(record->pod_id); pod.ok()) {
+      cgroup_path = CgroupPath(pod->cgroup_path, id);
+    }
+  }
+  // The driver's part: systemd's scope (gone with its last process, or failed and kept); the
+  // cgroupfs driver's files only when the launcher had no spec left to remove them by.
+  if (!cgroup_path.empty() && (driver_->Places() || !launcher_removed_cgroup)) {
     if (absl::Status s = driver_->Remove(cgroup_path); !s.ok()) {
       return step_error("remove the cgroup", s);
     }

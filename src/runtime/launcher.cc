@@ -780,12 +780,13 @@ absl::StatusOr<ExecResult> Launcher::Exec(const std::string& bundle,
   return result;
 }
 
-absl::Status Launcher::Remove(const std::string& bundle) const {
+absl::Status Launcher::Remove(const std::string& bundle, std::string* cgroup_path) const {
   absl::StatusOr<Spec> spec = ReadSpec(bundle);
   if (!spec.ok()) {
     if (absl::IsNotFound(spec.status())) return absl::OkStatus();  // removed already
     return Annotate(spec.status(), "remove container");
   }
+  if (cgroup_path != nullptr) *cgroup_path = spec->linux_spec.cgroups_path;
   if (!ReadExitFile(bundle).ok()) {
     absl::Status killed = Kill(bundle, SIGKILL);
     if (killed.ok()) {

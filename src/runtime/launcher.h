@@ -205,8 +205,9 @@ class Launcher {
 
   // Kills whatever still runs, removes the cgroup and the files the launcher and the
   // monitor wrote in the bundle, config.json last (the bundle directory stays); the OCI
-  // runtime's state of the container too (`delete --force`). Idempotent.
-  absl::Status Remove(const std::string& bundle) const;
+  // runtime's state of the container too (`delete --force`). Idempotent. `cgroup_path`, if
+  // given, gets the spec's cgroup path (empty when the spec was gone already).
+  absl::Status Remove(const std::string& bundle, std::string* cgroup_path = nullptr) const;
 
   // The OCI runtime that runs the container in `bundle`; nullopt for crib's own launcher.
   static absl::StatusOr<std::optional<OciRuntime>> RuntimeOf(const std::string& bundle);
