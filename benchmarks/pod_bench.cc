@@ -22,6 +22,7 @@
 #include "nlohmann/json.hpp"
 #include "support/cri_calls.h"
 #include "support/cribd_process.h"
+#include "support/machine.h"
 #include "support/percentile.h"
 
 namespace crib::testing {
@@ -188,9 +189,7 @@ int Main(int argc, char** argv) {
   for (const auto& entry : std::filesystem::directory_iterator("/sys/fs/cgroup")) {
     ::rmdir((entry.path().string() + parent).c_str());
   }
-  for (const char* pins : {"/netns", "/ipcns", "/utsns"}) {
-    ::umount2(absl::StrCat(cribd_options.state_dir, pins).c_str(), MNT_DETACH);
-  }
+  UnmountAllUnder(dir.path());  // the pin directories
   (void)std::system(absl::StrCat("ip link del ", bridge, " 2>/dev/null").c_str());
   (void)std::system(absl::StrCat("nft delete table inet ", table, " 2>/dev/null").c_str());
   return ok ? 0 : 1;
