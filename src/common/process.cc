@@ -1,5 +1,10 @@
 #include "common/process.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -11,21 +16,39 @@
 namespace crib {
 
 absl::StatusOr<uint64_t> ProcessStartTime(pid_t pid) {
-  absl::StatusOr<std::string> stat = ReadFile(absl::StrCat("/proc/", pid, "/stat"));
-  if (!stat.ok()) return absl::NotFoundError(absl::StrCat("no process ", pid));
+  // One read into the stack: the list calls this once per running container.
+  char path[32];
+  std::snprintf(path, sizeof(path), "/proc/%d/stat", static_cast<int>(pid));
+  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return absl::NotFoundError(absl::StrCat("no process ", pid));
+  char buf[1024];
+  ssize_t n;
+  do {
+    n = ::read(fd, buf, sizeof(buf));
+  } while (n < 0 && errno == EINTR);
+  ::close(fd);
+  if (n <= 0) return absl::NotFoundError(absl::StrCat("no process ", pid));
+  const absl::string_view stat(buf, static_cast<size_t>(n));
   // The command name (field 2) may hold spaces and parentheses: fields start after the last ')'.
-  const size_t close = stat->rfind(')');
-  if (close == std::string::npos || close + 2 > stat->size()) {
+  const size_t close = stat.rfind(')');
+  if (close == absl::string_view::npos || close + 2 > stat.size()) {
     return absl::InternalError(absl::StrCat("bad /proc/", pid, "/stat"));
   }
-  std::vector<absl::string_view> fields =
-      absl::StrSplit(absl::string_view(*stat).substr(close + 2), ' ');
-  // fields[0] is field 3 (state), so field 22 is fields[19].
+  // From field 3 (state) on, field 22 (the start time) is the 20th.
+  absl::string_view rest = stat.substr(close + 2);
+  const char state = rest.empty() ? '\0' : rest[0];
+  for (int field = 3; field < 22; ++field) {
+    const size_t space = rest.find(' ');
+    if (space == absl::string_view::npos) {
+      return absl::InternalError(absl::StrCat("bad /proc/", pid, "/stat"));
+    }
+    rest.remove_prefix(space + 1);
+  }
   uint64_t start = 0;
-  if (fields.size() < 20 || !absl::SimpleAtoi(fields[19], &start)) {
+  if (!absl::SimpleAtoi(rest.substr(0, rest.find(' ')), &start)) {
     return absl::InternalError(absl::StrCat("bad /proc/", pid, "/stat"));
   }
-  if (fields[0] == "Z" || fields[0] == "X") {
+  if (state == 'Z' || state == 'X') {
     return absl::NotFoundError(absl::StrCat("process ", pid, " has exited"));
   }
   return start;

@@ -74,6 +74,7 @@ absl::Status ContainerService::RemoveLocked(const std::string& id) {
   if (absl::Status s = store_.DeleteContainer(id); !s.ok()) return step_error("delete record", s);
   ReleaseSnapshots(data.chain_ids);
   exits_->Unwatch(id);
+  ForgetDecoded(id);
   ForgetLock(id);
   if (!data.creating) Publish(ContainerEvent::Type::kDeleted, id, record->pod_id);
   // Its image was removed while it ran: the snapshots it alone kept can go now.

@@ -155,6 +155,25 @@ void ContainerService::ForgetLock(const std::string& id) {
   locks_.erase(id);
 }
 
+absl::StatusOr<ContainerData> ContainerService::Decode(const store::ContainerRecord& record) {
+  {
+    absl::MutexLock lock(&decoded_mu_);
+    auto it = decoded_.find(record.id);
+    if (it != decoded_.end() && it->second->text == record.data) return it->second->data;
+  }
+  ASSIGN_OR_RETURN(ContainerData data, DecodeContainerData(record.id, record.data));
+  if (data.creating) return data;  // a create that fails deletes it without a removal
+  auto decoded = std::make_shared<const Decoded>(Decoded{record.data, data});
+  absl::MutexLock lock(&decoded_mu_);
+  decoded_[record.id] = std::move(decoded);
+  return data;
+}
+
+void ContainerService::ForgetDecoded(const std::string& id) {
+  absl::MutexLock lock(&decoded_mu_);
+  decoded_.erase(id);
+}
+
 void ContainerService::HoldSnapshots(const std::vector<std::string>& chain_ids) {
   absl::MutexLock lock(&snapshots_mu_);
   for (const std::string& id : chain_ids) ++snapshots_in_use_[id];
@@ -180,7 +199,7 @@ absl::StatusOr<std::pair<store::ContainerRecord, ContainerData>> ContainerServic
     return CriNotFound(absl::StrCat("container ", id, " not found"));
   }
   if (!record.ok()) return record.status();
-  ASSIGN_OR_RETURN(ContainerData data, DecodeContainerData(id, record->data));
+  ASSIGN_OR_RETURN(ContainerData data, Decode(*record));
   if (data.creating) {
     return CriNotFound(absl::StrCat("container ", id, " is still being created"));
   }

@@ -34,7 +34,7 @@ absl::StatusOr<std::vector<Container>> ContainerService::List(const ContainerFil
   if (!filter.id.empty()) KeepIdOrUniquePrefix(&records, filter.id);
   std::vector<Container> out;
   for (store::ContainerRecord& record : records) {
-    ASSIGN_OR_RETURN(ContainerData data, DecodeContainerData(record.id, record.data));
+    ASSIGN_OR_RETURN(ContainerData data, Decode(record));
     if (data.creating) continue;
     if (!LabelsMatch(data.labels, filter.labels)) continue;
     ASSIGN_OR_RETURN(Container c, Refresh(std::move(record), std::move(data)));

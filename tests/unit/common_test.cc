@@ -1,6 +1,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,12 +15,14 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/errors.h"
 #include "common/files.h"
 #include "common/heap.h"
+#include "common/process.h"
 #include "common/spawn.h"
 #include "common/status_macros.h"
 #include "common/steps.h"
@@ -334,6 +337,47 @@ TEST(IdleTrimmer, TrimsOnceAfterAQuietTickThatFollowsActivity) {
   EXPECT_GT(before - after, 16 << 10) << before << " KiB before, " << after << " after";
   EXPECT_FALSE(trimmer.Tick()) << "no activity since the trim";
   std::free(blocks.back());
+}
+
+TEST(ProcessStartTime, ReadsField22PastACommandNameWithParenthesesAndSpaces) {
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::prctl(PR_SET_NAME, "a) b (c) d", 0, 0, 0);
+    (void)!::write(ready[1], "x", 1);
+    ::pause();
+    ::_exit(0);
+  }
+  char x;
+  ASSERT_EQ(::read(ready[0], &x, 1), 1);
+  ::close(ready[0]);
+  ::close(ready[1]);
+  // Field 22 counted from the end of the stat line (fields 23-52 hold no spaces).
+  absl::StatusOr<std::string> stat = ReadFile(absl::StrCat("/proc/", child, "/stat"));
+  ASSERT_THAT(stat, IsOk());
+  ASSERT_THAT(*stat, HasSubstr("(a) b (c) d)"));
+  std::vector<std::string> fields = absl::StrSplit(absl::StripTrailingAsciiWhitespace(*stat), ' ');
+  ASSERT_GE(fields.size(), 52u);
+  uint64_t expected = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(fields[fields.size() - 52 + 21], &expected));
+
+  absl::StatusOr<uint64_t> start = ProcessStartTime(child);
+  ASSERT_THAT(start, IsOk());
+  EXPECT_EQ(*start, expected);
+  EXPECT_TRUE(IsProcessAlive(child, *start));
+  EXPECT_FALSE(IsProcessAlive(child, *start + 1)) << "another process under a reused pid";
+
+  ::kill(child, SIGKILL);
+  // A zombie until reaped: gone all the same.
+  for (int i = 0; i < 500 && ProcessStartTime(child).ok(); ++i) ::usleep(2000);
+  EXPECT_THAT(ProcessStartTime(child),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("has exited")));
+  EXPECT_FALSE(IsProcessAlive(child, *start));
+  ASSERT_EQ(::waitpid(child, nullptr, 0), child);
+  EXPECT_THAT(ProcessStartTime(child),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("no process")));
 }
 
 }  // namespace
