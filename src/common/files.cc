@@ -42,9 +42,9 @@ absl::Status MakeDirs(const std::string& path, mode_t mode) {
   // The directory itself first: its parents usually exist, and one mkdir then does it.
   if (::mkdir(path.c_str(), mode) == 0) return absl::OkStatus();
   if (errno == ENOENT) {
-    const size_t slash = path.find_last_not_of('/') == std::string::npos
-                             ? std::string::npos
-                             : path.rfind('/', path.find_last_not_of('/'));
+    // The parent: what comes before the last name (trailing slashes are no name).
+    const size_t last = path.find_last_not_of('/');
+    const size_t slash = last == std::string::npos ? std::string::npos : path.rfind('/', last);
     if (slash != std::string::npos && slash > 0) {
       RETURN_IF_ERROR(MakeDirs(path.substr(0, slash), mode));
     }
