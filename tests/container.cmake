@@ -9,6 +9,9 @@ target_compile_definitions(runtime_launcher_test PRIVATE
                            CRIB_MONITOR_PATH="$<TARGET_FILE:crib-monitor>")
 add_dependencies(runtime_launcher_test crib-monitor)
 
+# CgroupFiles on the machine's hierarchies: the levels it makes and fills.
+crib_integration_test(cgroup_files_test crib::runtime_base)
+
 # The cgroup v2 device filter, on the machine's cgroup2 hierarchy.
 crib_integration_test(device_filter_test crib::runtime_base)
 

@@ -252,27 +252,57 @@ std::string CgroupFiles::Dir(const std::string& controller) const {
 }
 
 bool CgroupFiles::Create(std::string* error) {
+  // Levels below the mount point: "a", "a/b", ... "a/b/c" (the leaf last).
+  std::vector<size_t> ends;
+  for (size_t i = 0; i <= path_.size(); ++i) {
+    if ((i == path_.size() || path_[i] == '/') && i > 0 && path_[i - 1] != '/') ends.push_back(i);
+  }
   for (const auto& h : hierarchies_) {
-    bool cpuset = Contains(h.controllers, "cpuset");
-    std::string dir = h.mount_point;
-    std::string parent = dir;
-    for (const auto& part : Split(path_, '/')) {
-      if (part.empty()) continue;
-      dir += "/" + part;
+    auto level = [&](size_t i) { return h.mount_point + "/" + path_.substr(0, ends[i]); };
+    // The leaf first: its parents usually exist (a container's pod, a pod's parent). Only on
+    // ENOENT are the levels above tried, up to one that exists; then the missing ones are made
+    // downwards. `made` is the first level made here (ends.size() when the leaf existed).
+    size_t made = ends.size(), next = ends.size();
+    for (size_t i = ends.size(); i-- > 0;) {
+      const std::string dir = level(i);
+      const int err = ::mkdir(dir.c_str(), 0755) == 0 ? 0 : errno;
+      if (err == 0 || err == EEXIST) {
+        made = err == 0 ? i : i + 1;
+        next = i + 1;
+        break;
+      }
+      if (err != ENOENT || i == 0) {
+        *error = "create cgroup " + dir + ": " + runtime::ErrorText(err);
+        return false;
+      }
+    }
+    for (size_t i = next; i < ends.size(); ++i) {
+      const std::string dir = level(i);
       if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
         *error = "create cgroup " + dir + ": " + runtime::ErrorText(errno);
         return false;
       }
+    }
+    // Filled: the levels made here and the existing one above them (on v1, a cpuset cgroup
+    // made empty by someone else would refuse tasks below it); the leaf alone if it existed.
+    const size_t from = made == 0 ? 0 : made - 1;
+    for (size_t i = from; i < ends.size(); ++i) {
+      const std::string dir = level(i);
+      const std::string parent = i == 0 ? h.mount_point : level(i - 1);
       if (unified_) {
-        // Lets the child cgroups use the controllers (best effort: some may be busy).
-        std::string controllers;
+        // Lets the child cgroups use the controllers (best effort: some may be busy). Only
+        // those not enabled already are written.
+        std::string controllers, enabled;
         if (ReadText(parent + "/cgroup.controllers", &controllers)) {
+          ReadText(parent + "/cgroup.subtree_control", &enabled);
+          const std::vector<std::string> on = Split(enabled.substr(0, enabled.find('\n')), ' ');
           for (const auto& c : Split(controllers.substr(0, controllers.find('\n')), ' ')) {
-            if (!c.empty()) WriteText(parent + "/cgroup.subtree_control", "+" + c);
+            if (!c.empty() && !Contains(on, c))
+              WriteText(parent + "/cgroup.subtree_control", "+" + c);
           }
         }
       }
-      if (cpuset) {
+      if (Contains(h.controllers, "cpuset")) {
         // A v1 cpuset cgroup refuses tasks until it has cpus and mems.
         for (const char* file : {"/cpuset.cpus", "/cpuset.mems"}) {
           std::string mine, theirs;
@@ -282,7 +312,6 @@ bool CgroupFiles::Create(std::string* error) {
           }
         }
       }
-      parent = dir;
     }
   }
   return true;
@@ -443,15 +472,43 @@ bool CgroupFiles::Apply(const Resources& r, std::string* error, Missing missing)
     *error = "unified cgroup resources need cgroup v2";
     return false;
   }
-  // The kernel applies the rules in order; a leading "deny all" makes it an allowlist.
-  for (const auto& d : r.devices) {
-    auto id = [](int64_t n) { return n < 0 ? std::string("*") : std::to_string(n); };
-    std::string rule = d.type == "a" ? std::string("a")
-                                     : d.type + " " + id(d.major) + ":" + id(d.minor) + " " +
-                                           (d.access.empty() ? std::string("rwm") : d.access);
-    if (!set("devices", d.allow ? "devices.allow" : "devices.deny", rule)) return false;
+  return ApplyDevices(r.devices, error, missing);
+}
+
+bool CgroupFiles::ApplyDevices(const std::vector<DeviceRule>& devices, std::string* error,
+                               Missing missing) const {
+  if (devices.empty()) return true;
+  const std::string dir = Dir("devices");
+  if (missing == Missing::kSkip && (dir.empty() || !PathExists(dir + "/devices.allow"))) {
+    return true;
   }
-  return true;
+  if (dir.empty()) {
+    *error = "set devices.allow: the devices controller is not mounted";
+    return false;
+  }
+  // The kernel applies the rules in order; a leading "deny all" makes it an allowlist. Each
+  // write is one rule: devices.deny and devices.allow are opened once each.
+  int fds[2] = {-1, -1};
+  bool ok = true;
+  for (const auto& d : devices) {
+    auto id = [](int64_t n) { return n < 0 ? std::string("*") : std::to_string(n); };
+    const std::string rule = d.type == "a" ? std::string("a")
+                                           : d.type + " " + id(d.major) + ":" + id(d.minor) + " " +
+                                                 (d.access.empty() ? std::string("rwm") : d.access);
+    const std::string file = dir + (d.allow ? "/devices.allow" : "/devices.deny");
+    int& fd = fds[d.allow ? 1 : 0];
+    if (fd < 0) fd = ::open(file.c_str(), O_WRONLY | O_CLOEXEC);
+    const int err = fd < 0 ? errno : ::write(fd, rule.data(), rule.size()) < 0 ? errno : 0;
+    if (err != 0) {
+      *error = "write " + rule + " to " + file + ": " + runtime::ErrorText(err);
+      ok = false;
+      break;
+    }
+  }
+  for (int fd : fds) {
+    if (fd >= 0) ::close(fd);
+  }
+  return ok;
 }
 
 std::vector<CgroupFiles::View> CgroupFiles::Views() const {

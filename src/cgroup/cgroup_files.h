@@ -126,6 +126,10 @@ class CgroupFiles {
   std::vector<View> Views() const;
 
  private:
+  // v1's devices.allow and devices.deny, rule by rule in order.
+  bool ApplyDevices(const std::vector<DeviceRule>& devices, std::string* error,
+                    Missing missing) const;
+
   struct Place : Hierarchy {
     std::string dir;  // mount_point + path
   };

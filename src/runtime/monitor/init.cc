@@ -555,12 +555,6 @@ void SetupTerminal(int sync_fd) {
   ::close(master);
 }
 
-void EnterCgroup(int sync_fd, const Plan& plan) {
-  for (const auto& procs : plan.cgroup_procs) {
-    if (int err = WriteString(procs.c_str(), "0")) Fail(sync_fd, "join cgroup", procs.c_str(), err);
-  }
-}
-
 void SetupRootfs(int sync_fd, const Plan& plan) {
   if (::mount(nullptr, "/", nullptr, plan.root_propagation, nullptr) != 0) {
     Fail(sync_fd, "set propagation of /", nullptr, errno);
@@ -1087,11 +1081,14 @@ void RunInit(const Plan& plan, const InitStdio& stdio, int sync_fd, int start_fd
   for (const auto& [flag, fd] : plan.joins) {
     if (::setns(fd.get(), flag) != 0) Fail(sync_fd, "join namespace", nullptr, errno);
   }
-  // Into the cgroup while still the host's root: the cgroup's files are the host's.
+  // The monitor writes the init into its cgroup while the init gets here (see
+  // Monitor::PlaceInit); nothing below runs before it is in.
   if (plan.cgroup_handoff) {
     SyncMessage ask;
     ask.type = kSyncCgroup;
     if (::write(sync_fd, &ask, sizeof(ask)) != sizeof(ask)) _exit(1);
+  }
+  if (!plan.cgroup_procs.empty()) {
     SyncMessage answer;
     ssize_t n;
     do {
@@ -1099,7 +1096,6 @@ void RunInit(const Plan& plan, const InitStdio& stdio, int sync_fd, int start_fd
     } while (n < 0 && errno == EINTR);
     if (n != sizeof(answer) || answer.type != kSyncCgroup) _exit(1);
   }
-  EnterCgroup(sync_fd, plan);
   if (plan.join_user) {
     if (::setns(plan.join_user.get(), CLONE_NEWUSER) != 0) {
       Fail(sync_fd, "join the pod's user namespace", nullptr, errno);

@@ -91,8 +91,11 @@ struct Plan {
   bool new_cgroup_ns = false;
   bool new_uts = false;
   // cgroup
+  // The cgroup.procs files the monitor writes the init into; the init waits for its
+  // kSyncCgroup after that.
   std::vector<std::string> cgroup_procs;
-  // Wait for kSyncCgroup before joining the cgroup (set by the monitor, not from the spec).
+  // The init asks (kSyncCgroup) first: the monitor has cribd make the cgroup with the init's
+  // pid (set by the monitor, not from the spec).
   bool cgroup_handoff = false;
   // For a "cgroup" mount on v1: (name, host directory) per hierarchy and (link, target) for
   // each controller of a combined hierarchy ("cpu" -> "cpu,cpuacct").

@@ -28,6 +28,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -465,6 +466,7 @@ class Monitor {
     oci_ = true;
   }
   bool HandOffCgroup(std::string* error);
+  bool PlaceInit(std::string* error);
   // Serves the socket until the init has exited, then records the exit.
   void Run();
   // Listens on the bundle's monitor socket.
@@ -608,8 +610,13 @@ bool Monitor::Create(std::string* error, uint32_t* warnings) {
   sync_w.Reset();
   start_r.Reset();
   plan_.trees.clear();  // the init has its copies
-  if (plan_.cgroup_handoff && !HandOffCgroup(error)) {
+  if ((plan_.cgroup_handoff && !HandOffCgroup(error)) || !PlaceInit(error)) {
     ::kill(init_pid_, SIGKILL);
+    // An init that failed on its own first (a namespace it could not join) said why.
+    SyncMessage early;
+    if (ReceiveSync(sync_r_.get(), &early, nullptr) && early.type == kSyncError) {
+      *error = DescribeSync(early);
+    }
     ::waitpid(init_pid_, nullptr, 0);
     init_pid_ = 0;
     return false;
@@ -756,6 +763,21 @@ bool Monitor::HandOffCgroup(std::string* error) {
   std::string why;
   oom_watch_.Reset(cgroup_.WatchOom(&why));
   if (!oom_watch_ && !cgroup_.Dir("memory").empty()) Log("OOM kills may go unseen: " + why);
+  return true;
+}
+
+// Writes the init into its cgroup in every hierarchy, then lets it go on: done here while the
+// new process starts up and joins the pod's namespaces, not by the init after that.
+bool Monitor::PlaceInit(std::string* error) {
+  if (plan_.cgroup_procs.empty()) return true;
+  const std::string pid = std::to_string(init_pid_);
+  for (const auto& procs : plan_.cgroup_procs) {
+    UniqueFd fd(::open(procs.c_str(), O_WRONLY | O_CLOEXEC));
+    if (!fd || ::write(fd.get(), pid.data(), pid.size()) < 0) {
+      *error = "join cgroup " + procs + ": " + ErrorText(errno);
+      return false;
+    }
+  }
   SyncMessage go;
   go.type = kSyncCgroup;
   if (::write(sync_r_.get(), &go, sizeof(go)) != sizeof(go)) {
@@ -1274,9 +1296,11 @@ int StandbyMain() {
     while (trimmer.TrimAndWait(&pfd, 1) < 0 && errno == EINTR) {
     }
   }
-  std::vector<char> message(64 * 1024);
+  // Not zero-filled: only the pages the message fills are touched (a fresh page costs a fault).
+  constexpr size_t kMessageSize = 64 * 1024;
+  std::unique_ptr<char[]> message(new char[kMessageSize]);
   std::vector<UniqueFd> fds;
-  const ssize_t n = ReceiveWithFds(kStandbyFd, message.data(), message.size() - 1, &fds);
+  const ssize_t n = ReceiveWithFds(kStandbyFd, message.get(), kMessageSize - 1, &fds);
   ::close(kStandbyFd);
   if (n <= 0) return 0;
   if (fds.size() != 2) return 1;
@@ -1289,7 +1313,7 @@ int StandbyMain() {
   }
   message[n] = '\0';
   std::vector<char*> argv = {const_cast<char*>("crib-monitor")};
-  for (char* p = message.data(); p < message.data() + n; p += std::strlen(p) + 1) argv.push_back(p);
+  for (char* p = message.get(); p < message.get() + n; p += std::strlen(p) + 1) argv.push_back(p);
   Options options;
   std::string error;
   if (!ParseOptions(static_cast<int>(argv.size()), argv.data(), &options, &error) ||
