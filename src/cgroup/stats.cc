@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -39,8 +40,10 @@ class CgroupDir {
       const ssize_t n = ::read(fd.get(), buf, sizeof(buf));
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) return ErrnoStatus(errno, absl::StrCat("read ", path_, "/", name));
-      if (n == 0) return out;
       out.append(buf, static_cast<size_t>(n));
+      // A cgroup file is a seq_file, which fills a read until its records run out: a short
+      // read is the end, and saves the read that would return 0.
+      if (static_cast<size_t>(n) < sizeof(buf)) return out;
     }
   }
 
@@ -87,16 +90,32 @@ std::optional<uint64_t> ReadLimit(const CgroupDir& dir, absl::string_view file) 
 }
 
 using Keyed = absl::flat_hash_map<std::string, uint64_t>;
+// The same over the text it was parsed from (which must outlive it): no key is copied.
+using KeyedView = absl::flat_hash_map<absl::string_view, uint64_t>;
 
-uint64_t Get(const Keyed& keyed, absl::string_view key) {
+KeyedView ParseKeyedView(absl::string_view text) {
+  KeyedView out;
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+    std::pair<absl::string_view, absl::string_view> kv =
+        absl::StrSplit(line, absl::MaxSplits(' ', 1));
+    uint64_t value = 0;
+    if (absl::SimpleAtoi(absl::StripAsciiWhitespace(kv.second), &value)) out[kv.first] = value;
+  }
+  return out;
+}
+
+uint64_t Get(const KeyedView& keyed, absl::string_view key) {
   auto it = keyed.find(key);
   return it == keyed.end() ? 0 : it->second;
 }
 
 // v1's memory.stat has per-cgroup and hierarchical ("total_") values; a pod's cgroup needs the
 // hierarchical ones, which equal the others in a leaf.
-uint64_t GetTotal(const Keyed& keyed, absl::string_view key) {
-  auto it = keyed.find(absl::StrCat("total_", key));
+uint64_t GetTotal(const KeyedView& keyed, absl::string_view key) {
+  char total[64] = "total_";
+  if (key.size() > sizeof(total) - 7) return Get(keyed, key);
+  std::memcpy(total + 6, key.data(), key.size());
+  auto it = keyed.find(absl::string_view(total, 6 + key.size()));
   return it != keyed.end() ? it->second : Get(keyed, key);
 }
 
@@ -117,14 +136,7 @@ absl::Status NotFoundUnlessExists(const CgroupDir& dir) {
 
 Keyed ParseFlatKeyed(absl::string_view text) {
   Keyed out;
-  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
-    std::pair<absl::string_view, absl::string_view> kv =
-        absl::StrSplit(line, absl::MaxSplits(' ', 1));
-    uint64_t value = 0;
-    if (absl::SimpleAtoi(absl::StripAsciiWhitespace(kv.second), &value)) {
-      out[std::string(kv.first)] = value;
-    }
-  }
+  for (const auto& [key, value] : ParseKeyedView(text)) out[std::string(key)] = value;
   return out;
 }
 
@@ -183,8 +195,10 @@ absl::StatusOr<CgroupStats> ReadStatsV1(const V1Dirs& paths, uint64_t clock_tick
                                         StatsDetail detail) {
   const bool all = detail == StatsDetail::kAll;
   // cpu and cpuacct are often one hierarchy mounted twice.
-  const CgroupDir cpuacct(paths.cpuacct), memory(paths.memory), pids(paths.pids);
-  const CgroupDir cpu_dir(paths.cpu == paths.cpuacct ? std::string() : paths.cpu);
+  // What the CRI's stats do not read is not opened either.
+  const CgroupDir cpuacct(paths.cpuacct), memory(paths.memory);
+  const CgroupDir pids(all ? paths.pids : std::string());
+  const CgroupDir cpu_dir(!all || paths.cpu == paths.cpuacct ? std::string() : paths.cpu);
   const CgroupDir& cpu_controller = paths.cpu == paths.cpuacct ? cpuacct : cpu_dir;
   RETURN_IF_ERROR(NotFoundUnlessExists(cpuacct));
   RETURN_IF_ERROR(NotFoundUnlessExists(memory));
@@ -195,13 +209,13 @@ absl::StatusOr<CgroupStats> ReadStatsV1(const V1Dirs& paths, uint64_t clock_tick
   ASSIGN_OR_RETURN(cpu.usage_ns, ReadRequired(cpuacct, "cpuacct.usage"));
   if (std::optional<std::string> text =
           all ? ReadOptional(cpuacct, "cpuacct.stat") : std::nullopt) {
-    const Keyed ticks = ParseFlatKeyed(*text);
+    const KeyedView ticks = ParseKeyedView(*text);
     cpu.user_ns = Get(ticks, "user") * (1'000'000'000 / clock_ticks);
     cpu.system_ns = Get(ticks, "system") * (1'000'000'000 / clock_ticks);
   }
   if (std::optional<std::string> text =
           all ? ReadOptional(cpu_controller, "cpu.stat") : std::nullopt) {
-    const Keyed keyed = ParseFlatKeyed(*text);
+    const KeyedView keyed = ParseKeyedView(*text);
     cpu.periods = Get(keyed, "nr_periods");
     cpu.throttled_periods = Get(keyed, "nr_throttled");
     cpu.throttled_ns = Get(keyed, "throttled_time");
@@ -210,7 +224,8 @@ absl::StatusOr<CgroupStats> ReadStatsV1(const V1Dirs& paths, uint64_t clock_tick
   MemoryStats& mem = stats.memory;
   ASSIGN_OR_RETURN(mem.usage, ReadRequired(memory, "memory.usage_in_bytes"));
   mem.limit = ReadLimit(memory, "memory.limit_in_bytes");
-  const Keyed keyed = ParseFlatKeyed(ReadOptional(memory, "memory.stat").value_or(""));
+  const std::string stat_text = ReadOptional(memory, "memory.stat").value_or("");
+  const KeyedView keyed = ParseKeyedView(stat_text);
   mem.inactive_file = GetTotal(keyed, "inactive_file");
   mem.active_file = GetTotal(keyed, "active_file");
   mem.working_set = mem.usage > mem.inactive_file ? mem.usage - mem.inactive_file : 0;
@@ -223,8 +238,8 @@ absl::StatusOr<CgroupStats> ReadStatsV1(const V1Dirs& paths, uint64_t clock_tick
     mem.max_usage = ReadNumber(memory, "memory.max_usage_in_bytes").value_or(0);
     mem.failcnt = ReadNumber(memory, "memory.failcnt").value_or(0);
     mem.kernel = ReadNumber(memory, "memory.kmem.usage_in_bytes").value_or(0);
-    mem.oom_kills =
-        Get(ParseFlatKeyed(ReadOptional(memory, "memory.oom_control").value_or("")), "oom_kill");
+    const std::string oom_text = ReadOptional(memory, "memory.oom_control").value_or("");
+    mem.oom_kills = Get(ParseKeyedView(oom_text), "oom_kill");
   }
   // memsw counts memory and swap together; it exists only with swap accounting.
   if (std::optional<uint64_t> memsw = ReadNumber(memory, "memory.memsw.usage_in_bytes")) {
@@ -252,7 +267,7 @@ absl::StatusOr<CgroupStats> ReadStatsV2(const std::string& path, StatsDetail det
   CgroupStats stats;
 
   ASSIGN_OR_RETURN(std::string cpu_text, dir.Read("cpu.stat"));
-  const Keyed cpu = ParseFlatKeyed(cpu_text);
+  const KeyedView cpu = ParseKeyedView(cpu_text);
   stats.cpu.usage_ns = Get(cpu, "usage_usec") * 1000;
   stats.cpu.user_ns = Get(cpu, "user_usec") * 1000;
   stats.cpu.system_ns = Get(cpu, "system_usec") * 1000;
@@ -265,7 +280,8 @@ absl::StatusOr<CgroupStats> ReadStatsV2(const std::string& path, StatsDetail det
   if (std::optional<uint64_t> current = ReadNumber(dir, "memory.current")) {
     mem.usage = *current;
     mem.limit = ReadLimit(dir, "memory.max");
-    const Keyed keyed = ParseFlatKeyed(ReadOptional(dir, "memory.stat").value_or(""));
+    const std::string stat_text = ReadOptional(dir, "memory.stat").value_or("");
+    const KeyedView keyed = ParseKeyedView(stat_text);
     mem.inactive_file = Get(keyed, "inactive_file");
     mem.active_file = Get(keyed, "active_file");
     mem.working_set = mem.usage > mem.inactive_file ? mem.usage - mem.inactive_file : 0;
@@ -277,8 +293,8 @@ absl::StatusOr<CgroupStats> ReadStatsV2(const std::string& path, StatsDetail det
     mem.kernel = keyed.contains("kernel") ? Get(keyed, "kernel") : Get(keyed, "kernel_stack");
     if (all) {
       mem.max_usage = ReadNumber(dir, "memory.peak").value_or(0);
-      mem.oom_kills =
-          Get(ParseFlatKeyed(ReadOptional(dir, "memory.events").value_or("")), "oom_kill");
+      const std::string events = ReadOptional(dir, "memory.events").value_or("");
+      mem.oom_kills = Get(ParseKeyedView(events), "oom_kill");
     }
     if (std::optional<uint64_t> swap = ReadNumber(dir, "memory.swap.current")) {
       mem.swap_usage = *swap;
