@@ -136,6 +136,20 @@ TEST(CgroupStatsV1, WorkingSetNeverBelowZero) {
   EXPECT_EQ(s->memory.working_set, 0u);
 }
 
+// A file longer than one read (4 KiB) is read to its end: the keys after it count.
+TEST(CgroupStatsV1, AMemoryStatLongerThanOneReadIsReadWhole) {
+  TempDir dir;
+  V1Dirs d = MakeV1(dir.path(), false);
+  std::string stat;
+  for (int i = 0; stat.size() < 3 * 4096 + 100; ++i) absl::StrAppend(&stat, "padding_", i, " 0\n");
+  absl::StrAppend(&stat, "total_rss 777\ntotal_inactive_file 1000\n");
+  Write(d.memory, "memory.stat", stat);
+  absl::StatusOr<CgroupStats> s = ReadStatsV1(d, 100, StatsDetail::kCri);
+  ASSERT_THAT(s, IsOk());
+  EXPECT_EQ(s->memory.rss, 777u);
+  EXPECT_EQ(s->memory.working_set, 104857600u - 1000u);
+}
+
 TEST(CgroupStatsV1, AMissingCgroupIsNotFoundAndGarbageIsDataLoss) {
   TempDir dir;
   V1Dirs gone{dir.path() + "/a", dir.path() + "/b", dir.path() + "/c", dir.path() + "/d"};
