@@ -1033,7 +1033,7 @@ bool PlanFileSystem(const Spec& spec, const std::string& bundle, Plan* plan, std
   return true;
 }
 
-// The cgroup files the init writes itself into, and the views of a "cgroup" mount on v1.
+// The cgroup files the monitor writes the init into, and the views of a "cgroup" mount on v1.
 bool PlanCgroup(const Spec& spec, const std::vector<cgroup::Hierarchy>& hierarchies, Plan* plan,
                 std::string* error) {
   if (spec.linux_spec.cgroups_path.empty()) return true;
