@@ -130,6 +130,7 @@ bool RunPods(BenchLab& bench, const std::string& handler, int pods, int execs, b
     const absl::Time t1 = absl::Now();
     cri::CreateContainerResponse created;
     if (s.ok()) {
+      pod_ids.push_back(ran.pod_sandbox_id());  // removed below, also when its container fails
       create.set_pod_sandbox_id(ran.pod_sandbox_id());
       s = runtime->CreateContainer(ContextWithDeadline(absl::Seconds(60)).get(), create, &created);
     }
@@ -150,7 +151,6 @@ bool RunPods(BenchLab& bench, const std::string& handler, int pods, int execs, b
     create_ms.push_back(absl::ToDoubleMilliseconds(t2 - t1));
     start_ms.push_back(absl::ToDoubleMilliseconds(t3 - t2));
     total.push_back(absl::ToDoubleMilliseconds(t3 - t0));
-    pod_ids.push_back(ran.pod_sandbox_id());
     container_ids.push_back(created.container_id());
   }
   // Each monitor's resident set once everything runs (busy: just started), and after a
@@ -210,13 +210,17 @@ bool RunPods(BenchLab& bench, const std::string& handler, int pods, int execs, b
     }
   }
   for (size_t i = 0; i < pod_ids.size(); ++i) {
+    // The last pod has no container when its creation failed: it is removed, not timed.
+    const bool timed = i < container_ids.size();
     const absl::Time t0 = absl::Now();
-    cri::StopContainerRequest stop;
-    stop.set_container_id(container_ids[i]);
-    stop.set_timeout(10);
-    cri::StopContainerResponse stopped;
-    grpc::Status s =
-        runtime->StopContainer(ContextWithDeadline(absl::Seconds(30)).get(), stop, &stopped);
+    grpc::Status s;
+    if (timed) {
+      cri::StopContainerRequest stop;
+      stop.set_container_id(container_ids[i]);
+      stop.set_timeout(10);
+      cri::StopContainerResponse stopped;
+      s = runtime->StopContainer(ContextWithDeadline(absl::Seconds(30)).get(), stop, &stopped);
+    }
     const absl::Time t1 = absl::Now();
     if (s.ok()) s = StopPod(*runtime, pod_ids[i]);
     if (s.ok()) s = RemovePod(*runtime, pod_ids[i]);
@@ -225,6 +229,7 @@ bool RunPods(BenchLab& bench, const std::string& handler, int pods, int execs, b
       ok = false;
       continue;
     }
+    if (!timed) continue;
     stop_ms.push_back(absl::ToDoubleMilliseconds(t1 - t0));
     teardown_ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - t1));
   }

@@ -151,14 +151,31 @@ int CgroupsUnder(const std::string& parent) {
 
 void RemoveCgroupTree(const std::string& parent) {
   for (const std::string& h : Hierarchies()) {
-    std::vector<std::string> dirs;
+    std::vector<std::string> dirs = {h + parent};
     std::error_code ec;
     for (auto it = std::filesystem::recursive_directory_iterator(h + parent, ec);
          !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
       if (it->is_directory()) dirs.push_back(it->path().string());
     }
+    // What a failed test or benchmark left running in the tree (a pod's crib-pause, a
+    // container and its monitor) is killed first: a cgroup with a process cannot be removed.
+    const absl::Time deadline = absl::Now() + absl::Seconds(5);
+    for (bool busy = true; busy && absl::Now() < deadline;) {
+      busy = false;
+      for (const std::string& dir : dirs) {
+        absl::StatusOr<std::string> procs = ReadFile(dir + "/cgroup.procs");
+        if (!procs.ok()) continue;
+        for (absl::string_view line : absl::StrSplit(*procs, '\n', absl::SkipEmpty())) {
+          int pid = 0;
+          if (absl::SimpleAtoi(line, &pid) && pid > 1 && pid != ::getpid()) {
+            ::kill(pid, SIGKILL);
+            busy = true;
+          }
+        }
+      }
+      if (busy) absl::SleepFor(absl::Milliseconds(10));
+    }
     for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) ::rmdir(it->c_str());
-    ::rmdir((h + parent).c_str());
   }
 }
 

@@ -57,7 +57,8 @@ std::string AbsentHugepageSize();
 // Cgroup directories directly below `parent` in every hierarchy.
 int CgroupsUnder(const std::string& parent);
 
-// Removes `parent` and the cgroups below it (depth-first) in every hierarchy.
+// Removes `parent` and the cgroups below it (depth-first) in every hierarchy, killing what
+// still runs in them first.
 void RemoveCgroupTree(const std::string& parent);
 
 // Entries of a directory; 0 when it does not exist.
