@@ -298,6 +298,24 @@ absl::Status Systemd::Stop(const std::string& name) {
   });
 }
 
+absl::StatusOr<int> Systemd::MajorVersion() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (major_version_ > 0) return major_version_;
+  }
+  ASSIGN_OR_RETURN(const std::string version,
+                   WithBus([](SystemdBus& bus) { return bus.Version(); }));
+  int major = 0;
+  const absl::string_view digits =
+      absl::string_view(version).substr(0, version.find_first_not_of("0123456789"));
+  if (!absl::SimpleAtoi(digits, &major) || major <= 0) {
+    return absl::InternalError(absl::StrCat("systemd's version \"", version, "\" has no number"));
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  major_version_ = major;
+  return major;
+}
+
 void Systemd::SetOwner(std::string owner) {
   std::lock_guard<std::mutex> lock(mu_);
   owner_ = std::move(owner);

@@ -72,6 +72,8 @@ class Systemd {
   absl::Status Stop(const std::string& name);
   // The loaded units of this cribd whose names match `pattern`.
   absl::StatusOr<std::vector<std::string>> ListOwn(const std::string& pattern);
+  // systemd's major version (252 for "252.38-1~deb12u1"), asked once and kept.
+  absl::StatusOr<int> MajorVersion();
 
  private:
   // Runs `call` on the bus, connecting first if need be, and once more on a new connection
@@ -84,6 +86,7 @@ class Systemd {
   std::mutex mu_;
   std::shared_ptr<SystemdBus> bus_;
   std::string owner_;
+  int major_version_ = 0;  // 0 until asked
 };
 
 // The process-wide connection (made on first use).

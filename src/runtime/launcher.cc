@@ -32,6 +32,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "cgroup/cgroup_files.h"
+#include "cgroup/systemd_driver.h"
 #include "common/errors.h"
 #include "common/files.h"
 #include "common/spawn.h"
@@ -47,6 +48,9 @@
 
 namespace crib::runtime {
 namespace {
+
+// The spec annotation runc and crun turn into the scope's DelegateControllers property.
+constexpr char kDelegateControllers[] = "org.systemd.property.DelegateControllers";
 
 std::string BundleFile(const std::string& bundle, const char* name) {
   return absl::StrCat(bundle, "/", name);
@@ -276,6 +280,19 @@ absl::StatusOr<std::string> Launcher::SeccompProgramOf(const Seccomp& profile) c
   return program;
 }
 
+bool Launcher::DevicesOnV1() const {
+  auto has_devices = [](const std::vector<cgroup::Hierarchy>& hierarchies) {
+    return std::any_of(hierarchies.begin(), hierarchies.end(), [](const cgroup::Hierarchy& h) {
+      return !h.v2 && std::find(h.controllers.begin(), h.controllers.end(), "devices") !=
+                          h.controllers.end();
+    });
+  };
+  if (!hierarchies_.empty()) return has_devices(hierarchies_);
+  std::vector<cgroup::Hierarchy> mounted;
+  std::string error;
+  return cgroup::MountedHierarchies(&mounted, &error) && has_devices(mounted);
+}
+
 bool Launcher::InitCgroup(cgroup::CgroupFiles& cgroup, const Spec& spec,
                           std::string* error) const {
   return hierarchies_.empty() ? cgroup.Init(spec.linux_spec.cgroups_path, error)
@@ -330,6 +347,19 @@ absl::StatusOr<CreatedContainer> Launcher::Create(absl::string_view id, const st
       if (devices == std::vector<cgroup::DeviceRule>{{true, "a", -1, -1, "rwm"}}) {
         devices = {
             {false, "a", -1, -1, "rwm"}, {true, "c", -1, -1, "rwm"}, {true, "b", -1, -1, "rwm"}};
+      }
+      // runc starts the scope without its device rules and sends them only once the init
+      // has set up the root file system. Until then the scope needs the devices controller
+      // only if a sibling does; when systemd on v1 realizes the pod's units again meanwhile
+      // (any unit started or stopped beside them), it removes the scope's devices cgroup and
+      // the init's mount of /sys/fs/cgroup fails on it. The devices controller delegated to
+      // the scope stays in its mask from the start (systemd 236 and later take the property;
+      // an older one would refuse the scope).
+      if (DevicesOnV1() && for_runtime.annotations.count(kDelegateControllers) == 0) {
+        absl::StatusOr<int> version = cgroup::SharedSystemd().MajorVersion();
+        if (version.ok() && *version >= 236) {
+          for_runtime.annotations[kDelegateControllers] = "['devices']";
+        }
       }
     }
   }

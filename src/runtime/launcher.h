@@ -225,6 +225,8 @@ class Launcher {
   // profile takes tens of ms; a node has a handful of profiles).
   absl::StatusOr<std::string> SeccompProgramOf(const Seccomp& profile) const;
 
+  // Whether the devices controller has a v1 hierarchy, in hierarchies_ (or those mounted now).
+  bool DevicesOnV1() const;
   // The container's cgroup files, in hierarchies_ (or those mounted now when it is empty).
   bool InitCgroup(cgroup::CgroupFiles& cgroup, const Spec& spec, std::string* error) const;
   absl::Status RemoveCgroup(const Spec& spec) const;

@@ -29,6 +29,7 @@
 namespace crib::testing {
 namespace {
 
+using ::testing::Contains;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Not;
@@ -392,6 +393,15 @@ TEST_P(SystemdHandlerTest, ContainersRunInScopesTheRuntimeHasSystemdStart) {
   const std::string cgroup = absl::StrCat(pod_cgroup, "/", scope);
   EXPECT_EQ(State(scope), "active");
   EXPECT_EQ(Property(scope, "Slice"), slice);
+  // On v1 runc's scope has the devices controller from its start (delegated to it): runc
+  // sends its device rules only after the init's mounts, and systemd would meanwhile remove the
+  // scope's devices cgroup under the init whenever it realized the pod's units again. (crun
+  // sends its rules when it starts the scope.)
+  if (!CgroupV2() && GetParam() == "runc") {
+    const std::vector<std::string> delegated =
+        absl::StrSplit(Property(scope, "DelegateControllers"), ' ');
+    EXPECT_THAT(delegated, Contains("devices"));
+  }
   const pid_t init = PidOf(Status(id, true));
   ASSERT_GT(init, 0);
   // In the scope, or in a cgroup of the runtime's below it (crun: "<scope>/container").

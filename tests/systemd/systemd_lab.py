@@ -15,6 +15,8 @@ and its limits are enforced, and removing <tag> removes everything.
                                        exit code (1 when the lab did not start or stop clean)
 
 STATE is a directory of the host that stays visible inside (under /tmp, /root, /work, ...).
+systemd logs to STATE/console.log; CRIB_LAB_LOG_LEVEL=debug makes it say what it does to each
+unit and cgroup, and CRIB_LAB_KEEP_LOG=PATH keeps a `run`'s log as PATH.<pid>.
 """
 
 import os
@@ -224,8 +226,8 @@ def inner_root(state):
     # No modprobe and no clock setting from inside.
     os.execve("/usr/bin/setpriv", [
         "setpriv", "--bounding-set", "-sys_module,-sys_time", "--", "/lib/systemd/systemd",
-        "--system", "--unit=crib-lab.target", "--log-target=console", "--log-level=info",
-        "--show-status=no"], env)
+        "--system", "--unit=crib-lab.target", "--log-target=console",
+        "--log-level=" + os.environ.get("CRIB_LAB_LOG_LEVEL", "info"), "--show-status=no"], env)
 
 
 def alive(pid):
@@ -288,6 +290,9 @@ def run_in_lab(argv):
     finally:
         if (pathlib.Path(state) / "systemd.pid").exists():
             stop(state)
+        keep = os.environ.get("CRIB_LAB_KEEP_LOG")
+        if keep and (pathlib.Path(state) / "console.log").exists():
+            shutil.copy(pathlib.Path(state) / "console.log", "%s.%d" % (keep, os.getpid()))
         shutil.rmtree(state, ignore_errors=True)
 
 
