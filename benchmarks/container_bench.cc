@@ -44,7 +44,7 @@ void Print(const char* what, const std::vector<double>& v, const char* unit = "m
 }
 
 bool RunPods(BenchLab& bench, const std::string& handler, int pods, int execs, bool pod_network,
-             bool steps, bool systemd, bool stop_figures);
+             bool steps, bool systemd);
 
 int Main(int argc, char** argv) {
   int pods = 50, execs = 200;
@@ -85,20 +85,19 @@ int Main(int argc, char** argv) {
   }
   bool ok = true;
   for (const std::string& handler : handlers) {
-    ok = RunPods(**lab, handler, pods, execs, pod_network, steps, systemd, handlers.size() > 1) &&
-         ok;
+    ok = RunPods(**lab, handler, pods, execs, pod_network, steps, systemd) && ok;
   }
   return ok ? 0 : 1;
 }
 
-// `pods` pods of `handler` with one container each, their figures, then their removal (timed
-// with `stop_figures`).
+// `pods` pods of `handler` with one container each, their figures, then their removal, timed
+// call by call.
 bool RunPods(BenchLab& bench, const std::string& handler, int pods, int execs, bool pod_network,
-             bool steps, bool systemd, bool stop_figures) {
+             bool steps, bool systemd) {
   auto runtime = bench.cribd().Runtime();
   const std::string image = bench.image();
   std::vector<double> total, run_ms, create_ms, start_ms, exec_ms, monitor_rss, monitor_anon;
-  std::vector<double> stop_ms, teardown_ms;
+  std::vector<double> stop_ms;
   std::vector<std::string> pod_ids, container_ids;
   bool ok = true;
   for (int i = 0; i < pods && ok; ++i) {
@@ -204,11 +203,13 @@ bool RunPods(BenchLab& bench, const std::string& handler, int pods, int execs, b
   if (steps) {
     int shown = 0;
     for (absl::string_view line : absl::StrSplit(bench.cribd().Log(), '\n')) {
-      if (absl::StrContains(line, " steps: ") && shown++ < 12) {
+      if (absl::StrContains(line, " steps: ") && !absl::StrContains(line, " removal steps: ") &&
+          shown++ < 12) {
         std::printf("%s\n", std::string(line).c_str());
       }
     }
   }
+  std::vector<double> remove_ms, stop_pod_ms, remove_pod_ms;
   for (size_t i = 0; i < pod_ids.size(); ++i) {
     // The last pod has no container when its creation failed: it is removed, not timed.
     const bool timed = i < container_ids.size();
@@ -222,7 +223,15 @@ bool RunPods(BenchLab& bench, const std::string& handler, int pods, int execs, b
       s = runtime->StopContainer(ContextWithDeadline(absl::Seconds(30)).get(), stop, &stopped);
     }
     const absl::Time t1 = absl::Now();
+    if (timed && s.ok()) {
+      cri::RemoveContainerRequest remove;
+      remove.set_container_id(container_ids[i]);
+      cri::RemoveContainerResponse removed;
+      s = runtime->RemoveContainer(ContextWithDeadline(absl::Seconds(30)).get(), remove, &removed);
+    }
+    const absl::Time t2 = absl::Now();
     if (s.ok()) s = StopPod(*runtime, pod_ids[i]);
+    const absl::Time t3 = absl::Now();
     if (s.ok()) s = RemovePod(*runtime, pod_ids[i]);
     if (!s.ok()) {
       std::fprintf(stderr, "stop and remove pod: %s\n", s.error_message().c_str());
@@ -231,11 +240,21 @@ bool RunPods(BenchLab& bench, const std::string& handler, int pods, int execs, b
     }
     if (!timed) continue;
     stop_ms.push_back(absl::ToDoubleMilliseconds(t1 - t0));
-    teardown_ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - t1));
+    remove_ms.push_back(absl::ToDoubleMilliseconds(t2 - t1));
+    stop_pod_ms.push_back(absl::ToDoubleMilliseconds(t3 - t2));
+    remove_pod_ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - t3));
   }
-  if (stop_figures) {
-    Print("StopContainer (SIGTERM)", stop_ms);
-    Print("StopPodSandbox+RemovePodSandbox", teardown_ms);
+  Print("StopContainer (SIGTERM)", stop_ms);
+  Print("RemoveContainer", remove_ms);
+  Print("StopPodSandbox", stop_pod_ms);
+  Print("RemovePodSandbox", remove_pod_ms);
+  if (steps) {
+    int shown = 0;
+    for (absl::string_view line : absl::StrSplit(bench.cribd().Log(), '\n')) {
+      if (absl::StrContains(line, " removal steps: ") && shown++ < 8) {
+        std::printf("%s\n", std::string(line).c_str());
+      }
+    }
   }
   std::printf("\n");
   return ok;

@@ -10,6 +10,7 @@
 #include "common/failpoint.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "common/steps.h"
 #include "pod/pins.h"
 #include "pod/record.h"
 #include "pod/service.h"
@@ -30,27 +31,33 @@ absl::Status PodService::Remove(const std::string& id_or_prefix) {
     return Annotate(status, absl::StrCat("remove pod sandbox ", id, ": ", step));
   };
 
+  StepClock clock;
   // The intent first: a cribd killed from here on finishes the removal when it starts again.
   if (!data.removing) {
     data.removing = true;
     record->data = EncodePodData(data);
     if (absl::Status s = store_.UpdatePod(*record); !s.ok()) return step_error("record removal", s);
   }
+  clock.Mark("mark");
   RETURN_IF_ERROR(Failpoint("pod.remove.after_mark"));
   RETURN_IF_ERROR(StopLocked(id, /*removing=*/true));
+  clock.Mark("stop");
   RETURN_IF_ERROR(Failpoint("pod.remove.after_stop"));
   if (hooks_.remove_all) {
     if (absl::Status s = hooks_.remove_all(id); !s.ok()) return step_error("remove containers", s);
   }
+  clock.Mark("containers");
   RETURN_IF_ERROR(Failpoint("pod.remove.after_containers"));
   for (const std::string& pin : data.Pins()) {
     if (absl::Status s = RemovePin(pin); !s.ok()) return step_error("remove namespace pin", s);
   }
+  clock.Mark("pins");
   RETURN_IF_ERROR(Failpoint("pod.remove.after_netns"));
   const std::string shm = absl::StrCat(data.pod_dir, "/shm");
   if (::umount2(shm.c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT) {
     return step_error("unmount shm", ErrnoStatus(errno, absl::StrCat("unmount ", shm)));
   }
+  clock.Mark("shm");
   // A pause process that a crash kept out of the record is still in the pod's cgroup: stopping
   // a unit, and removing a cgroup, kill what is left in it first.
   const bool had_pause = data.namespaces.pid == NamespaceMode::kPod || data.pid != 0;
@@ -59,6 +66,7 @@ absl::Status PodService::Remove(const std::string& id_or_prefix) {
   if (absl::Status s = driver_->RemovePod(data.cgroup_path, pause_cgroup); !s.ok()) {
     return step_error("remove cgroup", s);
   }
+  clock.Mark("cgroup");
   RETURN_IF_ERROR(Failpoint("pod.remove.after_cgroup"));
   std::error_code ec;
   std::filesystem::remove_all(data.pod_dir, ec);
@@ -66,8 +74,11 @@ absl::Status PodService::Remove(const std::string& id_or_prefix) {
     return step_error("remove pod files", absl::InternalError(absl::StrCat("remove ", data.pod_dir,
                                                                            ": ", ec.message())));
   }
+  clock.Mark("files");
   if (absl::Status s = store_.DeletePod(id); !s.ok()) return step_error("delete record", s);
+  clock.Mark("record");
   spdlog::info("pod {} ({}) removed", id.substr(0, 12), record->name);
+  spdlog::debug("pod {} removal steps: {}", id.substr(0, 12), clock.Timings());
   return absl::OkStatus();
 }
 

@@ -568,11 +568,16 @@ bool CgroupFiles::WatchSawOom() const {
 }
 
 bool CgroupFiles::Remove(std::string* error) {
+  // rmdir first: a cgroup that holds no process any more (the usual case, its container reaped)
+  // goes without its process lists being read; one that still holds some refuses, and what
+  // runs in it is killed before the next try.
   for (int attempt = 0; attempt < 100; ++attempt) {
-    if (HasProcesses()) Kill(SIGKILL);
+    if (attempt > 0) {
+      if (HasProcesses()) Kill(SIGKILL);
+      if (attempt > 1) ::usleep(10000);
+    }
     bool left = false;
     for (const auto& h : hierarchies_) {
-      if (!PathExists(h.dir)) continue;
       if (::rmdir(h.dir.c_str()) != 0 && errno != ENOENT) {
         left = true;
         *error = "remove cgroup " + h.dir + ": " + runtime::ErrorText(errno);
@@ -582,7 +587,6 @@ bool CgroupFiles::Remove(std::string* error) {
       error->clear();
       return true;
     }
-    ::usleep(10000);
   }
   return false;
 }

@@ -8,20 +8,15 @@
 
 namespace crib {
 
-Steps::Steps(absl::string_view subject, std::string failpoint_prefix)
-    : subject_(subject), failpoint_prefix_(std::move(failpoint_prefix)), last_(absl::Now()) {}
+StepClock::StepClock() : last_(absl::Now()) {}
 
-absl::Status Steps::Run(absl::string_view key, absl::string_view name,
-                        absl::FunctionRef<absl::Status()> step, Undo undo) {
-  if (absl::Status s = step(); !s.ok()) return Annotate(s, name);
-  if (undo) undos_.emplace_back(std::string(name), std::move(undo));
+void StepClock::Mark(absl::string_view key) {
   const absl::Time now = absl::Now();
   timings_.emplace_back(std::string(key), now - last_);
   last_ = now;
-  return Annotate(Failpoint(absl::StrCat(failpoint_prefix_, ".after_", key)), name);
 }
 
-std::string Steps::Timings() const {
+std::string StepClock::Timings() const {
   std::string out;
   for (const auto& [key, took] : timings_) {
     absl::StrAppend(&out, out.empty() ? "" : ", ", key, " ",
@@ -29,6 +24,19 @@ std::string Steps::Timings() const {
   }
   return out;
 }
+
+Steps::Steps(absl::string_view subject, std::string failpoint_prefix)
+    : subject_(subject), failpoint_prefix_(std::move(failpoint_prefix)) {}
+
+absl::Status Steps::Run(absl::string_view key, absl::string_view name,
+                        absl::FunctionRef<absl::Status()> step, Undo undo) {
+  if (absl::Status s = step(); !s.ok()) return Annotate(s, name);
+  if (undo) undos_.emplace_back(std::string(name), std::move(undo));
+  clock_.Mark(key);
+  return Annotate(Failpoint(absl::StrCat(failpoint_prefix_, ".after_", key)), name);
+}
+
+std::string Steps::Timings() const { return clock_.Timings(); }
 
 void Steps::RollBack() {
   for (auto it = undos_.rbegin(); it != undos_.rend(); ++it) {

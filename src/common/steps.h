@@ -20,6 +20,20 @@
 
 namespace crib {
 
+// The time each part of an operation took, for the debug log: Mark(key) closes the part that
+// began at the previous mark (or at the clock's making).
+class StepClock {
+ public:
+  StepClock();
+  void Mark(absl::string_view key);
+  // "reserve 0.4ms, netns 1.2ms, ...".
+  std::string Timings() const;
+
+ private:
+  absl::Time last_;
+  std::vector<std::pair<std::string, absl::Duration>> timings_;
+};
+
 class Steps {
  public:
   using Undo = std::function<absl::Status()>;
@@ -45,8 +59,7 @@ class Steps {
 
   std::string subject_;
   std::string failpoint_prefix_;
-  absl::Time last_;
-  std::vector<std::pair<std::string, absl::Duration>> timings_;
+  StepClock clock_;
   std::vector<std::pair<std::string, Undo>> undos_;
   bool undo_failed_ = false;
 };

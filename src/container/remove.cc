@@ -6,6 +6,7 @@
 #include "common/failpoint.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "common/steps.h"
 #include "container/rootfs.h"
 #include "container/service.h"
 #include "image/fs_util.h"
@@ -31,6 +32,7 @@ absl::Status ContainerService::RemoveLocked(const std::string& id) {
     return Annotate(status, absl::StrCat("remove container ", id, " (", record->name, "): ", step));
   };
   const std::string bundle = Bundle(id);
+  StepClock clock;
   // The intent first: a cribd killed from here on finishes the removal when it starts again.
   if (!data.removing) {
     data.removing = true;
@@ -39,6 +41,7 @@ absl::Status ContainerService::RemoveLocked(const std::string& id) {
       return step_error("record removal", s);
     }
   }
+  clock.Mark("mark");
   RETURN_IF_ERROR(Failpoint("container.remove.after_mark"));
   // Kills what still runs, waits for the monitor's record, removes the cgroup's files. The
   // cgroup's path is in the spec, which this takes away (a removal that stopped half-way took
@@ -47,6 +50,7 @@ absl::Status ContainerService::RemoveLocked(const std::string& id) {
   if (absl::Status s = launcher_.Remove(bundle, &cgroup_path); !s.ok()) {
     return step_error("stop and clean", s);
   }
+  clock.Mark("stop");
   const bool launcher_removed_cgroup = !cgroup_path.empty();
   if (cgroup_path.empty()) {
     if (absl::StatusOr<pod::PodSandbox> pod = pods_.Get(record->pod_id); pod.ok()) {
@@ -60,8 +64,10 @@ absl::Status ContainerService::RemoveLocked(const std::string& id) {
       return step_error("remove the cgroup", s);
     }
   }
+  clock.Mark("cgroup");
   RETURN_IF_ERROR(Failpoint("container.remove.after_stop"));
   if (absl::Status s = Unmount(bundle + "/rootfs"); !s.ok()) return step_error("unmount rootfs", s);
+  clock.Mark("unmount");
   RETURN_IF_ERROR(Failpoint("container.remove.after_unmount"));
   // Into the trash (one rename each), deleted in the background.
   if (absl::Status s = trash_.Discard(bundle, absl::StrCat(config_.state_dir, "/trash")); !s.ok()) {
@@ -71,7 +77,9 @@ absl::Status ContainerService::RemoveLocked(const std::string& id) {
       !s.ok()) {
     return step_error("remove writable layer", s);
   }
+  clock.Mark("trash");
   if (absl::Status s = store_.DeleteContainer(id); !s.ok()) return step_error("delete record", s);
+  clock.Mark("record");
   ReleaseSnapshots(data.chain_ids);
   exits_->Unwatch(id);
   ForgetDecoded(id);
@@ -85,6 +93,7 @@ absl::Status ContainerService::RemoveLocked(const std::string& id) {
     }
   }
   spdlog::info("container {} ({}) removed", id.substr(0, 12), record->name);
+  spdlog::debug("container {} removal steps: {}", id.substr(0, 12), clock.Timings());
   return absl::OkStatus();
 }
 

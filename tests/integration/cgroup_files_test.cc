@@ -1,11 +1,14 @@
 // CgroupFiles::Create on this machine's hierarchies: it makes the leaf first and walks up only
 // as far as levels are missing, fills the cpuset files of the v1 levels it made (and of the
-// existing one above them), and names the directory it could not make.
+// existing one above them), and names the directory it could not make. CgroupFiles::Remove
+// kills what still runs in the leaf and removes it.
 #include "cgroup/cgroup_files.h"
 
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -118,6 +121,51 @@ TEST_F(CgroupFilesTest, FillsAnEmptyCpusetParentMadeByOthersAndTheLeafBelowIt) {
   ASSERT_TRUE(files.Init(mounted_, top_ + "/x/y/z", &error)) << error;
   ASSERT_TRUE(files.Create(&error)) << error;
   EXPECT_EQ(Read(cpuset_mount_ + "/" + top_ + "/x/y/z/cpuset.cpus"), cpus);
+}
+
+// Remove tries rmdir first: an empty cgroup goes at once, one that still holds a process has
+// it killed and goes after it, and one already gone is no error.
+TEST_F(CgroupFilesTest, RemoveKillsWhatStillRunsAndTakesEveryHierarchysLeaf) {
+  CgroupFiles files;
+  std::string error;
+  ASSERT_TRUE(files.Init(mounted_, top_ + "/x/y", &error)) << error;
+  ASSERT_TRUE(files.Create(&error)) << error;
+  ASSERT_TRUE(files.Remove(&error)) << error;
+  for (const auto& dir : Levels("/x/y")) EXPECT_FALSE(IsDir(dir)) << dir;
+  for (const auto& dir : Levels("/x")) EXPECT_TRUE(IsDir(dir)) << "only the leaf goes: " << dir;
+  EXPECT_TRUE(files.Remove(&error)) << "a cgroup gone already: " << error;
+
+  ASSERT_TRUE(files.Create(&error)) << error;
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  const std::vector<std::string> procs = files.ProcsFiles();
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    for (const auto& file : procs) {
+      std::ofstream out(file);
+      out << "0";
+    }
+    (void)::write(ready[1], "x", 1);
+    for (;;) ::pause();
+  }
+  ::close(ready[1]);
+  struct Reaper {  // the child goes whatever fails below
+    pid_t pid;
+    ~Reaper() {
+      if (pid > 0 && ::kill(pid, SIGKILL) == 0) ::waitpid(pid, nullptr, 0);
+    }
+  } reaper{child};
+  char c;
+  ASSERT_EQ(::read(ready[0], &c, 1), 1);
+  ::close(ready[0]);
+  ASSERT_TRUE(files.HasProcesses());
+  EXPECT_TRUE(files.Remove(&error)) << error;
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  reaper.pid = 0;
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
+  for (const auto& dir : Levels("/x/y")) EXPECT_FALSE(IsDir(dir)) << dir;
 }
 
 TEST_F(CgroupFilesTest, AMissingMountPointIsNamed) {
