@@ -1,13 +1,21 @@
 // What the benchmarks over many pods share: a local registry serving busybox:latest, a cribd of
 // their own (bridge, nftables table and pod CIDR named after the benchmark and its pid) with the
 // image pulled, numbered pod configs under a cgroup parent of their own, and the removal of all
-// of it at the end.
+// of it at the end, also when SIGINT, SIGTERM or SIGHUP ends the benchmark.
 #pragma once
 
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
@@ -30,6 +38,7 @@ class BenchLab {
                                                          bool systemd = false,
                                                          const std::string& extra_config = "") {
     auto lab = std::unique_ptr<BenchLab>(new BenchLab(name, systemd));
+    lab->RemoveOnSignal();
     ASSIGN_OR_RETURN(lab->registry_, LocalRegistry::Start());
     RETURN_IF_ERROR(lab->registry_->Push({"busybox:latest"}).status());
     CribdOptions& options = lab->options_;
@@ -51,6 +60,9 @@ class BenchLab {
   }
 
   ~BenchLab() {
+    for (int sig : kSignals) ::signal(sig, SIG_DFL);
+    // A signal's removal runs: it ends the process when it is done.
+    while (removing_on_signal_.load()) ::pause();
     cribd_.reset();
     if (!parent_.empty()) RemoveCgroupTree(parent_);
     UnmountAllUnder(dir_.path());
@@ -76,11 +88,51 @@ class BenchLab {
   }
 
  private:
+  static constexpr int kSignals[] = {SIGINT, SIGTERM, SIGHUP};
+
+  // A signal handler that only wakes a thread of the lab's, which removes what the destructor
+  // would (cribd killed, then what runs in the pods' cgroups, the mounts, the bridge, the
+  // table, the registry and the files) and exits. The objects stay: the main thread may still
+  // be using them.
+  void RemoveOnSignal() {
+    static int wake[2] = {-1, -1};
+    if (::pipe2(wake, O_CLOEXEC) != 0) return;
+    struct sigaction action = {};
+    action.sa_handler = [](int sig) {
+      const char byte = static_cast<char>(sig);
+      (void)!::write(wake[1], &byte, 1);
+    };
+    action.sa_flags = SA_RESTART;
+    for (int sig : kSignals) ::sigaction(sig, &action, nullptr);
+    std::thread([this] {
+      char sig = 0;
+      while (::read(wake[0], &sig, 1) < 0 && errno == EINTR) {
+      }
+      removing_on_signal_.store(true);
+      std::fprintf(stderr, "signal %d: removing the benchmark's pods, cribd and registry\n", sig);
+      if (cribd_ != nullptr && ::kill(cribd_->pid(), SIGKILL) == 0) {
+        ::waitpid(cribd_->pid(), nullptr, 0);
+      }
+      if (!parent_.empty()) RemoveCgroupTree(parent_);
+      UnmountAllUnder(dir_.path());
+      (void)Sh(absl::StrCat("ip link del ", bridge_));
+      (void)Sh(absl::StrCat("nft delete table inet ", table_));
+      std::error_code ignored;
+      if (registry_ != nullptr) {
+        if (::kill(registry_->pid(), SIGKILL) == 0) ::waitpid(registry_->pid(), nullptr, 0);
+        std::filesystem::remove_all(registry_->dir(), ignored);
+      }
+      std::filesystem::remove_all(dir_.path(), ignored);
+      ::_exit(128 + sig);
+    }).detach();
+  }
+
   BenchLab(const std::string& name, bool systemd)
       : bridge_(absl::StrCat("c", name, ::getpid() % 100000)),
         table_(absl::StrCat("crib_", name, ::getpid())),
         parent_(systemd ? "" : absl::StrCat("/crib-bench-", name, "-", ::getpid())) {}
 
+  std::atomic<bool> removing_on_signal_{false};
   TempDir dir_;
   const std::string bridge_, table_, parent_;
   CribdOptions options_;
