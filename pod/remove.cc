@@ -1,5 +1,6 @@
 // RemovePodSandbox: stop if need be, then remove the namespace pins, /dev/shm, the cgroup, the
-// pod's files and its record. Idempotent: every step accepts what is already gone.
+// pod's files (into the trash, deleted in the background) and its record. Idempotent: every step
+// accepts what is already gone.
 #include <sys/mount.h>
 
 #include <cerrno>
@@ -68,11 +69,17 @@ absl::Status PodService::Remove(const std::string& id_or_prefix) {
   }
   clock.Mark("cgroup");
   RETURN_IF_ERROR(Failpoint("pod.remove.after_cgroup"));
-  std::error_code ec;
-  std::filesystem::remove_all(data.pod_dir, ec);
-  if (ec) {
-    return step_error("remove pod files", absl::InternalError(absl::StrCat("remove ", data.pod_dir,
-                                                                           ": ", ec.message())));
+  if (hooks_.discard) {
+    if (absl::Status s = hooks_.discard(data.pod_dir); !s.ok()) {
+      return step_error("remove pod files", s);
+    }
+  } else {
+    std::error_code ec;
+    std::filesystem::remove_all(data.pod_dir, ec);
+    if (ec) {
+      return step_error("remove pod files", absl::InternalError(absl::StrCat(
+                                                "remove ", data.pod_dir, ": ", ec.message())));
+    }
   }
   clock.Mark("files");
   if (absl::Status s = store_.DeletePod(id); !s.ok()) return step_error("delete record", s);

@@ -30,10 +30,12 @@
 namespace crib::pod {
 
 // What the pod room asks of the container room, which sits beside it: containers are stopped
-// before the pause process that holds their pid namespace, and removed before the pod's record.
+// before the pause process that holds their pid namespace, and removed before the pod's record;
+// the pod's directory goes into the container room's trash (deleted in the background).
 struct ContainerHooks {
   std::function<absl::Status(const std::string& pod_id)> stop_all;
   std::function<absl::Status(const std::string& pod_id)> remove_all;
+  std::function<absl::Status(const std::string& dir)> discard;
 };
 
 // What start-up recovery found and did (recover.cc).

@@ -90,6 +90,9 @@ absl::StatusOr<std::unique_ptr<ContainerService>> ContainerService::Create(
   pods.SetContainerHooks({
       [self](const std::string& pod_id) { return self->StopAllInPod(pod_id); },
       [self](const std::string& pod_id) { return self->RemoveAllInPod(pod_id); },
+      [self](const std::string& dir) {
+        return self->trash_.Discard(dir, absl::StrCat(self->config_.state_dir, "/trash"));
+      },
   });
   return service;
 }
