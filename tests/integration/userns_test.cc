@@ -21,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "common/files.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -379,6 +380,37 @@ TEST_F(UsernsTest, ModeNodeIsTheHostsUserNamespace) {
       ->mutable_userns_options()
       ->set_mode(cri::NODE);
   EXPECT_EQ(MapRows(RunToExit(pod, container)), MapRows(Slurp("/proc/self/uid_map")));
+}
+
+// A container with a pid namespace of its own is forked once more inside the pod's user
+// namespace: the first process forks the container's pid 1, tells the monitor its pid and
+// exits. Held there (the init's test delay), the first process is still the one that speaks
+// first: pid 1 waits for it, so the monitor never takes the first process, gone at once, for
+// the container's init.
+TEST_F(UsernsTest, SlowForkOfPid1StillReportsPid1) {
+  cribd_->SignalAndWait(SIGTERM);
+  cribd_.reset();
+  ::setenv("CRIB_TEST_FAILPOINT", "init.after_pid1_fork:sleep=100ms", 1);
+  const bool started = Start();
+  ::unsetenv("CRIB_TEST_FAILPOINT");
+  ASSERT_TRUE(started);
+  const std::string pod = RunPod(UsernsPodConfig("slow-fork", kHostA));
+  ASSERT_FALSE(pod.empty());
+  cri::ContainerConfig config =
+      UsernsConfig("pid1", {"sh", "-c", "echo $$; exec sleep 1000"}, kHostA);
+  const std::string id = RunContainer(pod, config);
+  ASSERT_FALSE(id.empty()) << cribd_->Log();
+  ASSERT_TRUE(WaitFor([&] { return !Stdout(pod, "pid1").empty(); })) << cribd_->Log();
+  EXPECT_EQ(Stdout(pod, "pid1"), "1\n");
+  EXPECT_EQ(Status(id).status().state(), cri::CONTAINER_RUNNING);
+  // The pid crib reports is the container's pid 1 (the last of its NSpid), alive.
+  const pid_t pid = InitPid(id);
+  ASSERT_GT(pid, 0);
+  absl::StatusOr<std::string> status = ReadFile(absl::StrCat("/proc/", pid, "/status"));
+  ASSERT_THAT(status, IsOk());
+  EXPECT_THAT(*status, ::testing::ContainsRegex("NSpid:\\s+[0-9]+\\s+1\n"));
+  ASSERT_THAT(StopContainer(id), GrpcOk());
+  ASSERT_THAT(RemoveContainer(id), GrpcOk());
 }
 
 TEST_F(UsernsTest, ContainerUsernsOptionsMustEqualThePods) {

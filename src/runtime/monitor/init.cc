@@ -1049,6 +1049,20 @@ bool PlanCgroup(const Spec& spec, const std::vector<cgroup::Hierarchy>& hierarch
   return true;
 }
 
+// The one fault the init takes from the tests (cribd's CRIB_TEST_FAILPOINT, inherited):
+// "<name>:sleep=<n>ms" waits there, to show that an order holds whatever the scheduler does.
+void SlowInTests(const char* name) {
+  const char* spec = ::getenv("CRIB_TEST_FAILPOINT");
+  const size_t n = std::strlen(name);
+  if (spec == nullptr || std::strncmp(spec, name, n) != 0 ||
+      std::strncmp(spec + n, ":sleep=", 7) != 0) {
+    return;
+  }
+  char* end = nullptr;
+  const long ms = std::strtol(spec + n + 7, &end, 10);
+  if (ms > 0 && std::strcmp(end, "ms") == 0) ::usleep(static_cast<useconds_t>(ms) * 1000);
+}
+
 }  // namespace
 
 bool InitCgroupFiles(cgroup::CgroupFiles& files, const std::vector<cgroup::Hierarchy>& hierarchies,
@@ -1106,16 +1120,27 @@ void RunInit(const Plan& plan, const InitStdio& stdio, int sync_fd, int start_fd
     }
     if (plan.fork_into_pid_ns) {
       if (::unshare(CLONE_NEWPID) != 0) Fail(sync_fd, "unshare the pid namespace", nullptr, errno);
+      // The monitor must read the new pid before anything pid 1 sends (its terminal, ready
+      // or an error), or it would take the first process for the init: pid 1 waits for the
+      // end of this pipe, which closes when the first process exits after its message.
+      int order[2];
+      if (::pipe2(order, O_CLOEXEC) != 0) Fail(sync_fd, "pipe", nullptr, errno);
       const long child = syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr, nullptr);
       if (child < 0) Fail(sync_fd, "fork the container's pid 1", nullptr, errno);
       if (child > 0) {
+        SlowInTests("init.after_pid1_fork");
         SyncMessage forked;
         forked.type = kSyncPid;
         forked.pid = static_cast<int32_t>(child);
         (void)!::write(sync_fd, &forked, sizeof(forked));
         _exit(0);
       }
-      // Pid 1 now. No parent-death signal: its parent exits at once, and a monitor that dies
+      ::close(order[1]);
+      char none;
+      while (::read(order[0], &none, 1) < 0 && errno == EINTR) {
+      }
+      ::close(order[0]);
+      // Pid 1 now. No parent-death signal: its parent has exited, and a monitor that dies
       // before the start closes start_fd, which ends the wait below.
     }
   }
