@@ -2,6 +2,8 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -35,6 +37,26 @@ absl::Status WriteAll(int fd, absl::string_view data, absl::string_view what) {
     data.remove_prefix(static_cast<size_t>(n));
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<bool> MarkTopDirectory(const std::string& dir, mode_t mode) {
+  RETURN_IF_ERROR(MakeDirs(dir, mode));
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) return ErrnoStatus(errno, absl::StrCat("open ", dir));
+  int flags = 0;
+  if (::ioctl(fd.get(), FS_IOC_GETFLAGS, &flags) != 0) {
+    if (errno == ENOTTY || errno == EOPNOTSUPP || errno == EINVAL) return false;
+    return ErrnoStatus(errno, absl::StrCat("read the flags of ", dir));
+  }
+  if ((flags & FS_TOPDIR_FL) != 0) return true;
+  flags |= FS_TOPDIR_FL;
+  if (::ioctl(fd.get(), FS_IOC_SETFLAGS, &flags) != 0) {
+    if (errno == ENOTTY || errno == EOPNOTSUPP || errno == EINVAL) return false;
+    return ErrnoStatus(errno, absl::StrCat("mark ", dir, " as a top directory"));
+  }
+  // A file system that keeps only the flags it knows drops this one silently.
+  int now = 0;
+  return ::ioctl(fd.get(), FS_IOC_GETFLAGS, &now) == 0 && (now & FS_TOPDIR_FL) != 0;
 }
 
 absl::Status MakeDirs(const std::string& path, mode_t mode) {

@@ -30,9 +30,9 @@
 #include "container/image_config.h"
 #include "container/record.h"
 #include "container/spec_builder.h"
-#include "container/trash.h"
 #include "container/users.h"
 #include "image/image_store.h"
+#include "image/trash.h"
 #include "pod/service.h"
 #include "runtime/launcher.h"
 #include "store/store.h"
@@ -191,7 +191,7 @@ class ContainerService {
   // Last, so that its thread stops before the rest goes.
   std::unique_ptr<ExitWatcher> exits_;
   // Bundles and writable layers of removed containers (<state_dir>/trash, <root_dir>/trash).
-  Trash trash_;
+  image::Trash trash_;
 };
 
 }  // namespace crib::container

@@ -89,8 +89,15 @@ absl::StatusOr<std::unique_ptr<ImageStore>> ImageStore::Open(const Config& confi
                                                              store::Store& store) {
   ASSIGN_OR_RETURN(std::unique_ptr<ContentStore> content, ContentStore::Open(config.root_dir));
   const std::string snapshots = absl::StrCat(config.root_dir, "/snapshots");
-  RETURN_IF_ERROR(MakeDirs(snapshots, 0700));
-  // Unpacks a crash interrupted.
+  // Each unpack makes a tree of its own here and each removal deletes one: spread over the
+  // file system's block groups (see MarkTopDirectory).
+  if (absl::StatusOr<bool> top = MarkTopDirectory(snapshots, 0700); !top.ok()) {
+    spdlog::warn("image store: {}", top.status().message());
+    RETURN_IF_ERROR(MakeDirs(snapshots, 0700));
+  }
+  // Where removed snapshots go (the container room deletes what a crash left there).
+  RETURN_IF_ERROR(MakeDirs(absl::StrCat(config.root_dir, "/trash"), 0700));
+  // Unpacks a crash interrupted, and snapshots being removed before the trash took them.
   if (DIR* d = ::opendir(snapshots.c_str())) {
     std::vector<std::string> leftovers;
     while (struct dirent* e = ::readdir(d)) {
@@ -273,15 +280,9 @@ absl::StatusOr<std::set<std::string>> ImageStore::Referenced() {
 }
 
 absl::Status ImageStore::DeleteSnapshot(const std::string& chain_id) {
-  const std::string path = SnapshotPath(chain_id);
-  // Renamed first so that a half-deleted snapshot is never taken for a whole one.
-  const std::string doomed =
-      absl::StrCat(snapshots_dir_, "/", kTempPrefix, "rm-", DigestHex(chain_id));
-  if (::rename(path.c_str(), doomed.c_str()) != 0) {
-    if (errno == ENOENT) return absl::OkStatus();
-    return ErrnoStatus(errno, absl::StrCat("rename ", path, " to ", doomed));
-  }
-  RETURN_IF_ERROR(RemoveAll(doomed));
+  // Renamed out of the snapshots first (into the trash, whose thread deletes it), so that a
+  // half-deleted snapshot is never taken for a whole one.
+  RETURN_IF_ERROR(trash_.Discard(SnapshotPath(chain_id), absl::StrCat(config_.root_dir, "/trash")));
   spdlog::info("snapshot {} deleted", chain_id);
   return absl::OkStatus();
 }

@@ -27,6 +27,7 @@
 #include "image/content_store.h"
 #include "image/reference.h"
 #include "image/registry/client.h"
+#include "image/trash.h"
 #include "store/store.h"
 
 namespace crib::image {
@@ -154,6 +155,9 @@ class ImageStore {
   absl::Mutex inflight_mu_;
   std::map<std::string, std::shared_ptr<InFlight>> inflight_ ABSL_GUARDED_BY(inflight_mu_);
   std::atomic<uint64_t> temp_counter_{0};
+  // Removed snapshots, deleted off the caller's path (<root_dir>/trash). Last: its destructor
+  // finishes the deletions first.
+  Trash trash_;
 };
 
 // The names an image may be looked up by: "busybox" is "docker.io/library/busybox:latest".

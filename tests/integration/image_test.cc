@@ -1,10 +1,16 @@
 // The ImageService through a real cribd: CRI's rules for missing images, and the store's
 // directories and usage checked on disk.
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <linux/magic.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 
 #include <string>
 
 #include "common/files.h"
+#include "common/unique_fd.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "support/cribd_process.h"
@@ -52,6 +58,22 @@ TEST_F(ImageServiceTest, MissingImagesFollowCriRules) {
   rpc = cribd_->Image()->ImageStatus(ContextWithDeadline().get(), status_request, &status);
   EXPECT_EQ(rpc.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(rpc.error_message(), HasSubstr("empty"));
+}
+
+// Unpacks make and removals delete whole trees in these two: on ext4 cribd marks them as
+// tops of directory hierarchies, so that ext4 spreads their trees over its block groups.
+TEST_F(ImageServiceTest, SnapshotsAndWritableLayersAreTopDirectoriesOnExt4) {
+  struct statfs fs;
+  ASSERT_EQ(::statfs(options_.root_dir.c_str(), &fs), 0);
+  if (fs.f_type != EXT4_SUPER_MAGIC) GTEST_SKIP() << options_.root_dir << " is not on ext4";
+  for (const char* dir : {"/snapshots", "/containers"}) {
+    const std::string path = options_.root_dir + dir;
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    ASSERT_TRUE(fd) << path;
+    int flags = 0;
+    ASSERT_EQ(::ioctl(fd.get(), FS_IOC_GETFLAGS, &flags), 0) << path;
+    EXPECT_NE(flags & FS_TOPDIR_FL, 0) << path;
+  }
 }
 
 TEST_F(ImageServiceTest, FsInfoReportsTheStoreAndTheContainersDir) {

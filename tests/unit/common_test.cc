@@ -1,8 +1,12 @@
 #include <fcntl.h>
+#include <linux/fs.h>
+#include <linux/magic.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -151,6 +155,33 @@ TEST(Files, MakeDirsWriteAtomicAndRead) {
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("open " + nested + "/missing")));
 }
 
+// On ext2/3/4 the flag is set, and stays set when asked again; elsewhere (tmpfs...) nothing
+// is set and the answer says so. The directory is made either way.
+TEST(Files, MarkTopDirectorySetsTheFlagWhereTheFileSystemHasIt) {
+  testing::TempDir dir;
+  const std::string top = dir.path() + "/a/top";
+  absl::StatusOr<bool> marked = MarkTopDirectory(top, 0700);
+  ASSERT_THAT(marked.status(), IsOk());
+  struct stat st;
+  ASSERT_EQ(::stat(top.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISDIR(st.st_mode));
+  UniqueFd fd(::open(top.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  ASSERT_TRUE(fd);
+  int flags = 0;
+  const bool has_flags = ::ioctl(fd.get(), FS_IOC_GETFLAGS, &flags) == 0;
+  struct statfs fs;
+  ASSERT_EQ(::statfs(top.c_str(), &fs), 0);
+  if (fs.f_type == EXT4_SUPER_MAGIC) {
+    EXPECT_TRUE(*marked);
+    ASSERT_TRUE(has_flags);
+    EXPECT_NE(flags & FS_TOPDIR_FL, 0);
+  } else {
+    EXPECT_EQ(*marked, has_flags && (flags & FS_TOPDIR_FL) != 0);
+  }
+  absl::StatusOr<bool> again = MarkTopDirectory(top, 0700);
+  ASSERT_THAT(again.status(), IsOk());
+  EXPECT_EQ(*again, *marked);
+}
 
 // Runs `script` under sh through Spawn and returns what it printed on fd 1.
 std::string SpawnOutput(SpawnOptions options, const std::string& script) {

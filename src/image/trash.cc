@@ -1,4 +1,4 @@
-#include "container/trash.h"
+#include "image/trash.h"
 
 #include <stdio.h>
 #include <unistd.h>
@@ -11,11 +11,11 @@
 #include "common/logging.h"
 #include "image/fs_util.h"
 
-namespace crib::container {
+namespace crib::image {
 
 Trash::Trash()
     : deleter_([](const std::string& path) {
-        if (absl::Status s = image::RemoveAll(path); !s.ok()) {
+        if (absl::Status s = RemoveAll(path); !s.ok()) {
           spdlog::warn("trash: {} (deleted again after the next start)", s.message());
         }
       }) {}
@@ -37,7 +37,7 @@ absl::Status Trash::Discard(const std::string& path, const std::string& dir) {
   if (err == ENOENT && ::access(path.c_str(), F_OK) != 0) return absl::OkStatus();
   spdlog::warn("trash: {}; deleting it in place",
                ErrnoStatus(err, absl::StrCat("move ", path, " to ", dir)).message());
-  return image::RemoveAll(path);
+  return RemoveAll(path);
 }
 
-}  // namespace crib::container
+}  // namespace crib::image

@@ -1,7 +1,8 @@
 // Directories a removal no longer needs, deleted off the caller's path. RemoveContainer renames
-// a container's bundle and writable layer into the trash directory of their file system (one
-// rename each, where deleting their trees takes a millisecond or two) and a thread of its own
-// deletes them. What a crash left in a trash directory is deleted after the next start.
+// a container's bundle and writable layer, and an image's removal its snapshots, into the trash
+// directory of their file system (one rename each, where deleting their trees takes a
+// millisecond or more) and a thread of its own deletes them. What a crash left in a trash
+// directory is deleted after the next start.
 #pragma once
 
 #include <atomic>
@@ -11,7 +12,7 @@
 #include "absl/status/status.h"
 #include "common/work_queue.h"
 
-namespace crib::container {
+namespace crib::image {
 
 class Trash {
  public:
@@ -29,4 +30,4 @@ class Trash {
   WorkQueue deleter_;                 // last: its destructor deletes what is queued, first
 };
 
-}  // namespace crib::container
+}  // namespace crib::image
