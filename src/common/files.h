@@ -27,10 +27,12 @@ std::vector<std::string> ListDirectory(const std::string& dir);
 
 // Marks `dir` (made if missing) as the top of directory hierarchies (FS_TOPDIR_FL) for the
 // file systems that have the flag (ext2/3/4): the directories made in it are spread over the
-// block groups instead of packed beside it. For directories where many trees are made and
-// deleted (snapshots, writable layers): on an ext4 without a journal, in a block group where
-// many were, making an inode cost 0.3-0.6 ms here against 10-20 us in a fresh group. False
-// when the file system has no such flag (tmpfs, xfs, btrfs...): nothing to do there.
+// block groups instead of packed beside it. For directories where big trees are made and
+// deleted (snapshots): on an ext4 without a journal, in a block group where many were, making
+// an inode cost 0.3-0.6 ms here against 10-20 us in a fresh group. Choosing that group costs
+// ext4 a scan of the groups (~0.4 ms here per directory made in a top directory): not for
+// directories whose trees are small. False when the file system has no such flag (tmpfs, xfs,
+// btrfs...): nothing to do there.
 absl::StatusOr<bool> MarkTopDirectory(const std::string& dir, mode_t mode = 0700);
 
 // Whether a write must survive a crash of the machine (fsync), or only be whole when seen:

@@ -67,13 +67,6 @@ absl::StatusOr<std::unique_ptr<ContainerService>> ContainerService::Create(
                                       config.state_dir, config.cgroup_parent));
   std::unique_ptr<ContainerService> service(new ContainerService(
       config, store, pods, images, std::move(layout), std::move(driver), std::move(monitor)));
-  // Writable layers, one tree per container: spread over the file system's block groups (see
-  // MarkTopDirectory).
-  const std::string layers = absl::StrCat(config.root_dir, "/containers");
-  if (absl::StatusOr<bool> top = MarkTopDirectory(layers, 0755); !top.ok()) {
-    spdlog::warn("containers: {}", top.status().message());
-    RETURN_IF_ERROR(MakeDirs(layers, 0755));
-  }
   // What a crash left in the trash goes first.
   RETURN_IF_ERROR(service->trash_.AddDir(absl::StrCat(config.state_dir, "/trash")));
   RETURN_IF_ERROR(service->trash_.AddDir(absl::StrCat(config.root_dir, "/trash")));
