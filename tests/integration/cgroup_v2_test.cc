@@ -5,6 +5,7 @@
 // does without them — cgroups, the pause leaf, the device filter, stats — from the host's side.
 #include <sys/stat.h>
 
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -116,7 +117,8 @@ TEST_F(CgroupV2Test, APrivilegedContainerGetsNoDeviceFilter) {
 
 // hugetlb is the one controller this machine leaves to v2: limits from the request for every
 // page size the machine has, a unified key, and an update reach the container's v2 files; a
-// limit for a page size the kernel lacks is left out.
+// limit for a page size the kernel lacks is left out. The kernel keeps whole pages of a limit
+// only (4 MiB of 1 GB pages is 0), so each limit is two pages, as kubelet's are whole pages.
 TEST_F(CgroupV2Test, HugepageLimitsAndUnifiedKeysReachTheV2Cgroup) {
   ASSERT_THAT(Slurp(std::string(kUnified) + "/cgroup.controllers"), HasSubstr("hugetlb"));
   const std::vector<std::string> sizes = HugepageSizes();
@@ -127,8 +129,9 @@ TEST_F(CgroupV2Test, HugepageLimitsAndUnifiedKeysReachTheV2Cgroup) {
   cri::LinuxContainerResources* resources = config.mutable_linux()->mutable_resources();
   for (const std::string& size : sizes) {
     cri::HugepageLimit* limit = resources->add_hugepage_limits();
+    ASSERT_GT(HugepageBytes(size), 0u) << size;
     limit->set_page_size(size);
-    limit->set_limit(4 << 20);
+    limit->set_limit(2 * HugepageBytes(size));
   }
   cri::HugepageLimit* missing = resources->add_hugepage_limits();
   missing->set_page_size(absent);
@@ -141,7 +144,9 @@ TEST_F(CgroupV2Test, HugepageLimitsAndUnifiedKeysReachTheV2Cgroup) {
   const std::string dir = absl::StrCat(pod_dir, "/", id);
   EXPECT_THAT(Slurp(pod_dir + "/cgroup.subtree_control"), HasSubstr("hugetlb"));
   for (const std::string& size : sizes) {
-    EXPECT_EQ(Slurp(absl::StrCat(dir, "/hugetlb.", size, ".max")), absl::StrCat(4 << 20));
+    EXPECT_EQ(Slurp(absl::StrCat(dir, "/hugetlb.", size, ".max")),
+              absl::StrCat(2 * HugepageBytes(size)))
+        << size;
   }
   EXPECT_EQ(Slurp(dir + "/" + rsvd), "0");
   EXPECT_FALSE(std::filesystem::exists(absl::StrCat(dir, "/hugetlb.", absent, ".max")));
@@ -151,12 +156,13 @@ TEST_F(CgroupV2Test, HugepageLimitsAndUnifiedKeysReachTheV2Cgroup) {
   request.set_container_id(id);
   cri::HugepageLimit* raised = request.mutable_linux()->add_hugepage_limits();
   raised->set_page_size(sizes[0]);
-  raised->set_limit(8 << 20);
+  raised->set_limit(4 * HugepageBytes(sizes[0]));
   (*request.mutable_linux()->mutable_unified())[rsvd] = "1073741824";
   cri::UpdateContainerResourcesResponse response;
   ASSERT_THAT(runtime_->UpdateContainerResources(ContextWithDeadline().get(), request, &response),
               GrpcOk());
-  EXPECT_EQ(Slurp(absl::StrCat(dir, "/hugetlb.", sizes[0], ".max")), absl::StrCat(8 << 20));
+  EXPECT_EQ(Slurp(absl::StrCat(dir, "/hugetlb.", sizes[0], ".max")),
+            absl::StrCat(4 * HugepageBytes(sizes[0])));
   EXPECT_EQ(Slurp(dir + "/" + rsvd), "1073741824");
 }
 

@@ -363,7 +363,7 @@ TEST_F(ContainerTest, HugepageLimitsAreAppliedWhereTheMachineCan) {
     for (const std::string& size : sizes) {
       cri::HugepageLimit* limit = resources->add_hugepage_limits();
       limit->set_page_size(size);
-      limit->set_limit(4 << 20);
+      limit->set_limit(2 * HugepageBytes(size));
     }
     cri::HugepageLimit* limit = resources->add_hugepage_limits();
     limit->set_page_size(absent);
@@ -383,7 +383,7 @@ TEST_F(ContainerTest, HugepageLimitsAreAppliedWhereTheMachineCan) {
                 : absl::StrCat("/sys/fs/cgroup/hugetlb", cgroup, "/hugetlb.", size,
                                ".limit_in_bytes");
     if (offered) {
-      EXPECT_EQ(Slurp(file), absl::StrCat(4 << 20)) << file;
+      EXPECT_EQ(Slurp(file), absl::StrCat(2 * HugepageBytes(size))) << file;
     }
   }
   const std::string log = cribd_->Log();

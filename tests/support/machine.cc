@@ -130,6 +130,19 @@ std::vector<std::string> HugepageSizes() {
   return out;
 }
 
+uint64_t HugepageBytes(absl::string_view size) {
+  int shift = 0;
+  if (absl::ConsumeSuffix(&size, "GB")) {
+    shift = 30;
+  } else if (absl::ConsumeSuffix(&size, "MB")) {
+    shift = 20;
+  } else if (absl::ConsumeSuffix(&size, "KB")) {
+    shift = 10;
+  }
+  uint64_t n = 0;
+  return absl::SimpleAtoi(size, &n) ? n << shift : 0;
+}
+
 std::string AbsentHugepageSize() {
   const std::vector<std::string> sizes = HugepageSizes();
   for (const char* size : {"1GB", "16GB", "64KB"}) {

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 namespace crib::testing {
@@ -53,6 +54,9 @@ std::string OciRuntimePath(const std::string& handler, const std::string& source
 std::vector<std::string> HugepageSizes();
 // A huge page size this machine does not offer.
 std::string AbsentHugepageSize();
+// The bytes of a huge page size as HugepageSizes names it ("2MB" is 2 MiB); 0 if unreadable.
+// The kernel keeps whole pages of a hugetlb limit only: limits in tests are whole pages.
+uint64_t HugepageBytes(absl::string_view size);
 
 // Cgroup directories directly below `parent` in every hierarchy.
 int CgroupsUnder(const std::string& parent);
