@@ -70,10 +70,10 @@ absl::Status ContainerService::RemoveLocked(const std::string& id) {
   clock.Mark("unmount");
   RETURN_IF_ERROR(Failpoint("container.remove.after_unmount"));
   // Into the trash (one rename each), deleted in the background.
-  if (absl::Status s = trash_.Discard(bundle, absl::StrCat(config_.state_dir, "/trash")); !s.ok()) {
+  if (absl::Status s = trash_.Discard(bundle, image::Trash::DirOf(config_.state_dir)); !s.ok()) {
     return step_error("remove bundle", s);
   }
-  if (absl::Status s = trash_.Discard(LayerDir(id), absl::StrCat(config_.root_dir, "/trash"));
+  if (absl::Status s = trash_.Discard(LayerDir(id), image::Trash::DirOf(config_.root_dir));
       !s.ok()) {
     return step_error("remove writable layer", s);
   }
@@ -86,7 +86,7 @@ absl::Status ContainerService::RemoveLocked(const std::string& id) {
   ForgetLock(id);
   if (!data.creating) Publish(ContainerEvent::Type::kDeleted, id, record->pod_id);
   // Its image was removed while it ran: the snapshots it alone kept can go now.
-  if (absl::IsNotFound(images_.Status(data.image_id).status())) {
+  if (absl::StatusOr<bool> kept = images_.Contains(data.image_id); kept.ok() && !*kept) {
     if (absl::Status s = images_.CollectGarbage(); !s.ok()) {
       spdlog::warn("container {}: collect its image's snapshots: {}", id.substr(0, 12),
                    s.message());

@@ -68,8 +68,8 @@ absl::StatusOr<std::unique_ptr<ContainerService>> ContainerService::Create(
   std::unique_ptr<ContainerService> service(new ContainerService(
       config, store, pods, images, std::move(layout), std::move(driver), std::move(monitor)));
   // What a crash left in the trash goes first.
-  RETURN_IF_ERROR(service->trash_.AddDir(absl::StrCat(config.state_dir, "/trash")));
-  RETURN_IF_ERROR(service->trash_.AddDir(absl::StrCat(config.root_dir, "/trash")));
+  RETURN_IF_ERROR(service->trash_.AddDir(image::Trash::DirOf(config.state_dir)));
+  RETURN_IF_ERROR(service->trash_.AddDir(image::Trash::DirOf(config.root_dir)));
   // Snapshots that recorded containers use stay, whatever happens to their images.
   ASSIGN_OR_RETURN(std::vector<store::ContainerRecord> records, store.ListContainers());
   for (const store::ContainerRecord& record : records) {
@@ -91,7 +91,7 @@ absl::StatusOr<std::unique_ptr<ContainerService>> ContainerService::Create(
       [self](const std::string& pod_id) { return self->StopAllInPod(pod_id); },
       [self](const std::string& pod_id) { return self->RemoveAllInPod(pod_id); },
       [self](const std::string& dir) {
-        return self->trash_.Discard(dir, absl::StrCat(self->config_.state_dir, "/trash"));
+        return self->trash_.Discard(dir, image::Trash::DirOf(self->config_.state_dir));
       },
   });
   return service;

@@ -96,7 +96,7 @@ absl::StatusOr<std::unique_ptr<ImageStore>> ImageStore::Open(const Config& confi
     RETURN_IF_ERROR(MakeDirs(snapshots, 0700));
   }
   // Where removed snapshots go (the container room deletes what a crash left there).
-  RETURN_IF_ERROR(MakeDirs(absl::StrCat(config.root_dir, "/trash"), 0700));
+  RETURN_IF_ERROR(MakeDirs(Trash::DirOf(config.root_dir), 0700));
   // Unpacks a crash interrupted, and snapshots being removed before the trash took them.
   if (DIR* d = ::opendir(snapshots.c_str())) {
     std::vector<std::string> leftovers;
@@ -240,6 +240,13 @@ absl::StatusOr<Image> ImageStore::Status(absl::string_view ref, bool verbose) {
   return image;
 }
 
+absl::StatusOr<bool> ImageStore::Contains(absl::string_view id) {
+  absl::StatusOr<store::ImageRecord> record = store_.GetImage(id);
+  if (absl::IsNotFound(record.status())) return false;
+  RETURN_IF_ERROR(record.status());
+  return true;
+}
+
 absl::Status ImageStore::Remove(absl::string_view ref) {
   absl::MutexLock gc(&gc_mu_);
   ASSIGN_OR_RETURN(auto found, Find(ref));
@@ -282,8 +289,9 @@ absl::StatusOr<std::set<std::string>> ImageStore::Referenced() {
 absl::Status ImageStore::DeleteSnapshot(const std::string& chain_id) {
   // Renamed out of the snapshots first (into the trash, whose thread deletes it), so that a
   // half-deleted snapshot is never taken for a whole one.
-  RETURN_IF_ERROR(trash_.Discard(SnapshotPath(chain_id), absl::StrCat(config_.root_dir, "/trash")));
-  spdlog::info("snapshot {} deleted", chain_id);
+  bool found = false;
+  RETURN_IF_ERROR(trash_.Discard(SnapshotPath(chain_id), Trash::DirOf(config_.root_dir), &found));
+  if (found) spdlog::info("snapshot {} deleted", chain_id);
   return absl::OkStatus();
 }
 

@@ -74,6 +74,8 @@ class ImageStore {
   absl::StatusOr<std::vector<Image>> List(absl::string_view filter = "");
   // NotFound when no image answers to `ref` (an id, id prefix, repo tag or repo digest).
   absl::StatusOr<Image> Status(absl::string_view ref, bool verbose = false);
+  // Whether the image of this full id ("sha256:...") is stored; its record is not decoded.
+  absl::StatusOr<bool> Contains(absl::string_view id);
   // By id or repo digest: the image goes. By tag: the tag goes, and the image with it when it
   // was its last tag. Unreferenced blobs and snapshots are deleted. NotFound for an unknown
   // ref (the server makes that OK, as CRI wants).

@@ -26,7 +26,10 @@ absl::Status Trash::AddDir(const std::string& dir) {
   return absl::OkStatus();
 }
 
-absl::Status Trash::Discard(const std::string& path, const std::string& dir) {
+std::string Trash::DirOf(absl::string_view dir) { return absl::StrCat(dir, "/trash"); }
+
+absl::Status Trash::Discard(const std::string& path, const std::string& dir, bool* found) {
+  if (found != nullptr) *found = true;
   std::string target =
       absl::StrCat(dir, "/", path.substr(path.rfind('/') + 1), ".", ::getpid(), ".", ++counter_);
   if (::rename(path.c_str(), target.c_str()) == 0) {
@@ -34,7 +37,10 @@ absl::Status Trash::Discard(const std::string& path, const std::string& dir) {
     return absl::OkStatus();
   }
   const int err = errno;
-  if (err == ENOENT && ::access(path.c_str(), F_OK) != 0) return absl::OkStatus();
+  if (err == ENOENT && ::access(path.c_str(), F_OK) != 0) {
+    if (found != nullptr) *found = false;
+    return absl::OkStatus();
+  }
   spdlog::warn("trash: {}; deleting it in place",
                ErrnoStatus(err, absl::StrCat("move ", path, " to ", dir)).message());
   return RemoveAll(path);

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "common/work_queue.h"
 
 namespace crib::image {
@@ -18,12 +19,16 @@ class Trash {
  public:
   Trash();
 
+  // The trash directory of a root or state directory, on its file system: "<dir>/trash".
+  static std::string DirOf(absl::string_view dir);
+
   // Makes `dir` (a trash directory) if missing and queues what it holds.
   absl::Status AddDir(const std::string& dir);
 
   // Moves `path` into `dir` (a trash directory on the same file system, see AddDir) and queues
-  // it; when the rename fails, deletes `path` here. OK if `path` does not exist.
-  absl::Status Discard(const std::string& path, const std::string& dir);
+  // it; when the rename fails, deletes `path` here. OK if `path` does not exist; `found`, if
+  // given, says whether it did.
+  absl::Status Discard(const std::string& path, const std::string& dir, bool* found = nullptr);
 
  private:
   std::atomic<uint64_t> counter_{0};  // makes the names in the trash unique

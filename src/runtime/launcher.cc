@@ -293,20 +293,37 @@ bool Launcher::DevicesOnV1() const {
   return cgroup::MountedHierarchies(&mounted, &error) && has_devices(mounted);
 }
 
-bool Launcher::InitCgroup(cgroup::CgroupFiles& cgroup, const Spec& spec,
+bool Launcher::InitCgroup(cgroup::CgroupFiles& cgroup, const std::string& cgroups_path,
                           std::string* error) const {
-  return hierarchies_.empty() ? cgroup.Init(spec.linux_spec.cgroups_path, error)
-                              : cgroup.Init(hierarchies_, spec.linux_spec.cgroups_path, error);
+  return hierarchies_.empty() ? cgroup.Init(cgroups_path, error)
+                              : cgroup.Init(hierarchies_, cgroups_path, error);
 }
 
-absl::Status Launcher::RemoveCgroup(const Spec& spec) const {
-  if (spec.linux_spec.cgroups_path.empty()) return absl::OkStatus();
+absl::Status Launcher::RemoveCgroup(const std::string& cgroups_path) const {
+  if (cgroups_path.empty()) return absl::OkStatus();
   cgroup::CgroupFiles cgroup;
   std::string error;
-  if (!InitCgroup(cgroup, spec, &error) || !cgroup.Remove(&error)) {
+  if (!InitCgroup(cgroup, cgroups_path, &error) || !cgroup.Remove(&error)) {
     return absl::InternalError(error);
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> Launcher::SpecCgroupsPath(const std::string& bundle) const {
+  {
+    std::lock_guard<std::mutex> lock(cgroups_paths_mu_);
+    auto it = cgroups_paths_.find(bundle);
+    if (it != cgroups_paths_.end()) return it->second;
+  }
+  ASSIGN_OR_RETURN(Spec spec, ReadSpec(bundle));
+  std::lock_guard<std::mutex> lock(cgroups_paths_mu_);
+  cgroups_paths_[bundle] = spec.linux_spec.cgroups_path;
+  return spec.linux_spec.cgroups_path;
+}
+
+void Launcher::ForgetCgroupsPath(const std::string& bundle) const {
+  std::lock_guard<std::mutex> lock(cgroups_paths_mu_);
+  cgroups_paths_.erase(bundle);
 }
 
 void Launcher::AddHierarchies(std::vector<std::string>& args) const {
@@ -365,9 +382,10 @@ absl::StatusOr<CreatedContainer> Launcher::Create(absl::string_view id, const st
   }
   const Spec& written = options.oci_runtime ? for_runtime : spec;
   absl::Cleanup undo = [&] {
-    (void)RemoveCgroup(spec);
+    (void)RemoveCgroup(spec.linux_spec.cgroups_path);
     if (options.oci_runtime) RemoveRuntimeCgroupParents(written.linux_spec.cgroups_path);
     RemoveRuntimeFiles(bundle);
+    ForgetCgroupsPath(bundle);
   };
   if (options.oci_runtime) {
     if (absl::Status s =
@@ -381,6 +399,10 @@ absl::StatusOr<CreatedContainer> Launcher::Create(absl::string_view id, const st
                                        Durability::kVolatile);
       !s.ok()) {
     return annotate(s);
+  }
+  {
+    std::lock_guard<std::mutex> lock(cgroups_paths_mu_);
+    cgroups_paths_[bundle] = written.linux_spec.cgroups_path;
   }
   // An OCI runtime compiles the spec's seccomp profile itself.
   if (spec.linux_spec.seccomp && !options.oci_runtime) {
@@ -596,21 +618,21 @@ absl::Status Launcher::ReopenLog(const std::string& bundle) const {
 }
 
 absl::Status Launcher::KillCgroup(const std::string& bundle, int signal) const {
-  ASSIGN_OR_RETURN(Spec spec, ReadSpec(bundle));
-  if (spec.linux_spec.cgroups_path.empty()) return absl::OkStatus();
+  ASSIGN_OR_RETURN(const std::string cgroups_path, SpecCgroupsPath(bundle));
+  if (cgroups_path.empty()) return absl::OkStatus();
   cgroup::CgroupFiles cgroup;
   std::string error;
-  if (!InitCgroup(cgroup, spec, &error)) return absl::InternalError(error);
+  if (!InitCgroup(cgroup, cgroups_path, &error)) return absl::InternalError(error);
   cgroup.Kill(signal);
   return absl::OkStatus();
 }
 
 absl::StatusOr<std::string> Launcher::CgroupPath(const std::string& bundle) const {
-  ASSIGN_OR_RETURN(Spec spec, ReadSpec(bundle));
-  if (spec.linux_spec.cgroups_path.empty()) {
+  ASSIGN_OR_RETURN(const std::string cgroups_path, SpecCgroupsPath(bundle));
+  if (cgroups_path.empty()) {
     return absl::InternalError(absl::StrCat("container bundle ", bundle, " names no cgroup"));
   }
-  return cgroup::CgroupPathOfSpec(spec.linux_spec.cgroups_path);
+  return cgroup::CgroupPathOfSpec(cgroups_path);
 }
 
 absl::Status Launcher::Resize(const std::string& bundle, int rows, int cols) const {
@@ -811,12 +833,12 @@ absl::StatusOr<ExecResult> Launcher::Exec(const std::string& bundle,
 }
 
 absl::Status Launcher::Remove(const std::string& bundle, std::string* cgroup_path) const {
-  absl::StatusOr<Spec> spec = ReadSpec(bundle);
-  if (!spec.ok()) {
-    if (absl::IsNotFound(spec.status())) return absl::OkStatus();  // removed already
-    return Annotate(spec.status(), "remove container");
+  absl::StatusOr<std::string> cgroups_path = SpecCgroupsPath(bundle);
+  if (!cgroups_path.ok()) {
+    if (absl::IsNotFound(cgroups_path.status())) return absl::OkStatus();  // removed already
+    return Annotate(cgroups_path.status(), "remove container");
   }
-  if (cgroup_path != nullptr) *cgroup_path = spec->linux_spec.cgroups_path;
+  if (cgroup_path != nullptr) *cgroup_path = *cgroups_path;
   if (!ReadExitFile(bundle).ok()) {
     absl::Status killed = Kill(bundle, SIGKILL);
     if (killed.ok()) {
@@ -830,10 +852,14 @@ absl::Status Launcher::Remove(const std::string& bundle, std::string* cgroup_pat
     // The runtime's state of the container (and whatever of it still runs).
     RETURN_IF_ERROR(Annotate(RunRuntime(**runtime, bundle, {"delete", "--force", (*runtime)->id}),
                              "remove container"));
-    RemoveRuntimeCgroupParents(spec->linux_spec.cgroups_path);
+    RemoveRuntimeCgroupParents(*cgroups_path);
   }
-  RETURN_IF_ERROR(Annotate(RemoveCgroup(*spec), "remove container"));
-  RemoveRuntimeFiles(bundle);
+  RETURN_IF_ERROR(Annotate(RemoveCgroup(*cgroups_path), "remove container"));
+  if (::unlink(BundleFile(bundle, kSpecFile).c_str()) != 0 && errno != ENOENT) {
+    return Annotate(ErrnoStatus(errno, absl::StrCat("unlink ", BundleFile(bundle, kSpecFile))),
+                    "remove container");
+  }
+  ForgetCgroupsPath(bundle);
   return absl::OkStatus();
 }
 

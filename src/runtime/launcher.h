@@ -203,10 +203,11 @@ class Launcher {
   // Several attachers may read; stdin goes to the container only if it was created with it.
   absl::StatusOr<Attachment> Attach(const std::string& bundle, const AttachOptions& options) const;
 
-  // Kills whatever still runs, removes the cgroup and the files the launcher and the
-  // monitor wrote in the bundle, config.json last (the bundle directory stays); the OCI
-  // runtime's state of the container too (`delete --force`). Idempotent. `cgroup_path`, if
-  // given, gets the spec's cgroup path (empty when the spec was gone already).
+  // Kills whatever still runs, removes the cgroup and the OCI runtime's state of the
+  // container (`delete --force`), then config.json: a bundle without it is one removed
+  // already, so this is idempotent. The other files the launcher and the monitor wrote stay
+  // for the caller, which removes the bundle directory next. `cgroup_path`, if given, gets
+  // the spec's cgroup path (empty when the spec was gone already).
   absl::Status Remove(const std::string& bundle, std::string* cgroup_path = nullptr) const;
 
   // The OCI runtime that runs the container in `bundle`; nullopt for crib's own launcher.
@@ -228,8 +229,15 @@ class Launcher {
   // Whether the devices controller has a v1 hierarchy, in hierarchies_ (or those mounted now).
   bool DevicesOnV1() const;
   // The container's cgroup files, in hierarchies_ (or those mounted now when it is empty).
-  bool InitCgroup(cgroup::CgroupFiles& cgroup, const Spec& spec, std::string* error) const;
-  absl::Status RemoveCgroup(const Spec& spec) const;
+  bool InitCgroup(cgroup::CgroupFiles& cgroup, const std::string& cgroups_path,
+                  std::string* error) const;
+  absl::Status RemoveCgroup(const std::string& cgroups_path) const;
+
+  // The cgroup path in the bundle's config.json (empty: none). Kept from Create until Remove,
+  // so that removing, killing and updating need not parse the whole spec; the spec of a
+  // container of an earlier cribd is read once. NotFound when the bundle has no spec.
+  absl::StatusOr<std::string> SpecCgroupsPath(const std::string& bundle) const;
+  void ForgetCgroupsPath(const std::string& bundle) const;
   // "--cgroup-mounts <word>" for a monitor's command line, or nothing.
   void AddHierarchies(std::vector<std::string>& args) const;
 
@@ -260,6 +268,8 @@ class Launcher {
   mutable std::once_flag other_hierarchies_once_;
   mutable std::vector<std::string> other_hierarchies_;  // their mount points
   std::string hierarchies_word_;
+  mutable std::mutex cgroups_paths_mu_;
+  mutable std::map<std::string, std::string> cgroups_paths_;  // by bundle
   mutable std::mutex seccomp_mu_;
   mutable std::vector<std::pair<Seccomp, std::string>> seccomp_programs_;
 };

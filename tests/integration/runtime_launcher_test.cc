@@ -134,16 +134,15 @@ class LauncherTest : public ::testing::Test {
 
   void TearDown() override {
     EXPECT_THAT(launcher_.Remove(bundle_), IsOk());
-    // Nothing left behind: processes, cgroups, the monitor's files, mounts.
+    // Nothing left behind: processes, cgroups, the spec (the mark of a removed container; the
+    // monitor's other files go with the bundle, which the caller removes), mounts.
     // A monitor exits right after it has recorded the exit: wait for it, not a fixed time.
     for (int pid : pids_) EXPECT_TRUE(ExitsWithin(pid)) << "pid " << pid << " still runs";
     for (const char* hierarchy : {"memory", "cpu", "pids", "cpuset", "systemd"}) {
       std::string dir = absl::StrCat("/sys/fs/cgroup/", hierarchy, cgroup_path_);
       EXPECT_FALSE(std::filesystem::exists(dir)) << dir;
     }
-    for (const char* name : {"monitor.sock", "exit", "init.pid", "config.json", "seccomp.bpf"}) {
-      EXPECT_FALSE(std::filesystem::exists(bundle_ + "/" + name)) << name;
-    }
+    EXPECT_FALSE(std::filesystem::exists(bundle_ + "/config.json"));
     EXPECT_THAT(Slurp("/proc/self/mountinfo"), ::testing::Not(HasSubstr(dir_.path())));
   }
 
@@ -229,6 +228,23 @@ TEST_F(LauncherTest, ExitCodeInTheExitFile) {
   EXPECT_GT(exit->started_at, absl::Now() - absl::Minutes(1));
   EXPECT_GE(exit->finished_at, exit->started_at);
   EXPECT_THAT(Slurp(bundle_ + "/exit"), HasSubstr("exit_code 3\n"));
+}
+
+// A cribd that starts again has a launcher that did not create the container: it finds the
+// cgroup in the bundle's spec. TearDown checks that the cgroup and the spec are gone.
+TEST_F(LauncherTest, RemoveByALauncherThatDidNotCreateItReadsTheSpec) {
+  ASSERT_THAT(Create(BaseSpec({"sleep", "1000"})).status(), IsOk());
+  ASSERT_THAT(launcher_.Start(bundle_), IsOk());
+  const std::string memory_dir = absl::StrCat("/sys/fs/cgroup/memory", cgroup_path_);
+  ASSERT_TRUE(std::filesystem::exists(memory_dir) ||
+              std::filesystem::exists(absl::StrCat("/sys/fs/cgroup", cgroup_path_)));
+  Launcher restarted(CRIB_MONITOR_PATH);
+  std::string cgroup_path;
+  ASSERT_THAT(restarted.Remove(bundle_, &cgroup_path), IsOk());
+  EXPECT_EQ(cgroup_path, cgroup_path_);
+  EXPECT_FALSE(std::filesystem::exists(memory_dir));
+  EXPECT_FALSE(std::filesystem::exists(bundle_ + "/config.json"));
+  // The first launcher's Remove (in TearDown) finds it removed already.
 }
 
 TEST_F(LauncherTest, SignalInTheExitFile) {
