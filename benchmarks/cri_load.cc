@@ -79,11 +79,19 @@ void Check(const grpc::Status& s, const std::string& what) {
   if (!s.ok()) throw Failure{absl::StrCat(what, ": ", s.error_code(), " ", s.error_message())};
 }
 
+// As kubelet's CRI client: replies up to 16 MiB (a node's lists outgrow gRPC's default 4).
+grpc::ChannelArguments KubeletChannelArguments() {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(16 << 20);
+  return args;
+}
+
 class Client {
  public:
   explicit Client(const Options& options)
       : options_(options),
-        channel_(grpc::CreateChannel(options.endpoint, grpc::InsecureChannelCredentials())),
+        channel_(grpc::CreateCustomChannel(options.endpoint, grpc::InsecureChannelCredentials(),
+                                           KubeletChannelArguments())),
         runtime_(cri::RuntimeService::NewStub(channel_)),
         images_(cri::ImageService::NewStub(channel_)) {}
 

@@ -71,6 +71,10 @@ class ContainerService {
   // With `verbose`, spec_json is filled.
   absl::StatusOr<Container> Get(const std::string& id_or_prefix, bool verbose = false);
   absl::StatusOr<std::vector<Container>> List(const ContainerFilter& filter);
+  // The same with each state as last recorded: no look at a monitor or an exit file, so a
+  // container that ended since may still show running (the stats' list, which reads the
+  // cgroups next and finds an ended container's empty or gone).
+  absl::StatusOr<std::vector<Container>> ListAsRecorded(const ContainerFilter& filter);
   absl::StatusOr<ExecSyncResult> ExecSync(const std::string& id_or_prefix,
                                           const std::vector<std::string>& command,
                                           absl::Duration timeout);
@@ -120,6 +124,7 @@ class ContainerService {
   // (and written back when it changed).
   absl::StatusOr<std::pair<store::ContainerRecord, ContainerData>> Load(const std::string& id);
   absl::StatusOr<Container> Refresh(store::ContainerRecord record, ContainerData data);
+  absl::StatusOr<std::vector<Container>> ListRecords(const ContainerFilter& filter, bool refresh);
 
   absl::StatusOr<std::string> CreateInPod(const ContainerSpec& spec, const pod::PodSandbox& pod);
   // CreateContainer's steps (create.cc).

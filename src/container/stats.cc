@@ -121,10 +121,27 @@ ContainerStats StatsService::Sample(const container::Container& c, const std::st
   return s;
 }
 
+std::string StatsService::PodCgroup(const std::string& pod_id) {
+  {
+    absl::MutexLock lock(&pod_cgroups_mu_);
+    auto it = pod_cgroups_.find(pod_id);
+    if (it != pod_cgroups_.end()) return it->second;
+  }
+  absl::StatusOr<pod::PodSandbox> pod = pods_.Get(pod_id);
+  if (!pod.ok()) return "";  // gone, or still being made: asked again next time
+  absl::MutexLock lock(&pod_cgroups_mu_);
+  pod_cgroups_[pod_id] = pod->cgroup_path;
+  return pod->cgroup_path;
+}
+
+void StatsService::KeepPodCgroups(const absl::flat_hash_set<std::string>& live) {
+  absl::MutexLock lock(&pod_cgroups_mu_);
+  absl::erase_if(pod_cgroups_, [&](const auto& entry) { return !live.contains(entry.first); });
+}
+
 absl::StatusOr<ContainerStats> StatsService::Container(const std::string& id_or_prefix) {
   ASSIGN_OR_RETURN(container::Container c, containers_.Get(id_or_prefix));
-  absl::StatusOr<pod::PodSandbox> pod = pods_.Get(c.pod_id);
-  return Sample(c, pod.ok() ? pod->cgroup_path : std::string(), cgroup::StatsDetail::kCri);
+  return Sample(c, PodCgroup(c.pod_id), cgroup::StatsDetail::kCri);
 }
 
 absl::StatusOr<std::vector<ContainerStats>> StatsService::ListContainers(
@@ -133,21 +150,18 @@ absl::StatusOr<std::vector<ContainerStats>> StatsService::ListContainers(
   list_filter.id = filter.id;
   list_filter.pod_id = filter.pod_id;
   list_filter.labels = filter.labels;
-  ASSIGN_OR_RETURN(std::vector<container::Container> containers, containers_.List(list_filter));
-  absl::flat_hash_map<std::string, std::string> pod_cgroups;
-  if (!containers.empty()) {
-    pod::PodFilter pod_filter;
-    pod_filter.id = filter.pod_id;
-    ASSIGN_OR_RETURN(std::vector<pod::PodSandbox> pods, pods_.List(pod_filter));
-    for (pod::PodSandbox& pod : pods) pod_cgroups[pod.id] = std::move(pod.cgroup_path);
-  }
+  // The states as recorded: the cgroups tell what runs, and a list of stats has no states.
+  ASSIGN_OR_RETURN(std::vector<container::Container> containers,
+                   containers_.ListAsRecorded(list_filter));
   std::vector<ContainerStats> out;
   out.reserve(containers.size());
+  absl::flat_hash_set<std::string> pods;
   for (const container::Container& c : containers) {
-    auto it = pod_cgroups.find(c.pod_id);
-    out.push_back(
-        Sample(c, it == pod_cgroups.end() ? std::string() : it->second, cgroup::StatsDetail::kCri));
+    out.push_back(Sample(c, PodCgroup(c.pod_id), cgroup::StatsDetail::kCri));
+    pods.insert(c.pod_id);
   }
+  const bool every_container = filter.id.empty() && filter.pod_id.empty() && filter.labels.empty();
+  if (every_container) KeepPodCgroups(pods);
   ForgetOldCpuHistory();
   return out;
 }

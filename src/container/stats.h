@@ -15,6 +15,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "cgroup/stats.h"
@@ -145,6 +146,12 @@ class StatsService {
   // Pods with all their containers and network counters.
   absl::StatusOr<std::vector<PodStats>> SamplePods(std::vector<pod::PodSandbox> pods);
   std::string UpperDir(const std::string& id) const;
+  // The cgroup path of the pod `pod_id` (empty when the pod is gone), kept from the first
+  // ask: a pod's cgroup never moves, and a list of stats then needs no list of pods.
+  std::string PodCgroup(const std::string& pod_id) ABSL_LOCKS_EXCLUDED(pod_cgroups_mu_);
+  // Forgets the pods not in `live` (the pod ids of every container just listed).
+  void KeepPodCgroups(const absl::flat_hash_set<std::string>& live)
+      ABSL_LOCKS_EXCLUDED(pod_cgroups_mu_);
 
   const Config& config_;
   ContainerService& containers_;
@@ -162,6 +169,9 @@ class StatsService {
   };
   absl::Mutex cpu_mu_;
   absl::flat_hash_map<std::string, CpuHistory> cpu_ ABSL_GUARDED_BY(cpu_mu_);
+
+  absl::Mutex pod_cgroups_mu_;
+  absl::flat_hash_map<std::string, std::string> pod_cgroups_ ABSL_GUARDED_BY(pod_cgroups_mu_);
 
   // Last: its thread calls back into containers_.
   std::unique_ptr<LayerUsageSampler> layers_;

@@ -28,6 +28,16 @@ absl::StatusOr<std::string> ContainerService::BundleOf(const std::string& id_or_
 }
 
 absl::StatusOr<std::vector<Container>> ContainerService::List(const ContainerFilter& filter) {
+  return ListRecords(filter, /*refresh=*/true);
+}
+
+absl::StatusOr<std::vector<Container>> ContainerService::ListAsRecorded(
+    const ContainerFilter& filter) {
+  return ListRecords(filter, /*refresh=*/false);
+}
+
+absl::StatusOr<std::vector<Container>> ContainerService::ListRecords(const ContainerFilter& filter,
+                                                                     bool refresh) {
   ASSIGN_OR_RETURN(
       std::vector<store::ContainerRecord> records,
       filter.pod_id.empty() ? store_.ListContainers() : store_.ListContainers(filter.pod_id));
@@ -37,7 +47,12 @@ absl::StatusOr<std::vector<Container>> ContainerService::List(const ContainerFil
     ASSIGN_OR_RETURN(ContainerData data, Decode(record));
     if (data.creating) continue;
     if (!LabelsMatch(data.labels, filter.labels)) continue;
-    ASSIGN_OR_RETURN(Container c, Refresh(std::move(record), std::move(data)));
+    Container c;
+    if (refresh) {
+      ASSIGN_OR_RETURN(c, Refresh(std::move(record), std::move(data)));
+    } else {
+      c = ToContainer(record, data, Bundle(record.id));
+    }
     if (filter.state.has_value() && c.state != *filter.state) continue;
     out.push_back(std::move(c));
   }
