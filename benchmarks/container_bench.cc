@@ -19,6 +19,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <map>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -26,6 +27,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "bench_lab.h"
 #include "common/files.h"
 #include "nlohmann/json.hpp"
@@ -41,6 +43,41 @@ namespace {
 void Print(const char* what, const std::vector<double>& v, const char* unit = "ms") {
   std::printf("%-44s p50 %8.2f %s  p99 %8.2f %s  (n=%zu)\n", what, Percentile(v, 0.5), unit,
               Percentile(v, 0.99), unit, v.size());
+}
+
+// The p50 of each step over every operation of one kind in cribd's debug log, from its lines
+// "<kind><id><what>step 120us, step 1.2ms, ...", in the order of the steps.
+void PrintSteps(const std::string& log,
+                const std::vector<std::pair<std::string, std::string>>& kinds) {
+  for (const auto& [kind, what] : kinds) {
+    std::vector<std::string> order;
+    std::map<std::string, std::vector<double>> us;
+    size_t operations = 0;
+    for (absl::string_view line : absl::StrSplit(log, '\n')) {
+      const size_t at = line.find(what);
+      const size_t k = line.find(absl::StrCat("debug ", kind));
+      if (at == absl::string_view::npos || k == absl::string_view::npos) continue;
+      // "pod <id> steps:" is not "pod <id> removal steps:"; the id has no space.
+      const absl::string_view id = line.substr(k + 6 + kind.size(), at - k - 6 - kind.size());
+      if (id.empty() || absl::StrContains(id, ' ')) continue;
+      ++operations;
+      for (absl::string_view part : absl::StrSplit(line.substr(at + what.size()), ", ")) {
+        std::pair<std::string, std::string> kv = absl::StrSplit(part, absl::MaxSplits(' ', 1));
+        absl::Duration d;
+        if (!absl::ParseDuration(kv.second, &d)) continue;
+        if (us.find(kv.first) == us.end()) order.push_back(kv.first);
+        us[kv.first].push_back(absl::ToDoubleMicroseconds(d));
+      }
+    }
+    if (operations == 0) continue;
+    std::string text;
+    for (const std::string& step : order) {
+      absl::StrAppend(&text, text.empty() ? "" : ", ", step, " ",
+                      static_cast<int>(Percentile(us[step], 0.5)));
+    }
+    std::printf("%s%s(p50 us over %zu): %s\n", kind.c_str(), std::string(what).substr(1).c_str(),
+                operations, text.c_str());
+  }
 }
 
 bool RunPods(BenchLab& bench, const std::string& handler, int pods, int execs, bool pod_network,
@@ -201,13 +238,8 @@ bool RunPods(BenchLab& bench, const std::string& handler, int pods, int execs, b
               ProcStatusField(bench.cribd().pid(), "VmRSS"));
 
   if (steps) {
-    int shown = 0;
-    for (absl::string_view line : absl::StrSplit(bench.cribd().Log(), '\n')) {
-      if (absl::StrContains(line, " steps: ") && !absl::StrContains(line, " removal steps: ") &&
-          shown++ < 12) {
-        std::printf("%s\n", std::string(line).c_str());
-      }
-    }
+    PrintSteps(bench.cribd().Log(),
+               {{"pod ", " steps: "}, {"container ", " steps: "}, {"network: pod ", " steps: "}});
   }
   std::vector<double> remove_ms, stop_pod_ms, remove_pod_ms;
   for (size_t i = 0; i < pod_ids.size(); ++i) {
@@ -249,12 +281,8 @@ bool RunPods(BenchLab& bench, const std::string& handler, int pods, int execs, b
   Print("StopPodSandbox", stop_pod_ms);
   Print("RemovePodSandbox", remove_pod_ms);
   if (steps) {
-    int shown = 0;
-    for (absl::string_view line : absl::StrSplit(bench.cribd().Log(), '\n')) {
-      if (absl::StrContains(line, " removal steps: ") && shown++ < 8) {
-        std::printf("%s\n", std::string(line).c_str());
-      }
-    }
+    PrintSteps(bench.cribd().Log(),
+               {{"pod ", " removal steps: "}, {"container ", " removal steps: "}});
   }
   std::printf("\n");
   return ok;

@@ -99,6 +99,61 @@ absl::Status CreatePinnedNetns(const std::string& path) {
   return status;
 }
 
+NetnsStandby::~NetnsStandby() {
+  std::thread maker;
+  {
+    absl::MutexLock lock(&mu_);
+    maker = std::move(maker_);
+  }
+  if (maker.joinable()) maker.join();
+}
+
+bool NetnsStandby::Ready() {
+  absl::MutexLock lock(&mu_);
+  return static_cast<bool>(ready_);
+}
+
+void NetnsStandby::MakeNext() {
+  absl::MutexLock lock(&mu_);
+  MakeNextLocked();
+}
+
+void NetnsStandby::MakeNextLocked() {
+  if (making_ || (ready_ && absl::Now() - made_at_ <= kMaxAge)) return;
+  making_ = true;
+  // The last maker has finished (making_ was false): joining it does not wait.
+  if (maker_.joinable()) maker_.join();
+  maker_ = std::thread([this] {
+    UniqueFd fd;
+    if (::unshare(CLONE_NEWNET) == 0) {
+      fd.Reset(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
+    }
+    // On a failure there is no standby; the next pod makes its namespace itself and says why.
+    absl::MutexLock lock(&mu_);
+    ready_ = std::move(fd);
+    made_at_ = absl::Now();
+    making_ = false;
+  });
+}
+
+absl::Status NetnsStandby::CreatePinned(const std::string& path) {
+  UniqueFd made;
+  {
+    absl::MutexLock lock(&mu_);
+    if (ready_ && absl::Now() - made_at_ <= kMaxAge) made = std::move(ready_);
+    ready_.Reset();
+  }
+  if (!made) return CreatePinnedNetns(path);
+  RETURN_IF_ERROR(CreatePinFile(path));
+  const std::string source = absl::StrCat("/proc/self/fd/", made.get());
+  if (::mount(source.c_str(), path.c_str(), "none", MS_BIND, nullptr) != 0) {
+    const int err = errno;
+    ::unlink(path.c_str());
+    return ErrnoStatus(err, absl::StrCat("bind-mount the new net namespace on ", path));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status PinIpcAndUts(const IpcUtsPins& pins) {
   const int flags = (pins.ipc_path.empty() ? 0 : CLONE_NEWIPC) |
                     (pins.uts_path.empty() ? 0 : CLONE_NEWUTS);

@@ -110,6 +110,7 @@ absl::StatusOr<std::string> PodService::Run(const PodSandboxSpec& spec) {
         record.data = EncodePodData(data);
         return steps.Run("record", "record pod", [&] { return store_.UpdatePod(record); });
       });
+  if (!data.netns_path.empty() && data.user_ns_path.empty()) netns_standby_.MakeNext();
   if (!ran.ok()) return Annotate(ran, absl::StrCat("run pod sandbox ", pod_name));
   if (same_run) return *same_run;
   spdlog::info("pod {} ({}) ready in {}: {}{}{}", id.substr(0, 12), pod_name,
@@ -182,7 +183,7 @@ absl::Status PodService::MakeNamespaces(Steps& steps, const PodSandboxSpec& spec
         [&]() -> absl::Status {
           RETURN_IF_ERROR(EnsurePinDirs());
           if (host_network) return absl::OkStatus();
-          return CreatePinnedNetns(data.netns_path);
+          return netns_standby_.CreatePinned(data.netns_path);
         },
         [path = data.netns_path] { return path.empty() ? absl::OkStatus() : RemovePin(path); }));
     RETURN_IF_ERROR(steps.Run(

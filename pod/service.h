@@ -23,6 +23,7 @@
 #include "config/config.h"
 #include "network/backend.h"
 #include "pod/pause_process.h"
+#include "pod/pins.h"
 #include "pod/record.h"
 #include "pod/sandbox.h"
 #include "store/store.h"
@@ -124,6 +125,7 @@ class PodService {
       ABSL_GUARDED_BY(locks_mutex_);
   absl::Mutex pin_dirs_mutex_;
   bool pin_dirs_ready_ ABSL_GUARDED_BY(pin_dirs_mutex_) = false;
+  NetnsStandby netns_standby_;
   ContainerHooks hooks_;  // set once, before the server serves
 };
 

@@ -34,6 +34,7 @@
 #include "pod/pause_process.h"
 #include "pod/pins.h"
 #include "support/cribd_process.h"
+#include "support/machine.h"
 #include "support/status_matchers.h"
 
 namespace crib::testing {
@@ -108,6 +109,37 @@ class PodPartsTest : public ::testing::Test {
   pod::IpcUtsPins pins_;
   std::vector<pid_t> pids_;
 };
+
+// The standby's namespace, made ahead on a thread of its own, is pinned as one made on the
+// spot: a new network namespace each time, never the host's (nor the calling thread's).
+TEST_F(PodPartsTest, NetnsMadeAheadIsPinnedAsANewNamespace) {
+  ASSERT_THAT(pod::PreparePinDir(pin_dir_), IsOk());
+  const ino_t host_net = Inode("/proc/self/ns/net");
+  pod::NetnsStandby standby;
+  EXPECT_FALSE(standby.Ready()) << "nothing is made before it is asked for";
+  // None ready: made on the spot.
+  const std::string first = absl::StrCat(pin_dir_, "/first");
+  ASSERT_THAT(standby.CreatePinned(first), IsOk());
+  standby.MakeNext();
+  ASSERT_TRUE(WaitFor([&] { return standby.Ready(); }));
+  const std::string second = absl::StrCat(pin_dir_, "/second");
+  ASSERT_THAT(standby.CreatePinned(second), IsOk());
+  EXPECT_FALSE(standby.Ready()) << "handed out once";
+  for (const std::string& pin : {first, second}) {
+    EXPECT_TRUE(pod::IsPinned(pin)) << pin;
+    EXPECT_NE(Inode(pin), host_net) << pin;
+  }
+  EXPECT_NE(Inode(first), Inode(second));
+  EXPECT_EQ(Inode("/proc/self/ns/net"), host_net);
+  // A path taken already: refused, and nothing is left at the other pins.
+  standby.MakeNext();
+  ASSERT_TRUE(WaitFor([&] { return standby.Ready(); }));
+  EXPECT_THAT(standby.CreatePinned(second),
+              StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr(second)));
+  for (const std::string& pin : {first, second}) ASSERT_THAT(pod::RemovePin(pin), IsOk());
+  // One being made when the standby goes: it waits for it.
+  standby.MakeNext();
+}
 
 TEST_F(PodPartsTest, PinnedNetnsIsAMountedNetworkNamespaceAndGoesAwayWhole) {
   ASSERT_THAT(pod::PreparePinDir(pin_dir_), IsOk());
