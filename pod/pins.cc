@@ -103,6 +103,7 @@ NetnsStandby::~NetnsStandby() {
   std::thread maker;
   {
     absl::MutexLock lock(&mu_);
+    stopping_ = true;
     maker = std::move(maker_);
   }
   if (maker.joinable()) maker.join();
@@ -113,34 +114,48 @@ bool NetnsStandby::Ready() {
   return static_cast<bool>(ready_);
 }
 
+bool NetnsStandby::Fresh() const { return ready_ && absl::Now() - made_at_ <= kMaxAge; }
+
 void NetnsStandby::MakeNext() {
   absl::MutexLock lock(&mu_);
-  MakeNextLocked();
+  if (broken_ || stopping_ || wanted_ || Fresh()) return;
+  wanted_ = true;
+  if (!maker_.joinable()) maker_ = std::thread([this] { MakerLoop(); });
 }
 
-void NetnsStandby::MakeNextLocked() {
-  if (making_ || (ready_ && absl::Now() - made_at_ <= kMaxAge)) return;
-  making_ = true;
-  // The last maker has finished (making_ was false): joining it does not wait.
-  if (maker_.joinable()) maker_.join();
-  maker_ = std::thread([this] {
-    UniqueFd fd;
+void NetnsStandby::MakerLoop() {
+  // The namespace this thread starts in: its maker's, cribd's own.
+  UniqueFd home(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
+  bool can_return = static_cast<bool>(home);
+  while (can_return) {
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(
+          +[](NetnsStandby* self) { return self->wanted_ || self->stopping_; }, this));
+      if (stopping_) return;
+    }
+    UniqueFd made;
     if (::unshare(CLONE_NEWNET) == 0) {
-      fd.Reset(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
+      made.Reset(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
+      can_return = ::setns(home.get(), CLONE_NEWNET) == 0;
     }
     // On a failure there is no standby; the next pod makes its namespace itself and says why.
     absl::MutexLock lock(&mu_);
-    ready_ = std::move(fd);
+    if (can_return) ready_ = std::move(made);
     made_at_ = absl::Now();
-    making_ = false;
-  });
+    wanted_ = false;
+  }
+  // Stuck in a namespace of its own: the thread ends, and that namespace with it.
+  absl::MutexLock lock(&mu_);
+  broken_ = true;
+  wanted_ = false;
 }
 
 absl::Status NetnsStandby::CreatePinned(const std::string& path) {
   UniqueFd made;
   {
     absl::MutexLock lock(&mu_);
-    if (ready_ && absl::Now() - made_at_ <= kMaxAge) made = std::move(ready_);
+    if (Fresh()) made = std::move(ready_);
     ready_.Reset();
   }
   if (!made) return CreatePinnedNetns(path);

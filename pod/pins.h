@@ -42,24 +42,30 @@ class NetnsStandby {
   NetnsStandby() = default;
   NetnsStandby(const NetnsStandby&) = delete;
   NetnsStandby& operator=(const NetnsStandby&) = delete;
-  ~NetnsStandby();  // waits for a making in flight
+  ~NetnsStandby();  // stops the maker, after a making in flight
 
   // As CreatePinnedNetns, with the namespace made ahead when there is one ready.
   absl::Status CreatePinned(const std::string& path);
-  // Starts making the next one, unless one is ready or being made. Called once the pod that
-  // took the last is set up: made meanwhile, it would compete with that pod's own network
-  // set-up for the CPU and the kernel's network locks.
+  // Asks for the next one, unless one is ready or being made. Called once the pod that took
+  // the last is set up: made meanwhile, it would compete with that pod's own network set-up
+  // for the CPU and the kernel's network locks.
   void MakeNext();
   // Whether a namespace made ahead is ready (for tests).
   bool Ready();
 
  private:
-  void MakeNextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The maker thread, started by the first MakeNext: it makes each namespace asked for with
+  // unshare and goes back to the namespace it started in (cribd's) with setns, so that no pod's
+  // namespace outlives the pod through it and no thread is started per pod.
+  void MakerLoop();
+  bool Fresh() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   absl::Mutex mu_;
   UniqueFd ready_ ABSL_GUARDED_BY(mu_);
   absl::Time made_at_ ABSL_GUARDED_BY(mu_);
-  bool making_ ABSL_GUARDED_BY(mu_) = false;
+  bool wanted_ ABSL_GUARDED_BY(mu_) = false;    // asked for, not made yet
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;  // the destructor runs
+  bool broken_ ABSL_GUARDED_BY(mu_) = false;    // the maker could not go back: none any more
   std::thread maker_ ABSL_GUARDED_BY(mu_);
 };
 
