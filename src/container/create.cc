@@ -99,7 +99,7 @@ absl::StatusOr<std::string> ContainerService::CreateInPod(const ContainerSpec& s
       [&](Steps& steps) -> absl::Status {
         RETURN_IF_ERROR(ReserveContainerName(steps, spec, *data, record, &same_create));
         if (same_create) return absl::OkStatus();
-        RETURN_IF_ERROR(MakeRootfs(steps, id, pod, *data));
+        RETURN_IF_ERROR(MakeRootfs(steps, spec, id, pod, *data));
         SpecInputs inputs;
         RETURN_IF_ERROR(PrepareRun(steps, spec, pod, *image_config, id, *data, &inputs));
         runtime::Spec oci;
@@ -216,8 +216,9 @@ absl::Status ContainerService::ReserveContainerName(Steps& steps, const Containe
 }
 
 // The writable layer and the overlay root file system in the bundle.
-absl::Status ContainerService::MakeRootfs(Steps& steps, const std::string& id,
-                                          const pod::PodSandbox& pod, const ContainerData& data) {
+absl::Status ContainerService::MakeRootfs(Steps& steps, const ContainerSpec& spec,
+                                          const std::string& id, const pod::PodSandbox& pod,
+                                          const ContainerData& data) {
   const std::string bundle = Bundle(id);
   const std::string layer_dir = LayerDir(id);
   const std::string rootfs = absl::StrCat(bundle, "/rootfs");
@@ -243,6 +244,20 @@ absl::Status ContainerService::MakeRootfs(Steps& steps, const std::string& id,
         return bundle_removed.ok() ? layer_removed : bundle_removed;
       }));
   OverlayMount overlay;
+  // The mount points of crib's own mounts, which the image lacks, from the image's
+  // mount-point layer: the init then makes none in the writable layer. Without it (a CRI
+  // mount in their place that is not of their kind, or the layer could not be made) the init
+  // makes them as before.
+  if (MountsDefaultPoints(spec)) {
+    absl::StatusOr<std::string> points =
+        images_.MountPointLayer(data.chain_ids, DefaultMountPoints());
+    if (!points.ok()) {
+      spdlog::warn("container {}: mount-point layer: {}", id.substr(0, 12),
+                   points.status().message());
+    } else if (!points->empty()) {
+      overlay.lower_dirs.push_back(*points);
+    }
+  }
   for (auto it = data.chain_ids.rbegin(); it != data.chain_ids.rend(); ++it) {
     overlay.lower_dirs.push_back(images_.SnapshotPath(*it));
   }

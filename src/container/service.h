@@ -134,8 +134,8 @@ class ContainerService {
   absl::Status ReserveContainerName(Steps& steps, const ContainerSpec& spec,
                                     const ContainerData& data, store::ContainerRecord& record,
                                     std::optional<std::string>* same_create);
-  absl::Status MakeRootfs(Steps& steps, const std::string& id, const pod::PodSandbox& pod,
-                          const ContainerData& data);
+  absl::Status MakeRootfs(Steps& steps, const ContainerSpec& spec, const std::string& id,
+                          const pod::PodSandbox& pod, const ContainerData& data);
   absl::Status PrepareRun(Steps& steps, const ContainerSpec& spec, const pod::PodSandbox& pod,
                           const ImageConfig& image_config, const std::string& id,
                           ContainerData& data, SpecInputs* inputs);

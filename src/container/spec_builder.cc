@@ -719,4 +719,27 @@ absl::StatusOr<runtime::Spec> BuildSpec(const SpecInputs& in) {
   return spec;
 }
 
+std::vector<image::MountPoint> DefaultMountPoints() {
+  return {{"/proc", false},        {"/dev", false},      {"/sys", false},
+          {"/etc/hostname", true}, {"/etc/hosts", true}, {"/etc/resolv.conf", true}};
+}
+
+bool MountsDefaultPoints(const ContainerSpec& spec) {
+  const std::vector<image::MountPoint> points = DefaultMountPoints();
+  for (const MountSpec& m : spec.mounts) {
+    // The point the init would resolve: repeated and trailing slashes do not count.
+    std::string path;
+    for (absl::string_view part : absl::StrSplit(m.container_path, '/', absl::SkipEmpty())) {
+      absl::StrAppend(&path, "/", part);
+    }
+    for (const image::MountPoint& point : points) {
+      if (path != point.path) continue;
+      // The init makes a file for a source that is not a directory (symlinks followed).
+      struct stat st;
+      if (::stat(m.host_path.c_str(), &st) != 0 || S_ISDIR(st.st_mode) == point.file) return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace crib::container

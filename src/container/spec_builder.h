@@ -18,6 +18,7 @@
 #include "container/container.h"
 #include "container/image_config.h"
 #include "container/users.h"
+#include "image/mount_layer.h"
 #include "pod/sandbox.h"
 #include "runtime/spec.h"
 
@@ -64,6 +65,16 @@ absl::StatusOr<std::optional<runtime::Seccomp>> ComputeSeccomp(
 // made as directories, propagation checked against the source's mount. Sorted so that a parent is
 // mounted before what goes inside it.
 absl::StatusOr<std::vector<runtime::Mount>> CriMounts(const std::vector<MountSpec>& mounts);
+
+// The mount points of crib's own mounts in every container's root file system (BuildMounts):
+// /proc, /dev and /sys, and the pod's /etc files. /dev's and /proc's inner mounts are not:
+// they are made on those file systems.
+std::vector<image::MountPoint> DefaultMountPoints();
+
+// Whether the container mounts on each of DefaultMountPoints() something of that point's kind
+// (a directory or a file): true unless a CRI mount takes one's place with the other kind, or
+// with a host path that cannot be read yet.
+bool MountsDefaultPoints(const ContainerSpec& spec);
 
 // CRI resources as the launcher's cgroup limits; zero leaves a limit unset, unified keys only
 // on cgroup v2.

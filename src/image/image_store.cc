@@ -1,8 +1,10 @@
 #include "image/image_store.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -18,6 +20,7 @@
 #include "common/files.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "common/unique_fd.h"
 #include "image/digest.h"
 #include "image/fs_util.h"
 #include "image/reference.h"
@@ -29,6 +32,8 @@ namespace {
 using json = nlohmann::json;
 
 constexpr char kTempPrefix[] = ".tmp-";
+// Beside snapshots/<hex>: <hex>.mounts/<key>, its mount-point layers.
+constexpr char kMountLayersSuffix[] = ".mounts";
 
 bool IsDigestName(absl::string_view name) { return absl::StrContains(name, "@"); }
 
@@ -120,6 +125,68 @@ absl::StatusOr<std::unique_ptr<ImageStore>> ImageStore::Open(const Config& confi
 
 std::string ImageStore::SnapshotPath(absl::string_view chain_id) const {
   return absl::StrCat(snapshots_dir_, "/", DigestHex(chain_id));
+}
+
+absl::StatusOr<std::string> ImageStore::MountPointLayer(const std::vector<std::string>& chain_ids,
+                                                        const std::vector<MountPoint>& points) {
+  if (chain_ids.empty() || points.empty()) return std::string();
+  // The points' key: FNV-1a of their paths and kinds, stable from one cribd to the next.
+  uint64_t hash = 14695981039346656037ULL;
+  for (const MountPoint& point : points) {
+    for (char c : absl::StrCat(point.path, point.file ? "\1" : "\2")) {
+      hash = (hash ^ static_cast<unsigned char>(c)) * 1099511628211ULL;
+    }
+  }
+  const std::string key = absl::StrCat(absl::Hex(hash, absl::kZeroPad16));
+  const std::string cache_key = absl::StrCat(chain_ids.back(), " ", key);
+  {
+    absl::MutexLock lock(&mu_);
+    if (auto it = mount_layers_.find(cache_key); it != mount_layers_.end()) return it->second;
+  }
+  const std::string layers_dir = absl::StrCat(SnapshotPath(chain_ids.back()), kMountLayersSuffix);
+  const std::string path = absl::StrCat(layers_dir, "/", key);
+  auto remember = [&](const std::string& layer) {
+    absl::MutexLock lock(&mu_);
+    mount_layers_[cache_key] = layer;
+    return layer;
+  };
+  struct stat st;
+  if (::lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return remember(path);
+  // Made under a temporary name (what a crash leaves of it, Open removes), then renamed in.
+  const std::string temp =
+      absl::StrCat(snapshots_dir_, "/", kTempPrefix, "mounts-", ::getpid(), "-", ++temp_counter_);
+  if (::mkdir(temp.c_str(), 0755) != 0) return ErrnoStatus(errno, absl::StrCat("mkdir ", temp));
+  std::vector<std::string> layers;
+  for (auto it = chain_ids.rbegin(); it != chain_ids.rend(); ++it) {
+    layers.push_back(SnapshotPath(*it));
+  }
+  absl::StatusOr<bool> made = MakeMountPointLayer(layers, points, temp);
+  if (!made.ok() || !*made) {
+    (void)RemoveAll(temp);
+    if (!made.ok()) return made.status();
+    return remember("");
+  }
+  // Durable before its rename, as a snapshot is: a layer cut short by a crash of the machine
+  // would show containers an /etc of the wrong mode.
+  UniqueFd temp_fd(::open(temp.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  absl::Status ready = !temp_fd                       ? ErrnoStatus(errno, "open " + temp)
+                       : ::syncfs(temp_fd.get()) != 0 ? ErrnoStatus(errno, "syncfs " + temp)
+                                                      : MakeDirs(layers_dir, 0700);
+  if (!ready.ok()) {
+    (void)RemoveAll(temp);
+    return ready;
+  }
+  if (::rename(temp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    (void)RemoveAll(temp);
+    // Another create made it first.
+    if (err != EEXIST && err != ENOTEMPTY) {
+      return ErrnoStatus(err, absl::StrCat("rename ", temp, " to ", path));
+    }
+  } else if (UniqueFd dir(::open(layers_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)); dir) {
+    ::fsync(dir.get());
+  }
+  return remember(path);
 }
 
 void ImageStore::SetSnapshotInUse(SnapshotInUse in_use) {
@@ -288,7 +355,17 @@ absl::StatusOr<std::set<std::string>> ImageStore::Referenced() {
 
 absl::Status ImageStore::DeleteSnapshot(const std::string& chain_id) {
   // Renamed out of the snapshots first (into the trash, whose thread deletes it), so that a
-  // half-deleted snapshot is never taken for a whole one.
+  // half-deleted snapshot is never taken for a whole one. Its mount-point layers go first.
+  {
+    absl::MutexLock lock(&mu_);
+    const std::string prefix = absl::StrCat(chain_id, " ");
+    for (auto it = mount_layers_.lower_bound(prefix);
+         it != mount_layers_.end() && absl::StartsWith(it->first, prefix);) {
+      it = mount_layers_.erase(it);
+    }
+  }
+  RETURN_IF_ERROR(trash_.Discard(absl::StrCat(SnapshotPath(chain_id), kMountLayersSuffix),
+                                 Trash::DirOf(config_.root_dir)));
   bool found = false;
   RETURN_IF_ERROR(trash_.Discard(SnapshotPath(chain_id), Trash::DirOf(config_.root_dir), &found));
   if (found) spdlog::info("snapshot {} deleted", chain_id);
@@ -322,11 +399,21 @@ absl::Status ImageStore::Sweep(bool snapshots) {
   std::vector<std::string> chain_ids;
   DIR* d = ::opendir(snapshots_dir_.c_str());
   if (d == nullptr) return ErrnoStatus(errno, absl::StrCat("open ", snapshots_dir_));
+  std::vector<std::string> layer_dirs;  // mount-point layers, whose snapshot may be gone
   while (struct dirent* e = ::readdir(d)) {
     std::string chain_id = absl::StrCat(kSha256Prefix, e->d_name);
     if (ValidateSha256(chain_id).ok()) chain_ids.push_back(std::move(chain_id));
+    if (absl::EndsWith(e->d_name, kMountLayersSuffix)) layer_dirs.push_back(e->d_name);
   }
   ::closedir(d);
+  for (const std::string& name : layer_dirs) {
+    const std::string snapshot =
+        absl::StrCat(snapshots_dir_, "/", absl::StripSuffix(name, kMountLayersSuffix));
+    if (::access(snapshot.c_str(), F_OK) != 0 && errno == ENOENT) {
+      RETURN_IF_ERROR(
+          trash_.Discard(absl::StrCat(snapshots_dir_, "/", name), Trash::DirOf(config_.root_dir)));
+    }
+  }
   for (const std::string& chain_id : chain_ids) {
     if (kept.count(chain_id) > 0 || Held(chain_id)) continue;
     RETURN_IF_ERROR(DeleteSnapshot(chain_id));

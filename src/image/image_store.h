@@ -25,6 +25,7 @@
 #include "absl/synchronization/mutex.h"
 #include "config/config.h"
 #include "image/content_store.h"
+#include "image/mount_layer.h"
 #include "image/reference.h"
 #include "image/registry/client.h"
 #include "image/trash.h"
@@ -90,6 +91,12 @@ class ImageStore {
   // Where a snapshot's files are: the overlay lower directory for `chain_id`.
   std::string SnapshotPath(absl::string_view chain_id) const;
   void SetSnapshotInUse(SnapshotInUse in_use) ABSL_LOCKS_EXCLUDED(mu_);
+  // The mount-point layer (mount_layer.h) for `points` of the image made of `chain_ids`
+  // (base first): made at the first ask, kept beside the top snapshot and deleted with it.
+  // Empty when the image needs none or can have none. The caller holds the snapshots.
+  absl::StatusOr<std::string> MountPointLayer(const std::vector<std::string>& chain_ids,
+                                              const std::vector<MountPoint>& points)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // Deletes every blob and snapshot that no image references and nothing holds: what a crash
   // left behind, and the snapshots a removed image kept for a container that is gone now. Open
@@ -152,6 +159,8 @@ class ImageStore {
   absl::Mutex mu_;
   std::map<std::string, int> leases_ ABSL_GUARDED_BY(mu_);  // digests and chain ids
   SnapshotInUse in_use_ ABSL_GUARDED_BY(mu_);
+  // Mount-point layers known: "<top chain id> <points' key>" to the layer, or "" for none.
+  std::map<std::string, std::string> mount_layers_ ABSL_GUARDED_BY(mu_);
 
   std::unique_ptr<registry::Client> client_;
   absl::Mutex inflight_mu_;

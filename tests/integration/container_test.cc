@@ -17,10 +17,12 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "common/files.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -37,6 +39,7 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::IsEmpty;
 using ::testing::MatchesRegex;
 using ::testing::Not;
 
@@ -173,6 +176,58 @@ TEST_F(ContainerTest, TheWritableLayerIsAVolatileOverlay) {
   cri::ExecSyncResponse exec;
   ASSERT_THAT(Exec(id, {"cat", "/kept"}, &exec), GrpcOk());
   EXPECT_EQ(exec.stdout(), "data\n");
+}
+
+// The mount points of crib's own mounts (/proc, /dev, /sys, the pod's /etc files) that the
+// image lacks come from a layer made once for the image, above its snapshots: the writable
+// layer holds nothing until the container writes, and the image's /etc keeps its times. The
+// layer goes with the image's snapshots. A CRI mount of another kind in one's place (a
+// directory on /etc/hosts) goes without it.
+TEST_F(ContainerTest, MountPointsComeFromALayerAboveTheImage) {
+  const std::string pod = RunPod("points");
+  const std::string id = RunContainer(pod, Config("points", {"sleep", "600"}));
+  ASSERT_FALSE(id.empty());
+  const std::string snapshots = options_.root_dir + "/snapshots";
+  std::vector<std::string> layers;
+  for (const std::string& name : ListDirectory(snapshots)) {
+    if (absl::EndsWith(name, ".mounts")) layers.push_back(name);
+  }
+  ASSERT_THAT(layers, ElementsAre(::testing::_)) << absl::StrJoin(ListDirectory(snapshots), " ");
+  EXPECT_THAT(ListDirectory(absl::StrCat(options_.root_dir, "/containers/", id, "/upper")),
+              IsEmpty());
+  // /etc as the image's top snapshot has it; the pod's files mounted on the layer's points.
+  struct stat etc;
+  const std::string top = absl::StrCat(snapshots, "/", absl::StripSuffix(layers[0], ".mounts"));
+  ASSERT_EQ(::stat((top + "/etc").c_str(), &etc), 0);
+  cri::ExecSyncResponse exec;
+  ASSERT_THAT(Exec(id, {"stat", "-c", "%a %u %g %Y", "/etc"}, &exec), GrpcOk());
+  EXPECT_EQ(exec.stdout(), absl::StrCat(absl::StrFormat("%o", etc.st_mode & 07777), " ", etc.st_uid,
+                                        " ", etc.st_gid, " ", etc.st_mtime, "\n"));
+  ASSERT_THAT(
+      Exec(id, {"sh", "-c", "cat /etc/hostname; test -e /proc/self/status && echo proc"}, &exec),
+      GrpcOk());
+  EXPECT_EQ(exec.stdout(), absl::StrCat(Slurp("/proc/sys/kernel/hostname"), "\nproc\n"));
+
+  // A directory on /etc/hosts: the init makes that point itself, in the writable layer.
+  cri::ContainerConfig dir_hosts = Config("dir-hosts", {"sleep", "600"});
+  cri::Mount* mount = dir_hosts.add_mounts();
+  ASSERT_THAT(MakeDirs(dir_.path() + "/hosts-dir"), IsOk());
+  mount->set_host_path(dir_.path() + "/hosts-dir");
+  mount->set_container_path("/etc/hosts");
+  const std::string second = RunContainer(pod, dir_hosts);
+  ASSERT_FALSE(second.empty());
+  ASSERT_THAT(Exec(second, {"sh", "-c", "test -d /etc/hosts && echo dir"}, &exec), GrpcOk());
+  EXPECT_EQ(exec.stdout(), "dir\n");
+  EXPECT_THAT(ListDirectory(absl::StrCat(options_.root_dir, "/containers/", second, "/upper")),
+              ::testing::Contains("etc"));
+
+  ASSERT_THAT(RemovePod(pod), GrpcOk());
+  cri::RemoveImageRequest remove;
+  remove.mutable_image()->set_image(Ref("busybox:latest"));
+  cri::RemoveImageResponse removed;
+  ASSERT_THAT(cribd_->Image()->RemoveImage(ContextWithDeadline().get(), remove, &removed),
+              GrpcOk());
+  EXPECT_THAT(ListDirectory(snapshots), IsEmpty());
 }
 
 TEST_F(ContainerTest, CapabilitiesAsRequested) {
