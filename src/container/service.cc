@@ -67,6 +67,10 @@ absl::StatusOr<std::unique_ptr<ContainerService>> ContainerService::Create(
                                       config.state_dir, config.cgroup_parent));
   std::unique_ptr<ContainerService> service(new ContainerService(
       config, store, pods, images, std::move(layout), std::move(driver), std::move(monitor)));
+  if (absl::Status made = service->launcher_.MakeMountTemplate({config.state_dir, config.root_dir});
+      !made.ok()) {
+    spdlog::warn("{}; each container's mount namespace is a copy of the host's", made.message());
+  }
   // What a crash left in the trash goes first.
   RETURN_IF_ERROR(service->trash_.AddDir(image::Trash::DirOf(config.state_dir)));
   RETURN_IF_ERROR(service->trash_.AddDir(image::Trash::DirOf(config.root_dir)));

@@ -40,10 +40,11 @@ absl::Status ContainerService::Start(const std::string& id_or_prefix) {
   }
   const absl::Time start = absl::Now();
   RETURN_IF_ERROR(Failpoint("container.start.before_start"));
-  absl::Status started = launcher_.Start(Bundle(id));
+  absl::Time started_at;
+  absl::Status started = launcher_.Start(Bundle(id), &started_at);
   RETURN_IF_ERROR(Failpoint("container.start.after_start"));
   if (started.ok()) {
-    data.started_at_ns = absl::ToUnixNanos(absl::Now());
+    data.started_at_ns = absl::ToUnixNanos(started_at);
     record.state = static_cast<int>(ContainerState::kRunning);
   } else {
     // As containerd reports it: exited, 128, StartError with the cause.

@@ -2,12 +2,14 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/inotify.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -332,6 +334,85 @@ void Launcher::AddHierarchies(std::vector<std::string>& args) const {
   args.push_back(hierarchies_word_);
 }
 
+namespace {
+
+// A mountinfo path field with its octal escapes ("\040" for a space) undone.
+std::string UnescapeMountPath(absl::string_view field) {
+  std::string out;
+  for (size_t i = 0; i < field.size(); ++i) {
+    if (field[i] == '\\' && i + 3 < field.size() && field[i + 1] >= '0' && field[i + 1] <= '3') {
+      out.push_back(static_cast<char>((field[i + 1] - '0') * 64 + (field[i + 2] - '0') * 8 +
+                                      (field[i + 3] - '0')));
+      i += 3;
+    } else {
+      out.push_back(field[i]);
+    }
+  }
+  return out;
+}
+
+// Whether `path` is `dir` or below it.
+bool AtOrBelow(absl::string_view path, absl::string_view dir) {
+  return path == dir || (absl::StartsWith(path, dir) && (dir == "/" || path[dir.size()] == '/'));
+}
+
+}  // namespace
+
+absl::Status Launcher::MakeMountTemplate(const std::vector<std::string>& dirs) {
+  std::vector<std::string> resolved;
+  for (const std::string& dir : dirs) {
+    char buf[PATH_MAX];
+    if (::realpath(dir.c_str(), buf) == nullptr) {
+      return ErrnoStatus(errno, absl::StrCat("mount namespace template: resolve ", dir));
+    }
+    resolved.push_back(buf);
+  }
+  // On a thread of its own, which alone moves into the new namespace and ends there.
+  absl::Status status;
+  UniqueFd made;
+  std::thread maker([&] {
+    if (::unshare(CLONE_NEWNS) != 0) {
+      status = ErrnoStatus(errno, "unshare a mount namespace");
+      return;
+    }
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+      status = ErrnoStatus(errno, "make the mount namespace template private");
+      return;
+    }
+    absl::StatusOr<std::string> mountinfo = ReadFile("/proc/thread-self/mountinfo");
+    if (!mountinfo.ok()) {
+      status = mountinfo.status();
+      return;
+    }
+    std::vector<std::string> below;  // in mountinfo's order: a parent before its children
+    for (absl::string_view line : absl::StrSplit(*mountinfo, '\n', absl::SkipEmpty())) {
+      std::vector<absl::string_view> fields = absl::StrSplit(line, ' ');
+      if (fields.size() < 5) continue;
+      const std::string point = UnescapeMountPath(fields[4]);
+      bool under = false, holds = false;
+      for (const std::string& dir : resolved) {
+        under |= point != dir && AtOrBelow(point, dir);
+        holds |= AtOrBelow(dir, point);
+      }
+      if (under && !holds) below.push_back(point);
+    }
+    for (auto it = below.rbegin(); it != below.rend(); ++it) {
+      // EINVAL: gone already with a mount above it.
+      if (::umount2(it->c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT) {
+        status =
+            ErrnoStatus(errno, absl::StrCat("detach ", *it, " from the mount namespace template"));
+        return;
+      }
+    }
+    made.Reset(::open("/proc/thread-self/ns/mnt", O_RDONLY | O_CLOEXEC));
+    if (!made) status = ErrnoStatus(errno, "open the mount namespace template");
+  });
+  maker.join();
+  if (!status.ok()) return Annotate(status, "mount namespace template");
+  mount_template_ = std::move(made);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<CreatedContainer> Launcher::Create(absl::string_view id, const std::string& bundle,
                                                   const Spec& spec, const std::string& log_path,
                                                   const CreateOptions& options) const {
@@ -440,14 +521,24 @@ absl::StatusOr<CreatedContainer> Launcher::Create(absl::string_view id, const st
     args.insert(args.end(), {"--stdin", "1", "--stdin-once", options.stdin_once ? "1" : "0"});
   }
   if (options.place_init) args.insert(args.end(), {"--cgroup-handoff", "1"});
+  // An OCI runtime makes its container's mount namespace itself.
+  const bool mount_template = mount_template_ && !options.oci_runtime;
+  if (mount_template) args.insert(args.end(), {"--mount-template", "1"});
   AddHierarchies(args);
   // The monitor that waits already, or a new one; then a standby for the next create, started
   // while this one's monitor sets up the container.
   absl::StatusOr<pid_t> pid = 0;
-  if (!HandToStandby(args, log_fd.get(), status_w.get())) {
+  std::vector<int> handed = {log_fd.get(), status_w.get()};
+  std::vector<std::pair<int, int>> spawn_fds = {{2, log_fd.get()},
+                                                {kMonitorStatusFd, status_w.get()}};
+  if (mount_template) {
+    handed.push_back(mount_template_.get());
+    spawn_fds.emplace_back(kMountTemplateFd, mount_template_.get());
+  }
+  if (!HandToStandby(args, handed)) {
     pid = Spawn({.path = monitor_path_,
                  .args = args,
-                 .fds = {{2, log_fd.get()}, {kMonitorStatusFd, status_w.get()}},
+                 .fds = spawn_fds,
                  .group = SpawnOptions::Group::kNewSession});
     if (!pid.ok()) return annotate(pid.status());
   }
@@ -511,8 +602,7 @@ void Launcher::EndStandby(Standby& standby) {
   }
 }
 
-bool Launcher::HandToStandby(const std::vector<std::string>& args, int log_fd,
-                             int status_fd) const {
+bool Launcher::HandToStandby(const std::vector<std::string>& args, std::vector<int> fds) const {
   std::optional<Standby> standby;
   {
     std::lock_guard<std::mutex> lock(standby_mu_);
@@ -531,7 +621,7 @@ bool Launcher::HandToStandby(const std::vector<std::string>& args, int log_fd,
   for (size_t i = 1; i < args.size(); ++i) message.append(args[i]).push_back('\0');
   // A standby that died before it read the fds closes them with its socket, and the create
   // then reads the status fd's end.
-  return SendWithFds(standby->socket.get(), message, {log_fd, status_fd});
+  return SendWithFds(standby->socket.get(), message, fds);
 }
 
 void Launcher::StartStandby() const {
@@ -596,9 +686,14 @@ absl::StatusOr<std::string> Launcher::Request(const std::string& bundle, absl::s
   return absl::InternalError(absl::StrCat("monitor ", path, ": unexpected reply \"", reply, "\""));
 }
 
-absl::Status Launcher::Start(const std::string& bundle) const {
+absl::Status Launcher::Start(const std::string& bundle, absl::Time* started_at) const {
   absl::StatusOr<std::string> reply = Request(bundle, "start", absl::Seconds(60));
   if (!reply.ok()) return Annotate(reply.status(), "start container");
+  if (started_at != nullptr) {
+    // A monitor of an earlier cribd answers a bare "ok".
+    int64_t ns = 0;
+    *started_at = absl::SimpleAtoi(*reply, &ns) && ns > 0 ? absl::FromUnixNanos(ns) : absl::Now();
+  }
   return absl::OkStatus();
 }
 

@@ -166,6 +166,16 @@ class Launcher {
   Launcher(const Launcher&) = delete;
   Launcher& operator=(const Launcher&) = delete;
 
+  // Makes the mount namespace that every container's init copies for its own from then on: the
+  // host's as it is now, private (no later mount reaches it), without the mounts below `dirs`
+  // (crib's state and root directories: the pods' pins and /dev/shm, the containers' root
+  // file systems) but those that hold one of `dirs`. An init that copies the host's namespace
+  // copies every pod's mounts, makes them slaves and detaches them all again after its
+  // pivot_root: CreateContainer grew by 3.7 ms from the first 30 pods to the last of 300 on
+  // this project's test machine. The init gets its root file system and its bind mounts'
+  // sources as copies the monitor makes in the host's namespace. On failure nothing changes.
+  absl::Status MakeMountTemplate(const std::vector<std::string>& dirs);
+
   // Writes `spec` as <bundle>/config.json (what crib-monitor reads), spawns the monitor and
   // returns once the container's init is parked before its exec (or its set-up failed, in
   // which case nothing of it is left).
@@ -173,8 +183,9 @@ class Launcher {
                                           const Spec& spec, const std::string& log_path,
                                           const CreateOptions& options = {}) const;
 
-  // Releases the parked init; returns once the exec succeeded or failed.
-  absl::Status Start(const std::string& bundle) const;
+  // Releases the parked init; returns once the exec succeeded or failed. `started_at`, if
+  // given, gets the monitor's time of the exec (the clock its exit time is read from).
+  absl::Status Start(const std::string& bundle, absl::Time* started_at = nullptr) const;
   // Signals the init; OK when the container has already exited.
   absl::Status Kill(const std::string& bundle, int signal) const;
   absl::Status ReopenLog(const std::string& bundle) const;
@@ -254,7 +265,7 @@ class Launcher {
   };
   // Hands the create's arguments and fds to the standby, if there is one ready; false when
   // there is none or it is gone (the caller spawns a monitor as without a standby).
-  bool HandToStandby(const std::vector<std::string>& args, int log_fd, int status_fd) const;
+  bool HandToStandby(const std::vector<std::string>& args, std::vector<int> fds) const;
   // Starts a standby for the next create when none waits. Best effort: without one, the next
   // create spawns its monitor itself.
   void StartStandby() const;
@@ -268,6 +279,7 @@ class Launcher {
   mutable std::once_flag other_hierarchies_once_;
   mutable std::vector<std::string> other_hierarchies_;  // their mount points
   std::string hierarchies_word_;
+  UniqueFd mount_template_;  // MakeMountTemplate's namespace
   mutable std::mutex cgroups_paths_mu_;
   mutable std::map<std::string, std::string> cgroups_paths_;  // by bundle
   mutable std::mutex seccomp_mu_;

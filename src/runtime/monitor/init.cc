@@ -396,6 +396,13 @@ unsigned long LockedFlags(int fd, const Plan& plan) {
          ((st.f_flag & ST_NOEXEC) ? MS_NOEXEC : 0);
 }
 
+// The propagation of a copied tree (a peer of the host's mount): the root's; with a shared root
+// the rootfs itself is private.
+unsigned long TreePropagation(const Plan& plan, bool rootfs) {
+  if (rootfs && (plan.root_propagation & MS_SHARED)) return MS_PRIVATE | MS_REC;
+  return plan.root_propagation;
+}
+
 void DoMount(int sync_fd, int root_fd, const MountStep& m, const Plan& plan) {
   UniqueFd target(ResolveInRoot(root_fd, m.target.c_str(), true, m.file_target));
   if (target.get() < 0) Fail(sync_fd, "create mount point", m.target.c_str(), -target.get());
@@ -416,7 +423,12 @@ void DoMount(int sync_fd, int root_fd, const MountStep& m, const Plan& plan) {
     Fail(sync_fd, "mount on", m.target.c_str(), errno);
   }
   const bool remount = m.bind && m.flags != 0;
-  if (!remount && m.propagation == 0 && !m.recursive_readonly && !m.dev_tmpfs && !m.cgroup_v1) {
+  // A tree is a copy of the host's mount, its peer: without a propagation of its own it takes
+  // the root's, as a bind of a source in a copy of the host's namespace did.
+  const unsigned long propagation = m.propagation != 0 ? m.propagation
+                                    : m.tree_fd >= 0   ? TreePropagation(plan, false)
+                                                       : 0;
+  if (!remount && propagation == 0 && !m.recursive_readonly && !m.dev_tmpfs && !m.cgroup_v1) {
     return;
   }
   // The old fd still names the covered directory: the new mount's root is reached by
@@ -438,7 +450,7 @@ void DoMount(int sync_fd, int root_fd, const MountStep& m, const Plan& plan) {
       Fail(sync_fd, "make the mount recursively read-only", m.target.c_str(), errno);
     }
   }
-  if (m.propagation != 0 && ::mount(nullptr, path, nullptr, m.propagation, nullptr) != 0) {
+  if (propagation != 0 && ::mount(nullptr, path, nullptr, propagation, nullptr) != 0) {
     Fail(sync_fd, "set mount propagation of", m.target.c_str(), errno);
   }
   if (m.cgroup_v1) {
@@ -565,7 +577,23 @@ void SetupRootfs(int sync_fd, const Plan& plan) {
   }
   // The rootfs by its name in the working directory, its parent (see RunInit).
   const char* rootfs = plan.rootfs_name.c_str();
-  if (::mount(rootfs, rootfs, nullptr, MS_BIND | MS_REC, nullptr) != 0) {
+  if (plan.rootfs_tree >= 0) {
+    if (::syscall(SYS_move_mount, plan.rootfs_tree, "", AT_FDCWD, rootfs,
+                  MOVE_MOUNT_F_EMPTY_PATH) != 0) {
+      Fail(sync_fd, "move the rootfs's tree on", plan.rootfs.c_str(), errno);
+    }
+    // The copy is the host's mount's peer: cut from it as / was (private under a shared root,
+    // as rootfs_mount is made otherwise), before anything is mounted in it.
+    if (::mount(nullptr, rootfs, nullptr, TreePropagation(plan, true), nullptr) != 0) {
+      Fail(sync_fd, "set propagation of rootfs", plan.rootfs.c_str(), errno);
+    }
+    // Under a shared root the copy's parent is shared, which pivot_root refuses: the new root
+    // is a bind of the private copy, whose parent it is.
+    if ((plan.root_propagation & MS_SHARED) &&
+        ::mount(rootfs, rootfs, nullptr, MS_BIND | MS_REC, nullptr) != 0) {
+      Fail(sync_fd, "bind mount rootfs", plan.rootfs.c_str(), errno);
+    }
+  } else if (::mount(rootfs, rootfs, nullptr, MS_BIND | MS_REC, nullptr) != 0) {
     Fail(sync_fd, "bind mount rootfs", plan.rootfs.c_str(), errno);
   }
   UniqueFd root(::open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC));
@@ -940,11 +968,12 @@ bool PlanNamespaces(const Spec& spec, Plan* plan, std::string* error) {
 }
 
 // A copy of a bind mount's source as a detached mount tree, made by the monitor as the host's
-// root (in a user namespace the init may not even reach the source: the directories above it
-// can be closed to the pod's root), id-mapped with the user namespace's mappings when the mount
+// root in the host's namespace (in a user namespace the init may not even reach the source:
+// the directories above it can be closed to the pod's root; a mount template lacks what was
+// mounted since it was made), id-mapped with the user namespace's mappings when the mount
 // asks. Its fd goes in step->tree_fd (owned by plan->trees).
 bool DetachedTree(const Mount& m, Plan& plan, MountStep* step, std::string* error) {
-  if (!plan.join_user) {
+  if (step->idmap && !plan.join_user) {
     *error = "mount " + m.destination + ": an id-mapped mount needs the pod's user namespace";
     return false;
   }
@@ -1001,14 +1030,25 @@ bool PlanFileSystem(const Spec& spec, const std::string& bundle, Plan* plan, std
       return false;
     }
   }
-  if ((plan->root_propagation & MS_SHARED) &&
-      !MountPointOf(plan->rootfs, &plan->rootfs_mount, error)) {
+  if (plan->mount_template) {
+    // The template has none of the host's mounts made since: the rootfs comes as a copy.
+    UniqueFd tree(static_cast<int>(::syscall(SYS_open_tree, AT_FDCWD, plan->rootfs.c_str(),
+                                             OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE)));
+    if (!tree) {
+      *error = "open_tree rootfs " + plan->rootfs + ": " + ErrorText(errno);
+      return false;
+    }
+    plan->rootfs_tree = tree.get();
+    plan->trees.push_back(std::move(tree));
+  } else if ((plan->root_propagation & MS_SHARED) &&
+             !MountPointOf(plan->rootfs, &plan->rootfs_mount, error)) {
     return false;
   }
   for (const auto& m : spec.mounts) {
     MountStep step;
     if (!ParseMount(m, &step, error)) return false;
-    if ((step.idmap || (step.bind && plan->join_user)) && !DetachedTree(m, *plan, &step, error)) {
+    if ((step.idmap || (step.bind && (plan->join_user || plan->mount_template))) &&
+        !DetachedTree(m, *plan, &step, error)) {
       return false;
     }
     plan->mounts.push_back(std::move(step));
@@ -1086,6 +1126,11 @@ void RunInit(const Plan& plan, const InitStdio& stdio, int sync_fd, int start_fd
   if (::setsid() < 0) Fail(sync_fd, "setsid", nullptr, errno);
   // The monitor's death must not leave a parked init behind.
   ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  // The namespace the new one is copied from, joined as the host's root (it is the host's
+  // user namespace's); setns puts the working directory at its root.
+  if (plan.mount_template && ::setns(plan.mount_template.get(), CLONE_NEWNS) != 0) {
+    Fail(sync_fd, "join the mount namespace template", nullptr, errno);
+  }
   // Reached now, as the host's root: in the pod's user namespace the directories above the
   // bundle may be closed to the pod's root. The new mount namespace keeps this directory
   // (its copy), and the rootfs is named relative to it from then on.

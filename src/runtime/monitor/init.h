@@ -63,8 +63,9 @@ struct MountStep {
   bool cgroup_readonly = false;
   // A bind mount made id-mapped with the container's user namespace.
   bool idmap = false;
-  // In a user namespace every bind mount's source is copied by the monitor, as the host's root,
-  // before the clone (open_tree, id-mapped when asked): the init moves this tree into place.
+  // In a user namespace, or with a mount template, every bind mount's source is copied by the
+  // monitor, as the host's root in the host's namespace, before the clone (open_tree, id-mapped
+  // when asked): the init moves this tree into place.
   int tree_fd = -1;
 };
 
@@ -102,6 +103,12 @@ struct Plan {
   std::vector<std::pair<std::string, std::string>> cgroup_views;
   std::vector<std::pair<std::string, std::string>> cgroup_links;
   // File system.
+  // The mount namespace the init joins first and copies for its own (cribd's template: the
+  // host's mounts without those of crib's pods and containers); the rootfs and the bind
+  // mounts' sources then come as trees copied by the monitor. Empty: the init copies the
+  // monitor's namespace, every pod's mounts with it.
+  UniqueFd mount_template;
+  int rootfs_tree = -1;  // with mount_template: the rootfs's copy (owned by trees)
   std::string rootfs;  // absolute, resolved
   std::string rootfs_parent, rootfs_name;  // its directory and its name there
   unsigned long root_propagation = 0;

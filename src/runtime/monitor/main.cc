@@ -278,6 +278,8 @@ struct Options {
   bool tty = false;
   // create: another party (cribd, through systemd) makes the cgroup with the init in it.
   bool cgroup_handoff = false;
+  // create: the init copies the mount namespace on kMountTemplateFd for its own.
+  bool mount_template = false;
   // serve: what `create` hands over when it re-executes itself.
   std::string cgroups_path;
   // cribd's cgroup hierarchies (--cgroup-mounts, cgroup::EncodeHierarchies); empty: read
@@ -336,6 +338,8 @@ bool ParseOptions(int argc, char** argv, Options* o, std::string* error) {
       }
     } else if (a == "--cgroup-handoff") {
       o->cgroup_handoff = v == "1";
+    } else if (a == "--mount-template") {
+      o->mount_template = v == "1";
     } else if (a == "--tty") {
       o->tty = v == "1";
     } else if (a == "--started-at") {
@@ -549,6 +553,14 @@ class Monitor {
 };
 
 bool Monitor::Create(std::string* error, uint32_t* warnings) {
+  if (o_.mount_template) {
+    plan_.mount_template.Reset(::fcntl(kMountTemplateFd, F_DUPFD_CLOEXEC, kMountTemplateFd + 1));
+    ::close(kMountTemplateFd);
+    if (!plan_.mount_template) {
+      *error = std::string("the mount namespace template: ") + ErrorText(errno);
+      return false;
+    }
+  }
   if (oci_) return CreateWithRuntime(error);
   if (!BuildPlan(spec_, o_.bundle, false, o_.hierarchies, &plan_, error)) return false;
   plan_.cgroup_handoff = o_.cgroup_handoff && !spec_.linux_spec.cgroups_path.empty();
@@ -811,7 +823,7 @@ std::string Monitor::Dispatch(const std::string& request, std::vector<UniqueFd>*
       if (!Runtime({"start", runtime_.id}, &error)) return "error " + error;
       started_at_ = NowNanos();
       state_ = State::kRunning;
-      return "ok";
+      return "ok " + std::to_string(started_at_);
     }
     if (::write(start_w_.get(), "x", 1) != 1) {
       return std::string("error release the init: ") + ErrorText(errno);
@@ -824,9 +836,10 @@ std::string Monitor::Dispatch(const std::string& request, std::vector<UniqueFd>*
     }
     sync_r_.Reset();
     started_at_ = NowNanos();
-    // The init may have died between the exec and now; the reaper says so.
+    // The init may have died between the exec and now; the reaper says so. The start time
+    // goes back with the reply: the exit's time, which this monitor records, is never before it.
     state_ = State::kRunning;
-    return "ok";
+    return "ok " + std::to_string(started_at_);
   }
   if (cmd == "kill" && words.size() == 2) {
     int sig = std::atoi(words[1].c_str());
@@ -1303,12 +1316,19 @@ int StandbyMain() {
   const ssize_t n = ReceiveWithFds(kStandbyFd, message.get(), kMessageSize - 1, &fds);
   ::close(kStandbyFd);
   if (n <= 0) return 0;
-  if (fds.size() != 2) return 1;
+  // The log, the status fd and, for a create with --mount-template, the template.
+  if (fds.size() != 2 && fds.size() != 3) return 1;
   // Received as the lowest free numbers, which may be the ones they go to: moved out first.
-  UniqueFd log(::fcntl(fds[0].get(), F_DUPFD_CLOEXEC, kStandbyFd + 1));
-  UniqueFd status(::fcntl(fds[1].get(), F_DUPFD_CLOEXEC, kStandbyFd + 1));
+  UniqueFd log(::fcntl(fds[0].get(), F_DUPFD_CLOEXEC, kMountTemplateFd + 1));
+  UniqueFd status(::fcntl(fds[1].get(), F_DUPFD_CLOEXEC, kMountTemplateFd + 1));
+  UniqueFd mount_template;
+  if (fds.size() == 3) {
+    mount_template.Reset(::fcntl(fds[2].get(), F_DUPFD_CLOEXEC, kMountTemplateFd + 1));
+    if (!mount_template) return 1;
+  }
   fds.clear();
-  if (!log || !status || ::dup2(log.get(), 2) < 0 || ::dup2(status.get(), kMonitorStatusFd) < 0) {
+  if (!log || !status || ::dup2(log.get(), 2) < 0 || ::dup2(status.get(), kMonitorStatusFd) < 0 ||
+      (mount_template && ::dup2(mount_template.get(), kMountTemplateFd) < 0)) {
     return 1;
   }
   message[n] = '\0';

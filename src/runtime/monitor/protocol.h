@@ -50,6 +50,9 @@ inline constexpr char kConsoleSocket[] = "console.sock";
 inline constexpr int kMonitorStatusFd = 3;
 // `crib-monitor standby`: a SOCK_SEQPACKET socket on which it receives its `create` command.
 inline constexpr int kStandbyFd = 4;
+// `create --mount-template 1`: the mount namespace the init copies for its own (Launcher::
+// MakeMountTemplate), instead of the monitor's.
+inline constexpr int kMountTemplateFd = 5;
 // Attachers served at once; one more is refused.
 inline constexpr int kMaxAttachers = 16;
 // The largest packet of output an attacher receives.
