@@ -358,7 +358,7 @@ bool AtOrBelow(absl::string_view path, absl::string_view dir) {
 
 }  // namespace
 
-absl::Status Launcher::MakeMountTemplate(const std::vector<std::string>& dirs) {
+absl::StatusOr<UniqueFd> MakeMountNamespaceTemplate(const std::vector<std::string>& dirs) {
   std::vector<std::string> resolved;
   for (const std::string& dir : dirs) {
     char buf[PATH_MAX];
@@ -409,7 +409,11 @@ absl::Status Launcher::MakeMountTemplate(const std::vector<std::string>& dirs) {
   });
   maker.join();
   if (!status.ok()) return Annotate(status, "mount namespace template");
-  mount_template_ = std::move(made);
+  return made;
+}
+
+absl::Status Launcher::MakeMountTemplate(const std::vector<std::string>& dirs) {
+  ASSIGN_OR_RETURN(mount_template_, MakeMountNamespaceTemplate(dirs));
   return absl::OkStatus();
 }
 

@@ -152,6 +152,10 @@ absl::StatusOr<UniqueFd> DialInNetns(const std::string& netns_path, int port,
 // How long a SIGKILLed container may take to be reaped and recorded by its monitor.
 inline constexpr absl::Duration kKillGrace = absl::Seconds(10);
 
+// The namespace of Launcher::MakeMountTemplate, as an fd: the caller's, private, without the
+// mounts below `dirs` but those that hold one of them.
+absl::StatusOr<UniqueFd> MakeMountNamespaceTemplate(const std::vector<std::string>& dirs);
+
 class Launcher {
  public:
   // `monitor_path`: the crib-monitor executable. `hierarchies`: the cgroup hierarchies

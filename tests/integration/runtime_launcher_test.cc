@@ -1139,5 +1139,42 @@ TEST_F(LauncherTest, DialInANetworkNamespace) {
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("/nonexistent/netns")));
 }
 
+// The template every container's mount namespace is copied from: the host's at the time, with
+// the mounts that hold crib's directories and the others, without those below them, and
+// private: a mount the host makes afterwards does not reach it.
+TEST(MountTemplateTest, HoldsTheHostsMountsButCribsOwnAndNoLaterOne) {
+  TempDir dir;
+  const std::string base = dir.path() + "/base";
+  absl::Cleanup unmount = [&] { crib::testing::UnmountAllUnder(dir.path()); };
+  auto tmpfs = [](const std::string& at) {
+    ASSERT_THAT(MakeDirs(at), IsOk());
+    ASSERT_EQ(::mount("tmpfs", at.c_str(), "tmpfs", 0, nullptr), 0) << at << ": " << errno;
+  };
+  tmpfs(base);  // holds the state directory; shared, as / is on most hosts
+  ASSERT_EQ(::mount(nullptr, base.c_str(), nullptr, MS_SHARED, nullptr), 0) << errno;
+  tmpfs(base + "/state/pods/1/shm");  // below it: a pod's
+  tmpfs(base + "/other");             // beside it
+  absl::StatusOr<UniqueFd> made = MakeMountNamespaceTemplate({base + "/state"});
+  ASSERT_THAT(made, IsOk());
+  tmpfs(base + "/later");
+  // The template's mount points, read by a thread that joins it.
+  std::set<std::string> points;
+  std::thread reader([&] {
+    if (::unshare(CLONE_FS) != 0 || ::setns(made->get(), CLONE_NEWNS) != 0) return;
+    absl::StatusOr<std::string> info = ReadFile("/proc/thread-self/mountinfo");
+    if (!info.ok()) return;
+    for (absl::string_view line : absl::StrSplit(*info, '\n', absl::SkipEmpty())) {
+      std::vector<absl::string_view> fields = absl::StrSplit(line, ' ');
+      if (fields.size() > 6 && absl::StartsWith(fields[4], dir.path())) {
+        points.insert(std::string(fields[4]));
+        // Private: no peer group ("shared:N") nor master ("master:N") among the optional fields.
+        EXPECT_FALSE(absl::StrContains(line, "shared:")) << line;
+      }
+    }
+  });
+  reader.join();
+  EXPECT_THAT(points, ::testing::UnorderedElementsAre(base, base + "/other"));
+}
+
 }  // namespace
 }  // namespace crib::runtime
