@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <set>
 #include <vector>
 
@@ -46,11 +47,39 @@ absl::StatusOr<Ipv4Cidr> Ipv4Cidr::Parse(absl::string_view text) {
 
 std::string Ipv4Cidr::ToString() const { return absl::StrCat(Ipv4ToString(network), "/", prefix); }
 
+// Addresses tried after the last one handed out before the others are read.
+constexpr uint64_t kQuickTries = 4;
+
 absl::StatusOr<IpLease> Ipam::Allocate(const Ipv4Cidr& cidr, absl::string_view owner) {
   const std::string network = cidr.ToString();
   absl::MutexLock lock(&mutex_);
   IpLease lease;
   absl::Status status = store_.Write([&](store::Transaction& tx) -> absl::Status {
+    ASSIGN_OR_RETURN(const std::vector<std::string> held, tx.IpsOf(network, owner));
+    for (const std::string& ip : held) {
+      if (absl::StatusOr<uint32_t> parsed = ParseIpv4(ip); parsed.ok()) {
+        lease = IpLease{*parsed, false};
+        return absl::OkStatus();
+      }
+    }
+    const uint32_t first = cidr.gateway() + 1;
+    const uint32_t last = cidr.broadcast() - 1;
+    const uint64_t count = uint64_t{last} - first + 1;
+    // The addresses after the last one handed out here are nearly always free: a few are tried
+    // without reading the others (a list of every address in the network cost 0.2 ms more
+    // at 300 pods than at 30).
+    if (auto it = last_.find(network); it != last_.end()) {
+      const uint32_t previous = it->second;
+      const uint64_t start = previous >= first && previous <= last ? previous - first + 1 : 0;
+      for (uint64_t i = 0; i < std::min<uint64_t>(kQuickTries, count); ++i) {
+        const uint32_t candidate = first + static_cast<uint32_t>((start + i) % count);
+        absl::Status reserved = tx.ReserveIp(network, Ipv4ToString(candidate), owner);
+        if (absl::IsAlreadyExists(reserved)) continue;
+        RETURN_IF_ERROR(reserved);
+        lease = IpLease{candidate, true};
+        return absl::OkStatus();
+      }
+    }
     ASSIGN_OR_RETURN(std::vector<store::IpAllocation> taken, tx.ListIps(network));
     std::set<uint32_t> used;
     int64_t newest_ns = -1;
@@ -68,9 +97,6 @@ absl::StatusOr<IpLease> Ipam::Allocate(const Ipv4Cidr& cidr, absl::string_view o
         newest = *ip;
       }
     }
-    const uint32_t first = cidr.gateway() + 1;
-    const uint32_t last = cidr.broadcast() - 1;
-    const uint64_t count = uint64_t{last} - first + 1;
     uint32_t previous = first - 1;
     if (auto it = last_.find(network); it != last_.end()) {
       previous = it->second;

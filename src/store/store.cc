@@ -431,6 +431,17 @@ absl::StatusOr<std::vector<IpAllocation>> Transaction::ListIps(absl::string_view
   return ips;
 }
 
+absl::StatusOr<std::vector<std::string>> Transaction::IpsOf(absl::string_view network,
+                                                            absl::string_view owner) {
+  std::vector<std::string> ips;
+  RETURN_IF_ERROR(
+      Annotate(Query(
+                   db_, "SELECT ip FROM ip_allocations WHERE owner = ? AND network = ? ORDER BY ip",
+                   [&](const Statement& row) { ips.push_back(row.ColumnText(0)); }, owner, network),
+               absl::StrCat("store: the ips of ", owner, " in network ", network)));
+  return ips;
+}
+
 absl::StatusOr<std::vector<IpAllocation>> Transaction::ListAllIps() {
   std::vector<IpAllocation> ips;
   RETURN_IF_ERROR(Annotate(

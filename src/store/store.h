@@ -86,6 +86,9 @@ class Transaction {
   absl::Status ReleaseIpsOf(absl::string_view owner);
   // By ip, compared as text.
   absl::StatusOr<std::vector<IpAllocation>> ListIps(absl::string_view network);
+  // The addresses `owner` holds in `network` (by its index: no scan of the others).
+  absl::StatusOr<std::vector<std::string>> IpsOf(absl::string_view network,
+                                                 absl::string_view owner);
   // Every network's, by network and ip.
   absl::StatusOr<std::vector<IpAllocation>> ListAllIps();
 

@@ -2,6 +2,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "network/ipam.h"
@@ -90,6 +91,23 @@ TEST_F(IpamTest, AllocationsSurviveANewIpamOnTheSameStore) {
   absl::StatusOr<IpLease> a = restarted.Allocate(cidr, "a");
   ASSERT_THAT(a, IsOk());
   EXPECT_EQ(Ipv4ToString(a->ip), "10.9.1.2");
+}
+
+TEST_F(IpamTest, SkipsTheAddressesOthersHoldAfterTheLastOne) {
+  const Ipv4Cidr cidr = *Ipv4Cidr::Parse("10.9.2.0/24");
+  Ipam ipam(*store_);
+  EXPECT_EQ(AllocateText(ipam, cidr, "a"), "10.9.2.2");
+  // Held past the few addresses tried first after the last one: the others are read then.
+  for (int i = 3; i <= 9; ++i) {
+    ASSERT_THAT(store_->ReserveIp("10.9.2.0/24", absl::StrCat("10.9.2.", i), "other"), IsOk());
+  }
+  EXPECT_EQ(AllocateText(ipam, cidr, "b"), "10.9.2.10");
+  ASSERT_THAT(store_->ReserveIp("10.9.2.0/24", "10.9.2.11", "other"), IsOk());
+  EXPECT_EQ(AllocateText(ipam, cidr, "c"), "10.9.2.12");
+  absl::StatusOr<IpLease> b = ipam.Allocate(cidr, "b");
+  ASSERT_THAT(b, IsOk());
+  EXPECT_EQ(Ipv4ToString(b->ip), "10.9.2.10");
+  EXPECT_FALSE(b->fresh);
 }
 
 TEST(PortMappings, BadOnesAreInvalidArgument) {
