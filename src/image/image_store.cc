@@ -153,8 +153,7 @@ absl::StatusOr<std::string> ImageStore::MountPointLayer(const std::vector<std::s
   struct stat st;
   if (::lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return remember(path);
   // Made under a temporary name (what a crash leaves of it, Open removes), then renamed in.
-  const std::string temp =
-      absl::StrCat(snapshots_dir_, "/", kTempPrefix, "mounts-", ::getpid(), "-", ++temp_counter_);
+  const std::string temp = TempSnapshotPath("mounts");
   if (::mkdir(temp.c_str(), 0755) != 0) return ErrnoStatus(errno, absl::StrCat("mkdir ", temp));
   std::vector<std::string> layers;
   for (auto it = chain_ids.rbegin(); it != chain_ids.rend(); ++it) {
@@ -351,6 +350,11 @@ absl::StatusOr<std::set<std::string>> ImageStore::Referenced() {
     kept.insert(image.chain_ids.begin(), image.chain_ids.end());
   }
   return kept;
+}
+
+std::string ImageStore::TempSnapshotPath(absl::string_view what) {
+  return absl::StrCat(snapshots_dir_, "/", kTempPrefix, what, "-", ::getpid(), "-",
+                      temp_counter_++);
 }
 
 absl::Status ImageStore::DeleteSnapshot(const std::string& chain_id) {

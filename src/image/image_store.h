@@ -136,6 +136,9 @@ class ImageStore {
   // Deletes every blob, and with `snapshots` every snapshot, that nothing holds any more.
   absl::Status Sweep(bool snapshots) ABSL_EXCLUSIVE_LOCKS_REQUIRED(gc_mu_);
   absl::Status DeleteSnapshot(const std::string& chain_id);
+  // A new name in snapshots/ for a tree being made (`what` names it): what a crash leaves under
+  // it, Open removes.
+  std::string TempSnapshotPath(absl::string_view what);
   bool Held(const std::string& key) ABSL_LOCKS_EXCLUDED(mu_);
 
   struct InFlight;

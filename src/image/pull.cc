@@ -256,9 +256,8 @@ absl::Status ImageStore::FetchLayer(const Reference& ref, const registry::Descri
   const std::string snapshot = SnapshotPath(chain_id);
   std::unique_ptr<LayerUnpacker> unpacker;
   if (!IsDir(snapshot)) {
-    ASSIGN_OR_RETURN(unpacker, LayerUnpacker::Start(absl::StrCat(
-                                   snapshots_dir_, "/.tmp-", DigestHex(chain_id).substr(0, 12), "-",
-                                   ::getpid(), "-", temp_counter_++)));
+    ASSIGN_OR_RETURN(unpacker,
+                     LayerUnpacker::Start(TempSnapshotPath(DigestHex(chain_id).substr(0, 12))));
   }
   const bool fetch = !content_->Has(layer.digest);
   uint64_t fetched = 0;

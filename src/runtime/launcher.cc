@@ -37,6 +37,7 @@
 #include "cgroup/systemd_driver.h"
 #include "common/errors.h"
 #include "common/files.h"
+#include "common/mountinfo_path.h"
 #include "common/spawn.h"
 #include "common/status_macros.h"
 #include "common/unique_fd.h"
@@ -336,21 +337,6 @@ void Launcher::AddHierarchies(std::vector<std::string>& args) const {
 
 namespace {
 
-// A mountinfo path field with its octal escapes ("\040" for a space) undone.
-std::string UnescapeMountPath(absl::string_view field) {
-  std::string out;
-  for (size_t i = 0; i < field.size(); ++i) {
-    if (field[i] == '\\' && i + 3 < field.size() && field[i + 1] >= '0' && field[i + 1] <= '3') {
-      out.push_back(static_cast<char>((field[i + 1] - '0') * 64 + (field[i + 2] - '0') * 8 +
-                                      (field[i + 3] - '0')));
-      i += 3;
-    } else {
-      out.push_back(field[i]);
-    }
-  }
-  return out;
-}
-
 // Whether `path` is `dir` or below it.
 bool AtOrBelow(absl::string_view path, absl::string_view dir) {
   return path == dir || (absl::StartsWith(path, dir) && (dir == "/" || path[dir.size()] == '/'));
@@ -388,7 +374,8 @@ absl::StatusOr<UniqueFd> MakeMountNamespaceTemplate(const std::vector<std::strin
     for (absl::string_view line : absl::StrSplit(*mountinfo, '\n', absl::SkipEmpty())) {
       std::vector<absl::string_view> fields = absl::StrSplit(line, ' ');
       if (fields.size() < 5) continue;
-      const std::string point = UnescapeMountPath(fields[4]);
+      const std::string point =
+          UnescapeMountInfoPath(std::string_view(fields[4].data(), fields[4].size()));
       bool under = false, holds = false;
       for (const std::string& dir : resolved) {
         under |= point != dir && AtOrBelow(point, dir);

@@ -26,6 +26,7 @@
 #include "common/errors.h"
 #include "common/files.h"
 #include "common/heap.h"
+#include "common/mountinfo_path.h"
 #include "common/process.h"
 #include "common/spawn.h"
 #include "common/status_macros.h"
@@ -409,6 +410,13 @@ TEST(ProcessStartTime, ReadsField22PastACommandNameWithParenthesesAndSpaces) {
   ASSERT_EQ(::waitpid(child, nullptr, 0), child);
   EXPECT_THAT(ProcessStartTime(child),
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("no process")));
+}
+
+TEST(UnescapeMountInfoPath, UndoesTheKernelsOctalEscapesOnly) {
+  EXPECT_EQ(UnescapeMountInfoPath("/run/crib/netns/abc"), "/run/crib/netns/abc");
+  EXPECT_EQ(UnescapeMountInfoPath("/mnt/a\\040b\\011c\\134d"), "/mnt/a b\tc\\d");
+  // A backslash without three digits after it is itself.
+  EXPECT_EQ(UnescapeMountInfoPath("/x\\04"), "/x\\04");
 }
 
 }  // namespace

@@ -24,6 +24,7 @@
 #include <cstring>
 
 #include "cgroup/cgroup_files.h"
+#include "common/mountinfo_path.h"
 #include "runtime/capability_names.h"
 #include "runtime/monitor/error_text.h"
 #include "runtime/monitor/fd_passing.h"
@@ -114,15 +115,8 @@ bool MountPointOf(const std::string& path, std::string* mount_point, std::string
       if (field != nullptr) ++field;
     }
     if (field == nullptr) continue;
-    std::string point;
-    for (const char* c = field; *c != '\0' && *c != ' '; ++c) {
-      if (c[0] == '\\' && c[1] >= '0' && c[1] <= '3' && c[2] && c[3]) {
-        point += static_cast<char>((c[1] - '0') * 64 + (c[2] - '0') * 8 + (c[3] - '0'));
-        c += 3;
-      } else {
-        point += *c;
-      }
-    }
+    const std::string point =
+        UnescapeMountInfoPath(std::string_view(field, std::strcspn(field, " ")));
     const bool above = point == "/" || path == point ||
                        (path.compare(0, point.size(), point) == 0 && path[point.size()] == '/');
     if (above && point.size() > mount_point->size()) *mount_point = point;
