@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -20,6 +21,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -369,6 +371,86 @@ TEST(IdleTrimmer, TrimsOnceAfterAQuietTickThatFollowsActivity) {
   EXPECT_GT(before - after, 16 << 10) << before << " KiB before, " << after << " after";
   EXPECT_FALSE(trimmer.Tick()) << "no activity since the trim";
   std::free(blocks.back());
+}
+
+TEST(IdleTrimmer, TrimsUnderCallsThatNeverPause) {
+  heap::IdleTrimmer trimmer(3);
+  trimmer.Tick();  // whatever other tests did: a busy tick,
+  trimmer.Tick();  // then a quiet one that trims it
+  heap::NoteActivity();
+  EXPECT_FALSE(trimmer.Tick()) << "one busy tick of three";
+  heap::NoteActivity();
+  EXPECT_FALSE(trimmer.Tick()) << "two busy ticks of three";
+  heap::NoteActivity();
+  EXPECT_TRUE(trimmer.Tick()) << "the third busy tick trims though calls go on";
+  heap::NoteActivity();
+  EXPECT_FALSE(trimmer.Tick()) << "the count starts again after a trim";
+}
+
+// The Rss and Anonymous KiB /proc/self/smaps gives the mapping that starts at `start`.
+struct MappingKib {
+  long rss = -1;
+  long anonymous = -1;
+};
+MappingKib MappingAt(const void* start) {
+  MappingKib kib;
+  absl::StatusOr<std::string> smaps = ReadFile("/proc/self/smaps");
+  if (!smaps.ok()) return kib;
+  const std::string head = absl::StrCat(absl::Hex(reinterpret_cast<uintptr_t>(start)), "-");
+  bool in = false;
+  for (absl::string_view line : absl::StrSplit(*smaps, '\n')) {
+    if (!line.empty() && !absl::ascii_isupper(line[0])) {
+      in = absl::StartsWith(line, head);
+      continue;
+    }
+    if (!in) continue;
+    std::vector<absl::string_view> words = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    if (words.size() < 2) continue;
+    if (words[0] == "Rss:") (void)absl::SimpleAtoi(words[1], &kib.rss);
+    if (words[0] == "Anonymous:") (void)absl::SimpleAtoi(words[1], &kib.anonymous);
+  }
+  return kib;
+}
+
+TEST(DropFileMappedPages, UnmapsCleanReadOnlyFilePagesAndKeepsPagesOfTheirOwn) {
+  testing::TempDir dir;
+  const std::string path = dir.path() + "/data";
+  constexpr size_t kSize = 1 << 20;
+  std::string content(kSize, '\0');
+  for (size_t i = 0; i < kSize; ++i) content[i] = static_cast<char>(i % 251);
+  ASSERT_THAT(WriteFileAtomic(path, content, 0644), IsOk());
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  ASSERT_TRUE(fd.valid());
+
+  // Read-only and clean, as code is: taken out, and read the same afterwards.
+  void* clean = ::mmap(nullptr, kSize, PROT_READ, MAP_PRIVATE, fd.get(), 0);
+  ASSERT_NE(clean, MAP_FAILED);
+  // Written, then made read-only, as relocated data is after the dynamic linker's RELRO step:
+  // its written page is its own and must stay.
+  void* relocated = ::mmap(nullptr, kSize, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd.get(), 0);
+  ASSERT_NE(relocated, MAP_FAILED);
+  static_cast<char*>(relocated)[100] = 'X';
+  ASSERT_EQ(::mprotect(relocated, kSize, PROT_READ), 0);
+
+  long sum = 0;
+  for (size_t i = 0; i < kSize; i += 4096) sum += static_cast<const char*>(clean)[i];
+  for (size_t i = 0; i < kSize; i += 4096) sum += static_cast<const char*>(relocated)[i];
+  EXPECT_NE(sum, 0);
+  const MappingKib clean_before = MappingAt(clean);
+  const MappingKib relocated_before = MappingAt(relocated);
+  ASSERT_EQ(clean_before.rss, static_cast<long>(kSize / 1024));
+  ASSERT_EQ(clean_before.anonymous, 0);
+  ASSERT_GT(relocated_before.anonymous, 0);
+
+  const size_t dropped = heap::DropFileMappedPages();
+  EXPECT_GE(dropped, kSize / 1024) << "at least the clean mapping's KiB";
+  EXPECT_EQ(MappingAt(clean).rss, 0);
+  EXPECT_EQ(MappingAt(relocated).rss, relocated_before.rss);
+  EXPECT_EQ(static_cast<const char*>(relocated)[100], 'X');
+  EXPECT_EQ(std::memcmp(clean, content.data(), kSize), 0) << "pages come back from the file";
+  EXPECT_EQ(MappingAt(clean).rss, static_cast<long>(kSize / 1024));
+  ::munmap(clean, kSize);
+  ::munmap(relocated, kSize);
 }
 
 TEST(ProcessStartTime, ReadsField22PastACommandNameWithParenthesesAndSpaces) {
