@@ -24,15 +24,20 @@ namespace {
 class CgroupDir {
  public:
   explicit CgroupDir(std::string path) : path_(std::move(path)) {
-    if (!path_.empty()) fd_ = UniqueFd(::open(path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!path_.empty()) {
+      owned_ = UniqueFd(::open(path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      fd_ = owned_.get();
+    }
   }
-  bool exists() const { return static_cast<bool>(fd_); }
+  // A directory opened earlier (OpenedCgroup), borrowed; -1 for none.
+  CgroupDir(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+  bool exists() const { return fd_ >= 0; }
   const std::string& path() const { return path_; }
 
   absl::StatusOr<std::string> Read(absl::string_view file) const {
     const std::string name(file);
-    if (!fd_) return absl::NotFoundError(absl::StrCat("cgroup ", path_, " does not exist"));
-    UniqueFd fd(::openat(fd_.get(), name.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd_ < 0) return absl::NotFoundError(absl::StrCat("cgroup ", path_, " does not exist"));
+    UniqueFd fd(::openat(fd_, name.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd) return ErrnoStatus(errno, absl::StrCat("open ", path_, "/", name));
     std::string out;
     char buf[4096];
@@ -49,7 +54,8 @@ class CgroupDir {
 
  private:
   std::string path_;
-  UniqueFd fd_;
+  UniqueFd owned_;
+  int fd_ = -1;
 };
 
 // A file of the cgroup, or nullopt when the kernel does not offer it (an optional feature, or
@@ -191,15 +197,13 @@ absl::StatusOr<std::optional<uint64_t>> ParseLimit(absl::string_view text) {
   return absl::DataLossError(absl::StrCat("limit \"", text, "\" is not a number or \"max\""));
 }
 
-absl::StatusOr<CgroupStats> ReadStatsV1(const V1Dirs& paths, uint64_t clock_ticks,
-                                        StatsDetail detail) {
+namespace {
+
+// `cpu_controller` and `pids` are read for kAll only.
+absl::StatusOr<CgroupStats> ReadV1(const CgroupDir& cpuacct, const CgroupDir& cpu_controller,
+                                   const CgroupDir& memory, const CgroupDir& pids,
+                                   uint64_t clock_ticks, StatsDetail detail) {
   const bool all = detail == StatsDetail::kAll;
-  // cpu and cpuacct are often one hierarchy mounted twice.
-  // What the CRI's stats do not read is not opened either.
-  const CgroupDir cpuacct(paths.cpuacct), memory(paths.memory);
-  const CgroupDir pids(all ? paths.pids : std::string());
-  const CgroupDir cpu_dir(!all || paths.cpu == paths.cpuacct ? std::string() : paths.cpu);
-  const CgroupDir& cpu_controller = paths.cpu == paths.cpuacct ? cpuacct : cpu_dir;
   RETURN_IF_ERROR(NotFoundUnlessExists(cpuacct));
   RETURN_IF_ERROR(NotFoundUnlessExists(memory));
   CgroupStats stats;
@@ -260,9 +264,8 @@ absl::StatusOr<CgroupStats> ReadStatsV1(const V1Dirs& paths, uint64_t clock_tick
   return stats;
 }
 
-absl::StatusOr<CgroupStats> ReadStatsV2(const std::string& path, StatsDetail detail) {
+absl::StatusOr<CgroupStats> ReadV2(const CgroupDir& dir, StatsDetail detail) {
   const bool all = detail == StatsDetail::kAll;
-  const CgroupDir dir(path);
   RETURN_IF_ERROR(NotFoundUnlessExists(dir));
   CgroupStats stats;
 
@@ -315,13 +318,30 @@ absl::StatusOr<CgroupStats> ReadStatsV2(const std::string& path, StatsDetail det
   return stats;
 }
 
+}  // namespace
+
+absl::StatusOr<CgroupStats> ReadStatsV1(const V1Dirs& paths, uint64_t clock_ticks,
+                                        StatsDetail detail) {
+  const bool all = detail == StatsDetail::kAll;
+  // cpu and cpuacct are often one hierarchy mounted twice.
+  // What the CRI's stats do not read is not opened either.
+  const CgroupDir cpuacct(paths.cpuacct), memory(paths.memory);
+  const CgroupDir pids(all ? paths.pids : std::string());
+  const CgroupDir cpu_dir(!all || paths.cpu == paths.cpuacct ? std::string() : paths.cpu);
+  const CgroupDir& cpu_controller = paths.cpu == paths.cpuacct ? cpuacct : cpu_dir;
+  return ReadV1(cpuacct, cpu_controller, memory, pids, clock_ticks, detail);
+}
+
+absl::StatusOr<CgroupStats> ReadStatsV2(const std::string& path, StatsDetail detail) {
+  return ReadV2(CgroupDir(path), detail);
+}
+
 StatsReader::StatsReader(Layout layout)
     : layout_(std::move(layout)), clock_ticks_(static_cast<uint64_t>(::sysconf(_SC_CLK_TCK))) {}
 
-absl::StatusOr<CgroupStats> StatsReader::Read(const std::string& path, StatsDetail detail) const {
+absl::StatusOr<V1Dirs> StatsReader::V1DirsOf(const std::string& path) const {
   std::string relative = path;
   if (relative.empty() || relative[0] != '/') relative = absl::StrCat("/", relative);
-  if (layout_.mode == Mode::kUnified) return ReadStatsV2(layout_.unified_path + relative, detail);
   auto dir = [&](const char* controller) {
     const std::string mount = ControllerMount(layout_, controller);
     return mount.empty() ? std::string() : absl::StrCat(mount, relative);
@@ -331,7 +351,46 @@ absl::StatusOr<CgroupStats> StatsReader::Read(const std::string& path, StatsDeta
     return absl::FailedPreconditionError(
         "cgroup v1 stats need the cpuacct and memory controllers mounted");
   }
+  return dirs;
+}
+
+std::string StatsReader::UnifiedDirOf(const std::string& path) const {
+  return path.empty() || path[0] != '/' ? absl::StrCat(layout_.unified_path, "/", path)
+                                        : layout_.unified_path + path;
+}
+
+absl::StatusOr<CgroupStats> StatsReader::Read(const std::string& path, StatsDetail detail) const {
+  if (layout_.mode == Mode::kUnified) return ReadStatsV2(UnifiedDirOf(path), detail);
+  ASSIGN_OR_RETURN(V1Dirs dirs, V1DirsOf(path));
   return ReadStatsV1(dirs, clock_ticks_, detail);
+}
+
+absl::StatusOr<std::unique_ptr<OpenedCgroup>> StatsReader::Open(const std::string& path) const {
+  auto opened = std::make_unique<OpenedCgroup>();
+  auto open_dir = [](const std::string& dir, UniqueFd* fd) {
+    *fd = UniqueFd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!*fd) return ErrnoStatus(errno, absl::StrCat("open cgroup ", dir));
+    return absl::OkStatus();
+  };
+  if (layout_.mode == Mode::kUnified) {
+    opened->first_path_ = UnifiedDirOf(path);
+    RETURN_IF_ERROR(open_dir(opened->first_path_, &opened->first_));
+    return opened;
+  }
+  ASSIGN_OR_RETURN(V1Dirs dirs, V1DirsOf(path));
+  opened->first_path_ = std::move(dirs.cpuacct);
+  opened->memory_path_ = std::move(dirs.memory);
+  RETURN_IF_ERROR(open_dir(opened->first_path_, &opened->first_));
+  RETURN_IF_ERROR(open_dir(opened->memory_path_, &opened->memory_));
+  return opened;
+}
+
+absl::StatusOr<CgroupStats> StatsReader::ReadOpened(const OpenedCgroup& cgroup) const {
+  const CgroupDir first(cgroup.first_path_, cgroup.first_.get());
+  if (layout_.mode == Mode::kUnified) return ReadV2(first, StatsDetail::kCri);
+  const CgroupDir memory(cgroup.memory_path_, cgroup.memory_.get());
+  const CgroupDir none(std::string(), -1);
+  return ReadV1(first, none, memory, none, clock_ticks_, StatsDetail::kCri);
 }
 
 }  // namespace crib::cgroup

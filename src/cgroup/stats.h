@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -12,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "cgroup/layout.h"
+#include "common/unique_fd.h"
 
 namespace crib::cgroup {
 
@@ -99,6 +101,20 @@ absl::StatusOr<CgroupStats> ReadStatsV1(const V1Dirs& dirs, uint64_t clock_ticks
 absl::StatusOr<CgroupStats> ReadStatsV2(const std::string& dir,
                                         StatsDetail detail = StatsDetail::kAll);
 
+// The directories of one cgroup that a kCri read opens its files in (v1: cpuacct and memory;
+// v2: the cgroup's own), opened once by StatsReader::Open and kept by the caller between reads:
+// a read then opens its files relative to them instead of walking the cgroup's path again (on
+// v1 the two walks are ~12 us of a container's ~60). An open directory keeps a removed cgroup's
+// kernel structures alive until it is closed: whoever keeps one closes it once the cgroup is
+// gone (a read of a removed cgroup is NotFound).
+class OpenedCgroup {
+ private:
+  friend class StatsReader;
+  std::string first_path_;  // v1: cpuacct; v2: the cgroup
+  std::string memory_path_;
+  UniqueFd first_, memory_;
+};
+
 // Reads the cgroup at `path` (as the pod and container rooms name it, "/crib/<pod>/<ctr>")
 // in this machine's layout: v2 on a unified machine, the v1 controllers otherwise.
 class StatsReader {
@@ -107,7 +123,15 @@ class StatsReader {
   absl::StatusOr<CgroupStats> Read(const std::string& path,
                                    StatsDetail detail = StatsDetail::kAll) const;
 
+  // Opens what a kCri read of `path` needs; NotFound when the cgroup does not exist.
+  absl::StatusOr<std::unique_ptr<OpenedCgroup>> Open(const std::string& path) const;
+  // A kCri read through the directories Open opened (NotFound once the cgroup is removed).
+  absl::StatusOr<CgroupStats> ReadOpened(const OpenedCgroup& cgroup) const;
+
  private:
+  absl::StatusOr<V1Dirs> V1DirsOf(const std::string& path) const;
+  std::string UnifiedDirOf(const std::string& path) const;
+
   Layout layout_;
   uint64_t clock_ticks_;
 };

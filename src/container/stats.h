@@ -153,6 +153,17 @@ class StatsService {
   void KeepPodCgroups(const absl::flat_hash_set<std::string>& live)
       ABSL_LOCKS_EXCLUDED(pod_cgroups_mu_);
 
+  // A kCri read of container `id`'s cgroup at `path` through its directories kept open
+  // (opened_): opened at the first read and kept while fewer than max_opened_ are; forgotten
+  // when the read finds the cgroup gone.
+  absl::StatusOr<cgroup::CgroupStats> ReadContainerCgroup(const std::string& id,
+                                                          const std::string& path)
+      ABSL_LOCKS_EXCLUDED(opened_mu_);
+  // Closes the kept directories of the containers not in `live` (the running and created
+  // ones): a removed cgroup's kernel structures stay until its directories are closed.
+  void KeepOpenedCgroups(const absl::flat_hash_set<std::string>& live)
+      ABSL_LOCKS_EXCLUDED(opened_mu_);
+
   const Config& config_;
   ContainerService& containers_;
   pod::PodService& pods_;
@@ -172,6 +183,12 @@ class StatsService {
 
   absl::Mutex pod_cgroups_mu_;
   absl::flat_hash_map<std::string, std::string> pod_cgroups_ ABSL_GUARDED_BY(pod_cgroups_mu_);
+
+  // Two descriptors each on v1: at most an eighth of the descriptors cribd may open.
+  const size_t max_opened_;
+  absl::Mutex opened_mu_;
+  absl::flat_hash_map<std::string, std::shared_ptr<const cgroup::OpenedCgroup>> opened_
+      ABSL_GUARDED_BY(opened_mu_);
 
   // Last: its thread calls back into containers_.
   std::unique_ptr<LayerUsageSampler> layers_;

@@ -398,6 +398,68 @@ TEST_F(StatsTest, MetricDescriptorsDescribeEveryPodSandboxMetric) {
   EXPECT_LT(working_set, 20'000'000u);
 }
 
+// The descriptors cribd holds open on the directories of `cgroup` (any controller's): it keeps
+// a running container's open between stats calls and must close them once the container goes
+// (an open directory keeps a removed cgroup's kernel structures alive).
+int OpenDirsOf(pid_t cribd, const std::string& cgroup) {
+  int count = 0;
+  std::error_code error;
+  for (const auto& entry :
+       std::filesystem::directory_iterator(absl::StrCat("/proc/", cribd, "/fd"), error)) {
+    std::error_code link_error;
+    const std::string target = std::filesystem::read_symlink(entry.path(), link_error).string();
+    if (link_error || !absl::StartsWith(target, "/sys/fs/cgroup")) continue;
+    absl::string_view path = target;
+    absl::ConsumeSuffix(&path, " (deleted)");
+    if (absl::EndsWith(path, cgroup)) ++count;
+  }
+  return count;
+}
+
+TEST_F(StatsTest, KeepsACgroupOpenWhileItsContainerRunsAndClosesItWhenItGoes) {
+  const std::string pod = RunPod(PodConfig("kept"));
+  const std::string a = Run(pod, Config("a", {"sleep", "3600"}));
+  const std::string b = Run(pod, Config("b", {"sleep", "3600"}));
+  const pid_t cribd = cribd_->pid();
+  std::vector<cri::ContainerStats> all = ListStats();
+  ASSERT_EQ(all.size(), 2u);
+  for (const cri::ContainerStats& s : all) EXPECT_TRUE(s.has_memory()) << s.attributes().id();
+  EXPECT_GT(OpenDirsOf(cribd, CgroupOf(pod, a)), 0);
+  EXPECT_GT(OpenDirsOf(cribd, CgroupOf(pod, b)), 0);
+  const uint64_t cpu_before = Stats(b).cpu().usage_core_nano_seconds().value();
+
+  // Removed while cribd holds its directories: the removal still takes the cgroup away, and
+  // the next list lets go of it.
+  ASSERT_THAT(StopContainer(a), GrpcOk());
+  ASSERT_THAT(RemoveContainer(a), GrpcOk());
+  EXPECT_FALSE(std::filesystem::exists(CgroupFile("memory", CgroupOf(pod, a), "")));
+  all = ListStats();
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].attributes().id(), b);
+  EXPECT_EQ(OpenDirsOf(cribd, CgroupOf(pod, a)), 0);
+  EXPECT_GT(OpenDirsOf(cribd, CgroupOf(pod, b)), 0);
+  Exec(b, {"sh", "-c", "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done"});
+  const uint64_t cpu_after =
+      StatsUntil(b,
+                 [&](const cri::ContainerStats& s) {
+                   return s.cpu().usage_core_nano_seconds().value() > cpu_before;
+                 })
+          .cpu()
+          .usage_core_nano_seconds()
+          .value();
+  EXPECT_GT(cpu_after, cpu_before) << "read through the kept directories: fresh values";
+
+  // Without another stats call: the writable-layer sampler's next refresh (every 10 s) lets
+  // go of it.
+  ASSERT_THAT(StopContainer(b), GrpcOk());
+  ASSERT_THAT(RemoveContainer(b), GrpcOk());
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (OpenDirsOf(cribd, CgroupOf(pod, b)) > 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  EXPECT_EQ(OpenDirsOf(cribd, CgroupOf(pod, b)), 0);
+}
+
 TEST_F(StatsTest, FiltersUnknownIdsAndPodsThatAreNotReady) {
   const std::string a = RunPod(PodConfig("a"));
   const std::string b = RunPod(PodConfig("b"));

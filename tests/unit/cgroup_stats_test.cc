@@ -1,8 +1,12 @@
 // The cgroup usage readers on fixture directories written as the kernel writes its files (v1:
 // cpuacct, cpu, memory, pids; v2: one directory), and their parsers on edge cases.
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <memory>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "cgroup/stats.h"
@@ -291,6 +295,49 @@ TEST(CgroupStatsReader, ReadsTheRootCgroupOfThisMachine) {
   }
   EXPECT_THAT(StatsReader(*layout).Read("/crib-no-such-cgroup"),
               StatusIs(absl::StatusCode::kNotFound, ::testing::_));
+}
+
+// A cgroup of this machine read through its directories kept open, before and after it is
+// removed: the kept directories must tell a removed cgroup as NotFound (the stats room closes
+// them then), not read on as if it were there.
+TEST(CgroupStatsReader, ReadsThroughKeptDirectoriesUntilTheCgroupIsRemoved) {
+  absl::StatusOr<Layout> layout = DetectLayout();
+  ASSERT_THAT(layout, IsOk());
+  const std::string name = absl::StrCat("/crib-opened-test-", ::getpid());
+  std::vector<std::string> dirs;
+  if (layout->mode == Mode::kUnified) {
+    dirs.push_back(layout->unified_path + name);
+  } else {
+    for (const char* controller : {"cpuacct", "memory"}) {
+      const std::string mount = ControllerMount(*layout, controller);
+      ASSERT_FALSE(mount.empty()) << controller;
+      if (std::find(dirs.begin(), dirs.end(), mount + name) == dirs.end()) {
+        dirs.push_back(mount + name);
+      }
+    }
+  }
+  auto remove = [&] {
+    for (const std::string& dir : dirs) ::rmdir(dir.c_str());
+  };
+  for (const std::string& dir : dirs) ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0) << dir;
+
+  const StatsReader reader(*layout);
+  absl::StatusOr<std::unique_ptr<OpenedCgroup>> opened = reader.Open(name);
+  if (!opened.ok()) remove();
+  ASSERT_THAT(opened, IsOk());
+  absl::StatusOr<CgroupStats> before = reader.ReadOpened(**opened);
+  EXPECT_THAT(before, IsOk());
+  absl::StatusOr<CgroupStats> by_path = reader.Read(name, StatsDetail::kCri);
+  EXPECT_THAT(by_path, IsOk());
+  if (before.ok() && by_path.ok()) {
+    EXPECT_EQ(before->memory.limit, by_path->memory.limit);
+    EXPECT_EQ(before->cpu.usage_ns, by_path->cpu.usage_ns) << "an empty cgroup uses no CPU";
+  }
+
+  remove();
+  for (const std::string& dir : dirs) ASSERT_NE(::access(dir.c_str(), F_OK), 0) << dir;
+  EXPECT_THAT(reader.ReadOpened(**opened), StatusIs(absl::StatusCode::kNotFound, ::testing::_));
+  EXPECT_THAT(reader.Open(name), StatusIs(absl::StatusCode::kNotFound, ::testing::_));
 }
 
 }  // namespace

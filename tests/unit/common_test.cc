@@ -12,11 +12,15 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -25,10 +29,12 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "common/errors.h"
 #include "common/files.h"
 #include "common/heap.h"
 #include "common/mountinfo_path.h"
+#include "common/parallel.h"
 #include "common/process.h"
 #include "common/spawn.h"
 #include "common/status_macros.h"
@@ -451,6 +457,38 @@ TEST(DropFileMappedPages, UnmapsCleanReadOnlyFilePagesAndKeepsPagesOfTheirOwn) {
   EXPECT_EQ(MappingAt(clean).rss, static_cast<long>(kSize / 1024));
   ::munmap(clean, kSize);
   ::munmap(relocated, kSize);
+}
+
+TEST(ParallelFor, CallsEachIndexOnceAndSpreadsLargeWorkOverThreads) {
+  constexpr size_t kItems = 2000;
+  std::vector<std::atomic<int>> calls(kItems);
+  absl::Mutex mu;
+  std::set<std::thread::id> threads;
+  ParallelFor(kItems, 10, [&](size_t i) {
+    calls[i].fetch_add(1);
+    // Long enough that the helpers start before the calling thread has taken every item.
+    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(20);
+    while (std::chrono::steady_clock::now() < until) {
+    }
+    absl::MutexLock lock(&mu);
+    threads.insert(std::this_thread::get_id());
+  });
+  for (size_t i = 0; i < kItems; ++i) ASSERT_EQ(calls[i].load(), 1) << "item " << i;
+  if (UsableCpus() > 1) {
+    EXPECT_GT(threads.size(), 1u);
+    EXPECT_LE(threads.size(), std::min(UsableCpus(), kMaxHelpers + 1));
+  } else {
+    EXPECT_EQ(threads.size(), 1u);
+  }
+
+  // Too little work for a second thread: all of it on the caller's.
+  threads.clear();
+  ParallelFor(15, 10, [&](size_t) {
+    absl::MutexLock lock(&mu);
+    threads.insert(std::this_thread::get_id());
+  });
+  EXPECT_THAT(threads, ::testing::ElementsAre(std::this_thread::get_id()));
+  ParallelFor(0, 10, [&](size_t) { ADD_FAILURE() << "no items, no call"; });
 }
 
 TEST(ProcessStartTime, ReadsField22PastACommandNameWithParenthesesAndSpaces) {
