@@ -14,6 +14,7 @@
 #include <set>
 #include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -520,6 +521,34 @@ TEST_F(ContainerTest, StopUsesTheImageStopSignalThenKill) {
   EXPECT_GE(absl::Now() - start, absl::Seconds(1));
   EXPECT_EQ(Status(stubborn).status().exit_code(), 137);
   EXPECT_THAT(StopContainer(stubborn, 1), GrpcOk());  // idempotent
+}
+
+// A bind of a host file that is itself a mount point shows the file mounted on top; a bind of a
+// directory brings the mounts below it (the monitor copies a file's mount alone, a directory's
+// with everything below).
+TEST_F(ContainerTest, BindsShowAFileMountedOverTheSourceAndTheMountsBelowADirectory) {
+  const std::string pod = RunPod("over");
+  TempDir host;
+  const std::string under = host.path() + "/under", over = host.path() + "/over";
+  const std::string dir = host.path() + "/dir";
+  std::ofstream(under) << "under\n";
+  std::ofstream(over) << "over\n";
+  std::filesystem::create_directories(dir + "/sub");
+  ASSERT_EQ(::mount(over.c_str(), under.c_str(), nullptr, MS_BIND, nullptr), 0);
+  absl::Cleanup unmount_file = [&] { ::umount2(under.c_str(), MNT_DETACH); };
+  ASSERT_EQ(::mount("tmpfs", (dir + "/sub").c_str(), "tmpfs", 0, "size=1m"), 0);
+  absl::Cleanup unmount_dir = [&] { ::umount2((dir + "/sub").c_str(), MNT_DETACH); };
+  std::ofstream(dir + "/sub/file") << "below\n";
+
+  cri::ContainerConfig config = Config("binds", {"sh", "-c", "cat /f /d/sub/file"});
+  cri::Mount* file = config.add_mounts();
+  file->set_container_path("/f");
+  file->set_host_path(under);
+  cri::Mount* directory = config.add_mounts();
+  directory->set_container_path("/d");
+  directory->set_host_path(dir);
+  cri::ContainerStatus status;
+  EXPECT_EQ(RunToExit(pod, config, &status), "over\nbelow\n");
 }
 
 TEST_F(ContainerTest, MountsReadonlyPropagationAndTheirErrors) {

@@ -1000,6 +1000,28 @@ bool DetachedTree(const Mount& m, Plan& plan, MountStep* step, std::string* erro
   return true;
 }
 
+// The id of the mount `path` is on (following symlinks), 0 when statx cannot tell; its file
+// type in *mode when `mode` is given.
+uint64_t MountIdOf(const char* path, mode_t* mode) {
+  struct statx stx;
+  if (::statx(AT_FDCWD, path, AT_STATX_SYNC_AS_STAT, STATX_TYPE | STATX_MNT_ID, &stx) != 0 ||
+      !(stx.stx_mask & STATX_MNT_ID)) {
+    return 0;
+  }
+  if (mode != nullptr) *mode = stx.stx_mode;
+  return stx.stx_mnt_id;
+}
+
+// Whether a bind's source is a regular file on the mount that holds the state directory (a
+// pod's hostname, hosts and resolv.conf): the template keeps that mount, so the init binds the
+// file by its path in its own namespace, where that mount has none of the pods' mounts below
+// it. A copy made here (open_tree) would walk every mount below that one in the host's
+// namespace, five or so per pod, three times per container.
+bool InTemplate(const std::string& source, uint64_t state_mount) {
+  mode_t mode = 0;
+  return MountIdOf(source.c_str(), &mode) == state_mount && S_ISREG(mode);
+}
+
 // The root, its propagation, the mounts, device nodes, sysctls, masked and read-only paths.
 bool PlanFileSystem(const Spec& spec, const std::string& bundle, Plan* plan, std::string* error) {
   const LinuxSpec& l = spec.linux_spec;
@@ -1038,10 +1060,16 @@ bool PlanFileSystem(const Spec& spec, const std::string& bundle, Plan* plan, std
              !MountPointOf(plan->rootfs, &plan->rootfs_mount, error)) {
     return false;
   }
+  // The mount holding the state directory (the bundle's grandparent), which the template keeps.
+  const uint64_t state_mount = plan->mount_template && !plan->join_user
+                                   ? MountIdOf((bundle + "/../..").c_str(), nullptr)
+                                   : 0;
   for (const auto& m : spec.mounts) {
     MountStep step;
     if (!ParseMount(m, &step, error)) return false;
-    if ((step.idmap || (step.bind && (plan->join_user || plan->mount_template))) &&
+    const bool in_template = step.bind && state_mount != 0 && InTemplate(m.source, state_mount);
+    if ((step.idmap ||
+         (step.bind && (plan->join_user || (plan->mount_template && !in_template)))) &&
         !DetachedTree(m, *plan, &step, error)) {
       return false;
     }
