@@ -20,6 +20,7 @@
 #include "absl/strings/strip.h"
 #include "common/errors.h"
 #include "common/files.h"
+#include "common/mountinfo_path.h"
 #include "common/status_macros.h"
 #include "container/apparmor.h"
 #include "runtime/defaults.h"
@@ -53,7 +54,7 @@ absl::StatusOr<MountInfo> MountOf(const std::string& path) {
   for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
     std::vector<absl::string_view> f = absl::StrSplit(line, ' ');
     if (f.size() < 7) continue;
-    const std::string point(f[4]);
+    const std::string point = UnescapeMountInfoPath(std::string_view(f[4].data(), f[4].size()));
     const bool contains = point == "/" || path == point || absl::StartsWith(path, point + "/");
     if (!contains || (found && point.size() < best.mount_point.size())) continue;
     best.mount_point = point;

@@ -939,6 +939,32 @@ TEST(CriMountsPropagationTest, SourceMountMustAllowThePropagation) {
   }
 }
 
+// mountinfo writes a space in a mount point as "\\040": the source's mount is still found.
+TEST(CriMountsPropagationTest, FindsAMountPointWithASpaceInItsName) {
+  if (std::string why = NamespacesUnavailable(); !why.empty()) {
+    GTEST_SKIP() << "no user and mount namespaces here: " << why;
+  }
+  TempDir dir;
+  const std::string root = RealPath(dir.path());
+  std::filesystem::create_directories(root + "/with space");
+  std::filesystem::create_directories(root + "/b");
+  std::string source;
+  ChildReport report = RunInOwnMountNamespace(
+      [&] {
+        return MakeSourceMount(SourceMount::kShared, root + "/with space", root + "/b", &source);
+      },
+      [&]() -> absl::StatusOr<std::string> {
+        absl::StatusOr<std::vector<runtime::Mount>> mounts =
+            CriMounts({Bind("/data", source, false, Propagation::kBidirectional)});
+        if (!mounts.ok()) return mounts.status();
+        if (mounts->size() != 1) return absl::InternalError("not one mount");
+        return absl::StrJoin((*mounts)[0].options, ",");
+      });
+  ASSERT_THAT(report.skipped, IsEmpty());
+  ASSERT_THAT(report.result, IsOk());
+  EXPECT_EQ(*report.result, "rbind,rshared,rw");
+}
+
 // ---------------------------------------------------------------------------------------------
 // ToRuntimeResources: zero leaves a limit unset; unified keys only on cgroup v2.
 
