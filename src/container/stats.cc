@@ -36,6 +36,11 @@ size_t MaxOpenedCgroups() {
   return std::min<size_t>(8192, limit.rlim_cur / 8);
 }
 
+// The containers whose cgroups the stats read: created and running ones.
+bool HasCgroup(const container::Container& c) {
+  return c.state == ContainerState::kRunning || c.state == ContainerState::kCreated;
+}
+
 int64_t MonotonicNs() {
   struct timespec ts;
   ::clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -61,9 +66,7 @@ absl::StatusOr<std::unique_ptr<StatsService>> StatsService::Create(const Config&
     absl::flat_hash_set<std::string> live;
     for (const container::Container& c : *all) {
       layers.emplace_back(c.id, self->UpperDir(c.id));
-      if (c.state == ContainerState::kRunning || c.state == ContainerState::kCreated) {
-        live.insert(c.id);
-      }
+      if (HasCgroup(c)) live.insert(c.id);
     }
     // Also when no stats call comes: a removed container's cgroup is let go within a refresh.
     self->KeepOpenedCgroups(live);
@@ -127,8 +130,7 @@ ContainerStats StatsService::Sample(const container::Container& c, const std::st
   s.started_at_ns = c.started_at_ns;
   s.resources = c.resources;
   s.timestamp_ns = absl::ToUnixNanos(absl::Now());
-  if ((c.state == ContainerState::kRunning || c.state == ContainerState::kCreated) &&
-      !pod_cgroup.empty()) {
+  if (HasCgroup(c) && !pod_cgroup.empty()) {
     const std::string path = containers_.CgroupPath(pod_cgroup, c.id);
     absl::StatusOr<cgroup::CgroupStats> usage = detail == cgroup::StatsDetail::kCri
                                                     ? ReadContainerCgroup(c.id, path)
@@ -222,9 +224,7 @@ absl::StatusOr<std::vector<ContainerStats>> StatsService::ListContainers(
     KeepPodCgroups(pods);
     absl::flat_hash_set<std::string> live;
     for (const container::Container& c : containers) {
-      if (c.state == ContainerState::kRunning || c.state == ContainerState::kCreated) {
-        live.insert(c.id);
-      }
+      if (HasCgroup(c)) live.insert(c.id);
     }
     KeepOpenedCgroups(live);
   }
