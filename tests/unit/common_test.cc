@@ -14,7 +14,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -30,6 +29,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "common/errors.h"
 #include "common/files.h"
 #include "common/heap.h"
@@ -464,17 +465,23 @@ TEST(ParallelFor, CallsEachIndexOnceAndSpreadsLargeWorkOverThreads) {
   std::vector<std::atomic<int>> calls(kItems);
   absl::Mutex mu;
   std::set<std::thread::id> threads;
+  const bool helpers = UsableCpus() > 1;
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
   ParallelFor(kItems, 10, [&](size_t i) {
     calls[i].fetch_add(1);
-    // Long enough that the helpers start before the calling thread has taken every item.
-    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(20);
-    while (std::chrono::steady_clock::now() < until) {
-    }
     absl::MutexLock lock(&mu);
     threads.insert(std::this_thread::get_id());
+    // The first items wait for a helper to take one (on a loaded machine it may start late),
+    // so that the calling thread cannot take every item first.
+    if (helpers) {
+      mu.AwaitWithDeadline(
+          absl::Condition(
+              +[](std::set<std::thread::id>* seen) { return seen->size() > 1; }, &threads),
+          deadline);
+    }
   });
   for (size_t i = 0; i < kItems; ++i) ASSERT_EQ(calls[i].load(), 1) << "item " << i;
-  if (UsableCpus() > 1) {
+  if (helpers) {
     EXPECT_GT(threads.size(), 1u);
     EXPECT_LE(threads.size(), std::min(UsableCpus(), kMaxHelpers + 1));
   } else {
