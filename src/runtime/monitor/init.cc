@@ -1067,9 +1067,11 @@ bool PlanFileSystem(const Spec& spec, const std::string& bundle, Plan* plan, std
   for (const auto& m : spec.mounts) {
     MountStep step;
     if (!ParseMount(m, &step, error)) return false;
+    // A template or a user namespace needs a copy of a bind's source made here, unless the
+    // init can reach it by path in the template (state_mount is set only with a template and
+    // no user namespace).
     const bool in_template = step.bind && state_mount != 0 && InTemplate(m.source, state_mount);
-    if ((step.idmap ||
-         (step.bind && (plan->join_user || (plan->mount_template && !in_template)))) &&
+    if ((step.idmap || (step.bind && !in_template && (plan->join_user || plan->mount_template))) &&
         !DetachedTree(m, *plan, &step, error)) {
       return false;
     }
