@@ -83,7 +83,7 @@ absl::StatusOr<PendingPause> LaunchPause(const std::string& executable,
   }
   if (options.new_pid) args.push_back("--pid");
   if (!options.pod_dir.empty()) args.insert(args.end(), {"--pod", options.pod_dir});
-  for (const std::string& p : options.cgroup_procs) args.insert(args.end(), {"--cgroup-procs", p});
+  for (const std::string& p : options.cgroup_join) args.insert(args.end(), {"--cgroup-join", p});
   absl::StatusOr<pid_t> spawned = Spawn({.path = executable,
                                          .args = std::move(args),
                                          .fds = {{CRIB_PAUSE_REPORT_FD, write_end.get()}}});

@@ -23,7 +23,7 @@ struct PauseOptions {
   std::string user_ns_path;  // joined last: the pid namespace is then the pod's user's
   bool new_pid = true;  // a pid namespace of which it is pid 1
   std::string pod_dir;  // <state_dir>/pods/<id> on its command line: the pod and its cribd
-  std::vector<std::string> cgroup_procs;  // cgroup.procs files it is put into before it reports
+  std::vector<std::string> cgroup_join;  // files it writes "0" into before it reports (JoinFiles)
 };
 
 struct PauseProcess {

@@ -268,7 +268,7 @@ absl::Status PodService::MakeCgroupAndLaunchPause(Steps& steps, const PodSandbox
   options.user_ns_path = data.user_ns_path;
   options.new_pid = true;
   options.pod_dir = data.pod_dir;
-  options.cgroup_procs = driver_->JoinFiles(pause_cgroup);
+  options.cgroup_join = driver_->JoinFiles(pause_cgroup);
   return steps.Run(
       "pause", "start crib-pause",
       [&]() -> absl::Status {

@@ -141,7 +141,7 @@ int main(int argc, char** argv) {
       userns = argv[++i];
     } else if (strcmp(arg, "--pid") == 0) {
       flags |= CLONE_NEWPID;
-    } else if (strcmp(arg, "--cgroup-procs") == 0 && i + 1 < argc) {
+    } else if (strcmp(arg, "--cgroup-join") == 0 && i + 1 < argc) {
       ++i; /* applied below, once forked */
     } else if (strcmp(arg, "--pod") == 0 && i + 1 < argc) {
       ++i; /* the pod's directory: only for finding this process and its cribd again */
@@ -156,10 +156,10 @@ int main(int argc, char** argv) {
   /* Into the pod's cgroup while still the host's root, and before the fork: a cribd killed at
    * any moment leaves no pause process that its cgroup does not hold. */
   for (int i = 1; i < argc; ++i) {
-    if (strcmp(argv[i], "--cgroup-procs") != 0) continue;
-    const char* procs = argv[++i];
-    const int fd = open(procs, O_WRONLY | O_CLOEXEC);
-    if (fd < 0 || write(fd, "0", 1) < 0) Fail(errno, "join cgroup", procs);
+    if (strcmp(argv[i], "--cgroup-join") != 0) continue;
+    const char* join = argv[++i];
+    const int fd = open(join, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || write(fd, "0", 1) < 0) Fail(errno, "join cgroup", join);
     close(fd);
   }
   /* Last, so that the pid namespace below belongs to the pod's user namespace; the pod's

@@ -525,6 +525,12 @@ std::vector<std::string> CgroupFiles::ProcsFiles() const {
   return files;
 }
 
+std::vector<std::string> CgroupFiles::SelfJoinFiles() const {
+  std::vector<std::string> files;
+  for (const auto& h : hierarchies_) files.push_back(h.dir + (h.v2 ? "/cgroup.procs" : "/tasks"));
+  return files;
+}
+
 uint64_t CgroupFiles::OomKills() const {
   if (unified_) return ReadKey(Dir("memory") + "/memory.events", "oom_kill");
   std::string dir = Dir("memory");

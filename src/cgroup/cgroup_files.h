@@ -93,8 +93,13 @@ class CgroupFiles {
   // v1. False with `error` set when the cgroup has no freezer or the state was not reached.
   bool Freeze(bool frozen, std::string* error) const;
 
-  // The cgroup.procs files a process writes its pid into to join.
+  // The cgroup.procs files another process writes a pid into, moving that whole process.
   std::vector<std::string> ProcsFiles() const;
+  // The files a single-threaded process writes "0" into to move itself: v1's `tasks`, v2's
+  // cgroup.procs. Moving the writing thread alone spares v1 the kernel's global threadgroup
+  // lock, whose first writer after a quiet spell waits out an RCU grace period (7-15 ms on a
+  // 2-CPU machine, against 0.2 ms for all eight hierarchies through `tasks`).
+  std::vector<std::string> SelfJoinFiles() const;
 
   // How many processes the kernel's OOM killer killed in this cgroup.
   uint64_t OomKills() const;

@@ -61,6 +61,8 @@ absl::Status Cgroup::AddProcess(pid_t pid) {
 
 std::vector<std::string> Cgroup::ProcsFiles() const { return files_.ProcsFiles(); }
 
+std::vector<std::string> Cgroup::SelfJoinFiles() const { return files_.SelfJoinFiles(); }
+
 absl::Status Cgroup::Remove() {
   if (!init_error_.empty()) return absl::OkStatus();  // no hierarchy: nothing was made
   std::string error;

@@ -60,7 +60,7 @@ class CgroupfsDriver final : public Driver {
   }
 
   std::vector<std::string> JoinFiles(const std::string& path) const override {
-    return Cgroup(layout_, path).ProcsFiles();
+    return Cgroup(layout_, path).SelfJoinFiles();
   }
 
   bool Places() const override { return false; }

@@ -56,8 +56,9 @@ class Driver {
   // are gone already.
   virtual absl::Status RemovePod(const std::string& pod_path, const std::string& pause_path) = 0;
 
-  // The cgroup.procs files a new process writes its pid into to join the cgroup at `path`
-  // before it runs anything (cgroupfs), or none when the driver places it (Places).
+  // The files a new single-threaded process writes "0" into to join the cgroup at `path`
+  // before it runs anything (cgroupfs; CgroupFiles::SelfJoinFiles), or none when the driver
+  // places it (Places).
   virtual std::vector<std::string> JoinFiles(const std::string& path) const = 0;
   // Whether processes are handed to Place instead of joining by themselves.
   virtual bool Places() const = 0;

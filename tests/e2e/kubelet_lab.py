@@ -310,7 +310,7 @@ def kill_lab_processes(workdir, cgroup_root=None, timeout=10):
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 args = f.read().decode(errors="replace").split("\0")
             cgroups += [os.path.dirname(args[i + 1]) for i in range(len(args) - 1)
-                        if args[i] == "--cgroup-procs"]
+                        if args[i] == "--cgroup-join"]
             os.kill(pid, signal.SIGKILL)
         except OSError:
             pass

@@ -4,6 +4,7 @@
 // kills what still runs in the leaf and removes it.
 #include "cgroup/cgroup_files.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -166,6 +167,54 @@ TEST_F(CgroupFilesTest, RemoveKillsWhatStillRunsAndTakesEveryHierarchysLeaf) {
   reaper.pid = 0;
   EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
   for (const auto& dir : Levels("/x/y")) EXPECT_FALSE(IsDir(dir)) << dir;
+}
+
+// A process of one thread joins by writing "0" into SelfJoinFiles: v1's `tasks` (moving the
+// thread alone, which spares the kernel's global threadgroup lock), and the whole process is
+// then in the cgroup of every hierarchy.
+TEST_F(CgroupFilesTest, ASingleThreadedProcessJoinsEveryHierarchyThroughItsSelfJoinFiles) {
+  CgroupFiles files;
+  std::string error;
+  ASSERT_TRUE(files.Init(mounted_, top_ + "/x/y", &error)) << error;
+  ASSERT_TRUE(files.Create(&error)) << error;
+  const std::vector<std::string> join = files.SelfJoinFiles();
+  const std::vector<std::string> dirs = Levels("/x/y");
+  ASSERT_EQ(join.size(), dirs.size());
+  for (size_t i = 0; i < join.size(); ++i) {
+    EXPECT_EQ(join[i], dirs[i] + (usable_[i].v2 ? "/cgroup.procs" : "/tasks"));
+  }
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    char ok = 'y';
+    for (const auto& file : join) {
+      const int fd = ::open(file.c_str(), O_WRONLY | O_CLOEXEC);
+      if (fd < 0 || ::write(fd, "0", 1) != 1) ok = 'n';
+      if (fd >= 0) ::close(fd);
+    }
+    (void)::write(ready[1], &ok, 1);
+    for (;;) ::pause();
+  }
+  ::close(ready[1]);
+  struct Reaper {
+    pid_t pid;
+    ~Reaper() {
+      if (pid > 0 && ::kill(pid, SIGKILL) == 0) ::waitpid(pid, nullptr, 0);
+    }
+  } reaper{child};
+  char ok = 0;
+  ASSERT_EQ(::read(ready[0], &ok, 1), 1);
+  ::close(ready[0]);
+  EXPECT_EQ(ok, 'y') << "a write into a join file failed";
+  // cgroup.procs lists processes (thread group leaders): the child is there in every one.
+  for (const auto& dir : dirs) {
+    EXPECT_EQ(Read(dir + "/cgroup.procs"), std::to_string(child) + "\n") << dir;
+  }
+  EXPECT_TRUE(files.Remove(&error)) << error;
+  reaper.pid = 0;
+  ::waitpid(child, nullptr, 0);
 }
 
 TEST_F(CgroupFilesTest, AMissingMountPointIsNamed) {

@@ -461,7 +461,7 @@ TEST_F(PlanTest, RootDevicesSysctlsAndPaths) {
                                         Pair("/proc/sys/net/ipv4/ip_forward", "1")));
   EXPECT_THAT(plan.masked, ElementsAre("/proc/kcore"));
   EXPECT_THAT(plan.readonly, ElementsAre("/proc/sys"));
-  EXPECT_TRUE(plan.cgroup_procs.empty());
+  EXPECT_TRUE(plan.cgroup_join.empty());
 }
 
 TEST_F(PlanTest, SharedRootNamesTheMountThatHoldsIt) {

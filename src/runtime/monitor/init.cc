@@ -1097,13 +1097,13 @@ bool PlanFileSystem(const Spec& spec, const std::string& bundle, Plan* plan, std
   return true;
 }
 
-// The cgroup files the monitor writes the init into, and the views of a "cgroup" mount on v1.
+// The cgroup files the init joins through, and the views of a "cgroup" mount on v1.
 bool PlanCgroup(const Spec& spec, const std::vector<cgroup::Hierarchy>& hierarchies, Plan* plan,
                 std::string* error) {
   if (spec.linux_spec.cgroups_path.empty()) return true;
   cgroup::CgroupFiles cgroup;
   if (!InitCgroupFiles(cgroup, hierarchies, spec.linux_spec.cgroups_path, error)) return false;
-  plan->cgroup_procs = cgroup.ProcsFiles();
+  plan->cgroup_join = cgroup.SelfJoinFiles();
   for (const auto& view : cgroup.Views()) {
     plan->cgroup_views.emplace_back(view.name, view.dir);
     for (const auto& controller : view.controllers) {
@@ -1143,7 +1143,24 @@ bool BuildPlan(const Spec& spec, const std::string& bundle, bool for_exec,
          PlanCgroup(spec, hierarchies, plan, error);
 }
 
+namespace {
+
+// Into the container's cgroup: a write of "0" moves this process, which has one thread.
+void JoinCgroup(const Plan& plan, int sync_fd) {
+  for (const auto& file : plan.cgroup_join) {
+    const int fd = ::open(file.c_str(), O_WRONLY | O_CLOEXEC);
+    const int err = fd < 0 ? errno : ::write(fd, "0", 1) != 1 ? errno : 0;
+    if (fd >= 0) ::close(fd);
+    if (err != 0) Fail(sync_fd, "join cgroup", file.c_str(), err);
+  }
+}
+
+}  // namespace
+
 void RunInit(const Plan& plan, const InitStdio& stdio, int sync_fd, int start_fd) {
+  // Before anything else, so that nothing the init does runs outside its cgroup; with a
+  // driver that places it, once the monitor says the cgroup holds it (below).
+  if (!plan.cgroup_handoff) JoinCgroup(plan, sync_fd);
   if (::dup2(stdio.in, 0) < 0 || ::dup2(stdio.out, 1) < 0 || ::dup2(stdio.err, 2) < 0) {
     Fail(sync_fd, "set up stdio", nullptr, errno);
   }
@@ -1164,20 +1181,18 @@ void RunInit(const Plan& plan, const InitStdio& stdio, int sync_fd, int start_fd
   for (const auto& [flag, fd] : plan.joins) {
     if (::setns(fd.get(), flag) != 0) Fail(sync_fd, "join namespace", nullptr, errno);
   }
-  // The monitor writes the init into its cgroup while the init gets here (see
-  // Monitor::PlaceInit); nothing below runs before it is in.
+  // The driver places the init (a systemd scope) while it waits: then the cgroup's files.
   if (plan.cgroup_handoff) {
     SyncMessage ask;
     ask.type = kSyncCgroup;
     if (::write(sync_fd, &ask, sizeof(ask)) != sizeof(ask)) _exit(1);
-  }
-  if (!plan.cgroup_procs.empty()) {
     SyncMessage answer;
     ssize_t n;
     do {
       n = ::read(sync_fd, &answer, sizeof(answer));
     } while (n < 0 && errno == EINTR);
     if (n != sizeof(answer) || answer.type != kSyncCgroup) _exit(1);
+    JoinCgroup(plan, sync_fd);
   }
   if (plan.join_user) {
     if (::setns(plan.join_user.get(), CLONE_NEWUSER) != 0) {

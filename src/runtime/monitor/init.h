@@ -92,9 +92,10 @@ struct Plan {
   bool new_cgroup_ns = false;
   bool new_uts = false;
   // cgroup
-  // The cgroup.procs files the monitor writes the init into; the init waits for its
-  // kSyncCgroup after that.
-  std::vector<std::string> cgroup_procs;
+  // The files the init writes "0" into to join its cgroup (CgroupFiles::SelfJoinFiles): first
+  // thing, or with cgroup_handoff once the monitor answers its kSyncCgroup. Empty for the v2
+  // cgroup the monitor clones it into (CLONE_INTO_CGROUP).
+  std::vector<std::string> cgroup_join;
   // The init asks (kSyncCgroup) first: the monitor has cribd make the cgroup with the init's
   // pid (set by the monitor, not from the spec).
   bool cgroup_handoff = false;

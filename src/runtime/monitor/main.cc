@@ -470,7 +470,7 @@ class Monitor {
     oci_ = true;
   }
   bool HandOffCgroup(std::string* error);
-  bool PlaceInit(std::string* error);
+  long CloneIntoCgroup(int clone_flags);
   // Serves the socket until the init has exited, then records the exit.
   void Run();
   // Listens on the bundle's monitor socket.
@@ -605,7 +605,10 @@ bool Monitor::Create(std::string* error, uint32_t* warnings) {
     return false;
   }
   // A raw clone without a new stack behaves like fork(); the monitor is single-threaded.
-  long pid = syscall(SYS_clone, SIGCHLD | plan_.clone_flags, nullptr, nullptr, nullptr, nullptr);
+  long pid = CloneIntoCgroup(plan_.clone_flags);
+  if (pid < 0 && errno == ENOSYS) {
+    pid = syscall(SYS_clone, SIGCHLD | plan_.clone_flags, nullptr, nullptr, nullptr, nullptr);
+  }
   if (pid < 0) {
     *error = std::string("clone the container init: ") + ErrorText(errno);
     return false;
@@ -622,7 +625,7 @@ bool Monitor::Create(std::string* error, uint32_t* warnings) {
   sync_w.Reset();
   start_r.Reset();
   plan_.trees.clear();  // the init has its copies
-  if ((plan_.cgroup_handoff && !HandOffCgroup(error)) || !PlaceInit(error)) {
+  if (plan_.cgroup_handoff && !HandOffCgroup(error)) {
     ::kill(init_pid_, SIGKILL);
     // An init that failed on its own first (a namespace it could not join) said why.
     SyncMessage early;
@@ -653,6 +656,34 @@ bool Monitor::Create(std::string* error, uint32_t* warnings) {
   }
   *warnings = msg.warnings;
   return true;
+}
+
+// On v2 the init is made in its cgroup (clone3's CLONE_INTO_CGROUP) instead of joining it:
+// nothing moves, and the kernel's global threadgroup lock that a move takes stays untouched.
+// -1 with ENOSYS when it cannot be (v1, or a kernel before 5.7): the init then joins by a
+// write as on v1, with its plan's join file kept.
+long Monitor::CloneIntoCgroup(int clone_flags) {
+  if (!has_cgroup_ || !cgroup_.unified() || plan_.cgroup_join.empty()) {
+    errno = ENOSYS;
+    return -1;
+  }
+  UniqueFd dir(::open(cgroup_.Dirs().front().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir) return -1;
+  // clone3's arguments up to `cgroup` (linux/sched.h's struct clone_args of 5.7).
+  struct {
+    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid,
+        set_tid_size, cgroup;
+  } args = {};
+  constexpr uint64_t kCloneIntoCgroup = 0x200000000ULL;
+  args.flags = kCloneIntoCgroup | static_cast<uint32_t>(clone_flags);
+  args.exit_signal = SIGCHLD;
+  args.cgroup = static_cast<uint64_t>(dir.get());
+  std::vector<std::string> join = std::move(plan_.cgroup_join);
+  plan_.cgroup_join.clear();  // the init's copy of the plan, made by the clone
+  const long pid = syscall(SYS_clone3, &args, sizeof(args));
+  if (pid < 0 && errno == E2BIG) errno = ENOSYS;  // 5.3 to 5.6: no `cgroup` field
+  if (pid < 0) plan_.cgroup_join = std::move(join);
+  return pid;
 }
 
 bool Monitor::MakeStdio(bool terminal, UniqueFd* in, UniqueFd* out_w, UniqueFd* err_w,
@@ -745,7 +776,7 @@ bool Monitor::CreateWithRuntime(std::string* error) {
 
 // The init waits before joining its cgroup; the launcher is told its pid on fd 3 and answers
 // "ok" once the cgroup holds it (a systemd scope); then the limits go into the cgroup's files
-// and the init goes on.
+// and the init goes on, joining the cgroup in the other hierarchies itself.
 bool Monitor::HandOffCgroup(std::string* error) {
   SyncMessage msg;
   if (!ReadSync(sync_r_.get(), &msg) || msg.type != kSyncCgroup) {
@@ -775,21 +806,6 @@ bool Monitor::HandOffCgroup(std::string* error) {
   std::string why;
   oom_watch_.Reset(cgroup_.WatchOom(&why));
   if (!oom_watch_ && !cgroup_.Dir("memory").empty()) Log("OOM kills may go unseen: " + why);
-  return true;
-}
-
-// Writes the init into its cgroup in every hierarchy, then lets it go on: done here while the
-// new process starts up and joins the pod's namespaces, not by the init after that.
-bool Monitor::PlaceInit(std::string* error) {
-  if (plan_.cgroup_procs.empty()) return true;
-  const std::string pid = std::to_string(init_pid_);
-  for (const auto& procs : plan_.cgroup_procs) {
-    UniqueFd fd(::open(procs.c_str(), O_WRONLY | O_CLOEXEC));
-    if (!fd || ::write(fd.get(), pid.data(), pid.size()) < 0) {
-      *error = "join cgroup " + procs + ": " + ErrorText(errno);
-      return false;
-    }
-  }
   SyncMessage go;
   go.type = kSyncCgroup;
   if (::write(sync_r_.get(), &go, sizeof(go)) != sizeof(go)) {
@@ -1497,10 +1513,11 @@ int ExecMain(Options o) {
     if (!InitCgroupFiles(cgroup, o.hierarchies, spec.linux_spec.cgroups_path, &error)) {
       return fail(error);
     }
-    for (const auto& procs : cgroup.ProcsFiles()) {
-      int fd = ::open(procs.c_str(), O_WRONLY | O_CLOEXEC);
+    // This process has one thread: "0" moves it (SelfJoinFiles).
+    for (const auto& file : cgroup.SelfJoinFiles()) {
+      int fd = ::open(file.c_str(), O_WRONLY | O_CLOEXEC);
       if (fd < 0 || ::write(fd, "0", 1) != 1) {
-        std::string e = "join cgroup " + procs + ": " + ErrorText(errno);
+        std::string e = "join cgroup " + file + ": " + ErrorText(errno);
         if (fd >= 0) ::close(fd);
         return fail(e);
       }
