@@ -552,6 +552,26 @@ class Monitor {
   long long started_at_ = 0;
 };
 
+// fork() into the v2 cgroup whose directory is `dir` (clone3 with CLONE_INTO_CGROUP): the
+// child starts there, so nothing moves, and the kernel's global threadgroup lock that a move
+// takes (its first writer after a quiet spell waits out an RCU grace period) stays untouched.
+// A raw clone without a new stack; the caller is single-threaded. -1 with ENOSYS on a kernel
+// before 5.7.
+long CloneIntoCgroupDir(int dir, int clone_flags) {
+  // clone3's arguments up to `cgroup` (linux/sched.h's struct clone_args of 5.7).
+  struct {
+    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid,
+        set_tid_size, cgroup;
+  } args = {};
+  constexpr uint64_t kCloneIntoCgroup = 0x200000000ULL;
+  args.flags = kCloneIntoCgroup | static_cast<uint32_t>(clone_flags);
+  args.exit_signal = SIGCHLD;
+  args.cgroup = static_cast<uint64_t>(dir);
+  const long pid = syscall(SYS_clone3, &args, sizeof(args));
+  if (pid < 0 && errno == E2BIG) errno = ENOSYS;  // 5.3 to 5.6: no `cgroup` field
+  return pid;
+}
+
 bool Monitor::Create(std::string* error, uint32_t* warnings) {
   if (o_.mount_template) {
     plan_.mount_template.Reset(::fcntl(kMountTemplateFd, F_DUPFD_CLOEXEC, kMountTemplateFd + 1));
@@ -658,10 +678,9 @@ bool Monitor::Create(std::string* error, uint32_t* warnings) {
   return true;
 }
 
-// On v2 the init is made in its cgroup (clone3's CLONE_INTO_CGROUP) instead of joining it:
-// nothing moves, and the kernel's global threadgroup lock that a move takes stays untouched.
-// -1 with ENOSYS when it cannot be (v1, or a kernel before 5.7): the init then joins by a
-// write as on v1, with its plan's join file kept.
+// On v2 the init is made in its cgroup instead of joining it (CloneIntoCgroupDir). -1 with
+// ENOSYS when it cannot be (v1, or a kernel before 5.7): the init then joins by a write as on
+// v1, with its plan's join file kept.
 long Monitor::CloneIntoCgroup(int clone_flags) {
   if (!has_cgroup_ || !cgroup_.unified() || plan_.cgroup_join.empty()) {
     errno = ENOSYS;
@@ -669,19 +688,9 @@ long Monitor::CloneIntoCgroup(int clone_flags) {
   }
   UniqueFd dir(::open(cgroup_.Dirs().front().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!dir) return -1;
-  // clone3's arguments up to `cgroup` (linux/sched.h's struct clone_args of 5.7).
-  struct {
-    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid,
-        set_tid_size, cgroup;
-  } args = {};
-  constexpr uint64_t kCloneIntoCgroup = 0x200000000ULL;
-  args.flags = kCloneIntoCgroup | static_cast<uint32_t>(clone_flags);
-  args.exit_signal = SIGCHLD;
-  args.cgroup = static_cast<uint64_t>(dir.get());
   std::vector<std::string> join = std::move(plan_.cgroup_join);
   plan_.cgroup_join.clear();  // the init's copy of the plan, made by the clone
-  const long pid = syscall(SYS_clone3, &args, sizeof(args));
-  if (pid < 0 && errno == E2BIG) errno = ENOSYS;  // 5.3 to 5.6: no `cgroup` field
+  const long pid = CloneIntoCgroupDir(dir.get(), clone_flags);
   if (pid < 0) plan_.cgroup_join = std::move(join);
   return pid;
 }
@@ -1508,13 +1517,24 @@ int ExecMain(Options o) {
   Plan plan;
   if (!BuildPlan(spec, o.bundle, true, o.hierarchies, &plan, &error)) return fail(error);
   if (o.pid <= 0) return fail("--pid is required");
+  // v2: the process is made in the container's cgroup (CloneIntoCgroupDir), its procs file
+  // kept for a kernel without that. v1: this process has one thread, "0" moves it
+  // (SelfJoinFiles), and the process forks in there.
+  UniqueFd into_cgroup, v2_procs;
   if (!spec.linux_spec.cgroups_path.empty()) {
     cgroup::CgroupFiles cgroup;
     if (!InitCgroupFiles(cgroup, o.hierarchies, spec.linux_spec.cgroups_path, &error)) {
       return fail(error);
     }
-    // This process has one thread: "0" moves it (SelfJoinFiles).
-    for (const auto& file : cgroup.SelfJoinFiles()) {
+    const std::vector<std::string> join = cgroup.SelfJoinFiles();
+    if (cgroup.unified() && join.size() == 1) {
+      into_cgroup.Reset(::open(cgroup.Dirs().front().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      v2_procs.Reset(::open(join.front().c_str(), O_WRONLY | O_CLOEXEC));
+      if (!into_cgroup || !v2_procs) {
+        return fail("open cgroup " + cgroup.Dirs().front() + ": " + ErrorText(errno));
+      }
+    }
+    for (const auto& file : into_cgroup ? std::vector<std::string>() : join) {
       int fd = ::open(file.c_str(), O_WRONLY | O_CLOEXEC);
       if (fd < 0 || ::write(fd, "0", 1) != 1) {
         std::string e = "join cgroup " + file + ": " + ErrorText(errno);
@@ -1567,7 +1587,15 @@ int ExecMain(Options o) {
   }
   UniqueFd sync_r, sync_w;
   if (!MakeSyncPair(&sync_r, &sync_w, &error)) return fail(error);
-  pid_t child = ::fork();  // enters the joined pid namespace
+  // Either fork enters the joined pid namespace.
+  pid_t child = into_cgroup ? static_cast<pid_t>(CloneIntoCgroupDir(into_cgroup.get(), 0)) : -1;
+  if (into_cgroup && child < 0 && errno == ENOSYS) {
+    if (::write(v2_procs.get(), "0", 1) != 1) {
+      return fail(std::string("join the container's cgroup: ") + ErrorText(errno));
+    }
+    into_cgroup.Reset();
+  }
+  if (!into_cgroup) child = ::fork();
   if (child < 0) return fail(std::string("fork: ") + ErrorText(errno));
   if (child == 0) {
     ::close(kMonitorStatusFd);
