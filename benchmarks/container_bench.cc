@@ -4,7 +4,11 @@
 // of cribd. Prints figures; asserts nothing.
 //
 //   container_bench [--pods N] [--execs N] [--pod-network] [--steps] [--systemd]
-//                   [--handlers crib,runc,crun]
+//                   [--handlers crib,runc,crun] [--spacing MS]
+//
+// --spacing waits MS milliseconds before each timed call, as kubelet's calls come apart from
+// each other, instead of one right after the other: a cost the kernel takes only after a quiet
+// spell (an RCU grace period behind a cgroup move, for one) shows there.
 //
 // --handlers runs the pods of each runtime handler in turn (crib: crib's own launcher; runc
 // and crun: Debian's, configured as in the README), and adds StopContainer and the pods'
@@ -99,7 +103,7 @@ void PrintSteps(const std::string& log,
 }
 
 bool RunPods(BenchLab& bench, const std::string& handler, int pods, int execs, bool pod_network,
-             bool steps, bool systemd);
+             bool steps, bool systemd, absl::Duration spacing);
 
 int Main(int argc, char** argv) {
   int pods = 50, execs = 200;
@@ -107,6 +111,7 @@ int Main(int argc, char** argv) {
   bool steps = false;  // print cribd's per-step timings of a few pods and containers
   bool systemd = false;
   std::vector<std::string> handlers = {""};
+  int spacing_ms = 0;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--pods") == 0 && i + 1 < argc) {
       pods = std::atoi(argv[++i]);
@@ -120,10 +125,12 @@ int Main(int argc, char** argv) {
       systemd = true;
     } else if (std::strcmp(argv[i], "--handlers") == 0 && i + 1 < argc) {
       handlers = absl::StrSplit(argv[++i], ',', absl::SkipEmpty());
+    } else if (std::strcmp(argv[i], "--spacing") == 0 && i + 1 < argc) {
+      spacing_ms = std::atoi(argv[++i]);
     } else {
       std::fprintf(stderr,
                    "usage: container_bench [--pods N] [--execs N] [--pod-network] "
-                   "[--steps] [--systemd] [--handlers crib,runc,crun]\n");
+                   "[--steps] [--systemd] [--handlers crib,runc,crun] [--spacing MS]\n");
       return 2;
     }
   }
@@ -140,7 +147,9 @@ int Main(int argc, char** argv) {
   }
   bool ok = true;
   for (const std::string& handler : handlers) {
-    ok = RunPods(**lab, handler, pods, execs, pod_network, steps, systemd) && ok;
+    ok = RunPods(**lab, handler, pods, execs, pod_network, steps, systemd,
+                 absl::Milliseconds(spacing_ms)) &&
+         ok;
   }
   return ok ? 0 : 1;
 }
@@ -148,7 +157,7 @@ int Main(int argc, char** argv) {
 // `pods` pods of `handler` with one container each, their figures, then their removal, timed
 // call by call.
 bool RunPods(BenchLab& bench, const std::string& handler, int pods, int execs, bool pod_network,
-             bool steps, bool systemd) {
+             bool steps, bool systemd, absl::Duration spacing) {
   auto runtime = bench.cribd().Runtime();
   const std::string image = bench.image();
   std::vector<double> total, run_ms, create_ms, start_ms, exec_ms, monitor_rss, monitor_anon;
@@ -177,15 +186,19 @@ bool RunPods(BenchLab& bench, const std::string& handler, int pods, int execs, b
         cri::CONTAINER);
     *create.mutable_sandbox_config() = *config;
 
+    absl::SleepFor(spacing);
     const absl::Time t0 = absl::Now();
     cri::RunPodSandboxResponse ran;
     grpc::Status s =
         runtime->RunPodSandbox(ContextWithDeadline(absl::Seconds(60)).get(), run, &ran);
     const absl::Time t1 = absl::Now();
     cri::CreateContainerResponse created;
+    absl::Duration waited;  // the spacing before the create and the start, not timed
     if (s.ok()) {
       pod_ids.push_back(ran.pod_sandbox_id());  // removed below, also when its container fails
       create.set_pod_sandbox_id(ran.pod_sandbox_id());
+      absl::SleepFor(spacing);
+      waited += spacing;
       s = runtime->CreateContainer(ContextWithDeadline(absl::Seconds(60)).get(), create, &created);
     }
     const absl::Time t2 = absl::Now();
@@ -193,6 +206,8 @@ bool RunPods(BenchLab& bench, const std::string& handler, int pods, int execs, b
       cri::StartContainerRequest start;
       start.set_container_id(created.container_id());
       cri::StartContainerResponse started;
+      absl::SleepFor(spacing);
+      waited += spacing;
       s = runtime->StartContainer(ContextWithDeadline(absl::Seconds(60)).get(), start, &started);
     }
     const absl::Time t3 = absl::Now();
@@ -202,9 +217,9 @@ bool RunPods(BenchLab& bench, const std::string& handler, int pods, int execs, b
       break;
     }
     run_ms.push_back(absl::ToDoubleMilliseconds(t1 - t0));
-    create_ms.push_back(absl::ToDoubleMilliseconds(t2 - t1));
-    start_ms.push_back(absl::ToDoubleMilliseconds(t3 - t2));
-    total.push_back(absl::ToDoubleMilliseconds(t3 - t0));
+    create_ms.push_back(absl::ToDoubleMilliseconds(t2 - t1 - spacing));
+    start_ms.push_back(absl::ToDoubleMilliseconds(t3 - t2 - spacing));
+    total.push_back(absl::ToDoubleMilliseconds(t3 - t0 - waited));
     container_ids.push_back(created.container_id());
   }
   // Each monitor's resident set once everything runs (busy: just started), and after a
@@ -230,6 +245,7 @@ bool RunPods(BenchLab& bench, const std::string& handler, int pods, int execs, b
     exec.set_container_id(container_ids[i % container_ids.size()]);
     exec.add_cmd("true");
     cri::ExecSyncResponse response;
+    absl::SleepFor(spacing);
     const absl::Time t0 = absl::Now();
     grpc::Status s =
         runtime->ExecSync(ContextWithDeadline(absl::Seconds(30)).get(), exec, &response);
@@ -241,9 +257,12 @@ bool RunPods(BenchLab& bench, const std::string& handler, int pods, int execs, b
   }
   std::printf(
       "%d pods (%s network, %s cgroup driver, runtime handler %s), one busybox "
-      "container each\n",
+      "container each, %s\n",
       pods, pod_network ? "pod" : "host", systemd ? "systemd" : "cgroupfs",
-      handler.empty() ? "\"\" (crib)" : handler.c_str());
+      handler.empty() ? "\"\" (crib)" : handler.c_str(),
+      spacing == absl::ZeroDuration()
+          ? "calls one right after the other"
+          : absl::StrCat(absl::ToInt64Milliseconds(spacing), " ms before each call").c_str());
   Print("RunPodSandbox+CreateContainer+StartContainer", total);
   Print("  RunPodSandbox", run_ms);
   Print("  CreateContainer", create_ms);
