@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <filesystem>
 #include <optional>
+#include <thread>
+#include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -46,6 +48,47 @@ absl::Status PodService::EnsurePinDirs() {
   pin_dirs_ready_ = true;
   return absl::OkStatus();
 }
+
+// A pod's network attached on a thread of its own: the backend's work (the kernel's netlink
+// work for a veth pair and its addresses, or the CNI plugins) overlaps with the cgroup,
+// crib-pause and the pod's files, which do not need it.
+class PendingNetwork {
+ public:
+  PendingNetwork() = default;
+  PendingNetwork(const PendingNetwork&) = delete;
+  PendingNetwork& operator=(const PendingNetwork&) = delete;
+  ~PendingNetwork() { Wait(); }
+
+  absl::Status Start(network::NetworkBackend& backend, network::PodNetworkConfig config) {
+    backend_ = &backend;
+    config_ = std::move(config);
+    result_ = absl::UnknownError("the network's set-up did not finish");
+    thread_ = std::thread([this] { result_ = backend_->SetUp(config_); });
+    return absl::OkStatus();
+  }
+  // The attachment's outcome; what it attached stays until Undo.
+  absl::StatusOr<network::PodNetworkStatus> Join() {
+    Wait();
+    return result_;
+  }
+  // Waits for the attachment and takes down what it attached (a failed one undid its own
+  // partial work).
+  absl::Status Undo() {
+    Wait();
+    if (backend_ == nullptr || !result_.ok()) return absl::OkStatus();
+    return backend_->TearDown(config_);
+  }
+
+ private:
+  void Wait() {
+    if (thread_.joinable()) thread_.join();
+  }
+
+  network::NetworkBackend* backend_ = nullptr;
+  network::PodNetworkConfig config_;
+  absl::StatusOr<network::PodNetworkStatus> result_;
+  std::thread thread_;
+};
 
 absl::StatusOr<std::string> PodService::Run(const PodSandboxSpec& spec) {
   RETURN_IF_ERROR(Validate(spec));
@@ -93,16 +136,18 @@ absl::StatusOr<std::string> PodService::Run(const PodSandboxSpec& spec) {
   // deadline, gets the pod the first one made.
   std::optional<std::string> same_run;
   PendingPause pause;
+  PendingNetwork network;  // outlives the steps' undo, which waits for it
   absl::Status ran = RunSteps(
       absl::StrCat("pod ", id.substr(0, 12)), "pod.run", [&](Steps& steps) -> absl::Status {
         RETURN_IF_ERROR(ReserveName(steps, spec, data, record, &same_run));
         if (same_run) return absl::OkStatus();
         RETURN_IF_ERROR(MakeNamespaces(steps, spec, data));
-        // crib-pause joins the namespaces and the cgroup while cribd makes the pod's files and
-        // its network.
+        // The network is set up on a thread of its own, and crib-pause joins the namespaces
+        // and the cgroup, while cribd makes the cgroup and the pod's files.
+        if (!host_network) RETURN_IF_ERROR(StartNetwork(steps, spec, id, data, network));
         RETURN_IF_ERROR(MakeCgroupAndLaunchPause(steps, spec, id, data, pause));
         RETURN_IF_ERROR(MakePodFiles(steps, spec, data));
-        if (!host_network) RETURN_IF_ERROR(AttachNetwork(steps, spec, id, data));
+        if (!host_network) RETURN_IF_ERROR(AttachNetwork(steps, network, data));
         RETURN_IF_ERROR(AwaitAndPlacePause(steps, id, data, pause));
         // Ready.
         data.creating = false;
@@ -308,8 +353,12 @@ absl::Status PodService::AwaitAndPlacePause(Steps& steps, const std::string& id,
 }
 
 // The pod's network through the backend, and its addresses in the pod's hosts file.
-absl::Status PodService::AttachNetwork(Steps& steps, const PodSandboxSpec& spec,
-                                       const std::string& id, PodData& data) {
+// The pod's network through the backend, started before the cgroup and the pod's files
+// (StartNetwork, whose undo takes it down again) and waited for after them (AttachNetwork),
+// then its addresses in the pod's hosts file.
+absl::Status PodService::StartNetwork(Steps& steps, const PodSandboxSpec& spec,
+                                      const std::string& id, const PodData& data,
+                                      PendingNetwork& network) {
   network::PodNetworkConfig net;
   net.pod_id = id;
   net.name = spec.name;
@@ -321,18 +370,23 @@ absl::Status PodService::AttachNetwork(Steps& steps, const PodSandboxSpec& spec,
   net.dns_servers = spec.dns.servers;
   net.dns_searches = spec.dns.searches;
   net.dns_options = spec.dns.options;
-  RETURN_IF_ERROR(steps.Run(
-      "network", "set up network",
-      [&]() -> absl::Status {
-        ASSIGN_OR_RETURN(network::PodNetworkStatus attached, network_.SetUp(net));
-        data.ips = attached.ips;
-        return absl::OkStatus();
-      },
-      [this, net] { return network_.TearDown(net); }));
+  return steps.Run(
+      "network_start", "start setting up the network",
+      [&]() -> absl::Status { return network.Start(network_, std::move(net)); },
+      [&network] { return network.Undo(); });
+}
+
+absl::Status PodService::AttachNetwork(Steps& steps, PendingNetwork& network, PodData& data) {
+  RETURN_IF_ERROR(steps.Run("network", "set up network", [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(network::PodNetworkStatus attached, network.Join());
+    data.ips = attached.ips;
+    return absl::OkStatus();
+  }));
   return steps.Run("hosts", "write the pod's addresses in its hosts file", [&] {
     return WriteHosts(data.pod_dir, HostsContent(data.ips, data.hostname));
   });
 }
+
 absl::StatusOr<std::string> PodService::SameRun(const PodSandboxSpec& spec) {
   ASSIGN_OR_RETURN(std::vector<store::PodRecord> pods, store_.ListPods());
   for (const store::PodRecord& other : pods) {

@@ -48,6 +48,8 @@ struct PodRecovery {
   int orphans = 0;            // pins, directories, pause processes, cgroups, attachments
 };
 
+class PendingNetwork;  // run.cc
+
 class PodService {
  public:
   // Detects the cgroup layout and finds crib-pause (config.helper_dir, else beside cribd).
@@ -100,8 +102,9 @@ class PodService {
   absl::Status MakePodFiles(Steps& steps, const PodSandboxSpec& spec, const PodData& data);
   absl::Status AwaitAndPlacePause(Steps& steps, const std::string& id, PodData& data,
                                   PendingPause& pause);
-  absl::Status AttachNetwork(Steps& steps, const PodSandboxSpec& spec, const std::string& id,
-                             PodData& data);
+  absl::Status StartNetwork(Steps& steps, const PodSandboxSpec& spec, const std::string& id,
+                            const PodData& data, PendingNetwork& network);
+  absl::Status AttachNetwork(Steps& steps, PendingNetwork& network, PodData& data);
   absl::Mutex& PodLock(const std::string& id) ABSL_LOCKS_EXCLUDED(locks_mutex_);
   // The shared mount points of the netns, ipcns and utsns pins.
   absl::Status EnsurePinDirs() ABSL_LOCKS_EXCLUDED(pin_dirs_mutex_);

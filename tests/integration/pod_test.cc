@@ -424,6 +424,9 @@ TEST_F(PodTest, FailureAfterEachStepLeavesNothingBehind) {
       {"reserve", "reserve name"},
       {"netns", "create network namespace"},
       {"pins", "create ipc and uts namespaces"},
+      // The network is being set up on its thread when a later step fails: the undo waits
+      // for it and takes it down.
+      {"network_start", "start setting up the network"},
       {"cgroup", "create cgroup"},
       {"pause", "start crib-pause"},  // started, not heard from
       {"dir", "make the pod directory"},
