@@ -1143,15 +1143,26 @@ bool BuildPlan(const Spec& spec, const std::string& bundle, bool for_exec,
          PlanCgroup(spec, hierarchies, plan, error);
 }
 
-namespace {
-
-// Into the container's cgroup: a write of "0" moves this process, which has one thread.
-void JoinCgroup(const Plan& plan, int sync_fd) {
-  for (const auto& file : plan.cgroup_join) {
+int JoinCgroupFiles(const std::vector<std::string>& files, std::string* failed) {
+  for (const auto& file : files) {
     const int fd = ::open(file.c_str(), O_WRONLY | O_CLOEXEC);
     const int err = fd < 0 ? errno : ::write(fd, "0", 1) != 1 ? errno : 0;
     if (fd >= 0) ::close(fd);
-    if (err != 0) Fail(sync_fd, "join cgroup", file.c_str(), err);
+    if (err != 0) {
+      *failed = file;
+      return err;
+    }
+  }
+  return 0;
+}
+
+namespace {
+
+// Into the container's cgroup (the init has one thread).
+void JoinCgroup(const Plan& plan, int sync_fd) {
+  std::string failed;
+  if (int err = JoinCgroupFiles(plan.cgroup_join, &failed)) {
+    Fail(sync_fd, "join cgroup", failed.c_str(), err);
   }
 }
 

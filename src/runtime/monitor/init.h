@@ -153,6 +153,11 @@ bool BuildPlan(const Spec& spec, const std::string& bundle, bool for_exec,
 
 // The files of the cgroup `cgroups_path` in `hierarchies` (cribd's, from --cgroup-mounts), or,
 // when that is empty, in the hierarchies /proc/self/mountinfo lists now.
+// Writes "0" into each of `files` (CgroupFiles::SelfJoinFiles), which moves the calling
+// process into the cgroup when it has one thread. 0, or the errno of the first file that
+// failed, named in *failed.
+int JoinCgroupFiles(const std::vector<std::string>& files, std::string* failed);
+
 bool InitCgroupFiles(cgroup::CgroupFiles& files, const std::vector<cgroup::Hierarchy>& hierarchies,
                      const std::string& cgroups_path, std::string* error);
 

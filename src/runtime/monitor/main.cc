@@ -1534,14 +1534,9 @@ int ExecMain(Options o) {
         return fail("open cgroup " + cgroup.Dirs().front() + ": " + ErrorText(errno));
       }
     }
-    for (const auto& file : into_cgroup ? std::vector<std::string>() : join) {
-      int fd = ::open(file.c_str(), O_WRONLY | O_CLOEXEC);
-      if (fd < 0 || ::write(fd, "0", 1) != 1) {
-        std::string e = "join cgroup " + file + ": " + ErrorText(errno);
-        if (fd >= 0) ::close(fd);
-        return fail(e);
-      }
-      ::close(fd);
+    std::string failed;
+    if (int err = into_cgroup ? 0 : JoinCgroupFiles(join, &failed)) {
+      return fail("join cgroup " + failed + ": " + ErrorText(err));
     }
   }
   // Opened first: after joining the mount namespace, /proc is the container's.
