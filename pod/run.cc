@@ -59,12 +59,11 @@ class PendingNetwork {
   PendingNetwork& operator=(const PendingNetwork&) = delete;
   ~PendingNetwork() { Wait(); }
 
-  absl::Status Start(network::NetworkBackend& backend, network::PodNetworkConfig config) {
+  void Start(network::NetworkBackend& backend, network::PodNetworkConfig config) {
     backend_ = &backend;
     config_ = std::move(config);
     result_ = absl::UnknownError("the network's set-up did not finish");
     thread_ = std::thread([this] { result_ = backend_->SetUp(config_); });
-    return absl::OkStatus();
   }
   // The attachment's outcome; what it attached stays until Undo.
   absl::StatusOr<network::PodNetworkStatus> Join() {
@@ -372,7 +371,10 @@ absl::Status PodService::StartNetwork(Steps& steps, const PodSandboxSpec& spec,
   net.dns_options = spec.dns.options;
   return steps.Run(
       "network_start", "start setting up the network",
-      [&]() -> absl::Status { return network.Start(network_, std::move(net)); },
+      [&]() -> absl::Status {
+        network.Start(network_, std::move(net));
+        return absl::OkStatus();
+      },
       [&network] { return network.Undo(); });
 }
 

@@ -59,8 +59,6 @@ absl::Status Cgroup::AddProcess(pid_t pid) {
   return absl::OkStatus();
 }
 
-std::vector<std::string> Cgroup::ProcsFiles() const { return files_.ProcsFiles(); }
-
 std::vector<std::string> Cgroup::SelfJoinFiles() const { return files_.SelfJoinFiles(); }
 
 absl::Status Cgroup::Remove() {

@@ -36,8 +36,6 @@ class Cgroup {
   // machine lacks does.
   absl::Status Apply(const Resources& resources, Missing missing);
   absl::Status AddProcess(pid_t pid);
-  // The cgroup.procs files a process is written into to join.
-  std::vector<std::string> ProcsFiles() const;
   // The files a single-threaded process writes "0" into to join (CgroupFiles::SelfJoinFiles).
   std::vector<std::string> SelfJoinFiles() const;
   // Kills what is left in the cgroup and removes it (not its parents). OK when it does not
