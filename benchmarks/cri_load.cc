@@ -2,13 +2,14 @@
 // Prints figures; asserts nothing. benchmarks/compare runs it against crib and containerd.
 //
 //   cri_load --endpoint unix:///path.sock --image IMAGE [--pid DAEMON_PID] [--log-dir DIR]
-//            [--shared-pid] density --pods 100,250,500
+//            [--shared-pid] density --pods 100,250,500 [--list-calls 20]
 //   cri_load ... concurrency [--clients 8] [--seconds 60]
 //
 // density: starts pods of one `sleep` container each (RunPodSandbox + CreateContainer +
 // StartContainer) up to each count in turn; at each count it prints the start latency of the
 // pods it just added beside that of the first ten (the empty machine's), the latency of
-// ListPodSandbox, ListContainers and ListContainerStats, and the daemon's RSS and thread count
+// ListPodSandbox, ListContainers and ListContainerStats (--list-calls of each), and the daemon's
+// RSS and thread count
 // (--pid); at the end the time to stop and remove them all.
 // concurrency: `--clients` threads each run pod lifecycles (RunPodSandbox, CreateContainer,
 // StartContainer, StopContainer, RemoveContainer, StopPodSandbox, RemovePodSandbox) for
@@ -54,6 +55,7 @@ struct Options {
   std::vector<int> pods;
   int clients = 8;
   int seconds = 60;
+  int list_calls = 20;
   bool shared_pid = false;
 };
 
@@ -278,7 +280,7 @@ void Density(const Options& options) {
     PrintLatency("pod + container start, first 10 pods", empty);
     PrintLatency(
         absl::StrCat("pod + container start, pods ", target - step.size() + 1, "-", target), step);
-    ListLatencies(client, 20);
+    ListLatencies(client, options.list_calls);
     PrintDaemon(options);
     std::fflush(stdout);
   }
@@ -337,11 +339,12 @@ void Concurrency(const Options& options) {
 }
 
 int Usage() {
-  std::fprintf(stderr,
-               "usage: cri_load --endpoint unix:///SOCK --image IMAGE [--pid N] [--log-dir D]\n"
-               "                [--shared-pid]\n"
-               "                density --pods N[,N...] | concurrency [--clients N] "
-               "[--seconds N]\n");
+  std::fprintf(
+      stderr,
+      "usage: cri_load --endpoint unix:///SOCK --image IMAGE [--pid N] [--log-dir D]\n"
+      "                [--shared-pid]\n"
+      "                density --pods N[,N...] [--list-calls N] | concurrency [--clients N] "
+      "[--seconds N]\n");
   return 2;
 }
 
@@ -371,6 +374,8 @@ int Main(int argc, char** argv) {
       options.clients = std::atoi(argv[++i]);
     } else if (arg == "--seconds" && has_value) {
       options.seconds = std::atoi(argv[++i]);
+    } else if (arg == "--list-calls" && has_value) {
+      options.list_calls = std::atoi(argv[++i]);
     } else if ((arg == "density" || arg == "concurrency") && mode.empty()) {
       mode = arg;
     } else {
@@ -378,7 +383,8 @@ int Main(int argc, char** argv) {
     }
   }
   if (options.endpoint.empty() || options.image.empty() || mode.empty() ||
-      (mode == "density" && options.pods.empty()) || options.clients <= 0) {
+      (mode == "density" && options.pods.empty()) || options.clients <= 0 ||
+      options.list_calls <= 0) {
     return Usage();
   }
   int status = 0;
