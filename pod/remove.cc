@@ -83,6 +83,7 @@ absl::Status PodService::Remove(const std::string& id_or_prefix) {
   }
   clock.Mark("files");
   if (absl::Status s = store_.DeletePod(id); !s.ok()) return step_error("delete record", s);
+  ForgetDecoded(id);
   clock.Mark("record");
   spdlog::info("pod {} ({}) removed", id.substr(0, 12), record->name);
   spdlog::debug("pod {} removal steps: {}", id.substr(0, 12), clock.Timings());

@@ -19,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "cgroup/driver.h"
+#include "common/decoded_cache.h"
 #include "common/steps.h"
 #include "config/config.h"
 #include "network/backend.h"
@@ -106,6 +107,10 @@ class PodService {
                             const PodData& data, PendingNetwork& network);
   absl::Status AttachNetwork(Steps& steps, PendingNetwork& network, PodData& data);
   absl::Mutex& PodLock(const std::string& id) ABSL_LOCKS_EXCLUDED(locks_mutex_);
+  // DecodePodData through a cache of the records decoded so far (decoded_): a record is
+  // decoded again only once its text has changed; one being created is not kept.
+  absl::StatusOr<PodData> Decode(const store::PodRecord& record);
+  void ForgetDecoded(const std::string& id);
   // The shared mount points of the netns, ipcns and utsns pins.
   absl::Status EnsurePinDirs() ABSL_LOCKS_EXCLUDED(pin_dirs_mutex_);
   // `removing`: called by Remove, which the network backend may let through after repeated
@@ -126,6 +131,7 @@ class PodService {
   absl::Mutex locks_mutex_;
   absl::flat_hash_map<std::string, std::unique_ptr<absl::Mutex>> locks_
       ABSL_GUARDED_BY(locks_mutex_);
+  DecodedCache<PodData> decoded_;
   absl::Mutex pin_dirs_mutex_;
   bool pin_dirs_ready_ ABSL_GUARDED_BY(pin_dirs_mutex_) = false;
   NetnsStandby netns_standby_;

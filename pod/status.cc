@@ -24,6 +24,16 @@ PodSandbox Live(const store::PodRecord& record, const PodData& data) {
 
 }  // namespace
 
+absl::StatusOr<PodData> PodService::Decode(const store::PodRecord& record) {
+  if (std::optional<PodData> kept = decoded_.Find(record.id, record.data)) return *kept;
+  ASSIGN_OR_RETURN(PodData data, DecodePodData(record.id, record.data));
+  if (data.creating) return data;  // a failed run deletes it without a removal
+  decoded_.Put(record.id, record.data, data);
+  return data;
+}
+
+void PodService::ForgetDecoded(const std::string& id) { decoded_.Forget(id); }
+
 absl::StatusOr<PodSandbox> PodService::Get(const std::string& id_or_prefix) {
   ASSIGN_OR_RETURN(const std::string id, ResolveId(id_or_prefix));
   absl::StatusOr<store::PodRecord> record = store_.GetPod(id);
@@ -31,7 +41,7 @@ absl::StatusOr<PodSandbox> PodService::Get(const std::string& id_or_prefix) {
     return CriNotFound(absl::StrCat("pod sandbox ", id, " not found"));
   }
   if (!record.ok()) return record.status();
-  ASSIGN_OR_RETURN(PodData data, DecodePodData(record->id, record->data));
+  ASSIGN_OR_RETURN(PodData data, Decode(*record));
   if (data.creating) {
     return CriNotFound(absl::StrCat("pod sandbox ", id, " is still being created"));
   }
@@ -51,7 +61,7 @@ absl::StatusOr<std::vector<PodSandbox>> PodService::List(const PodFilter& filter
   if (!filter.id.empty()) KeepIdOrUniquePrefix(&records, filter.id);
   std::vector<PodSandbox> out;
   for (const store::PodRecord& record : records) {
-    ASSIGN_OR_RETURN(PodData data, DecodePodData(record.id, record.data));
+    ASSIGN_OR_RETURN(PodData data, Decode(record));
     if (data.creating) continue;
     PodSandbox pod = Live(record, data);
     if (filter.state.has_value() && pod.state != *filter.state) continue;

@@ -35,20 +35,27 @@ class CgroupDir {
   const std::string& path() const { return path_; }
 
   absl::StatusOr<std::string> Read(absl::string_view file) const {
+    std::string out;
+    RETURN_IF_ERROR(ReadInto(file, &out));
+    return out;
+  }
+
+  // The file's text into `out` (cleared first, its capacity kept).
+  absl::Status ReadInto(absl::string_view file, std::string* out) const {
+    out->clear();
     const std::string name(file);
     if (fd_ < 0) return absl::NotFoundError(absl::StrCat("cgroup ", path_, " does not exist"));
     UniqueFd fd(::openat(fd_, name.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd) return ErrnoStatus(errno, absl::StrCat("open ", path_, "/", name));
-    std::string out;
     char buf[4096];
     for (;;) {
       const ssize_t n = ::read(fd.get(), buf, sizeof(buf));
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) return ErrnoStatus(errno, absl::StrCat("read ", path_, "/", name));
-      out.append(buf, static_cast<size_t>(n));
+      out->append(buf, static_cast<size_t>(n));
       // A cgroup file is a seq_file, which fills a read until its records run out: a short
       // read is the end, and saves the read that would return 0.
-      if (static_cast<size_t>(n) < sizeof(buf)) return out;
+      if (static_cast<size_t>(n) < sizeof(buf)) return absl::OkStatus();
     }
   }
 
@@ -133,6 +140,15 @@ std::optional<Psi> ReadPsi(const CgroupDir& dir, absl::string_view file) {
   return *psi;
 }
 
+// memory.stat's text, in a buffer each thread keeps: the file is over 1 KiB, and a buffer of
+// that size made and freed for every container costs malloc more than the parse (empty when
+// the file is missing).
+const std::string& ReadMemoryStat(const CgroupDir& dir) {
+  thread_local std::string text;
+  if (!dir.exists() || !dir.ReadInto("memory.stat", &text).ok()) text.clear();
+  return text;
+}
+
 absl::Status NotFoundUnlessExists(const CgroupDir& dir) {
   if (dir.exists()) return absl::OkStatus();
   return absl::NotFoundError(absl::StrCat("cgroup ", dir.path(), " does not exist"));
@@ -199,10 +215,12 @@ absl::StatusOr<std::optional<uint64_t>> ParseLimit(absl::string_view text) {
 
 namespace {
 
-// `cpu_controller` and `pids` are read for kAll only.
+// `cpu_controller` and `pids` are read for kAll only; the limits are read from their files
+// unless `kept` has them.
 absl::StatusOr<CgroupStats> ReadV1(const CgroupDir& cpuacct, const CgroupDir& cpu_controller,
                                    const CgroupDir& memory, const CgroupDir& pids,
-                                   uint64_t clock_ticks, StatsDetail detail) {
+                                   uint64_t clock_ticks, StatsDetail detail,
+                                   const OpenedCgroup::Limits* kept = nullptr) {
   const bool all = detail == StatsDetail::kAll;
   RETURN_IF_ERROR(NotFoundUnlessExists(cpuacct));
   RETURN_IF_ERROR(NotFoundUnlessExists(memory));
@@ -227,9 +245,8 @@ absl::StatusOr<CgroupStats> ReadV1(const CgroupDir& cpuacct, const CgroupDir& cp
 
   MemoryStats& mem = stats.memory;
   ASSIGN_OR_RETURN(mem.usage, ReadRequired(memory, "memory.usage_in_bytes"));
-  mem.limit = ReadLimit(memory, "memory.limit_in_bytes");
-  const std::string stat_text = ReadOptional(memory, "memory.stat").value_or("");
-  const KeyedView keyed = ParseKeyedView(stat_text);
+  mem.limit = kept != nullptr ? kept->memory : ReadLimit(memory, "memory.limit_in_bytes");
+  const KeyedView keyed = ParseKeyedView(ReadMemoryStat(memory));
   mem.inactive_file = GetTotal(keyed, "inactive_file");
   mem.active_file = GetTotal(keyed, "active_file");
   mem.working_set = mem.usage > mem.inactive_file ? mem.usage - mem.inactive_file : 0;
@@ -248,7 +265,8 @@ absl::StatusOr<CgroupStats> ReadV1(const CgroupDir& cpuacct, const CgroupDir& cp
   // memsw counts memory and swap together; it exists only with swap accounting.
   if (std::optional<uint64_t> memsw = ReadNumber(memory, "memory.memsw.usage_in_bytes")) {
     mem.swap_usage = *memsw > mem.usage ? *memsw - mem.usage : 0;
-    std::optional<uint64_t> memsw_limit = ReadLimit(memory, "memory.memsw.limit_in_bytes");
+    std::optional<uint64_t> memsw_limit =
+        kept != nullptr ? kept->swap_file : ReadLimit(memory, "memory.memsw.limit_in_bytes");
     if (memsw_limit.has_value() && mem.limit.has_value() && *memsw_limit >= *mem.limit) {
       mem.swap_limit = *memsw_limit - *mem.limit;
     }
@@ -264,7 +282,8 @@ absl::StatusOr<CgroupStats> ReadV1(const CgroupDir& cpuacct, const CgroupDir& cp
   return stats;
 }
 
-absl::StatusOr<CgroupStats> ReadV2(const CgroupDir& dir, StatsDetail detail) {
+absl::StatusOr<CgroupStats> ReadV2(const CgroupDir& dir, StatsDetail detail,
+                                   const OpenedCgroup::Limits* kept = nullptr) {
   const bool all = detail == StatsDetail::kAll;
   RETURN_IF_ERROR(NotFoundUnlessExists(dir));
   CgroupStats stats;
@@ -282,9 +301,8 @@ absl::StatusOr<CgroupStats> ReadV2(const CgroupDir& dir, StatsDetail detail) {
   MemoryStats& mem = stats.memory;
   if (std::optional<uint64_t> current = ReadNumber(dir, "memory.current")) {
     mem.usage = *current;
-    mem.limit = ReadLimit(dir, "memory.max");
-    const std::string stat_text = ReadOptional(dir, "memory.stat").value_or("");
-    const KeyedView keyed = ParseKeyedView(stat_text);
+    mem.limit = kept != nullptr ? kept->memory : ReadLimit(dir, "memory.max");
+    const KeyedView keyed = ParseKeyedView(ReadMemoryStat(dir));
     mem.inactive_file = Get(keyed, "inactive_file");
     mem.active_file = Get(keyed, "active_file");
     mem.working_set = mem.usage > mem.inactive_file ? mem.usage - mem.inactive_file : 0;
@@ -301,7 +319,7 @@ absl::StatusOr<CgroupStats> ReadV2(const CgroupDir& dir, StatsDetail detail) {
     }
     if (std::optional<uint64_t> swap = ReadNumber(dir, "memory.swap.current")) {
       mem.swap_usage = *swap;
-      mem.swap_limit = ReadLimit(dir, "memory.swap.max");
+      mem.swap_limit = kept != nullptr ? kept->swap_file : ReadLimit(dir, "memory.swap.max");
     }
   }
 
@@ -375,6 +393,8 @@ absl::StatusOr<std::unique_ptr<OpenedCgroup>> StatsReader::Open(const std::strin
   if (layout_.mode == Mode::kUnified) {
     opened->first_path_ = UnifiedDirOf(path);
     RETURN_IF_ERROR(open_dir(opened->first_path_, &opened->first_));
+    const CgroupDir dir(opened->first_path_, opened->first_.get());
+    opened->limits_ = {ReadLimit(dir, "memory.max"), ReadLimit(dir, "memory.swap.max")};
     return opened;
   }
   ASSIGN_OR_RETURN(V1Dirs dirs, V1DirsOf(path));
@@ -382,15 +402,18 @@ absl::StatusOr<std::unique_ptr<OpenedCgroup>> StatsReader::Open(const std::strin
   opened->memory_path_ = std::move(dirs.memory);
   RETURN_IF_ERROR(open_dir(opened->first_path_, &opened->first_));
   RETURN_IF_ERROR(open_dir(opened->memory_path_, &opened->memory_));
+  const CgroupDir memory(opened->memory_path_, opened->memory_.get());
+  opened->limits_ = {ReadLimit(memory, "memory.limit_in_bytes"),
+                     ReadLimit(memory, "memory.memsw.limit_in_bytes")};
   return opened;
 }
 
 absl::StatusOr<CgroupStats> StatsReader::ReadOpened(const OpenedCgroup& cgroup) const {
   const CgroupDir first(cgroup.first_path_, cgroup.first_.get());
-  if (layout_.mode == Mode::kUnified) return ReadV2(first, StatsDetail::kCri);
+  if (layout_.mode == Mode::kUnified) return ReadV2(first, StatsDetail::kCri, &cgroup.limits_);
   const CgroupDir memory(cgroup.memory_path_, cgroup.memory_.get());
   const CgroupDir none(std::string(), -1);
-  return ReadV1(first, none, memory, none, clock_ticks_, StatsDetail::kCri);
+  return ReadV1(first, none, memory, none, clock_ticks_, StatsDetail::kCri, &cgroup.limits_);
 }
 
 }  // namespace crib::cgroup

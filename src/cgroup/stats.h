@@ -107,12 +107,25 @@ absl::StatusOr<CgroupStats> ReadStatsV2(const std::string& dir,
 // v1 the two walks are ~12 us of a container's ~60). An open directory keeps a removed cgroup's
 // kernel structures alive until it is closed: whoever keeps one closes it once the cgroup is
 // gone (a read of a removed cgroup is NotFound).
+//
+// Its memory and swap limits are read once, when it is opened: they change only when the
+// cgroup's owner sets them, and the owner opens it again then (the CRI's stats read every
+// container's limit, two of the six files a v1 read would open otherwise).
 class OpenedCgroup {
+ public:
+  // v1: memory.limit_in_bytes and memory.memsw.limit_in_bytes (memory and swap together);
+  // v2: memory.max and memory.swap.max. Unset when unlimited or absent.
+  struct Limits {
+    std::optional<uint64_t> memory;
+    std::optional<uint64_t> swap_file;
+  };
+
  private:
   friend class StatsReader;
   std::string first_path_;  // v1: cpuacct; v2: the cgroup
   std::string memory_path_;
   UniqueFd first_, memory_;
+  Limits limits_;
 };
 
 // Reads the cgroup at `path` (as the pod and container rooms name it, "/crib/<pod>/<ctr>")
@@ -123,7 +136,8 @@ class StatsReader {
   absl::StatusOr<CgroupStats> Read(const std::string& path,
                                    StatsDetail detail = StatsDetail::kAll) const;
 
-  // Opens what a kCri read of `path` needs; NotFound when the cgroup does not exist.
+  // Opens what a kCri read of `path` needs and reads its limits; NotFound when the cgroup
+  // does not exist.
   absl::StatusOr<std::unique_ptr<OpenedCgroup>> Open(const std::string& path) const;
   // A kCri read through the directories Open opened (NotFound once the cgroup is removed).
   absl::StatusOr<CgroupStats> ReadOpened(const OpenedCgroup& cgroup) const;

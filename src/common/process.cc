@@ -1,6 +1,7 @@
 #include "common/process.h"
 
 #include <fcntl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -58,6 +59,13 @@ bool IsProcessAlive(pid_t pid, uint64_t start_time) {
   if (pid <= 0) return false;
   absl::StatusOr<uint64_t> start = ProcessStartTime(pid);
   return start.ok() && *start == start_time;
+}
+
+UniqueFd OpenProcessFd(pid_t pid, uint64_t start_time) {
+  if (pid <= 0) return UniqueFd();
+  UniqueFd fd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  if (!fd || !IsProcessAlive(pid, start_time)) return UniqueFd();
+  return fd;
 }
 
 std::vector<std::pair<pid_t, std::string>> ProcessesWithFlag(absl::string_view executable,

@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/unique_fd.h"
 
 namespace crib {
 
@@ -20,6 +21,11 @@ absl::StatusOr<uint64_t> ProcessStartTime(pid_t pid);
 
 // True while the process `pid` started at `start_time` runs.
 bool IsProcessAlive(pid_t pid, uint64_t start_time);
+
+// A pidfd (pidfd_open) of the process `pid` started at `start_time`, checked after it was
+// opened, so that it cannot name a later process that reused the pid; an invalid fd when that
+// process is gone or the kernel has no pidfd_open (before 5.3).
+UniqueFd OpenProcessFd(pid_t pid, uint64_t start_time);
 
 // Running processes whose argv[0] ends with `executable` and whose command line has
 // `flag` followed by a value: (pid, value), for finding crib's helpers again by what they

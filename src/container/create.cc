@@ -113,6 +113,7 @@ absl::StatusOr<std::string> ContainerService::CreateInPod(const ContainerSpec& s
   if (!created.ok() || same_create) ForgetLock(id);
   if (!created.ok()) return Annotate(created, absl::StrCat("create container ", name));
   if (same_create) return *same_create;
+  exits_->WatchMonitor(id, Bundle(id), data->monitor_pid, data->monitor_start_time);
   Publish(ContainerEvent::Type::kCreated, id, pod.id);
   spdlog::info("container {} ({}) created in {}: monitor pid {}, image {}", id.substr(0, 12), name,
                absl::FormatDuration(absl::Now() - start), data->monitor_pid, data->image_ref);

@@ -5,6 +5,9 @@
 // and the client relists), so a slow subscriber never blocks the runtime.
 #pragma once
 
+#include <sys/types.h>
+
+#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -69,31 +72,64 @@ class EventHub {
   std::vector<Subscription*> subscriptions_ ABSL_GUARDED_BY(mu_);
 };
 
-// Tells when a container's monitor writes its exit file: one inotify instance with a watch
-// per bundle directory (the file is renamed into place, so IN_MOVED_TO), read by a thread of
-// its own that calls `on_exit(container id)`.
+// Tells when a container ends: its monitor renames the exit file into the bundle (one inotify
+// watch per bundle directory, IN_MOVED_TO) or the monitor itself is gone (a pidfd of it, for
+// a monitor killed before it could write the file). A thread of its own waits for both and
+// calls `on_exit(container id)`, which records the exit and returns whether it did.
+//
+// It also tells the lists which records they may take as they are: a container watched both
+// ways since a moment its exit file did not exist (`Watching`) has not ended without
+// `on_exit` being called for it, as long as nothing waits to be read (`Quiet`).
 class ExitWatcher {
  public:
-  explicit ExitWatcher(std::function<void(const std::string& container_id)> on_exit);
+  explicit ExitWatcher(std::function<bool(const std::string& container_id)> on_exit);
   ~ExitWatcher();
   ExitWatcher(const ExitWatcher&) = delete;
   ExitWatcher& operator=(const ExitWatcher&) = delete;
 
   absl::Status Start();
+  // The exit file's watch.
   absl::Status Watch(const std::string& container_id, const std::string& bundle)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // The monitor's, once the container is recorded: `Watching(container_id)` from then on if
+  // the exit file's watch is in place, the monitor (pid and start time) still runs and the
+  // exit file is not there yet. Best effort: a container not watched this way is looked at
+  // by each list (a kernel without pidfd_open, or a quarter of the descriptor limit in use).
+  void WatchMonitor(const std::string& container_id, const std::string& bundle, pid_t pid,
+                    uint64_t start_time) ABSL_LOCKS_EXCLUDED(mu_);
   void Unwatch(const std::string& container_id) ABSL_LOCKS_EXCLUDED(mu_);
 
- private:
-  void Loop();
+  // True when every exit the kernel has told of so far has gone through `on_exit`: nothing
+  // waits to be read and no `on_exit` call is under way. A list asks before it reads the
+  // records; what ends later is the next list's news.
+  bool Quiet() const ABSL_LOCKS_EXCLUDED(mu_);
+  // The container's record shows its end without anyone looking at its files (see above).
+  bool Watching(const std::string& container_id) const ABSL_LOCKS_EXCLUDED(mu_);
 
-  std::function<void(const std::string&)> on_exit_;
+ private:
+  struct Watched {
+    int wd = -1;         // the bundle's inotify watch
+    UniqueFd pidfd;      // the monitor's, in the epoll set; invalid when not (or no longer) there
+    uint64_t token = 0;  // the pidfd's epoll data
+  };
+
+  void Loop();
+  void ForgetMonitor(Watched& watched) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  std::function<bool(const std::string&)> on_exit_;
+  const size_t max_monitors_;  // pidfds held at most
+  UniqueFd epoll_;
   UniqueFd inotify_;
   UniqueFd stop_;  // an eventfd that ends the loop
   std::thread thread_;
-  absl::Mutex mu_;
-  absl::flat_hash_map<int, std::string> ids_ ABSL_GUARDED_BY(mu_);      // watch -> container
-  absl::flat_hash_map<std::string, int> watches_ ABSL_GUARDED_BY(mu_);  // container -> watch
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<int, std::string> ids_ ABSL_GUARDED_BY(mu_);            // watch -> container
+  absl::flat_hash_map<uint64_t, std::string> monitors_ ABSL_GUARDED_BY(mu_);  // token -> container
+  absl::flat_hash_map<std::string, Watched> watches_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_token_ ABSL_GUARDED_BY(mu_) = kFirstMonitorToken;
+  bool busy_ ABSL_GUARDED_BY(mu_) = false;  // events read and not yet all handled
+
+  static constexpr uint64_t kInotifyToken = 0, kStopToken = 1, kFirstMonitorToken = 2;
 };
 
 }  // namespace crib::container

@@ -58,7 +58,13 @@ absl::StatusOr<ContainerRecovery> ContainerService::Recover() {
         !s.ok() && !absl::IsNotFound(s)) {
       spdlog::warn("recovery: container {}: {}", record.id.substr(0, 12), s.message());
     }
+    const pid_t monitor_pid = data.monitor_pid;
+    const uint64_t monitor_start_time = data.monitor_start_time;
+    const std::string id = record.id;
     ASSIGN_OR_RETURN(Container now, Refresh(std::move(record), std::move(data)));
+    if (now.state != ContainerState::kExited) {
+      exits_->WatchMonitor(id, Bundle(id), monitor_pid, monitor_start_time);
+    }
     if (now.state == ContainerState::kExited) {
       ++(now.reason == "Unknown" ? report.monitors_gone : report.exited_while_away);
     }

@@ -87,7 +87,9 @@ absl::StatusOr<std::unique_ptr<ContainerService>> ContainerService::Create(
     if (!refreshed.ok() && !absl::IsNotFound(refreshed.status())) {
       spdlog::warn("container {}: record its exit: {}", id.substr(0, 12),
                    refreshed.status().message());
+      return false;
     }
+    return true;
   });
   RETURN_IF_ERROR(self->exits_->Start());
   images.SetSnapshotInUse([self](absl::string_view id) { return self->SnapshotInUse(id); });
@@ -163,23 +165,14 @@ void ContainerService::ForgetLock(const std::string& id) {
 }
 
 absl::StatusOr<ContainerData> ContainerService::Decode(const store::ContainerRecord& record) {
-  {
-    absl::MutexLock lock(&decoded_mu_);
-    auto it = decoded_.find(record.id);
-    if (it != decoded_.end() && it->second->text == record.data) return it->second->data;
-  }
+  if (std::optional<ContainerData> kept = decoded_.Find(record.id, record.data)) return *kept;
   ASSIGN_OR_RETURN(ContainerData data, DecodeContainerData(record.id, record.data));
   if (data.creating) return data;  // a create that fails deletes it without a removal
-  auto decoded = std::make_shared<const Decoded>(Decoded{record.data, data});
-  absl::MutexLock lock(&decoded_mu_);
-  decoded_[record.id] = std::move(decoded);
+  decoded_.Put(record.id, record.data, data);
   return data;
 }
 
-void ContainerService::ForgetDecoded(const std::string& id) {
-  absl::MutexLock lock(&decoded_mu_);
-  decoded_.erase(id);
-}
+void ContainerService::ForgetDecoded(const std::string& id) { decoded_.Forget(id); }
 
 void ContainerService::HoldSnapshots(const std::vector<std::string>& chain_ids) {
   absl::MutexLock lock(&snapshots_mu_);

@@ -23,6 +23,7 @@
 #include "absl/time/time.h"
 #include "cgroup/driver.h"
 #include "cgroup/layout.h"
+#include "common/decoded_cache.h"
 #include "common/steps.h"
 #include "config/config.h"
 #include "container/container.h"
@@ -113,12 +114,11 @@ class ContainerService {
       ABSL_LOCKS_EXCLUDED(locks_mutex_);
   void ForgetLock(const std::string& id) ABSL_LOCKS_EXCLUDED(locks_mutex_);
 
-  // DecodeContainerData through a cache of the records decoded so far, each kept with the
-  // stored text it came from: a record is decoded again only once its text has changed
-  // (kubelet lists every container every second; the decode is most of a list's time).
-  absl::StatusOr<ContainerData> Decode(const store::ContainerRecord& record)
-      ABSL_LOCKS_EXCLUDED(decoded_mu_);
-  void ForgetDecoded(const std::string& id) ABSL_LOCKS_EXCLUDED(decoded_mu_);
+  // DecodeContainerData through a cache of the records decoded so far (decoded_): a record
+  // is decoded again only once its text has changed (kubelet lists every container every
+  // second; the decode is most of a list's time).
+  absl::StatusOr<ContainerData> Decode(const store::ContainerRecord& record);
+  void ForgetDecoded(const std::string& id);
 
   // The record as it stands, with the state brought up to date from the monitor's exit file
   // (and written back when it changed).
@@ -179,13 +179,7 @@ class ContainerService {
   absl::Mutex locks_mutex_;
   absl::flat_hash_map<std::string, std::shared_ptr<absl::Mutex>> locks_
       ABSL_GUARDED_BY(locks_mutex_);
-  struct Decoded {
-    std::string text;
-    ContainerData data;
-  };
-  absl::Mutex decoded_mu_;
-  absl::flat_hash_map<std::string, std::shared_ptr<const Decoded>> decoded_
-      ABSL_GUARDED_BY(decoded_mu_);
+  DecodedCache<ContainerData> decoded_;
   absl::Mutex snapshots_mu_;
   absl::flat_hash_map<std::string, int> snapshots_in_use_ ABSL_GUARDED_BY(snapshots_mu_);
   absl::Mutex unapplied_mu_;

@@ -133,7 +133,7 @@ ContainerStats StatsService::Sample(const container::Container& c, const std::st
   if (HasCgroup(c) && !pod_cgroup.empty()) {
     const std::string path = containers_.CgroupPath(pod_cgroup, c.id);
     absl::StatusOr<cgroup::CgroupStats> usage = detail == cgroup::StatsDetail::kCri
-                                                    ? ReadContainerCgroup(c.id, path)
+                                                    ? ReadContainerCgroup(c, path)
                                                     : reader_.Read(path, detail);
     if (usage.ok()) {
       s.usage_nano_cores = CpuRate(absl::StrCat("c/", c.id), usage->cpu.usage_ns);
@@ -149,23 +149,31 @@ ContainerStats StatsService::Sample(const container::Container& c, const std::st
   return s;
 }
 
-absl::StatusOr<cgroup::CgroupStats> StatsService::ReadContainerCgroup(const std::string& id,
+absl::StatusOr<cgroup::CgroupStats> StatsService::ReadContainerCgroup(const container::Container& c,
                                                                       const std::string& path) {
   std::shared_ptr<const cgroup::OpenedCgroup> opened;
   {
     absl::MutexLock lock(&opened_mu_);
-    if (auto it = opened_.find(id); it != opened_.end()) opened = it->second;
+    if (auto it = opened_.find(c.id); it != opened_.end() && it->second.resources == c.resources) {
+      opened = it->second.cgroup;
+    }
   }
   if (opened == nullptr) {
     ASSIGN_OR_RETURN(std::unique_ptr<cgroup::OpenedCgroup> fresh, reader_.Open(path));
     opened = std::move(fresh);
     absl::MutexLock lock(&opened_mu_);
-    if (opened_.size() < max_opened_) opened_.try_emplace(id, opened);
+    if (auto it = opened_.find(c.id); it != opened_.end()) {
+      it->second = {opened, c.resources};
+    } else if (opened_.size() < max_opened_) {
+      opened_.try_emplace(c.id, KeptCgroup{opened, c.resources});
+    }
   }
   absl::StatusOr<cgroup::CgroupStats> usage = reader_.ReadOpened(*opened);
   if (absl::IsNotFound(usage.status())) {
     absl::MutexLock lock(&opened_mu_);
-    if (auto it = opened_.find(id); it != opened_.end() && it->second == opened) opened_.erase(it);
+    if (auto it = opened_.find(c.id); it != opened_.end() && it->second.cgroup == opened) {
+      opened_.erase(it);
+    }
   }
   return usage;
 }

@@ -153,10 +153,11 @@ class StatsService {
   void KeepPodCgroups(const absl::flat_hash_set<std::string>& live)
       ABSL_LOCKS_EXCLUDED(pod_cgroups_mu_);
 
-  // A kCri read of container `id`'s cgroup at `path` through its directories kept open
-  // (opened_): opened at the first read and kept while fewer than max_opened_ are; forgotten
-  // when the read finds the cgroup gone.
-  absl::StatusOr<cgroup::CgroupStats> ReadContainerCgroup(const std::string& id,
+  // A kCri read of container `c`'s cgroup at `path` through its directories kept open
+  // (opened_): opened at the first read and kept while fewer than max_opened_ are; opened
+  // again when the container's recorded resources changed (its limits are read at the open);
+  // forgotten when the read finds the cgroup gone.
+  absl::StatusOr<cgroup::CgroupStats> ReadContainerCgroup(const container::Container& c,
                                                           const std::string& path)
       ABSL_LOCKS_EXCLUDED(opened_mu_);
   // Closes the kept directories of the containers not in `live` (the running and created
@@ -187,8 +188,11 @@ class StatsService {
   // Two descriptors each on v1: at most an eighth of the descriptors cribd may open.
   const size_t max_opened_;
   absl::Mutex opened_mu_;
-  absl::flat_hash_map<std::string, std::shared_ptr<const cgroup::OpenedCgroup>> opened_
-      ABSL_GUARDED_BY(opened_mu_);
+  struct KeptCgroup {
+    std::shared_ptr<const cgroup::OpenedCgroup> cgroup;
+    Resources resources;  // the container's, as recorded when it was opened
+  };
+  absl::flat_hash_map<std::string, KeptCgroup> opened_ ABSL_GUARDED_BY(opened_mu_);
 
   // Last: its thread calls back into containers_.
   std::unique_ptr<LayerUsageSampler> layers_;

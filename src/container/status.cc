@@ -1,5 +1,7 @@
 // ContainerStatus and ListContainers: the records, each brought up to date from its monitor's
 // exit file (a container that ended while nobody asked is recorded as exited on first look).
+// A list takes the record as it is for a container the exit watch vouches for (its exit would
+// have been recorded already), so that a list of many running containers reads no file.
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/files.h"
@@ -38,6 +40,8 @@ absl::StatusOr<std::vector<Container>> ContainerService::ListAsRecorded(
 
 absl::StatusOr<std::vector<Container>> ContainerService::ListRecords(const ContainerFilter& filter,
                                                                      bool refresh) {
+  // Asked before the records are read: an exit told of by then is in them.
+  const bool quiet = refresh && exits_->Quiet();
   ASSIGN_OR_RETURN(
       std::vector<store::ContainerRecord> records,
       filter.pod_id.empty() ? store_.ListContainers() : store_.ListContainers(filter.pod_id));
@@ -48,7 +52,7 @@ absl::StatusOr<std::vector<Container>> ContainerService::ListRecords(const Conta
     if (data.creating) continue;
     if (!LabelsMatch(data.labels, filter.labels)) continue;
     Container c;
-    if (refresh) {
+    if (refresh && !(quiet && exits_->Watching(record.id))) {
       ASSIGN_OR_RETURN(c, Refresh(std::move(record), std::move(data)));
     } else {
       c = ToContainer(record, data, Bundle(record.id));

@@ -795,6 +795,61 @@ TEST_F(ContainerTest, ListFiltersAndStatusVerbose) {
   EXPECT_EQ(info["config"]["metadata"]["name"], "labelled");
 }
 
+// A list takes the record of a container whose exit file and monitor are watched as it is:
+// an exit (the init killed) and a monitor killed before it could write the exit file both
+// show in ListContainers with no ContainerStatus call to look at their files.
+TEST_F(ContainerTest, ListContainersSeesAnExitAndAKilledMonitorWithoutAStatusCall) {
+  const std::string pod = RunPod("list-exits");
+  const std::string ended = RunContainer(pod, Config("ended", {"sleep", "1000"}));
+  const std::string orphaned = RunContainer(pod, Config("orphaned", {"sleep", "1000"}));
+  const std::string kept = RunContainer(pod, Config("kept", {"sleep", "1000"}));
+  auto pid_in = [&](const std::string& id, const char* file) {
+    return static_cast<pid_t>(
+        std::atoi(Slurp(absl::StrCat(options_.state_dir, "/containers/", id, "/", file)).c_str()));
+  };
+  const pid_t ended_init = pid_in(ended, "init.pid");
+  const pid_t orphaned_init = pid_in(orphaned, "init.pid");
+  const pid_t orphaned_monitor = pid_in(orphaned, "monitor.pid");
+  ASSERT_GT(ended_init, 0);
+  ASSERT_GT(orphaned_init, 0);
+  ASSERT_GT(orphaned_monitor, 0);
+  auto state_in = [](const std::vector<cri::Container>& listed, const std::string& id) {
+    for (const cri::Container& c : listed) {
+      if (c.id() == id) return c.state();
+    }
+    return cri::CONTAINER_UNKNOWN;
+  };
+  std::vector<cri::Container> listed = List();
+  ASSERT_EQ(state_in(listed, ended), cri::CONTAINER_RUNNING);
+  ASSERT_EQ(state_in(listed, orphaned), cri::CONTAINER_RUNNING);
+
+  ASSERT_EQ(::kill(ended_init, SIGKILL), 0);
+  ASSERT_EQ(::kill(orphaned_monitor, SIGKILL), 0);
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  for (;;) {
+    listed = List();
+    if (state_in(listed, ended) == cri::CONTAINER_EXITED &&
+        state_in(listed, orphaned) == cri::CONTAINER_EXITED) {
+      break;
+    }
+    if (absl::Now() > deadline) break;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_EQ(state_in(listed, ended), cri::CONTAINER_EXITED);
+  EXPECT_EQ(state_in(listed, orphaned), cri::CONTAINER_EXITED);
+  EXPECT_EQ(state_in(listed, kept), cri::CONTAINER_RUNNING);
+  EXPECT_EQ(Status(ended).status().exit_code(), 137);
+  EXPECT_EQ(Status(orphaned).status().reason(), "Unknown");
+  // Without its monitor, the orphaned container's process was killed when its exit was
+  // recorded (it is gone, or a zombie nobody reaps).
+  auto gone = [](pid_t pid) {
+    absl::StatusOr<std::string> stat = ReadFile(absl::StrCat("/proc/", pid, "/stat"));
+    return !stat.ok() || absl::StrContains(*stat, ") Z ");
+  };
+  for (int i = 0; i < 1000 && !gone(orphaned_init); ++i) absl::SleepFor(absl::Milliseconds(10));
+  EXPECT_TRUE(gone(orphaned_init));
+}
+
 TEST_F(ContainerTest, StopAndRemovePodTakeItsContainers) {
   const std::string pod = RunPod("pod-stop");
   const Leftovers before = Count();
