@@ -221,6 +221,31 @@ TEST_F(StatsTest, BusyContainerCpuRisesIdleOneStaysNearZero) {
   EXPECT_FALSE(ps.linux().has_network()) << "a host-network pod has no network of its own";
 }
 
+// The limits are read when a container's cgroup is first opened for the stats, and again
+// once UpdateContainerResources has changed them: the next call reports the new one.
+TEST_F(StatsTest, ALimitUpdatedByUpdateContainerResourcesShowsInTheNextStats) {
+  const std::string pod = RunPod(PodConfig("limits"));
+  cri::ContainerConfig config = Config("limited", {"sleep", "3600"});
+  config.mutable_linux()->mutable_resources()->set_memory_limit_in_bytes(256 << 20);
+  const std::string id = Run(pod, config);
+  auto available_and_working_set = [&](const cri::ContainerStats& s) {
+    EXPECT_TRUE(s.memory().has_available_bytes()) << "the container has a limit";
+    return s.memory().available_bytes().value() + s.memory().working_set_bytes().value();
+  };
+  EXPECT_EQ(available_and_working_set(Stats(id)), 256u << 20);
+  ASSERT_THAT(UpdateMemoryLimit(id, 128 << 20), GrpcOk());
+  EXPECT_EQ(available_and_working_set(Stats(id)), 128u << 20);
+  cri::ContainerStatsFilter filter;
+  filter.set_id(id);
+  const std::vector<cri::ContainerStats> listed = ListStats(filter);
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(available_and_working_set(listed[0]), 128u << 20);
+  ASSERT_THAT(UpdateMemoryLimit(id, 192 << 20), GrpcOk());
+  const std::vector<cri::ContainerStats> all = ListStats();
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(available_and_working_set(all[0]), 192u << 20);
+}
+
 TEST_F(StatsTest, AllocatingFiftyMegabytesShowsInTheWorkingSet) {
   const std::string pod = RunPod(PodConfig("mem"));
   // busybox awk keeps a 50 MB string (anonymous memory) while its child sleeps.
