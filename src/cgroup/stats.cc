@@ -12,6 +12,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/errors.h"
+#include "common/files.h"
 #include "common/status_macros.h"
 #include "common/unique_fd.h"
 
@@ -94,12 +95,29 @@ absl::StatusOr<uint64_t> ReadRequired(const CgroupDir& dir, absl::string_view fi
   return value;
 }
 
+// A memory limit's text; unset when unlimited.
+std::optional<uint64_t> MemoryLimit(absl::string_view text) {
+  absl::StatusOr<std::optional<uint64_t>> limit = ParseLimit(text);
+  if (!limit.ok() || !limit->has_value() || **limit >= kUnlimitedMemory) return std::nullopt;
+  return *limit;
+}
+
 std::optional<uint64_t> ReadLimit(const CgroupDir& dir, absl::string_view file) {
   std::optional<std::string> text = ReadOptional(dir, file);
   if (!text.has_value()) return std::nullopt;
-  absl::StatusOr<std::optional<uint64_t>> limit = ParseLimit(*text);
-  if (!limit.ok() || !limit->has_value() || **limit >= kUnlimitedMemory) return std::nullopt;
-  return *limit;
+  return MemoryLimit(*text);
+}
+
+// A memory limit and the swap limit file beside it (which exists only with swap accounting).
+OpenedCgroup::Limits ReadLimits(const CgroupDir& dir, absl::string_view memory_file,
+                                absl::string_view swap_file) {
+  OpenedCgroup::Limits limits;
+  limits.memory = ReadLimit(dir, memory_file);
+  if (std::optional<std::string> text = ReadOptional(dir, swap_file)) {
+    limits.swap_accounting = true;
+    limits.swap_file = MemoryLimit(*text);
+  }
+  return limits;
 }
 
 using Keyed = absl::flat_hash_map<std::string, uint64_t>;
@@ -220,7 +238,8 @@ namespace {
 absl::StatusOr<CgroupStats> ReadV1(const CgroupDir& cpuacct, const CgroupDir& cpu_controller,
                                    const CgroupDir& memory, const CgroupDir& pids,
                                    uint64_t clock_ticks, StatsDetail detail,
-                                   const OpenedCgroup::Limits* kept = nullptr) {
+                                   const OpenedCgroup::Limits* kept = nullptr,
+                                   bool machine_swaps = true) {
   const bool all = detail == StatsDetail::kAll;
   RETURN_IF_ERROR(NotFoundUnlessExists(cpuacct));
   RETURN_IF_ERROR(NotFoundUnlessExists(memory));
@@ -263,7 +282,13 @@ absl::StatusOr<CgroupStats> ReadV1(const CgroupDir& cpuacct, const CgroupDir& cp
     mem.oom_kills = Get(ParseKeyedView(oom_text), "oom_kill");
   }
   // memsw counts memory and swap together; it exists only with swap accounting.
-  if (std::optional<uint64_t> memsw = ReadNumber(memory, "memory.memsw.usage_in_bytes")) {
+  std::optional<uint64_t> memsw;
+  if (kept == nullptr) {
+    memsw = ReadNumber(memory, "memory.memsw.usage_in_bytes");
+  } else if (kept->swap_accounting) {
+    memsw = machine_swaps ? ReadNumber(memory, "memory.memsw.usage_in_bytes") : mem.usage;
+  }
+  if (memsw.has_value()) {
     mem.swap_usage = *memsw > mem.usage ? *memsw - mem.usage : 0;
     std::optional<uint64_t> memsw_limit =
         kept != nullptr ? kept->swap_file : ReadLimit(memory, "memory.memsw.limit_in_bytes");
@@ -283,7 +308,8 @@ absl::StatusOr<CgroupStats> ReadV1(const CgroupDir& cpuacct, const CgroupDir& cp
 }
 
 absl::StatusOr<CgroupStats> ReadV2(const CgroupDir& dir, StatsDetail detail,
-                                   const OpenedCgroup::Limits* kept = nullptr) {
+                                   const OpenedCgroup::Limits* kept = nullptr,
+                                   bool machine_swaps = true) {
   const bool all = detail == StatsDetail::kAll;
   RETURN_IF_ERROR(NotFoundUnlessExists(dir));
   CgroupStats stats;
@@ -317,7 +343,13 @@ absl::StatusOr<CgroupStats> ReadV2(const CgroupDir& dir, StatsDetail detail,
       const std::string events = ReadOptional(dir, "memory.events").value_or("");
       mem.oom_kills = Get(ParseKeyedView(events), "oom_kill");
     }
-    if (std::optional<uint64_t> swap = ReadNumber(dir, "memory.swap.current")) {
+    std::optional<uint64_t> swap;
+    if (kept == nullptr) {
+      swap = ReadNumber(dir, "memory.swap.current");
+    } else if (kept->swap_accounting) {
+      swap = machine_swaps ? ReadNumber(dir, "memory.swap.current") : uint64_t{0};
+    }
+    if (swap.has_value()) {
       mem.swap_usage = *swap;
       mem.swap_limit = kept != nullptr ? kept->swap_file : ReadLimit(dir, "memory.swap.max");
     }
@@ -352,6 +384,20 @@ absl::StatusOr<CgroupStats> ReadStatsV1(const V1Dirs& paths, uint64_t clock_tick
 
 absl::StatusOr<CgroupStats> ReadStatsV2(const std::string& path, StatsDetail detail) {
   return ReadV2(CgroupDir(path), detail);
+}
+
+bool MachineSwaps() {
+  absl::StatusOr<std::string> meminfo = ReadFile("/proc/meminfo");
+  if (!meminfo.ok()) return true;
+  for (absl::string_view line : absl::StrSplit(*meminfo, '\n')) {
+    if (!absl::ConsumePrefix(&line, "SwapTotal:")) continue;
+    uint64_t kib = 0;
+    if (!absl::SimpleAtoi(absl::StripSuffix(absl::StripAsciiWhitespace(line), " kB"), &kib)) {
+      return true;
+    }
+    return kib != 0;
+  }
+  return true;
 }
 
 StatsReader::StatsReader(Layout layout)
@@ -394,7 +440,7 @@ absl::StatusOr<std::unique_ptr<OpenedCgroup>> StatsReader::Open(const std::strin
     opened->first_path_ = UnifiedDirOf(path);
     RETURN_IF_ERROR(open_dir(opened->first_path_, &opened->first_));
     const CgroupDir dir(opened->first_path_, opened->first_.get());
-    opened->limits_ = {ReadLimit(dir, "memory.max"), ReadLimit(dir, "memory.swap.max")};
+    opened->limits_ = ReadLimits(dir, "memory.max", "memory.swap.max");
     return opened;
   }
   ASSIGN_OR_RETURN(V1Dirs dirs, V1DirsOf(path));
@@ -403,17 +449,20 @@ absl::StatusOr<std::unique_ptr<OpenedCgroup>> StatsReader::Open(const std::strin
   RETURN_IF_ERROR(open_dir(opened->first_path_, &opened->first_));
   RETURN_IF_ERROR(open_dir(opened->memory_path_, &opened->memory_));
   const CgroupDir memory(opened->memory_path_, opened->memory_.get());
-  opened->limits_ = {ReadLimit(memory, "memory.limit_in_bytes"),
-                     ReadLimit(memory, "memory.memsw.limit_in_bytes")};
+  opened->limits_ = ReadLimits(memory, "memory.limit_in_bytes", "memory.memsw.limit_in_bytes");
   return opened;
 }
 
-absl::StatusOr<CgroupStats> StatsReader::ReadOpened(const OpenedCgroup& cgroup) const {
+absl::StatusOr<CgroupStats> StatsReader::ReadOpened(const OpenedCgroup& cgroup,
+                                                    bool machine_swaps) const {
   const CgroupDir first(cgroup.first_path_, cgroup.first_.get());
-  if (layout_.mode == Mode::kUnified) return ReadV2(first, StatsDetail::kCri, &cgroup.limits_);
+  if (layout_.mode == Mode::kUnified) {
+    return ReadV2(first, StatsDetail::kCri, &cgroup.limits_, machine_swaps);
+  }
   const CgroupDir memory(cgroup.memory_path_, cgroup.memory_.get());
   const CgroupDir none(std::string(), -1);
-  return ReadV1(first, none, memory, none, clock_ticks_, StatsDetail::kCri, &cgroup.limits_);
+  return ReadV1(first, none, memory, none, clock_ticks_, StatsDetail::kCri, &cgroup.limits_,
+                machine_swaps);
 }
 
 }  // namespace crib::cgroup

@@ -118,6 +118,7 @@ class OpenedCgroup {
   struct Limits {
     std::optional<uint64_t> memory;
     std::optional<uint64_t> swap_file;
+    bool swap_accounting = false;  // the swap files exist (v1: memsw, v2: memory.swap.*)
   };
 
  private:
@@ -127,6 +128,10 @@ class OpenedCgroup {
   UniqueFd first_, memory_;
   Limits limits_;
 };
+
+// Whether the machine has swap space now (SwapTotal of /proc/meminfo is not 0; true when that
+// cannot be read).
+bool MachineSwaps();
 
 // Reads the cgroup at `path` (as the pod and container rooms name it, "/crib/<pod>/<ctr>")
 // in this machine's layout: v2 on a unified machine, the v1 controllers otherwise.
@@ -140,7 +145,9 @@ class StatsReader {
   // does not exist.
   absl::StatusOr<std::unique_ptr<OpenedCgroup>> Open(const std::string& path) const;
   // A kCri read through the directories Open opened (NotFound once the cgroup is removed).
-  absl::StatusOr<CgroupStats> ReadOpened(const OpenedCgroup& cgroup) const;
+  // Without `machine_swaps` (MachineSwaps()), no page of it can be in swap: its swap usage
+  // is 0 without a read.
+  absl::StatusOr<CgroupStats> ReadOpened(const OpenedCgroup& cgroup, bool machine_swaps) const;
 
  private:
   absl::StatusOr<V1Dirs> V1DirsOf(const std::string& path) const;

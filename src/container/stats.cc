@@ -117,7 +117,7 @@ void StatsService::ForgetOldCpuHistory() {
 }
 
 ContainerStats StatsService::Sample(const container::Container& c, const std::string& pod_cgroup,
-                                    cgroup::StatsDetail detail) {
+                                    cgroup::StatsDetail detail, bool machine_swaps) {
   ContainerStats s;
   s.id = c.id;
   s.pod_id = c.pod_id;
@@ -133,7 +133,7 @@ ContainerStats StatsService::Sample(const container::Container& c, const std::st
   if (HasCgroup(c) && !pod_cgroup.empty()) {
     const std::string path = containers_.CgroupPath(pod_cgroup, c.id);
     absl::StatusOr<cgroup::CgroupStats> usage = detail == cgroup::StatsDetail::kCri
-                                                    ? ReadContainerCgroup(c, path)
+                                                    ? ReadContainerCgroup(c, path, machine_swaps)
                                                     : reader_.Read(path, detail);
     if (usage.ok()) {
       s.usage_nano_cores = CpuRate(absl::StrCat("c/", c.id), usage->cpu.usage_ns);
@@ -150,7 +150,8 @@ ContainerStats StatsService::Sample(const container::Container& c, const std::st
 }
 
 absl::StatusOr<cgroup::CgroupStats> StatsService::ReadContainerCgroup(const container::Container& c,
-                                                                      const std::string& path) {
+                                                                      const std::string& path,
+                                                                      bool machine_swaps) {
   std::shared_ptr<const cgroup::OpenedCgroup> opened;
   {
     absl::MutexLock lock(&opened_mu_);
@@ -168,7 +169,7 @@ absl::StatusOr<cgroup::CgroupStats> StatsService::ReadContainerCgroup(const cont
       opened_.try_emplace(c.id, KeptCgroup{opened, c.resources});
     }
   }
-  absl::StatusOr<cgroup::CgroupStats> usage = reader_.ReadOpened(*opened);
+  absl::StatusOr<cgroup::CgroupStats> usage = reader_.ReadOpened(*opened, machine_swaps);
   if (absl::IsNotFound(usage.status())) {
     absl::MutexLock lock(&opened_mu_);
     if (auto it = opened_.find(c.id); it != opened_.end() && it->second.cgroup == opened) {
@@ -203,7 +204,7 @@ void StatsService::KeepPodCgroups(const absl::flat_hash_set<std::string>& live) 
 
 absl::StatusOr<ContainerStats> StatsService::Container(const std::string& id_or_prefix) {
   ASSIGN_OR_RETURN(container::Container c, containers_.Get(id_or_prefix));
-  return Sample(c, PodCgroup(c.pod_id), cgroup::StatsDetail::kCri);
+  return Sample(c, PodCgroup(c.pod_id), cgroup::StatsDetail::kCri, cgroup::MachineSwaps());
 }
 
 absl::StatusOr<std::vector<ContainerStats>> StatsService::ListContainers(
@@ -224,8 +225,9 @@ absl::StatusOr<std::vector<ContainerStats>> StatsService::ListContainers(
   }
   // Each container's cgroup costs a few file reads (~60 us on v1): spread over the cores.
   std::vector<ContainerStats> out(containers.size());
+  const bool machine_swaps = cgroup::MachineSwaps();
   ParallelFor(containers.size(), kSamplesPerThread, [&](size_t i) {
-    out[i] = Sample(containers[i], pod_cgroups[i], cgroup::StatsDetail::kCri);
+    out[i] = Sample(containers[i], pod_cgroups[i], cgroup::StatsDetail::kCri, machine_swaps);
   });
   const bool every_container = filter.id.empty() && filter.pod_id.empty() && filter.labels.empty();
   if (every_container) {
@@ -292,7 +294,8 @@ absl::StatusOr<std::vector<PodStats>> StatsService::SamplePods(std::vector<pod::
     ps.network = std::move(networks[i]);
     if (auto it = by_pod.find(pod.id); it != by_pod.end()) {
       for (const container::Container* c : it->second) {
-        ps.containers.push_back(Sample(*c, pod.cgroup_path, cgroup::StatsDetail::kAll));
+        ps.containers.push_back(Sample(*c, pod.cgroup_path, cgroup::StatsDetail::kAll,
+                                       /*machine_swaps=*/true));
       }
     }
   });

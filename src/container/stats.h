@@ -136,8 +136,10 @@ class StatsService {
   StatsService(const Config& config, ContainerService& containers, pod::PodService& pods,
                cgroup::Layout layout);
 
+  // `machine_swaps`: cgroup::MachineSwaps() of the call (a kCri sample reads no swap usage
+  // on a machine without swap).
   ContainerStats Sample(const container::Container& c, const std::string& pod_cgroup,
-                        cgroup::StatsDetail detail);
+                        cgroup::StatsDetail detail, bool machine_swaps);
   // The rate since an earlier sample of `key` at least kMinRateWindow old (the last one when
   // none is); records this sample.
   std::optional<uint64_t> CpuRate(const std::string& key, uint64_t usage_ns)
@@ -158,7 +160,8 @@ class StatsService {
   // again when the container's recorded resources changed (its limits are read at the open);
   // forgotten when the read finds the cgroup gone.
   absl::StatusOr<cgroup::CgroupStats> ReadContainerCgroup(const container::Container& c,
-                                                          const std::string& path)
+                                                          const std::string& path,
+                                                          bool machine_swaps)
       ABSL_LOCKS_EXCLUDED(opened_mu_);
   // Closes the kept directories of the containers not in `live` (the running and created
   // ones): a removed cgroup's kernel structures stay until its directories are closed.

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <vector>
 
@@ -297,6 +298,18 @@ TEST(CgroupStatsReader, ReadsTheRootCgroupOfThisMachine) {
               StatusIs(absl::StatusCode::kNotFound, ::testing::_));
 }
 
+// SwapTotal against the swap areas the kernel lists as in use.
+TEST(CgroupStatsReader, MachineSwapsWhenASwapAreaIsInUse) {
+  std::ifstream swaps("/proc/swaps");
+  std::string line;
+  int areas = -1;  // the header line
+  while (std::getline(swaps, line)) {
+    if (!line.empty()) ++areas;
+  }
+  ASSERT_GE(areas, 0) << "/proc/swaps has no header";
+  EXPECT_EQ(MachineSwaps(), areas > 0);
+}
+
 // A cgroup of this machine read through its directories kept open, before and after it is
 // removed: the kept directories must tell a removed cgroup as NotFound (the stats room closes
 // them then), not read on as if it were there.
@@ -325,18 +338,27 @@ TEST(CgroupStatsReader, ReadsThroughKeptDirectoriesUntilTheCgroupIsRemoved) {
   absl::StatusOr<std::unique_ptr<OpenedCgroup>> opened = reader.Open(name);
   if (!opened.ok()) remove();
   ASSERT_THAT(opened, IsOk());
-  absl::StatusOr<CgroupStats> before = reader.ReadOpened(**opened);
+  absl::StatusOr<CgroupStats> before = reader.ReadOpened(**opened, MachineSwaps());
   EXPECT_THAT(before, IsOk());
+  // As if the machine had no swap: the swap usage is 0 without a read of it.
+  absl::StatusOr<CgroupStats> swapless = reader.ReadOpened(**opened, /*machine_swaps=*/false);
+  EXPECT_THAT(swapless, IsOk());
   absl::StatusOr<CgroupStats> by_path = reader.Read(name, StatsDetail::kCri);
   EXPECT_THAT(by_path, IsOk());
-  if (before.ok() && by_path.ok()) {
+  if (before.ok() && swapless.ok() && by_path.ok()) {
     EXPECT_EQ(before->memory.limit, by_path->memory.limit);
     EXPECT_EQ(before->cpu.usage_ns, by_path->cpu.usage_ns) << "an empty cgroup uses no CPU";
+    // An empty cgroup has nothing in swap; the swap fields are there with swap accounting.
+    EXPECT_EQ(before->memory.swap_usage, by_path->memory.swap_usage);
+    EXPECT_EQ(swapless->memory.swap_usage, by_path->memory.swap_usage);
+    EXPECT_EQ(before->memory.swap_limit, by_path->memory.swap_limit);
+    EXPECT_EQ(swapless->memory.swap_limit, by_path->memory.swap_limit);
   }
 
   remove();
   for (const std::string& dir : dirs) ASSERT_NE(::access(dir.c_str(), F_OK), 0) << dir;
-  EXPECT_THAT(reader.ReadOpened(**opened), StatusIs(absl::StatusCode::kNotFound, ::testing::_));
+  EXPECT_THAT(reader.ReadOpened(**opened, MachineSwaps()),
+              StatusIs(absl::StatusCode::kNotFound, ::testing::_));
   EXPECT_THAT(reader.Open(name), StatusIs(absl::StatusCode::kNotFound, ::testing::_));
 }
 
