@@ -62,11 +62,10 @@ absl::StatusOr<ContainerRecovery> ContainerService::Recover() {
     const uint64_t monitor_start_time = data.monitor_start_time;
     const std::string id = record.id;
     ASSIGN_OR_RETURN(Container now, Refresh(std::move(record), std::move(data)));
-    if (now.state != ContainerState::kExited) {
-      exits_->WatchMonitor(id, Bundle(id), monitor_pid, monitor_start_time);
-    }
     if (now.state == ContainerState::kExited) {
       ++(now.reason == "Unknown" ? report.monitors_gone : report.exited_while_away);
+    } else {
+      exits_->WatchMonitor(id, Bundle(id), monitor_pid, monitor_start_time);
     }
   }
   // What no record names: a crash between a removal's steps, or state of a removed root.
