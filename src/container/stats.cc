@@ -242,6 +242,19 @@ absl::StatusOr<std::vector<ContainerStats>> StatsService::ListContainers(
   return out;
 }
 
+absl::StatusOr<FilesystemUsage> StatsService::WritableLayers() {
+  ASSIGN_OR_RETURN(std::vector<container::Container> containers, containers_.ListAsRecorded({}));
+  FilesystemUsage total{absl::ToUnixNanos(absl::Now()), layers_mountpoint_, 0, 0};
+  for (const container::Container& c : containers) {
+    std::optional<LayerUsage> layer = layers_->Get(c.id, UpperDir(c.id));
+    if (!layer.has_value()) continue;
+    total.used_bytes += layer->bytes;
+    total.inodes_used += layer->inodes;
+    total.timestamp_ns = std::min(total.timestamp_ns, layer->timestamp_ns);
+  }
+  return total;
+}
+
 absl::StatusOr<std::vector<PodStats>> StatsService::SamplePods(std::vector<pod::PodSandbox> pods) {
   std::vector<PodStats> out;
   if (pods.empty()) return out;

@@ -125,6 +125,10 @@ class StatsService {
   // FailedPrecondition for a pod that is not ready.
   absl::StatusOr<PodStats> Pod(const std::string& id_or_prefix);
   // Ready pods only.
+  // The writable layers of every container together, from the sampler's measurements
+  // (ImageFsInfo's container file system): no directory is walked for it. A layer not
+  // measured yet counts from its first measurement on; the timestamp is the oldest one summed.
+  absl::StatusOr<FilesystemUsage> WritableLayers();
   absl::StatusOr<std::vector<PodStats>> ListPods(const PodStatsFilter& filter);
 
   // metrics.cc. The descriptors never change while cribd runs.

@@ -430,17 +430,12 @@ absl::Status ImageStore::CollectGarbage() {
   return Sweep(/*snapshots=*/true);
 }
 
-absl::StatusOr<StoreUsage> ImageStore::FsInfo() {
+absl::StatusOr<FsUsage> ImageStore::FsInfo() {
   const int64_t now = absl::ToUnixNanos(absl::Now());
-  StoreUsage info;
   ASSIGN_OR_RETURN(DiskUsage content, content_->Usage());
   ASSIGN_OR_RETURN(DiskUsage snapshots, MeasureUsage(snapshots_dir_));
-  info.images = {config_.root_dir, content.bytes + snapshots.bytes,
+  return FsUsage{config_.root_dir, content.bytes + snapshots.bytes,
                  content.inodes + snapshots.inodes, now};
-  const std::string containers = absl::StrCat(config_.root_dir, "/containers");
-  ASSIGN_OR_RETURN(DiskUsage used, MeasureUsage(containers));
-  info.containers = {containers, used.bytes, used.inodes, now};
-  return info;
 }
 
 }  // namespace crib::image

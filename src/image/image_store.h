@@ -55,11 +55,6 @@ struct FsUsage {
   int64_t timestamp_ns = 0;
 };
 
-struct StoreUsage {
-  FsUsage images;      // content and snapshots
-  FsUsage containers;  // <root_dir>/containers: upper and work dirs
-};
-
 // True while a container uses the snapshot (a chain id); the container room provides it.
 using SnapshotInUse = std::function<bool(absl::string_view chain_id)>;
 
@@ -81,7 +76,7 @@ class ImageStore {
   // was its last tag. Unreferenced blobs and snapshots are deleted. NotFound for an unknown
   // ref (the server makes that OK, as CRI wants).
   absl::Status Remove(absl::string_view ref);
-  absl::StatusOr<StoreUsage> FsInfo();
+  absl::StatusOr<FsUsage> FsInfo();
 
   // Pulls `ref` (pull.cc): resolves it, fetches and unpacks the layers the store lacks and
   // records the image under its tag and repo digest. Returns the image id. A failed or

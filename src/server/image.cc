@@ -1,6 +1,8 @@
 // ImageService: PullImage, ListImages, ImageStatus, RemoveImage, ImageFsInfo, each a thin
-// translation to one image::ImageStore call.
+// translation to one image::ImageStore call (ImageFsInfo's container file system comes from
+// the stats room's writable-layer sampler).
 #include "common/errors.h"
+#include "container/stats.h"
 #include "image/image_store.h"
 #include "nlohmann/json.hpp"
 #include "server/grpc_status.h"
@@ -88,10 +90,17 @@ grpc::Status ImageService::RemoveImage(grpc::ServerContext*, const cri::RemoveIm
 
 grpc::Status ImageService::ImageFsInfo(grpc::ServerContext*, const cri::ImageFsInfoRequest*,
                                        cri::ImageFsInfoResponse* response) {
-  absl::StatusOr<image::StoreUsage> info = deps_.images.FsInfo();
-  if (!info.ok()) return ToGrpcStatus(info.status());
-  ToCri(info->images, *response->add_image_filesystems());
-  ToCri(info->containers, *response->add_container_filesystems());
+  absl::StatusOr<image::FsUsage> images = deps_.images.FsInfo();
+  if (!images.ok()) return ToGrpcStatus(images.status());
+  ToCri(*images, *response->add_image_filesystems());
+  // The writable layers, as the stats sampler last measured them.
+  absl::StatusOr<container::FilesystemUsage> layers = deps_.stats.WritableLayers();
+  if (!layers.ok()) return ToGrpcStatus(layers.status());
+  cri::FilesystemUsage* containers = response->add_container_filesystems();
+  containers->set_timestamp(layers->timestamp_ns);
+  containers->mutable_fs_id()->set_mountpoint(layers->mountpoint);
+  containers->mutable_used_bytes()->set_value(layers->used_bytes);
+  containers->mutable_inodes_used()->set_value(layers->inodes_used);
   return grpc::Status::OK;
 }
 

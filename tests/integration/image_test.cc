@@ -74,7 +74,9 @@ TEST_F(ImageServiceTest, SnapshotsAreATopDirectoryOnExt4) {
   EXPECT_NE(flags & FS_TOPDIR_FL, 0) << path;
 }
 
-TEST_F(ImageServiceTest, FsInfoReportsTheStoreAndTheContainersDir) {
+// The store's file system, and the containers' writable layers as the stats sampler measures
+// them: files under <root>/containers that belong to no container do not count.
+TEST_F(ImageServiceTest, FsInfoReportsTheStoreAndTheContainersWritableLayers) {
   const std::string root = options_.root_dir;
   struct stat st;
   EXPECT_EQ(::stat((root + "/content/blobs/sha256").c_str(), &st), 0);
@@ -96,9 +98,9 @@ TEST_F(ImageServiceTest, FsInfoReportsTheStoreAndTheContainersDir) {
   ASSERT_EQ(info.container_filesystems_size(), 1);
   const cri::FilesystemUsage& containers = info.container_filesystems(0);
   EXPECT_EQ(containers.fs_id().mountpoint(), root + "/containers");
-  EXPECT_GE(containers.used_bytes().value(), 40000u);
-  EXPECT_LT(containers.used_bytes().value(), 200000u);
-  EXPECT_EQ(containers.inodes_used().value(), 3u);
+  EXPECT_EQ(containers.used_bytes().value(), 0u) << "no container";
+  EXPECT_EQ(containers.inodes_used().value(), 0u);
+  EXPECT_GT(containers.timestamp(), 0);
 }
 
 }  // namespace

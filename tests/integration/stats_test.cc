@@ -313,6 +313,15 @@ TEST_F(StatsTest, WritingTenMegabytesShowsInTheWritableLayer) {
   EXPECT_GE(later.writable_layer().used_bytes().value(), bytes0 + (10u << 20));
   EXPECT_LT(later.writable_layer().used_bytes().value(), bytes0 + (12u << 20));
   EXPECT_EQ(later.writable_layer().inodes_used().value(), inodes0 + 1);
+  // ImageFsInfo's container file system is the sum of the layers' last measurements: this
+  // container's alone here.
+  cri::ImageFsInfoResponse fs_later;
+  ASSERT_THAT(image_->ImageFsInfo(ContextWithDeadline().get(), {}, &fs_later), GrpcOk());
+  ASSERT_EQ(fs_later.container_filesystems_size(), 1);
+  EXPECT_GE(fs_later.container_filesystems(0).used_bytes().value(),
+            later.writable_layer().used_bytes().value());
+  EXPECT_GE(fs_later.container_filesystems(0).inodes_used().value(),
+            later.writable_layer().inodes_used().value());
   // The number is the upper dir's, as du counts it.
   const auto [rc, du] =
       Sh(absl::StrCat("du -s -B1 ", options_.root_dir, "/containers/", id, "/upper | cut -f1"));
