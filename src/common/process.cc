@@ -1,9 +1,11 @@
 #include "common/process.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <vector>
@@ -66,6 +68,13 @@ UniqueFd OpenProcessFd(pid_t pid, uint64_t start_time) {
   UniqueFd fd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
   if (!fd || !IsProcessAlive(pid, start_time)) return UniqueFd();
   return fd;
+}
+
+size_t ShareOfOpenFiles(size_t divisor, size_t cap) {
+  struct rlimit limit;
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return 0;
+  if (limit.rlim_cur == RLIM_INFINITY) return cap;
+  return std::min<size_t>(cap, limit.rlim_cur / divisor);
 }
 
 std::vector<std::pair<pid_t, std::string>> ProcessesWithFlag(absl::string_view executable,

@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -26,6 +27,11 @@ bool IsProcessAlive(pid_t pid, uint64_t start_time);
 // opened, so that it cannot name a later process that reused the pid; an invalid fd when that
 // process is gone or the kernel has no pidfd_open (before 5.3).
 UniqueFd OpenProcessFd(pid_t pid, uint64_t start_time);
+
+// A share of the descriptors this process may open: its soft RLIMIT_NOFILE divided by
+// `divisor`, at most `cap` (also when unlimited); 0 when the limit cannot be read. For the
+// caches that keep a descriptor per container, so that they leave room for everything else.
+size_t ShareOfOpenFiles(size_t divisor, size_t cap);
 
 // Running processes whose argv[0] ends with `executable` and whose command line has
 // `flag` followed by a value: (pid, value), for finding crib's helpers again by what they

@@ -4,7 +4,6 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -65,21 +64,8 @@ void EventHub::Publish(const ContainerEvent& event) {
   }
 }
 
-namespace {
-
-// A quarter of the descriptors this process may open (its soft RLIMIT_NOFILE): the monitors'
-// pidfds must leave room for everything else (the stats keep an eighth for cgroups).
-size_t MaxMonitorFds() {
-  struct rlimit limit;
-  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return 0;
-  if (limit.rlim_cur == RLIM_INFINITY) return 65536;
-  return static_cast<size_t>(limit.rlim_cur / 4);
-}
-
-}  // namespace
-
 ExitWatcher::ExitWatcher(std::function<bool(const std::string&)> on_exit)
-    : on_exit_(std::move(on_exit)), max_monitors_(MaxMonitorFds()) {}
+    : on_exit_(std::move(on_exit)), max_monitors_(ShareOfOpenFiles(4, 65536)) {}
 
 ExitWatcher::~ExitWatcher() {
   if (thread_.joinable()) {

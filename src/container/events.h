@@ -117,7 +117,8 @@ class ExitWatcher {
   void ForgetMonitor(Watched& watched) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   std::function<bool(const std::string&)> on_exit_;
-  const size_t max_monitors_;  // pidfds held at most
+  // pidfds held at most: a quarter of the descriptors (the stats keep an eighth for cgroups)
+  const size_t max_monitors_;
   UniqueFd epoll_;
   UniqueFd inotify_;
   UniqueFd stop_;  // an eventfd that ends the loop

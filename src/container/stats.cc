@@ -3,7 +3,6 @@
 // writable layers from the sampler's cache.
 #include "container/stats.h"
 
-#include <sys/resource.h>
 #include <time.h>
 
 #include <algorithm>
@@ -12,6 +11,7 @@
 #include "absl/time/clock.h"
 #include "common/logging.h"
 #include "common/parallel.h"
+#include "common/process.h"
 #include "common/status_macros.h"
 
 namespace crib::container {
@@ -27,14 +27,6 @@ constexpr size_t kSamplesPerThread = 32;
 constexpr int64_t kTinyWindowNs = 10'000'000;
 // CPU history of objects no call has asked about for this long is dropped.
 constexpr int64_t kForgetAfterNs = int64_t{600} * 1'000'000'000;
-
-// An eighth of the descriptors this process may open (its soft RLIMIT_NOFILE), at most 8192.
-size_t MaxOpenedCgroups() {
-  struct rlimit limit;
-  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return 0;
-  if (limit.rlim_cur == RLIM_INFINITY) return 8192;
-  return std::min<size_t>(8192, limit.rlim_cur / 8);
-}
 
 // The containers whose cgroups the stats read: created and running ones.
 bool HasCgroup(const container::Container& c) {
@@ -82,7 +74,7 @@ StatsService::StatsService(const Config& config, ContainerService& containers,
       pods_(pods),
       reader_(std::move(layout)),
       layers_mountpoint_(absl::StrCat(config.root_dir, "/containers")),
-      max_opened_(MaxOpenedCgroups()) {}
+      max_opened_(ShareOfOpenFiles(8, 8192)) {}
 
 std::string StatsService::UpperDir(const std::string& id) const { return containers_.UpperDir(id); }
 

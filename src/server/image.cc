@@ -96,11 +96,9 @@ grpc::Status ImageService::ImageFsInfo(grpc::ServerContext*, const cri::ImageFsI
   // The writable layers, as the stats sampler last measured them.
   absl::StatusOr<container::FilesystemUsage> layers = deps_.stats.WritableLayers();
   if (!layers.ok()) return ToGrpcStatus(layers.status());
-  cri::FilesystemUsage* containers = response->add_container_filesystems();
-  containers->set_timestamp(layers->timestamp_ns);
-  containers->mutable_fs_id()->set_mountpoint(layers->mountpoint);
-  containers->mutable_used_bytes()->set_value(layers->used_bytes);
-  containers->mutable_inodes_used()->set_value(layers->inodes_used);
+  ToCri(image::FsUsage{layers->mountpoint, layers->used_bytes, layers->inodes_used,
+                       layers->timestamp_ns},
+        *response->add_container_filesystems());
   return grpc::Status::OK;
 }
 
