@@ -65,6 +65,8 @@ class CgroupfsDriver final : public Driver {
 
   bool Places() const override { return false; }
 
+  absl::Status Prepare(const std::string& path) override { return Cgroup(layout_, path).Create(); }
+
   absl::Status Place(const std::string& path, pid_t pid, const Resources& resources) override {
     Cgroup cgroup(layout_, path);
     RETURN_IF_ERROR(cgroup.Create());

@@ -62,6 +62,11 @@ class Driver {
   virtual std::vector<std::string> JoinFiles(const std::string& path) const = 0;
   // Whether processes are handed to Place instead of joining by themselves.
   virtual bool Places() const = 0;
+  // Makes the cgroup at `path` ahead of a process that will join it by itself (cgroupfs: its
+  // directories, without limits: the process's creator writes them and finds the directories
+  // made), so that the making overlaps with other work. Nothing when the driver places
+  // processes. Remove is the undo.
+  virtual absl::Status Prepare(const std::string& path) = 0;
   // Puts the process `pid`, which waits for it, into the cgroup at `path` with `resources`
   // (systemd: the scope is started with it). Remove is the undo.
   virtual absl::Status Place(const std::string& path, pid_t pid, const Resources& resources) = 0;

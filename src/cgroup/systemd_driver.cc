@@ -400,6 +400,9 @@ class SystemdDriver final : public Driver {
 
   bool Places() const override { return true; }
 
+  // The scope is started with the process (Place).
+  absl::Status Prepare(const std::string&) override { return absl::OkStatus(); }
+
   absl::Status Place(const std::string& path, pid_t pid, const Resources& resources) override {
     const absl::string_view parent = absl::string_view(path).substr(0, path.rfind('/'));
     return SharedSystemd().StartScope(UnitOfPath(path), UnitOfPath(parent), pid,

@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <optional>
+#include <system_error>
+#include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -53,6 +55,47 @@ std::string DirName(const std::string& path) { return path.substr(0, path.rfind(
 
 }  // namespace
 
+// A container's cgroup made on a thread of its own (cgroup::Driver::Prepare) while the
+// writable layer, the rootfs and the spec are made: on v1 its directories in every hierarchy
+// are most of what crib-monitor would otherwise do before it starts the init.
+class PendingCgroup {
+ public:
+  PendingCgroup() = default;
+  PendingCgroup(const PendingCgroup&) = delete;
+  PendingCgroup& operator=(const PendingCgroup&) = delete;
+  ~PendingCgroup() { Wait(); }
+
+  void Start(cgroup::Driver& driver, std::string path) {
+    driver_ = &driver;
+    path_ = std::move(path);
+    try {
+      thread_ = std::thread([this] { result_ = driver_->Prepare(path_); });
+    } catch (const std::system_error&) {
+      result_ = driver_->Prepare(path_);  // no thread to spare: made here
+    }
+  }
+  // The making's outcome.
+  absl::Status Join() {
+    Wait();
+    return result_;
+  }
+  // Waits for the making, then removes the cgroup (also what a failed making left).
+  absl::Status Undo() {
+    Wait();
+    return driver_ == nullptr ? absl::OkStatus() : driver_->Remove(path_);
+  }
+
+ private:
+  void Wait() {
+    if (thread_.joinable()) thread_.join();
+  }
+
+  cgroup::Driver* driver_ = nullptr;
+  std::string path_;
+  absl::Status result_;
+  std::thread thread_;
+};
+
 absl::StatusOr<std::string> ContainerService::Create(const ContainerSpec& spec) {
   RETURN_IF_ERROR(Validate(spec));
   absl::StatusOr<std::string> id;
@@ -94,16 +137,33 @@ absl::StatusOr<std::string> ContainerService::CreateInPod(const ContainerSpec& s
   record.state = static_cast<int>(ContainerState::kCreated);
   record.created_at_ns = absl::ToUnixNanos(absl::Now());
   std::optional<std::string> same_create;
+  PendingCgroup cgroup;  // outlives the steps' undo, which waits for it
   absl::Status created = RunSteps(
       absl::StrCat("container ", id.substr(0, 12)), "container.create",
       [&](Steps& steps) -> absl::Status {
         RETURN_IF_ERROR(ReserveContainerName(steps, spec, *data, record, &same_create));
         if (same_create) return absl::OkStatus();
+        // crib's own init joins its cgroup by itself (an OCI runtime makes its own, the
+        // systemd driver starts a scope with the init).
+        const bool prepare_cgroup =
+            FindRuntimeHandler(config_, pod.runtime_handler) == nullptr && !driver_->Places();
+        if (prepare_cgroup) {
+          RETURN_IF_ERROR(steps.Run(
+              "cgroup_start", "start making the cgroup",
+              [&] {
+                cgroup.Start(*driver_, CgroupPath(pod.cgroup_path, id));
+                return absl::OkStatus();
+              },
+              [&cgroup] { return cgroup.Undo(); }));
+        }
         RETURN_IF_ERROR(MakeRootfs(steps, spec, id, pod, *data));
         SpecInputs inputs;
         RETURN_IF_ERROR(PrepareRun(steps, spec, pod, *image_config, id, *data, &inputs));
         runtime::Spec oci;
         RETURN_IF_ERROR(MakeSpec(steps, spec, id, inputs, &oci));
+        if (prepare_cgroup) {
+          RETURN_IF_ERROR(steps.Run("cgroup", "make the cgroup", [&] { return cgroup.Join(); }));
+        }
         RETURN_IF_ERROR(StartMonitor(steps, spec, pod, oci, id, name, *data));
         data->creating = false;
         record.data = EncodeContainerData(*data);

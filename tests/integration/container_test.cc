@@ -745,11 +745,12 @@ TEST_F(ContainerTest, FailureAfterEachCreateStepLeavesNothing) {
   const std::string pod = RunPod("fail-create");
   const Leftovers before = Count();
   const std::vector<std::pair<std::string, std::string>> steps = {
-      {"reserve", "reserve name"},       {"dirs", "make the writable layer"},
-      {"rootfs", "mount rootfs"},        {"user", "resolve the user"},
-      {"log", "make the log directory"}, {"spec", "build the spec"},
-      {"monitor", "start crib-monitor"}, {"watch", "watch crib-monitor"},
-      {"started", "start times"},        {"record", "record container"}};
+      {"reserve", "reserve name"},         {"cgroup_start", "start making the cgroup"},
+      {"dirs", "make the writable layer"}, {"rootfs", "mount rootfs"},
+      {"user", "resolve the user"},        {"log", "make the log directory"},
+      {"spec", "build the spec"},          {"cgroup", "make the cgroup"},
+      {"monitor", "start crib-monitor"},   {"watch", "watch crib-monitor"},
+      {"started", "start times"},          {"record", "record container"}};
   for (const auto& [step, words] : steps) {
     ::setenv("CRIB_TEST_FAILPOINT", absl::StrCat("container.create.after_", step).c_str(), 1);
     cribd_.reset();
