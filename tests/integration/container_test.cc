@@ -764,6 +764,25 @@ TEST_F(ContainerTest, FailureAfterEachCreateStepLeavesNothing) {
   ::unsetenv("CRIB_TEST_FAILPOINT");
 }
 
+// crib-monitor opens the container's log while the init sets itself up: a log that cannot be
+// opened (a directory in its place) fails the create with its path, and the init, the cgroup,
+// the bundle and the writable layer go with it.
+TEST_F(ContainerTest, ALogThatCannotBeOpenedFailsTheCreateAndLeavesNothing) {
+  const std::string pod = RunPod("bad-log");
+  const Leftovers before = Count();
+  const std::string log = LogPath(pod, "blocked");
+  ASSERT_TRUE(std::filesystem::create_directories(log));
+  grpc::Status status = Create(pod, Config("blocked", {"sleep", "1000"}));
+  EXPECT_FALSE(status.ok());
+  EXPECT_THAT(status.error_message(), HasSubstr(absl::StrCat("open log ", log)));
+  EXPECT_EQ(Count(), before) << Describe(Count());
+  // With the directory gone the same container runs and writes its log there.
+  std::filesystem::remove(log);
+  const std::string id = RunContainer(pod, Config("blocked", {"echo", "logged"}));
+  EXPECT_EQ(WaitExited(id).exit_code(), 0);
+  EXPECT_EQ(Stdout(pod, "blocked"), "logged\n");
+}
+
 TEST_F(ContainerTest, ListFiltersAndStatusVerbose) {
   const std::string pod_a = RunPod("list-a");
   const std::string pod_b = RunPod("list-b");

@@ -18,6 +18,7 @@ class CriLog {
 
   // Opens (or creates) the log for appending; returns an errno (0 on success).
   int Open(const std::string& path);
+  bool is_open() const { return fd_.valid(); }
   // Closes and opens the file again (after log rotation).
   int Reopen() { return Open(path_); }
 

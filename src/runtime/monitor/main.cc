@@ -473,8 +473,9 @@ class Monitor {
   long CloneIntoCgroup(int clone_flags);
   // Serves the socket until the init has exited, then records the exit.
   void Run();
-  // Listens on the bundle's monitor socket.
-  bool Listen(std::string* error);
+  // What serving needs and the init does not: the CRI log open, the bundle's monitor socket
+  // listening, the monitor's pid file. Made while the init sets itself up.
+  bool PrepareToServe(std::string* error);
   // Re-executes crib-monitor in `serve` mode with the same fds and children: the set-up's
   // heap and code (spec, plan, libseccomp) leave the resident set. Returns only on failure.
   void ExecServe();
@@ -592,12 +593,6 @@ bool Monitor::Create(std::string* error, uint32_t* warnings) {
     has_cgroup_ = true;
     if (!cgroup_.Apply(spec_.linux_spec.resources, error)) return false;
   }
-  if (!o_.log_path.empty()) {
-    if (int err = log_.Open(o_.log_path)) {
-      *error = "open log " + o_.log_path + ": " + ErrorText(err);
-      return false;
-    }
-  }
   UniqueFd in, out_w, err_w;
   if (!MakeStdio(plan_.terminal, &in, &out_w, &err_w, error)) return false;
   InitStdio stdio = plan_.terminal
@@ -652,6 +647,12 @@ bool Monitor::Create(std::string* error, uint32_t* warnings) {
     if (ReceiveSync(sync_r_.get(), &early, nullptr) && early.type == kSyncError) {
       *error = DescribeSync(early);
     }
+    ::waitpid(init_pid_, nullptr, 0);
+    init_pid_ = 0;
+    return false;
+  }
+  if (!PrepareToServe(error)) {
+    ::kill(init_pid_, SIGKILL);
     ::waitpid(init_pid_, nullptr, 0);
     init_pid_ = 0;
     return false;
@@ -1235,7 +1236,13 @@ void Monitor::Finish() {
   ::unlink((o_.bundle + "/" + kMonitorSocket).c_str());
 }
 
-bool Monitor::Listen(std::string* error) {
+bool Monitor::PrepareToServe(std::string* error) {
+  if (!o_.log_path.empty() && !log_.is_open()) {
+    if (int err = log_.Open(o_.log_path)) {
+      *error = "open log " + o_.log_path + ": " + ErrorText(err);
+      return false;
+    }
+  }
   std::string path = o_.bundle + "/" + kMonitorSocket;
   struct sockaddr_un addr;
   UniqueFd dir;
@@ -1251,6 +1258,7 @@ bool Monitor::Listen(std::string* error) {
     return false;
   }
   listener_ = std::move(fd);
+  WriteFileAtomic(o_.bundle + "/" + kMonitorPidFile, std::to_string(::getpid()) + "\n");
   return true;
 }
 
@@ -1299,13 +1307,12 @@ int CreateMain(Options o, bool detached) {
   Monitor monitor(std::move(o), std::move(spec));
   if (oci) monitor.set_runtime(std::move(runtime));
   uint32_t warnings = 0;
-  if (!monitor.Create(&error, &warnings) || !monitor.Listen(&error)) {
+  if (!monitor.Create(&error, &warnings) || (oci && !monitor.PrepareToServe(&error))) {
     // The launcher removes the cgroup and the bundle's files after a failed create.
     WriteAll(kMonitorStatusFd, "error " + error + "\n");
     return 1;
   }
   std::string pid_text = std::to_string(::getpid());
-  WriteFileAtomic(bundle + "/" + kMonitorPidFile, pid_text + "\n");
   WriteFileAtomic(bundle + "/" + kInitPidFile, std::to_string(monitor.init_pid()) + "\n");
   WriteAll(kMonitorStatusFd, "ready " + pid_text + " " + std::to_string(monitor.init_pid()) + " " +
                                  std::to_string(warnings) + "\n");
