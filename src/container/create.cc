@@ -1,6 +1,7 @@
 // CreateContainer: reserve the name, then the rootfs (overlay of the image's snapshots), the
-// spec, and a parked init under its crib-monitor (which makes the cgroup), each step with its
-// undo, so that a failure anywhere leaves nothing behind.
+// spec, and a parked init under its crib-monitor (which limits the cgroup, made meanwhile on a
+// thread of its own with the cgroupfs driver), each step with its undo, so that a failure
+// anywhere leaves nothing behind.
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
