@@ -134,7 +134,7 @@ absl::Status PodService::WithPod(const std::string& id_or_prefix,
   ASSIGN_OR_RETURN(const std::string id, ResolveId(id_or_prefix));
   absl::ReaderMutexLock lock(&PodLock(id));
   // Read under the lock: a Stop or Remove that finished just before counts.
-  ASSIGN_OR_RETURN(PodSandbox pod, Get(id));
+  ASSIGN_OR_RETURN(PodSandbox pod, GetResolved(id));
   return fn(pod);
 }
 

@@ -88,6 +88,8 @@ class PodService {
   absl::StatusOr<PodRecovery> Recover();
 
  private:
+  // Get of a full id that ResolveId returned (its record read once more, not twice).
+  absl::StatusOr<PodSandbox> GetResolved(const std::string& id);
   PodService(const Config& config, network::NetworkBackend& network, store::Store& store,
              std::unique_ptr<cgroup::Driver> driver, std::string pause_path);
 

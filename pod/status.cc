@@ -36,6 +36,10 @@ void PodService::ForgetDecoded(const std::string& id) { decoded_.Forget(id); }
 
 absl::StatusOr<PodSandbox> PodService::Get(const std::string& id_or_prefix) {
   ASSIGN_OR_RETURN(const std::string id, ResolveId(id_or_prefix));
+  return GetResolved(id);
+}
+
+absl::StatusOr<PodSandbox> PodService::GetResolved(const std::string& id) {
   absl::StatusOr<store::PodRecord> record = store_.GetPod(id);
   if (absl::IsNotFound(record.status())) {  // removed since its id was resolved
     return CriNotFound(absl::StrCat("pod sandbox ", id, " not found"));
