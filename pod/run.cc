@@ -18,6 +18,7 @@
 #include "common/files.h"
 #include "common/ids.h"
 #include "common/logging.h"
+#include "common/pending.h"
 #include "common/status_macros.h"
 #include "common/steps.h"
 #include "pod/pause_process.h"
@@ -54,39 +55,24 @@ absl::Status PodService::EnsurePinDirs() {
 // crib-pause and the pod's files, which do not need it.
 class PendingNetwork {
  public:
-  PendingNetwork() = default;
-  PendingNetwork(const PendingNetwork&) = delete;
-  PendingNetwork& operator=(const PendingNetwork&) = delete;
-  ~PendingNetwork() { Wait(); }
-
   void Start(network::NetworkBackend& backend, network::PodNetworkConfig config) {
     backend_ = &backend;
     config_ = std::move(config);
-    result_ = absl::UnknownError("the network's set-up did not finish");
-    thread_ = std::thread([this] { result_ = backend_->SetUp(config_); });
+    attached_.Start([this] { return backend_->SetUp(config_); });
   }
   // The attachment's outcome; what it attached stays until Undo.
-  absl::StatusOr<network::PodNetworkStatus> Join() {
-    Wait();
-    return result_;
-  }
+  absl::StatusOr<network::PodNetworkStatus> Join() { return attached_.Join(); }
   // Waits for the attachment and takes down what it attached (a failed one undid its own
   // partial work).
   absl::Status Undo() {
-    Wait();
-    if (backend_ == nullptr || !result_.ok()) return absl::OkStatus();
+    if (!attached_.started() || !attached_.Join().ok()) return absl::OkStatus();
     return backend_->TearDown(config_);
   }
 
  private:
-  void Wait() {
-    if (thread_.joinable()) thread_.join();
-  }
-
   network::NetworkBackend* backend_ = nullptr;
   network::PodNetworkConfig config_;
-  absl::StatusOr<network::PodNetworkStatus> result_;
-  std::thread thread_;
+  Pending<absl::StatusOr<network::PodNetworkStatus>> attached_;  // last: its thread reads the above
 };
 
 absl::StatusOr<std::string> PodService::Run(const PodSandboxSpec& spec) {

@@ -9,8 +9,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <optional>
-#include <system_error>
-#include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -20,6 +18,7 @@
 #include "common/files.h"
 #include "common/ids.h"
 #include "common/logging.h"
+#include "common/pending.h"
 #include "common/process.h"
 #include "common/status_macros.h"
 #include "common/steps.h"
@@ -55,47 +54,6 @@ absl::Status Validate(const ContainerSpec& spec) {
 std::string DirName(const std::string& path) { return path.substr(0, path.rfind('/')); }
 
 }  // namespace
-
-// A container's cgroup made on a thread of its own (cgroup::Driver::Prepare) while the
-// writable layer, the rootfs and the spec are made: on v1 its directories in every hierarchy
-// are most of what crib-monitor would otherwise do before it starts the init.
-class PendingCgroup {
- public:
-  PendingCgroup() = default;
-  PendingCgroup(const PendingCgroup&) = delete;
-  PendingCgroup& operator=(const PendingCgroup&) = delete;
-  ~PendingCgroup() { Wait(); }
-
-  void Start(cgroup::Driver& driver, std::string path) {
-    driver_ = &driver;
-    path_ = std::move(path);
-    try {
-      thread_ = std::thread([this] { result_ = driver_->Prepare(path_); });
-    } catch (const std::system_error&) {
-      result_ = driver_->Prepare(path_);  // no thread to spare: made here
-    }
-  }
-  // The making's outcome.
-  absl::Status Join() {
-    Wait();
-    return result_;
-  }
-  // Waits for the making, then removes the cgroup (also what a failed making left).
-  absl::Status Undo() {
-    Wait();
-    return driver_ == nullptr ? absl::OkStatus() : driver_->Remove(path_);
-  }
-
- private:
-  void Wait() {
-    if (thread_.joinable()) thread_.join();
-  }
-
-  cgroup::Driver* driver_ = nullptr;
-  std::string path_;
-  absl::Status result_;
-  std::thread thread_;
-};
 
 absl::StatusOr<std::string> ContainerService::Create(const ContainerSpec& spec) {
   RETURN_IF_ERROR(Validate(spec));
@@ -138,7 +96,12 @@ absl::StatusOr<std::string> ContainerService::CreateInPod(const ContainerSpec& s
   record.state = static_cast<int>(ContainerState::kCreated);
   record.created_at_ns = absl::ToUnixNanos(absl::Now());
   std::optional<std::string> same_create;
-  PendingCgroup cgroup;  // outlives the steps' undo, which waits for it
+  // The container's cgroup made on a thread of its own (cgroup::Driver::Prepare) while the
+  // writable layer, the rootfs and the spec are made: on v1 its directories in every hierarchy
+  // are most of what crib-monitor would otherwise do before it starts the init. Outlives the
+  // steps' undo, which waits for it.
+  const std::string cgroup_path = CgroupPath(pod.cgroup_path, id);
+  Pending<absl::Status> cgroup;
   absl::Status created = RunSteps(
       absl::StrCat("container ", id.substr(0, 12)), "container.create",
       [&](Steps& steps) -> absl::Status {
@@ -152,10 +115,13 @@ absl::StatusOr<std::string> ContainerService::CreateInPod(const ContainerSpec& s
           RETURN_IF_ERROR(steps.Run(
               "cgroup_start", "start making the cgroup",
               [&] {
-                cgroup.Start(*driver_, CgroupPath(pod.cgroup_path, id));
+                cgroup.Start([this, &cgroup_path] { return driver_->Prepare(cgroup_path); });
                 return absl::OkStatus();
               },
-              [&cgroup] { return cgroup.Undo(); }));
+              [this, &cgroup, cgroup_path] {
+                (void)cgroup.Join();  // also what a failed making left goes
+                return driver_->Remove(cgroup_path);
+              }));
         }
         RETURN_IF_ERROR(MakeRootfs(steps, spec, id, pod, *data));
         SpecInputs inputs;

@@ -29,6 +29,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/errors.h"
@@ -36,6 +37,7 @@
 #include "common/heap.h"
 #include "common/mountinfo_path.h"
 #include "common/parallel.h"
+#include "common/pending.h"
 #include "common/process.h"
 #include "common/spawn.h"
 #include "common/status_macros.h"
@@ -458,6 +460,30 @@ TEST(DropFileMappedPages, UnmapsCleanReadOnlyFilePagesAndKeepsPagesOfTheirOwn) {
   EXPECT_EQ(MappingAt(clean).rss, static_cast<long>(kSize / 1024));
   ::munmap(clean, kSize);
   ::munmap(relocated, kSize);
+}
+
+// The work runs on another thread while the caller goes on: it waits here for the caller's
+// word, which the caller gives only after Start has returned.
+TEST(Pending, RunsTheWorkBesideTheCallerAndJoinGivesItsOutcome) {
+  Pending<absl::StatusOr<std::thread::id>> pending;
+  EXPECT_FALSE(pending.started());
+  absl::Notification go;
+  pending.Start([&]() -> absl::StatusOr<std::thread::id> {
+    if (!go.WaitForNotificationWithTimeout(absl::Seconds(30))) {
+      return absl::DeadlineExceededError("the caller was held up by Start");
+    }
+    return std::this_thread::get_id();
+  });
+  EXPECT_TRUE(pending.started());
+  go.Notify();
+  const absl::StatusOr<std::thread::id>& ran_on = pending.Join();
+  ASSERT_TRUE(ran_on.ok()) << ran_on.status();
+  EXPECT_NE(*ran_on, std::this_thread::get_id());
+  EXPECT_TRUE(pending.Join().ok()) << "joined again, the same outcome";
+
+  // Not started: Join gives T's default at once.
+  Pending<absl::Status> idle;
+  EXPECT_TRUE(idle.Join().ok());
 }
 
 TEST(ParallelFor, CallsEachIndexOnceAndSpreadsLargeWorkOverThreads) {
