@@ -124,11 +124,11 @@ class StatsService {
   absl::StatusOr<std::vector<ContainerStats>> ListContainers(const ContainerStatsFilter& filter);
   // FailedPrecondition for a pod that is not ready.
   absl::StatusOr<PodStats> Pod(const std::string& id_or_prefix);
-  // Ready pods only.
   // The writable layers of every container together, from the sampler's measurements
   // (ImageFsInfo's container file system): no directory is walked for it. A layer not
   // measured yet counts from its first measurement on; the timestamp is the oldest one summed.
   absl::StatusOr<FilesystemUsage> WritableLayers();
+  // Ready pods only.
   absl::StatusOr<std::vector<PodStats>> ListPods(const PodStatsFilter& filter);
 
   // metrics.cc. The descriptors never change while cribd runs.

@@ -471,6 +471,7 @@ class Monitor {
   }
   bool HandOffCgroup(std::string* error);
   long CloneIntoCgroup(int clone_flags);
+  void KillInit();
   // Serves the socket until the init has exited, then records the exit.
   void Run();
   // What serving needs and the init does not: the CRI log open, the bundle's monitor socket
@@ -652,9 +653,7 @@ bool Monitor::Create(std::string* error, uint32_t* warnings) {
     return false;
   }
   if (!PrepareToServe(error)) {
-    ::kill(init_pid_, SIGKILL);
-    ::waitpid(init_pid_, nullptr, 0);
-    init_pid_ = 0;
+    KillInit();
     return false;
   }
   SyncMessage msg;
@@ -670,13 +669,18 @@ bool Monitor::Create(std::string* error, uint32_t* warnings) {
   if (received && msg.type == kSyncTerminal) received = ReadSync(sync_r_.get(), &msg);
   if (!received || msg.type != kSyncReady) {
     *error = msg.type == kSyncError ? DescribeSync(msg) : "the container init died during set-up";
-    ::kill(init_pid_, SIGKILL);
-    ::waitpid(init_pid_, nullptr, 0);
-    init_pid_ = 0;
+    KillInit();
     return false;
   }
   *warnings = msg.warnings;
   return true;
+}
+
+// A set-up that failed after the clone: the init goes, reaped.
+void Monitor::KillInit() {
+  ::kill(init_pid_, SIGKILL);
+  ::waitpid(init_pid_, nullptr, 0);
+  init_pid_ = 0;
 }
 
 // On v2 the init is made in its cgroup instead of joining it (CloneIntoCgroupDir). -1 with
