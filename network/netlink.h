@@ -58,8 +58,8 @@ absl::Status SetLinkDown(nl_sock* sock, absl::string_view name);
 // the pod's interface (CNI).
 absl::Status SetLoopbackUp(const UniqueFd& netns);
 
-// Inside `netns` (on a thread of its own): `lo` up, `interface` up with `address`/`prefix`,
-// and a default route via `gateway`.
+// Inside `netns` (on a thread of its own): `lo` up, `interface` up with `address`/`prefix`
+// and IPv6 off (the network is IPv4 alone), and a default route via `gateway`.
 absl::Status ConfigurePodInterface(const UniqueFd& netns, absl::string_view interface,
                                    uint32_t address, int prefix, uint32_t gateway);
 

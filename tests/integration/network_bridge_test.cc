@@ -196,6 +196,10 @@ TEST_F(BridgeTest, TwoPodsGetTheirAddressesAndReachEachOtherAndTheGateway) {
               HasSubstr("default via " + gateway + " dev eth0"));
   EXPECT_THAT(Out("ip -n " + ns1 + " link show lo"), HasSubstr(",UP"));
   EXPECT_THAT(Out("ip -n " + ns1 + " link show eth0"), HasSubstr("mtu 1500"));
+  // IPv6 off on eth0 (nothing for the bridge to flood to every pod), ::1 kept on lo.
+  EXPECT_EQ(Out("ip netns exec " + ns1 + " cat /proc/sys/net/ipv6/conf/eth0/disable_ipv6"), "1\n");
+  EXPECT_EQ(Out("ip -n " + ns1 + " -6 -o addr show dev eth0"), "");
+  EXPECT_THAT(Out("ip -n " + ns1 + " -6 -o addr show dev lo"), HasSubstr("::1/128"));
   EXPECT_THAT(Out("ip -4 -o addr show dev " + bridge_), HasSubstr(gateway + "/24"));
   EXPECT_THAT(BridgePorts(), AllOf(HasSubstr(BridgeBackend::HostInterfaceName(pod1.pod_id)),
                                    HasSubstr(BridgeBackend::HostInterfaceName(pod2.pod_id))));
