@@ -37,15 +37,6 @@ absl::Status CheckPodId(absl::string_view id) {
   return absl::OkStatus();
 }
 
-absl::Status WriteSysctl(const std::string& path, absl::string_view value) {
-  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
-  if (!fd) return ErrnoStatus(errno, absl::StrCat("open ", path));
-  if (::write(fd.get(), value.data(), value.size()) != static_cast<ssize_t>(value.size())) {
-    return ErrnoStatus(errno, absl::StrCat("write ", value, " to ", path));
-  }
-  return absl::OkStatus();
-}
-
 absl::StatusOr<bool> SysctlIsOne(const std::string& path) {
   ASSIGN_OR_RETURN(std::string text, ReadFile(path));
   return absl::StripAsciiWhitespace(text) == "1";

@@ -218,6 +218,15 @@ absl::Status SetLinkDown(nl_sock* sock, absl::string_view name) {
   return absl::OkStatus();
 }
 
+absl::Status WriteSysctl(const std::string& path, absl::string_view value) {
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd) return ErrnoStatus(errno, absl::StrCat("open ", path));
+  if (::write(fd.get(), value.data(), value.size()) != static_cast<ssize_t>(value.size())) {
+    return ErrnoStatus(errno, absl::StrCat("write ", value, " to ", path));
+  }
+  return absl::OkStatus();
+}
+
 namespace {
 
 absl::Status LoopbackUp(nl_sock* sock) {
@@ -232,14 +241,9 @@ absl::Status LoopbackUp(nl_sock* sock) {
 // the machine's CPU time went to those floods). `lo` keeps ::1. A kernel without IPv6 has nothing
 // to turn off.
 absl::Status DisableIpv6(absl::string_view interface) {
-  const std::string path = absl::StrCat("/proc/sys/net/ipv6/conf/", interface, "/disable_ipv6");
-  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
-  if (!fd) {
-    if (errno == ENOENT) return absl::OkStatus();
-    return ErrnoStatus(errno, absl::StrCat("open ", path));
-  }
-  if (::write(fd.get(), "1", 1) != 1) return ErrnoStatus(errno, absl::StrCat("write 1 to ", path));
-  return absl::OkStatus();
+  absl::Status off =
+      WriteSysctl(absl::StrCat("/proc/sys/net/ipv6/conf/", interface, "/disable_ipv6"), "1");
+  return absl::IsNotFound(off) ? absl::OkStatus() : off;
 }
 
 absl::Status ConfigureInCurrentNamespace(absl::string_view interface, uint32_t address, int prefix,

@@ -33,6 +33,10 @@ absl::StatusOr<int> LinkIndex(nl_sock* sock, absl::string_view name);
 // The link's kind ("bridge", "veth", "" for none); NotFound if there is no such link.
 absl::StatusOr<std::string> LinkKind(nl_sock* sock, absl::string_view name);
 
+// Writes `value` into the kernel setting `path` (/proc/sys or /sys); NotFound if it is missing.
+// /proc/sys/net shows the network namespace of the thread that opens it.
+absl::Status WriteSysctl(const std::string& path, absl::string_view value);
+
 // Makes `name` a bridge that is up, creating it with `mtu` when it is missing, and gives it
 // `address`/`prefix` (host byte order) unless it has it. FailedPrecondition if `name` exists
 // and is not a bridge. Returns its ifindex.
