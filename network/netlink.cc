@@ -234,12 +234,11 @@ absl::Status LoopbackUp(nl_sock* sock) {
   return SetUp(sock, lo.get(), "lo");
 }
 
-// IPv6 off on `interface` of the current network namespace (read through /proc/sys/net, which
-// shows the namespace of the thread that opens it), before it comes up: the pod network is IPv4
-// alone, and an interface with IPv6 on sends duplicate address detection and MLD reports when it
-// comes up, which the bridge floods to every pod on it (while pods 380 to 480 started, a fifth of
-// the machine's CPU time went to those floods). `lo` keeps ::1. A kernel without IPv6 has nothing
-// to turn off.
+// IPv6 off on `interface` of the current network namespace, before it comes up: the pod network
+// is IPv4 alone, and an interface with IPv6 on sends duplicate address detection and MLD reports
+// when it comes up, which the bridge floods to every pod on it (while pods 380 to 480 started, a
+// fifth of the machine's CPU time went to those floods). `lo` keeps ::1. A kernel without IPv6
+// has nothing to turn off.
 absl::Status DisableIpv6(absl::string_view interface) {
   absl::Status off =
       WriteSysctl(absl::StrCat("/proc/sys/net/ipv6/conf/", interface, "/disable_ipv6"), "1");
